@@ -1,0 +1,501 @@
+//! The shapes Microsoft Graph Communications sends to the callback
+//! (`commsNotifications`) and the request bodies we send back.
+//!
+//! Only the fields the gateway uses are modelled; everything is optional
+//! because Graph omits what it does not know, and unknown fields are
+//! ignored. These types carry personal data (names, numbers, ids of
+//! people): they deliberately do not implement `Debug`, so they cannot be
+//! logged by accident.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The body of every callback: a batch of notifications.
+#[derive(Deserialize)]
+pub struct CommsNotifications {
+    pub value: Vec<CommsNotification>,
+}
+
+/// One change of one resource.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CommsNotification {
+    pub change_type: ChangeType,
+    /// Current name of the resource path (`/communications/calls/{id}…`).
+    #[serde(default)]
+    pub resource_url: Option<String>,
+    /// Older name of the same (`/app/calls/{id}…`).
+    #[serde(default)]
+    pub resource: Option<String>,
+    /// An entity or a collection of entities, depending on the resource.
+    #[serde(default)]
+    pub resource_data: Option<Value>,
+}
+
+impl CommsNotification {
+    /// The resource path, whichever of the two names Graph used.
+    pub fn path(&self) -> Option<&str> {
+        self.resource_url.as_deref().or(self.resource.as_deref())
+    }
+}
+
+/// What happened to the resource.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ChangeType {
+    Created,
+    Updated,
+    Deleted,
+}
+
+/// Which resource a notification is about, from its path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ResourcePath {
+    /// `/communications/calls/{id}`
+    Call(String),
+    /// `/communications/calls/{id}/participants`
+    Participants(String),
+    /// `/communications/calls/{id}/participants/{participantId}`
+    Participant(String, String),
+    /// Any other sub-resource of a call (operations, content sharing,
+    /// audio routing groups…): not used by the recorder.
+    CallOther(String),
+    /// Not a call resource.
+    Other,
+}
+
+impl ResourcePath {
+    /// Parses `/communications/calls/…` and `/app/calls/…` paths.
+    pub fn parse(path: &str) -> Self {
+        let path = path.split(['?', '#']).next().unwrap_or(path);
+        let mut parts = path.trim_matches('/').split('/');
+        let first = parts.next().unwrap_or_default();
+        if !(first.eq_ignore_ascii_case("communications") || first.eq_ignore_ascii_case("app")) {
+            return ResourcePath::Other;
+        }
+        if !parts
+            .next()
+            .is_some_and(|p| p.eq_ignore_ascii_case("calls"))
+        {
+            return ResourcePath::Other;
+        }
+        let Some(call) = parts.next().filter(|c| !c.is_empty()) else {
+            return ResourcePath::Other;
+        };
+        let call = call.to_owned();
+        match (parts.next(), parts.next(), parts.next()) {
+            (None, _, _) => ResourcePath::Call(call),
+            (Some(p), None, _) if p.eq_ignore_ascii_case("participants") => {
+                ResourcePath::Participants(call)
+            }
+            (Some(p), Some(id), None) if p.eq_ignore_ascii_case("participants") => {
+                ResourcePath::Participant(call, id.to_owned())
+            }
+            _ => ResourcePath::CallOther(call),
+        }
+    }
+
+    /// The call the resource belongs to.
+    pub fn call_id(&self) -> Option<&str> {
+        match self {
+            ResourcePath::Call(c)
+            | ResourcePath::Participants(c)
+            | ResourcePath::Participant(c, _)
+            | ResourcePath::CallOther(c) => Some(c),
+            ResourcePath::Other => None,
+        }
+    }
+}
+
+/// The `@odata.type` of an entity, if it has one.
+pub fn odata_type(v: &Value) -> Option<&str> {
+    v.get("@odata.type").and_then(Value::as_str)
+}
+
+/// A `call` resource (incoming call, state updates, termination).
+#[derive(Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct CallResource {
+    pub id: Option<String>,
+    pub state: Option<String>,
+    pub direction: Option<String>,
+    pub source: Option<ParticipantInfo>,
+    pub targets: Vec<ParticipantInfo>,
+    /// The Entra tenant of the call.
+    pub tenant_id: Option<String>,
+    pub my_participant_id: Option<String>,
+    /// Shared by every leg of one call or conference.
+    pub call_chain_id: Option<String>,
+    pub incoming_context: Option<IncomingContext>,
+    pub meeting_info: Option<MeetingInfo>,
+    pub chat_info: Option<ChatInfo>,
+    pub call_routes: Vec<CallRoute>,
+    pub result_info: Option<ResultInfo>,
+    /// An object, or (seen in the wild) the same object serialised as a
+    /// JSON string; see [`CallResource::bot_data`].
+    pub application_metadata: Option<Value>,
+}
+
+impl CallResource {
+    /// `applicationMetadata.botData` of a policy-based recording invite.
+    pub fn bot_data(&self) -> Option<BotData> {
+        let meta = self.application_metadata.as_ref()?;
+        let meta: Value = match meta {
+            Value::String(s) => serde_json::from_str(s).ok()?,
+            v => v.clone(),
+        };
+        let bot = meta.get("botData")?;
+        let bot: Value = match bot {
+            Value::String(s) => serde_json::from_str(s).ok()?,
+            v => v.clone(),
+        };
+        serde_json::from_value(bot).ok()
+    }
+
+    /// Whether Teams invited the bot because of a recording policy.
+    pub fn is_policy_recording(&self) -> bool {
+        self.bot_data().is_some_and(|b| {
+            b.invite_reasons
+                .iter()
+                .any(|r| r.eq_ignore_ascii_case("PolicyBasedRecording"))
+        })
+    }
+}
+
+/// `participantInfo` / `invitationParticipantInfo`.
+#[derive(Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ParticipantInfo {
+    /// Participant id (on `invitationParticipantInfo` and newer payloads).
+    pub id: Option<String>,
+    pub participant_id: Option<String>,
+    pub identity: Option<IdentitySet>,
+    pub endpoint_type: Option<String>,
+}
+
+impl ParticipantInfo {
+    /// The participant id, under either name.
+    pub fn participant_id(&self) -> Option<&str> {
+        self.participant_id.as_deref().or(self.id.as_deref())
+    }
+}
+
+/// `identitySet` / `communicationsIdentitySet`.
+#[derive(Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct IdentitySet {
+    pub user: Option<Identity>,
+    pub phone: Option<Identity>,
+    pub guest: Option<Identity>,
+    pub on_premises: Option<Identity>,
+    pub asserted_identity: Option<Identity>,
+    pub application: Option<Identity>,
+    pub application_instance: Option<Identity>,
+    pub encrypted: Option<Identity>,
+}
+
+impl IdentitySet {
+    /// True when the identity is only an application (a bot, including
+    /// other recorders): such parties are not call participants.
+    pub fn is_application_only(&self) -> bool {
+        (self.application.is_some() || self.application_instance.is_some())
+            && self.user.is_none()
+            && self.phone.is_none()
+            && self.guest.is_none()
+            && self.on_premises.is_none()
+    }
+}
+
+/// One `identity`.
+#[derive(Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Identity {
+    pub id: Option<String>,
+    pub display_name: Option<String>,
+    pub tenant_id: Option<String>,
+}
+
+/// `incomingContext`.
+#[derive(Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct IncomingContext {
+    /// The participant under observation: the policy-recorded user.
+    pub observed_participant_id: Option<String>,
+    /// The participant that triggered the incoming call.
+    pub source_participant_id: Option<String>,
+    /// The identity the call is happening on behalf of (delegation).
+    pub on_behalf_of: Option<IdentitySet>,
+    /// The identity that transferred the call.
+    pub transferor: Option<IdentitySet>,
+}
+
+/// `meetingInfo` (organizer, token or join-meeting-id flavour).
+#[derive(Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct MeetingInfo {
+    pub organizer: Option<IdentitySet>,
+}
+
+/// `chatInfo`.
+#[derive(Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ChatInfo {
+    pub thread_id: Option<String>,
+}
+
+/// `callRoute`: how the call was retargeted.
+#[derive(Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct CallRoute {
+    #[serde(rename = "final")]
+    pub final_identity: Option<IdentitySet>,
+    pub original: Option<IdentitySet>,
+    /// `forwarded`, `lookup` or `selfFork`.
+    pub routing_type: Option<String>,
+}
+
+/// `resultInfo`. The message can carry personal data: it is never logged
+/// nor stored.
+#[derive(Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ResultInfo {
+    pub code: Option<i64>,
+    pub subcode: Option<i64>,
+    pub message: Option<String>,
+}
+
+impl ResultInfo {
+    /// `code/subcode`, the form kept as the recording's result code.
+    pub fn result_code(&self) -> Option<String> {
+        match (self.code, self.subcode) {
+            (None, None) => None,
+            (c, s) => Some(format!("{}/{}", c.unwrap_or(0), s.unwrap_or(0))),
+        }
+    }
+}
+
+/// `applicationMetadata.botData` of a policy-based recording invite.
+#[derive(Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct BotData {
+    pub invite_reasons: Vec<String>,
+    /// The policy-recorded user.
+    pub user: Option<BotDataUser>,
+    /// The other side of a 1:1 call.
+    pub other_side_user: Option<BotDataUser>,
+}
+
+/// A party described in `botData`.
+#[derive(Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct BotDataUser {
+    /// Entra object id, when the party is a Teams user.
+    pub id: Option<String>,
+    pub participant_id: Option<String>,
+    pub tenant_id: Option<String>,
+    /// `caller`, `callee` (or another value for meetings).
+    pub participation_method: Option<String>,
+    pub on_behalf_of: Option<Identity>,
+    pub display_name: Option<String>,
+    /// A phone number, when the party is on the PSTN (not in Microsoft's
+    /// published example; read when present).
+    pub phone: Option<String>,
+}
+
+/// A `participant` resource from a roster notification.
+#[derive(Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ParticipantResource {
+    pub id: Option<String>,
+    pub info: Option<ParticipantInfo>,
+    pub is_in_lobby: Option<bool>,
+    /// Present once the participant was removed from the roster.
+    pub removed_state: Option<Value>,
+    pub media_streams: Vec<MediaStreamInfo>,
+}
+
+/// `mediaStream` of a participant: `sourceId` is the media source id that
+/// active-speaker information refers to.
+#[derive(Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct MediaStreamInfo {
+    pub media_type: Option<String>,
+    pub source_id: Option<String>,
+}
+
+/// `call: answer` request body.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AnswerRequest {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub callback_uri: Option<String>,
+    pub accepted_modalities: Vec<String>,
+    pub media_config: AppHostedMediaConfig,
+    pub participant_capacity: u32,
+}
+
+/// `appHostedMediaConfig`: the media session of the bot's media platform.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AppHostedMediaConfig {
+    #[serde(rename = "@odata.type")]
+    pub odata_type: &'static str,
+    pub blob: String,
+}
+
+impl AppHostedMediaConfig {
+    pub fn new(blob: String) -> Self {
+        Self {
+            odata_type: "#microsoft.graph.appHostedMediaConfig",
+            blob,
+        }
+    }
+}
+
+/// The status reported through `call: updateRecordingStatus`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum RecordingStatusReport {
+    /// Recording has begun: sent, and acknowledged, before any media is
+    /// persisted.
+    Recording,
+    /// Recording ended while the call goes on.
+    NotRecording,
+    /// Recording cannot proceed.
+    Failed,
+}
+
+impl RecordingStatusReport {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordingStatusReport::Recording => "recording",
+            RecordingStatusReport::NotRecording => "notRecording",
+            RecordingStatusReport::Failed => "failed",
+        }
+    }
+}
+
+/// `call: updateRecordingStatus` request body.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateRecordingStatusRequest {
+    /// Unique per request, at most 256 characters.
+    pub client_context: String,
+    pub status: RecordingStatusReport,
+}
+
+/// The response body to a `participantJoiningNotification`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ParticipantJoiningResponse {
+    #[serde(rename = "@odata.type")]
+    pub odata_type: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'static str>,
+}
+
+impl ParticipantJoiningResponse {
+    /// Accept the joining policy-recorded user into this call instance.
+    pub fn accept() -> Self {
+        Self {
+            odata_type: "#microsoft.graph.acceptJoinResponse",
+            reason: None,
+        }
+    }
+    /// Refuse because this call instance is at its participant capacity.
+    pub fn reject_busy() -> Self {
+        Self {
+            odata_type: "#microsoft.graph.rejectJoinResponse",
+            reason: Some("busy"),
+        }
+    }
+}
+
+/// The `@odata.type` of a participant-joining notification's resource data.
+pub const PARTICIPANT_JOINING_TYPE: &str = "#microsoft.graph.participantJoiningNotification";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resource_paths_parse() {
+        assert_eq!(
+            ResourcePath::parse("/communications/calls/abc"),
+            ResourcePath::Call("abc".into())
+        );
+        assert_eq!(
+            ResourcePath::parse("/app/calls/abc/"),
+            ResourcePath::Call("abc".into())
+        );
+        assert_eq!(
+            ResourcePath::parse("/communications/calls/abc/participants"),
+            ResourcePath::Participants("abc".into())
+        );
+        assert_eq!(
+            ResourcePath::parse("/communications/calls/abc/participants/p1"),
+            ResourcePath::Participant("abc".into(), "p1".into())
+        );
+        assert_eq!(
+            ResourcePath::parse("/communications/calls/abc/operations/participants"),
+            ResourcePath::CallOther("abc".into())
+        );
+        assert_eq!(ResourcePath::parse("/users/x"), ResourcePath::Other);
+        assert_eq!(
+            ResourcePath::parse("/communications/calls/"),
+            ResourcePath::Other
+        );
+    }
+
+    #[test]
+    fn bot_data_reads_object_and_string_forms() {
+        let obj: CallResource = serde_json::from_value(serde_json::json!({
+            "applicationMetadata": {"botData": {"inviteReasons": ["PolicyBasedRecording"]}}
+        }))
+        .unwrap_or_default();
+        assert!(obj.is_policy_recording());
+        let s: CallResource = serde_json::from_value(serde_json::json!({
+            "applicationMetadata": "{\"botData\":{\"inviteReasons\":[\"PolicyBasedRecording\"]}}"
+        }))
+        .unwrap_or_default();
+        assert!(s.is_policy_recording());
+        assert!(!CallResource::default().is_policy_recording());
+    }
+
+    #[test]
+    fn result_code_keeps_code_and_subcode() {
+        let r = ResultInfo {
+            code: Some(200),
+            subcode: Some(5001),
+            message: Some("secret".into()),
+        };
+        assert_eq!(r.result_code().as_deref(), Some("200/5001"));
+        assert_eq!(ResultInfo::default().result_code(), None);
+    }
+
+    #[test]
+    fn answer_body_has_the_documented_shape() {
+        let a = AnswerRequest {
+            callback_uri: Some("https://bot.example/api/calls".into()),
+            accepted_modalities: vec!["audio".into()],
+            media_config: AppHostedMediaConfig::new("blob".into()),
+            participant_capacity: 3,
+        };
+        let v = serde_json::to_value(&a).unwrap_or_default();
+        assert_eq!(
+            v,
+            serde_json::json!({
+                "callbackUri": "https://bot.example/api/calls",
+                "acceptedModalities": ["audio"],
+                "mediaConfig": {"@odata.type": "#microsoft.graph.appHostedMediaConfig", "blob": "blob"},
+                "participantCapacity": 3
+            })
+        );
+        let u = UpdateRecordingStatusRequest {
+            client_context: "c".into(),
+            status: RecordingStatusReport::NotRecording,
+        };
+        assert_eq!(
+            serde_json::to_value(&u).unwrap_or_default(),
+            serde_json::json!({"clientContext": "c", "status": "notRecording"})
+        );
+    }
+}

@@ -1,0 +1,767 @@
+//! One media connection: the flow of [`super`]'s module docs.
+
+use std::collections::HashMap;
+use std::io::{self, Write};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_ws::{AggregatedMessage, AggregatedMessageStream, Session};
+use futures::StreamExt;
+use insights_core::domain::{
+    MediaStream, ParticipantId, ParticipantRole, Recording, RecordingKind, RecordingStatus,
+    StreamId,
+};
+use recorder::passthrough::DEFAULT_PASSTHROUGH_PRE_SKIP;
+use recorder::{
+    CallPassthrough, CallRecorder, MeetingRecorder, PacketDecoder, ParticipantKey, PcmFrame,
+    PushOutcome, Side, frame_from_s16le,
+};
+use tokio::time::Instant;
+
+use super::IngestState;
+use super::protocol::{AudioMessage, Control, Encoding, PROTOCOL, RefusalCode};
+use crate::calls::{CallInfo, RecordingError, RecordingHandle, RosterMember};
+use crate::spool::{NewRecording, NewStream, SpoolError, SpoolRecording, SpoolStream};
+
+/// How often the recorder completes its Ogg pages. Durability budget
+/// after a crash (issue: at most 1 s of audio lost): ≤ 80 ms held by the
+/// recorder (reorder window + newest packet) + this interval + the
+/// spool's seal-and-fsync tick (500 ms default) ≈ 0.83 s. Each extra
+/// page costs ~30 bytes.
+const FLUSH_EVERY: Duration = Duration::from_millis(250);
+/// Least time between two roster refreshes for unknown sources.
+const REFRESH_EVERY: Duration = Duration::from_millis(200);
+/// How long an adapter may wait for the call's answer.
+const ANSWER_WAIT: Duration = Duration::from_secs(5);
+const CONTENT_TYPE: &str = "audio/ogg";
+
+/// Where a recorder stream goes: a spool stream, or nowhere (a
+/// participant recorded in the mix only).
+pub(crate) enum Out {
+    Spool(SpoolStream),
+    Discard,
+}
+
+impl Write for Out {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        match self {
+            Out::Spool(s) => s.write(data),
+            Out::Discard => Ok(data.len()),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+struct Refusal(RefusalCode, String);
+
+pub(crate) async fn run(
+    state: Arc<IngestState>,
+    call_id: String,
+    mut ws: Session,
+    mut stream: AggregatedMessageStream,
+) {
+    metrics::gauge!("insights_ingest_sessions_active").increment(1.0);
+    let outcome = match start(&state, &call_id, &mut ws, &mut stream).await {
+        Err(Refusal(code, message)) => {
+            tracing::warn!(%call_id, code = ?code, %message, "media refused");
+            let _ = ws.text(Control::Refused { code, message }.encode()).await;
+            let _ = ws.close(None).await;
+            "refused"
+        }
+        Ok(None) => "gone",
+        Ok(Some(mut rec)) => {
+            let ended = rec.pump(&mut ws, &mut stream, &state).await;
+            let recording_id = rec.handle.recording_id.to_string();
+            match ended {
+                Ok(()) => match rec.finish(&state).await {
+                    Ok(()) => {
+                        let _ = ws.text(Control::Closed { recording_id }.encode()).await;
+                        let _ = ws.close(None).await;
+                        "closed"
+                    }
+                    Err(e) => {
+                        tracing::error!(%call_id, error = %e, "cannot close the recording");
+                        let _ = ws.close(None).await;
+                        "failed"
+                    }
+                },
+                Err(why) => {
+                    tracing::warn!(%call_id, %recording_id, %why, "media ended without `end`: closing as partial");
+                    rec.abandon(&state).await;
+                    let _ = ws.close(None).await;
+                    "partial"
+                }
+            }
+        }
+    };
+    metrics::counter!("insights_ingest_sessions_total", "outcome" => outcome).increment(1);
+    metrics::gauge!("insights_ingest_sessions_active").decrement(1.0);
+}
+
+/// Steps 1-6: `Ok(None)` when the adapter went away before `hello`.
+async fn start(
+    state: &Arc<IngestState>,
+    call_id: &str,
+    ws: &mut Session,
+    stream: &mut AggregatedMessageStream,
+) -> Result<Option<Live>, Refusal> {
+    let bad = |m: String| Refusal(RefusalCode::BadRequest, m);
+    // 1. hello
+    let first = loop {
+        match tokio::time::timeout(state.config.hello_timeout, stream.next()).await {
+            Err(_) => return Err(bad("no hello in time".into())),
+            Ok(None | Some(Err(_)) | Some(Ok(AggregatedMessage::Close(_)))) => return Ok(None),
+            Ok(Some(Ok(AggregatedMessage::Text(t)))) => break t,
+            Ok(Some(Ok(AggregatedMessage::Ping(p)))) => {
+                let _ = ws.pong(&p).await;
+            }
+            Ok(Some(Ok(AggregatedMessage::Pong(_)))) => {}
+            Ok(Some(Ok(AggregatedMessage::Binary(_)))) => {
+                return Err(bad("audio before hello".into()));
+            }
+        }
+    };
+    let (encoding, _mode) = match Control::decode(&first) {
+        Ok(Control::Hello {
+            protocol,
+            encoding,
+            mode,
+        }) => {
+            if protocol != PROTOCOL {
+                return Err(bad(format!(
+                    "unsupported protocol; this gateway speaks {PROTOCOL}"
+                )));
+            }
+            (encoding, mode)
+        }
+        Ok(_) => return Err(bad("the first message must be hello".into())),
+        Err(e) => return Err(bad(e.to_string())),
+    };
+    // 2. the call
+    let unknown = || Refusal(RefusalCode::UnknownCall, "no live call with this id".into());
+    let waited = Instant::now();
+    let info = loop {
+        let info = state
+            .registry
+            .call_info(call_id)
+            .await
+            .ok_or_else(unknown)?;
+        if info.state.is_over() {
+            return Err(unknown());
+        }
+        if info.answered {
+            break info;
+        }
+        if waited.elapsed() > ANSWER_WAIT {
+            return Err(Refusal(
+                RefusalCode::UnknownCall,
+                "the call was not answered".into(),
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let recording = state
+        .store
+        .get_recording(info.tenant_id, info.recording_id)
+        .await
+        .map_err(|e| {
+            tracing::error!(%call_id, error = %e, "cannot read the recording");
+            Refusal(
+                RefusalCode::RecordingFailed,
+                "recording metadata unavailable".into(),
+            )
+        })?;
+    // 3. spool room (the spool decides again in step 5)
+    if !super::spool_has_room(&state.spool) {
+        metrics::counter!("insights_ingest_calls_refused_total", "code" => "spool-full")
+            .increment(1);
+        if let Err(e) = state.registry.report_recording_failed(call_id).await {
+            tracing::warn!(%call_id, error = %e, "cannot report the failed recording");
+        }
+        return Err(Refusal(RefusalCode::SpoolFull, "the spool is full".into()));
+    }
+    // 4. recording status, acknowledged before anything is spooled
+    let handle = match state.registry.begin_recording(call_id).await {
+        Ok(h) => h,
+        Err(e) => {
+            let code = match e {
+                RecordingError::UnknownCall(_) | RecordingError::CallEnded(_) => {
+                    RefusalCode::UnknownCall
+                }
+                _ => RefusalCode::RecordingFailed,
+            };
+            if let Err(e) = state.registry.report_recording_failed(call_id).await {
+                tracing::debug!(%call_id, error = %e, "cannot report the failed recording");
+            }
+            return Err(Refusal(code, e.to_string()));
+        }
+    };
+    // 5. the spool entry
+    let layout = Layout::plan(&recording, &info, state.config.spare_streams);
+    let new = NewRecording {
+        tenant_id: info.tenant_id,
+        recording_id: info.recording_id,
+        started_at: recording.started_at,
+        participants: info.participants.iter().map(|m| m.participant_id).collect(),
+        streams: layout
+            .streams
+            .iter()
+            .map(|(id, p)| NewStream {
+                stream_id: *id,
+                participant_id: *p,
+                content_type: CONTENT_TYPE.into(),
+            })
+            .collect(),
+    };
+    let spooled = match state.spool.begin(new).await {
+        Ok(s) => s,
+        Err(e) => {
+            if let Err(e) = handle.fail().await {
+                tracing::warn!(%call_id, error = %e, "cannot report the failed recording");
+            }
+            return Err(match e {
+                SpoolError::Full { .. } => {
+                    Refusal(RefusalCode::SpoolFull, "the spool is full".into())
+                }
+                other => {
+                    tracing::error!(%call_id, error = %other, "cannot spool the call");
+                    Refusal(RefusalCode::RecordingFailed, "cannot spool the call".into())
+                }
+            });
+        }
+    };
+    let live = match Live::new(state, info, recording, layout, handle, spooled, encoding) {
+        Ok(l) => l,
+        Err((e, handle)) => {
+            tracing::error!(%call_id, error = %e, "cannot start the recorder");
+            if let Err(e) = handle.fail().await {
+                tracing::warn!(%call_id, error = %e, "cannot report the failed recording");
+            }
+            return Err(Refusal(
+                RefusalCode::RecordingFailed,
+                "recorder failed".into(),
+            ));
+        }
+    };
+    // 6. ready
+    if ws
+        .text(
+            Control::Ready {
+                recording_id: live.handle.recording_id.to_string(),
+            }
+            .encode(),
+        )
+        .await
+        .is_err()
+    {
+        // Gone already: the (empty) entry is closed as partial.
+        let mut live = live;
+        live.abandon(state).await;
+        return Ok(None);
+    }
+    tracing::info!(%call_id, recording_id = %live.handle.recording_id, kind = live.layout.kind.as_str(), streams = live.layout.streams.len(), "media ingest ready");
+    Ok(Some(live))
+}
+
+/// The streams of the spool entry.
+struct Layout {
+    kind: RecordingKind,
+    /// (stream id, participant) per spool stream; 0 is the primary.
+    streams: Vec<(StreamId, Option<ParticipantId>)>,
+}
+
+impl Layout {
+    fn plan(recording: &Recording, info: &CallInfo, spare: usize) -> Layout {
+        let mut streams = vec![(StreamId::new(), None)];
+        if recording.kind == RecordingKind::Meeting {
+            for m in info.participants.iter().filter(|m| m.present) {
+                streams.push((StreamId::new(), Some(m.participant_id)));
+            }
+            for _ in 0..spare {
+                streams.push((StreamId::new(), None));
+            }
+        }
+        Layout {
+            kind: recording.kind,
+            streams,
+        }
+    }
+}
+
+enum Rec {
+    Call(Box<CallRecorder<Out>>),
+    /// A call sent as Opus packets: stored without re-encoding.
+    CallOpus(Box<CallPassthrough<Out>>),
+    Meeting(Box<MeetingState>),
+}
+
+struct MeetingState {
+    rec: MeetingRecorder<Out>,
+    /// Participant → recorder key.
+    keys: HashMap<ParticipantId, ParticipantKey>,
+    /// Per key: its spool stream index (None: mix only) and start.
+    tracks: Vec<(Option<usize>, Option<ParticipantId>, i64)>,
+    /// Spool stream indexes reserved for participants by id.
+    reserved: HashMap<ParticipantId, usize>,
+    next_spare: usize,
+    unattributed: ParticipantKey,
+    /// Opus input: one decoder per source id (the mix needs PCM).
+    decoders: HashMap<u32, PacketDecoder>,
+}
+
+struct Live {
+    handle: RecordingHandle,
+    encoding: Encoding,
+    spooled: Option<SpoolRecording>,
+    layout: Layout,
+    rec: Option<Rec>,
+    roster: Vec<RosterMember>,
+    /// Source id → participant.
+    sources: HashMap<u32, ParticipantId>,
+    /// `source` bindings whose Graph participant id is not in the roster yet.
+    pending: HashMap<u32, String>,
+    last_refresh: Option<Instant>,
+    /// Wall time of the first audio, ms after the recording start.
+    origin_ms: Option<i64>,
+    started_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl Live {
+    fn new(
+        state: &IngestState,
+        info: CallInfo,
+        recording: Recording,
+        layout: Layout,
+        handle: RecordingHandle,
+        spooled: SpoolRecording,
+        encoding: Encoding,
+    ) -> Result<Live, (String, RecordingHandle)> {
+        let cfg = &state.config.recorder;
+        let stream = |i: usize| spooled.stream(i).map(Out::Spool);
+        let built: Result<Rec, String> = (|| {
+            let primary = stream(0).map_err(|e| e.to_string())?;
+            Ok(match layout.kind {
+                RecordingKind::Meeting => {
+                    let mut rec =
+                        MeetingRecorder::new(primary, cfg, None).map_err(|e| e.to_string())?;
+                    let unattributed = ParticipantKey(0);
+                    rec.add_participant(unattributed, Out::Discard, None)
+                        .map_err(|e| e.to_string())?;
+                    let reserved = layout
+                        .streams
+                        .iter()
+                        .enumerate()
+                        .filter_map(|(i, (_, p))| p.map(|p| (p, i)))
+                        .collect::<HashMap<_, _>>();
+                    let next_spare = 1 + reserved.len();
+                    Rec::Meeting(Box::new(MeetingState {
+                        rec,
+                        keys: HashMap::new(),
+                        tracks: vec![(None, None, 0)],
+                        reserved,
+                        next_spare,
+                        unattributed,
+                        decoders: HashMap::new(),
+                    }))
+                }
+                _ if encoding == Encoding::Opus => Rec::CallOpus(Box::new(
+                    CallPassthrough::new(
+                        primary,
+                        &cfg.timeline,
+                        &cfg.ogg,
+                        DEFAULT_PASSTHROUGH_PRE_SKIP,
+                        None,
+                    )
+                    .map_err(|e| e.to_string())?,
+                )),
+                _ => Rec::Call(Box::new(
+                    CallRecorder::new(primary, cfg, None).map_err(|e| e.to_string())?,
+                )),
+            })
+        })();
+        let rec = match built {
+            Ok(r) => r,
+            Err(e) => return Err((e, handle)),
+        };
+        let mut live = Live {
+            handle,
+            encoding,
+            spooled: Some(spooled),
+            layout,
+            rec: Some(rec),
+            roster: Vec::new(),
+            sources: HashMap::new(),
+            pending: HashMap::new(),
+            last_refresh: None,
+            origin_ms: None,
+            started_at: recording.started_at,
+        };
+        live.apply_roster(info.participants);
+        Ok(live)
+    }
+
+    fn apply_roster(&mut self, roster: Vec<RosterMember>) {
+        for m in &roster {
+            for s in &m.audio_source_ids {
+                if let Ok(id) = s.trim().parse::<u32>() {
+                    self.sources.insert(id, m.participant_id);
+                }
+            }
+        }
+        let mut bound = Vec::new();
+        for (source, graph_id) in &self.pending {
+            if let Some(m) = roster
+                .iter()
+                .find(|m| m.graph_participant_ids.iter().any(|g| g == graph_id))
+            {
+                bound.push((*source, m.participant_id));
+            }
+        }
+        for (source, pid) in bound {
+            self.pending.remove(&source);
+            self.sources.insert(source, pid);
+        }
+        self.roster = roster;
+    }
+
+    async fn refresh(&mut self, state: &IngestState, force: bool) {
+        if !force
+            && self
+                .last_refresh
+                .is_some_and(|t| t.elapsed() < REFRESH_EVERY)
+        {
+            return;
+        }
+        self.last_refresh = Some(Instant::now());
+        if let Some(info) = state.registry.call_info(&self.handle.call_id).await {
+            self.apply_roster(info.participants);
+        }
+    }
+
+    /// Reads and applies messages until `end` (`Ok`) or the connection
+    /// is lost or broken (`Err(why)`).
+    async fn pump(
+        &mut self,
+        ws: &mut Session,
+        stream: &mut AggregatedMessageStream,
+        state: &IngestState,
+    ) -> Result<(), String> {
+        let mut flush = tokio::time::interval(FLUSH_EVERY);
+        flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let idle = state.config.idle_timeout;
+        let mut last_message = Instant::now();
+        loop {
+            let msg = tokio::select! {
+                m = stream.next() => m,
+                _ = flush.tick() => {
+                    self.flush_pages()?;
+                    if last_message.elapsed() > idle {
+                        return Err("idle timeout".into());
+                    }
+                    continue;
+                }
+            };
+            last_message = Instant::now();
+            match msg {
+                None => return Err("connection closed".into()),
+                Some(Err(e)) => return Err(format!("websocket error: {e}")),
+                Some(Ok(AggregatedMessage::Close(_))) => {
+                    return Err("closed by the adapter".into());
+                }
+                Some(Ok(AggregatedMessage::Ping(p))) => {
+                    let _ = ws.pong(&p).await;
+                }
+                Some(Ok(AggregatedMessage::Pong(_))) => {}
+                Some(Ok(AggregatedMessage::Text(t))) => match Control::decode(&t) {
+                    Ok(Control::End) => return Ok(()),
+                    Ok(Control::Source {
+                        source_id,
+                        participant_id,
+                    }) => {
+                        self.pending.insert(source_id, participant_id);
+                        self.sources.remove(&source_id);
+                        self.refresh(state, true).await;
+                    }
+                    Ok(_) => return Err("unexpected control message".into()),
+                    Err(e) => return Err(e.to_string()),
+                },
+                Some(Ok(AggregatedMessage::Binary(b))) => match AudioMessage::decode(&b) {
+                    Ok(m) => self.audio(m, state).await?,
+                    Err(e) => {
+                        metrics::counter!("insights_ingest_frames_dropped_total", "reason" => "invalid")
+                            .increment(1);
+                        return Err(format!("bad audio message: {e}"));
+                    }
+                },
+            }
+        }
+    }
+
+    fn flush_pages(&mut self) -> Result<(), String> {
+        match &mut self.rec {
+            Some(Rec::Call(r)) => r.flush_page().map_err(|e| e.to_string()),
+            Some(Rec::CallOpus(r)) => r.flush_page().map_err(|e| e.to_string()),
+            Some(Rec::Meeting(m)) => m.rec.flush_pages().map_err(|e| e.to_string()),
+            None => Ok(()),
+        }
+    }
+
+    async fn audio(&mut self, m: AudioMessage, state: &IngestState) -> Result<(), String> {
+        if m.encoding != self.encoding {
+            return Err("audio encoding differs from the hello".into());
+        }
+        if self.origin_ms.is_none() {
+            self.origin_ms = Some(
+                (insights_core::domain::now() - self.started_at)
+                    .num_milliseconds()
+                    .max(0),
+            );
+        }
+        for buf in &m.buffers {
+            metrics::counter!("insights_ingest_frames_received_total").increment(1);
+            let pcm_frame = match m.encoding {
+                Encoding::Pcm16 => Some(frame_from_s16le(&buf.payload).map_err(|e| e.to_string())?),
+                Encoding::Opus => None,
+            };
+            if !self.sources.contains_key(&buf.source_id) {
+                self.refresh(state, false).await;
+            }
+            let who = self.sources.get(&buf.source_id).copied();
+            let side = |p: ParticipantId, roster: &[RosterMember]| {
+                let caller = roster
+                    .iter()
+                    .any(|x| x.participant_id == p && x.role == ParticipantRole::Caller);
+                if caller { Side::Caller } else { Side::Callee }
+            };
+            let unbound = || {
+                metrics::counter!("insights_ingest_frames_dropped_total", "reason" => "unbound-source")
+                    .increment(1);
+            };
+            let outcome = match &mut self.rec {
+                Some(Rec::Call(r)) => {
+                    let (Some(p), Some(frame)) = (who, &pcm_frame) else {
+                        unbound();
+                        continue;
+                    };
+                    let pcm = PcmFrame {
+                        seq: m.sequence,
+                        ticks: m.timestamp,
+                        pcm: frame,
+                    };
+                    r.push(side(p, &self.roster), pcm)
+                        .map_err(|e| e.to_string())?
+                }
+                Some(Rec::CallOpus(r)) => {
+                    let Some(p) = who else {
+                        unbound();
+                        continue;
+                    };
+                    r.push(side(p, &self.roster), m.sequence, m.timestamp, &buf.payload)
+                        .map_err(|e| e.to_string())?
+                }
+                Some(Rec::Meeting(ms)) => {
+                    let key = match who {
+                        Some(p) => ms.key_for(p, &self.spooled)?,
+                        None => ms.unattributed,
+                    };
+                    if key == ms.unattributed {
+                        metrics::counter!("insights_ingest_mix_only_frames_total").increment(1);
+                    }
+                    let frame: &[i16] = match &pcm_frame {
+                        Some(f) => f,
+                        None => {
+                            let dec = match ms.decoders.entry(buf.source_id) {
+                                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                                std::collections::hash_map::Entry::Vacant(v) => {
+                                    v.insert(PacketDecoder::new().map_err(|e| e.to_string())?)
+                                }
+                            };
+                            dec.decode(&buf.payload).map_err(|e| e.to_string())?
+                        }
+                    };
+                    let pcm = PcmFrame {
+                        seq: m.sequence,
+                        ticks: m.timestamp,
+                        pcm: frame,
+                    };
+                    ms.rec.push(key, pcm).map_err(|e| e.to_string())?
+                }
+                None => return Err("recorder gone".into()),
+            };
+            count(outcome);
+        }
+        Ok(())
+    }
+
+    /// Step 7.
+    async fn finish(&mut self, state: &IngestState) -> Result<(), String> {
+        let rows = self.finish_recorder()?;
+        self.store_rows(state, &rows, true).await;
+        let Some(spooled) = self.spooled.take() else {
+            return Err("spool entry gone".into());
+        };
+        spooled.finish().await.map_err(|e| e.to_string())?;
+        if let Err(e) = self.handle.stop().await {
+            tracing::debug!(call_id = %self.handle.call_id, error = %e, "notRecording not reported");
+        }
+        tracing::info!(call_id = %self.handle.call_id, recording_id = %self.handle.recording_id, "media closed and spooled");
+        Ok(())
+    }
+
+    /// Step 8: finish what the recorder holds, make it durable, close the
+    /// entry as partial, report `failed` if the call goes on.
+    async fn abandon(&mut self, state: &IngestState) {
+        let rows = match self.finish_recorder() {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(call_id = %self.handle.call_id, error = %e, "recorder failed at the end");
+                Vec::new()
+            }
+        };
+        self.store_rows(state, &rows, !rows.is_empty()).await;
+        if let Some(spooled) = self.spooled.take() {
+            let synced = tokio::task::spawn_blocking(move || {
+                let r = spooled.sync();
+                drop(spooled); // unfinished: closed as partial by the spool
+                r
+            })
+            .await;
+            if !matches!(synced, Ok(Ok(()))) {
+                tracing::error!(call_id = %self.handle.call_id, "cannot sync the partial recording");
+            }
+        }
+        let live = state
+            .registry
+            .call_info(&self.handle.call_id)
+            .await
+            .is_some_and(|c| !c.state.is_over());
+        if live && let Err(e) = self.handle.fail().await {
+            tracing::warn!(call_id = %self.handle.call_id, error = %e, "cannot report the failed recording");
+        }
+    }
+
+    /// Finishes the recorder; returns the `MediaStream` rows to store.
+    fn finish_recorder(&mut self) -> Result<Vec<MediaStream>, String> {
+        let origin = self.origin_ms.unwrap_or(0);
+        let row = |i: usize, participant_id: Option<ParticipantId>, start_ms: i64| MediaStream {
+            id: self.layout.streams[i].0,
+            participant_id,
+            track: i as i32,
+            media_type: "audio".into(),
+            codec: "opus".into(),
+            sample_rate: 48_000,
+            start_ms: origin + start_ms,
+        };
+        match self.rec.take() {
+            None => Ok(Vec::new()),
+            Some(Rec::CallOpus(r)) => {
+                let (_, summary) = r.finish().map_err(|e| e.to_string())?;
+                tracing::info!(
+                    call_id = %self.handle.call_id,
+                    duration_ms = summary.duration_ms,
+                    caller_dropped = summary.caller.dropped(),
+                    callee_dropped = summary.callee.dropped(),
+                    "call pass-through finished"
+                );
+                Ok(vec![row(0, None, 0)])
+            }
+            Some(Rec::Call(r)) => {
+                let (_, summary) = r.finish().map_err(|e| e.to_string())?;
+                tracing::info!(
+                    call_id = %self.handle.call_id,
+                    duration_ms = summary.duration_ms,
+                    caller_dropped = summary.caller.dropped(),
+                    callee_dropped = summary.callee.dropped(),
+                    "call recorder finished"
+                );
+                Ok(vec![row(0, None, 0)])
+            }
+            Some(Rec::Meeting(ms)) => {
+                let out = ms.rec.finish().map_err(|e| e.to_string())?;
+                let mut rows = vec![row(0, None, 0)];
+                for t in &out.tracks {
+                    if let Some((Some(i), p, _)) = ms.tracks.get(t.key.0 as usize) {
+                        rows.push(row(*i, *p, t.start_ms));
+                    }
+                }
+                tracing::info!(
+                    call_id = %self.handle.call_id,
+                    duration_ms = out.duration_ms,
+                    tracks = rows.len() - 1,
+                    "meeting recorder finished"
+                );
+                Ok(rows)
+            }
+        }
+    }
+
+    async fn store_rows(&self, state: &IngestState, rows: &[MediaStream], spooled: bool) {
+        let (tenant, id) = (self.handle.tenant_id, self.handle.recording_id);
+        for r in rows {
+            if let Err(e) = state.store.add_stream(tenant, id, r).await {
+                tracing::error!(recording_id = %id, stream_id = %r.id, error = %e, "cannot store the media stream row");
+            }
+        }
+        if spooled
+            && let Err(e) = state
+                .store
+                .update_recording_status(tenant, id, RecordingStatus::Spooled, None, None)
+                .await
+        {
+            tracing::error!(recording_id = %id, error = %e, "cannot set the recording spooled");
+        }
+    }
+}
+
+impl MeetingState {
+    /// The recorder key of a participant, adding them (with their
+    /// reserved stream, a spare one, or the mix only) at their first audio.
+    fn key_for(
+        &mut self,
+        p: ParticipantId,
+        spooled: &Option<SpoolRecording>,
+    ) -> Result<ParticipantKey, String> {
+        if let Some(k) = self.keys.get(&p) {
+            return Ok(*k);
+        }
+        let Some(spooled) = spooled else {
+            return Err("spool entry gone".into());
+        };
+        let index = match self.reserved.get(&p) {
+            Some(i) => Some(*i),
+            None if self.next_spare < spooled.stream_count() => {
+                self.next_spare += 1;
+                Some(self.next_spare - 1)
+            }
+            None => None,
+        };
+        let out = match index {
+            Some(i) => Out::Spool(spooled.stream(i).map_err(|e| e.to_string())?),
+            None => {
+                tracing::warn!(participant_id = %p, "no stream left: participant recorded in the mix only");
+                Out::Discard
+            }
+        };
+        let key = ParticipantKey(u32::try_from(self.tracks.len()).unwrap_or(u32::MAX));
+        let start = self
+            .rec
+            .add_participant(key, out, None)
+            .map_err(|e| e.to_string())?;
+        self.tracks.push((index, Some(p), start.start_ms));
+        self.keys.insert(p, key);
+        Ok(key)
+    }
+}
+
+fn count(outcome: PushOutcome) {
+    let reason = match outcome {
+        PushOutcome::Duplicate => "duplicate",
+        PushOutcome::Conflict => "conflict",
+        PushOutcome::Late => "late",
+        PushOutcome::Inactive => "inactive",
+        _ => return,
+    };
+    metrics::counter!("insights_ingest_frames_dropped_total", "reason" => reason).increment(1);
+}

@@ -1,0 +1,75 @@
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+
+use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpServer, web};
+use insights_core::blob::BlobStore;
+use insights_core::crypto::KeyProvider;
+use insights_core::store::MetadataStore;
+
+use crate::{metrics_setup, routes};
+
+/// What every handler may use: the tenant-scoped stores and the key
+/// provider, behind their traits.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn MetadataStore>,
+    pub blobs: Arc<dyn BlobStore>,
+    pub keys: Arc<dyn KeyProvider>,
+}
+
+/// A bound, not yet running HTTP server. Build binds the port (port 0 in
+/// tests), so the caller learns the address before serving.
+pub struct Application {
+    addr: SocketAddr,
+    server: Server,
+}
+
+impl Application {
+    /// Binds `listen` and prepares the server.
+    pub fn build(state: AppState, listen: SocketAddr) -> anyhow::Result<Self> {
+        Self::build_with(state, listen, |_| {})
+    }
+
+    /// Binds `listen` and prepares the server, plus whatever `extra`
+    /// mounts (the Teams webhook of `bot-gateway`, which this crate must
+    /// not depend on).
+    pub fn build_with<F>(state: AppState, listen: SocketAddr, extra: F) -> anyhow::Result<Self>
+    where
+        F: Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
+    {
+        let listener = TcpListener::bind(listen)
+            .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+        let addr = listener.local_addr()?;
+        metrics_setup::handle();
+        let data = web::Data::new(state);
+        let server = HttpServer::new(move || {
+            let extra = extra.clone();
+            App::new()
+                .app_data(data.clone())
+                .wrap(from_fn(metrics_setup::track))
+                .configure(routes::configure)
+                .configure(extra)
+        })
+        .listen(listener)?
+        .disable_signals()
+        .run();
+        Ok(Self { addr, server })
+    }
+
+    /// The address the server is bound to.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// A handle to stop the server gracefully.
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until stopped through [`Self::handle`].
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}

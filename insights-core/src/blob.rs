@@ -1,0 +1,121 @@
+//! The blob store: one trait, implemented by the local filesystem
+//! (embedded default) and Azure Blob Storage backends in
+//! `insights-stores`, proven by one contract suite in `tests`.
+//!
+//! Blob stores only ever hold ciphertext (see [`crate::crypto`]).
+
+use std::ops::Range;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use tokio::io::AsyncRead;
+
+/// Errors of a blob store.
+#[derive(Debug, thiserror::Error)]
+pub enum BlobError {
+    #[error("blob not found")]
+    NotFound,
+    #[error("container not found")]
+    ContainerNotFound,
+    #[error("invalid blob name: {0}")]
+    InvalidName(String),
+    /// The requested range lies outside the object.
+    #[error("range {start}..{end} not satisfiable for an object of {size} bytes")]
+    RangeNotSatisfiable { start: u64, end: u64, size: u64 },
+    /// What was read back after an upload differs from what was sent.
+    #[error("integrity check failed: {0}")]
+    Integrity(String),
+    #[error("blob store I/O error")]
+    Io(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// Result alias for blob calls.
+pub type BlobResult<T> = Result<T, BlobError>;
+
+/// What a completed, verified upload stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PutOutcome {
+    pub byte_size: u64,
+    /// SHA-256 of the stored bytes, lower-case hex.
+    pub sha256: String,
+}
+
+/// Object metadata.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlobMeta {
+    pub byte_size: u64,
+}
+
+/// Ciphertext object storage, one container per tenant.
+#[async_trait]
+pub trait BlobStore: Send + Sync + 'static {
+    /// Short backend name (`local`, `azure`) for health output.
+    fn backend(&self) -> &'static str;
+    /// Checks that the store is reachable.
+    async fn health(&self) -> BlobResult<()>;
+    /// Creates the container if it does not exist (idempotent).
+    async fn ensure_container(&self, container: &str) -> BlobResult<()>;
+    /// Stores `data` under `key`, streaming (large objects in blocks), then
+    /// checks that the stored object has the size and SHA-256 of what was
+    /// read from `data`. An existing object is replaced only once the new
+    /// one is complete; a failed put leaves no partial object visible.
+    async fn put(
+        &self,
+        container: &str,
+        key: &str,
+        data: &mut (dyn AsyncRead + Send + Unpin),
+    ) -> BlobResult<PutOutcome>;
+    async fn head(&self, container: &str, key: &str) -> BlobResult<BlobMeta>;
+    /// Bytes `range` of the object; the range must lie inside it.
+    async fn get_range(&self, container: &str, key: &str, range: Range<u64>) -> BlobResult<Bytes>;
+    /// The whole object as a stream of chunks.
+    async fn get_stream(
+        &self,
+        container: &str,
+        key: &str,
+    ) -> BlobResult<BoxStream<'static, BlobResult<Bytes>>>;
+    /// Deletes the object; deleting a missing object is not an error.
+    async fn delete(&self, container: &str, key: &str) -> BlobResult<()>;
+    /// Keys under `prefix`, sorted.
+    async fn list(&self, container: &str, prefix: &str) -> BlobResult<Vec<String>>;
+}
+
+/// Checks a blob key: 1–512 characters, `/`-separated segments of
+/// `[A-Za-z0-9._-]`, no empty, `.` or `..` segment. Keys are ids chosen by
+/// us, never user input, so the rule can be strict.
+pub fn validate_key(key: &str) -> BlobResult<()> {
+    let ok = !key.is_empty()
+        && key.len() <= 512
+        && key.split('/').all(|seg| {
+            !seg.is_empty()
+                && seg != "."
+                && seg != ".."
+                && seg
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(BlobError::InvalidName(key.to_owned()))
+    }
+}
+
+/// Checks a container name with Azure's rules: 3–63 characters of
+/// lower-case letters, digits and single hyphens, starting and ending
+/// with a letter or digit.
+pub fn validate_container(name: &str) -> BlobResult<()> {
+    let ok = (3..=63).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+        && !name.contains("--");
+    if ok {
+        Ok(())
+    } else {
+        Err(BlobError::InvalidName(name.to_owned()))
+    }
+}

@@ -1,0 +1,841 @@
+//! Data keys and key-encryption keys.
+//!
+//! Each recording gets its own random 256-bit data key. Only its wrapped
+//! form (encrypted under the tenant's key-encryption key) is ever stored.
+//!
+//! The default [`KeyProvider`] is [`LocalKeyFile`]: per-tenant
+//! key-encryption keys in a local JSON file.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions, Permissions};
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use aes_gcm::Aes256Gcm;
+use aes_gcm::aead::inout::InOutBuf;
+use aes_gcm::aead::{AeadInOut, KeyInit};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use rand::TryRngCore;
+use rand::rngs::OsRng;
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use super::CryptoError;
+use crate::domain::{KeyId, TenantId};
+
+/// Fills `buf` from the operating system's random number generator.
+///
+/// # Panics
+/// If the OS generator fails (it does not on supported platforms once
+/// booted; continuing without randomness would be worse).
+pub(crate) fn fill_random(buf: &mut [u8]) {
+    OsRng
+        .try_fill_bytes(buf)
+        .unwrap_or_else(|e| panic!("the operating system's random number generator failed: {e}"));
+}
+
+/// A plaintext data key; zeroized when dropped. Not `Debug`, not `Clone`
+/// by accident: copies of key material are explicit.
+pub struct DataKey {
+    pub id: KeyId,
+    key: Zeroizing<[u8; 32]>,
+}
+
+impl DataKey {
+    /// Wraps raw key bytes (taking ownership of the zeroizing buffer).
+    pub fn from_bytes(id: KeyId, key: Zeroizing<[u8; 32]>) -> Self {
+        Self { id, key }
+    }
+
+    /// A fresh random data key from the operating system's generator.
+    ///
+    /// # Panics
+    /// If the OS random number generator fails.
+    pub fn generate(id: KeyId) -> Self {
+        let mut key = Zeroizing::new([0u8; 32]);
+        fill_random(&mut key[..]);
+        Self { id, key }
+    }
+
+    /// The key bytes, for the cipher only.
+    pub fn bytes(&self) -> &[u8; 32] {
+        &self.key
+    }
+}
+
+/// A data key encrypted under a tenant's key-encryption key; what the
+/// metadata store keeps.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WrappedDataKey {
+    pub id: KeyId,
+    pub tenant_id: TenantId,
+    /// Which key-encryption key wrapped it (for rotation).
+    pub kek_id: String,
+    /// Provider-specific ciphertext of the data key.
+    pub wrapped: Vec<u8>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Holds per-tenant key-encryption keys and wraps/unwraps data keys.
+#[async_trait]
+pub trait KeyProvider: Send + Sync + 'static {
+    /// Short provider name (`local`) for health output.
+    fn backend(&self) -> &'static str;
+    /// Checks that the provider is usable.
+    async fn health(&self) -> Result<(), CryptoError>;
+    /// Creates the tenant's key-encryption key if it has none; returns
+    /// its id. Idempotent.
+    async fn ensure_kek(&self, tenant: TenantId) -> Result<String, CryptoError>;
+    /// Wraps a data key under the tenant's current key-encryption key.
+    async fn wrap(&self, tenant: TenantId, key: &DataKey) -> Result<WrappedDataKey, CryptoError>;
+    /// Unwraps a data key; fails if it was wrapped for another tenant or
+    /// was tampered with.
+    async fn unwrap(&self, wrapped: &WrappedDataKey) -> Result<DataKey, CryptoError>;
+}
+
+// ---------------------------------------------------------------------------
+// LocalKeyFile
+// ---------------------------------------------------------------------------
+
+/// Version of the key file format.
+const KEY_FILE_VERSION: u32 = 1;
+/// Domain separation of the associated data of wrapped data keys.
+const WRAP_AAD_LABEL: &[u8] = b"insights/wrapped-data-key/v1";
+const WRAP_NONCE_LEN: usize = 12;
+const WRAP_TAG_LEN: usize = 16;
+/// Length of [`WrappedDataKey::wrapped`] for [`LocalKeyFile`]:
+/// nonce (12) || encrypted key (32) || tag (16).
+pub const LOCAL_WRAPPED_LEN: usize = WRAP_NONCE_LEN + 32 + WRAP_TAG_LEN;
+
+/// One tenant's key-encryption key, as held in memory and in the file.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Kek {
+    id: String,
+    created_at: DateTime<Utc>,
+    #[serde(with = "hex_key")]
+    key: Zeroizing<[u8; 32]>,
+}
+
+impl Kek {
+    fn generate() -> Self {
+        let mut key = Zeroizing::new([0u8; 32]);
+        fill_random(&mut key[..]);
+        Self {
+            id: format!("local:{}", uuid::Uuid::new_v4()),
+            created_at: Utc::now(),
+            key,
+        }
+    }
+
+    fn cipher(&self) -> Aes256Gcm {
+        Aes256Gcm::new((&*self.key).into())
+    }
+}
+
+type Keks = BTreeMap<TenantId, Kek>;
+
+/// The key file as stored.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeyFileIn {
+    version: u32,
+    keks: Keks,
+}
+
+#[derive(Serialize)]
+struct KeyFileOut<'a> {
+    version: u32,
+    keks: &'a Keks,
+}
+
+/// Hex (de)serialization of key bytes without intermediate heap copies.
+mod hex_key {
+    use serde::de::{self, Visitor};
+    use serde::{Deserializer, Serializer};
+    use zeroize::Zeroizing;
+
+    pub fn serialize<S: Serializer>(key: &Zeroizing<[u8; 32]>, s: S) -> Result<S::Ok, S::Error> {
+        let mut text = Zeroizing::new([0u8; 64]);
+        hex::encode_to_slice(&key[..], &mut text[..]).map_err(serde::ser::Error::custom)?;
+        let text = std::str::from_utf8(&text[..]).map_err(serde::ser::Error::custom)?;
+        s.serialize_str(text)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Zeroizing<[u8; 32]>, D::Error> {
+        d.deserialize_str(KeyVisitor)
+    }
+
+    struct KeyVisitor;
+
+    impl Visitor<'_> for KeyVisitor {
+        type Value = Zeroizing<[u8; 32]>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a 256-bit key as 64 hex digits")
+        }
+
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            let mut key = Zeroizing::new([0u8; 32]);
+            // The error message must not echo the (secret) value.
+            hex::decode_to_slice(v, &mut key[..])
+                .map_err(|_| E::custom("a key is not 64 hex digits"))?;
+            Ok(key)
+        }
+    }
+}
+
+/// An `io::Write` into a buffer that is zeroized on drop and whenever it
+/// grows (so no stale copy of key material is left in freed memory).
+struct ZeroizingBuf(Zeroizing<Vec<u8>>);
+
+impl Write for ZeroizingBuf {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let needed = self.0.len() + data.len();
+        if needed > self.0.capacity() {
+            let mut bigger = Zeroizing::new(Vec::with_capacity(needed.max(2 * self.0.capacity())));
+            bigger.extend_from_slice(&self.0);
+            self.0 = bigger; // the old buffer is zeroized as it drops
+        }
+        self.0.extend_from_slice(data);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+fn io_err(what: &str, path: &Path, e: impl std::fmt::Display) -> CryptoError {
+    CryptoError::Io(format!("{what} {}: {e}", path.display()))
+}
+
+fn parent_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// Opens (creating, mode 0600) the lock file next to the key file and
+/// takes an advisory lock on it, released when the file is closed.
+fn lock(lock_path: &Path, exclusive: bool) -> Result<File, CryptoError> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(lock_path)
+        .map_err(|e| io_err("cannot open key lock file", lock_path, e))?;
+    let locked = if exclusive {
+        file.lock()
+    } else {
+        file.lock_shared()
+    };
+    locked.map_err(|e| io_err("cannot lock key lock file", lock_path, e))?;
+    Ok(file)
+}
+
+fn read_key_file(path: &Path) -> Result<Keks, CryptoError> {
+    let bytes =
+        Zeroizing::new(fs::read(path).map_err(|e| io_err("cannot read key file", path, e))?);
+    let file: KeyFileIn =
+        serde_json::from_slice(&bytes).map_err(|e| io_err("malformed key file", path, e))?;
+    if file.version != KEY_FILE_VERSION {
+        return Err(io_err(
+            "unsupported key file",
+            path,
+            format!("version {}", file.version),
+        ));
+    }
+    Ok(file.keks)
+}
+
+/// Replaces the key file crash-safely: write a temporary file (0600) in
+/// the same directory, fsync it, rename it over the key file, fsync the
+/// directory. Then, best effort, overwrite the previous version's bytes
+/// with zeros, so that a shredded KEK does not linger in its blocks
+/// (storage with copy-on-write or wear levelling may still keep copies).
+fn write_key_file(path: &Path, keks: &Keks) -> Result<(), CryptoError> {
+    let mut data = ZeroizingBuf(Zeroizing::new(Vec::with_capacity(256 + 256 * keks.len())));
+    serde_json::to_writer_pretty(
+        &mut data,
+        &KeyFileOut {
+            version: KEY_FILE_VERSION,
+            keks,
+        },
+    )
+    .map_err(|e| io_err("cannot serialize key file", path, e))?;
+    data.write_all(b"\n")
+        .map_err(|e| io_err("cannot serialize key file", path, e))?;
+
+    let dir = parent_dir(path);
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "keys".into());
+    let mut suffix = [0u8; 8];
+    fill_random(&mut suffix);
+    let tmp = dir.join(format!(".{name}.tmp-{}", hex::encode(suffix)));
+
+    let written = (|| -> io::Result<()> {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        // Exactly 0600, whatever the umask.
+        file.set_permissions(Permissions::from_mode(0o600))?;
+        file.write_all(&data.0)?;
+        file.sync_all()
+    })();
+    if let Err(e) = written {
+        let _ = fs::remove_file(&tmp);
+        return Err(io_err("cannot write key file", &tmp, e));
+    }
+    // The previous version, to scrub once the new one is durable.
+    let previous = OpenOptions::new().write(true).open(path).ok();
+    if let Err(e) = fs::rename(&tmp, path) {
+        let _ = fs::remove_file(&tmp);
+        return Err(io_err("cannot replace key file", path, e));
+    }
+    File::open(&dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| io_err("cannot sync key directory", &dir, e))?;
+    if let Some(previous) = previous
+        && let Err(e) = scrub(previous)
+    {
+        tracing::warn!(path = %path.display(), error = %e, "could not scrub the previous key file version");
+    }
+    Ok(())
+}
+
+/// Overwrites an (unlinked) file's bytes with zeros and syncs it.
+fn scrub(mut file: File) -> io::Result<()> {
+    let len = file.metadata()?.len();
+    let zeros = [0u8; 4096];
+    let mut left = len;
+    while left > 0 {
+        let n = left.min(zeros.len() as u64) as usize;
+        file.write_all(&zeros[..n])?;
+        left -= n as u64;
+    }
+    file.sync_all()
+}
+
+/// Runs blocking key-file work off the async runtime.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, CryptoError> + Send + 'static,
+) -> Result<T, CryptoError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| CryptoError::Io(format!("key file task failed: {e}")))?
+}
+
+fn wrap_aad(tenant: TenantId, key_id: KeyId, kek_id: &str) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(WRAP_AAD_LABEL.len() + 32 + kek_id.len());
+    aad.extend_from_slice(WRAP_AAD_LABEL);
+    aad.extend_from_slice(tenant.as_uuid().as_bytes());
+    aad.extend_from_slice(key_id.as_uuid().as_bytes());
+    // Last, so the variable length needs no delimiter.
+    aad.extend_from_slice(kek_id.as_bytes());
+    aad
+}
+
+/// The default [`KeyProvider`]: per-tenant key-encryption keys (KEKs) in a
+/// local JSON key file.
+///
+/// * The file (mode 0600; its directory is created with mode 0700) maps
+///   tenant ids to a random 256-bit KEK, its id and creation time. It is
+///   created on [`LocalKeyFile::open`] and rewritten crash-safely (write a
+///   temporary file, fsync, rename, fsync the directory) whenever a KEK is
+///   added or shredded; the previous version is then overwritten with
+///   zeros (best effort).
+/// * KEKs live in memory in zeroizing buffers, behind a mutex.
+/// * Processes sharing the file coordinate through an advisory lock on
+///   `<file>.lock`: each change re-reads the file under an exclusive lock,
+///   so concurrent writers never drop each other's KEKs; a KEK missing
+///   from memory is looked up in the file again before giving up.
+/// * A data key is wrapped with AES-256-GCM under the KEK, with a random
+///   96-bit nonce and associated data binding the tenant id, the data key
+///   id and the KEK id; [`WrappedDataKey::wrapped`] is
+///   `nonce (12) || encrypted key (32) || tag (16)`.
+///
+/// Whoever can read the key file can decrypt every tenant's media: keep it
+/// off the media volume, and out of backups that outlive retention.
+pub struct LocalKeyFile {
+    path: PathBuf,
+    lock_path: PathBuf,
+    keks: tokio::sync::Mutex<Keks>,
+}
+
+impl LocalKeyFile {
+    /// Opens the key file at `path`, creating it (and missing parent
+    /// directories, mode 0700) if it does not exist. An existing file
+    /// readable by group or others is tightened to 0600 with a warning.
+    ///
+    /// Blocking: call it at start-up (or from `spawn_blocking`).
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, CryptoError> {
+        let path = path.as_ref().to_path_buf();
+        let dir = parent_dir(&path);
+        if !dir.exists() {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&dir)
+                .map_err(|e| io_err("cannot create key directory", &dir, e))?;
+        }
+        let mut lock_path = path.clone().into_os_string();
+        lock_path.push(".lock");
+        let lock_path = PathBuf::from(lock_path);
+        let _lock = lock(&lock_path, true)?;
+        let keks = match fs::metadata(&path) {
+            Ok(meta) => {
+                if !meta.is_file() {
+                    return Err(io_err("not a regular file:", &path, "key file"));
+                }
+                let mode = meta.permissions().mode() & 0o777;
+                if mode & 0o077 != 0 {
+                    tracing::warn!(
+                        path = %path.display(),
+                        mode = format!("{mode:o}"),
+                        "key file was accessible to group or others; setting mode 0600"
+                    );
+                    fs::set_permissions(&path, Permissions::from_mode(0o600))
+                        .map_err(|e| io_err("cannot restrict key file", &path, e))?;
+                }
+                read_key_file(&path)?
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let empty = Keks::new();
+                write_key_file(&path, &empty)?;
+                empty
+            }
+            Err(e) => return Err(io_err("cannot stat key file", &path, e)),
+        };
+        Ok(Self {
+            path,
+            lock_path,
+            keks: tokio::sync::Mutex::new(keks),
+        })
+    }
+
+    /// Path of the key file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Applies `change` to the key file under the exclusive lock
+    /// (re-reading it first, writing it back if `change` says so) and
+    /// adopts the result as the in-memory state.
+    async fn modify<T: Send + 'static>(
+        &self,
+        change: impl FnOnce(&mut Keks) -> (bool, T) + Send + 'static,
+    ) -> Result<T, CryptoError> {
+        // Held across the file update: one writer per process at a time,
+        // and memory always reflects the file.
+        let mut keks = self.keks.lock().await;
+        let (path, lock_path) = (self.path.clone(), self.lock_path.clone());
+        let (fresh, out) = blocking(move || {
+            let _lock = lock(&lock_path, true)?;
+            let mut on_disk = read_key_file(&path)?;
+            let (changed, out) = change(&mut on_disk);
+            if changed {
+                write_key_file(&path, &on_disk)?;
+            }
+            Ok((on_disk, out))
+        })
+        .await?;
+        *keks = fresh;
+        Ok(out)
+    }
+
+    /// Runs `f` with the tenant's KEK, re-reading the file once if it is
+    /// not in memory (another process may have created it).
+    async fn with_kek<T>(
+        &self,
+        tenant: TenantId,
+        f: impl FnOnce(&Kek) -> Result<T, CryptoError>,
+    ) -> Result<T, CryptoError> {
+        let mut keks = self.keks.lock().await;
+        if !keks.contains_key(&tenant) {
+            let (path, lock_path) = (self.path.clone(), self.lock_path.clone());
+            *keks = blocking(move || {
+                let _lock = lock(&lock_path, false)?;
+                read_key_file(&path)
+            })
+            .await?;
+        }
+        match keks.get(&tenant) {
+            Some(kek) => f(kek),
+            None => Err(CryptoError::NoKek(tenant)),
+        }
+    }
+
+    /// Tenant-level crypto-shredding: destroys the tenant's KEK, in memory
+    /// and in the key file (crash-safe rewrite, previous version scrubbed).
+    /// Every data key wrapped under it, and so all of the tenant's media,
+    /// becomes permanently undecryptable: [`KeyProvider::unwrap`] then
+    /// fails with [`CryptoError::NoKek`]. Irreversible. Returns whether a
+    /// KEK was destroyed (false if the tenant had none).
+    ///
+    /// Copies of the key file in backups, or data keys already unwrapped
+    /// in memory elsewhere, are beyond its reach. A later
+    /// [`KeyProvider::ensure_kek`] creates a new, unrelated KEK.
+    pub async fn shred_kek(&self, tenant: TenantId) -> Result<bool, CryptoError> {
+        let removed = self
+            .modify(move |keks| {
+                let removed = keks.remove(&tenant).is_some();
+                (removed, removed)
+            })
+            .await?;
+        if removed {
+            tracing::info!(tenant = %tenant, "tenant key-encryption key shredded");
+        }
+        Ok(removed)
+    }
+}
+
+#[async_trait]
+impl KeyProvider for LocalKeyFile {
+    fn backend(&self) -> &'static str {
+        "local"
+    }
+
+    async fn health(&self) -> Result<(), CryptoError> {
+        let (path, lock_path) = (self.path.clone(), self.lock_path.clone());
+        blocking(move || {
+            let _lock = lock(&lock_path, false)?;
+            read_key_file(&path).map(drop)
+        })
+        .await
+    }
+
+    async fn ensure_kek(&self, tenant: TenantId) -> Result<String, CryptoError> {
+        if let Some(kek) = self.keks.lock().await.get(&tenant) {
+            return Ok(kek.id.clone());
+        }
+        self.modify(move |keks| {
+            let mut created = false;
+            let kek = keks.entry(tenant).or_insert_with(|| {
+                created = true;
+                Kek::generate()
+            });
+            (created, kek.id.clone())
+        })
+        .await
+    }
+
+    async fn wrap(&self, tenant: TenantId, key: &DataKey) -> Result<WrappedDataKey, CryptoError> {
+        self.with_kek(tenant, |kek| {
+            let mut nonce = [0u8; WRAP_NONCE_LEN];
+            fill_random(&mut nonce);
+            let mut wrapped = vec![0u8; LOCAL_WRAPPED_LEN];
+            let (nonce_out, rest) = wrapped.split_at_mut(WRAP_NONCE_LEN);
+            let (ct, tag_out) = rest.split_at_mut(32);
+            nonce_out.copy_from_slice(&nonce);
+            let buf = InOutBuf::new(&key.bytes()[..], ct)
+                .map_err(|_| CryptoError::InvalidInput("data key length".into()))?;
+            let tag = kek
+                .cipher()
+                .encrypt_inout_detached(&nonce.into(), &wrap_aad(tenant, key.id, &kek.id), buf)
+                .map_err(|_| CryptoError::Unwrap)?;
+            tag_out.copy_from_slice(&tag);
+            Ok(WrappedDataKey {
+                id: key.id,
+                tenant_id: tenant,
+                kek_id: kek.id.clone(),
+                wrapped,
+                created_at: Utc::now(),
+            })
+        })
+        .await
+    }
+
+    async fn unwrap(&self, wrapped: &WrappedDataKey) -> Result<DataKey, CryptoError> {
+        self.with_kek(wrapped.tenant_id, |kek| {
+            if kek.id != wrapped.kek_id || wrapped.wrapped.len() != LOCAL_WRAPPED_LEN {
+                return Err(CryptoError::Unwrap);
+            }
+            let (nonce, rest) = wrapped.wrapped.split_at(WRAP_NONCE_LEN);
+            let (ct, tag) = rest.split_at(32);
+            let mut n = [0u8; WRAP_NONCE_LEN];
+            n.copy_from_slice(nonce);
+            let mut t = aes_gcm::aead::Tag::<Aes256Gcm>::default();
+            t.copy_from_slice(tag);
+            let mut key = Zeroizing::new([0u8; 32]);
+            let buf = InOutBuf::new(ct, &mut key[..]).map_err(|_| CryptoError::Unwrap)?;
+            kek.cipher()
+                .decrypt_inout_detached(
+                    &n.into(),
+                    &wrap_aad(wrapped.tenant_id, wrapped.id, &kek.id),
+                    buf,
+                    &t,
+                )
+                .map_err(|_| CryptoError::Unwrap)?;
+            Ok(DataKey::from_bytes(wrapped.id, key))
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn mode(path: &Path) -> u32 {
+        fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[tokio::test]
+    async fn creates_key_file_with_private_permissions() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys/sub/kek.json");
+        let kf = LocalKeyFile::open(&path).unwrap();
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(path.parent().unwrap()), 0o700);
+        assert_eq!(mode(&dir.path().join("keys")), 0o700);
+        assert_eq!(kf.backend(), "local");
+        kf.health().await.unwrap();
+        // Still 0600 after rewrites.
+        kf.ensure_kek(TenantId::new()).await.unwrap();
+        assert_eq!(mode(&path), 0o600);
+        // No temporary files left behind.
+        let names: Vec<_> = fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert!(
+            names
+                .iter()
+                .all(|n| n == "kek.json" || n == "kek.json.lock"),
+            "{names:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn loose_permissions_are_tightened() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kek.json");
+        drop(LocalKeyFile::open(&path).unwrap());
+        fs::set_permissions(&path, Permissions::from_mode(0o644)).unwrap();
+        LocalKeyFile::open(&path).unwrap();
+        assert_eq!(mode(&path), 0o600);
+    }
+
+    #[tokio::test]
+    async fn wrap_unwrap_roundtrip_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kek.json");
+        let tenant = TenantId::new();
+        let kf = LocalKeyFile::open(&path).unwrap();
+        let kek_id = kf.ensure_kek(tenant).await.unwrap();
+        assert_eq!(kf.ensure_kek(tenant).await.unwrap(), kek_id, "idempotent");
+        let key = DataKey::generate(KeyId::new());
+        let wrapped = kf.wrap(tenant, &key).await.unwrap();
+        assert_eq!(wrapped.id, key.id);
+        assert_eq!(wrapped.tenant_id, tenant);
+        assert_eq!(wrapped.kek_id, kek_id);
+        assert_eq!(wrapped.wrapped.len(), LOCAL_WRAPPED_LEN);
+        assert!(
+            !wrapped.wrapped.windows(32).any(|w| w == key.bytes()),
+            "key material in the clear"
+        );
+        // Wrapping twice gives different ciphertexts (random nonce).
+        assert_ne!(
+            kf.wrap(tenant, &key).await.unwrap().wrapped,
+            wrapped.wrapped
+        );
+        assert_eq!(kf.unwrap(&wrapped).await.unwrap().bytes(), key.bytes());
+        drop(kf);
+
+        let kf = LocalKeyFile::open(&path).unwrap();
+        assert_eq!(kf.ensure_kek(tenant).await.unwrap(), kek_id);
+        let unwrapped = kf.unwrap(&wrapped).await.unwrap();
+        assert_eq!(unwrapped.id, key.id);
+        assert_eq!(unwrapped.bytes(), key.bytes());
+    }
+
+    #[tokio::test]
+    async fn unwrap_rejects_other_tenants_and_tampering() {
+        let dir = tempfile::tempdir().unwrap();
+        let kf = LocalKeyFile::open(dir.path().join("kek.json")).unwrap();
+        let (a, b) = (TenantId::new(), TenantId::new());
+        kf.ensure_kek(a).await.unwrap();
+        let b_kek = kf.ensure_kek(b).await.unwrap();
+        let key = DataKey::generate(KeyId::new());
+        let wrapped = kf.wrap(a, &key).await.unwrap();
+
+        // Presented as tenant b's key (with or without b's KEK id).
+        let mut other = wrapped.clone();
+        other.tenant_id = b;
+        assert!(matches!(kf.unwrap(&other).await, Err(CryptoError::Unwrap)));
+        other.kek_id = b_kek;
+        assert!(matches!(kf.unwrap(&other).await, Err(CryptoError::Unwrap)));
+        // A tenant without a KEK.
+        let mut other = wrapped.clone();
+        other.tenant_id = TenantId::new();
+        assert!(matches!(
+            kf.unwrap(&other).await,
+            Err(CryptoError::NoKek(_))
+        ));
+        // Another data key id (bound in the AAD).
+        let mut other = wrapped.clone();
+        other.id = KeyId::new();
+        assert!(matches!(kf.unwrap(&other).await, Err(CryptoError::Unwrap)));
+        // Another KEK id.
+        let mut other = wrapped.clone();
+        other.kek_id.push('x');
+        assert!(matches!(kf.unwrap(&other).await, Err(CryptoError::Unwrap)));
+        // Every flipped byte, and wrong lengths.
+        for pos in 0..wrapped.wrapped.len() {
+            let mut bad = wrapped.clone();
+            bad.wrapped[pos] ^= 1;
+            assert!(
+                matches!(kf.unwrap(&bad).await, Err(CryptoError::Unwrap)),
+                "{pos}"
+            );
+        }
+        for len in [0, LOCAL_WRAPPED_LEN - 1] {
+            let mut bad = wrapped.clone();
+            bad.wrapped.truncate(len);
+            assert!(matches!(kf.unwrap(&bad).await, Err(CryptoError::Unwrap)));
+        }
+        let mut bad = wrapped.clone();
+        bad.wrapped.push(0);
+        assert!(matches!(kf.unwrap(&bad).await, Err(CryptoError::Unwrap)));
+        // The original still works.
+        assert_eq!(kf.unwrap(&wrapped).await.unwrap().bytes(), key.bytes());
+    }
+
+    #[tokio::test]
+    async fn wrap_without_kek_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let kf = LocalKeyFile::open(dir.path().join("kek.json")).unwrap();
+        let key = DataKey::generate(KeyId::new());
+        assert!(matches!(
+            kf.wrap(TenantId::new(), &key).await,
+            Err(CryptoError::NoKek(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn shredding_a_kek_makes_its_keys_unrecoverable() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kek.json");
+        let kf = LocalKeyFile::open(&path).unwrap();
+        let (a, b) = (TenantId::new(), TenantId::new());
+        kf.ensure_kek(a).await.unwrap();
+        kf.ensure_kek(b).await.unwrap();
+        let key = DataKey::generate(KeyId::new());
+        let wrapped_a = kf.wrap(a, &key).await.unwrap();
+        let wrapped_b = kf.wrap(b, &key).await.unwrap();
+        let file_before = fs::read_to_string(&path).unwrap();
+        // A second name for the current version, to observe the scrub.
+        let old_version = dir.path().join("old-version");
+        fs::hard_link(&path, &old_version).unwrap();
+
+        assert!(kf.shred_kek(a).await.unwrap());
+        let scrubbed = fs::read(&old_version).unwrap();
+        assert_eq!(scrubbed.len(), file_before.len());
+        assert!(
+            scrubbed.iter().all(|&b| b == 0),
+            "previous version not scrubbed"
+        );
+        assert!(!kf.shred_kek(a).await.unwrap(), "already gone");
+        assert!(matches!(kf.unwrap(&wrapped_a).await, Err(CryptoError::NoKek(t)) if t == a));
+        assert!(
+            kf.unwrap(&wrapped_b).await.is_ok(),
+            "other tenants unaffected"
+        );
+
+        // The removal is persisted, and the KEK bytes are gone from the file.
+        let file_after = fs::read_to_string(&path).unwrap();
+        assert!(!file_after.contains(&a.to_string()));
+        assert!(file_before.contains(&a.to_string()));
+        let kf = LocalKeyFile::open(&path).unwrap();
+        assert!(matches!(
+            kf.unwrap(&wrapped_a).await,
+            Err(CryptoError::NoKek(_))
+        ));
+        assert_eq!(kf.unwrap(&wrapped_b).await.unwrap().bytes(), key.bytes());
+        // A new KEK for the tenant does not resurrect old keys.
+        kf.ensure_kek(a).await.unwrap();
+        assert!(matches!(
+            kf.unwrap(&wrapped_a).await,
+            Err(CryptoError::Unwrap)
+        ));
+    }
+
+    #[tokio::test]
+    async fn instances_sharing_a_file_do_not_lose_keks() {
+        // Two providers on one file, as two processes would be.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kek.json");
+        let one = LocalKeyFile::open(&path).unwrap();
+        let two = LocalKeyFile::open(&path).unwrap();
+        let (a, b) = (TenantId::new(), TenantId::new());
+        let a_id = one.ensure_kek(a).await.unwrap();
+        two.ensure_kek(b).await.unwrap();
+        // `two` adopted `a`'s KEK instead of creating another one.
+        assert_eq!(two.ensure_kek(a).await.unwrap(), a_id);
+        // `one` finds `b`'s KEK in the file.
+        let key = DataKey::generate(KeyId::new());
+        let wrapped = two.wrap(b, &key).await.unwrap();
+        assert_eq!(one.unwrap(&wrapped).await.unwrap().bytes(), key.bytes());
+        let reopened = LocalKeyFile::open(&path).unwrap();
+        assert_eq!(reopened.ensure_kek(a).await.unwrap(), a_id);
+        assert!(reopened.unwrap(&wrapped).await.is_ok());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_ensure_kek_persists_every_tenant() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kek.json");
+        let kf = std::sync::Arc::new(LocalKeyFile::open(&path).unwrap());
+        let tenants: Vec<TenantId> = (0..16).map(|_| TenantId::new()).collect();
+        let tasks: Vec<_> = tenants
+            .iter()
+            .map(|&t| {
+                let kf = kf.clone();
+                tokio::spawn(async move { (t, kf.ensure_kek(t).await.unwrap()) })
+            })
+            .collect();
+        let mut ids = Vec::new();
+        for task in tasks {
+            ids.push(task.await.unwrap());
+        }
+        let reopened = LocalKeyFile::open(&path).unwrap();
+        for (t, id) in ids {
+            assert_eq!(reopened.ensure_kek(t).await.unwrap(), id);
+        }
+    }
+
+    #[tokio::test]
+    async fn malformed_key_file_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kek.json");
+        fs::write(&path, b"{\"version\": 1, \"keks\": {\"not-a-uuid\": 1}}").unwrap();
+        fs::set_permissions(&path, Permissions::from_mode(0o600)).unwrap();
+        assert!(matches!(LocalKeyFile::open(&path), Err(CryptoError::Io(_))));
+        let secret = "ab".repeat(31);
+        let tenant = TenantId::new();
+        fs::write(
+            &path,
+            format!(
+                "{{\"version\":1,\"keks\":{{\"{tenant}\":{{\"id\":\"x\",\
+                 \"created_at\":\"2024-01-01T00:00:00Z\",\"key\":\"{secret}\"}}}}}}"
+            ),
+        )
+        .unwrap();
+        let e = LocalKeyFile::open(&path).err().unwrap();
+        assert!(
+            !e.to_string().contains(&secret),
+            "error echoes key material: {e}"
+        );
+    }
+}

@@ -1,0 +1,64 @@
+//! Envelope encryption of media.
+//!
+//! * [`envelope`]: the streaming chunked AES-256-GCM object format, with
+//!   random-access decryption of byte ranges.
+//! * [`keys`]: per-object data keys, wrapped by a per-tenant
+//!   key-encryption key (KEK) held by a [`KeyProvider`]; the default
+//!   provider keeps KEKs in a local key file.
+//!
+//! Crypto-shredding = destroying the wrapped data key
+//! ([`crate::store::MetadataStore::shred_data_key`]) of one recording, or
+//! a whole tenant's key-encryption key ([`LocalKeyFile::shred_kek`]).
+
+pub mod envelope;
+pub mod keys;
+
+pub use envelope::{
+    AsyncEnvelopeWriter, EnvelopeReader, EnvelopeWriter, ExpectedIds, Header, RangePlan,
+    StreamOpener, decrypt_range, decrypt_to_vec, encrypt_to_vec,
+};
+pub use keys::{DataKey, KeyProvider, LocalKeyFile, WrappedDataKey};
+
+/// Errors of the crypto layer. Messages never contain key material.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum CryptoError {
+    /// Not an envelope object, or an unsupported format version.
+    #[error("not an Insights envelope, or an unsupported one: {0}")]
+    BadHeader(String),
+    /// The header does not belong to the object/tenant/key expected.
+    #[error("envelope header mismatch: {0}")]
+    HeaderMismatch(String),
+    /// A chunk failed authentication: tampered, reordered, spliced from
+    /// another object, or decrypted with the wrong key.
+    #[error("chunk {chunk} failed authentication (tampered, reordered, spliced or wrong key)")]
+    ChunkAuth { chunk: u64 },
+    /// The object ends before its final chunk.
+    #[error("object is truncated: {0}")]
+    Truncated(String),
+    /// Data follows the final chunk.
+    #[error("data after the final chunk")]
+    TrailingData,
+    /// A byte range outside the plaintext.
+    #[error("range {start}..{end} outside plaintext of {len} bytes")]
+    BadRange { start: u64, end: u64, len: u64 },
+    /// A wrapped data key could not be unwrapped (wrong KEK or tampered).
+    #[error("data key could not be unwrapped")]
+    Unwrap,
+    /// No key-encryption key exists for the tenant.
+    #[error("no key-encryption key for tenant {0}")]
+    NoKek(crate::domain::TenantId),
+    /// The data key is gone (crypto-shredded).
+    #[error("data key {0} was destroyed (crypto-shredded)")]
+    Shredded(crate::domain::KeyId),
+    /// Key file or other I/O failure.
+    #[error("key store I/O: {0}")]
+    Io(String),
+    /// An argument violates an API contract (e.g. a buffer of the wrong
+    /// length); a bug in the caller, not bad data.
+    #[error("invalid argument to the crypto API: {0}")]
+    InvalidInput(String),
+    /// An object too large for the envelope format (more than 2^32 chunks)
+    /// or for this platform's address space.
+    #[error("object too large: {0}")]
+    TooLarge(String),
+}

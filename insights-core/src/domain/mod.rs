@@ -1,0 +1,84 @@
+//! The domain model: every entity on the roadmap, free of any storage,
+//! HTTP or SDK concern. Stores persist these types; the API serves them.
+
+mod access;
+mod audit;
+mod directory;
+mod ids;
+mod policy;
+mod recording;
+mod tenant;
+mod transcript;
+
+pub use access::{Permission, Role, SecurityProfile, VisibilityScope};
+pub use audit::{AuditAction, AuditEvent, AuditQuery, ChainVerdict, NewAuditEvent, verify_chain};
+pub use directory::DirectoryUser;
+pub use ids::*;
+pub use policy::{HoldScope, LegalHold, RetentionAction, RetentionPolicy, RetentionScope};
+pub use recording::{
+    Direction, MediaObject, MediaStream, Participant, ParticipantRole, Recording, RecordingKind,
+    RecordingQuery, RecordingStatus, RecordingSummary, SearchPage, SortKey, normalize_phone,
+};
+pub use tenant::{NewTenant, Tenant, TenantSettings, validate_tenant_name};
+pub use transcript::{Insight, InsightKind, TranscriptSegment};
+
+/// Error returned when a stored string does not name a variant of an enum.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown {kind} `{value}`")]
+pub struct UnknownVariant {
+    /// The enum's name.
+    pub kind: &'static str,
+    /// The rejected value.
+    pub value: String,
+}
+
+/// Defines a fieldless enum with a stable lower-case string form used in
+/// storage, JSON and the CLI. The string forms are part of the stored data:
+/// never rename one.
+macro_rules! string_enum {
+    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident => $s:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+        pub enum $name {
+            $($(#[$vdoc])* #[serde(rename = $s)] $variant),+
+        }
+
+        impl $name {
+            /// Every variant, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The stable string form.
+            pub fn as_str(&self) -> &'static str {
+                match self { $($name::$variant => $s),+ }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = $crate::domain::UnknownVariant;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s {
+                    $($s => Ok($name::$variant),)+
+                    _ => Err($crate::domain::UnknownVariant { kind: stringify!($name), value: s.to_owned() }),
+                }
+            }
+        }
+    };
+}
+pub(crate) use string_enum;
+
+/// The current time truncated to whole microseconds: the precision every
+/// store keeps, so values round-trip exactly (audit hashes depend on it).
+pub fn now() -> chrono::DateTime<chrono::Utc> {
+    truncate_micros(chrono::Utc::now())
+}
+
+/// Truncates a timestamp to whole microseconds.
+pub fn truncate_micros(t: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp_micros(t.timestamp_micros()).unwrap_or(t)
+}

@@ -1,0 +1,232 @@
+//! The metadata store: one trait, implemented by the SQLite (embedded
+//! default) and PostgreSQL backends in `insights-stores`, and proven by one
+//! contract suite in `tests`.
+//!
+//! Every method that touches tenant data takes the [`TenantId`] first and
+//! only ever sees that tenant's rows; on PostgreSQL row-level security is
+//! a second wall below this one. Lookups of an object that exists in
+//! another tenant behave exactly like lookups of a missing object.
+
+use async_trait::async_trait;
+
+use crate::crypto::WrappedDataKey;
+use crate::domain::*;
+
+/// Errors of a metadata store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The object does not exist (in this tenant).
+    #[error("not found")]
+    NotFound,
+    /// A uniqueness rule was violated (e.g. duplicate tenant name).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The request itself is invalid (bad cursor, bad scope...).
+    #[error("invalid request: {0}")]
+    Invalid(String),
+    /// The operation is refused by a rule of the domain (legal hold...).
+    #[error("refused: {0}")]
+    Refused(String),
+    /// Stored data could not be read back as a domain value.
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    /// The database failed.
+    #[error("database error")]
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// Result alias for store calls.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Persistent metadata: tenants, directory users, recordings, transcripts,
+/// insights, audit chain, policies, holds, profiles and wrapped data keys.
+#[async_trait]
+pub trait MetadataStore: Send + Sync + 'static {
+    /// Short backend name (`sqlite`, `postgres`) for health output.
+    fn backend(&self) -> &'static str;
+
+    /// Cheap round trip to the database.
+    async fn health(&self) -> StoreResult<()>;
+
+    // ---- tenants (platform scope) ----
+
+    /// Creates a tenant. Names and directory tenant ids are unique:
+    /// a duplicate is [`StoreError::Conflict`].
+    async fn create_tenant(&self, new: NewTenant) -> StoreResult<Tenant>;
+    /// All tenants ordered by name.
+    async fn list_tenants(&self) -> StoreResult<Vec<Tenant>>;
+    async fn get_tenant(&self, id: TenantId) -> StoreResult<Tenant>;
+    async fn tenant_by_name(&self, name: &str) -> StoreResult<Tenant>;
+    /// Maps a Teams/Entra tenant id to our tenant.
+    async fn tenant_by_directory_id(&self, directory_tenant_id: uuid::Uuid) -> StoreResult<Tenant>;
+    async fn update_tenant_settings(
+        &self,
+        id: TenantId,
+        settings: &TenantSettings,
+    ) -> StoreResult<()>;
+
+    // ---- directory users ----
+
+    /// Inserts or replaces a user (matched by `id`).
+    async fn upsert_directory_user(
+        &self,
+        tenant: TenantId,
+        user: &DirectoryUser,
+    ) -> StoreResult<()>;
+    async fn get_directory_user(&self, tenant: TenantId, id: UserId) -> StoreResult<DirectoryUser>;
+    async fn directory_user_by_object_id(
+        &self,
+        tenant: TenantId,
+        object_id: &str,
+    ) -> StoreResult<DirectoryUser>;
+    /// All users ordered by (last name, first name, id).
+    async fn list_directory_users(&self, tenant: TenantId) -> StoreResult<Vec<DirectoryUser>>;
+    /// Deletes a user; refused while it is active.
+    async fn delete_directory_user(&self, tenant: TenantId, id: UserId) -> StoreResult<()>;
+
+    // ---- recordings ----
+
+    /// Inserts a recording with its participants and streams.
+    /// `recording.tenant_id` must equal `tenant` (else `Invalid`).
+    async fn insert_recording(&self, tenant: TenantId, recording: &Recording) -> StoreResult<()>;
+    /// A recording with its participants (in insertion order) and streams.
+    async fn get_recording(&self, tenant: TenantId, id: RecordingId) -> StoreResult<Recording>;
+    /// Finds the recording of a platform call id (Graph call id).
+    async fn recording_by_external_call_id(
+        &self,
+        tenant: TenantId,
+        call_id: &str,
+    ) -> StoreResult<Recording>;
+    /// Adds a participant to an existing recording (roster updates).
+    async fn add_participant(
+        &self,
+        tenant: TenantId,
+        recording: RecordingId,
+        p: &Participant,
+    ) -> StoreResult<()>;
+    /// Adds a media stream to an existing recording.
+    async fn add_stream(
+        &self,
+        tenant: TenantId,
+        recording: RecordingId,
+        s: &MediaStream,
+    ) -> StoreResult<()>;
+    /// Sets the lifecycle status; `ended_at`/`result_code` are kept when
+    /// `None`. Sets `duration_ms` from `ended_at - started_at`.
+    async fn update_recording_status(
+        &self,
+        tenant: TenantId,
+        id: RecordingId,
+        status: RecordingStatus,
+        ended_at: Option<chrono::DateTime<chrono::Utc>>,
+        result_code: Option<&str>,
+    ) -> StoreResult<()>;
+    /// Records where the encrypted media lives (or `None` once deleted).
+    async fn set_recording_media(
+        &self,
+        tenant: TenantId,
+        id: RecordingId,
+        media: Option<&MediaObject>,
+    ) -> StoreResult<()>;
+    async fn set_legal_hold_flag(
+        &self,
+        tenant: TenantId,
+        id: RecordingId,
+        held: bool,
+    ) -> StoreResult<()>;
+    /// Deletes a recording with its participants, streams, transcript,
+    /// insights and search-index entries. Refused while on legal hold.
+    async fn delete_recording(&self, tenant: TenantId, id: RecordingId) -> StoreResult<()>;
+    /// Searches recordings; see [`RecordingQuery`] for the semantics.
+    async fn search_recordings(
+        &self,
+        tenant: TenantId,
+        query: &RecordingQuery,
+    ) -> StoreResult<SearchPage>;
+
+    // ---- transcripts and insights ----
+
+    /// Stores segments; a segment whose id already exists is replaced, so
+    /// a retried job never duplicates. Marks the recording `has_transcript`.
+    async fn put_transcript_segments(
+        &self,
+        tenant: TenantId,
+        recording: RecordingId,
+        segments: &[TranscriptSegment],
+    ) -> StoreResult<()>;
+    /// Segments ordered by (start_ms, id).
+    async fn list_transcript(
+        &self,
+        tenant: TenantId,
+        recording: RecordingId,
+    ) -> StoreResult<Vec<TranscriptSegment>>;
+    /// Stores insights (replacing by id).
+    async fn put_insights(
+        &self,
+        tenant: TenantId,
+        recording: RecordingId,
+        insights: &[Insight],
+    ) -> StoreResult<()>;
+    /// Insights ordered by (kind, created_at, id).
+    async fn list_insights(
+        &self,
+        tenant: TenantId,
+        recording: RecordingId,
+    ) -> StoreResult<Vec<Insight>>;
+
+    // ---- audit chain ----
+
+    /// Appends to the tenant's hash chain atomically (no gaps or forks
+    /// under concurrent appends) and returns the stored event.
+    async fn append_audit(&self, tenant: TenantId, event: NewAuditEvent)
+    -> StoreResult<AuditEvent>;
+    /// Events matching the filters, ordered by `seq`.
+    async fn list_audit(
+        &self,
+        tenant: TenantId,
+        query: &AuditQuery,
+    ) -> StoreResult<Vec<AuditEvent>>;
+    /// The recorded head of the chain: last `seq` and hash.
+    async fn audit_head(&self, tenant: TenantId) -> StoreResult<Option<(i64, String)>>;
+
+    // ---- retention, holds, profiles ----
+
+    async fn upsert_retention_policy(
+        &self,
+        tenant: TenantId,
+        p: &RetentionPolicy,
+    ) -> StoreResult<()>;
+    async fn list_retention_policies(&self, tenant: TenantId) -> StoreResult<Vec<RetentionPolicy>>;
+    async fn delete_retention_policy(
+        &self,
+        tenant: TenantId,
+        id: RetentionPolicyId,
+    ) -> StoreResult<()>;
+    async fn create_legal_hold(&self, tenant: TenantId, hold: &LegalHold) -> StoreResult<()>;
+    /// Holds ordered by placed_at; `active_only` skips lifted ones.
+    async fn list_legal_holds(
+        &self,
+        tenant: TenantId,
+        active_only: bool,
+    ) -> StoreResult<Vec<LegalHold>>;
+    async fn lift_legal_hold(&self, tenant: TenantId, id: LegalHoldId, by: &str)
+    -> StoreResult<()>;
+    /// Inserts or replaces a profile after [`SecurityProfile::validate`].
+    async fn upsert_security_profile(
+        &self,
+        tenant: TenantId,
+        p: &SecurityProfile,
+    ) -> StoreResult<()>;
+    async fn list_security_profiles(&self, tenant: TenantId) -> StoreResult<Vec<SecurityProfile>>;
+
+    // ---- wrapped data keys ----
+
+    async fn put_data_key(&self, tenant: TenantId, key: &WrappedDataKey) -> StoreResult<()>;
+    /// [`StoreError::NotFound`] once the key was shredded.
+    async fn get_data_key(&self, tenant: TenantId, id: KeyId) -> StoreResult<WrappedDataKey>;
+    /// Crypto-shredding: destroys the wrapped key so every copy of the
+    /// media encrypted with it becomes unreadable. Returns whether a key
+    /// was destroyed (false if it was already gone). Backends overwrite
+    /// the freed bytes where the engine allows it.
+    async fn shred_data_key(&self, tenant: TenantId, id: KeyId) -> StoreResult<bool>;
+}

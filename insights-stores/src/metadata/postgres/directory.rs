@@ -1,0 +1,160 @@
+//! Directory users.
+
+use insights_core::domain::{DirectoryUser, TenantId, UserId};
+use insights_core::store::{StoreError, StoreResult};
+use sqlx::PgConnection;
+use sqlx::postgres::PgRow;
+
+use super::error::{DbResultExt, col};
+
+macro_rules! select_user {
+    ($rest:literal) => {
+        concat!(
+            "SELECT tenant_id, id, directory_object_id, first_name, last_name, display_name, \
+             alias, email, upn, phone_numbers, sip_uri, tel_uri, groups, active, updated_at \
+             FROM directory_users ",
+            $rest
+        )
+    };
+}
+
+fn from_row(row: &PgRow) -> StoreResult<DirectoryUser> {
+    Ok(DirectoryUser {
+        id: UserId(col(row, "id")?),
+        tenant_id: TenantId(col(row, "tenant_id")?),
+        directory_object_id: col(row, "directory_object_id")?,
+        first_name: col(row, "first_name")?,
+        last_name: col(row, "last_name")?,
+        display_name: col(row, "display_name")?,
+        alias: col(row, "alias")?,
+        email: col(row, "email")?,
+        upn: col(row, "upn")?,
+        phone_numbers: col(row, "phone_numbers")?,
+        sip_uri: col(row, "sip_uri")?,
+        tel_uri: col(row, "tel_uri")?,
+        groups: col(row, "groups")?,
+        active: col(row, "active")?,
+        updated_at: col(row, "updated_at")?,
+    })
+}
+
+pub(super) async fn upsert(
+    c: &mut PgConnection,
+    tenant: TenantId,
+    u: &DirectoryUser,
+) -> StoreResult<()> {
+    if u.tenant_id != tenant {
+        return Err(StoreError::Invalid("user belongs to another tenant".into()));
+    }
+    sqlx::query(
+        "INSERT INTO directory_users (tenant_id, id, directory_object_id, first_name, last_name, \
+         display_name, alias, email, upn, phone_numbers, sip_uri, tel_uri, groups, active, \
+         updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+         ON CONFLICT (tenant_id, id) DO UPDATE SET \
+         directory_object_id = EXCLUDED.directory_object_id, first_name = EXCLUDED.first_name, \
+         last_name = EXCLUDED.last_name, display_name = EXCLUDED.display_name, \
+         alias = EXCLUDED.alias, email = EXCLUDED.email, upn = EXCLUDED.upn, \
+         phone_numbers = EXCLUDED.phone_numbers, sip_uri = EXCLUDED.sip_uri, \
+         tel_uri = EXCLUDED.tel_uri, groups = EXCLUDED.groups, active = EXCLUDED.active, \
+         updated_at = EXCLUDED.updated_at",
+    )
+    .bind(tenant.0)
+    .bind(u.id.0)
+    .bind(&u.directory_object_id)
+    .bind(&u.first_name)
+    .bind(&u.last_name)
+    .bind(&u.display_name)
+    .bind(&u.alias)
+    .bind(&u.email)
+    .bind(&u.upn)
+    .bind(&u.phone_numbers)
+    .bind(&u.sip_uri)
+    .bind(&u.tel_uri)
+    .bind(&u.groups)
+    .bind(u.active)
+    .bind(u.updated_at)
+    .execute(c)
+    .await
+    .db()?;
+    Ok(())
+}
+
+pub(super) async fn get(
+    c: &mut PgConnection,
+    tenant: TenantId,
+    id: UserId,
+) -> StoreResult<DirectoryUser> {
+    let row = sqlx::query(select_user!("WHERE tenant_id = $1 AND id = $2"))
+        .bind(tenant.0)
+        .bind(id.0)
+        .fetch_optional(c)
+        .await
+        .db()?
+        .ok_or(StoreError::NotFound)?;
+    from_row(&row)
+}
+
+/// The user with this Entra object id. Object ids are unique in a
+/// directory; should two rows carry one anyway, the active, most recently
+/// updated one wins.
+pub(super) async fn by_object_id(
+    c: &mut PgConnection,
+    tenant: TenantId,
+    object_id: &str,
+) -> StoreResult<DirectoryUser> {
+    let row = sqlx::query(select_user!(
+        "WHERE tenant_id = $1 AND directory_object_id = $2 \
+         ORDER BY active DESC, updated_at DESC, id LIMIT 1"
+    ))
+    .bind(tenant.0)
+    .bind(object_id)
+    .fetch_optional(c)
+    .await
+    .db()?
+    .ok_or(StoreError::NotFound)?;
+    from_row(&row)
+}
+
+/// Ordered like `(last_name, first_name, id)` in Rust: a missing name
+/// first, then byte order.
+pub(super) async fn list(
+    c: &mut PgConnection,
+    tenant: TenantId,
+) -> StoreResult<Vec<DirectoryUser>> {
+    sqlx::query(select_user!(
+        "WHERE tenant_id = $1 \
+         ORDER BY last_name COLLATE \"C\" NULLS FIRST, first_name COLLATE \"C\" NULLS FIRST, id"
+    ))
+    .bind(tenant.0)
+    .fetch_all(c)
+    .await
+    .db()?
+    .iter()
+    .map(from_row)
+    .collect()
+}
+
+pub(super) async fn delete(c: &mut PgConnection, tenant: TenantId, id: UserId) -> StoreResult<()> {
+    let active: bool = sqlx::query_scalar(
+        "SELECT active FROM directory_users WHERE tenant_id = $1 AND id = $2 FOR UPDATE",
+    )
+    .bind(tenant.0)
+    .bind(id.0)
+    .fetch_optional(&mut *c)
+    .await
+    .db()?
+    .ok_or(StoreError::NotFound)?;
+    if active {
+        return Err(StoreError::Refused(
+            "an active directory user cannot be deleted".into(),
+        ));
+    }
+    sqlx::query("DELETE FROM directory_users WHERE tenant_id = $1 AND id = $2")
+        .bind(tenant.0)
+        .bind(id.0)
+        .execute(c)
+        .await
+        .db()?;
+    Ok(())
+}

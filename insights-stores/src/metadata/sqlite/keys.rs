@@ -1,0 +1,77 @@
+//! Wrapped data keys and crypto-shredding.
+
+use insights_core::crypto::WrappedDataKey;
+use insights_core::domain::{KeyId, TenantId};
+use insights_core::store::{StoreError, StoreResult};
+use sqlx::SqlitePool;
+
+use super::util::{check_tenant, col, conflict_as, db, id, micros, ts};
+
+/// Stores a wrapped key. An existing id is a `Conflict`: replacing a key
+/// would make the media encrypted under the old one unreadable.
+pub(super) async fn put(
+    pool: &SqlitePool,
+    tenant: TenantId,
+    k: &WrappedDataKey,
+) -> StoreResult<()> {
+    check_tenant(tenant, k.tenant_id, "the data key")?;
+    sqlx::query(
+        "INSERT INTO data_keys (tenant_id, id, kek_id, wrapped, created_at) VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(tenant.0)
+    .bind(k.id.0)
+    .bind(&k.kek_id)
+    .bind(&k.wrapped)
+    .bind(micros(k.created_at))
+    .execute(pool)
+    .await
+    .map_err(conflict_as("a data key with this id exists"))?;
+    Ok(())
+}
+
+pub(super) async fn get(
+    pool: &SqlitePool,
+    tenant: TenantId,
+    key: KeyId,
+) -> StoreResult<WrappedDataKey> {
+    let row = sqlx::query(
+        "SELECT tenant_id, id, kek_id, wrapped, created_at FROM data_keys \
+         WHERE tenant_id = ? AND id = ?",
+    )
+    .bind(tenant.0)
+    .bind(key.0)
+    .fetch_optional(pool)
+    .await
+    .map_err(db)?
+    .ok_or(StoreError::NotFound)?;
+    Ok(WrappedDataKey {
+        id: id(&row, "id")?,
+        tenant_id: id(&row, "tenant_id")?,
+        kek_id: col(&row, "kek_id")?,
+        wrapped: col(&row, "wrapped")?,
+        created_at: ts(&row, "created_at")?,
+    })
+}
+
+/// Deletes the wrapped key. `secure_delete` zeroes the freed bytes in the
+/// page; the page is written to the WAL, and a checkpoint then overwrites
+/// the old page in the main file and truncates the WAL, so the key does
+/// not linger in either file. The checkpoint is best effort: if readers
+/// hold old snapshots it completes later (SQLite checkpoints on its own).
+pub(super) async fn shred(pool: &SqlitePool, tenant: TenantId, key: KeyId) -> StoreResult<bool> {
+    let done = sqlx::query("DELETE FROM data_keys WHERE tenant_id = ? AND id = ?")
+        .bind(tenant.0)
+        .bind(key.0)
+        .execute(pool)
+        .await
+        .map_err(db)?;
+    let shredded = done.rows_affected() > 0;
+    if shredded {
+        // Returns (busy, log, checkpointed) rather than failing when busy.
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(pool)
+            .await
+            .map_err(db)?;
+    }
+    Ok(shredded)
+}

@@ -1,0 +1,527 @@
+//! Recordings with their participants and media streams.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use insights_core::domain::{
+    MediaObject, MediaStream, Participant, Recording, RecordingId, RecordingStatus, TenantId,
+    normalize_phone,
+};
+use insights_core::store::{StoreError, StoreResult};
+use sqlx::sqlite::SqliteRow;
+use sqlx::{SqliteConnection, SqlitePool};
+
+use super::util::{
+    check_tenant, col, conflict_as, db, enum_col, id, micros, opt_id, opt_ts, req, ts, uuid_list,
+};
+
+/// The columns of `recordings r`, in the order [`from_row`] reads them.
+macro_rules! recording_columns {
+    () => {
+        "r.tenant_id, r.id, r.kind, r.direction, r.started_at, r.ended_at, r.duration_ms, \
+         r.external_call_id, r.call_chain_id, r.status, r.result_code, r.retention_class, \
+         r.legal_hold, r.has_transcript, r.media_container, r.media_key, r.media_byte_size, \
+         r.media_sha256, r.media_data_key_id, r.media_content_type, r.media_plaintext_size, \
+         r.created_at"
+    };
+}
+pub(super) use recording_columns;
+
+/// A recording row, without participants and streams.
+pub(super) fn from_row(row: &SqliteRow) -> StoreResult<Recording> {
+    let media = match col::<Option<String>>(row, "media_container")? {
+        None => None,
+        Some(container) => Some(MediaObject {
+            container,
+            key: req(row, "media_key")?,
+            byte_size: req(row, "media_byte_size")?,
+            sha256: req(row, "media_sha256")?,
+            data_key_id: req::<uuid::Uuid>(row, "media_data_key_id")?.into(),
+            content_type: req(row, "media_content_type")?,
+            plaintext_size: req(row, "media_plaintext_size")?,
+        }),
+    };
+    Ok(Recording {
+        id: id(row, "id")?,
+        tenant_id: id(row, "tenant_id")?,
+        kind: enum_col(row, "kind")?,
+        direction: enum_col(row, "direction")?,
+        started_at: ts(row, "started_at")?,
+        ended_at: opt_ts(row, "ended_at")?,
+        duration_ms: col(row, "duration_ms")?,
+        external_call_id: col(row, "external_call_id")?,
+        call_chain_id: col(row, "call_chain_id")?,
+        status: enum_col(row, "status")?,
+        result_code: col(row, "result_code")?,
+        retention_class: col(row, "retention_class")?,
+        legal_hold: col(row, "legal_hold")?,
+        has_transcript: col(row, "has_transcript")?,
+        media,
+        participants: Vec::new(),
+        streams: Vec::new(),
+        created_at: ts(row, "created_at")?,
+    })
+}
+
+fn participant_from_row(row: &SqliteRow) -> StoreResult<Participant> {
+    Ok(Participant {
+        id: id(row, "id")?,
+        role: enum_col(row, "role")?,
+        display_name: col(row, "display_name")?,
+        phone_number: col(row, "phone_number")?,
+        uri: col(row, "uri")?,
+        email: col(row, "email")?,
+        directory_user_id: opt_id(row, "directory_user_id")?,
+        recorded_user: col(row, "recorded_user")?,
+        joined_ms: col(row, "joined_ms")?,
+        left_ms: col(row, "left_ms")?,
+    })
+}
+
+fn stream_from_row(row: &SqliteRow) -> StoreResult<MediaStream> {
+    Ok(MediaStream {
+        id: id(row, "id")?,
+        participant_id: opt_id(row, "participant_id")?,
+        track: col(row, "track")?,
+        media_type: col(row, "media_type")?,
+        codec: col(row, "codec")?,
+        sample_rate: col(row, "sample_rate")?,
+        start_ms: col(row, "start_ms")?,
+    })
+}
+
+/// Digits searched by number: those of the normalised phone number and of
+/// a `tel:` URI, space separated (a digit query never spans the gap).
+pub(super) fn phone_digits(p: &Participant) -> String {
+    let tel_uri = p
+        .uri
+        .as_deref()
+        .map(str::trim)
+        .filter(|u| u.get(..4).is_some_and(|s| s.eq_ignore_ascii_case("tel:")))
+        .map(|u| &u[4..]);
+    let mut parts: Vec<String> = Vec::new();
+    for raw in [p.phone_number.as_deref(), tel_uri].into_iter().flatten() {
+        if let Some(n) = normalize_phone(raw) {
+            let digits = n.trim_start_matches('+').to_owned();
+            if !parts.contains(&digits) {
+                parts.push(digits);
+            }
+        }
+    }
+    parts.join(" ")
+}
+
+/// Fills in participants (insertion order) and streams (insertion order)
+/// of `recordings`, all of `tenant`.
+pub(super) async fn attach_children(
+    conn: &mut SqliteConnection,
+    tenant: TenantId,
+    recordings: &mut [Recording],
+) -> StoreResult<()> {
+    if recordings.is_empty() {
+        return Ok(());
+    }
+    let ids = uuid_list(recordings.iter().map(|r| r.id.0));
+    let mut at: HashMap<RecordingId, usize> = HashMap::new();
+    for (i, r) in recordings.iter().enumerate() {
+        at.insert(r.id, i);
+    }
+    let rows = sqlx::query(
+        "SELECT recording_id, id, role, display_name, phone_number, uri, email, \
+         directory_user_id, recorded_user, joined_ms, left_ms FROM participants \
+         WHERE tenant_id = ? AND recording_id IN (SELECT unhex(value) FROM json_each(?)) \
+         ORDER BY recording_id, ord",
+    )
+    .bind(tenant.0)
+    .bind(&ids)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db)?;
+    for row in &rows {
+        let rec: RecordingId = id(row, "recording_id")?;
+        if let Some(i) = at.get(&rec) {
+            recordings[*i].participants.push(participant_from_row(row)?);
+        }
+    }
+    let rows = sqlx::query(
+        "SELECT recording_id, id, participant_id, track, media_type, codec, sample_rate, \
+         start_ms FROM media_streams \
+         WHERE tenant_id = ? AND recording_id IN (SELECT unhex(value) FROM json_each(?)) \
+         ORDER BY recording_id, ord",
+    )
+    .bind(tenant.0)
+    .bind(&ids)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db)?;
+    for row in &rows {
+        let rec: RecordingId = id(row, "recording_id")?;
+        if let Some(i) = at.get(&rec) {
+            recordings[*i].streams.push(stream_from_row(row)?);
+        }
+    }
+    Ok(())
+}
+
+/// Whether the recording exists in the tenant.
+pub(super) async fn exists(
+    conn: &mut SqliteConnection,
+    tenant: TenantId,
+    id: RecordingId,
+) -> StoreResult<bool> {
+    Ok(
+        sqlx::query("SELECT 1 FROM recordings WHERE tenant_id = ? AND id = ?")
+            .bind(tenant.0)
+            .bind(id.0)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(db)?
+            .is_some(),
+    )
+}
+
+async fn insert_participant(
+    conn: &mut SqliteConnection,
+    tenant: TenantId,
+    rec: RecordingId,
+    ord: i64,
+    p: &Participant,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO participants (tenant_id, recording_id, id, ord, role, display_name, \
+         phone_number, uri, email, directory_user_id, recorded_user, joined_ms, left_ms, \
+         phone_digits) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(tenant.0)
+    .bind(rec.0)
+    .bind(p.id.0)
+    .bind(ord)
+    .bind(p.role.as_str())
+    .bind(&p.display_name)
+    .bind(&p.phone_number)
+    .bind(&p.uri)
+    .bind(&p.email)
+    .bind(p.directory_user_id.map(|u| u.0))
+    .bind(p.recorded_user)
+    .bind(p.joined_ms)
+    .bind(p.left_ms)
+    .bind(phone_digits(p))
+    .execute(&mut *conn)
+    .await
+    .map_err(conflict_as("a participant with this id exists"))?;
+    Ok(())
+}
+
+async fn insert_stream(
+    conn: &mut SqliteConnection,
+    tenant: TenantId,
+    rec: RecordingId,
+    ord: i64,
+    s: &MediaStream,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO media_streams (tenant_id, recording_id, id, ord, participant_id, track, \
+         media_type, codec, sample_rate, start_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(tenant.0)
+    .bind(rec.0)
+    .bind(s.id.0)
+    .bind(ord)
+    .bind(s.participant_id.map(|p| p.0))
+    .bind(s.track)
+    .bind(&s.media_type)
+    .bind(&s.codec)
+    .bind(s.sample_rate)
+    .bind(s.start_ms)
+    .execute(&mut *conn)
+    .await
+    .map_err(conflict_as("a media stream with this id exists"))?;
+    Ok(())
+}
+
+pub(super) async fn insert(pool: &SqlitePool, tenant: TenantId, r: &Recording) -> StoreResult<()> {
+    check_tenant(tenant, r.tenant_id, "the recording")?;
+    let media = r.media.as_ref();
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
+    sqlx::query(
+        "INSERT INTO recordings (tenant_id, id, kind, direction, started_at, ended_at, \
+         duration_ms, external_call_id, call_chain_id, status, result_code, retention_class, \
+         legal_hold, has_transcript, media_container, media_key, media_byte_size, media_sha256, \
+         media_data_key_id, media_content_type, media_plaintext_size, created_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(tenant.0)
+    .bind(r.id.0)
+    .bind(r.kind.as_str())
+    .bind(r.direction.as_str())
+    .bind(micros(r.started_at))
+    .bind(r.ended_at.map(micros))
+    .bind(r.duration_ms)
+    .bind(&r.external_call_id)
+    .bind(&r.call_chain_id)
+    .bind(r.status.as_str())
+    .bind(&r.result_code)
+    .bind(&r.retention_class)
+    .bind(r.legal_hold)
+    .bind(r.has_transcript)
+    .bind(media.map(|m| m.container.as_str()))
+    .bind(media.map(|m| m.key.as_str()))
+    .bind(media.map(|m| m.byte_size))
+    .bind(media.map(|m| m.sha256.as_str()))
+    .bind(media.map(|m| m.data_key_id.0))
+    .bind(media.map(|m| m.content_type.as_str()))
+    .bind(media.map(|m| m.plaintext_size))
+    .bind(micros(r.created_at))
+    .execute(&mut *tx)
+    .await
+    .map_err(conflict_as("a recording with this id exists"))?;
+    for (ord, p) in r.participants.iter().enumerate() {
+        insert_participant(&mut tx, tenant, r.id, ord as i64, p).await?;
+    }
+    for (ord, s) in r.streams.iter().enumerate() {
+        insert_stream(&mut tx, tenant, r.id, ord as i64, s).await?;
+    }
+    tx.commit().await.map_err(db)
+}
+
+/// How a single recording is looked up.
+enum Lookup<'a> {
+    Id(RecordingId),
+    /// The most recent recording with this call id (a call id should map
+    /// to one recording; if a call was recorded twice, the latest wins).
+    CallId(&'a str),
+}
+
+async fn load_one(pool: &SqlitePool, tenant: TenantId, by: Lookup<'_>) -> StoreResult<Recording> {
+    // One read transaction: the recording and its children come from the
+    // same snapshot.
+    let mut tx = pool.begin().await.map_err(db)?;
+    let row = match by {
+        Lookup::Id(id) => {
+            sqlx::query(concat!(
+                "SELECT ",
+                recording_columns!(),
+                " FROM recordings r WHERE r.tenant_id = ? AND r.id = ?"
+            ))
+            .bind(tenant.0)
+            .bind(id.0)
+            .fetch_optional(&mut *tx)
+            .await
+        }
+        Lookup::CallId(call_id) => {
+            sqlx::query(concat!(
+                "SELECT ",
+                recording_columns!(),
+                " FROM recordings r WHERE r.tenant_id = ? AND r.external_call_id = ? \
+                 ORDER BY r.started_at DESC, r.id DESC LIMIT 1"
+            ))
+            .bind(tenant.0)
+            .bind(call_id)
+            .fetch_optional(&mut *tx)
+            .await
+        }
+    }
+    .map_err(db)?
+    .ok_or(StoreError::NotFound)?;
+    let mut recs = [from_row(&row)?];
+    attach_children(&mut tx, tenant, &mut recs).await?;
+    tx.commit().await.map_err(db)?;
+    let [rec] = recs;
+    Ok(rec)
+}
+
+pub(super) async fn get(
+    pool: &SqlitePool,
+    tenant: TenantId,
+    id: RecordingId,
+) -> StoreResult<Recording> {
+    load_one(pool, tenant, Lookup::Id(id)).await
+}
+
+pub(super) async fn by_external_call_id(
+    pool: &SqlitePool,
+    tenant: TenantId,
+    call_id: &str,
+) -> StoreResult<Recording> {
+    load_one(pool, tenant, Lookup::CallId(call_id)).await
+}
+
+async fn next_ord(
+    conn: &mut SqliteConnection,
+    table: Child,
+    tenant: TenantId,
+    rec: RecordingId,
+) -> StoreResult<i64> {
+    let sql = match table {
+        Child::Participant => {
+            "SELECT COALESCE(MAX(ord) + 1, 0) FROM participants WHERE tenant_id = ? AND recording_id = ?"
+        }
+        Child::Stream => {
+            "SELECT COALESCE(MAX(ord) + 1, 0) FROM media_streams WHERE tenant_id = ? AND recording_id = ?"
+        }
+    };
+    sqlx::query_scalar(sql)
+        .bind(tenant.0)
+        .bind(rec.0)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(db)
+}
+
+#[derive(Clone, Copy)]
+enum Child {
+    Participant,
+    Stream,
+}
+
+pub(super) async fn add_participant(
+    pool: &SqlitePool,
+    tenant: TenantId,
+    rec: RecordingId,
+    p: &Participant,
+) -> StoreResult<()> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
+    if !exists(&mut tx, tenant, rec).await? {
+        return Err(StoreError::NotFound);
+    }
+    let ord = next_ord(&mut tx, Child::Participant, tenant, rec).await?;
+    insert_participant(&mut tx, tenant, rec, ord, p).await?;
+    tx.commit().await.map_err(db)
+}
+
+pub(super) async fn add_stream(
+    pool: &SqlitePool,
+    tenant: TenantId,
+    rec: RecordingId,
+    s: &MediaStream,
+) -> StoreResult<()> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
+    if !exists(&mut tx, tenant, rec).await? {
+        return Err(StoreError::NotFound);
+    }
+    let ord = next_ord(&mut tx, Child::Stream, tenant, rec).await?;
+    insert_stream(&mut tx, tenant, rec, ord, s).await?;
+    tx.commit().await.map_err(db)
+}
+
+fn affected_one(done: sqlx::sqlite::SqliteQueryResult) -> StoreResult<()> {
+    if done.rows_affected() == 0 {
+        Err(StoreError::NotFound)
+    } else {
+        Ok(())
+    }
+}
+
+pub(super) async fn update_status(
+    pool: &SqlitePool,
+    tenant: TenantId,
+    id: RecordingId,
+    status: RecordingStatus,
+    ended_at: Option<DateTime<Utc>>,
+    result_code: Option<&str>,
+) -> StoreResult<()> {
+    // duration_ms follows the (new or kept) end; integer division of
+    // microseconds truncates to whole milliseconds.
+    let done = sqlx::query(
+        "UPDATE recordings SET status = ?1, \
+         ended_at = COALESCE(?2, ended_at), \
+         result_code = COALESCE(?3, result_code), \
+         duration_ms = CASE WHEN COALESCE(?2, ended_at) IS NULL THEN duration_ms \
+                       ELSE (COALESCE(?2, ended_at) - started_at) / 1000 END \
+         WHERE tenant_id = ?4 AND id = ?5",
+    )
+    .bind(status.as_str())
+    .bind(ended_at.map(micros))
+    .bind(result_code)
+    .bind(tenant.0)
+    .bind(id.0)
+    .execute(pool)
+    .await
+    .map_err(db)?;
+    affected_one(done)
+}
+
+pub(super) async fn set_media(
+    pool: &SqlitePool,
+    tenant: TenantId,
+    id: RecordingId,
+    media: Option<&MediaObject>,
+) -> StoreResult<()> {
+    let done = sqlx::query(
+        "UPDATE recordings SET media_container = ?, media_key = ?, media_byte_size = ?, \
+         media_sha256 = ?, media_data_key_id = ?, media_content_type = ?, \
+         media_plaintext_size = ? WHERE tenant_id = ? AND id = ?",
+    )
+    .bind(media.map(|m| m.container.as_str()))
+    .bind(media.map(|m| m.key.as_str()))
+    .bind(media.map(|m| m.byte_size))
+    .bind(media.map(|m| m.sha256.as_str()))
+    .bind(media.map(|m| m.data_key_id.0))
+    .bind(media.map(|m| m.content_type.as_str()))
+    .bind(media.map(|m| m.plaintext_size))
+    .bind(tenant.0)
+    .bind(id.0)
+    .execute(pool)
+    .await
+    .map_err(db)?;
+    affected_one(done)
+}
+
+pub(super) async fn set_legal_hold(
+    pool: &SqlitePool,
+    tenant: TenantId,
+    id: RecordingId,
+    held: bool,
+) -> StoreResult<()> {
+    let done = sqlx::query("UPDATE recordings SET legal_hold = ? WHERE tenant_id = ? AND id = ?")
+        .bind(held)
+        .bind(tenant.0)
+        .bind(id.0)
+        .execute(pool)
+        .await
+        .map_err(db)?;
+    affected_one(done)
+}
+
+pub(super) async fn delete(
+    pool: &SqlitePool,
+    tenant: TenantId,
+    id: RecordingId,
+) -> StoreResult<()> {
+    // IMMEDIATE: the hold check and the delete see the same state (a hold
+    // placed concurrently either wins before or waits until after).
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
+    let held: Option<bool> =
+        sqlx::query_scalar("SELECT legal_hold FROM recordings WHERE tenant_id = ? AND id = ?")
+            .bind(tenant.0)
+            .bind(id.0)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?;
+    match held {
+        None => return Err(StoreError::NotFound),
+        Some(true) => {
+            return Err(StoreError::Refused(format!(
+                "recording {id} is on legal hold"
+            )));
+        }
+        Some(false) => {}
+    }
+    // Children first (their triggers clear the FTS indexes); the foreign
+    // keys would cascade too, this keeps the intent explicit.
+    for sql in [
+        "DELETE FROM transcript_segments WHERE tenant_id = ? AND recording_id = ?",
+        "DELETE FROM insights WHERE tenant_id = ? AND recording_id = ?",
+        "DELETE FROM media_streams WHERE tenant_id = ? AND recording_id = ?",
+        "DELETE FROM participants WHERE tenant_id = ? AND recording_id = ?",
+        "DELETE FROM recordings WHERE tenant_id = ? AND id = ?",
+    ] {
+        sqlx::query(sql)
+            .bind(tenant.0)
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+    }
+    tx.commit().await.map_err(db)
+}

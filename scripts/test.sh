@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh machine of our kind, in one command:
+#
+#   scripts/test.sh [extra cargo-nextest args]
+#
+# It installs what the tests need (cmake, opus-tools and espeak-ng from apt, Azurite from npm at the
+# version pinned in tests/azurite/package-lock.json), finds or starts
+# PostgreSQL, starts Azurite on a free port with a temporary data folder,
+# runs format/lint/boundary checks and every test with cargo-nextest, then
+# cleans up. INSIGHTS_TEST_PG=throwaway forces the throwaway PostgreSQL
+# cluster even when a server listens on 5432 (to test that path). With CI=true a service that cannot be provided fails the run;
+# nothing is ever skipped silently.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+die() { printf 'test.sh: %s\n' "$*" >&2; exit 1; }
+
+RUN_ID=$(date +%s)_$$
+RUN_DIR=$(mktemp -d "${TMPDIR:-/tmp}/insights-test.XXXXXX")
+PG_STARTED_DIR=""
+PG_ADMIN_URL=""
+export INSIGHTS_TEST_DB_PREFIX="ins_t_${RUN_ID}_"
+
+cleanup() {
+    set +e
+    if [ -f "$RUN_DIR/azurite/azurite.pid" ]; then
+        scripts/azurite.sh stop "$RUN_DIR/azurite" >/dev/null 2>&1
+    fi
+    if [ -n "$PG_ADMIN_URL" ] && command -v psql >/dev/null; then
+        # Drop the databases this run's tests created.
+        psql "$PG_ADMIN_URL" -Atqc "SELECT datname FROM pg_database WHERE datname LIKE '${INSIGHTS_TEST_DB_PREFIX}%'" 2>/dev/null |
+            while read -r db; do psql "$PG_ADMIN_URL" -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1; done
+    fi
+    if [ -n "$PG_STARTED_DIR" ]; then
+        as_postgres "$PG_BIN/pg_ctl" -D "$PG_STARTED_DIR" -m fast -w stop >/dev/null 2>&1
+    fi
+    rm -rf "$RUN_DIR"
+}
+trap cleanup EXIT
+
+# ---- system packages -------------------------------------------------------
+need_apt=()
+command -v cmake >/dev/null || need_apt+=(cmake)
+command -v curl >/dev/null || need_apt+=(curl)
+# opusinfo/opusdec check the recorder's Ogg Opus output.
+command -v opusinfo >/dev/null || need_apt+=(opus-tools)
+# espeak-ng speaks the test calls the simulator plays.
+command -v espeak-ng >/dev/null || need_apt+=(espeak-ng)
+if [ ${#need_apt[@]} -gt 0 ]; then
+    log "installing ${need_apt[*]} from apt"
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+command -v cargo-nextest >/dev/null || die "cargo-nextest is missing (it comes with our machine image)"
+command -v npm >/dev/null || die "npm is missing (Node 20 + npm come with our machine image)"
+
+# ---- PostgreSQL --------------------------------------------------------------
+PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1 || true)
+
+as_postgres() {
+    if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+if [ -n "${INSIGHTS_TEST_PG_URL:-}" ]; then
+    PG_ADMIN_URL=$INSIGHTS_TEST_PG_URL
+    log "PostgreSQL: using INSIGHTS_TEST_PG_URL"
+elif [ "${INSIGHTS_TEST_PG:-}" != "throwaway" ] && command -v pg_isready >/dev/null && pg_isready -q -h 127.0.0.1 -p 5432 &&
+     psql "postgres://postgres@127.0.0.1:5432/postgres" -Atqc 'select 1' >/dev/null 2>&1; then
+    PG_ADMIN_URL="postgres://postgres@127.0.0.1:5432/postgres"
+    log "PostgreSQL: using the server on 127.0.0.1:5432"
+elif [ -n "$PG_BIN" ]; then
+    PG_PORT=$(free_port)
+    PG_STARTED_DIR="$RUN_DIR/pg"
+    log "PostgreSQL: starting a throwaway cluster on 127.0.0.1:$PG_PORT"
+    mkdir -p "$PG_STARTED_DIR"
+    [ "$(id -u)" -ne 0 ] || chown postgres "$RUN_DIR" "$PG_STARTED_DIR"
+    chmod 755 "$RUN_DIR"
+    as_postgres "$PG_BIN/initdb" -D "$PG_STARTED_DIR" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >/dev/null
+    as_postgres "$PG_BIN/pg_ctl" -D "$PG_STARTED_DIR" -l "$PG_STARTED_DIR/log" -w \
+        -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $PG_STARTED_DIR" start >/dev/null
+    PG_ADMIN_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
+else
+    die "no PostgreSQL: none on 127.0.0.1:5432 and no server binaries to start one"
+fi
+psql "$PG_ADMIN_URL" -Atqc 'select 1' >/dev/null || die "PostgreSQL at the chosen URL does not answer"
+export INSIGHTS_TEST_PG_URL=$PG_ADMIN_URL
+
+# ---- Azurite -----------------------------------------------------------------
+export AZURITE_PORT=${AZURITE_PORT:-$(free_port)}
+log "Azurite: starting on 127.0.0.1:$AZURITE_PORT"
+scripts/azurite.sh start "$RUN_DIR/azurite" >/dev/null || die "Azurite did not start"
+export INSIGHTS_TEST_AZURITE="http://127.0.0.1:$AZURITE_PORT/devstoreaccount1"
+
+# ---- checks and tests ----------------------------------------------------------
+log "cargo fmt --check"
+cargo fmt --all -- --check
+log "cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+log "crate boundaries"
+scripts/check-boundaries.sh
+log "tests (cargo nextest)"
+cargo nextest run --workspace --locked --no-fail-fast "$@"
+log "doc tests"
+cargo test --workspace --locked --doc --quiet
+log "all tests passed"

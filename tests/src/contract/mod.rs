@@ -1,0 +1,5 @@
+//! Contract suites: written once, generic over a store trait, run against
+//! every backend by the `*_contract` test files.
+
+pub mod blob;
+pub mod store;

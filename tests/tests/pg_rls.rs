@@ -1,0 +1,548 @@
+//! Row-level security, the second wall of tenant isolation on PostgreSQL:
+//! with the store's own filters out of the way (hand-written SQL), a
+//! tenant session still sees and writes only its tenant's rows, a session
+//! without a tenant sees nothing, and every tenant table is covered, so a
+//! table added later without a policy fails here.
+
+use chrono::Duration;
+use insights_core::crypto::WrappedDataKey;
+use insights_core::domain::*;
+use insights_core::store::MetadataStore;
+use insights_stores::metadata::postgres::{APP_ROLE, PgStore};
+use sqlx::{AssertSqlSafe, PgConnection, Row};
+use uuid::Uuid;
+
+/// Tables without `tenant_id`: platform scope, not tenant data.
+const PLATFORM_TABLES: &[&str] = &["tenants", "_sqlx_migrations"];
+
+async fn store(max_connections: u32) -> PgStore {
+    let url = insights_tests::fresh_pg_database().await;
+    PgStore::connect(&url, max_connections)
+        .await
+        .unwrap_or_else(|e| panic!("cannot open the PostgreSQL store: {e:?}"))
+}
+
+#[track_caller]
+fn ok<T, E: std::fmt::Debug>(r: Result<T, E>, what: &str) -> T {
+    match r {
+        Ok(v) => v,
+        Err(e) => panic!("{what}: {e:?}"),
+    }
+}
+
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Every base table of the store's schema that has a `tenant_id` column.
+async fn tenant_tables(s: &PgStore) -> Vec<String> {
+    ok(
+        sqlx::query_scalar(
+            "SELECT c.table_name::text FROM information_schema.columns c \
+             JOIN information_schema.tables t \
+               ON t.table_schema = c.table_schema AND t.table_name = c.table_name \
+             WHERE c.table_schema = current_schema() AND c.column_name = 'tenant_id' \
+               AND t.table_type = 'BASE TABLE' \
+             ORDER BY 1",
+        )
+        .fetch_all(s.pool())
+        .await,
+        "list tenant tables",
+    )
+}
+
+async fn count(c: &mut PgConnection, table: &str, filter: Option<TenantId>) -> i64 {
+    let sql = match filter {
+        None => format!("SELECT count(*) FROM {}", quote_ident(table)),
+        Some(_) => format!(
+            "SELECT count(*) FROM {} WHERE tenant_id = $1",
+            quote_ident(table)
+        ),
+    };
+    let mut q = sqlx::query_scalar(AssertSqlSafe(sql));
+    if let Some(t) = filter {
+        q = q.bind(t.0);
+    }
+    ok(q.fetch_one(c).await, &format!("count {table}"))
+}
+
+/// Puts a row into every tenant table for `t` through the store.
+async fn seed(s: &PgStore, name: &str) -> TenantId {
+    let t = ok(
+        s.create_tenant(NewTenant {
+            name: name.into(),
+            directory_tenant_id: None,
+        })
+        .await,
+        "create tenant",
+    )
+    .id;
+    let user = DirectoryUser {
+        id: UserId::new(),
+        tenant_id: t,
+        directory_object_id: Some(Uuid::new_v4().to_string()),
+        first_name: Some("Ann".into()),
+        last_name: Some("Lee".into()),
+        display_name: Some("Ann Lee".into()),
+        alias: None,
+        email: Some("ann@contoso.com".into()),
+        upn: None,
+        phone_numbers: vec!["+14255550100".into()],
+        sip_uri: None,
+        tel_uri: None,
+        groups: vec!["sales".into()],
+        active: true,
+        updated_at: now(),
+    };
+    ok(s.upsert_directory_user(t, &user).await, "user");
+
+    let key = WrappedDataKey {
+        id: KeyId::new(),
+        tenant_id: t,
+        kek_id: "kek-1".into(),
+        wrapped: vec![1, 2, 3],
+        created_at: now(),
+    };
+    ok(s.put_data_key(t, &key).await, "data key");
+
+    let mut r = Recording::new(t, RecordingKind::Call, Direction::Inbound, now());
+    r.participants.push(Participant {
+        id: ParticipantId::new(),
+        role: ParticipantRole::Caller,
+        display_name: Some("Carol Danvers".into()),
+        phone_number: Some("+14255550100".into()),
+        uri: Some("tel:+14255550100".into()),
+        email: None,
+        directory_user_id: Some(user.id),
+        recorded_user: true,
+        joined_ms: Some(0),
+        left_ms: None,
+    });
+    r.streams.push(MediaStream {
+        id: StreamId::new(),
+        participant_id: Some(r.participants[0].id),
+        track: 0,
+        media_type: "audio".into(),
+        codec: "opus".into(),
+        sample_rate: 16_000,
+        start_ms: 0,
+    });
+    r.media = Some(MediaObject {
+        container: Tenant::container_name(t),
+        key: format!("{}.ins", r.id),
+        byte_size: 10,
+        sha256: "00".repeat(32),
+        data_key_id: key.id,
+        content_type: "audio/ogg".into(),
+        plaintext_size: 8,
+    });
+    ok(s.insert_recording(t, &r).await, "recording");
+    let seg = TranscriptSegment {
+        id: SegmentId::new(),
+        recording_id: r.id,
+        participant_id: Some(r.participants[0].id),
+        start_ms: 0,
+        end_ms: 900,
+        text: "the confidential merger".into(),
+        confidence: 0.9,
+        language: Some("en".into()),
+    };
+    ok(s.put_transcript_segments(t, r.id, &[seg]).await, "segments");
+    let insight = Insight {
+        id: InsightId::new(),
+        recording_id: r.id,
+        kind: InsightKind::Summary,
+        text: "merger talk".into(),
+        owner_participant_id: None,
+        provider: "local:test".into(),
+        created_at: now(),
+    };
+    ok(s.put_insights(t, r.id, &[insight]).await, "insights");
+    for action in [AuditAction::Search, AuditAction::Play] {
+        let ev = NewAuditEvent {
+            actor: "acc-1".into(),
+            action,
+            recording_id: Some(r.id),
+            target: None,
+            reason: None,
+            source: None,
+            details: serde_json::json!({}),
+        };
+        ok(s.append_audit(t, ev).await, "audit");
+    }
+    let policy = RetentionPolicy {
+        id: RetentionPolicyId::new(),
+        tenant_id: t,
+        name: "calls".into(),
+        scope: RetentionScope::default(),
+        retain_days: 90,
+        action: RetentionAction::DeleteMedia,
+        enabled: true,
+        updated_at: now(),
+    };
+    ok(s.upsert_retention_policy(t, &policy).await, "policy");
+    let hold = LegalHold {
+        id: LegalHoldId::new(),
+        tenant_id: t,
+        case_name: "case".into(),
+        reason: None,
+        scope: HoldScope {
+            recording_ids: vec![r.id],
+            ..HoldScope::default()
+        },
+        placed_by: "acc-1".into(),
+        placed_at: now() - Duration::hours(1),
+        lifted_by: None,
+        lifted_at: None,
+    };
+    ok(s.create_legal_hold(t, &hold).await, "hold");
+    let profile = SecurityProfile {
+        id: SecurityProfileId::new(),
+        tenant_id: t,
+        name: "supervisors".into(),
+        role: Role::Supervisor,
+        permissions: Role::Supervisor.default_permissions(),
+        scope: VisibilityScope::All,
+    };
+    ok(s.upsert_security_profile(t, &profile).await, "profile");
+    t
+}
+
+/// The SQLSTATE of a failed statement.
+fn sqlstate(e: &sqlx::Error) -> Option<String> {
+    e.as_database_error()
+        .and_then(|d| d.code())
+        .map(|c| c.into_owned())
+}
+
+#[tokio::test]
+async fn every_tenant_table_has_row_level_security() {
+    let s = store(2).await;
+    let tables = tenant_tables(&s).await;
+    for expected in [
+        "directory_users",
+        "recordings",
+        "participants",
+        "media_streams",
+        "transcript_segments",
+        "insights",
+        "audit_events",
+        "audit_heads",
+        "retention_policies",
+        "legal_holds",
+        "security_profiles",
+        "data_keys",
+    ] {
+        assert!(
+            tables.iter().any(|t| t == expected),
+            "{expected} has a tenant_id column"
+        );
+    }
+
+    for table in &tables {
+        let row = ok(
+            sqlx::query(
+                "SELECT c.relrowsecurity, \
+                 (SELECT count(*) FROM pg_policies p \
+                  WHERE p.schemaname = n.nspname AND p.tablename = c.relname \
+                    AND p.cmd = 'ALL' AND p.permissive = 'PERMISSIVE' \
+                    AND p.qual LIKE '%tenant_id%app.tenant_id%' \
+                    AND p.with_check LIKE '%tenant_id%app.tenant_id%') AS policies, \
+                 (SELECT count(*) FROM pg_policies p \
+                  WHERE p.schemaname = n.nspname AND p.tablename = c.relname) AS all_policies \
+                 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE n.nspname = current_schema() AND c.relname = $1",
+            )
+            .bind(table)
+            .fetch_one(s.pool())
+            .await,
+            "policy lookup",
+        );
+        let enabled: bool = ok(row.try_get("relrowsecurity"), "relrowsecurity");
+        let policies: i64 = ok(row.try_get("policies"), "policies");
+        let all: i64 = ok(row.try_get("all_policies"), "all_policies");
+        assert!(enabled, "row-level security is not enabled on {table}");
+        assert_eq!(
+            policies, 1,
+            "{table} needs the tenant_isolation policy (USING and WITH CHECK on app.tenant_id)"
+        );
+        assert_eq!(all, 1, "{table} has extra policies that could widen access");
+    }
+
+    // A table without tenant_id must be a known platform table: a tenant
+    // table that forgot the column would escape every check above.
+    let all_tables: Vec<String> = ok(
+        sqlx::query_scalar(
+            "SELECT table_name::text FROM information_schema.tables \
+             WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'",
+        )
+        .fetch_all(s.pool())
+        .await,
+        "list tables",
+    );
+    for table in all_tables {
+        assert!(
+            tables.contains(&table) || PLATFORM_TABLES.contains(&table.as_str()),
+            "table {table} has no tenant_id column and is not a known platform table"
+        );
+    }
+
+    // The application role cannot bypass the policies.
+    let (superuser, bypass): (bool, bool) = ok(
+        sqlx::query_as("SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = $1")
+            .bind(APP_ROLE)
+            .fetch_one(s.pool())
+            .await,
+        "app role",
+    );
+    assert!(!superuser && !bypass, "{APP_ROLE} must be subject to RLS");
+    let owned: i64 = ok(
+        sqlx::query_scalar(
+            "SELECT count(*) FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner \
+             WHERE r.rolname = $1",
+        )
+        .bind(APP_ROLE)
+        .fetch_one(s.pool())
+        .await,
+        "owned tables",
+    );
+    assert_eq!(owned, 0, "{APP_ROLE} owns nothing (owners bypass RLS)");
+}
+
+#[tokio::test]
+async fn a_tenant_session_sees_only_its_tenant() {
+    let s = store(3).await;
+    let a = seed(&s, "contoso").await;
+    let b = seed(&s, "fabrikam").await;
+    let tables = tenant_tables(&s).await;
+
+    // As the connecting (owner) user, both tenants have rows everywhere:
+    // there is something to hide.
+    let mut admin = ok(s.pool().acquire().await, "acquire");
+    let mut want = Vec::new();
+    for table in &tables {
+        let rows_a = count(&mut admin, table, Some(a)).await;
+        let rows_b = count(&mut admin, table, Some(b)).await;
+        assert!(
+            rows_a > 0 && rows_b > 0,
+            "seed() in pg_rls.rs must put rows of both tenants into {table}"
+        );
+        want.push(rows_a);
+    }
+    drop(admin);
+
+    let mut tx = ok(s.tenant_session(a).await, "session");
+    let (user, setting): (String, String) = ok(
+        sqlx::query_as("SELECT current_user::text, current_setting('app.tenant_id')")
+            .fetch_one(&mut *tx)
+            .await,
+        "session identity",
+    );
+    assert_eq!(user, APP_ROLE);
+    assert_eq!(setting, a.to_string());
+    for (table, rows_a) in tables.iter().zip(want) {
+        assert_eq!(
+            count(&mut tx, table, None).await,
+            rows_a,
+            "SELECT count(*) FROM {table} shows exactly tenant A's rows"
+        );
+        assert_eq!(
+            count(&mut tx, table, Some(b)).await,
+            0,
+            "{table}: tenant B's rows are invisible"
+        );
+    }
+    // Hand-written reads of content and of B's rows by id.
+    let texts: Vec<String> = ok(
+        sqlx::query_scalar("SELECT text FROM transcript_segments")
+            .fetch_all(&mut *tx)
+            .await,
+        "segments",
+    );
+    assert_eq!(texts.len(), 1);
+    let b_recordings: i64 = ok(
+        sqlx::query_scalar("SELECT count(*) FROM recordings r WHERE r.tenant_id <> $1")
+            .bind(a.0)
+            .fetch_one(&mut *tx)
+            .await,
+        "others",
+    );
+    assert_eq!(b_recordings, 0);
+    // Writes aimed at B's rows touch nothing.
+    let updated = ok(
+        sqlx::query("UPDATE recordings SET legal_hold = NOT legal_hold WHERE tenant_id = $1")
+            .bind(b.0)
+            .execute(&mut *tx)
+            .await,
+        "update B",
+    );
+    assert_eq!(updated.rows_affected(), 0);
+    let deleted = ok(
+        sqlx::query("DELETE FROM data_keys WHERE tenant_id = $1")
+            .bind(b.0)
+            .execute(&mut *tx)
+            .await,
+        "delete B",
+    );
+    assert_eq!(deleted.rows_affected(), 0);
+    ok(tx.rollback().await, "rollback");
+
+    // The platform table of tenants is out of a tenant session's reach.
+    let mut tx = ok(s.tenant_session(a).await, "session");
+    let err = sqlx::query_scalar::<_, i64>("SELECT count(*) FROM tenants")
+        .fetch_one(&mut *tx)
+        .await
+        .err()
+        .unwrap_or_else(|| panic!("a tenant session can read the tenants table"));
+    assert_eq!(sqlstate(&err).as_deref(), Some("42501"), "{err}");
+    drop(tx);
+
+    // Nothing of B changed.
+    let mut admin = ok(s.pool().acquire().await, "acquire");
+    assert!(count(&mut admin, "data_keys", Some(b)).await > 0);
+}
+
+#[tokio::test]
+async fn a_tenant_session_cannot_write_rows_of_another_tenant() {
+    let s = store(2).await;
+    let a = seed(&s, "contoso").await;
+    let b = seed(&s, "fabrikam").await;
+
+    // INSERT of a row that names tenant B: refused by WITH CHECK.
+    let mut tx = ok(s.tenant_session(a).await, "session");
+    let err = sqlx::query(
+        "INSERT INTO data_keys (tenant_id, id, kek_id, wrapped, created_at) \
+         VALUES ($1, $2, 'kek-x', '\\x00', now())",
+    )
+    .bind(b.0)
+    .bind(Uuid::new_v4())
+    .execute(&mut *tx)
+    .await
+    .err()
+    .unwrap_or_else(|| panic!("insert into tenant B succeeded"));
+    assert_eq!(sqlstate(&err).as_deref(), Some("42501"), "{err}");
+    drop(tx);
+
+    // The same through another table, with a recording of B's id space.
+    let mut tx = ok(s.tenant_session(a).await, "session");
+    let err = sqlx::query(
+        "INSERT INTO recordings (tenant_id, id, kind, direction, started_at, status, \
+         retention_class, legal_hold, has_transcript, created_at) \
+         VALUES ($1, $2, 'call', 'inbound', now(), 'recording', 'default', false, false, now())",
+    )
+    .bind(b.0)
+    .bind(Uuid::now_v7())
+    .execute(&mut *tx)
+    .await
+    .err()
+    .unwrap_or_else(|| panic!("insert of a recording for tenant B succeeded"));
+    assert_eq!(sqlstate(&err).as_deref(), Some("42501"), "{err}");
+    drop(tx);
+
+    // Moving one of A's rows to B: refused too.
+    let mut tx = ok(s.tenant_session(a).await, "session");
+    let err = sqlx::query("UPDATE legal_holds SET tenant_id = $1")
+        .bind(b.0)
+        .execute(&mut *tx)
+        .await
+        .err()
+        .unwrap_or_else(|| panic!("moving a row to tenant B succeeded"));
+    assert_eq!(sqlstate(&err).as_deref(), Some("42501"), "{err}");
+    drop(tx);
+
+    // The audit log is append-only for the application role.
+    let mut tx = ok(s.tenant_session(a).await, "session");
+    let err = sqlx::query("UPDATE audit_events SET actor = 'someone else'")
+        .execute(&mut *tx)
+        .await
+        .err()
+        .unwrap_or_else(|| panic!("audit events could be rewritten"));
+    assert_eq!(sqlstate(&err).as_deref(), Some("42501"), "{err}");
+    drop(tx);
+
+    // Inserting for its own tenant works in the same kind of session.
+    let mut tx = ok(s.tenant_session(a).await, "session");
+    ok(
+        sqlx::query(
+            "INSERT INTO data_keys (tenant_id, id, kek_id, wrapped, created_at) \
+             VALUES ($1, $2, 'kek-x', '\\x00', now())",
+        )
+        .bind(a.0)
+        .bind(Uuid::new_v4())
+        .execute(&mut *tx)
+        .await,
+        "insert own row",
+    );
+    ok(tx.rollback().await, "rollback");
+}
+
+#[tokio::test]
+async fn the_app_role_without_a_tenant_sees_nothing() {
+    let s = store(2).await;
+    seed(&s, "contoso").await;
+    seed(&s, "fabrikam").await;
+    let tables = tenant_tables(&s).await;
+
+    // No tenant set at all, then an empty one: default deny.
+    for setup in [
+        "SELECT set_config('role', 'insights_app', true)",
+        "SELECT set_config('role', 'insights_app', true), set_config('app.tenant_id', '', true)",
+    ] {
+        let mut tx = ok(s.pool().begin().await, "begin");
+        ok(sqlx::query(setup).execute(&mut *tx).await, "set role");
+        for table in &tables {
+            assert_eq!(
+                count(&mut tx, table, None).await,
+                0,
+                "{table} shows rows without a tenant ({setup})"
+            );
+        }
+        ok(tx.rollback().await, "rollback");
+    }
+
+    // A tenant id that is not a UUID fails closed (an error, not rows).
+    let mut tx = ok(s.pool().begin().await, "begin");
+    ok(
+        sqlx::query(
+            "SELECT set_config('role', 'insights_app', true), \
+             set_config('app.tenant_id', 'x'' OR true --', true)",
+        )
+        .execute(&mut *tx)
+        .await,
+        "set role",
+    );
+    let r = sqlx::query_scalar::<_, i64>("SELECT count(*) FROM recordings")
+        .fetch_one(&mut *tx)
+        .await;
+    assert!(r.is_err(), "a malformed tenant setting must fail: {r:?}");
+}
+
+#[tokio::test]
+async fn session_settings_end_with_the_transaction() {
+    // One connection: whatever a session leaves behind, the next user of
+    // the pool would get.
+    let s = store(1).await;
+    let a = seed(&s, "contoso").await;
+    let tx = ok(s.tenant_session(a).await, "session");
+    ok(tx.commit().await, "commit");
+    let (user, setting): (String, Option<String>) = ok(
+        sqlx::query_as(
+            "SELECT current_user::text, NULLIF(current_setting('app.tenant_id', true), '')",
+        )
+        .fetch_one(s.pool())
+        .await,
+        "after commit",
+    );
+    assert_ne!(user, APP_ROLE, "the role was reset");
+    assert_eq!(setting, None, "the tenant setting was reset");
+
+    let tx = ok(s.tenant_session(a).await, "session");
+    drop(tx); // rolled back
+    let user: String = ok(
+        sqlx::query_scalar("SELECT current_user::text")
+            .fetch_one(s.pool())
+            .await,
+        "after drop",
+    );
+    assert_ne!(user, APP_ROLE, "the role was reset after a rollback");
+}
