@@ -481,6 +481,19 @@ pub fn kill_mid_call() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         };
         let ogg = fetch_primary(&platform, tenant.id, &rec).await;
+        // The stream row was stored at the first audio, before the kill.
+        let full = platform
+            .store
+            .get_recording(tenant.id, rec.id)
+            .await
+            .unwrap();
+        assert_eq!(
+            full.streams.len(),
+            1,
+            "the recovered call has its stream row"
+        );
+        assert_eq!(full.streams[0].track, 0);
+        assert!(full.streams[0].participant_id.is_none());
         (rec, ogg)
     });
     drop(server);
