@@ -617,6 +617,11 @@ pub fn meeting(pg_url: Option<&str>, azurite: Option<&str>, encoding: &str) {
             .await
             .unwrap();
         assert_eq!(search.total, 1, "one meeting, one recording");
+        // Leaves are stored: everyone has left by the end, after joining.
+        for p in &rec.participants {
+            let left = p.left_ms.expect("every participant has left by the end");
+            assert!(p.joined_ms.unwrap_or(0) <= left, "left before joining");
+        }
 
         // In unmixed mode (as in Teams) only voiced 20 ms frames travel,
         // so the mix ends where the last speaker's last voiced frame does.
