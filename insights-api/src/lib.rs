@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 mod metrics_setup;
+pub mod playback;
 mod routes;
 mod startup;
 

@@ -540,8 +540,8 @@ async fn fetch_stream(
 }
 
 /// A four-party meeting: one recording, a mix and one track per
-/// participant, each track carrying exactly its participant's speech.
-/// A four-party meeting; `encoding` as in [`two_party_call`].
+/// participant, each track carrying exactly its participant's speech;
+/// `encoding` as in [`two_party_call`].
 pub fn meeting(pg_url: Option<&str>, azurite: Option<&str>, encoding: &str) {
     let cwd = tempfile::tempdir().unwrap();
     let data = cwd.path().join("data");
