@@ -106,7 +106,8 @@ struct Expected {
 fn voices() -> &'static (Vec<i16>, Vec<i16>) {
     static VOICES: OnceLock<(Vec<i16>, Vec<i16>)> = OnceLock::new();
     VOICES.get_or_init(|| {
-        let (speech, _source) = recorder::test_signal::speech(12).unwrap();
+        let (speech, source) = recorder::test_signal::speech(12).unwrap();
+        println!("speech: {source}");
         let n = SLOTS * FRAME;
         let a = speech[..n].to_vec();
         let b = speech[6 * recorder::SAMPLE_RATE as usize..][..n].to_vec();
