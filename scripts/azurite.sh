@@ -66,6 +66,12 @@ installed_version() {
 ensure_installed() {
     local hidden_lock="$PKG_DIR/node_modules/.package-lock.json"
     local reason=""
+    # One installer at a time: tests start private Azurites concurrently,
+    # and `npm ci` empties node_modules before it fills it again, so a
+    # second caller must wait for the first instead of seeing a half
+    # install (or starting a second `npm ci` over it).
+    exec 9>"$PKG_DIR/.install.lock"
+    flock 9
     if [[ ! -x "$BIN" || ! -f "$hidden_lock" ]]; then
         reason="not installed"
     elif [[ "$(installed_version)" != "$PINNED_VERSION" ]]; then
@@ -80,6 +86,8 @@ ensure_installed() {
             || die "npm ci in $PKG_DIR failed"
     fi
     [[ -x "$BIN" ]] || die "$BIN is missing after npm ci"
+    flock -u 9
+    exec 9>&-
 }
 
 start() {
