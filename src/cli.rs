@@ -228,10 +228,18 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let stop_uploader = CancellationToken::new();
     let uploader = tokio::spawn(uploader.run(stop_uploader.clone()));
 
+    let auth = insights_api::Authenticator::new(
+        &settings.auth,
+        &settings.data_dir,
+        platform.store.clone(),
+        platform.keys.clone(),
+    )
+    .context("starting authentication")?;
     let state = insights_api::AppState {
         store: platform.store.clone(),
         blobs: platform.blobs.clone(),
         keys: platform.keys.clone(),
+        auth: Arc::new(auth),
     };
     let gateway = web::Data::new(
         GatewayState::builder(
