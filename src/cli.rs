@@ -59,7 +59,7 @@ pub enum Command {
         #[arg(long, value_name = "ADDR")]
         listen: Option<SocketAddr>,
     },
-    /// Administration: tenants.
+    /// Administration: tenants and local accounts.
     Admin {
         #[command(subcommand)]
         command: AdminCommand,
@@ -92,6 +92,11 @@ pub enum AdminCommand {
     Tenant {
         #[command(subcommand)]
         command: TenantCommand,
+    },
+    /// Local accounts (tenant users, platform operators).
+    User {
+        #[command(subcommand)]
+        command: crate::cli_users::UserCommand,
     },
 }
 
@@ -182,6 +187,9 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Admin {
             command: AdminCommand::Tenant { command },
         } => tenant(command, &settings).await,
+        Command::Admin {
+            command: AdminCommand::User { command },
+        } => crate::cli_users::run(command, &settings).await,
         Command::Keys {
             command: KeysCommand::Shred { tenant, key_id },
         } => shred(&settings, &tenant, key_id).await,
