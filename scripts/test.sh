@@ -3,12 +3,14 @@
 #
 #   scripts/test.sh [extra cargo-nextest args]
 #
-# It installs what the tests need (cmake, opus-tools and espeak-ng from apt, Azurite from npm at the
-# version pinned in tests/azurite/package-lock.json), finds or starts
-# PostgreSQL, starts Azurite on a free port with a temporary data folder,
-# runs format/lint/boundary checks and every test with cargo-nextest, then
-# cleans up. INSIGHTS_TEST_PG=throwaway forces the throwaway PostgreSQL
-# cluster even when a server listens on 5432 (to test that path). With CI=true a service that cannot be provided fails the run;
+# It installs what the tests need (cmake, opus-tools, espeak-ng, chromium
+# and firefox-esr from apt; Azurite and the browser drivers from npm at the
+# versions pinned in tests/azurite/ and tests/browser/package-lock.json),
+# finds or starts PostgreSQL, starts Azurite on a free port with a temporary
+# data folder, runs format/lint/boundary checks and every test with
+# cargo-nextest, then cleans up. INSIGHTS_TEST_PG=throwaway forces the
+# throwaway PostgreSQL cluster even when a server listens on 5432 (to test
+# that path). With CI=true a service that cannot be provided fails the run;
 # nothing is ever skipped silently.
 set -euo pipefail
 
@@ -49,6 +51,10 @@ command -v curl >/dev/null || need_apt+=(curl)
 command -v opusinfo >/dev/null || need_apt+=(opus-tools)
 # espeak-ng speaks the test calls the simulator plays.
 command -v espeak-ng >/dev/null || need_apt+=(espeak-ng)
+# The browser playback test (tests/tests/browser_playback.rs) plays the
+# recorder's Ogg Opus in Debian's headless Chromium and Firefox ESR.
+[ -x "${INSIGHTS_TEST_CHROMIUM:-/usr/bin/chromium}" ] || need_apt+=(chromium)
+[ -x "${INSIGHTS_TEST_FIREFOX:-/usr/bin/firefox-esr}" ] || need_apt+=(firefox-esr)
 if [ ${#need_apt[@]} -gt 0 ]; then
     log "installing ${need_apt[*]} from apt"
     SUDO=""
@@ -58,6 +64,19 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 command -v cargo-nextest >/dev/null || die "cargo-nextest is missing (it comes with our machine image)"
 command -v npm >/dev/null || die "npm is missing (Node 20 + npm come with our machine image)"
+
+# ---- browser drivers (npm) -----------------------------------------------------
+# playwright-core and puppeteer-core, pinned in tests/browser/package-lock.json;
+# `npm ci` when node_modules is missing or older than the lock file. They
+# drive the Debian browsers above and must never download one.
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 PUPPETEER_SKIP_DOWNLOAD=1
+BROWSER_PKG=tests/browser
+if [ ! -f "$BROWSER_PKG/node_modules/.package-lock.json" ] ||
+   [ "$BROWSER_PKG/package-lock.json" -nt "$BROWSER_PKG/node_modules/.package-lock.json" ]; then
+    log "installing the browser drivers: npm ci --prefix $BROWSER_PKG"
+    npm ci --prefix "$BROWSER_PKG" --no-audit --no-fund --loglevel=error >&2 ||
+        die "npm ci in $BROWSER_PKG failed"
+fi
 
 # ---- PostgreSQL --------------------------------------------------------------
 PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1 || true)

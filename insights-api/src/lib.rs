@@ -1,7 +1,8 @@
 //! The Insights HTTP API (actix-web).
 //!
 //! Today: `GET /healthz` (per-component status), `GET /metrics`
-//! (Prometheus) and authentication (`/api/auth/login`, `/logout`, `/me`).
+//! (Prometheus), authentication (`/api/auth/login`, `/logout`, `/me`) and
+//! the Range-capable media streaming of [`playback`].
 //! Handlers take a [`Principal`] (the authenticated caller, with
 //! `require(Permission)` and `tenant()`) and return `Result<_, ApiError>`
 //! (RFC 9457 problem+json with a stable `code`); they reach data only
@@ -13,6 +14,7 @@
 pub mod auth;
 pub mod error;
 mod metrics_setup;
+pub mod playback;
 mod routes;
 mod startup;
 

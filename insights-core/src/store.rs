@@ -134,6 +134,20 @@ pub trait MetadataStore: Send + Sync + 'static {
         id: RecordingId,
         held: bool,
     ) -> StoreResult<()>;
+    /// Records what the call learns about a stored participant while it
+    /// runs: `recorded_user = true` marks them as a policy-recorded user
+    /// (never unmarked: `false` leaves the flag as it is); `left_ms` is
+    /// when they left (ms after the start), `None` while present (a
+    /// rejoin clears it). `NotFound` unless the participant belongs to
+    /// this recording of this tenant.
+    async fn update_participant_presence(
+        &self,
+        tenant: TenantId,
+        recording: RecordingId,
+        participant: ParticipantId,
+        recorded_user: bool,
+        left_ms: Option<i64>,
+    ) -> StoreResult<()>;
     /// Deletes a recording with its participants, streams, transcript,
     /// insights and search-index entries. Refused while on legal hold.
     async fn delete_recording(&self, tenant: TenantId, id: RecordingId) -> StoreResult<()>;

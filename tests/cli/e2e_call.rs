@@ -481,6 +481,19 @@ pub fn kill_mid_call() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         };
         let ogg = fetch_primary(&platform, tenant.id, &rec).await;
+        // The stream row was stored at the first audio, before the kill.
+        let full = platform
+            .store
+            .get_recording(tenant.id, rec.id)
+            .await
+            .unwrap();
+        assert_eq!(
+            full.streams.len(),
+            1,
+            "the recovered call has its stream row"
+        );
+        assert_eq!(full.streams[0].track, 0);
+        assert!(full.streams[0].participant_id.is_none());
         (rec, ogg)
     });
     drop(server);
@@ -527,8 +540,8 @@ async fn fetch_stream(
 }
 
 /// A four-party meeting: one recording, a mix and one track per
-/// participant, each track carrying exactly its participant's speech.
-/// A four-party meeting; `encoding` as in [`two_party_call`].
+/// participant, each track carrying exactly its participant's speech;
+/// `encoding` as in [`two_party_call`].
 pub fn meeting(pg_url: Option<&str>, azurite: Option<&str>, encoding: &str) {
     let cwd = tempfile::tempdir().unwrap();
     let data = cwd.path().join("data");
@@ -604,6 +617,11 @@ pub fn meeting(pg_url: Option<&str>, azurite: Option<&str>, encoding: &str) {
             .await
             .unwrap();
         assert_eq!(search.total, 1, "one meeting, one recording");
+        // Leaves are stored: everyone has left by the end, after joining.
+        for p in &rec.participants {
+            let left = p.left_ms.expect("every participant has left by the end");
+            assert!(p.joined_ms.unwrap_or(0) <= left, "left before joining");
+        }
 
         // In unmixed mode (as in Teams) only voiced 20 ms frames travel,
         // so the mix ends where the last speaker's last voiced frame does.

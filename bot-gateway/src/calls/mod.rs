@@ -39,7 +39,10 @@
 //!   phone number or directory user), as *attendee* — *organizer* if they
 //!   are the meeting's organizer, *redirected-to* if a 1:1 call is being
 //!   transferred or redirected. Leaves (`deleted`, `removedState`) and
-//!   rejoins are tracked in memory ([`CallRegistry::call_info`]); bots
+//!   rejoins are tracked for the media side ([`CallRegistry::call_info`])
+//!   and stored (`left_ms`, cleared by a rejoin; everyone still present
+//!   leaves when the call ends); a stored party who turns out to be a
+//!   policy-recorded user is marked as one; bots
 //!   (application identities, other recorders) are skipped. Audio
 //!   `sourceId`s are kept per member so the media side can map
 //!   active-speaker ids to participants.

@@ -348,8 +348,10 @@ impl CallRegistry {
                     call_id,
                     participant_id,
                 } => {
-                    if self.known(&mut inner, token, &call_id).await? {
-                        mark_left(&mut inner, &call_id, Some(&participant_id), &[]);
+                    if self.known(&mut inner, token, &call_id).await?
+                        && let Some(p) = mark_left(&mut inner, &call_id, Some(&participant_id), &[])
+                    {
+                        self.persist_presence(p).await;
                     }
                 }
                 Event::ParticipantJoining { call_id, call } => {
@@ -687,12 +689,19 @@ impl CallRegistry {
                     push_unique(&mut e.graph_ids, g);
                 }
                 if ip.recorded && !e.recorded {
-                    // The store has no participant update: the row keeps
-                    // recorded_user = false; the directory link still
-                    // entitles the user to the recording.
+                    // Stored before we knew: the row is marked now, so
+                    // the user is entitled to the recording.
                     e.recorded = true;
                     new_recorded += 1;
-                    tracing::warn!(recording_id = %rec.id, participant_id = %e.participant_id, "a stored participant turned out to be policy-recorded; its stored flag cannot be updated");
+                    let p = Presence {
+                        tenant: rec.tenant,
+                        recording: rec.id,
+                        participant: e.participant_id,
+                        recorded: true,
+                        left_ms: e.left_ms,
+                    };
+                    tracing::info!(recording_id = %rec.id, participant_id = %e.participant_id, "a stored participant turned out to be policy-recorded: marked");
+                    self.persist_presence(p).await;
                 }
                 continue;
             }
@@ -777,6 +786,24 @@ impl CallRegistry {
                 .await?;
         }
         Ok(())
+    }
+
+    /// Stores a presence change. A failure is logged and not retried:
+    /// the participant row keeps its earlier presence, the call goes on.
+    async fn persist_presence(&self, p: Presence) {
+        if let Err(e) = self
+            .store
+            .update_participant_presence(
+                p.tenant,
+                p.recording,
+                p.participant,
+                p.recorded,
+                p.left_ms,
+            )
+            .await
+        {
+            tracing::warn!(recording_id = %p.recording, participant_id = %p.participant, error = %e, "cannot store the participant's presence");
+        }
     }
 
     // ---- participant joining (capacity > 1) ----
@@ -885,9 +912,20 @@ impl CallRegistry {
         self.flush_pending(rec, true).await?;
         let ended_at = now();
         let left = rec.offset_ms();
+        let mut gone = Vec::new();
         for e in rec.roster.iter_mut().filter(|e| e.present) {
             e.present = false;
             e.left_ms = Some(left);
+            gone.push(Presence {
+                tenant: rec.tenant,
+                recording: rec.id,
+                participant: e.participant_id,
+                recorded: e.recorded,
+                left_ms: Some(left),
+            });
+        }
+        for p in gone {
+            self.persist_presence(p).await;
         }
         let current = self.store.get_recording(rec.tenant, rec.id).await?.status;
         // Never regress what the media side has already moved on
@@ -955,7 +993,9 @@ impl CallRegistry {
                     .and_then(|i| i.participant_id().map(str::to_owned))
             });
             if removed || p.removed_state.is_some() {
-                mark_left(inner, call_id, graph_id.as_deref(), &keys);
+                if let Some(p) = mark_left(inner, call_id, graph_id.as_deref(), &keys) {
+                    self.persist_presence(p).await;
+                }
                 continue;
             }
             if p.is_in_lobby == Some(true) {
@@ -1019,6 +1059,14 @@ impl CallRegistry {
                     e.present = true;
                     e.left_ms = None;
                     tracing::debug!(%call_id, participant_id = %e.participant_id, at_ms = offset, "participant rejoined");
+                    let p = Presence {
+                        tenant: rec.tenant,
+                        recording: rec.id,
+                        participant: e.participant_id,
+                        recorded: e.recorded,
+                        left_ms: None,
+                    };
+                    self.persist_presence(p).await;
                 }
             }
         }
@@ -1296,25 +1344,41 @@ fn gauge_active(inner: &Inner) {
     metrics::gauge!("gateway_calls_active").set(inner.legs.len() as f64);
 }
 
-/// Marks a roster member as gone. The store keeps participants as they
-/// joined (it has no participant update): leaves live in memory, for the
-/// media side ([`CallRegistry::call_info`]).
-fn mark_left(inner: &mut Inner, call_id: &str, graph_id: Option<&str>, keys: &[String]) {
-    let Some(leg) = inner.legs.get(call_id) else {
-        return;
-    };
-    let Some(rec) = inner.recordings.get_mut(&leg.recording_id) else {
-        return;
-    };
+/// What the store learns about a participant during the call.
+struct Presence {
+    tenant: TenantId,
+    recording: RecordingId,
+    participant: ParticipantId,
+    recorded: bool,
+    left_ms: Option<i64>,
+}
+
+/// Marks a roster member as gone in memory (for the media side,
+/// [`CallRegistry::call_info`]); returns the change for the store.
+fn mark_left(
+    inner: &mut Inner,
+    call_id: &str,
+    graph_id: Option<&str>,
+    keys: &[String],
+) -> Option<Presence> {
+    let leg = inner.legs.get(call_id)?;
+    let rec = inner.recordings.get_mut(&leg.recording_id)?;
     let offset = rec.offset_ms();
-    if let Some(i) = rec.find_entry(graph_id, keys) {
-        let e = &mut rec.roster[i];
-        if e.present {
-            e.present = false;
-            e.left_ms = Some(offset);
-            tracing::debug!(%call_id, participant_id = %e.participant_id, at_ms = offset, "participant left");
-        }
+    let i = rec.find_entry(graph_id, keys)?;
+    let e = &mut rec.roster[i];
+    if !e.present {
+        return None;
     }
+    e.present = false;
+    e.left_ms = Some(offset);
+    tracing::debug!(%call_id, participant_id = %e.participant_id, at_ms = offset, "participant left");
+    Some(Presence {
+        tenant: rec.tenant,
+        recording: rec.id,
+        participant: e.participant_id,
+        recorded: e.recorded,
+        left_ms: Some(offset),
+    })
 }
 
 fn organizer_keys(call: &CallResource) -> Vec<String> {

@@ -1,6 +1,6 @@
 //! One media connection: the flow of [`super`]'s module docs.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::{self, Write};
 use std::sync::Arc;
 use std::time::Duration;
@@ -309,6 +309,9 @@ struct MeetingState {
     unattributed: ParticipantKey,
     /// Opus input: one decoder per source id (the mix needs PCM).
     decoders: HashMap<u32, PacketDecoder>,
+    /// Tracks started since their `MediaStream` rows were last stored:
+    /// (spool stream index, participant, start ms from the recorder).
+    started: Vec<(usize, ParticipantId, i64)>,
 }
 
 struct Live {
@@ -325,6 +328,10 @@ struct Live {
     last_refresh: Option<Instant>,
     /// Wall time of the first audio, ms after the recording start.
     origin_ms: Option<i64>,
+    /// Streams whose `MediaStream` row is stored. Rows are stored as soon
+    /// as a stream's start is known (its first audio), so a recording
+    /// recovered after a crash still has them.
+    rows_stored: HashSet<StreamId>,
     started_at: chrono::DateTime<chrono::Utc>,
 }
 
@@ -364,6 +371,7 @@ impl Live {
                         next_spare,
                         unattributed,
                         decoders: HashMap::new(),
+                        started: Vec::new(),
                     }))
                 }
                 _ if encoding == Encoding::Opus => Rec::CallOpus(Box::new(
@@ -396,6 +404,7 @@ impl Live {
             pending: HashMap::new(),
             last_refresh: None,
             origin_ms: None,
+            rows_stored: HashSet::new(),
             started_at: recording.started_at,
         };
         live.apply_roster(info.participants);
@@ -592,7 +601,40 @@ impl Live {
             };
             count(outcome);
         }
+        self.store_started_rows(state).await;
         Ok(())
+    }
+
+    /// The `MediaStream` row of stream `i`.
+    fn row(&self, i: usize, participant_id: Option<ParticipantId>, start_ms: i64) -> MediaStream {
+        MediaStream {
+            id: self.layout.streams[i].0,
+            participant_id,
+            track: i as i32,
+            media_type: "audio".into(),
+            codec: "opus".into(),
+            sample_rate: 48_000,
+            start_ms: self.origin_ms.unwrap_or(0) + start_ms,
+        }
+    }
+
+    /// Stores the rows of streams that started since the last call: the
+    /// primary stream at the first audio, a meeting track when its
+    /// participant first speaks.
+    async fn store_started_rows(&mut self, state: &IngestState) {
+        let mut rows = Vec::new();
+        if !self.rows_stored.contains(&self.layout.streams[0].0) {
+            rows.push(self.row(0, None, 0));
+        }
+        if let Some(Rec::Meeting(ms)) = &mut self.rec {
+            let started = std::mem::take(&mut ms.started);
+            for (i, p, start_ms) in started {
+                rows.push(self.row(i, Some(p), start_ms));
+            }
+        }
+        if !rows.is_empty() {
+            self.store_rows(state, &rows, false).await;
+        }
     }
 
     /// Step 7.
@@ -644,17 +686,11 @@ impl Live {
 
     /// Finishes the recorder; returns the `MediaStream` rows to store.
     fn finish_recorder(&mut self) -> Result<Vec<MediaStream>, String> {
-        let origin = self.origin_ms.unwrap_or(0);
-        let row = |i: usize, participant_id: Option<ParticipantId>, start_ms: i64| MediaStream {
-            id: self.layout.streams[i].0,
-            participant_id,
-            track: i as i32,
-            media_type: "audio".into(),
-            codec: "opus".into(),
-            sample_rate: 48_000,
-            start_ms: origin + start_ms,
+        let rec = self.rec.take();
+        let row = |i: usize, participant_id: Option<ParticipantId>, start_ms: i64| {
+            self.row(i, participant_id, start_ms)
         };
-        match self.rec.take() {
+        match rec {
             None => Ok(Vec::new()),
             Some(Rec::CallOpus(r)) => {
                 let (_, summary) = r.finish().map_err(|e| e.to_string())?;
@@ -697,11 +733,19 @@ impl Live {
         }
     }
 
-    async fn store_rows(&self, state: &IngestState, rows: &[MediaStream], spooled: bool) {
+    async fn store_rows(&mut self, state: &IngestState, rows: &[MediaStream], spooled: bool) {
         let (tenant, id) = (self.handle.tenant_id, self.handle.recording_id);
         for r in rows {
-            if let Err(e) = state.store.add_stream(tenant, id, r).await {
-                tracing::error!(recording_id = %id, stream_id = %r.id, error = %e, "cannot store the media stream row");
+            if self.rows_stored.contains(&r.id) {
+                continue;
+            }
+            match state.store.add_stream(tenant, id, r).await {
+                Ok(()) => {
+                    self.rows_stored.insert(r.id);
+                }
+                Err(e) => {
+                    tracing::error!(recording_id = %id, stream_id = %r.id, error = %e, "cannot store the media stream row");
+                }
             }
         }
         if spooled
@@ -750,6 +794,9 @@ impl MeetingState {
             .add_participant(key, out, None)
             .map_err(|e| e.to_string())?;
         self.tracks.push((index, Some(p), start.start_ms));
+        if let Some(i) = index {
+            self.started.push((i, p, start.start_ms));
+        }
         self.keys.insert(p, key);
         Ok(key)
     }

@@ -543,6 +543,19 @@ impl MetadataStore for FaultyStore {
         self.check("set_legal_hold_flag")?;
         self.inner.set_legal_hold_flag(tenant, id, held).await
     }
+    async fn update_participant_presence(
+        &self,
+        tenant: TenantId,
+        recording: RecordingId,
+        participant: ParticipantId,
+        recorded_user: bool,
+        left_ms: Option<i64>,
+    ) -> StoreResult<()> {
+        self.check("update_participant_presence")?;
+        self.inner
+            .update_participant_presence(tenant, recording, participant, recorded_user, left_ms)
+            .await
+    }
     async fn delete_recording(&self, tenant: TenantId, id: RecordingId) -> StoreResult<()> {
         self.check("delete_recording")?;
         self.inner.delete_recording(tenant, id).await

@@ -290,6 +290,24 @@ impl MetadataStore for PgStore {
         ))
     }
 
+    async fn update_participant_presence(
+        &self,
+        tenant: TenantId,
+        recording: RecordingId,
+        participant: ParticipantId,
+        recorded_user: bool,
+        left_ms: Option<i64>,
+    ) -> StoreResult<()> {
+        in_tenant!(self, tenant, |c| recordings::update_participant_presence(
+            c,
+            tenant,
+            recording,
+            participant,
+            recorded_user,
+            left_ms
+        ))
+    }
+
     async fn delete_recording(&self, tenant: TenantId, id: RecordingId) -> StoreResult<()> {
         in_tenant!(self, tenant, |c| recordings::delete(c, tenant, id))
     }

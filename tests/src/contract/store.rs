@@ -119,6 +119,7 @@ macro_rules! store_contract_tests {
             recordings_are_tenant_isolated,
             status_update_sets_duration,
             add_participant_and_stream,
+            participant_presence_updates,
             set_recording_media_some_and_none,
             legal_hold_blocks_delete,
             delete_removes_dependents,
@@ -867,6 +868,74 @@ pub async fn add_participant_and_stream(s: &Store) {
         s.add_stream(t, missing, &stream(3, None)).await,
         "stream on missing recording",
     );
+}
+
+pub async fn participant_presence_updates(s: &Store) {
+    let t = tenant(s, "contoso").await;
+    let other = tenant(s, "fabrikam").await;
+    let mut r = Recording::new(t, RecordingKind::Meeting, Direction::Internal, now());
+    r.participants.push(party(ParticipantRole::Organizer));
+    r.participants.push(party(ParticipantRole::Attendee));
+    must(s.insert_recording(t, &r).await, "insert");
+    let (a, b) = (r.participants[0].id, r.participants[1].id);
+    let get = |id| async move {
+        must(s.get_recording(t, r.id).await, "get")
+            .participants
+            .into_iter()
+            .find(|p| p.id == id)
+            .unwrap_or_else(|| panic!("participant {id} missing"))
+    };
+
+    // A leave, then a rejoin clears it; the other participant is untouched.
+    must(
+        s.update_participant_presence(t, r.id, b, false, Some(61_000))
+            .await,
+        "leave",
+    );
+    assert_eq!(get(b).await.left_ms, Some(61_000));
+    assert!(!get(b).await.recorded_user);
+    assert_eq!(get(a).await, r.participants[0]);
+    must(
+        s.update_participant_presence(t, r.id, b, false, None).await,
+        "rejoin",
+    );
+    assert_eq!(get(b).await.left_ms, None);
+
+    // Marked as a recorded user; `false` later never unmarks.
+    must(
+        s.update_participant_presence(t, r.id, b, true, None).await,
+        "mark recorded",
+    );
+    assert!(get(b).await.recorded_user);
+    must(
+        s.update_participant_presence(t, r.id, b, false, Some(90_000))
+            .await,
+        "leave again",
+    );
+    let after = get(b).await;
+    assert!(
+        after.recorded_user,
+        "the recorded-user flag is never cleared"
+    );
+    assert_eq!(after.left_ms, Some(90_000));
+
+    // Not found: another tenant, another recording, an unknown participant.
+    assert_not_found(
+        s.update_participant_presence(other, r.id, b, true, None)
+            .await,
+        "other tenant",
+    );
+    assert_not_found(
+        s.update_participant_presence(t, RecordingId::new(), b, true, None)
+            .await,
+        "other recording",
+    );
+    assert_not_found(
+        s.update_participant_presence(t, r.id, ParticipantId::new(), true, None)
+            .await,
+        "unknown participant",
+    );
+    assert_eq!(get(b).await, after, "failed updates change nothing");
 }
 
 pub async fn set_recording_media_some_and_none(s: &Store) {

@@ -439,6 +439,29 @@ pub(super) async fn set_legal_hold(
     found(done)
 }
 
+pub(super) async fn update_participant_presence(
+    c: &mut PgConnection,
+    tenant: TenantId,
+    rec: RecordingId,
+    participant: ParticipantId,
+    recorded_user: bool,
+    left_ms: Option<i64>,
+) -> StoreResult<()> {
+    let done = sqlx::query(
+        "UPDATE participants SET recorded_user = (recorded_user OR $4), left_ms = $5 \
+         WHERE tenant_id = $1 AND recording_id = $2 AND id = $3",
+    )
+    .bind(tenant.0)
+    .bind(rec.0)
+    .bind(participant.0)
+    .bind(recorded_user)
+    .bind(left_ms)
+    .execute(c)
+    .await
+    .db()?;
+    found(done)
+}
+
 /// Deletes the recording; participants, streams, transcript segments (and
 /// with them their search index entries) and insights go with it through
 /// `ON DELETE CASCADE`.

@@ -221,6 +221,24 @@ impl MetadataStore for SqliteStore {
     ) -> StoreResult<()> {
         recordings::set_legal_hold(&self.pool, tenant, id, held).await
     }
+    async fn update_participant_presence(
+        &self,
+        tenant: TenantId,
+        recording: RecordingId,
+        participant: ParticipantId,
+        recorded_user: bool,
+        left_ms: Option<i64>,
+    ) -> StoreResult<()> {
+        recordings::update_participant_presence(
+            &self.pool,
+            tenant,
+            recording,
+            participant,
+            recorded_user,
+            left_ms,
+        )
+        .await
+    }
     async fn delete_recording(&self, tenant: TenantId, id: RecordingId) -> StoreResult<()> {
         recordings::delete(&self.pool, tenant, id).await
     }

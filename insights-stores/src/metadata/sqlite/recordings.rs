@@ -4,8 +4,8 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use insights_core::domain::{
-    MediaObject, MediaStream, Participant, Recording, RecordingId, RecordingStatus, TenantId,
-    normalize_phone,
+    MediaObject, MediaStream, Participant, ParticipantId, Recording, RecordingId, RecordingStatus,
+    TenantId, normalize_phone,
 };
 use insights_core::store::{StoreError, StoreResult};
 use sqlx::sqlite::SqliteRow;
@@ -480,6 +480,29 @@ pub(super) async fn set_legal_hold(
         .execute(pool)
         .await
         .map_err(db)?;
+    affected_one(done)
+}
+
+pub(super) async fn update_participant_presence(
+    pool: &SqlitePool,
+    tenant: TenantId,
+    rec: RecordingId,
+    participant: ParticipantId,
+    recorded_user: bool,
+    left_ms: Option<i64>,
+) -> StoreResult<()> {
+    let done = sqlx::query(
+        "UPDATE participants SET recorded_user = (recorded_user OR ?), left_ms = ? \
+         WHERE tenant_id = ? AND recording_id = ? AND id = ?",
+    )
+    .bind(recorded_user)
+    .bind(left_ms)
+    .bind(tenant.0)
+    .bind(rec.0)
+    .bind(participant.0)
+    .execute(pool)
+    .await
+    .map_err(db)?;
     affected_one(done)
 }
 
