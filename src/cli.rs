@@ -59,7 +59,7 @@ pub enum Command {
         #[arg(long, value_name = "ADDR")]
         listen: Option<SocketAddr>,
     },
-    /// Administration: tenants.
+    /// Administration: tenants and local accounts.
     Admin {
         #[command(subcommand)]
         command: AdminCommand,
@@ -92,6 +92,11 @@ pub enum AdminCommand {
     Tenant {
         #[command(subcommand)]
         command: TenantCommand,
+    },
+    /// Local accounts (tenant users, platform operators).
+    User {
+        #[command(subcommand)]
+        command: crate::cli_users::UserCommand,
     },
 }
 
@@ -182,6 +187,9 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Admin {
             command: AdminCommand::Tenant { command },
         } => tenant(command, &settings).await,
+        Command::Admin {
+            command: AdminCommand::User { command },
+        } => crate::cli_users::run(command, &settings).await,
         Command::Keys {
             command: KeysCommand::Shred { tenant, key_id },
         } => shred(&settings, &tenant, key_id).await,
@@ -228,10 +236,18 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let stop_uploader = CancellationToken::new();
     let uploader = tokio::spawn(uploader.run(stop_uploader.clone()));
 
+    let auth = insights_api::Authenticator::new(
+        &settings.auth,
+        &settings.data_dir,
+        platform.store.clone(),
+        platform.keys.clone(),
+    )
+    .context("starting authentication")?;
     let state = insights_api::AppState {
         store: platform.store.clone(),
         blobs: platform.blobs.clone(),
         keys: platform.keys.clone(),
+        auth: Arc::new(auth),
     };
     let gateway = web::Data::new(
         GatewayState::builder(

@@ -1,16 +1,23 @@
 //! The Insights HTTP API (actix-web).
 //!
-//! Today: `GET /healthz` (per-component status) and `GET /metrics`
-//! (Prometheus). Authentication, RBAC, search, playback, audit and export
-//! arrive with the API issue; every handler will reach data only through
-//! the tenant-scoped store traits in [`AppState`].
+//! Today: `GET /healthz` (per-component status), `GET /metrics`
+//! (Prometheus), authentication (`/api/auth/login`, `/logout`, `/me`) and
+//! the Range-capable media streaming of [`playback`].
+//! Handlers take a [`Principal`] (the authenticated caller, with
+//! `require(Permission)` and `tenant()`) and return `Result<_, ApiError>`
+//! (RFC 9457 problem+json with a stable `code`); they reach data only
+//! through the tenant-scoped store traits in [`AppState`].
 //!
 //! Architecture invariant: this is the only crate that knows HTTP.
 #![forbid(unsafe_code)]
 
+pub mod auth;
+pub mod error;
 mod metrics_setup;
 pub mod playback;
 mod routes;
 mod startup;
 
+pub use auth::{AuthMethod, Authenticator, Principal, Subject};
+pub use error::ApiError;
 pub use startup::{AppState, Application};

@@ -8,15 +8,18 @@ use insights_core::blob::BlobStore;
 use insights_core::crypto::KeyProvider;
 use insights_core::store::MetadataStore;
 
-use crate::{metrics_setup, routes};
+use crate::auth::Authenticator;
+use crate::{error, metrics_setup, routes};
 
-/// What every handler may use: the tenant-scoped stores and the key
-/// provider, behind their traits.
+/// What every handler may use: the tenant-scoped stores, the key
+/// provider and the authenticator (behind the [`crate::Principal`]
+/// extractor).
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<dyn MetadataStore>,
     pub blobs: Arc<dyn BlobStore>,
     pub keys: Arc<dyn KeyProvider>,
+    pub auth: Arc<Authenticator>,
 }
 
 /// A bound, not yet running HTTP server. Build binds the port (port 0 in
@@ -48,9 +51,11 @@ impl Application {
             let extra = extra.clone();
             App::new()
                 .app_data(data.clone())
+                .app_data(error::json_config())
                 .wrap(from_fn(metrics_setup::track))
                 .configure(routes::configure)
                 .configure(extra)
+                .default_service(web::to(error::not_found))
         })
         .listen(listener)?
         .disable_signals()

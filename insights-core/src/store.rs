@@ -233,6 +233,64 @@ pub trait MetadataStore: Send + Sync + 'static {
     ) -> StoreResult<()>;
     async fn list_security_profiles(&self, tenant: TenantId) -> StoreResult<Vec<SecurityProfile>>;
 
+    // ---- local accounts and browser sessions ----
+    //
+    // A realm is one tenant's users or the platform operators (who belong
+    // to no tenant and are kept in tables of their own). Every method takes
+    // the realm first and only ever sees that realm's rows.
+
+    /// Creates an account after [`LocalAccount::validate`];
+    /// `account.realm()` must be `realm` (else `Invalid`). An email that
+    /// exists in the realm already is a `Conflict`.
+    async fn create_account(&self, realm: Realm, account: &LocalAccount) -> StoreResult<()>;
+    async fn get_account(&self, realm: Realm, id: AccountId) -> StoreResult<LocalAccount>;
+    /// Looks an account up by email, case-insensitively ([`normalize_email`]).
+    async fn account_by_email(&self, realm: Realm, email: &str) -> StoreResult<LocalAccount>;
+    /// All accounts of the realm ordered by (email, id).
+    async fn list_accounts(&self, realm: Realm) -> StoreResult<Vec<LocalAccount>>;
+    /// Counts a failed login, atomically. When the consecutive count
+    /// reaches `lock_after`, the account is locked until `at + lock_for`
+    /// and the count restarts at 0. Returns the state after the update.
+    async fn record_login_failure(
+        &self,
+        realm: Realm,
+        id: AccountId,
+        at: chrono::DateTime<chrono::Utc>,
+        lock_after: u32,
+        lock_for: chrono::Duration,
+    ) -> StoreResult<LoginFailure>;
+    /// Records a successful login: failures and lockout reset,
+    /// `last_login_at = at`. With `totp_step`, the step is recorded too,
+    /// atomically, and the call changes nothing and returns `false` if
+    /// that step (or a later one) was accepted before (a replayed code).
+    async fn record_login_success(
+        &self,
+        realm: Realm,
+        id: AccountId,
+        at: chrono::DateTime<chrono::Utc>,
+        totp_step: Option<i64>,
+    ) -> StoreResult<bool>;
+    /// Stores a new session of an account of the realm (`NotFound` if the
+    /// account does not exist there).
+    async fn create_session(&self, realm: Realm, session: &LoginSession) -> StoreResult<()>;
+    /// The session with this token hash, live or not.
+    async fn get_session(&self, realm: Realm, token_hash: &str) -> StoreResult<LoginSession>;
+    /// Moves `last_seen_at` forward to `at` (never backwards).
+    async fn touch_session(
+        &self,
+        realm: Realm,
+        token_hash: &str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<()>;
+    /// Revokes a session; returns whether it was live (not yet revoked).
+    /// `NotFound` if there is no such session.
+    async fn revoke_session(
+        &self,
+        realm: Realm,
+        token_hash: &str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<bool>;
+
     // ---- wrapped data keys ----
 
     async fn put_data_key(&self, tenant: TenantId, key: &WrappedDataKey) -> StoreResult<()>;

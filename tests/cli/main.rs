@@ -8,6 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod e2e_call;
+mod users;
 
 const BIN: &str = env!("CARGO_BIN_EXE_insights");
 

@@ -13,7 +13,13 @@ use sqlx::{AssertSqlSafe, PgConnection, Row};
 use uuid::Uuid;
 
 /// Tables without `tenant_id`: platform scope, not tenant data.
-const PLATFORM_TABLES: &[&str] = &["tenants", "_sqlx_migrations"];
+/// `operator_*`: platform operators belong to no tenant.
+const PLATFORM_TABLES: &[&str] = &[
+    "tenants",
+    "_sqlx_migrations",
+    "operator_accounts",
+    "operator_sessions",
+];
 
 async fn store(max_connections: u32) -> PgStore {
     let url = insights_tests::fresh_pg_database().await;
@@ -205,6 +211,34 @@ async fn seed(s: &PgStore, name: &str) -> TenantId {
         scope: VisibilityScope::All,
     };
     ok(s.upsert_security_profile(t, &profile).await, "profile");
+    let realm = Realm::Tenant(t);
+    let account = LocalAccount {
+        id: AccountId::new(),
+        tenant_id: Some(t),
+        email: "ann@contoso.com".into(),
+        role: Role::User,
+        security_profile_id: Some(profile.id),
+        directory_user_id: Some(user.id),
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+        totp: None,
+        totp_last_step: None,
+        failed_logins: 0,
+        locked_until: None,
+        active: true,
+        created_at: now(),
+        last_login_at: None,
+    };
+    ok(s.create_account(realm, &account).await, "account");
+    let session = LoginSession {
+        token_hash: hex::encode(Uuid::new_v4().as_bytes()),
+        tenant_id: Some(t),
+        account_id: account.id,
+        created_at: now(),
+        last_seen_at: now(),
+        expires_at: now() + Duration::hours(1),
+        revoked_at: None,
+    };
+    ok(s.create_session(realm, &session).await, "session");
     t
 }
 
@@ -232,6 +266,8 @@ async fn every_tenant_table_has_row_level_security() {
         "legal_holds",
         "security_profiles",
         "data_keys",
+        "accounts",
+        "sessions",
     ] {
         assert!(
             tables.iter().any(|t| t == expected),
@@ -396,6 +432,19 @@ async fn a_tenant_session_sees_only_its_tenant() {
         .unwrap_or_else(|| panic!("a tenant session can read the tenants table"));
     assert_eq!(sqlstate(&err).as_deref(), Some("42501"), "{err}");
     drop(tx);
+
+    // So are the platform operators' accounts and sessions.
+    for table in ["operator_accounts", "operator_sessions"] {
+        let mut tx = ok(s.tenant_session(a).await, "session");
+        let err =
+            sqlx::query_scalar::<_, i64>(AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
+                .fetch_one(&mut *tx)
+                .await
+                .err()
+                .unwrap_or_else(|| panic!("a tenant session can read {table}"));
+        assert_eq!(sqlstate(&err).as_deref(), Some("42501"), "{err}");
+        drop(tx);
+    }
 
     // Nothing of B changed.
     let mut admin = ok(s.pool().acquire().await, "acquire");

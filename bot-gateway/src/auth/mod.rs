@@ -2,7 +2,8 @@
 //! Communications puts on every callback.
 //!
 //! A Microsoft token must be RS256, signed by a key published at the
-//! configured OpenID configuration (`jwks_uri`, see the `jwks` module), issued by
+//! configured OpenID configuration (`jwks_uri`, cached and rotated by
+//! [`insights_api::auth::jwks::JwksCache`], shared with the API), issued by
 //! one of the configured issuers, for the audience = the bot's app id, and
 //! within `exp`/`nbf` (with a small leeway). Its `tid` claim names the
 //! customer's Entra tenant.
@@ -16,7 +17,6 @@
 //! unknown key, a bad signature, expired, wrong audience or issuer) is
 //! refused before the request body is even parsed.
 
-mod jwks;
 pub mod simulator;
 
 use std::sync::Arc;
@@ -27,7 +27,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use jwks::{JwksCache, KeyLookupError, KeyRef};
+use insights_api::auth::jwks::{JwksCache, KeyLookupError, KeyRef};
 pub use simulator::{
     SIMULATOR_ISSUER, SimulatorKey, SimulatorKeyError, default_key_path, mint_simulator_token,
 };

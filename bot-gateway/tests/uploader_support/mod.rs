@@ -689,6 +689,73 @@ impl MetadataStore for FaultyStore {
         self.check("shred_data_key")?;
         self.inner.shred_data_key(tenant, id).await
     }
+    async fn create_account(&self, realm: Realm, account: &LocalAccount) -> StoreResult<()> {
+        self.check("create_account")?;
+        self.inner.create_account(realm, account).await
+    }
+    async fn get_account(&self, realm: Realm, id: AccountId) -> StoreResult<LocalAccount> {
+        self.check("get_account")?;
+        self.inner.get_account(realm, id).await
+    }
+    async fn account_by_email(&self, realm: Realm, email: &str) -> StoreResult<LocalAccount> {
+        self.check("account_by_email")?;
+        self.inner.account_by_email(realm, email).await
+    }
+    async fn list_accounts(&self, realm: Realm) -> StoreResult<Vec<LocalAccount>> {
+        self.check("list_accounts")?;
+        self.inner.list_accounts(realm).await
+    }
+    async fn record_login_failure(
+        &self,
+        realm: Realm,
+        id: AccountId,
+        at: chrono::DateTime<chrono::Utc>,
+        lock_after: u32,
+        lock_for: chrono::Duration,
+    ) -> StoreResult<LoginFailure> {
+        self.check("record_login_failure")?;
+        self.inner
+            .record_login_failure(realm, id, at, lock_after, lock_for)
+            .await
+    }
+    async fn record_login_success(
+        &self,
+        realm: Realm,
+        id: AccountId,
+        at: chrono::DateTime<chrono::Utc>,
+        totp_step: Option<i64>,
+    ) -> StoreResult<bool> {
+        self.check("record_login_success")?;
+        self.inner
+            .record_login_success(realm, id, at, totp_step)
+            .await
+    }
+    async fn create_session(&self, realm: Realm, session: &LoginSession) -> StoreResult<()> {
+        self.check("create_session")?;
+        self.inner.create_session(realm, session).await
+    }
+    async fn get_session(&self, realm: Realm, token_hash: &str) -> StoreResult<LoginSession> {
+        self.check("get_session")?;
+        self.inner.get_session(realm, token_hash).await
+    }
+    async fn touch_session(
+        &self,
+        realm: Realm,
+        token_hash: &str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<()> {
+        self.check("touch_session")?;
+        self.inner.touch_session(realm, token_hash, at).await
+    }
+    async fn revoke_session(
+        &self,
+        realm: Realm,
+        token_hash: &str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<bool> {
+        self.check("revoke_session")?;
+        self.inner.revoke_session(realm, token_hash, at).await
+    }
 }
 
 // ------------------------------------------------------------ checks

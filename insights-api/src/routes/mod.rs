@@ -1,3 +1,4 @@
+mod auth;
 mod health;
 mod metrics;
 
@@ -6,5 +7,8 @@ use actix_web::web;
 /// Registers every route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(health::healthz))
-        .route("/metrics", web::get().to(metrics::metrics));
+        .route("/metrics", web::get().to(metrics::metrics))
+        .route("/api/auth/login", web::post().to(auth::login))
+        .route("/api/auth/logout", web::post().to(auth::logout))
+        .route("/api/auth/me", web::get().to(auth::me));
 }

@@ -7,9 +7,11 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+mod auth;
 mod gateway;
 mod spool;
 
+pub use auth::{AuthSettings, DEFAULT_ROLE_MAP, OidcSettings};
 pub use gateway::GatewaySettings;
 pub use spool::SpoolSettings;
 
@@ -19,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 /// Top-level keys, used to pick our variables out of the environment.
 const TOP_LEVEL_KEYS: &[&str] = &[
-    "data_dir", "listen", "database", "blob", "keys", "log", "gateway", "spool",
+    "data_dir", "listen", "database", "blob", "keys", "log", "gateway", "spool", "auth",
 ];
 
 /// Every setting of the platform.
@@ -37,6 +39,7 @@ pub struct Settings {
     pub log: LogSettings,
     pub gateway: GatewaySettings,
     pub spool: SpoolSettings,
+    pub auth: AuthSettings,
 }
 
 /// Metadata store settings.
@@ -149,6 +152,7 @@ impl Default for Settings {
             log: LogSettings::default(),
             gateway: GatewaySettings::default(),
             spool: SpoolSettings::default(),
+            auth: AuthSettings::default(),
         }
     }
 }
@@ -291,6 +295,7 @@ impl Settings {
         }
         self.spool.validate()?;
         self.gateway.validate()?;
+        self.auth.validate()?;
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             return Err(ConfigError::Invalid {
                 key: "log.level",

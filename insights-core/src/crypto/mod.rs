@@ -12,12 +12,14 @@
 
 pub mod envelope;
 pub mod keys;
+pub mod sealed;
 
 pub use envelope::{
     AsyncEnvelopeWriter, EnvelopeReader, EnvelopeWriter, ExpectedIds, Header, RangePlan,
     StreamOpener, decrypt_range, decrypt_to_vec, encrypt_to_vec,
 };
 pub use keys::{DataKey, KeyProvider, LocalKeyFile, WrappedDataKey};
+pub use sealed::{PLATFORM_KEY_OWNER, SealedSecret, open_secret, seal_secret};
 
 /// Errors of the crypto layer. Messages never contain key material.
 #[derive(Clone, Debug, thiserror::Error)]

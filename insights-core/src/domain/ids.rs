@@ -101,3 +101,7 @@ id_type!(
     /// A per-object data-encryption key (stored only wrapped).
     KeyId, new_v4
 );
+id_type!(
+    /// A local account (tenant user or platform operator).
+    AccountId, new_v4
+);

@@ -2,6 +2,7 @@
 //! HTTP or SDK concern. Stores persist these types; the API serves them.
 
 mod access;
+mod account;
 mod audit;
 mod directory;
 mod ids;
@@ -11,6 +12,9 @@ mod tenant;
 mod transcript;
 
 pub use access::{Permission, Role, SecurityProfile, VisibilityScope};
+pub use account::{
+    LocalAccount, LoginFailure, LoginSession, Realm, normalize_email, validate_email,
+};
 pub use audit::{AuditAction, AuditEvent, AuditQuery, ChainVerdict, NewAuditEvent, verify_chain};
 pub use directory::DirectoryUser;
 pub use ids::*;

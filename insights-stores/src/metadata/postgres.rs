@@ -13,6 +13,7 @@
 //! Architecture invariant: user input never becomes SQL text. Dynamic SQL
 //! (search) is assembled from constant fragments; every value is bound.
 
+mod accounts;
 mod audit;
 mod directory;
 mod error;
@@ -106,6 +107,26 @@ macro_rules! in_tenant {
         };
         commit(tx).await?;
         Ok(out)
+    }};
+}
+
+/// Runs `$body` like [`in_tenant!`] for a tenant realm; for the platform
+/// realm (operators, no tenant) in a transaction as the connecting user,
+/// whose tables `insights_app` cannot reach.
+macro_rules! in_realm {
+    ($store:expr, $realm:expr, |$conn:ident| $body:expr) => {{
+        match $realm {
+            Realm::Tenant(t) => in_tenant!($store, t, |$conn| $body),
+            Realm::Platform => {
+                let mut tx = $store.pool.begin().await.db()?;
+                let out = {
+                    let $conn: &mut sqlx::PgConnection = &mut tx;
+                    $body.await?
+                };
+                commit(tx).await?;
+                Ok(out)
+            }
+        }
     }};
 }
 
@@ -451,6 +472,79 @@ impl MetadataStore for PgStore {
     async fn list_security_profiles(&self, tenant: TenantId) -> StoreResult<Vec<SecurityProfile>> {
         in_tenant!(self, tenant, |c| governance::list_security_profiles(
             c, tenant
+        ))
+    }
+
+    // ---- local accounts and sessions ----
+
+    async fn create_account(&self, realm: Realm, account: &LocalAccount) -> StoreResult<()> {
+        in_realm!(self, realm, |c| accounts::create_account(c, realm, account))
+    }
+
+    async fn get_account(&self, realm: Realm, id: AccountId) -> StoreResult<LocalAccount> {
+        in_realm!(self, realm, |c| accounts::get_account(c, realm, id))
+    }
+
+    async fn account_by_email(&self, realm: Realm, email: &str) -> StoreResult<LocalAccount> {
+        in_realm!(self, realm, |c| accounts::account_by_email(c, realm, email))
+    }
+
+    async fn list_accounts(&self, realm: Realm) -> StoreResult<Vec<LocalAccount>> {
+        in_realm!(self, realm, |c| accounts::list_accounts(c, realm))
+    }
+
+    async fn record_login_failure(
+        &self,
+        realm: Realm,
+        id: AccountId,
+        at: chrono::DateTime<chrono::Utc>,
+        lock_after: u32,
+        lock_for: chrono::Duration,
+    ) -> StoreResult<LoginFailure> {
+        in_realm!(self, realm, |c| accounts::record_login_failure(
+            c, realm, id, at, lock_after, lock_for
+        ))
+    }
+
+    async fn record_login_success(
+        &self,
+        realm: Realm,
+        id: AccountId,
+        at: chrono::DateTime<chrono::Utc>,
+        totp_step: Option<i64>,
+    ) -> StoreResult<bool> {
+        in_realm!(self, realm, |c| accounts::record_login_success(
+            c, realm, id, at, totp_step
+        ))
+    }
+
+    async fn create_session(&self, realm: Realm, session: &LoginSession) -> StoreResult<()> {
+        in_realm!(self, realm, |c| accounts::create_session(c, realm, session))
+    }
+
+    async fn get_session(&self, realm: Realm, token_hash: &str) -> StoreResult<LoginSession> {
+        in_realm!(self, realm, |c| accounts::get_session(c, realm, token_hash))
+    }
+
+    async fn touch_session(
+        &self,
+        realm: Realm,
+        token_hash: &str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<()> {
+        in_realm!(self, realm, |c| accounts::touch_session(
+            c, realm, token_hash, at
+        ))
+    }
+
+    async fn revoke_session(
+        &self,
+        realm: Realm,
+        token_hash: &str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<bool> {
+        in_realm!(self, realm, |c| accounts::revoke_session(
+            c, realm, token_hash, at
         ))
     }
 

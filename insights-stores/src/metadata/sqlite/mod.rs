@@ -9,6 +9,7 @@
 //! Every query of tenant data binds and filters on `tenant_id`; user input
 //! is only ever bound, never interpolated into SQL.
 
+mod accounts;
 mod audit;
 mod directory;
 mod governance;
@@ -348,6 +349,62 @@ impl MetadataStore for SqliteStore {
     }
     async fn list_security_profiles(&self, tenant: TenantId) -> StoreResult<Vec<SecurityProfile>> {
         governance::list_security_profiles(&self.pool, tenant).await
+    }
+
+    // ---- local accounts and sessions ----
+
+    async fn create_account(&self, realm: Realm, account: &LocalAccount) -> StoreResult<()> {
+        accounts::create_account(&self.pool, realm, account).await
+    }
+    async fn get_account(&self, realm: Realm, id: AccountId) -> StoreResult<LocalAccount> {
+        accounts::get_account(&self.pool, realm, id).await
+    }
+    async fn account_by_email(&self, realm: Realm, email: &str) -> StoreResult<LocalAccount> {
+        accounts::account_by_email(&self.pool, realm, email).await
+    }
+    async fn list_accounts(&self, realm: Realm) -> StoreResult<Vec<LocalAccount>> {
+        accounts::list_accounts(&self.pool, realm).await
+    }
+    async fn record_login_failure(
+        &self,
+        realm: Realm,
+        id: AccountId,
+        at: chrono::DateTime<chrono::Utc>,
+        lock_after: u32,
+        lock_for: chrono::Duration,
+    ) -> StoreResult<LoginFailure> {
+        accounts::record_login_failure(&self.pool, realm, id, at, lock_after, lock_for).await
+    }
+    async fn record_login_success(
+        &self,
+        realm: Realm,
+        id: AccountId,
+        at: chrono::DateTime<chrono::Utc>,
+        totp_step: Option<i64>,
+    ) -> StoreResult<bool> {
+        accounts::record_login_success(&self.pool, realm, id, at, totp_step).await
+    }
+    async fn create_session(&self, realm: Realm, session: &LoginSession) -> StoreResult<()> {
+        accounts::create_session(&self.pool, realm, session).await
+    }
+    async fn get_session(&self, realm: Realm, token_hash: &str) -> StoreResult<LoginSession> {
+        accounts::get_session(&self.pool, realm, token_hash).await
+    }
+    async fn touch_session(
+        &self,
+        realm: Realm,
+        token_hash: &str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<()> {
+        accounts::touch_session(&self.pool, realm, token_hash, at).await
+    }
+    async fn revoke_session(
+        &self,
+        realm: Realm,
+        token_hash: &str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<bool> {
+        accounts::revoke_session(&self.pool, realm, token_hash, at).await
     }
 
     // ---- wrapped data keys ----

@@ -1,5 +1,6 @@
-//! The signing keys Graph Communications publishes: OpenID configuration →
-//! `jwks_uri` → JWKS, cached.
+//! The signing keys an OpenID provider publishes: OpenID configuration →
+//! `jwks_uri` → JWKS, cached. Used for Entra ID bearer tokens here and for
+//! Graph Communications callback tokens by `bot-gateway` (one copy).
 //!
 //! Refresh policy:
 //! * the first token fetches the keys (start-up never depends on Microsoft
@@ -23,8 +24,10 @@ use tokio::time::Instant;
 
 /// Where a key is found by: `kid`, or the certificate thumbprint `x5t`.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct KeyRef<'a> {
+pub struct KeyRef<'a> {
+    /// The `kid` header.
     pub kid: Option<&'a str>,
+    /// The `x5t` header (certificate SHA-1 thumbprint).
     pub x5t: Option<&'a str>,
 }
 
@@ -46,7 +49,7 @@ impl Keys {
 
 /// Why no key could be found.
 #[derive(Debug)]
-pub(crate) enum KeyLookupError {
+pub enum KeyLookupError {
     /// The keys are known, this one is not among them.
     Unknown,
     /// No keys could be fetched at all.
@@ -54,7 +57,7 @@ pub(crate) enum KeyLookupError {
 }
 
 /// The cached JWKS of one OpenID configuration.
-pub(crate) struct JwksCache {
+pub struct JwksCache {
     http: reqwest::Client,
     openid_configuration_url: String,
     refresh_every: Duration,
@@ -67,6 +70,10 @@ pub(crate) struct JwksCache {
 }
 
 impl JwksCache {
+    /// A cache of the keys published at `openid_configuration_url`:
+    /// refreshed in the background when older than `refresh_every`,
+    /// refetched for an unknown key at most once per `min_refresh`.
+    /// Fetches nothing yet.
     pub fn new(
         http: reqwest::Client,
         openid_configuration_url: String,
@@ -147,7 +154,7 @@ impl JwksCache {
             Ok(keys) => {
                 tracing::info!(
                     keys = keys.by_kid.len() + keys.by_x5t.len(),
-                    "fetched callback signing keys"
+                    "fetched token signing keys"
                 );
                 if let Ok(mut k) = self.keys.write() {
                     *k = keys;
@@ -155,7 +162,7 @@ impl JwksCache {
                 Ok(())
             }
             Err(e) => {
-                tracing::warn!(error = %e, "cannot fetch callback signing keys; keeping the previous ones");
+                tracing::warn!(error = %e, "cannot fetch token signing keys; keeping the previous ones");
                 Err(e)
             }
         }

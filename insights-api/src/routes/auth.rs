@@ -1,0 +1,56 @@
+//! `POST /api/auth/login`, `POST /api/auth/logout`, `GET /api/auth/me`.
+//!
+//! * login: JSON `{"tenant": "contoso", "email": "...", "password": "...",
+//!   "totp": "123456"}` (`tenant` omitted for a platform operator, `totp`
+//!   for roles without multi-factor) → `200` with an API token
+//!   (`{"token", "token_type": "Bearer", "expires_at", "expires_in",
+//!   "session_expires_at"}`) and the session cookie. Wrong anything →
+//!   `401 invalid-credentials` (the same for every cause); account locked
+//!   → `423 account-locked` with `Retry-After`; too many failures from the
+//!   client address → `429 too-many-attempts` with `Retry-After`.
+//! * logout: revokes the caller's session (cookie or API token alike:
+//!   the token dies with its session) → `204`, and clears the cookie.
+//! * me: the caller's [`Principal`] as JSON.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+
+use crate::AppState;
+use crate::auth::{LoginRequest, Principal, session};
+use crate::error::ApiError;
+
+fn client(req: &HttpRequest) -> Option<std::net::IpAddr> {
+    req.peer_addr().map(|a| a.ip())
+}
+
+/// `POST /api/auth/login`.
+pub async fn login(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Json<LoginRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let out = state.auth.login(body.into_inner(), client(&req)).await?;
+    let max_age = state.auth.settings().session_max_secs;
+    Ok(HttpResponse::Ok()
+        .cookie(session::cookie(&out.session_token, max_age))
+        .insert_header(("Cache-Control", "no-store"))
+        .json(out.response))
+}
+
+/// `POST /api/auth/logout`.
+pub async fn logout(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    p: Principal,
+) -> Result<HttpResponse, ApiError> {
+    state.auth.logout(&p, client(&req)).await?;
+    Ok(HttpResponse::NoContent()
+        .cookie(session::removal_cookie())
+        .finish())
+}
+
+/// `GET /api/auth/me`.
+pub async fn me(p: Principal) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header(("Cache-Control", "no-store"))
+        .json(p)
+}

@@ -1,0 +1,386 @@
+//! Test harness: the real API on 127.0.0.1:0 over a fresh SQLite store,
+//! local blob folder and key file in a temp dir, plus a local OIDC issuer
+//! (discovery + JWKS on 127.0.0.1:0, RSA keys generated per test).
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use actix_web::dev::ServerHandle;
+use actix_web::{App as ActixApp, HttpRequest, HttpResponse, HttpServer, web};
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::rsa::{KeySize, PublicKeyComponents};
+use aws_lc_rs::signature::{KeyPair, RSA_PKCS1_SHA256, RsaKeyPair};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use insights_api::auth::accounts::{NewUser, add_user};
+use insights_api::auth::totp;
+use insights_api::{AppState, Application, Authenticator};
+use insights_core::config::AuthSettings;
+use insights_core::crypto::{KeyProvider, LocalKeyFile};
+use insights_core::domain::*;
+use insights_core::store::MetadataStore;
+use insights_stores::blob::local::LocalBlobStore;
+use insights_stores::metadata::sqlite::SqliteStore;
+use serde_json::{Value, json};
+use zeroize::Zeroizing;
+
+pub const PASSWORD: &str = "correct horse battery staple";
+pub const AUDIENCE: &str = "api://insights-test";
+
+/// How a request authenticates.
+pub enum Auth<'a> {
+    None,
+    Bearer(&'a str),
+    Cookie(&'a str),
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub store: Arc<dyn MetadataStore>,
+    pub keys: Arc<dyn KeyProvider>,
+    pub tenant: Tenant,
+    /// The tenant's Entra id.
+    pub tid: uuid::Uuid,
+    pub settings: AuthSettings,
+    pub dir: tempfile::TempDir,
+    pub issuer: Option<Issuer>,
+    pub http: reqwest::Client,
+    handle: ServerHandle,
+}
+
+impl TestApp {
+    pub async fn start() -> TestApp {
+        Self::start_with(false, |_| {}).await
+    }
+
+    /// Starts the API (with a local OIDC issuer when `oidc`), with
+    /// `[auth]` adjusted by `tweak`.
+    pub async fn start_with(oidc: bool, tweak: impl FnOnce(&mut AuthSettings)) -> TestApp {
+        let dir = tempfile::tempdir().unwrap();
+        let db = format!("sqlite://{}", dir.path().join("insights.db").display());
+        let store: Arc<dyn MetadataStore> = Arc::new(SqliteStore::connect(&db, 4).await.unwrap());
+        let keys: Arc<dyn KeyProvider> =
+            Arc::new(LocalKeyFile::open(dir.path().join("keys").join("kek.json")).unwrap());
+        let tid = uuid::Uuid::new_v4();
+        let tenant = store
+            .create_tenant(NewTenant {
+                name: "contoso".into(),
+                directory_tenant_id: Some(tid),
+            })
+            .await
+            .unwrap();
+        keys.ensure_kek(tenant.id).await.unwrap();
+        let mut settings = AuthSettings::default();
+        let issuer = if oidc {
+            let i = Issuer::start().await;
+            settings.oidc.discovery_url = Some(i.discovery_url());
+            settings.oidc.issuer = format!("{}/{{tenantid}}/v2.0", i.base);
+            settings.oidc.audience = Some(AUDIENCE.into());
+            settings.oidc.jwks_min_refresh_secs = 0;
+            Some(i)
+        } else {
+            None
+        };
+        tweak(&mut settings);
+        settings.validate().unwrap();
+        let auth = Authenticator::new(&settings, dir.path(), store.clone(), keys.clone()).unwrap();
+        let state = AppState {
+            store: store.clone(),
+            blobs: Arc::new(LocalBlobStore::new(dir.path().join("blobs"))),
+            keys: keys.clone(),
+            auth: Arc::new(auth),
+        };
+        let app = Application::build(state, "127.0.0.1:0".parse().unwrap()).unwrap();
+        let base = format!("http://{}", app.addr());
+        let handle = app.handle();
+        tokio::spawn(app.run_until_stopped());
+        TestApp {
+            base,
+            store,
+            keys,
+            tenant,
+            tid,
+            settings,
+            dir,
+            issuer,
+            http: reqwest::Client::new(),
+            handle,
+        }
+    }
+
+    /// Creates an account of the tenant (or an operator for
+    /// `PlatformOperator`); returns its id and TOTP seed (base32) if enrolled.
+    pub async fn add_user(&self, email: &str, role: Role) -> (AccountId, Option<String>) {
+        self.add_user_with(email, role, None).await
+    }
+
+    pub async fn add_user_with(
+        &self,
+        email: &str,
+        role: Role,
+        directory_user_id: Option<UserId>,
+    ) -> (AccountId, Option<String>) {
+        let tenant = (role != Role::PlatformOperator).then_some(self.tenant.id);
+        let created = add_user(
+            &self.store,
+            &self.keys,
+            &self.settings,
+            NewUser {
+                tenant,
+                email: email.into(),
+                role,
+                security_profile_id: None,
+                directory_user_id,
+                totp: false,
+            },
+            &Zeroizing::new(PASSWORD.to_owned()),
+            "test",
+        )
+        .await
+        .unwrap();
+        let seed = created.totp_uri.as_ref().and_then(|u| totp::seed_of_uri(u));
+        (created.account.id, seed)
+    }
+
+    pub async fn login(&self, body: Value) -> reqwest::Response {
+        self.http
+            .post(format!("{}/api/auth/login", self.base))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Logs in (expects success); returns (API token, session cookie value).
+    pub async fn login_ok(&self, body: Value) -> (String, String) {
+        let res = self.login(body).await;
+        assert_eq!(res.status(), 200, "login refused");
+        let cookie = session_cookie(&res).expect("a session cookie");
+        let v: Value = res.json().await.unwrap();
+        (v["token"].as_str().unwrap().to_owned(), cookie)
+    }
+
+    pub async fn request(&self, method: &str, path: &str, auth: Auth<'_>) -> reqwest::Response {
+        let mut r = self
+            .http
+            .request(method.parse().unwrap(), format!("{}{path}", self.base));
+        match auth {
+            Auth::None => {}
+            Auth::Bearer(t) => r = r.bearer_auth(t),
+            Auth::Cookie(c) => r = r.header("cookie", format!("insights_session={c}")),
+        }
+        r.send().await.unwrap()
+    }
+
+    pub async fn me(&self, auth: Auth<'_>) -> (u16, Value) {
+        let res = self.request("GET", "/api/auth/me", auth).await;
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn audit(&self) -> Vec<AuditEvent> {
+        self.store
+            .list_audit(self.tenant.id, &AuditQuery::default())
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let h = self.handle.clone();
+        tokio::spawn(async move { h.stop(false).await });
+    }
+}
+
+/// The current TOTP code of a base32 seed.
+pub fn code(seed: &str) -> String {
+    let now = u64::try_from(chrono::Utc::now().timestamp()).unwrap();
+    totp::code_at(seed, now).unwrap()
+}
+
+/// A well-formed code that is wrong for every step the server may accept
+/// around now (so the test cannot hit a valid one by chance).
+pub fn wrong_code(seed: &str) -> String {
+    let now = u64::try_from(chrono::Utc::now().timestamp()).unwrap();
+    let valid: Vec<String> = [now - 60, now - 30, now, now + 30, now + 60]
+        .iter()
+        .map(|t| totp::code_at(seed, *t).unwrap())
+        .collect();
+    (0..1_000_000u32)
+        .map(|n| format!("{n:06}"))
+        .find(|c| !valid.contains(c))
+        .unwrap()
+}
+
+/// The value of the `insights_session` cookie a response sets.
+pub fn session_cookie(res: &reqwest::Response) -> Option<String> {
+    res.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| v.strip_prefix("insights_session="))
+        .map(|v| v.split(';').next().unwrap_or_default().to_owned())
+}
+
+/// The whole `Set-Cookie` line of the session cookie.
+pub fn session_cookie_line(res: &reqwest::Response) -> String {
+    res.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("insights_session="))
+        .unwrap_or_default()
+        .to_owned()
+}
+
+// ---------------------------------------------------------------------
+// local OIDC issuer
+// ---------------------------------------------------------------------
+
+#[derive(Default)]
+pub struct IssuerState {
+    base: Mutex<String>,
+    keys: Mutex<Vec<Value>>,
+    pub jwks_fetches: AtomicUsize,
+}
+
+/// A stand-in OpenID provider: discovery document and JWKS.
+pub struct Issuer {
+    pub base: String,
+    pub state: web::Data<IssuerState>,
+    handle: ServerHandle,
+}
+
+impl Issuer {
+    pub async fn start() -> Issuer {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let state = web::Data::new(IssuerState::default());
+        *state.base.lock().unwrap() = base.clone();
+        let data = state.clone();
+        let server = HttpServer::new(move || {
+            ActixApp::new()
+                .app_data(data.clone())
+                .default_service(web::to(issuer_dispatch))
+        })
+        .workers(1)
+        .listen(listener)
+        .unwrap()
+        .disable_signals()
+        .run();
+        let handle = server.handle();
+        tokio::spawn(server);
+        Issuer {
+            base,
+            state,
+            handle,
+        }
+    }
+
+    pub fn discovery_url(&self) -> String {
+        format!(
+            "{}/organizations/v2.0/.well-known/openid-configuration",
+            self.base
+        )
+    }
+
+    /// Replaces the published keys.
+    pub fn publish(&self, keys: &[&TestKey]) {
+        *self.state.keys.lock().unwrap() = keys.iter().map(|k| k.jwk()).collect();
+    }
+
+    pub fn jwks_fetches(&self) -> usize {
+        self.state.jwks_fetches.load(Ordering::SeqCst)
+    }
+
+    /// The issuer of tokens for directory tenant `tid`.
+    pub fn iss(&self, tid: uuid::Uuid) -> String {
+        format!("{}/{tid}/v2.0", self.base)
+    }
+}
+
+impl Drop for Issuer {
+    fn drop(&mut self) {
+        let h = self.handle.clone();
+        tokio::spawn(async move { h.stop(false).await });
+    }
+}
+
+async fn issuer_dispatch(req: HttpRequest, st: web::Data<IssuerState>) -> HttpResponse {
+    let base = st.base.lock().unwrap().clone();
+    match req.path() {
+        "/organizations/v2.0/.well-known/openid-configuration" => HttpResponse::Ok().json(json!({
+            "issuer": format!("{base}/{{tenantid}}/v2.0"),
+            "jwks_uri": format!("{base}/organizations/discovery/v2.0/keys"),
+            "id_token_signing_alg_values_supported": ["RS256"],
+        })),
+        "/organizations/discovery/v2.0/keys" => {
+            st.jwks_fetches.fetch_add(1, Ordering::SeqCst);
+            let keys = st.keys.lock().unwrap().clone();
+            HttpResponse::Ok().json(json!({ "keys": keys }))
+        }
+        _ => HttpResponse::NotFound().finish(),
+    }
+}
+
+/// An RSA signing key of the stand-in issuer.
+pub struct TestKey {
+    pub kid: String,
+    pair: RsaKeyPair,
+}
+
+impl TestKey {
+    pub fn generate(kid: &str) -> TestKey {
+        TestKey {
+            kid: kid.to_owned(),
+            pair: RsaKeyPair::generate(KeySize::Rsa2048).unwrap(),
+        }
+    }
+
+    pub fn jwk(&self) -> Value {
+        let c: PublicKeyComponents<Vec<u8>> = self.pair.public_key().into();
+        json!({
+            "kty": "RSA", "use": "sig", "kid": self.kid,
+            "n": URL_SAFE_NO_PAD.encode(&c.n), "e": URL_SAFE_NO_PAD.encode(&c.e),
+        })
+    }
+
+    pub fn header(&self) -> Value {
+        json!({"alg": "RS256", "typ": "JWT", "kid": self.kid})
+    }
+
+    /// Signs `header.claims` with RS256.
+    pub fn sign(&self, header: &Value, claims: &Value) -> String {
+        let msg = format!("{}.{}", b64(header), b64(claims));
+        let mut sig = vec![0; self.pair.public_modulus_len()];
+        self.pair
+            .sign(
+                &RSA_PKCS1_SHA256,
+                &SystemRandom::new(),
+                msg.as_bytes(),
+                &mut sig,
+            )
+            .unwrap();
+        format!("{msg}.{}", URL_SAFE_NO_PAD.encode(sig))
+    }
+
+    pub fn token(&self, claims: &Value) -> String {
+        self.sign(&self.header(), claims)
+    }
+}
+
+pub fn b64(v: &Value) -> String {
+    URL_SAFE_NO_PAD.encode(v.to_string())
+}
+
+/// Entra-shaped access token claims.
+pub fn oidc_claims(iss: &str, tid: uuid::Uuid, roles: &[&str], oid: &str) -> Value {
+    let now = chrono::Utc::now().timestamp();
+    json!({
+        "aud": AUDIENCE, "iss": iss, "iat": now - 10, "nbf": now - 10, "exp": now + 3600,
+        "tid": tid.to_string(), "oid": oid, "sub": "pairwise-subject", "roles": roles,
+    })
+}

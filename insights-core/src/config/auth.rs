@@ -1,0 +1,237 @@
+//! Settings of authentication (`[auth]`): local accounts, sessions and
+//! API tokens of the embedded default, and OIDC bearer tokens (Entra ID)
+//! for production (`[auth.oidc]`).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::ConfigError;
+use crate::domain::Role;
+
+/// `[auth]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSettings {
+    /// Lifetime of the signed API tokens a login returns (default 900 s).
+    pub token_ttl_secs: u64,
+    /// A browser session ends after this long without a request (default 1800 s).
+    pub session_idle_secs: u64,
+    /// ... and after this long in any case (default 43 200 s = 12 h).
+    pub session_max_secs: u64,
+    /// Key signing API tokens (32 random bytes, created 0600 on first
+    /// start). Default `<data_dir>/keys/api-token.key`. Processes that
+    /// serve the API for the same installation share it.
+    pub token_key_file: Option<PathBuf>,
+    /// Roles whose local accounts must give a TOTP code at every login
+    /// (default tenant-admin, dpo, platform-operator).
+    pub mfa_roles: Vec<Role>,
+    /// Consecutive failed logins that lock an account (default 5) ...
+    pub lockout_threshold: u32,
+    /// ... for this long (default 900 s).
+    pub lockout_secs: u64,
+    /// Failed logins one client address may make per window before it
+    /// gets 429 (default 20 per 300 s).
+    pub address_max_failures: u32,
+    pub address_window_secs: u64,
+    pub oidc: OidcSettings,
+}
+
+/// `[auth.oidc]`: bearer tokens of an OpenID Connect provider (Entra ID).
+/// Off while `discovery_url` is unset.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OidcSettings {
+    /// The provider's OpenID configuration, e.g.
+    /// `https://login.microsoftonline.com/organizations/v2.0/.well-known/openid-configuration`.
+    pub discovery_url: Option<String>,
+    /// Expected `iss`. `{tenantid}` stands for the token's own `tid`
+    /// (Entra multi-tenant apps: `https://login.microsoftonline.com/{tenantid}/v2.0`).
+    pub issuer: String,
+    /// Expected `aud`: the API's application (client) id or its App ID URI.
+    pub audience: Option<String>,
+    /// App-role values of the `roles` claim and the role each maps to.
+    /// Never `platform-operator`: a customer directory cannot make one.
+    pub role_map: BTreeMap<String, Role>,
+    /// Clock skew allowed on `exp`/`nbf` (default 60 s).
+    pub leeway_secs: u64,
+    /// Keys older than this are refetched in the background (default 3600 s).
+    pub jwks_refresh_secs: u64,
+    /// An unknown key id refetches the keys at most this often (default 30 s).
+    pub jwks_min_refresh_secs: u64,
+    /// Timeout of one request to the provider (default 10 000 ms).
+    pub request_timeout_ms: u64,
+}
+
+/// The default mapping of Entra app roles to our roles.
+pub const DEFAULT_ROLE_MAP: &[(&str, Role)] = &[
+    ("Insights.TenantAdmin", Role::TenantAdmin),
+    ("Insights.ComplianceOfficer", Role::ComplianceOfficer),
+    ("Insights.Supervisor", Role::Supervisor),
+    ("Insights.User", Role::User),
+    ("Insights.Dpo", Role::Dpo),
+];
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            token_ttl_secs: 900,
+            session_idle_secs: 1800,
+            session_max_secs: 12 * 3600,
+            token_key_file: None,
+            mfa_roles: vec![Role::TenantAdmin, Role::Dpo, Role::PlatformOperator],
+            lockout_threshold: 5,
+            lockout_secs: 900,
+            address_max_failures: 20,
+            address_window_secs: 300,
+            oidc: OidcSettings::default(),
+        }
+    }
+}
+
+impl Default for OidcSettings {
+    fn default() -> Self {
+        Self {
+            discovery_url: None,
+            issuer: "https://login.microsoftonline.com/{tenantid}/v2.0".to_owned(),
+            audience: None,
+            role_map: DEFAULT_ROLE_MAP
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), *v))
+                .collect(),
+            leeway_secs: 60,
+            jwks_refresh_secs: 3600,
+            jwks_min_refresh_secs: 30,
+            request_timeout_ms: 10_000,
+        }
+    }
+}
+
+impl AuthSettings {
+    /// Path of the API token signing key.
+    pub fn token_key_path(&self, data_dir: &Path) -> PathBuf {
+        self.token_key_file
+            .clone()
+            .unwrap_or_else(|| data_dir.join("keys").join("api-token.key"))
+    }
+
+    /// Whether local accounts of `role` must use TOTP.
+    pub fn requires_mfa(&self, role: Role) -> bool {
+        self.mfa_roles.contains(&role)
+    }
+
+    /// Checks values that parse but make no sense.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &'static str, problem: &str| ConfigError::Invalid {
+            key,
+            problem: problem.to_owned(),
+        };
+        if !(60..=3600).contains(&self.token_ttl_secs) {
+            return Err(invalid(
+                "auth.token_ttl_secs",
+                "must be between 60 and 3600 (tokens are short-lived)",
+            ));
+        }
+        if self.session_idle_secs == 0 || self.session_max_secs < self.session_idle_secs {
+            return Err(invalid(
+                "auth.session_max_secs",
+                "must be at least auth.session_idle_secs, which must be at least 1",
+            ));
+        }
+        if self.lockout_threshold == 0 || self.lockout_secs == 0 {
+            return Err(invalid(
+                "auth.lockout_threshold",
+                "lockout_threshold and lockout_secs must be at least 1",
+            ));
+        }
+        if self.address_max_failures == 0 || self.address_window_secs == 0 {
+            return Err(invalid(
+                "auth.address_max_failures",
+                "address_max_failures and address_window_secs must be at least 1",
+            ));
+        }
+        self.oidc.validate()
+    }
+}
+
+impl OidcSettings {
+    /// Whether OIDC bearer tokens are accepted.
+    pub fn enabled(&self) -> bool {
+        self.discovery_url.is_some()
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &'static str, problem: &str| ConfigError::Invalid {
+            key,
+            problem: problem.to_owned(),
+        };
+        if self.role_map.values().any(|r| *r == Role::PlatformOperator) {
+            return Err(invalid(
+                "auth.oidc.role_map",
+                "cannot map to platform-operator: a customer directory must not make operators",
+            ));
+        }
+        let Some(url) = &self.discovery_url else {
+            return Ok(());
+        };
+        if !(url.starts_with("https://") || url.starts_with("http://")) {
+            return Err(invalid("auth.oidc.discovery_url", "must be an http(s) URL"));
+        }
+        if self.audience.as_deref().is_none_or(|a| a.trim().is_empty()) {
+            return Err(invalid(
+                "auth.oidc.audience",
+                "required when auth.oidc.discovery_url is set",
+            ));
+        }
+        if self.issuer.trim().is_empty() {
+            return Err(invalid("auth.oidc.issuer", "must not be empty"));
+        }
+        if self.jwks_refresh_secs == 0 || self.request_timeout_ms == 0 {
+            return Err(invalid(
+                "auth.oidc.jwks_refresh_secs",
+                "jwks_refresh_secs and request_timeout_ms must be at least 1",
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_oidc_is_off() {
+        let a = AuthSettings::default();
+        a.validate().unwrap_or_else(|e| panic!("{e}"));
+        assert!(!a.oidc.enabled());
+        assert!(a.requires_mfa(Role::TenantAdmin) && a.requires_mfa(Role::Dpo));
+        assert!(!a.requires_mfa(Role::User));
+        assert_eq!(
+            a.token_key_path(Path::new("/d")),
+            PathBuf::from("/d/keys/api-token.key")
+        );
+    }
+
+    #[test]
+    fn oidc_needs_an_audience_and_never_maps_operators() {
+        let mut a = AuthSettings::default();
+        a.oidc.discovery_url = Some("https://idp.example/.well-known/openid-configuration".into());
+        let e = a
+            .validate()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("auth.oidc.audience"), "{e}");
+        a.oidc.audience = Some("api://insights".into());
+        a.validate().unwrap_or_else(|e| panic!("{e}"));
+        a.oidc.role_map.insert("Ops".into(), Role::PlatformOperator);
+        let e = a
+            .validate()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("auth.oidc.role_map"), "{e}");
+    }
+}

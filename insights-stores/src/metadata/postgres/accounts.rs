@@ -1,0 +1,418 @@
+//! Local accounts and browser sessions of both realms: a tenant's users
+//! (`accounts`, `sessions`) and the platform operators
+//! (`operator_accounts`, `operator_sessions`, no tenant). The two pairs
+//! of tables have the same columns apart from `tenant_id`, so each query
+//! is written once and assembled from constant fragments per realm; every
+//! value is bound. Placeholders are written `?` and numbered `$n` by
+//! [`numbered`].
+//!
+//! Tenant realms run in a tenant session (row-level security); the
+//! platform realm runs as the connecting user on tables `insights_app`
+//! has no grant on.
+
+use chrono::{DateTime, Utc};
+use insights_core::domain::{
+    AccountId, LocalAccount, LoginFailure, LoginSession, Realm, SecurityProfileId, TenantId,
+    UserId, normalize_email,
+};
+use insights_core::store::{StoreError, StoreResult};
+use sqlx::postgres::{PgArguments, PgRow};
+use sqlx::{AssertSqlSafe, PgConnection, Postgres};
+use uuid::Uuid;
+
+use super::error::{DbResultExt, col, enum_col};
+
+/// The SQL fragments of a realm.
+struct Sql {
+    accounts: &'static str,
+    sessions: &'static str,
+    /// Column list prefix for inserts.
+    tenant_col: &'static str,
+    /// Placeholder prefix for inserts.
+    tenant_val: &'static str,
+    /// `WHERE` prefix.
+    tenant_filter: &'static str,
+    /// Select expression for `tenant_id`.
+    tenant_sel: &'static str,
+}
+
+fn sql(realm: Realm) -> Sql {
+    match realm {
+        Realm::Tenant(_) => Sql {
+            accounts: "accounts",
+            sessions: "sessions",
+            tenant_col: "tenant_id, ",
+            tenant_val: "?, ",
+            tenant_filter: "tenant_id = ? AND ",
+            tenant_sel: "tenant_id",
+        },
+        Realm::Platform => Sql {
+            accounts: "operator_accounts",
+            sessions: "operator_sessions",
+            tenant_col: "",
+            tenant_val: "",
+            tenant_filter: "",
+            tenant_sel: "NULL::uuid AS tenant_id",
+        },
+    }
+}
+
+type Query<'q> = sqlx::query::Query<'q, Postgres, PgArguments>;
+
+/// `text` with its `?` placeholders numbered `$1`, `$2`, ... in order.
+fn numbered(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 16);
+    let mut n = 0;
+    for c in text.chars() {
+        if c == '?' {
+            n += 1;
+            out.push('$');
+            out.push_str(&n.to_string());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A query of `text`, with the realm's tenant bound if it has one (the
+/// tenant placeholder must be the first `?` of `text`).
+fn query(realm: Realm, text: String) -> Query<'static> {
+    let q = sqlx::query(AssertSqlSafe(numbered(&text)));
+    match realm {
+        Realm::Tenant(t) => q.bind(t.0),
+        Realm::Platform => q,
+    }
+}
+
+/// Binds the realm's tenant at this point (for a `tenant_filter` that
+/// follows other placeholders).
+fn bind_tenant(realm: Realm, q: Query<'static>) -> Query<'static> {
+    match realm {
+        Realm::Tenant(t) => q.bind(t.0),
+        Realm::Platform => q,
+    }
+}
+
+const ACCOUNT_COLUMNS: &str = "id, email, role, security_profile_id, directory_user_id, \
+     password_hash, totp_sealed, totp_last_step, failed_logins, locked_until, active, \
+     created_at, last_login_at";
+
+fn account_from_row(row: &PgRow) -> StoreResult<LocalAccount> {
+    let sealed: Option<String> = col(row, "totp_sealed")?;
+    let totp = sealed
+        .map(|s| {
+            serde_json::from_str(&s)
+                .map_err(|_| StoreError::Corrupt("column `totp_sealed`: invalid JSON".into()))
+        })
+        .transpose()?;
+    let failed: i32 = col(row, "failed_logins")?;
+    Ok(LocalAccount {
+        id: AccountId(col(row, "id")?),
+        tenant_id: col::<Option<Uuid>>(row, "tenant_id")?.map(TenantId),
+        email: col(row, "email")?,
+        role: enum_col(row, "role")?,
+        security_profile_id: col::<Option<Uuid>>(row, "security_profile_id")?
+            .map(SecurityProfileId),
+        directory_user_id: col::<Option<Uuid>>(row, "directory_user_id")?.map(UserId),
+        password_hash: col(row, "password_hash")?,
+        totp,
+        totp_last_step: col(row, "totp_last_step")?,
+        failed_logins: u32::try_from(failed)
+            .map_err(|_| StoreError::Corrupt("column `failed_logins` out of range".into()))?,
+        locked_until: col(row, "locked_until")?,
+        active: col(row, "active")?,
+        created_at: col(row, "created_at")?,
+        last_login_at: col(row, "last_login_at")?,
+    })
+}
+
+fn check_realm(realm: Realm, other: Realm, what: &str) -> StoreResult<()> {
+    if realm == other {
+        Ok(())
+    } else {
+        Err(StoreError::Invalid(format!(
+            "{what} belongs to {other}, not to {realm}"
+        )))
+    }
+}
+
+pub(super) async fn create_account(
+    c: &mut PgConnection,
+    realm: Realm,
+    a: &LocalAccount,
+) -> StoreResult<()> {
+    check_realm(realm, a.realm(), "the account")?;
+    a.validate().map_err(StoreError::Invalid)?;
+    let s = sql(realm);
+    let totp = a
+        .totp
+        .as_ref()
+        .map(serde_json::to_string)
+        .transpose()
+        .map_err(|_| StoreError::Invalid("the TOTP secret cannot be serialised".into()))?;
+    query(
+        realm,
+        format!(
+            "INSERT INTO {} ({}{ACCOUNT_COLUMNS}) VALUES ({}?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            s.accounts, s.tenant_col, s.tenant_val
+        ),
+    )
+    .bind(a.id.0)
+    .bind(a.email.clone())
+    .bind(a.role.as_str())
+    .bind(a.security_profile_id.map(|p| p.0))
+    .bind(a.directory_user_id.map(|u| u.0))
+    .bind(a.password_hash.clone())
+    .bind(totp)
+    .bind(a.totp_last_step)
+    .bind(i32::try_from(a.failed_logins).unwrap_or(i32::MAX))
+    .bind(a.locked_until)
+    .bind(a.active)
+    .bind(a.created_at)
+    .bind(a.last_login_at)
+    .execute(&mut *c)
+    .await
+    .db()?;
+    Ok(())
+}
+
+async fn one_account(
+    c: &mut PgConnection,
+    realm: Realm,
+    by: &'static str,
+    bind: impl FnOnce(Query<'static>) -> Query<'static>,
+) -> StoreResult<LocalAccount> {
+    let s = sql(realm);
+    let q = query(
+        realm,
+        format!(
+            "SELECT {}, {ACCOUNT_COLUMNS} FROM {} WHERE {}{by} = ?",
+            s.tenant_sel, s.accounts, s.tenant_filter
+        ),
+    );
+    let row = bind(q)
+        .fetch_optional(&mut *c)
+        .await
+        .db()?
+        .ok_or(StoreError::NotFound)?;
+    account_from_row(&row)
+}
+
+pub(super) async fn get_account(
+    c: &mut PgConnection,
+    realm: Realm,
+    id: AccountId,
+) -> StoreResult<LocalAccount> {
+    one_account(c, realm, "id", |q| q.bind(id.0)).await
+}
+
+pub(super) async fn account_by_email(
+    c: &mut PgConnection,
+    realm: Realm,
+    email: &str,
+) -> StoreResult<LocalAccount> {
+    let email = normalize_email(email);
+    one_account(c, realm, "email", |q| q.bind(email)).await
+}
+
+pub(super) async fn list_accounts(
+    c: &mut PgConnection,
+    realm: Realm,
+) -> StoreResult<Vec<LocalAccount>> {
+    let s = sql(realm);
+    let filter = match realm {
+        Realm::Tenant(_) => "WHERE tenant_id = ? ",
+        Realm::Platform => "",
+    };
+    query(
+        realm,
+        format!(
+            "SELECT {}, {ACCOUNT_COLUMNS} FROM {} {filter}ORDER BY email, id",
+            s.tenant_sel, s.accounts
+        ),
+    )
+    .fetch_all(&mut *c)
+    .await
+    .db()?
+    .iter()
+    .map(account_from_row)
+    .collect()
+}
+
+pub(super) async fn record_login_failure(
+    c: &mut PgConnection,
+    realm: Realm,
+    id: AccountId,
+    at: DateTime<Utc>,
+    lock_after: u32,
+    lock_for: chrono::Duration,
+) -> StoreResult<LoginFailure> {
+    let s = sql(realm);
+    // One statement: concurrent failures never lose a count. SET
+    // expressions all see the row as it was before the update.
+    let q = sqlx::query(AssertSqlSafe(numbered(&format!(
+        "UPDATE {} SET \
+         failed_logins = CASE WHEN failed_logins + 1 >= ? THEN 0 ELSE failed_logins + 1 END, \
+         locked_until = CASE WHEN failed_logins + 1 >= ? THEN ?::timestamptz \
+                             WHEN locked_until > ? THEN locked_until ELSE NULL END \
+         WHERE {}id = ? RETURNING failed_logins, locked_until",
+        s.accounts, s.tenant_filter
+    ))))
+    .bind(i32::try_from(lock_after.max(1)).unwrap_or(i32::MAX))
+    .bind(i32::try_from(lock_after.max(1)).unwrap_or(i32::MAX))
+    .bind(at + lock_for)
+    .bind(at);
+    let row = bind_tenant(realm, q)
+        .bind(id.0)
+        .fetch_optional(&mut *c)
+        .await
+        .db()?
+        .ok_or(StoreError::NotFound)?;
+    let failed: i32 = col(&row, "failed_logins")?;
+    Ok(LoginFailure {
+        failed_logins: u32::try_from(failed)
+            .map_err(|_| StoreError::Corrupt("column `failed_logins` out of range".into()))?,
+        locked_until: col(&row, "locked_until")?,
+    })
+}
+
+pub(super) async fn record_login_success(
+    c: &mut PgConnection,
+    realm: Realm,
+    id: AccountId,
+    at: DateTime<Utc>,
+    totp_step: Option<i64>,
+) -> StoreResult<bool> {
+    let s = sql(realm);
+    let q = sqlx::query(AssertSqlSafe(numbered(&format!(
+        "UPDATE {} SET failed_logins = 0, locked_until = NULL, last_login_at = ?, \
+         totp_last_step = coalesce(?::bigint, totp_last_step) \
+         WHERE {}id = ? AND (?::bigint IS NULL OR totp_last_step IS NULL OR totp_last_step < ?)",
+        s.accounts, s.tenant_filter
+    ))))
+    .bind(at)
+    .bind(totp_step);
+    let done = bind_tenant(realm, q)
+        .bind(id.0)
+        .bind(totp_step)
+        .bind(totp_step)
+        .execute(&mut *c)
+        .await
+        .db()?;
+    if done.rows_affected() > 0 {
+        return Ok(true);
+    }
+    // Either no such account, or a replayed TOTP step.
+    get_account(c, realm, id).await.map(|_| false)
+}
+
+// ---- sessions ----
+
+const SESSION_COLUMNS: &str =
+    "token_hash, account_id, created_at, last_seen_at, expires_at, revoked_at";
+
+fn session_from_row(row: &PgRow) -> StoreResult<LoginSession> {
+    Ok(LoginSession {
+        token_hash: col(row, "token_hash")?,
+        tenant_id: col::<Option<Uuid>>(row, "tenant_id")?.map(TenantId),
+        account_id: AccountId(col(row, "account_id")?),
+        created_at: col(row, "created_at")?,
+        last_seen_at: col(row, "last_seen_at")?,
+        expires_at: col(row, "expires_at")?,
+        revoked_at: col(row, "revoked_at")?,
+    })
+}
+
+pub(super) async fn create_session(
+    c: &mut PgConnection,
+    realm: Realm,
+    x: &LoginSession,
+) -> StoreResult<()> {
+    check_realm(realm, x.realm(), "the session")?;
+    let s = sql(realm);
+    query(
+        realm,
+        format!(
+            "INSERT INTO {} ({}{SESSION_COLUMNS}) VALUES ({}?, ?, ?, ?, ?, ?)",
+            s.sessions, s.tenant_col, s.tenant_val
+        ),
+    )
+    .bind(x.token_hash.clone())
+    .bind(x.account_id.0)
+    .bind(x.created_at)
+    .bind(x.last_seen_at)
+    .bind(x.expires_at)
+    .bind(x.revoked_at)
+    .execute(&mut *c)
+    .await
+    .db()?;
+    Ok(())
+}
+
+pub(super) async fn get_session(
+    c: &mut PgConnection,
+    realm: Realm,
+    token_hash: &str,
+) -> StoreResult<LoginSession> {
+    let s = sql(realm);
+    let row = query(
+        realm,
+        format!(
+            "SELECT {}, {SESSION_COLUMNS} FROM {} WHERE {}token_hash = ?",
+            s.tenant_sel, s.sessions, s.tenant_filter
+        ),
+    )
+    .bind(token_hash.to_owned())
+    .fetch_optional(&mut *c)
+    .await
+    .db()?
+    .ok_or(StoreError::NotFound)?;
+    session_from_row(&row)
+}
+
+pub(super) async fn touch_session(
+    c: &mut PgConnection,
+    realm: Realm,
+    token_hash: &str,
+    at: DateTime<Utc>,
+) -> StoreResult<()> {
+    let s = sql(realm);
+    let q = sqlx::query(AssertSqlSafe(numbered(&format!(
+        "UPDATE {} SET last_seen_at = GREATEST(last_seen_at, ?) WHERE {}token_hash = ?",
+        s.sessions, s.tenant_filter
+    ))))
+    .bind(at);
+    let done = bind_tenant(realm, q)
+        .bind(token_hash.to_owned())
+        .execute(&mut *c)
+        .await
+        .db()?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
+pub(super) async fn revoke_session(
+    c: &mut PgConnection,
+    realm: Realm,
+    token_hash: &str,
+    at: DateTime<Utc>,
+) -> StoreResult<bool> {
+    let s = sql(realm);
+    let q = sqlx::query(AssertSqlSafe(numbered(&format!(
+        "UPDATE {} SET revoked_at = ? WHERE {}token_hash = ? AND revoked_at IS NULL",
+        s.sessions, s.tenant_filter
+    ))))
+    .bind(at);
+    let done = bind_tenant(realm, q)
+        .bind(token_hash.to_owned())
+        .execute(&mut *c)
+        .await
+        .db()?;
+    if done.rows_affected() > 0 {
+        return Ok(true);
+    }
+    get_session(c, realm, token_hash).await.map(|_| false)
+}
