@@ -4,4 +4,5 @@
 #![forbid(unsafe_code)]
 
 pub mod cli;
+pub mod cli_audit;
 pub mod platform;

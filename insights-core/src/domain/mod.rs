@@ -3,6 +3,7 @@
 
 mod access;
 mod audit;
+mod chain_check;
 mod directory;
 mod ids;
 mod policy;
@@ -11,7 +12,10 @@ mod tenant;
 mod transcript;
 
 pub use access::{Permission, Role, SecurityProfile, VisibilityScope};
-pub use audit::{AuditAction, AuditEvent, AuditQuery, ChainVerdict, NewAuditEvent, verify_chain};
+pub use audit::{
+    AuditAction, AuditEvent, AuditQuery, ChainVerdict, GENESIS_HASH, NewAuditEvent, verify_chain,
+};
+pub use chain_check::{ChainChecker, ChainProblem, ChainReport, diagnose_chain};
 pub use directory::DirectoryUser;
 pub use ids::*;
 pub use policy::{HoldScope, LegalHold, RetentionAction, RetentionPolicy, RetentionScope};
