@@ -78,6 +78,11 @@ pub enum Command {
         #[arg(long)]
         tenant: Option<String>,
     },
+    /// The audit trail: verify a tenant's hash chain.
+    Audit {
+        #[command(subcommand)]
+        command: crate::cli_audit::AuditCommand,
+    },
     /// Check the configuration and print where data lives.
     Config,
     /// Play a whole Teams compliance call against a running gateway: signed
@@ -197,6 +202,7 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<()> {
             verify_recording(&settings, id, tenant.as_deref()).await
         }
         Command::SimulateCall(args) => simulate_call(&settings, args).await,
+        Command::Audit { command } => crate::cli_audit::run(command, &settings).await,
         Command::Config => {
             println!("configuration OK");
             println!("data_dir      {}", settings.data_dir.display());

@@ -4,5 +4,6 @@
 #![forbid(unsafe_code)]
 
 pub mod cli;
+pub mod cli_audit;
 pub mod cli_users;
 pub mod platform;

@@ -1,9 +1,10 @@
 //! The Insights HTTP API (actix-web).
 //!
 //! Today: `GET /healthz` (per-component status), `GET /metrics`
-//! (Prometheus), authentication (`/api/auth/login`, `/logout`, `/me`) and
-//! the Range-capable media streaming of [`playback`].
-//! Handlers take a [`Principal`] (the authenticated caller, with
+//! (Prometheus), authentication (`/api/auth/login`, `/logout`, `/me`),
+//! the Range-capable media streaming of [`playback`] and the Excel export
+//! library ([`export`]) that the export endpoint and its background job
+//! call. Handlers take a [`Principal`] (the authenticated caller, with
 //! `require(Permission)` and `tenant()`) and return `Result<_, ApiError>`
 //! (RFC 9457 problem+json with a stable `code`); they reach data only
 //! through the tenant-scoped store traits in [`AppState`].
@@ -13,6 +14,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod export;
 mod metrics_setup;
 pub mod playback;
 mod routes;

@@ -302,3 +302,106 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// the freed bytes where the engine allows it.
     async fn shred_data_key(&self, tenant: TenantId, id: KeyId) -> StoreResult<bool>;
 }
+
+/// Events read per page by [`check_audit_chain`].
+const AUDIT_CHECK_PAGE: u32 = 5_000;
+
+/// Reads a tenant's whole audit chain page by page (memory: two digests
+/// per event) and its recorded head, and diagnoses it: which events were
+/// edited, deleted, reordered or truncated ([`ChainReport`]).
+///
+/// An event that cannot even be read back as an [`AuditEvent`] (a stored
+/// field made unparsable) does not stop the check: it is located by
+/// paging past it one seq at a time and reported as
+/// [`ChainProblem::Unreadable`]. Any other store error is returned.
+pub async fn check_audit_chain(
+    store: &dyn MetadataStore,
+    tenant: TenantId,
+) -> StoreResult<ChainReport> {
+    // The head is read after the events: an event appended while we read
+    // then lies within the head instead of beyond it.
+    let mut checker = ChainChecker::new();
+    let mut after = 0i64;
+    loop {
+        let query = AuditQuery {
+            after_seq: Some(after),
+            limit: AUDIT_CHECK_PAGE,
+            ..AuditQuery::default()
+        };
+        match store.list_audit(tenant, &query).await {
+            Ok(page) => {
+                let Some(last) = page.last().map(|e| e.seq) else {
+                    break;
+                };
+                for ev in &page {
+                    checker.push(ev);
+                }
+                after = last;
+            }
+            Err(StoreError::Corrupt(_)) => {
+                // Somewhere in this page: read on one event at a time up
+                // to the unreadable one, then page on after it.
+                loop {
+                    let one = AuditQuery {
+                        after_seq: Some(after),
+                        limit: 1,
+                        ..AuditQuery::default()
+                    };
+                    match store.list_audit(tenant, &one).await {
+                        Ok(page) => match page.first() {
+                            Some(ev) => {
+                                checker.push(ev);
+                                after = ev.seq;
+                            }
+                            None => break,
+                        },
+                        Err(StoreError::Corrupt(_)) => {
+                            after = locate_unreadable(store, tenant, after).await?;
+                            checker.push_unreadable(after);
+                            break;
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let head = store.audit_head(tenant).await?;
+    Ok(checker.finish(head.as_ref().map(|(s, h)| (*s, h.as_str()))))
+}
+
+/// Probes made to locate one unreadable event.
+const MAX_UNREADABLE_PROBES: i64 = 100_000;
+
+/// The seq of the first event after `after` that cannot be read: the
+/// smallest `k > after` from which reading on succeeds. (Events between
+/// `after` and `k` are unreadable too or missing; they are reported as
+/// missing.)
+async fn locate_unreadable(
+    store: &dyn MetadataStore,
+    tenant: TenantId,
+    after: i64,
+) -> StoreResult<i64> {
+    let mut k = after;
+    loop {
+        k = k
+            .checked_add(1)
+            .filter(|k| *k - after <= MAX_UNREADABLE_PROBES)
+            .ok_or_else(|| {
+                StoreError::Corrupt(format!(
+                    "an audit event after seq {after} cannot be read and cannot be located"
+                ))
+            })?;
+        let query = AuditQuery {
+            after_seq: Some(k),
+            limit: 1,
+            ..AuditQuery::default()
+        };
+        match store.list_audit(tenant, &query).await {
+            Ok(_) => return Ok(k),
+            Err(StoreError::Corrupt(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+}

@@ -24,6 +24,10 @@ string_enum!(
         DownloadMedia => "download-media",
         ViewTranscript => "view-transcript",
         Export => "export",
+        /// Include personal data (participant names, numbers, URIs,
+        /// emails) in exports; without it those columns are left out
+        /// (GDPR data minimisation, seed "configure export file columns").
+        ExportPersonalData => "export-personal-data",
         ManageRetention => "manage-retention",
         ManageLegalHolds => "manage-legal-holds",
         GdprActions => "gdpr-actions",
@@ -44,6 +48,7 @@ impl Permission {
                 | Permission::DownloadMedia
                 | Permission::ViewTranscript
                 | Permission::Export
+                | Permission::ExportPersonalData
                 | Permission::GdprActions
         )
     }
@@ -60,6 +65,7 @@ impl Role {
                 DownloadMedia,
                 ViewTranscript,
                 Export,
+                ExportPersonalData,
                 ManageRetention,
                 ManageLegalHolds,
                 ManageUsers,
@@ -76,6 +82,7 @@ impl Role {
                 ManageLegalHolds,
                 ViewAudit,
                 Export,
+                ExportPersonalData,
             ],
             Role::PlatformOperator => vec![OperatePlatform],
         }

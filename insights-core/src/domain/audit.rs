@@ -155,54 +155,18 @@ pub enum ChainVerdict {
 
 /// Verifies a whole chain given in `seq` order, and that it ends at the
 /// recorded head (`head` = last seq and hash kept apart from the events,
-/// so deleting events from the end is detected too).
+/// so deleting events from the end is detected too). Reports the first
+/// problem; [`super::diagnose_chain`] reports all of them.
 pub fn verify_chain(events: &[AuditEvent], head: Option<(i64, &str)>) -> ChainVerdict {
-    let mut prev_hash = GENESIS_HASH.to_owned();
-    for (i, ev) in events.iter().enumerate() {
-        let want_seq = i as i64 + 1;
-        if ev.seq != want_seq {
-            return ChainVerdict::Broken {
-                at_seq: want_seq,
-                problem: format!(
-                    "expected event {want_seq}, found {} (deleted or reordered)",
-                    ev.seq
-                ),
-            };
-        }
-        if ev.prev_hash != prev_hash {
-            return ChainVerdict::Broken {
-                at_seq: ev.seq,
-                problem: "link to previous event broken".into(),
-            };
-        }
-        if ev.compute_hash() != ev.hash {
-            return ChainVerdict::Broken {
-                at_seq: ev.seq,
-                problem: "event content was altered".into(),
-            };
-        }
-        prev_hash = ev.hash.clone();
-    }
-    let last = events.last().map(|e| (e.seq, e.hash.as_str()));
-    match (head, last) {
-        (None, None) => {}
-        (Some((hs, hh)), Some((ls, lh))) if hs == ls && hh == lh => {}
-        (Some((hs, _)), _) => {
-            return ChainVerdict::Broken {
-                at_seq: hs,
-                problem: "chain does not end at the recorded head (events deleted at the end?)"
-                    .into(),
-            };
-        }
-        (None, Some((ls, _))) => {
-            return ChainVerdict::Broken {
-                at_seq: ls,
-                problem: "events exist but no chain head is recorded".into(),
-            };
-        }
-    }
-    ChainVerdict::Intact {
-        events: events.len() as u64,
+    let report = super::diagnose_chain(events, head);
+    match report.problems.first() {
+        None => ChainVerdict::Intact {
+            events: report.events,
+        },
+        Some(p) => ChainVerdict::Broken {
+            at_seq: p.seq(),
+            problem: p.to_string(),
+        },
     }
 }
 

@@ -4,6 +4,7 @@
 mod access;
 mod account;
 mod audit;
+mod chain_check;
 mod directory;
 mod ids;
 mod policy;
@@ -15,7 +16,10 @@ pub use access::{Permission, Role, SecurityProfile, VisibilityScope};
 pub use account::{
     LocalAccount, LoginFailure, LoginSession, Realm, normalize_email, validate_email,
 };
-pub use audit::{AuditAction, AuditEvent, AuditQuery, ChainVerdict, NewAuditEvent, verify_chain};
+pub use audit::{
+    AuditAction, AuditEvent, AuditQuery, ChainVerdict, GENESIS_HASH, NewAuditEvent, verify_chain,
+};
+pub use chain_check::{ChainChecker, ChainProblem, ChainReport, diagnose_chain};
 pub use directory::DirectoryUser;
 pub use ids::*;
 pub use policy::{HoldScope, LegalHold, RetentionAction, RetentionPolicy, RetentionScope};
