@@ -1,6 +1,7 @@
 mod auth;
 mod health;
 mod metrics;
+pub mod recordings;
 
 use actix_web::web;
 
@@ -10,5 +11,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/metrics", web::get().to(metrics::metrics))
         .route("/api/auth/login", web::post().to(auth::login))
         .route("/api/auth/logout", web::post().to(auth::logout))
-        .route("/api/auth/me", web::get().to(auth::me));
+        .route("/api/auth/me", web::get().to(auth::me))
+        .configure(recordings::configure);
 }

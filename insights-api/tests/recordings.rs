@@ -1,0 +1,638 @@
+//! The recording endpoints against the running API: a role × endpoint ×
+//! tenant matrix where every cell asserts the exact status, the user's
+//! own-recordings scope, the platform operator refused all content,
+//! decrypted playback with Range, reason for access, and the audit trail.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use insights_api::auth::accounts::{NewUser, add_user};
+use insights_core::blob::BlobStore;
+use insights_core::crypto::DataKey;
+use insights_core::crypto::envelope::{self, Header};
+use insights_core::domain::*;
+use insights_stores::blob::local::LocalBlobStore;
+use serde_json::{Value, json};
+use sha2::Digest;
+use support::{PASSWORD, TestApp};
+use zeroize::Zeroizing;
+
+struct World {
+    app: TestApp,
+    other: Tenant,
+    /// A recording in which the `user` account's directory user took part.
+    own: Recording,
+    /// A recording of the same tenant without them.
+    foreign: Recording,
+    /// A recording of the other tenant.
+    other_tenant: Recording,
+    /// The plaintext media of `own`.
+    media: Vec<u8>,
+    /// Role name → API token (tenant `contoso`), plus `fabrikam-admin`
+    /// and `platform-operator`.
+    tokens: Vec<(&'static str, String)>,
+    accounts: Vec<(&'static str, AccountId)>,
+}
+
+async fn account(
+    app: &TestApp,
+    tenant: Option<TenantId>,
+    email: &str,
+    role: Role,
+    dir: Option<UserId>,
+) -> AccountId {
+    add_user(
+        &app.store,
+        &app.keys,
+        &app.settings,
+        NewUser {
+            tenant,
+            email: email.into(),
+            role,
+            security_profile_id: None,
+            directory_user_id: dir,
+            totp: false,
+        },
+        &Zeroizing::new(PASSWORD.to_owned()),
+        "test",
+    )
+    .await
+    .unwrap()
+    .account
+    .id
+}
+
+fn party(role: ParticipantRole, user: Option<UserId>, name: &str) -> Participant {
+    Participant {
+        id: ParticipantId::new(),
+        role,
+        display_name: Some(name.into()),
+        phone_number: None,
+        uri: None,
+        email: None,
+        directory_user_id: user,
+        recorded_user: user.is_some(),
+        joined_ms: Some(0),
+        left_ms: None,
+    }
+}
+
+/// Stores `rec` with encrypted media `plain` and one transcript segment.
+async fn recording_with_media(
+    app: &TestApp,
+    tenant: TenantId,
+    mut rec: Recording,
+    plain: &[u8],
+) -> Recording {
+    let blobs = LocalBlobStore::new(app.dir.path().join("blobs"));
+    app.keys.ensure_kek(tenant).await.unwrap();
+    let key = DataKey::generate(KeyId::new());
+    let wrapped = app.keys.wrap(tenant, &key).await.unwrap();
+    app.store.put_data_key(tenant, &wrapped).await.unwrap();
+    let sealed =
+        envelope::encrypt_to_vec(&key, &Header::new(tenant, rec.id.as_uuid(), key.id), plain)
+            .unwrap();
+    let container = Tenant::container_name(tenant);
+    blobs.ensure_container(&container).await.unwrap();
+    let blob_key = format!("recordings/{}/media.ogg.env", rec.id);
+    blobs
+        .put(&container, &blob_key, &mut &sealed[..])
+        .await
+        .unwrap();
+    app.store.insert_recording(tenant, &rec).await.unwrap();
+    let media = MediaObject {
+        container,
+        key: blob_key,
+        byte_size: sealed.len() as i64,
+        sha256: hex::encode(sha2::Sha256::digest(&sealed)),
+        data_key_id: key.id,
+        content_type: "audio/ogg".into(),
+        plaintext_size: plain.len() as i64,
+    };
+    app.store
+        .set_recording_media(tenant, rec.id, Some(&media))
+        .await
+        .unwrap();
+    app.store
+        .put_transcript_segments(
+            tenant,
+            rec.id,
+            &[TranscriptSegment {
+                id: SegmentId::new(),
+                recording_id: rec.id,
+                participant_id: rec.participants.first().map(|p| p.id),
+                start_ms: 0,
+                end_ms: 1000,
+                text: "the settlement figures are confirmed".into(),
+                confidence: 0.9,
+                language: Some("en".into()),
+            }],
+        )
+        .await
+        .unwrap();
+    rec.media = Some(media);
+    rec
+}
+
+async fn world() -> World {
+    let app = TestApp::start_with(false, |s| s.mfa_roles.clear()).await;
+    let contoso = app.tenant.id;
+    let other = app
+        .store
+        .create_tenant(NewTenant {
+            name: "fabrikam".into(),
+            directory_tenant_id: None,
+        })
+        .await
+        .unwrap();
+    let alice = UserId::new();
+    app.store
+        .upsert_directory_user(
+            contoso,
+            &DirectoryUser {
+                id: alice,
+                tenant_id: contoso,
+                directory_object_id: None,
+                first_name: Some("Alice".into()),
+                last_name: Some("Example".into()),
+                display_name: Some("Alice Example".into()),
+                alias: None,
+                email: None,
+                upn: None,
+                phone_numbers: Vec::new(),
+                sip_uri: None,
+                tel_uri: None,
+                groups: vec!["trading".into()],
+                active: true,
+                updated_at: now(),
+            },
+        )
+        .await
+        .unwrap();
+    let media: Vec<u8> = (0..300_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
+        .collect();
+
+    let mut own = Recording::new(contoso, RecordingKind::Call, Direction::Inbound, now());
+    own.participants
+        .push(party(ParticipantRole::Callee, Some(alice), "Alice Example"));
+    own.participants
+        .push(party(ParticipantRole::Caller, None, "Bob External"));
+    let own = recording_with_media(&app, contoso, own, &media).await;
+    let mut foreign = Recording::new(contoso, RecordingKind::Call, Direction::Outbound, now());
+    foreign.participants.push(party(
+        ParticipantRole::Caller,
+        Some(UserId::new()),
+        "Carol Example",
+    ));
+    let foreign = recording_with_media(&app, contoso, foreign, b"other media").await;
+    let mut theirs = Recording::new(other.id, RecordingKind::Call, Direction::Inbound, now());
+    theirs.participants.push(party(
+        ParticipantRole::Callee,
+        Some(UserId::new()),
+        "Dave Fabrikam",
+    ));
+    let other_tenant = recording_with_media(&app, other.id, theirs, b"fabrikam media").await;
+
+    let roles: [(&'static str, Option<TenantId>, Role, Option<UserId>); 7] = [
+        ("tenant-admin", Some(contoso), Role::TenantAdmin, None),
+        (
+            "compliance-officer",
+            Some(contoso),
+            Role::ComplianceOfficer,
+            None,
+        ),
+        ("supervisor", Some(contoso), Role::Supervisor, None),
+        ("user", Some(contoso), Role::User, Some(alice)),
+        ("dpo", Some(contoso), Role::Dpo, None),
+        ("platform-operator", None, Role::PlatformOperator, None),
+        ("fabrikam-admin", Some(other.id), Role::TenantAdmin, None),
+    ];
+    let mut tokens = Vec::new();
+    let mut accounts = Vec::new();
+    for (name, tenant, role, dir) in roles {
+        let email = format!("{name}@example.com");
+        let id = account(&app, tenant, &email, role, dir).await;
+        let tenant_name = match tenant {
+            Some(t) if t == contoso => json!("contoso"),
+            Some(_) => json!("fabrikam"),
+            None => Value::Null,
+        };
+        let mut body = json!({"email": email, "password": PASSWORD});
+        if !tenant_name.is_null() {
+            body["tenant"] = tenant_name;
+        }
+        let (token, _) = app.login_ok(body).await;
+        tokens.push((name, token));
+        accounts.push((name, id));
+    }
+    World {
+        app,
+        other,
+        own,
+        foreign,
+        other_tenant,
+        media,
+        tokens,
+        accounts,
+    }
+}
+
+impl World {
+    fn token(&self, role: &str) -> &str {
+        &self.tokens.iter().find(|(n, _)| *n == role).unwrap().1
+    }
+
+    async fn call(
+        &self,
+        role: Option<&str>,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> reqwest::Response {
+        let mut r = self
+            .app
+            .http
+            .request(method.parse().unwrap(), format!("{}{path}", self.app.base));
+        if let Some(role) = role {
+            r = r.bearer_auth(self.token(role));
+        }
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        r.send().await.unwrap()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn role_endpoint_tenant_matrix() {
+    let w = world().await;
+    let own = w.own.id;
+    let foreign = w.foreign.id;
+    let theirs = w.other_tenant.id;
+    let endpoints: Vec<(String, &str, String)> = vec![
+        ("search".into(), "POST", "/api/recordings/search".into()),
+        ("detail".into(), "GET", format!("/api/recordings/{own}")),
+        (
+            "transcript".into(),
+            "GET",
+            format!("/api/recordings/{own}/transcript"),
+        ),
+        (
+            "media".into(),
+            "GET",
+            format!("/api/recordings/{own}/media"),
+        ),
+        (
+            "download".into(),
+            "GET",
+            format!("/api/recordings/{own}/download"),
+        ),
+        (
+            "detail-foreign".into(),
+            "GET",
+            format!("/api/recordings/{foreign}"),
+        ),
+        (
+            "media-foreign".into(),
+            "GET",
+            format!("/api/recordings/{foreign}/media"),
+        ),
+        (
+            "detail-other-tenant".into(),
+            "GET",
+            format!("/api/recordings/{theirs}"),
+        ),
+        (
+            "media-other-tenant".into(),
+            "GET",
+            format!("/api/recordings/{theirs}/media"),
+        ),
+        (
+            "transcript-other-tenant".into(),
+            "GET",
+            format!("/api/recordings/{theirs}/transcript"),
+        ),
+        (
+            "detail-missing".into(),
+            "GET",
+            format!("/api/recordings/{}", RecordingId::new()),
+        ),
+        (
+            "detail-not-an-id".into(),
+            "GET",
+            "/api/recordings/not-an-id".into(),
+        ),
+    ];
+    // Expected status per role, in the order of `endpoints`.
+    let expect: Vec<(Option<&str>, [u16; 12])> = vec![
+        (
+            Some("tenant-admin"),
+            [200, 200, 200, 200, 200, 200, 200, 404, 404, 404, 404, 404],
+        ),
+        (
+            Some("compliance-officer"),
+            [200, 200, 200, 200, 403, 200, 200, 404, 404, 404, 404, 404],
+        ),
+        (
+            Some("supervisor"),
+            [200, 200, 200, 200, 403, 200, 200, 404, 404, 404, 404, 404],
+        ),
+        // A user sees only recordings they took part in: the rest is 404.
+        (
+            Some("user"),
+            [200, 200, 200, 200, 403, 404, 404, 404, 404, 404, 404, 404],
+        ),
+        // A DPO searches and reads transcripts but does not play (a
+        // missing permission is 403 whatever the id: it reveals nothing).
+        (
+            Some("dpo"),
+            [200, 200, 200, 403, 403, 200, 403, 404, 403, 404, 404, 404],
+        ),
+        // The platform operator is refused every content endpoint.
+        (Some("platform-operator"), [403; 12]),
+        // Another tenant's admin: contoso's recordings do not exist for them.
+        (
+            Some("fabrikam-admin"),
+            [200, 404, 404, 404, 404, 404, 404, 200, 200, 200, 404, 404],
+        ),
+        (None, [401; 12]),
+    ];
+    let mut failures = Vec::new();
+    for (role, statuses) in &expect {
+        for ((name, method, path), want) in endpoints.iter().zip(statuses) {
+            let body = (*method == "POST").then(|| json!({}));
+            let res = w.call(*role, method, path, body).await;
+            let got = res.status().as_u16();
+            if got != *want {
+                failures.push(format!("{role:?} {name}: got {got}, want {want}"));
+            }
+            if got >= 400 {
+                assert_eq!(
+                    res.headers()
+                        .get("content-type")
+                        .and_then(|v| v.to_str().ok()),
+                    Some("application/problem+json"),
+                    "{role:?} {name}"
+                );
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "matrix mismatches:\n{}",
+        failures.join("\n")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_is_scoped_and_audited_without_personal_data() {
+    let w = world().await;
+    let total = |v: &Value| v["total"].as_u64().unwrap();
+    let ids = |v: &Value| {
+        v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["recording"]["id"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    let admin: Value = w
+        .call(
+            Some("tenant-admin"),
+            "POST",
+            "/api/recordings/search",
+            Some(json!({})),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(total(&admin), 2);
+    let user: Value = w
+        .call(
+            Some("user"),
+            "POST",
+            "/api/recordings/search",
+            Some(json!({})),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ids(&user), vec![w.own.id.to_string()]);
+    // A client cannot widen its own scope.
+    let widened: Value = w
+        .call(
+            Some("user"),
+            "POST",
+            "/api/recordings/search",
+            Some(json!({"visible_to_users": null})),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(total(&widened), 1);
+    let fab: Value = w
+        .call(
+            Some("fabrikam-admin"),
+            "POST",
+            "/api/recordings/search",
+            Some(json!({})),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ids(&fab), vec![w.other_tenant.id.to_string()]);
+    assert_eq!(w.other.name, "fabrikam");
+
+    // Filters and transcript words, with highlighted snippets.
+    let hits: Value = w
+        .call(
+            Some("compliance-officer"),
+            "POST",
+            "/api/recordings/search",
+            Some(json!({"participant": "alice", "transcript_text": "settlement"})),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ids(&hits), vec![w.own.id.to_string()]);
+    let snippet = hits["items"][0]["snippets"][0].as_str().unwrap();
+    assert!(snippet.contains("[[settlement]]"), "{snippet}");
+    // A bad page size is a 400 problem.
+    let res = w
+        .call(
+            Some("tenant-admin"),
+            "POST",
+            "/api/recordings/search",
+            Some(json!({"limit": 0})),
+        )
+        .await;
+    assert_eq!(res.status(), 400);
+
+    // Audited: who searched, which filters, how many results; never the
+    // values typed in.
+    let events = w.app.audit().await;
+    let co = w
+        .accounts
+        .iter()
+        .find(|(n, _)| *n == "compliance-officer")
+        .unwrap()
+        .1;
+    let search = events
+        .iter()
+        .find(|e| e.action == AuditAction::Search && e.actor == co.to_string())
+        .expect("the search is audited");
+    assert_eq!(
+        search.details["filters"],
+        json!(["participant", "transcript_text"])
+    );
+    assert_eq!(search.details["results"], 1);
+    let all = serde_json::to_string(&events).unwrap();
+    assert!(
+        !all.contains("alice") && !all.contains("settlement"),
+        "{all}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn playback_streams_the_decrypted_media_with_ranges_and_is_audited() {
+    let w = world().await;
+    let path = format!("/api/recordings/{}/media", w.own.id);
+    let res = w.call(Some("supervisor"), "GET", &path, None).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "audio/ogg");
+    assert_eq!(res.headers()["accept-ranges"], "bytes");
+    assert!(res.bytes().await.unwrap() == w.media);
+
+    let res = w
+        .app
+        .http
+        .get(format!("{}{path}", w.app.base))
+        .bearer_auth(w.token("supervisor"))
+        .header("range", "bytes=70000-70099")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 206);
+    assert_eq!(
+        res.headers()["content-range"],
+        format!("bytes 70000-70099/{}", w.media.len()).as_str()
+    );
+    assert!(res.bytes().await.unwrap() == w.media[70_000..70_100]);
+    let res = w
+        .app
+        .http
+        .get(format!("{}{path}", w.app.base))
+        .bearer_auth(w.token("supervisor"))
+        .header("range", "bytes=999999-")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 416);
+
+    // Download: the same bytes as an attachment, for those allowed.
+    let res = w
+        .call(
+            Some("tenant-admin"),
+            "GET",
+            &format!("/api/recordings/{}/download", w.own.id),
+            None,
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    assert!(
+        res.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("attachment")
+    );
+    assert!(res.bytes().await.unwrap() == w.media);
+
+    let sup = w
+        .accounts
+        .iter()
+        .find(|(n, _)| *n == "supervisor")
+        .unwrap()
+        .1;
+    let plays: Vec<_> = w
+        .app
+        .audit()
+        .await
+        .into_iter()
+        .filter(|e| e.action == AuditAction::Play && e.actor == sup.to_string())
+        .collect();
+    assert_eq!(plays.len(), 3, "every read of the media is audited");
+    assert!(plays.iter().all(|e| e.recording_id == Some(w.own.id)));
+    assert_eq!(plays[1].details["range"], "bytes=70000-70099");
+    assert_eq!(plays[0].source.as_deref(), Some("127.0.0.1"));
+    let downloads = w
+        .app
+        .audit()
+        .await
+        .into_iter()
+        .filter(|e| e.action == AuditAction::Download)
+        .count();
+    assert_eq!(downloads, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_can_require_a_reason_for_access() {
+    let w = world().await;
+    let mut settings = w.app.tenant.settings.clone();
+    settings.require_access_reason = true;
+    w.app
+        .store
+        .update_tenant_settings(w.app.tenant.id, &settings)
+        .await
+        .unwrap();
+    for path in [
+        format!("/api/recordings/{}/media", w.own.id),
+        format!("/api/recordings/{}/transcript", w.own.id),
+    ] {
+        let res = w.call(Some("compliance-officer"), "GET", &path, None).await;
+        assert_eq!(res.status(), 400, "{path}");
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["code"], "access-reason-required");
+        let res = w
+            .app
+            .http
+            .get(format!("{}{path}", w.app.base))
+            .bearer_auth(w.token("compliance-officer"))
+            .header("x-access-reason", "case 2026-114")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "{path}");
+    }
+    let events = w.app.audit().await;
+    let reasons: Vec<_> = events
+        .iter()
+        .filter(|e| matches!(e.action, AuditAction::Play | AuditAction::TranscriptView))
+        .map(|e| e.reason.as_deref())
+        .collect();
+    assert_eq!(reasons, vec![Some("case 2026-114"), Some("case 2026-114")]);
+    // Metadata and search need no reason.
+    let res = w
+        .call(
+            Some("compliance-officer"),
+            "GET",
+            &format!("/api/recordings/{}", w.own.id),
+            None,
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let detail: Value = res.json().await.unwrap();
+    assert_eq!(detail["recording"]["id"], w.own.id.to_string());
+    assert_eq!(
+        detail["recording"]["participants"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+}
