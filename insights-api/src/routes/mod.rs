@@ -1,3 +1,4 @@
+mod audit;
 mod auth;
 mod health;
 mod metrics;
@@ -12,5 +13,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/api/auth/login", web::post().to(auth::login))
         .route("/api/auth/logout", web::post().to(auth::logout))
         .route("/api/auth/me", web::get().to(auth::me))
-        .configure(recordings::configure);
+        .configure(recordings::configure)
+        .configure(audit::configure);
 }
