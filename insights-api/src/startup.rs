@@ -47,10 +47,15 @@ impl Application {
         let addr = listener.local_addr()?;
         metrics_setup::handle();
         let data = web::Data::new(state);
+        let exports = web::Data::new(
+            routes::exports::ExportJobs::new(&std::env::temp_dir())
+                .map_err(|e| anyhow::anyhow!("cannot create the export spool: {e}"))?,
+        );
         let server = HttpServer::new(move || {
             let extra = extra.clone();
             App::new()
                 .app_data(data.clone())
+                .app_data(exports.clone())
                 .app_data(error::json_config())
                 .wrap(from_fn(metrics_setup::track))
                 .configure(routes::configure)

@@ -746,3 +746,152 @@ async fn the_audit_trail_is_listed_filtered_and_verified_for_auditors_only() {
         verdict["events"].as_u64().unwrap()
     );
 }
+
+/// Starts an export as `role`, waits for it, returns (start answer, file).
+async fn export(w: &World, role: &str, columns: &[&str]) -> (Value, Vec<u8>) {
+    let res = w
+        .call(
+            Some(role),
+            "POST",
+            "/api/exports",
+            Some(json!({"query": {}, "columns": columns, "reason": "quarterly review"})),
+        )
+        .await;
+    assert_eq!(res.status(), 202, "{role}");
+    let started: Value = res.json().await.unwrap();
+    let status_url = started["status_url"].as_str().unwrap().to_owned();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let status = loop {
+        let s: Value = w
+            .call(Some(role), "GET", &status_url, None)
+            .await
+            .json()
+            .await
+            .unwrap();
+        if s["state"] != "running" {
+            break s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "export still running: {s}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(status["state"], "done", "{status}");
+    let res = w
+        .call(
+            Some(role),
+            "GET",
+            status["file_url"].as_str().unwrap(),
+            None,
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .contains("spreadsheetml")
+    );
+    (started, res.bytes().await.unwrap().to_vec())
+}
+
+fn sheet(bytes: &[u8]) -> Vec<Vec<String>> {
+    use calamine::{Reader, Xlsx};
+    let mut wb = Xlsx::new(std::io::Cursor::new(bytes.to_vec())).unwrap();
+    let range = wb.worksheet_range_at(0).unwrap().unwrap();
+    range
+        .rows()
+        .map(|r| r.iter().map(|c| c.to_string()).collect())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exports_run_in_the_background_with_the_callers_columns_and_scope() {
+    let w = world().await;
+    let cols = ["recording-id", "direction", "caller-name", "callee-name"];
+    // An admin gets every chosen column and both recordings.
+    let (started, bytes) = export(&w, "tenant-admin", &cols).await;
+    assert_eq!(started["omitted"], json!([]));
+    let rows = sheet(&bytes);
+    assert_eq!(rows.len(), 3, "header + 2 recordings: {rows:?}");
+    assert_eq!(
+        rows[0],
+        vec!["Recording ID", "Direction", "Caller name", "Callee name"]
+    );
+    let mut ids: Vec<&str> = rows[1..].iter().map(|r| r[0].as_str()).collect();
+    ids.sort_unstable();
+    let mut want = vec![w.own.id.to_string(), w.foreign.id.to_string()];
+    want.sort_unstable();
+    assert_eq!(ids, want);
+    assert!(rows.iter().any(|r| r.contains(&"Alice Example".to_owned())));
+
+    // Roles without the `export` permission are refused; a DPO exports,
+    // and whatever columns its profile may not see are omitted, never
+    // written.
+    for role in [
+        "compliance-officer",
+        "supervisor",
+        "user",
+        "platform-operator",
+    ] {
+        let res = w
+            .call(
+                Some(role),
+                "POST",
+                "/api/exports",
+                Some(json!({"columns": cols})),
+            )
+            .await;
+        assert_eq!(res.status(), 403, "{role}");
+    }
+    let (dpo, bytes) = export(&w, "dpo", &cols).await;
+    let rows = sheet(&bytes);
+    assert_eq!(
+        rows[0].len() + dpo["omitted"].as_array().unwrap().len(),
+        cols.len()
+    );
+
+    // Bad choices are refused before anything runs.
+    for (body, code) in [
+        (json!({"columns": []}), 400),
+        (json!({"columns": ["no-such-column"]}), 400),
+        (json!({"columns": ["direction", "direction"]}), 400),
+        (json!({"columns": ["direction"], "surprise": 1}), 400),
+    ] {
+        let res = w
+            .call(
+                Some("tenant-admin"),
+                "POST",
+                "/api/exports",
+                Some(body.clone()),
+            )
+            .await;
+        assert_eq!(res.status(), code, "{body}");
+    }
+
+    // A job is visible only to the account that started it: anyone else,
+    // in this tenant or another, gets 404.
+    let status_url = started["status_url"].as_str().unwrap();
+    let res = w.call(Some("dpo"), "GET", status_url, None).await;
+    assert_eq!(res.status(), 404);
+    let res = w
+        .call(Some("fabrikam-admin"), "GET", status_url, None)
+        .await;
+    assert_eq!(res.status(), 404);
+
+    // Every export is audited, with its reason.
+    let exports: Vec<_> = w
+        .app
+        .audit()
+        .await
+        .into_iter()
+        .filter(|e| e.action == AuditAction::Export)
+        .collect();
+    assert_eq!(exports.len(), 2);
+    assert!(
+        exports
+            .iter()
+            .all(|e| e.reason.as_deref() == Some("quarterly review"))
+    );
+}

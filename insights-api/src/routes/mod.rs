@@ -1,5 +1,6 @@
 mod audit;
 mod auth;
+pub mod exports;
 mod health;
 mod metrics;
 pub mod recordings;
@@ -14,5 +15,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/api/auth/logout", web::post().to(auth::logout))
         .route("/api/auth/me", web::get().to(auth::me))
         .configure(recordings::configure)
-        .configure(audit::configure);
+        .configure(audit::configure)
+        .configure(exports::configure);
 }

@@ -47,7 +47,7 @@ fn client(req: &HttpRequest) -> Option<String> {
 
 /// The directory users whose recordings the caller may see; `None` = all.
 /// Fails closed: a scope that names nobody sees nothing.
-async fn visible_users(
+pub(super) async fn visible_users(
     state: &AppState,
     tenant: TenantId,
     p: &Principal,
