@@ -22,6 +22,22 @@ pub struct AppState {
     pub auth: Arc<Authenticator>,
 }
 
+/// Headers every response carries unless its handler set them: the API
+/// serves JSON and media, never pages to frame or scripts to run, and
+/// its responses hold personal data that no cache may keep.
+fn security_headers() -> actix_web::middleware::DefaultHeaders {
+    actix_web::middleware::DefaultHeaders::new()
+        .add(("X-Content-Type-Options", "nosniff"))
+        .add(("X-Frame-Options", "DENY"))
+        .add(("Referrer-Policy", "no-referrer"))
+        .add((
+            "Content-Security-Policy",
+            "default-src 'none'; frame-ancestors 'none'",
+        ))
+        .add(("Cross-Origin-Resource-Policy", "same-origin"))
+        .add(("Cache-Control", "no-store"))
+}
+
 /// A bound, not yet running HTTP server. Build binds the port (port 0 in
 /// tests), so the caller learns the address before serving.
 pub struct Application {
@@ -58,6 +74,7 @@ impl Application {
                 .app_data(exports.clone())
                 .app_data(error::json_config())
                 .wrap(from_fn(metrics_setup::track))
+                .wrap(security_headers())
                 .configure(routes::configure)
                 .configure(extra)
                 .default_service(web::to(error::not_found))

@@ -895,3 +895,34 @@ async fn exports_run_in_the_background_with_the_callers_columns_and_scope() {
             .all(|e| e.reason.as_deref() == Some("quarterly review"))
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_response_carries_the_security_headers() {
+    let w = world().await;
+    let own = format!("/api/recordings/{}", w.own.id);
+    for (role, path) in [
+        (Some("tenant-admin"), own.as_str()),
+        (None, own.as_str()),
+        (Some("tenant-admin"), "/api/no-such-route"),
+        (None, "/healthz"),
+    ] {
+        let res = w.call(role, "GET", path, None).await;
+        let h = res.headers();
+        for (name, value) in [
+            ("x-content-type-options", "nosniff"),
+            ("x-frame-options", "DENY"),
+            ("referrer-policy", "no-referrer"),
+            (
+                "content-security-policy",
+                "default-src 'none'; frame-ancestors 'none'",
+            ),
+            ("cache-control", "no-store"),
+        ] {
+            assert_eq!(
+                h.get(name).and_then(|v| v.to_str().ok()),
+                Some(value),
+                "{path} as {role:?}: {name}"
+            );
+        }
+    }
+}
