@@ -926,3 +926,50 @@ async fn every_response_carries_the_security_headers() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_lists_every_route_and_the_real_search_fields() {
+    let w = world().await;
+    let res = w.call(None, "GET", "/api/openapi.json", None).await;
+    assert_eq!(res.status(), 200);
+    let doc: Value = res.json().await.unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let routes = [
+        ("get", "/healthz"),
+        ("get", "/metrics"),
+        ("post", "/api/auth/login"),
+        ("post", "/api/auth/logout"),
+        ("get", "/api/auth/me"),
+        ("post", "/api/recordings/search"),
+        ("get", "/api/recordings/{id}"),
+        ("get", "/api/recordings/{id}/transcript"),
+        ("get", "/api/recordings/{id}/media"),
+        ("get", "/api/recordings/{id}/download"),
+        ("get", "/api/audit"),
+        ("get", "/api/audit/verify"),
+        ("post", "/api/exports"),
+        ("get", "/api/exports/{id}"),
+        ("get", "/api/exports/{id}/file"),
+    ];
+    let paths = doc["paths"].as_object().unwrap();
+    for (method, path) in routes {
+        let op = &paths[path][method];
+        assert!(op.is_object(), "{method} {path} is not documented");
+        assert!(op["responses"].as_object().is_some_and(|r| !r.is_empty()));
+    }
+    let documented: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
+    assert_eq!(
+        documented,
+        routes.len(),
+        "a documented route this test does not know"
+    );
+    // The documented search body is exactly what the store accepts.
+    let schema = &doc["components"]["schemas"]["SearchRequest"]["properties"];
+    let mut documented: Vec<String> = schema.as_object().unwrap().keys().cloned().collect();
+    documented.sort();
+    let real = serde_json::to_value(RecordingQuery::default()).unwrap();
+    let mut real: Vec<String> = real.as_object().unwrap().keys().cloned().collect();
+    real.sort();
+    assert_eq!(documented, real);
+    assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+}

@@ -23,7 +23,7 @@ use super::{AuthMethod, Authenticator, Principal, secs, session, totp, unauthori
 use crate::error::ApiError;
 
 /// `POST /api/auth/login` body.
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
     /// Tenant name; omitted for a platform operator.
@@ -43,7 +43,7 @@ impl std::fmt::Debug for LoginRequest {
 }
 
 /// `POST /api/auth/login` answer (the session cookie is set as well).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct LoginResponse {
     /// API token for `Authorization: Bearer`.
     pub token: String,

@@ -47,6 +47,20 @@ fn bad(detail: &str) -> ApiError {
     }
 }
 
+#[utoipa::path(get, path = "/api/audit", tag = "audit",
+    params(
+        ("actor" = Option<String>, Query, description = "Account id or oidc:<subject>"),
+        ("action" = Option<String>, Query, description = "Audit action, e.g. play"),
+        ("recording_id" = Option<String>, Query, description = "Recording id"),
+        ("from" = Option<String>, Query, description = "RFC 3339 time, inclusive"),
+        ("to" = Option<String>, Query, description = "RFC 3339 time, exclusive"),
+        ("after" = Option<i64>, Query, description = "Events after this sequence number"),
+        ("limit" = Option<u32>, Query, description = "1..=1000, default 100")),
+    responses(
+        (status = 200, description = "Events and the next page's `after`", body = Object),
+        (status = 400, description = "Invalid filter", body = super::openapi::Problem),
+        (status = 401, description = "Not signed in", body = super::openapi::Problem),
+        (status = 403, description = "Not permitted", body = super::openapi::Problem)))]
 async fn list(
     p: Principal,
     state: web::Data<AppState>,
@@ -94,6 +108,11 @@ async fn list(
     Ok(HttpResponse::Ok().json(json!({ "events": events, "next_after": next_after })))
 }
 
+#[utoipa::path(get, path = "/api/audit/verify", tag = "audit",
+    responses(
+        (status = 200, description = "The chain report: intact, events, head, problems", body = Object),
+        (status = 401, description = "Not signed in", body = super::openapi::Problem),
+        (status = 403, description = "Not permitted", body = super::openapi::Problem)))]
 async fn verify(p: Principal, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     p.require(Permission::ViewAudit)?;
     let tenant = p.tenant()?;

@@ -23,6 +23,14 @@ fn client(req: &HttpRequest) -> Option<std::net::IpAddr> {
 }
 
 /// `POST /api/auth/login`.
+#[utoipa::path(post, path = "/api/auth/login", tag = "auth",
+    request_body = crate::auth::LoginRequest,
+    responses(
+        (status = 200, description = "Signed in: an API token, and the session cookie", body = crate::auth::LoginResponse),
+        (status = 400, description = "Malformed body", body = super::openapi::Problem),
+        (status = 401, description = "Invalid credentials (the same for every cause)", body = super::openapi::Problem),
+        (status = 423, description = "Account locked", body = super::openapi::Problem),
+        (status = 429, description = "Too many failures from this address", body = super::openapi::Problem)))]
 pub async fn login(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -37,6 +45,10 @@ pub async fn login(
 }
 
 /// `POST /api/auth/logout`.
+#[utoipa::path(post, path = "/api/auth/logout", tag = "auth",
+    responses(
+        (status = 204, description = "Signed out; the session and its tokens are revoked"),
+        (status = 401, description = "Not signed in", body = super::openapi::Problem)))]
 pub async fn logout(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -49,6 +61,10 @@ pub async fn logout(
 }
 
 /// `GET /api/auth/me`.
+#[utoipa::path(get, path = "/api/auth/me", tag = "auth",
+    responses(
+        (status = 200, description = "The caller: tenant, subject, role, permissions, scope", body = Object),
+        (status = 401, description = "Not signed in", body = super::openapi::Problem)))]
 pub async fn me(p: Principal) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))

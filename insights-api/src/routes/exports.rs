@@ -117,11 +117,12 @@ impl Drop for ExportJobs {
 }
 
 /// Body of `POST /api/exports`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct StartExport {
+pub(super) struct StartExport {
     /// The search to export (its cursor and limit are ignored).
     #[serde(default)]
+    #[schema(value_type = super::openapi::SearchRequest)]
     query: RecordingQuery,
     /// Column ids from the catalogue, in order.
     columns: Vec<String>,
@@ -173,6 +174,13 @@ impl Write for Shared {
     }
 }
 
+#[utoipa::path(post, path = "/api/exports", tag = "exports",
+    request_body = StartExport,
+    responses(
+        (status = 202, description = "Started: the job id, status URL, columns written and omitted", body = Object),
+        (status = 400, description = "Bad column choice", body = super::openapi::Problem),
+        (status = 401, description = "Not signed in", body = super::openapi::Problem),
+        (status = 403, description = "Not permitted", body = super::openapi::Problem)))]
 async fn start(
     p: Principal,
     state: web::Data<AppState>,
@@ -306,6 +314,11 @@ fn own<'a>(
     }
 }
 
+#[utoipa::path(get, path = "/api/exports/{id}", tag = "exports",
+    params(("id" = String, Path, description = "Export job id")),
+    responses(
+        (status = 200, description = "State and progress", body = Object),
+        (status = 404, description = "No such job of the caller", body = super::openapi::Problem)))]
 async fn status(
     p: Principal,
     jobs: web::Data<ExportJobs>,
@@ -325,6 +338,12 @@ async fn status(
     })))
 }
 
+#[utoipa::path(get, path = "/api/exports/{id}/file", tag = "exports",
+    params(("id" = String, Path, description = "Export job id")),
+    responses(
+        (status = 200, description = "The .xlsx", content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+        (status = 404, description = "No such job of the caller", body = super::openapi::Problem),
+        (status = 409, description = "Not finished", body = super::openapi::Problem)))]
 async fn file(
     p: Principal,
     jobs: web::Data<ExportJobs>,

@@ -44,6 +44,10 @@ async fn probe<E: std::fmt::Display>(
 
 /// `GET /healthz`: 200 when every component answers, 503 otherwise; the
 /// body gives each component's status.
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses(
+        (status = 200, description = "Every component is up", body = Object),
+        (status = 503, description = "A component is down", body = Object)))]
 pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {
     let (store, blob, keys) = tokio::join!(
         probe(state.store.backend(), state.store.health()),

@@ -3,6 +3,7 @@ mod auth;
 pub mod exports;
 mod health;
 mod metrics;
+pub(crate) mod openapi;
 pub mod recordings;
 
 use actix_web::web;
@@ -14,6 +15,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/api/auth/login", web::post().to(auth::login))
         .route("/api/auth/logout", web::post().to(auth::logout))
         .route("/api/auth/me", web::get().to(auth::me))
+        .route("/api/openapi.json", web::get().to(openapi::document))
         .configure(recordings::configure)
         .configure(audit::configure)
         .configure(exports::configure);

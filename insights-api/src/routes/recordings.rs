@@ -161,6 +161,13 @@ struct Audited {
 }
 
 /// `POST /api/recordings/search`: the body is a `RecordingQuery`.
+#[utoipa::path(post, path = "/api/recordings/search", tag = "recordings",
+    request_body = super::openapi::SearchRequest,
+    responses(
+        (status = 200, description = "A page of recordings the caller may see, with the total and the next cursor", body = Object),
+        (status = 400, description = "Invalid filters", body = super::openapi::Problem),
+        (status = 401, description = "Not signed in", body = super::openapi::Problem),
+        (status = 403, description = "Not permitted", body = super::openapi::Problem)))]
 async fn search(
     p: Principal,
     state: web::Data<AppState>,
@@ -224,6 +231,14 @@ async fn search(
 }
 
 /// `GET /api/recordings/{id}`: metadata, participants, streams, insights.
+#[utoipa::path(get, path = "/api/recordings/{id}", tag = "recordings",
+    params(("id" = String, Path, description = "Recording id")),
+    responses(
+        (status = 200, description = "The recording with participants, streams and insights"),
+        (status = 400, description = "A reason for access is required", body = super::openapi::Problem),
+        (status = 401, description = "Not signed in", body = super::openapi::Problem),
+        (status = 403, description = "Not permitted", body = super::openapi::Problem),
+        (status = 404, description = "No such recording in the caller's tenant and scope", body = super::openapi::Problem)))]
 async fn detail(
     p: Principal,
     state: web::Data<AppState>,
@@ -237,6 +252,15 @@ async fn detail(
 }
 
 /// `GET /api/recordings/{id}/transcript`.
+#[utoipa::path(get, path = "/api/recordings/{id}/transcript", tag = "recordings",
+    params(("id" = String, Path, description = "Recording id"),
+        ("x-access-reason" = Option<String>, Header, description = "Reason for access, when the tenant requires one")),
+    responses(
+        (status = 200, description = "The transcript segments"),
+        (status = 400, description = "A reason for access is required", body = super::openapi::Problem),
+        (status = 401, description = "Not signed in", body = super::openapi::Problem),
+        (status = 403, description = "Not permitted", body = super::openapi::Problem),
+        (status = 404, description = "No such recording in the caller's tenant and scope", body = super::openapi::Problem)))]
 async fn transcript(
     p: Principal,
     state: web::Data<AppState>,
@@ -266,6 +290,16 @@ async fn transcript(
 
 /// `GET /api/recordings/{id}/media`: the primary stream, decrypted, with
 /// HTTP Range, for playing.
+#[utoipa::path(get, path = "/api/recordings/{id}/media", tag = "recordings",
+    params(("id" = String, Path, description = "Recording id"),
+        ("range" = Option<String>, Header, description = "RFC 9110 byte ranges"),
+        ("x-access-reason" = Option<String>, Header, description = "Reason for access, when the tenant requires one")),
+    responses(
+        (status = 200, description = "The decrypted media (206 for a Range, 416 for an unsatisfiable one)"),
+        (status = 400, description = "A reason for access is required", body = super::openapi::Problem),
+        (status = 401, description = "Not signed in", body = super::openapi::Problem),
+        (status = 403, description = "Not permitted", body = super::openapi::Problem),
+        (status = 404, description = "No such recording in the caller's tenant and scope", body = super::openapi::Problem)))]
 async fn media(
     p: Principal,
     state: web::Data<AppState>,
@@ -286,6 +320,16 @@ async fn media(
 
 /// `GET /api/recordings/{id}/download`: the same bytes as an attachment,
 /// a separate permission.
+#[utoipa::path(get, path = "/api/recordings/{id}/download", tag = "recordings",
+    params(("id" = String, Path, description = "Recording id"),
+        ("range" = Option<String>, Header, description = "RFC 9110 byte ranges"),
+        ("x-access-reason" = Option<String>, Header, description = "Reason for access, when the tenant requires one")),
+    responses(
+        (status = 200, description = "The decrypted media as an attachment"),
+        (status = 400, description = "A reason for access is required", body = super::openapi::Problem),
+        (status = 401, description = "Not signed in", body = super::openapi::Problem),
+        (status = 403, description = "Not permitted", body = super::openapi::Problem),
+        (status = 404, description = "No such recording in the caller's tenant and scope", body = super::openapi::Problem)))]
 async fn download(
     p: Principal,
     state: web::Data<AppState>,

@@ -1,0 +1,107 @@
+//! `GET /api/openapi.json`: the OpenAPI 3.1 document, generated from the
+//! `#[utoipa::path]` annotations on the handlers and the schemas below.
+//! A test checks that every route the app serves is in it and that the
+//! documented search body has exactly the fields `RecordingQuery`
+//! accepts.
+
+use actix_web::HttpResponse;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
+
+/// An error (RFC 9457 `application/problem+json`).
+#[derive(ToSchema)]
+#[allow(dead_code)] // a schema only
+pub struct Problem {
+    /// Always `about:blank`.
+    #[schema(rename = "type")]
+    kind: String,
+    /// The HTTP reason phrase.
+    title: String,
+    status: u16,
+    /// A safe explanation; never echoes input.
+    detail: String,
+    /// Stable kebab-case code, e.g. `permission-denied`.
+    code: String,
+}
+
+/// The body of `POST /api/recordings/search` (and an export's `query`):
+/// `insights_core::domain::RecordingQuery`. Every field is optional.
+#[derive(ToSchema)]
+#[allow(dead_code)] // a schema only
+pub struct SearchRequest {
+    /// `started_at >= from` (RFC 3339).
+    from: Option<String>,
+    /// `started_at < to` (RFC 3339).
+    to: Option<String>,
+    /// Words matched against participant names, emails and URIs, or
+    /// digits matched within phone numbers.
+    participant: Option<String>,
+    /// Recordings in which this directory user took part.
+    user_id: Option<String>,
+    /// Ignored: the caller's scope always decides.
+    visible_to_users: Option<Vec<String>>,
+    /// `inbound`, `outbound` or `internal`.
+    direction: Option<String>,
+    /// `call` or `meeting`.
+    kind: Option<String>,
+    min_duration_ms: Option<i64>,
+    max_duration_ms: Option<i64>,
+    has_transcript: Option<bool>,
+    legal_hold: Option<bool>,
+    /// Words spoken (full-text over transcript segments).
+    transcript_text: Option<String>,
+    /// `started-desc` (default), `started-asc`, `duration-desc`, `duration-asc`.
+    sort: Option<String>,
+    /// The previous page's `next_cursor`.
+    cursor: Option<String>,
+    /// Page size 1..=500 (default 50).
+    limit: Option<u32>,
+}
+
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new("insights_session"))),
+        );
+    }
+}
+
+/// The document.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Insights API", description = "Compliance recording: search, play, transcripts, audit and export."),
+    paths(
+        super::health::healthz,
+        super::metrics::metrics,
+        super::auth::login,
+        super::auth::logout,
+        super::auth::me,
+        super::recordings::search,
+        super::recordings::detail,
+        super::recordings::transcript,
+        super::recordings::media,
+        super::recordings::download,
+        super::audit::list,
+        super::audit::verify,
+        super::exports::start,
+        super::exports::status,
+        super::exports::file,
+    ),
+    components(schemas(Problem, SearchRequest)),
+    security(("bearer" = []), ("session" = [])),
+    modifiers(&Security)
+)]
+pub struct ApiDoc;
+
+/// `GET /api/openapi.json`.
+pub async fn document() -> HttpResponse {
+    HttpResponse::Ok().json(ApiDoc::openapi())
+}
