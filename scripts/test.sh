@@ -65,6 +65,20 @@ fi
 command -v cargo-nextest >/dev/null || die "cargo-nextest is missing (it comes with our machine image)"
 command -v npm >/dev/null || die "npm is missing (Node 20 + npm come with our machine image)"
 
+# ---- API fuzzer (PyPI) ---------------------------------------------------------
+# schemathesis, pinned in tests/fuzz/requirements.txt, in a venv of its own;
+# installed when missing or older than the requirements file.
+FUZZ_VENV=tests/fuzz/.venv
+if [ ! -x "$FUZZ_VENV/bin/st" ] || [ tests/fuzz/requirements.txt -nt "$FUZZ_VENV/bin/st" ]; then
+    log "installing the API fuzzer: pip install -r tests/fuzz/requirements.txt"
+    command -v python3 >/dev/null || die "python3 is missing (it comes with our machine image)"
+    python3 -m venv "$FUZZ_VENV" || die "cannot create $FUZZ_VENV"
+    "$FUZZ_VENV/bin/pip" install -q --disable-pip-version-check -r tests/fuzz/requirements.txt >&2 ||
+        die "pip install of the API fuzzer failed"
+    touch "$FUZZ_VENV/bin/st"
+fi
+export INSIGHTS_TEST_SCHEMATHESIS="$ROOT/$FUZZ_VENV/bin/st"
+
 # ---- browser drivers (npm) -----------------------------------------------------
 # playwright-core and puppeteer-core, pinned in tests/browser/package-lock.json;
 # `npm ci` when node_modules is missing or older than the lock file. They

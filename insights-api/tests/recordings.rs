@@ -973,3 +973,77 @@ async fn the_openapi_document_lists_every_route_and_the_real_search_fields() {
     assert_eq!(documented, real);
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
 }
+
+/// The schemathesis binary: `INSIGHTS_TEST_SCHEMATHESIS` (set by
+/// scripts/test.sh), else the venv test.sh creates.
+fn schemathesis() -> std::path::PathBuf {
+    std::env::var_os("INSIGHTS_TEST_SCHEMATHESIS")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fuzz/.venv/bin/st")
+        })
+}
+
+/// A schema-driven fuzz run (schemathesis, fixed seed) against the
+/// running API as a tenant admin: no 5xx and no response outside the
+/// documented schema, on every operation but logout (which would end
+/// the fuzzer's own session).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schema_driven_fuzzing_finds_no_server_error_and_no_schema_violation() {
+    let w = world().await;
+    let st = schemathesis();
+    assert!(
+        st.exists(),
+        "{} is missing: scripts/test.sh installs schemathesis (tests/fuzz/requirements.txt)",
+        st.display()
+    );
+    let cwd = tempfile::tempdir().unwrap();
+    let args: Vec<String> = [
+        "run",
+        &format!("{}/api/openapi.json", w.app.base),
+        "-H",
+        &format!("Authorization: Bearer {}", w.token("tenant-admin")),
+        "--exclude-path",
+        "/api/auth/logout",
+        "--checks",
+        "not_a_server_error,response_schema_conformance",
+        "--max-examples",
+        "25",
+        "--seed",
+        "20261122",
+        "--request-timeout",
+        "30",
+    ]
+    .iter()
+    .map(ToString::to_string)
+    .collect();
+    let dir = cwd.path().to_path_buf();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(&st)
+            .current_dir(dir)
+            .args(args)
+            .env("NO_COLOR", "1")
+            .output()
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in report
+        .lines()
+        .filter(|l| l.contains("generated") || l.contains("Tested:"))
+    {
+        eprintln!("schemathesis: {}", line.trim());
+    }
+    assert!(
+        out.status.success(),
+        "schemathesis found problems:\n{report}"
+    );
+    assert!(report.contains("passed"), "{report}");
+    // And every operation was exercised.
+    assert!(report.contains("Tested: 14"), "{report}");
+}
