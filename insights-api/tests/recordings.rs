@@ -945,6 +945,7 @@ async fn the_openapi_document_lists_every_route_and_the_real_search_fields() {
         ("get", "/api/recordings/{id}/transcript"),
         ("get", "/api/recordings/{id}/media"),
         ("get", "/api/recordings/{id}/download"),
+        ("get", "/api/recordings/{id}/streams/{track}/media"),
         ("get", "/api/audit"),
         ("get", "/api/audit/verify"),
         ("post", "/api/exports"),
@@ -1045,5 +1046,117 @@ async fn schema_driven_fuzzing_finds_no_server_error_and_no_schema_violation() {
     );
     assert!(report.contains("passed"), "{report}");
     // And every operation was exercised.
-    assert!(report.contains("Tested: 14"), "{report}");
+    assert!(report.contains("Tested: 15"), "{report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_meeting_track_plays_on_its_own() {
+    let w = world().await;
+    let tenant = w.app.tenant.id;
+    let alice = w.own.participants[0].directory_user_id.unwrap();
+    let mut meeting = Recording::new(tenant, RecordingKind::Meeting, Direction::Internal, now());
+    meeting.participants.push(party(
+        ParticipantRole::Organizer,
+        Some(alice),
+        "Alice Example",
+    ));
+    meeting
+        .participants
+        .push(party(ParticipantRole::Attendee, None, "Erin Guest"));
+    let mix: Vec<u8> = (0..90_000u32).map(|i| (i % 251) as u8).collect();
+    let mut meeting = recording_with_media(&w.app, tenant, meeting, &mix).await;
+    // Tracks: 0 the mix, 1 Alice's own track (stored), 2 Erin's (its
+    // blob missing).
+    let media = meeting.media.clone().unwrap();
+    let track: Vec<u8> = (0..70_000u32).map(|i| (i % 241) as u8).collect();
+    let wrapped = w
+        .app
+        .store
+        .get_data_key(tenant, media.data_key_id)
+        .await
+        .unwrap();
+    let key = w.app.keys.unwrap(&wrapped).await.unwrap();
+    for (i, p) in [(0u16, None), (1, Some(0usize)), (2, Some(1))] {
+        let s = MediaStream {
+            id: StreamId::new(),
+            participant_id: p.map(|k| meeting.participants[k].id),
+            track: i32::from(i),
+            media_type: "audio".into(),
+            codec: "opus".into(),
+            sample_rate: 48_000,
+            start_ms: 0,
+        };
+        w.app
+            .store
+            .add_stream(tenant, meeting.id, &s)
+            .await
+            .unwrap();
+        if i == 1 {
+            let object = insights_core::blob::layout::envelope_object_id(meeting.id, i, s.id);
+            let sealed =
+                envelope::encrypt_to_vec(&key, &Header::new(tenant, object, key.id), &track)
+                    .unwrap();
+            let blobs = LocalBlobStore::new(w.app.dir.path().join("blobs"));
+            let blob_key = insights_core::blob::layout::stream_blob_key(meeting.id, i, "audio/ogg");
+            blobs
+                .put(&media.container, &blob_key, &mut &sealed[..])
+                .await
+                .unwrap();
+        }
+        meeting.streams.push(s);
+    }
+    let path = |t: u16| format!("/api/recordings/{}/streams/{t}/media", meeting.id);
+    // Alice (role user) took part: she hears the mix and her own track.
+    let res = w.call(Some("user"), "GET", &path(0), None).await;
+    assert_eq!(res.status(), 200);
+    assert!(res.bytes().await.unwrap() == mix);
+    let res = w
+        .app
+        .http
+        .get(format!("{}{}", w.app.base, path(1)))
+        .bearer_auth(w.token("user"))
+        .header("range", "bytes=65530-65545")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 206);
+    assert!(res.bytes().await.unwrap() == track[65_530..=65_545]);
+    // A track whose blob is gone is a clear conflict; no such track is 404.
+    let res = w.call(Some("supervisor"), "GET", &path(2), None).await;
+    assert_eq!(res.status(), 409);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["code"], "media-missing");
+    assert_eq!(
+        w.call(Some("supervisor"), "GET", &path(7), None)
+            .await
+            .status(),
+        404
+    );
+    // Another tenant and roles without `play` never get there.
+    assert_eq!(
+        w.call(Some("fabrikam-admin"), "GET", &path(1), None)
+            .await
+            .status(),
+        404
+    );
+    assert_eq!(
+        w.call(Some("dpo"), "GET", &path(1), None).await.status(),
+        403
+    );
+    assert_eq!(
+        w.call(Some("platform-operator"), "GET", &path(1), None)
+            .await
+            .status(),
+        403
+    );
+    // Audited with the track.
+    let tracks: Vec<_> = w
+        .app
+        .audit()
+        .await
+        .into_iter()
+        .filter(|e| e.action == AuditAction::Play && e.recording_id == Some(meeting.id))
+        .map(|e| e.details["track"].as_u64())
+        .collect();
+    assert_eq!(tracks, vec![Some(0), Some(1)]);
 }

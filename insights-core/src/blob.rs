@@ -119,3 +119,44 @@ pub fn validate_container(name: &str) -> BlobResult<()> {
         Err(BlobError::InvalidName(name.to_owned()))
     }
 }
+
+/// Where a recording's objects live in its tenant's container, and which
+/// envelope object id each is bound to. Shared by the uploader that
+/// writes them, the custody check and the API that plays them.
+pub mod layout {
+    use uuid::Uuid;
+
+    use crate::domain::{RecordingId, StreamId};
+
+    /// The blob key prefix of a recording (a "folder").
+    pub fn recording_prefix(id: RecordingId) -> String {
+        format!("recordings/{id}")
+    }
+
+    /// The blob key of stream `index` (its `MediaStream::track`).
+    pub fn stream_blob_key(id: RecordingId, index: u16, content_type: &str) -> String {
+        let ext = match content_type {
+            "audio/ogg" | "audio/opus" => "ogg",
+            "audio/wav" | "audio/x-wav" | "audio/wave" => "wav",
+            _ => "bin",
+        };
+        format!("recordings/{id}/stream-{index}.{ext}.env")
+    }
+
+    /// The blob key of the recording's signed manifest.
+    pub fn manifest_key(id: RecordingId) -> String {
+        format!("recordings/{id}/manifest.json")
+    }
+
+    /// The envelope object id of a stream: the recording id for the
+    /// primary stream (what readers of `Recording::media` expect), the
+    /// stream id for the others, so one stream's blob can never pass for
+    /// another's.
+    pub fn envelope_object_id(recording: RecordingId, index: u16, stream: StreamId) -> Uuid {
+        if index == 0 {
+            recording.as_uuid()
+        } else {
+            stream.as_uuid()
+        }
+    }
+}

@@ -38,36 +38,6 @@ pub use manifest::{
 pub use signing::{InstallationKey, SigningKeyError, verifying_key_from_hex};
 pub use verify::{Mismatch, VerifyError, VerifyReport, verify_recording};
 
-use insights_core::domain::{RecordingId, StreamId};
-use uuid::Uuid;
-
-/// The blob key prefix of a recording (a "folder").
-pub fn recording_prefix(id: RecordingId) -> String {
-    format!("recordings/{id}")
-}
-
-/// The blob key of stream `index`.
-pub fn stream_blob_key(id: RecordingId, index: u16, content_type: &str) -> String {
-    let ext = match content_type {
-        "audio/ogg" | "audio/opus" => "ogg",
-        "audio/wav" | "audio/x-wav" | "audio/wave" => "wav",
-        _ => "bin",
-    };
-    format!("recordings/{id}/stream-{index}.{ext}.env")
-}
-
-/// The blob key of the manifest.
-pub fn manifest_key(id: RecordingId) -> String {
-    format!("recordings/{id}/manifest.json")
-}
-
-/// The envelope object id of a stream: the recording id for the primary
-/// stream (what readers of `Recording::media` expect), the stream id for
-/// the others, so one stream's blob can never pass for another's.
-pub fn envelope_object_id(recording: RecordingId, index: u16, stream: StreamId) -> Uuid {
-    if index == 0 {
-        recording.as_uuid()
-    } else {
-        stream.as_uuid()
-    }
-}
+pub use insights_core::blob::layout::{
+    envelope_object_id, manifest_key, recording_prefix, stream_blob_key,
+};

@@ -89,6 +89,7 @@ impl Modify for Security {
         super::recordings::transcript,
         super::recordings::media,
         super::recordings::download,
+        super::recordings::stream_media,
         super::audit::list,
         super::audit::verify,
         super::exports::start,

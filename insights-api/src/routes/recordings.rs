@@ -10,6 +10,7 @@
 //! (names, numbers, words spoken) never ends up in a URL or an access log.
 
 use actix_web::{HttpRequest, HttpResponse, web};
+use insights_core::blob::layout;
 use insights_core::crypto::envelope::ExpectedIds;
 use insights_core::domain::{
     AuditAction, NewAuditEvent, Permission, Recording, RecordingId, RecordingQuery, TenantId,
@@ -36,7 +37,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/api/recordings/{id}", web::get().to(detail))
         .route("/api/recordings/{id}/transcript", web::get().to(transcript))
         .route("/api/recordings/{id}/media", web::get().to(media))
-        .route("/api/recordings/{id}/download", web::get().to(download));
+        .route("/api/recordings/{id}/download", web::get().to(download))
+        .route(
+            "/api/recordings/{id}/streams/{track}/media",
+            web::get().to(stream_media),
+        );
 }
 
 fn client(req: &HttpRequest) -> Option<String> {
@@ -348,6 +353,123 @@ async fn download(
     .await
 }
 
+/// `GET /api/recordings/{id}/streams/{track}/media`: one stream of the
+/// recording (a meeting participant's own track; track 0 is the mix or
+/// the call's stereo file), decrypted, with HTTP Range. Same rules and
+/// audit as `…/media`; the audit event names the track.
+#[utoipa::path(get, path = "/api/recordings/{id}/streams/{track}/media", tag = "recordings",
+    params(
+        ("id" = String, Path, description = "Recording id"),
+        ("track" = u16, Path, description = "The stream's track number"),
+        ("range" = Option<String>, Header, description = "RFC 9110 byte ranges"),
+        ("x-access-reason" = Option<String>, Header, description = "Reason for access, when the tenant requires one")),
+    responses(
+        (status = 200, description = "The decrypted stream (206 for a Range, 416 for an unsatisfiable one)"),
+        (status = 400, description = "A reason for access is required", body = super::openapi::Problem),
+        (status = 401, description = "Not signed in", body = super::openapi::Problem),
+        (status = 403, description = "Not permitted", body = super::openapi::Problem),
+        (status = 404, description = "No such recording or track in the caller's tenant and scope", body = super::openapi::Problem)))]
+async fn stream_media(
+    p: Principal,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(String, u16)>,
+) -> Result<HttpResponse, ApiError> {
+    p.require(Permission::Play)?;
+    let tenant = p.tenant()?;
+    let (id, track) = path.into_inner();
+    let rec = visible(&state, &p, tenant, &id).await?;
+    let Some(stream) = rec.streams.iter().find(|s| s.track == i32::from(track)) else {
+        return Err(ApiError::NotFound);
+    };
+    let Some(media) = rec.media.clone() else {
+        return Err(ApiError::Conflict {
+            code: "media-not-stored",
+            detail: "the recording's media is not stored yet".into(),
+        });
+    };
+    let key = if track == 0 {
+        media.key.clone()
+    } else {
+        layout::stream_blob_key(rec.id, track, &media.content_type)
+    };
+    let object = layout::envelope_object_id(rec.id, track, stream.id);
+    let reason = access_reason(&state, tenant, &req).await?;
+    let opened = open_sealed(&state, tenant, &media, &key, object).await?;
+    let range = range_header(&req);
+    audit(
+        &state,
+        tenant,
+        &p,
+        &req,
+        Audited {
+            action: AuditAction::Play,
+            recording: Some(rec.id),
+            reason,
+            details: json!({ "range": range, "track": track }),
+        },
+    )
+    .await?;
+    Ok(playback::respond(
+        opened,
+        &media.content_type,
+        range.as_deref(),
+    ))
+}
+
+fn range_header(req: &HttpRequest) -> Option<String> {
+    req.headers()
+        .get(actix_web::http::header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+/// Unwraps the recording's data key and opens blob `key`, checking its
+/// envelope is bound to this tenant, `object` and that key.
+async fn open_sealed(
+    state: &AppState,
+    tenant: TenantId,
+    media: &insights_core::domain::MediaObject,
+    key: &str,
+    object: uuid::Uuid,
+) -> Result<SealedObject, ApiError> {
+    let wrapped = state
+        .store
+        .get_data_key(tenant, media.data_key_id)
+        .await
+        .map_err(|e| match e {
+            // Crypto-shredded: the media is gone for good.
+            StoreError::NotFound => ApiError::Conflict {
+                code: "media-erased",
+                detail: "the recording's media was erased".into(),
+            },
+            other => ApiError::internal(other),
+        })?;
+    let data_key = state
+        .keys
+        .unwrap(&wrapped)
+        .await
+        .map_err(ApiError::internal)?;
+    let expected = ExpectedIds::new(tenant, object, media.data_key_id);
+    SealedObject::open(
+        state.blobs.clone(),
+        &media.container,
+        key,
+        data_key,
+        &expected,
+    )
+    .await
+    .map_err(|e| match e {
+        playback::PlaybackError::Blob(insights_core::blob::BlobError::NotFound) => {
+            ApiError::Conflict {
+                code: "media-missing",
+                detail: "the stored media object is missing".into(),
+            }
+        }
+        other => ApiError::internal(other),
+    })
+}
+
 async fn serve_media(
     p: Principal,
     state: web::Data<AppState>,
@@ -367,38 +489,8 @@ async fn serve_media(
         });
     };
     let reason = access_reason(&state, tenant, &req).await?;
-    let wrapped = state
-        .store
-        .get_data_key(tenant, media.data_key_id)
-        .await
-        .map_err(|e| match e {
-            // Crypto-shredded: the media is gone for good.
-            StoreError::NotFound => ApiError::Conflict {
-                code: "media-erased",
-                detail: "the recording's media was erased".into(),
-            },
-            other => ApiError::internal(other),
-        })?;
-    let key = state
-        .keys
-        .unwrap(&wrapped)
-        .await
-        .map_err(ApiError::internal)?;
-    let expected = ExpectedIds::new(tenant, rec.id.as_uuid(), media.data_key_id);
-    let object = SealedObject::open(
-        state.blobs.clone(),
-        &media.container,
-        &media.key,
-        key,
-        &expected,
-    )
-    .await
-    .map_err(ApiError::internal)?;
-    let range = req
-        .headers()
-        .get(actix_web::http::header::RANGE)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    let object = open_sealed(&state, tenant, &media, &media.key, rec.id.as_uuid()).await?;
+    let range = range_header(&req);
     audit(
         &state,
         tenant,
