@@ -293,8 +293,6 @@ pub fn respond(
     }
 }
 
-impl actix_web::ResponseError for PlaybackError {}
-
 #[cfg(test)]
 #[allow(clippy::single_range_in_vec_init)] // one range per Vec is the point
 mod tests {

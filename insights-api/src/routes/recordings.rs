@@ -382,37 +382,75 @@ async fn stream_media(
     let Some(stream) = rec.streams.iter().find(|s| s.track == i32::from(track)) else {
         return Err(ApiError::NotFound);
     };
-    let Some(media) = rec.media.clone() else {
-        return Err(ApiError::Conflict {
-            code: "media-not-stored",
-            detail: "the recording's media is not stored yet".into(),
-        });
-    };
+    let media = stored_media(&rec)?;
     let key = if track == 0 {
         media.key.clone()
     } else {
         layout::stream_blob_key(rec.id, track, &media.content_type)
     };
-    let object = layout::envelope_object_id(rec.id, track, stream.id);
-    let reason = access_reason(&state, tenant, &req).await?;
-    let opened = open_sealed(&state, tenant, &media, &key, object).await?;
-    let range = range_header(&req);
+    let source = Source {
+        recording: rec.id,
+        media: &media,
+        key: &key,
+        object: layout::envelope_object_id(rec.id, track, stream.id),
+        track: Some(track),
+    };
+    send(&state, &p, &req, tenant, source, AuditAction::Play).await
+}
+
+/// The recording's stored media object, else `409 media-not-stored`.
+fn stored_media(rec: &Recording) -> Result<insights_core::domain::MediaObject, ApiError> {
+    rec.media.clone().ok_or_else(|| ApiError::Conflict {
+        code: "media-not-stored",
+        detail: "the recording's media is not stored yet".into(),
+    })
+}
+
+/// One stored media object of a recording, to send.
+struct Source<'a> {
+    recording: RecordingId,
+    media: &'a insights_core::domain::MediaObject,
+    /// Its blob key.
+    key: &'a str,
+    /// The envelope object id it must be bound to.
+    object: uuid::Uuid,
+    /// The stream's track, for the audit event (`None`: the primary).
+    track: Option<u16>,
+}
+
+/// Asks for the reason for access, opens the object, audits the read,
+/// then streams it with HTTP Range.
+async fn send(
+    state: &AppState,
+    p: &Principal,
+    req: &HttpRequest,
+    tenant: TenantId,
+    source: Source<'_>,
+    action: AuditAction,
+) -> Result<HttpResponse, ApiError> {
+    let reason = access_reason(state, tenant, req).await?;
+    let object = open_sealed(state, tenant, source.media, source.key, source.object).await?;
+    let range = range_header(req);
+    let mut details = json!({ "range": range });
+    if let Some(track) = source.track {
+        details["track"] = json!(track);
+    }
     audit(
-        &state,
+        state,
         tenant,
-        &p,
-        &req,
+        p,
+        req,
         Audited {
-            action: AuditAction::Play,
-            recording: Some(rec.id),
+            action,
+            recording: Some(source.recording),
             reason,
-            details: json!({ "range": range, "track": track }),
+            details,
         },
     )
     .await?;
     Ok(playback::respond(
-        opened,
-        &media.content_type,
+        object,
+        &source.media.content_type,
         range.as_deref(),
     ))
 }
@@ -482,29 +520,15 @@ async fn serve_media(
     p.require(permission)?;
     let tenant = p.tenant()?;
     let rec = visible(&state, &p, tenant, &path).await?;
-    let Some(media) = rec.media.clone() else {
-        return Err(ApiError::Conflict {
-            code: "media-not-stored",
-            detail: "the recording's media is not stored yet".into(),
-        });
+    let media = stored_media(&rec)?;
+    let source = Source {
+        recording: rec.id,
+        media: &media,
+        key: &media.key,
+        object: rec.id.as_uuid(),
+        track: None,
     };
-    let reason = access_reason(&state, tenant, &req).await?;
-    let object = open_sealed(&state, tenant, &media, &media.key, rec.id.as_uuid()).await?;
-    let range = range_header(&req);
-    audit(
-        &state,
-        tenant,
-        &p,
-        &req,
-        Audited {
-            action,
-            recording: Some(rec.id),
-            reason,
-            details: json!({ "range": range }),
-        },
-    )
-    .await?;
-    let mut res = playback::respond(object, &media.content_type, range.as_deref());
+    let mut res = send(&state, &p, &req, tenant, source, action).await?;
     if attachment {
         res.headers_mut().insert(
             actix_web::http::header::CONTENT_DISPOSITION,
