@@ -174,7 +174,8 @@ pub trait MetadataStore: Send + Sync + 'static {
         tenant: TenantId,
         recording: RecordingId,
     ) -> StoreResult<Vec<TranscriptSegment>>;
-    /// Stores insights (replacing by id).
+    /// Stores insights (replacing by id). Every citation must name a
+    /// segment of this recording (else `Invalid`).
     async fn put_insights(
         &self,
         tenant: TenantId,
@@ -301,6 +302,21 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// was destroyed (false if it was already gone). Backends overwrite
     /// the freed bytes where the engine allows it.
     async fn shred_data_key(&self, tenant: TenantId, id: KeyId) -> StoreResult<bool>;
+
+    // ---- provider calls (processing records) ----
+
+    /// Records one call to an external AI provider. `call.tenant_id` must
+    /// equal `tenant` (else `Invalid`); an unknown tenant is `NotFound`.
+    /// Recording an id that exists already changes nothing (a retried
+    /// write never duplicates a record). Records are kept when the
+    /// recording they mention is deleted.
+    async fn record_provider_call(&self, tenant: TenantId, call: &ProviderCall) -> StoreResult<()>;
+    /// The tenant's records matching the query, ordered by (at, id).
+    async fn list_provider_calls(
+        &self,
+        tenant: TenantId,
+        query: &ProviderCallQuery,
+    ) -> StoreResult<Vec<ProviderCall>>;
 }
 
 /// Events read per page by [`check_audit_chain`].

@@ -153,7 +153,11 @@ async fn seed(s: &PgStore, name: &str) -> TenantId {
         confidence: 0.9,
         language: Some("en".into()),
     };
-    ok(s.put_transcript_segments(t, r.id, &[seg]).await, "segments");
+    ok(
+        s.put_transcript_segments(t, r.id, std::slice::from_ref(&seg))
+            .await,
+        "segments",
+    );
     let insight = Insight {
         id: InsightId::new(),
         recording_id: r.id,
@@ -162,8 +166,23 @@ async fn seed(s: &PgStore, name: &str) -> TenantId {
         owner_participant_id: None,
         provider: "local:test".into(),
         created_at: now(),
+        citations: vec![Citation::of(&seg)],
     };
     ok(s.put_insights(t, r.id, &[insight]).await, "insights");
+    let call = ProviderCall {
+        id: ProviderCallId::new(),
+        tenant_id: t,
+        recording_id: Some(r.id),
+        provider: "openai-compatible".into(),
+        operation: "chat-completions".into(),
+        bytes_sent: 1200,
+        bytes_received: 300,
+        http_status: Some(200),
+        outcome: ProviderCallOutcome::Ok,
+        at: now(),
+        duration_ms: 850,
+    };
+    ok(s.record_provider_call(t, &call).await, "provider call");
     for action in [AuditAction::Search, AuditAction::Play] {
         let ev = NewAuditEvent {
             actor: "acc-1".into(),
@@ -268,6 +287,7 @@ async fn every_tenant_table_has_row_level_security() {
         "data_keys",
         "accounts",
         "sessions",
+        "provider_calls",
     ] {
         assert!(
             tables.iter().any(|t| t == expected),

@@ -105,3 +105,7 @@ id_type!(
     /// A local account (tenant user or platform operator).
     AccountId, new_v4
 );
+id_type!(
+    /// One recorded call to an external AI provider (processing records).
+    ProviderCallId, now_v7
+);

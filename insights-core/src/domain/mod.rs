@@ -8,6 +8,7 @@ mod chain_check;
 mod directory;
 mod ids;
 mod policy;
+mod processing;
 mod recording;
 mod tenant;
 mod transcript;
@@ -23,12 +24,13 @@ pub use chain_check::{ChainChecker, ChainProblem, ChainReport, diagnose_chain};
 pub use directory::DirectoryUser;
 pub use ids::*;
 pub use policy::{HoldScope, LegalHold, RetentionAction, RetentionPolicy, RetentionScope};
+pub use processing::{ProviderCall, ProviderCallOutcome, ProviderCallQuery};
 pub use recording::{
     Direction, MediaObject, MediaStream, Participant, ParticipantRole, Recording, RecordingKind,
     RecordingQuery, RecordingStatus, RecordingSummary, SearchPage, SortKey, normalize_phone,
 };
 pub use tenant::{NewTenant, Tenant, TenantSettings, validate_tenant_name};
-pub use transcript::{Insight, InsightKind, TranscriptSegment};
+pub use transcript::{Citation, Insight, InsightKind, TranscriptSegment};
 
 /// Error returned when a stored string does not name a variant of an enum.
 #[derive(Debug, thiserror::Error)]

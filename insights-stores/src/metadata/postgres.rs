@@ -19,6 +19,7 @@ mod directory;
 mod error;
 mod governance;
 mod keys;
+mod processing;
 mod recordings;
 mod search;
 mod tenants;
@@ -563,5 +564,19 @@ impl MetadataStore for PgStore {
 
     async fn shred_data_key(&self, tenant: TenantId, id: KeyId) -> StoreResult<bool> {
         in_tenant!(self, tenant, |c| keys::shred(c, tenant, id))
+    }
+
+    // ---- provider calls (processing records) ----
+
+    async fn record_provider_call(&self, tenant: TenantId, call: &ProviderCall) -> StoreResult<()> {
+        in_tenant!(self, tenant, |c| processing::record(c, tenant, call))
+    }
+
+    async fn list_provider_calls(
+        &self,
+        tenant: TenantId,
+        query: &ProviderCallQuery,
+    ) -> StoreResult<Vec<ProviderCall>> {
+        in_tenant!(self, tenant, |c| processing::list(c, tenant, query))
     }
 }

@@ -358,6 +358,7 @@ fn insight(rec: RecordingId, kind: InsightKind, text: &str, at: DateTime<Utc>) -
         owner_participant_id: None,
         provider: "local:test".to_owned(),
         created_at: at,
+        citations: Vec::new(),
     }
 }
 

@@ -1,9 +1,9 @@
 //! Transcript segments and insights.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use insights_core::domain::{
-    Insight, InsightId, InsightKind, ParticipantId, RecordingId, SegmentId, TenantId,
+    Citation, Insight, InsightId, InsightKind, ParticipantId, RecordingId, SegmentId, TenantId,
     TranscriptSegment,
 };
 use insights_core::store::{StoreError, StoreResult};
@@ -156,16 +156,46 @@ pub(super) async fn put_insights(
     if items.is_empty() {
         return Ok(());
     }
+    let cited: BTreeSet<Uuid> = items
+        .iter()
+        .flat_map(|i| i.citations.iter().map(|c| c.segment_id.0))
+        .collect();
+    if !cited.is_empty() {
+        let known: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM transcript_segments \
+             WHERE tenant_id = $1 AND recording_id = $2 AND id = ANY($3)",
+        )
+        .bind(tenant.0)
+        .bind(recording.0)
+        .bind(cited.iter().copied().collect::<Vec<_>>())
+        .fetch_one(&mut *c)
+        .await
+        .db()?;
+        if usize::try_from(known).ok() != Some(cited.len()) {
+            return Err(StoreError::Invalid(
+                "an insight cites a segment that is not part of the recording".into(),
+            ));
+        }
+    }
+    let citations = items
+        .iter()
+        .map(|i| {
+            serde_json::to_string(&i.citations)
+                .map_err(|_| StoreError::Invalid("citations cannot be serialised".into()))
+        })
+        .collect::<StoreResult<Vec<String>>>()?;
     sqlx::query(
         "INSERT INTO insights (tenant_id, recording_id, id, kind, text, owner_participant_id, \
-         provider, created_at) \
-         SELECT $1, $2, u.id, u.kind, u.text, u.owner, u.provider, u.created_at \
+         provider, created_at, citations) \
+         SELECT $1, $2, u.id, u.kind, u.text, u.owner, u.provider, u.created_at, \
+         u.citations::jsonb \
          FROM UNNEST($3::uuid[], $4::text[], $5::text[], $6::uuid[], $7::text[], \
-         $8::timestamptz[]) AS u(id, kind, text, owner, provider, created_at) \
+         $8::timestamptz[], $9::text[]) \
+         AS u(id, kind, text, owner, provider, created_at, citations) \
          ON CONFLICT (tenant_id, id) DO UPDATE SET recording_id = EXCLUDED.recording_id, \
          kind = EXCLUDED.kind, text = EXCLUDED.text, \
          owner_participant_id = EXCLUDED.owner_participant_id, provider = EXCLUDED.provider, \
-         created_at = EXCLUDED.created_at",
+         created_at = EXCLUDED.created_at, citations = EXCLUDED.citations",
     )
     .bind(tenant.0)
     .bind(recording.0)
@@ -185,6 +215,7 @@ pub(super) async fn put_insights(
             .collect::<Vec<_>>(),
     )
     .bind(items.iter().map(|i| i.created_at).collect::<Vec<_>>())
+    .bind(citations)
     .execute(c)
     .await
     .db()?;
@@ -200,11 +231,13 @@ fn insight_from_row(row: &PgRow) -> StoreResult<Insight> {
         owner_participant_id: col::<Option<Uuid>>(row, "owner_participant_id")?.map(ParticipantId),
         provider: col(row, "provider")?,
         created_at: col(row, "created_at")?,
+        citations: col::<sqlx::types::Json<Vec<Citation>>>(row, "citations")?.0,
     })
 }
 
 /// Ordered by `(kind, created_at, id)` as in Rust: kinds in declaration
-/// order (summary, decision, action item, topic), not by their names.
+/// order (summary, key point, decision, action item, topic), not by
+/// their names.
 pub(super) async fn list_insights(
     c: &mut PgConnection,
     tenant: TenantId,
@@ -213,8 +246,8 @@ pub(super) async fn list_insights(
     require_recording(c, tenant, recording).await?;
     let kinds: Vec<&str> = InsightKind::ALL.iter().map(|k| k.as_str()).collect();
     sqlx::query(
-        "SELECT id, recording_id, kind, text, owner_participant_id, provider, created_at \
-         FROM insights WHERE tenant_id = $1 AND recording_id = $2 \
+        "SELECT id, recording_id, kind, text, owner_participant_id, provider, created_at, \
+         citations FROM insights WHERE tenant_id = $1 AND recording_id = $2 \
          ORDER BY array_position($3::text[], kind), created_at, id",
     )
     .bind(tenant.0)

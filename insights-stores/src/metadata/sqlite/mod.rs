@@ -14,6 +14,7 @@ mod audit;
 mod directory;
 mod governance;
 mod keys;
+mod processing;
 mod recordings;
 mod search;
 mod tenants;
@@ -417,5 +418,18 @@ impl MetadataStore for SqliteStore {
     }
     async fn shred_data_key(&self, tenant: TenantId, id: KeyId) -> StoreResult<bool> {
         keys::shred(&self.pool, tenant, id).await
+    }
+
+    // ---- provider calls (processing records) ----
+
+    async fn record_provider_call(&self, tenant: TenantId, call: &ProviderCall) -> StoreResult<()> {
+        processing::record(&self.pool, tenant, call).await
+    }
+    async fn list_provider_calls(
+        &self,
+        tenant: TenantId,
+        query: &ProviderCallQuery,
+    ) -> StoreResult<Vec<ProviderCall>> {
+        processing::list(&self.pool, tenant, query).await
     }
 }

@@ -1,12 +1,14 @@
 //! Transcript segments and insights of a recording.
 
-use insights_core::domain::{Insight, RecordingId, TenantId, TranscriptSegment};
+use std::collections::BTreeSet;
+
+use insights_core::domain::{Insight, RecordingId, SegmentId, TenantId, TranscriptSegment};
 use insights_core::store::{StoreError, StoreResult};
 use sqlx::SqlitePool;
 use sqlx::sqlite::SqliteRow;
 
 use super::recordings::exists;
-use super::util::{col, db, enum_col, id, micros, opt_id, ts};
+use super::util::{col, db, enum_col, id, json_col, micros, opt_id, to_json, ts, uuid_list};
 
 fn check_recording(want: RecordingId, got: RecordingId, what: &str) -> StoreResult<()> {
     if want == got {
@@ -120,13 +122,34 @@ pub(super) async fn put_insights(
     if !exists(&mut tx, tenant, rec).await? {
         return Err(StoreError::NotFound);
     }
+    let cited: BTreeSet<SegmentId> = insights
+        .iter()
+        .flat_map(|i| i.citations.iter().map(|c| c.segment_id))
+        .collect();
+    let known: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM transcript_segments WHERE tenant_id = ? AND recording_id = ? \
+         AND id IN (SELECT unhex(value) FROM json_each(?))",
+    )
+    .bind(tenant.0)
+    .bind(rec.0)
+    .bind(uuid_list(cited.iter().map(|s| s.0)))
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(db)?;
+    if usize::try_from(known).ok() != Some(cited.len()) {
+        return Err(StoreError::Invalid(
+            "an insight cites a segment that is not part of the recording".into(),
+        ));
+    }
     for i in insights {
         let done = sqlx::query(
             "INSERT INTO insights (tenant_id, recording_id, id, kind, text, \
-             owner_participant_id, provider, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
+             owner_participant_id, provider, created_at, citations) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) \
              ON CONFLICT (tenant_id, id) DO UPDATE SET kind = excluded.kind, \
              text = excluded.text, owner_participant_id = excluded.owner_participant_id, \
-             provider = excluded.provider, created_at = excluded.created_at \
+             provider = excluded.provider, created_at = excluded.created_at, \
+             citations = excluded.citations \
              WHERE insights.recording_id = excluded.recording_id",
         )
         .bind(tenant.0)
@@ -137,6 +160,7 @@ pub(super) async fn put_insights(
         .bind(i.owner_participant_id.map(|p| p.0))
         .bind(&i.provider)
         .bind(micros(i.created_at))
+        .bind(to_json(&i.citations)?)
         .execute(&mut *tx)
         .await
         .map_err(db)?;
@@ -159,6 +183,7 @@ fn insight_from_row(row: &SqliteRow) -> StoreResult<Insight> {
         owner_participant_id: opt_id(row, "owner_participant_id")?,
         provider: col(row, "provider")?,
         created_at: ts(row, "created_at")?,
+        citations: json_col(row, "citations")?,
     })
 }
 
@@ -172,8 +197,8 @@ pub(super) async fn list_insights(
         return Err(StoreError::NotFound);
     }
     let rows = sqlx::query(
-        "SELECT id, recording_id, kind, text, owner_participant_id, provider, created_at \
-         FROM insights WHERE tenant_id = ? AND recording_id = ?",
+        "SELECT id, recording_id, kind, text, owner_participant_id, provider, created_at, \
+         citations FROM insights WHERE tenant_id = ? AND recording_id = ?",
     )
     .bind(tenant.0)
     .bind(rec.0)
