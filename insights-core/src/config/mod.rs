@@ -7,10 +7,15 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+mod ai;
 mod auth;
 mod gateway;
 mod spool;
 
+pub use ai::{
+    AiSettings, AnthropicSettings, AzureOpenAiSettings, AzureSpeechSettings, CloudRecap, CloudStt,
+    OpenAiSettings,
+};
 pub use auth::{AuthSettings, DEFAULT_ROLE_MAP, OidcSettings};
 pub use gateway::GatewaySettings;
 pub use spool::SpoolSettings;
@@ -21,7 +26,7 @@ use serde::{Deserialize, Serialize};
 
 /// Top-level keys, used to pick our variables out of the environment.
 const TOP_LEVEL_KEYS: &[&str] = &[
-    "data_dir", "listen", "database", "blob", "keys", "log", "gateway", "spool", "auth",
+    "data_dir", "listen", "database", "blob", "keys", "log", "gateway", "spool", "auth", "ai",
 ];
 
 /// Every setting of the platform.
@@ -40,6 +45,7 @@ pub struct Settings {
     pub gateway: GatewaySettings,
     pub spool: SpoolSettings,
     pub auth: AuthSettings,
+    pub ai: AiSettings,
 }
 
 /// Metadata store settings.
@@ -153,6 +159,7 @@ impl Default for Settings {
             gateway: GatewaySettings::default(),
             spool: SpoolSettings::default(),
             auth: AuthSettings::default(),
+            ai: AiSettings::default(),
         }
     }
 }
@@ -296,6 +303,7 @@ impl Settings {
         self.spool.validate()?;
         self.gateway.validate()?;
         self.auth.validate()?;
+        self.ai.validate()?;
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             return Err(ConfigError::Invalid {
                 key: "log.level",
