@@ -138,12 +138,61 @@ pub(crate) fn recap(input: &RecapInput<'_>) -> Vec<Insight> {
             .collect()
     };
 
+    // ---- decisions and action items ----
+    let everyone: Vec<ParticipantId> = input.participants.iter().map(|p| p.id).collect();
+    let mut decisions: Vec<(String, BTreeSet<usize>)> = Vec::new();
+    let mut actions: Vec<(String, Option<ParticipantId>, BTreeSet<usize>)> = Vec::new();
+    let mut tasks: BTreeSet<usize> = BTreeSet::new();
+    for (ui, u) in units.iter().enumerate() {
+        if u.question && !has_request(&u.words) {
+            continue;
+        }
+        if is_decision(&u.words) {
+            decisions.push((u.text.clone(), BTreeSet::from([u.seg])));
+            tasks.insert(ui);
+            continue;
+        }
+        if u.content.len() < 2 {
+            continue;
+        }
+        let Some(cue) = action_cue(&u.words, &names) else {
+            continue;
+        };
+        let mut segs = BTreeSet::from([u.seg]);
+        let named = names.mentioned(&u.words);
+        let owner = match cue {
+            Cue::SelfCommit => u.speaker,
+            Cue::Named(p) => Some(p),
+            // The person addressed: named (not the asker), else the other
+            // party of a two-party call, else who accepts next.
+            Cue::Request => named
+                .iter()
+                .copied()
+                .find(|p| Some(*p) != u.speaker)
+                .or_else(|| {
+                    if everyone.len() == 2 && u.speaker.is_some() {
+                        everyone.iter().copied().find(|p| Some(*p) != u.speaker)
+                    } else {
+                        accepted_by(&units, ui, input.segments).map(|(p, seg)| {
+                            segs.insert(seg);
+                            p
+                        })
+                    }
+                }),
+            Cue::Group => named.first().copied(),
+        };
+        actions.push((u.text.clone(), owner, segs));
+        tasks.insert(ui);
+    }
+
     // ---- summary and key points ----
+    // The summary may retell a decision; key points repeat nothing that
+    // is already a decision or an action item.
     let picked = pick_sentences(&units, &name_words);
     let n_summary = (units.len().div_ceil(6))
         .clamp(1, SUMMARY_MAX)
         .min(picked.len());
-    let (summary, key_points) = picked.split_at(n_summary);
+    let (summary, rest) = picked.split_at(n_summary);
     if !summary.is_empty() {
         let mut chosen: Vec<usize> = summary.to_vec();
         chosen.sort_unstable();
@@ -155,7 +204,12 @@ pub(crate) fn recap(input: &RecapInput<'_>) -> Vec<Insight> {
         let segs: BTreeSet<usize> = chosen.iter().map(|&u| units[u].seg).collect();
         push(InsightKind::Summary, 0, text, None, cite(&segs));
     }
-    let mut kp: Vec<usize> = key_points.iter().copied().take(KEY_POINTS_MAX).collect();
+    let mut kp: Vec<usize> = rest
+        .iter()
+        .copied()
+        .filter(|u| !tasks.contains(u))
+        .take(KEY_POINTS_MAX)
+        .collect();
     kp.sort_unstable();
     for (i, &u) in kp.iter().enumerate() {
         let segs = BTreeSet::from([units[u].seg]);
@@ -167,62 +221,11 @@ pub(crate) fn recap(input: &RecapInput<'_>) -> Vec<Insight> {
             cite(&segs),
         );
     }
-
-    // ---- decisions and action items ----
-    let two_party: Vec<ParticipantId> = input.participants.iter().map(|p| p.id).collect();
-    let mut n_decisions = 0;
-    let mut n_actions = 0;
-    for (ui, u) in units.iter().enumerate() {
-        if u.question && !has_request(&u.words) {
-            continue;
-        }
-        if is_decision(&u.words) {
-            let segs = BTreeSet::from([u.seg]);
-            push(
-                InsightKind::Decision,
-                n_decisions,
-                u.text.clone(),
-                None,
-                cite(&segs),
-            );
-            n_decisions += 1;
-            continue;
-        }
-        if u.content.len() < 2 {
-            continue;
-        }
-        let Some(cue) = action_cue(&u.words, &names) else {
-            continue;
-        };
-        let mut segs = BTreeSet::from([u.seg]);
-        let named: Vec<ParticipantId> = names
-            .mentioned(&u.words)
-            .into_iter()
-            .filter(|p| Some(*p) != u.speaker)
-            .collect();
-        let owner = match cue {
-            Cue::SelfCommit => u.speaker,
-            Cue::Named(p) => Some(p),
-            Cue::Request => named.first().copied().or_else(|| {
-                if two_party.len() == 2 && u.speaker.is_some() {
-                    two_party.iter().copied().find(|p| Some(*p) != u.speaker)
-                } else {
-                    accepted_by(&units, ui, input.segments).map(|(p, seg)| {
-                        segs.insert(seg);
-                        p
-                    })
-                }
-            }),
-            Cue::Group => named.first().copied(),
-        };
-        push(
-            InsightKind::ActionItem,
-            n_actions,
-            u.text.clone(),
-            owner,
-            cite(&segs),
-        );
-        n_actions += 1;
+    for (i, (text, segs)) in decisions.into_iter().enumerate() {
+        push(InsightKind::Decision, i, text, None, cite(&segs));
+    }
+    for (i, (text, owner, segs)) in actions.into_iter().enumerate() {
+        push(InsightKind::ActionItem, i, text, owner, cite(&segs));
     }
 
     // ---- topics ----
@@ -276,7 +279,7 @@ fn pick_sentences(units: &[Unit], names: &BTreeSet<String>) -> Vec<usize> {
         if !redundant {
             picked.push(i);
         }
-        if picked.len() == SUMMARY_MAX + KEY_POINTS_MAX {
+        if picked.len() == SUMMARY_MAX + 2 * KEY_POINTS_MAX {
             break;
         }
     }
