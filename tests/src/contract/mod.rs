@@ -1,5 +1,6 @@
 //! Contract suites: written once, generic over a store trait, run against
 //! every backend by the `*_contract` test files.
 
+pub mod ai_store;
 pub mod blob;
 pub mod store;

@@ -1,0 +1,15 @@
+//! The AI store contract (recap citations, provider-call records) against
+//! PostgreSQL, one fresh database per test.
+
+use insights_stores::metadata::postgres::PgStore;
+use insights_tests::contract::store::StoreUnderTest;
+
+async fn make() -> StoreUnderTest {
+    let url = insights_tests::fresh_pg_database().await;
+    let store = PgStore::connect(&url, 5)
+        .await
+        .unwrap_or_else(|e| panic!("cannot open the PostgreSQL store: {e:?}"));
+    StoreUnderTest::new(store)
+}
+
+insights_tests::ai_store_contract_tests!(make);
