@@ -139,16 +139,32 @@ pub async fn insight_citations_round_trip(s: &Store) {
     let t = tenant(s, "contoso").await;
     let (r, segs) = meeting(s, t).await;
     let at = now();
-    let mut action = item(r.id, InsightKind::ActionItem, "send the quote", at, &[&segs[1], &segs[2]]);
+    let mut action = item(
+        r.id,
+        InsightKind::ActionItem,
+        "send the quote",
+        at,
+        &[&segs[1], &segs[2]],
+    );
     action.owner_participant_id = Some(r.participants[1].id);
     let items = vec![
-        item(r.id, InsightKind::Summary, "they agreed", at, &[&segs[0], &segs[1], &segs[3]]),
+        item(
+            r.id,
+            InsightKind::Summary,
+            "they agreed",
+            at,
+            &[&segs[0], &segs[1], &segs[3]],
+        ),
         action,
         item(r.id, InsightKind::Topic, "pricing", at, &[]),
     ];
     must(s.put_insights(t, r.id, &items).await, "put");
     let got = must(s.list_insights(t, r.id).await, "list");
-    assert_eq!(got, sorted(items.clone()), "citations come back exactly, in order");
+    assert_eq!(
+        got,
+        sorted(items.clone()),
+        "citations come back exactly, in order"
+    );
     assert_eq!(got[0].citations[2].start_ms, 12_000);
     assert_eq!(got[0].citations[2].end_ms, 15_200);
 
@@ -156,7 +172,10 @@ pub async fn insight_citations_round_trip(s: &Store) {
     let mut changed = items.clone();
     changed[0].citations = vec![Citation::of(&segs[2])];
     must(s.put_insights(t, r.id, &changed).await, "replace");
-    assert_eq!(must(s.list_insights(t, r.id).await, "list"), sorted(changed));
+    assert_eq!(
+        must(s.list_insights(t, r.id).await, "list"),
+        sorted(changed)
+    );
 }
 
 pub async fn key_points_sort_after_the_summary(s: &Store) {
@@ -165,9 +184,21 @@ pub async fn key_points_sort_after_the_summary(s: &Store) {
     let at = now() - Duration::minutes(5);
     let items = vec![
         item(r.id, InsightKind::Decision, "go", at, &[&segs[3]]),
-        item(r.id, InsightKind::KeyPoint, "second point", at + Duration::seconds(1), &[&segs[2]]),
+        item(
+            r.id,
+            InsightKind::KeyPoint,
+            "second point",
+            at + Duration::seconds(1),
+            &[&segs[2]],
+        ),
         item(r.id, InsightKind::KeyPoint, "first point", at, &[&segs[1]]),
-        item(r.id, InsightKind::Summary, "summary", at + Duration::seconds(9), &[&segs[0]]),
+        item(
+            r.id,
+            InsightKind::Summary,
+            "summary",
+            at + Duration::seconds(9),
+            &[&segs[0]],
+        ),
     ];
     must(s.put_insights(t, r.id, &items).await, "put");
     let kinds: Vec<(InsightKind, String)> = must(s.list_insights(t, r.id).await, "list")
@@ -195,7 +226,13 @@ pub async fn citations_must_name_segments_of_the_recording(s: &Store) {
         s.put_insights(
             t,
             r.id,
-            &[item(r.id, InsightKind::Summary, "x", at, &[&segs[0], &other_segs[0]])],
+            &[item(
+                r.id,
+                InsightKind::Summary,
+                "x",
+                at,
+                &[&segs[0], &other_segs[0]],
+            )],
         )
         .await,
         "citing another recording's segment",
@@ -206,16 +243,24 @@ pub async fn citations_must_name_segments_of_the_recording(s: &Store) {
         ..segs[0].clone()
     };
     assert_invalid(
-        s.put_insights(t, r.id, &[item(r.id, InsightKind::KeyPoint, "x", at, &[&ghost])])
-            .await,
+        s.put_insights(
+            t,
+            r.id,
+            &[item(r.id, InsightKind::KeyPoint, "x", at, &[&ghost])],
+        )
+        .await,
         "citing a missing segment",
     );
     // A segment of another tenant looks exactly like a missing one.
     let t2 = tenant(s, "fabrikam").await;
     let (_, foreign) = meeting(s, t2).await;
     assert_invalid(
-        s.put_insights(t, r.id, &[item(r.id, InsightKind::KeyPoint, "x", at, &[&foreign[0]])])
-            .await,
+        s.put_insights(
+            t,
+            r.id,
+            &[item(r.id, InsightKind::KeyPoint, "x", at, &[&foreign[0]])],
+        )
+        .await,
         "citing another tenant's segment",
     );
     // Nothing was stored by the refused calls.
@@ -243,7 +288,12 @@ pub async fn provider_calls_record_and_list(s: &Store) {
     let t = tenant(s, "contoso").await;
     let (r, _) = meeting(s, t).await;
     let t0 = now() - Duration::minutes(10);
-    let a = call(t, Some(r.id), t0 + Duration::seconds(2), "audio-transcriptions");
+    let a = call(
+        t,
+        Some(r.id),
+        t0 + Duration::seconds(2),
+        "audio-transcriptions",
+    );
     let b = ProviderCall {
         http_status: Some(429),
         outcome: ProviderCallOutcome::RateLimited,
@@ -260,17 +310,24 @@ pub async fn provider_calls_record_and_list(s: &Store) {
         must(s.record_provider_call(t, x).await, "record");
     }
     let all = must(
-        s.list_provider_calls(t, &ProviderCallQuery::default()).await,
+        s.list_provider_calls(t, &ProviderCallQuery::default())
+            .await,
         "list",
     );
     assert_eq!(all, vec![b, c, a], "ordered by time, every field kept");
     assert_invalid(
-        s.record_provider_call(t, &call(TenantId::new(), None, now(), "x")).await,
+        s.record_provider_call(t, &call(TenantId::new(), None, now(), "x"))
+            .await,
         "a record of another tenant",
     );
     let unknown = TenantId::new();
-    let r = s.record_provider_call(unknown, &call(unknown, None, now(), "x")).await;
-    assert!(matches!(r, Err(StoreError::NotFound)), "unknown tenant: {r:?}");
+    let r = s
+        .record_provider_call(unknown, &call(unknown, None, now(), "x"))
+        .await;
+    assert!(
+        matches!(r, Err(StoreError::NotFound)),
+        "unknown tenant: {r:?}"
+    );
 }
 
 pub async fn provider_call_records_are_idempotent(s: &Store) {
@@ -278,7 +335,11 @@ pub async fn provider_call_records_are_idempotent(s: &Store) {
     let a = call(t, None, now(), "messages");
     must(s.record_provider_call(t, &a).await, "record");
     must(s.record_provider_call(t, &a).await, "record again");
-    let all = must(s.list_provider_calls(t, &ProviderCallQuery::default()).await, "list");
+    let all = must(
+        s.list_provider_calls(t, &ProviderCallQuery::default())
+            .await,
+        "list",
+    );
     assert_eq!(all, vec![a], "a retried write never duplicates");
 }
 
@@ -305,7 +366,11 @@ pub async fn provider_call_filters(s: &Store) {
     let ids = |v: Vec<ProviderCall>| v.into_iter().map(|c| c.id).collect::<Vec<_>>();
     let want = |idx: &[usize]| idx.iter().map(|&i| calls[i].id).collect::<Vec<_>>();
     assert_eq!(
-        ids(must(s.list_provider_calls(t, &q(Some(r1.id), None, None, 0)).await, "r1")),
+        ids(must(
+            s.list_provider_calls(t, &q(Some(r1.id), None, None, 0))
+                .await,
+            "r1"
+        )),
         want(&[0, 2, 4])
     );
     assert_eq!(
@@ -317,12 +382,17 @@ pub async fn provider_call_filters(s: &Store) {
         want(&[1, 2, 3])
     );
     assert_eq!(
-        ids(must(s.list_provider_calls(t, &q(Some(r2.id), None, None, 2)).await, "limit")),
+        ids(must(
+            s.list_provider_calls(t, &q(Some(r2.id), None, None, 2))
+                .await,
+            "limit"
+        )),
         want(&[1, 3])
     );
     assert!(
         must(
-            s.list_provider_calls(t, &q(Some(RecordingId::new()), None, None, 0)).await,
+            s.list_provider_calls(t, &q(Some(RecordingId::new()), None, None, 0))
+                .await,
             "unknown recording"
         )
         .is_empty()
@@ -337,13 +407,24 @@ pub async fn provider_calls_are_tenant_isolated(s: &Store) {
     must(s.record_provider_call(a, &ca).await, "a");
     must(s.record_provider_call(b, &cb).await, "b");
     // The same id in another tenant is another record.
-    let cb_same_id = ProviderCall { id: ca.id, ..cb.clone() };
+    let cb_same_id = ProviderCall {
+        id: ca.id,
+        ..cb.clone()
+    };
     must(s.record_provider_call(b, &cb_same_id).await, "b, a's id");
     assert_eq!(
-        must(s.list_provider_calls(a, &ProviderCallQuery::default()).await, "list a"),
+        must(
+            s.list_provider_calls(a, &ProviderCallQuery::default())
+                .await,
+            "list a"
+        ),
         vec![ca]
     );
-    let listed_b = must(s.list_provider_calls(b, &ProviderCallQuery::default()).await, "list b");
+    let listed_b = must(
+        s.list_provider_calls(b, &ProviderCallQuery::default())
+            .await,
+        "list b",
+    );
     assert_eq!(listed_b.len(), 2);
     assert!(listed_b.iter().all(|c| c.tenant_id == b));
 }
