@@ -311,3 +311,74 @@ impl AiSettings {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Overrides, Settings};
+    use super::*;
+
+    fn load(toml: &str) -> Result<Settings, ConfigError> {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let p = dir.path().join("insights.toml");
+        std::fs::write(&p, toml).unwrap_or_else(|e| panic!("{e}"));
+        Settings::load_from(
+            Some(&p),
+            &Overrides::default(),
+            figment::providers::Env::prefixed("INSIGHTS_UNIT_TEST_NOTHING_"),
+        )
+    }
+
+    #[test]
+    fn defaults_are_local() {
+        let s = AiSettings::default();
+        assert_eq!(
+            (s.cloud_stt, s.cloud_recap),
+            (CloudStt::Local, CloudRecap::Local)
+        );
+        assert!(s.validate().is_ok());
+    }
+
+    #[test]
+    fn every_provider_section_parses() {
+        let s = load(
+            "[ai]\ncloud_stt = \"azure-speech\"\ncloud_recap = \"anthropic\"\n\
+             [ai.openai]\nbase_url = \"http://127.0.0.1:11434/v1\"\nchat_model = \"llama3\"\n\
+             [ai.azure_openai]\nendpoint = \"https://x.openai.azure.com\"\ndeployment = \"d\"\n\
+             [ai.anthropic]\nmodel = \"claude-x\"\n\
+             [ai.azure_speech]\nendpoint = \"https://westeurope.api.cognitive.microsoft.com\"\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.ai.cloud_stt, CloudStt::AzureSpeech);
+        assert_eq!(s.ai.cloud_recap, CloudRecap::Anthropic);
+        let a = s.ai.anthropic.unwrap_or_default();
+        assert_eq!(
+            (a.version.as_str(), a.api_key_env.as_str()),
+            ("2023-06-01", "ANTHROPIC_API_KEY")
+        );
+        let sp = s.ai.azure_speech.unwrap_or_default();
+        assert_eq!(sp.api_version, "v3.2");
+        assert_eq!(s.ai.openai.and_then(|o| o.api_key_env), None);
+    }
+
+    #[test]
+    fn a_chosen_provider_must_be_configured() {
+        let err = load("[ai]\ncloud_recap = \"openai-compatible\"\n[ai.openai]\n")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("ai.openai.chat_model"), "{err}");
+        let err = load("[ai.anthropic]\nmodel = \"m\"\nbase_url = \"api.anthropic.com\"\n")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("ai.anthropic.base_url"), "{err}");
+        let err = load("[ai.openai]\napi_key = \"sk-in-the-file\"\n")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            err.contains("api_key"),
+            "keys have no place in the file: {err}"
+        );
+    }
+}
