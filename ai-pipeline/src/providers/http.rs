@@ -99,14 +99,29 @@ impl RetryPolicy {
     }
 }
 
-/// One request, ready to be sent (again).
-#[derive(Clone, Debug)]
+/// One request, ready to be sent (again). Its `Debug` shows the method,
+/// header names and body size only: the URL may carry a SAS token, header
+/// values keys, the body transcript text.
+#[derive(Clone)]
 pub struct Request {
     pub method: Method,
     pub url: String,
     /// Header values may be secrets (keys): never logged.
     pub headers: Vec<(&'static str, String)>,
     pub body: Option<(String, Bytes)>,
+}
+
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Request")
+            .field("method", &self.method)
+            .field(
+                "headers",
+                &self.headers.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
+            )
+            .field("body_bytes", &self.body.as_ref().map(|(_, b)| b.len()))
+            .finish_non_exhaustive()
+    }
 }
 
 impl Request {
@@ -379,6 +394,21 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 mod tests {
     use super::*;
     use reqwest::header::HeaderValue;
+
+    #[test]
+    fn request_debug_shows_no_url_key_or_body() {
+        let r = Request::new(
+            Method::POST,
+            "https://x.blob.core.windows.net/c/b?sig=SAS-SECRET",
+        )
+        .header("api-key", "KEY-SECRET")
+        .body("text/plain", "TRANSCRIPT-TEXT");
+        let d = format!("{r:?}");
+        for secret in ["SAS-SECRET", "KEY-SECRET", "TRANSCRIPT-TEXT", "windows.net"] {
+            assert!(!d.contains(secret), "{d}");
+        }
+        assert!(d.contains("api-key") && d.contains("15"), "{d}");
+    }
 
     #[test]
     fn backoff_doubles_up_to_the_ceiling() {

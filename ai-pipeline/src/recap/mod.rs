@@ -76,3 +76,54 @@ pub trait RecapEngine: Send + Sync {
     /// The recap of `input`; empty for an empty transcript.
     async fn recap(&self, input: &RecapInput<'_>) -> Result<Vec<Insight>, RecapError>;
 }
+
+/// Why [`recap_recording`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RecapStepError {
+    #[error(transparent)]
+    Store(#[from] insights_core::store::StoreError),
+    #[error(transparent)]
+    Recap(#[from] RecapError),
+}
+
+impl RecapStepError {
+    /// Whether the job should be retried rather than dead-lettered: a
+    /// transient provider failure or a database failure.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            RecapStepError::Recap(e) => e.is_transient(),
+            RecapStepError::Store(e) => {
+                matches!(e, insights_core::store::StoreError::Backend(_))
+            }
+        }
+    }
+}
+
+/// The recap step of the pipeline: reads the recording and its transcript,
+/// runs `engine` and stores the items (replacing by id, so a retried step
+/// never duplicates them). Returns the stored items.
+pub async fn recap_recording(
+    store: &dyn insights_core::store::MetadataStore,
+    engine: &dyn RecapEngine,
+    tenant: insights_core::domain::TenantId,
+    recording: RecordingId,
+) -> Result<Vec<Insight>, RecapStepError> {
+    let rec = store.get_recording(tenant, recording).await?;
+    let segments = store.list_transcript(tenant, recording).await?;
+    let items = engine
+        .recap(&RecapInput {
+            recording_id: recording,
+            participants: &rec.participants,
+            segments: &segments,
+            at: insights_core::domain::now(),
+        })
+        .await?;
+    store.put_insights(tenant, recording, &items).await?;
+    tracing::info!(
+        recording = %recording,
+        provider = engine.id(),
+        items = items.len(),
+        "recap stored"
+    );
+    Ok(items)
+}

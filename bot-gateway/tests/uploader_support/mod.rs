@@ -756,6 +756,18 @@ impl MetadataStore for FaultyStore {
         self.check("revoke_session")?;
         self.inner.revoke_session(realm, token_hash, at).await
     }
+    async fn record_provider_call(&self, tenant: TenantId, call: &ProviderCall) -> StoreResult<()> {
+        self.check("record_provider_call")?;
+        self.inner.record_provider_call(tenant, call).await
+    }
+    async fn list_provider_calls(
+        &self,
+        tenant: TenantId,
+        query: &ProviderCallQuery,
+    ) -> StoreResult<Vec<ProviderCall>> {
+        self.check("list_provider_calls")?;
+        self.inner.list_provider_calls(tenant, query).await
+    }
 }
 
 // ------------------------------------------------------------ checks
