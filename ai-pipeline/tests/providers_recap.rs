@@ -523,3 +523,64 @@ async fn an_empty_transcript_calls_no_provider() {
     assert!(items.is_empty());
     assert!(server.requests().is_empty() && records.all().is_empty());
 }
+
+#[tokio::test]
+async fn a_retry_after_beyond_the_backoff_ceiling_goes_back_to_the_queue() {
+    let server = StandIn::start(|_, _| {
+        Reply::json(429, json!({"error": {"message": "quota"}})).header("retry-after", "3600")
+    })
+    .await;
+    let (ctx, records) = context();
+    let model = OpenAiChat::new(http(), ctx, &server.base, None, "m", true);
+    let c = call();
+    let started = Instant::now();
+    let err = LlmRecap::new(model).recap(&c.input()).await.err();
+    assert!(
+        started.elapsed().as_secs() < 5,
+        "no hour-long sleep in the worker"
+    );
+    match err {
+        Some(RecapError::Transient { retry_after_ms, .. }) => {
+            assert_eq!(
+                retry_after_ms,
+                Some(3_600_000),
+                "the queue learns when to retry"
+            )
+        }
+        other => panic!("expected a transient error, got {other:?}"),
+    }
+    assert_eq!(server.requests().len(), 1);
+    assert_eq!(records.all()[0].outcome, ProviderCallOutcome::RateLimited);
+}
+
+#[tokio::test]
+async fn an_unreachable_provider_is_transient_and_recorded() {
+    // A port nobody listens on.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+        l.local_addr().unwrap_or_else(|e| panic!("{e}")).port()
+    };
+    let (ctx, records) = context();
+    let model = OpenAiChat::new(
+        http(),
+        ctx,
+        &format!("http://127.0.0.1:{port}/v1"),
+        None,
+        "m",
+        true,
+    );
+    let c = call();
+    let err = LlmRecap::new(model).recap(&c.input()).await.err();
+    assert!(
+        err.as_ref().is_some_and(RecapError::is_transient),
+        "{err:?}"
+    );
+    let msg = err.map(|e| e.to_string()).unwrap_or_default();
+    assert!(!msg.contains("127.0.0.1"), "no URL in the error: {msg}");
+    let recs = records.all();
+    assert_eq!(recs.len(), 3);
+    assert!(
+        recs.iter()
+            .all(|r| r.outcome == ProviderCallOutcome::Unreachable && r.http_status.is_none())
+    );
+}
