@@ -202,6 +202,8 @@ async fn seed(s: &PgStore, name: &str) -> TenantId {
         lifted_at: None,
     };
     ok(s.create_legal_hold(t, &hold).await, "hold");
+    let request = AccessRequest::new(t, r.id, "acc-2".into(), "case 1".into(), now());
+    ok(s.create_access_request(t, &request).await, "access request");
     let profile = SecurityProfile {
         id: SecurityProfileId::new(),
         tenant_id: t,
@@ -268,6 +270,7 @@ async fn every_tenant_table_has_row_level_security() {
         "data_keys",
         "accounts",
         "sessions",
+        "access_requests",
     ] {
         assert!(
             tables.iter().any(|t| t == expected),

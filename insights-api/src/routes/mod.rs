@@ -1,3 +1,4 @@
+mod access;
 mod audit;
 mod auth;
 pub mod exports;
@@ -17,6 +18,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/api/auth/me", web::get().to(auth::me))
         .route("/api/openapi.json", web::get().to(openapi::document))
         .configure(recordings::configure)
+        .configure(access::configure)
         .configure(audit::configure)
         .configure(exports::configure);
 }

@@ -95,8 +95,12 @@ impl Modify for Security {
         super::exports::start,
         super::exports::status,
         super::exports::file,
+        super::access::create,
+        super::access::list,
+        super::access::approve,
+        super::access::deny,
     ),
-    components(schemas(Problem, SearchRequest)),
+    components(schemas(Problem, SearchRequest, super::access::NewAccessRequest, super::access::Decision)),
     security(("bearer" = []), ("session" = [])),
     modifiers(&Security)
 )]

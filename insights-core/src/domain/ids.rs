@@ -105,3 +105,8 @@ id_type!(
     /// A local account (tenant user or platform operator).
     AccountId, new_v4
 );
+id_type!(
+    /// A supervisor's request for a second person's approval to play a
+    /// recording (four-eyes playback).
+    AccessRequestId, new_v4
+);
