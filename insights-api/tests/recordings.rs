@@ -972,6 +972,11 @@ async fn the_openapi_document_lists_every_route_and_the_real_search_fields() {
         ("get", "/api/access-requests"),
         ("post", "/api/access-requests/{id}/approve"),
         ("post", "/api/access-requests/{id}/deny"),
+        ("get", "/api/settings"),
+        ("put", "/api/settings"),
+        ("get", "/api/security-profiles"),
+        ("post", "/api/security-profiles"),
+        ("put", "/api/security-profiles/{id}"),
     ];
     let paths = doc["paths"].as_object().unwrap();
     for (method, path) in routes {
@@ -1428,4 +1433,232 @@ async fn four_eyes_playback_needs_a_second_persons_approval() {
         .find(|e| e.action == AuditAction::Play && e.actor == supervisor)
         .expect("the supervisor's play is audited");
     assert_eq!(play.details["approval"], rid.as_str());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admins_manage_settings_and_security_profiles() {
+    let w = world().await;
+    let status = |r: &reqwest::Response| r.status().as_u16();
+
+    // Settings: admins only, per tenant, every change audited.
+    for role in [
+        "compliance-officer",
+        "supervisor",
+        "user",
+        "dpo",
+        "platform-operator",
+    ] {
+        let res = w.call(Some(role), "GET", "/api/settings", None).await;
+        assert_eq!(status(&res), 403, "{role}");
+    }
+    let settings: Value = w
+        .call(Some("tenant-admin"), "GET", "/api/settings", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(settings["four_eyes_playback"], false);
+    let mut changed = settings.clone();
+    changed["four_eyes_playback"] = json!(true);
+    changed["require_access_reason"] = json!(true);
+    let res = w
+        .call(
+            Some("tenant-admin"),
+            "PUT",
+            "/api/settings",
+            Some(changed.clone()),
+        )
+        .await;
+    assert_eq!(status(&res), 200);
+    assert_eq!(res.json::<Value>().await.unwrap(), changed);
+    let stored = w
+        .app
+        .store
+        .get_tenant(w.app.tenant.id)
+        .await
+        .unwrap()
+        .settings;
+    assert!(stored.four_eyes_playback && stored.require_access_reason);
+    assert!(!stored.cloud_ai_enabled && !stored.media_deletion_waiver);
+    let theirs: Value = w
+        .call(Some("fabrikam-admin"), "GET", "/api/settings", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(theirs["four_eyes_playback"], false, "tenants are separate");
+    let mut unknown = changed.clone();
+    unknown["debug"] = json!(true);
+    assert_eq!(
+        status(
+            &w.call(Some("tenant-admin"), "PUT", "/api/settings", Some(unknown))
+                .await
+        ),
+        400
+    );
+    let change = w
+        .app
+        .audit()
+        .await
+        .into_iter()
+        .filter(|e| e.action == AuditAction::SettingsChange)
+        .collect::<Vec<_>>();
+    assert_eq!(change.len(), 1, "one change, one event");
+    assert_eq!(
+        change[0].details["changed"],
+        json!({"four_eyes_playback": true, "require_access_reason": true})
+    );
+
+    // Profiles: create, refuse invalid ones, replace, tenant-scoped.
+    let body = json!({
+        "name": "Desk supervisors",
+        "role": "supervisor",
+        "permissions": ["search", "search", "view-transcript"],
+        "scope": {"type": "all"}
+    });
+    assert_eq!(
+        status(
+            &w.call(
+                Some("compliance-officer"),
+                "POST",
+                "/api/security-profiles",
+                Some(body.clone())
+            )
+            .await
+        ),
+        403
+    );
+    let res = w
+        .call(
+            Some("tenant-admin"),
+            "POST",
+            "/api/security-profiles",
+            Some(body),
+        )
+        .await;
+    assert_eq!(status(&res), 201);
+    let profile: Value = res.json().await.unwrap();
+    assert_eq!(profile["permissions"], json!(["search", "view-transcript"]));
+    let pid = profile["id"].as_str().unwrap().to_owned();
+    for bad in [
+        json!({"name": "ops", "role": "platform-operator", "permissions": [], "scope": {"type": "nothing"}}),
+        json!({"name": "x", "role": "supervisor", "permissions": ["fly"], "scope": {"type": "all"}}),
+        json!({"name": "  ", "role": "supervisor", "permissions": [], "scope": {"type": "all"}}),
+    ] {
+        let res = w
+            .call(
+                Some("tenant-admin"),
+                "POST",
+                "/api/security-profiles",
+                Some(bad.clone()),
+            )
+            .await;
+        assert_eq!(status(&res), 400, "{bad}");
+    }
+    let listed: Value = w
+        .call(Some("tenant-admin"), "GET", "/api/security-profiles", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["items"].as_array().unwrap().len(), 1);
+    let theirs: Value = w
+        .call(
+            Some("fabrikam-admin"),
+            "GET",
+            "/api/security-profiles",
+            None,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(theirs["items"].as_array().unwrap().is_empty());
+
+    // An account on that profile gets exactly what it allows, and a
+    // replacement takes effect on its next request.
+    let id = add_user(
+        &w.app.store,
+        &w.app.keys,
+        &w.app.settings,
+        NewUser {
+            tenant: Some(w.app.tenant.id),
+            email: "desk@example.com".into(),
+            role: Role::Supervisor,
+            security_profile_id: Some(SecurityProfileId(pid.parse().unwrap())),
+            directory_user_id: None,
+            totp: false,
+        },
+        &Zeroizing::new(PASSWORD.to_owned()),
+        "test",
+    )
+    .await
+    .unwrap()
+    .account
+    .id;
+    assert_ne!(id, AccountId::new());
+    let (token, _) = w
+        .app
+        .login_ok(json!({"email": "desk@example.com", "password": PASSWORD, "tenant": "contoso"}))
+        .await;
+    let get = |path: String| {
+        w.app
+            .http
+            .get(format!("{}{path}", w.app.base))
+            .bearer_auth(token.clone())
+            .header("x-access-reason", "test")
+            .send()
+    };
+    let detail = format!("/api/recordings/{}", w.own.id);
+    let transcript = format!("/api/recordings/{}/transcript", w.own.id);
+    assert_eq!(get(detail.clone()).await.unwrap().status(), 200);
+    assert_eq!(get(transcript.clone()).await.unwrap().status(), 200);
+    let narrower = json!({
+        "name": "Desk supervisors",
+        "role": "supervisor",
+        "permissions": ["search"],
+        "scope": {"type": "nothing"}
+    });
+    let path = format!("/api/security-profiles/{pid}");
+    assert_eq!(
+        status(
+            &w.call(Some("fabrikam-admin"), "PUT", &path, Some(narrower.clone()))
+                .await
+        ),
+        404,
+        "another tenant's profile does not exist for them"
+    );
+    assert_eq!(
+        status(
+            &w.call(
+                Some("tenant-admin"),
+                "PUT",
+                &format!("/api/security-profiles/{}", SecurityProfileId::new()),
+                Some(narrower.clone())
+            )
+            .await
+        ),
+        404
+    );
+    assert_eq!(
+        status(
+            &w.call(Some("tenant-admin"), "PUT", &path, Some(narrower))
+                .await
+        ),
+        200
+    );
+    assert_eq!(
+        get(detail).await.unwrap().status(),
+        404,
+        "scope is now nothing"
+    );
+    assert_eq!(get(transcript).await.unwrap().status(), 403);
+    let policy = w
+        .app
+        .audit()
+        .await
+        .into_iter()
+        .filter(|e| e.action == AuditAction::PolicyChange)
+        .count();
+    assert_eq!(policy, 2, "create and replace are audited");
 }

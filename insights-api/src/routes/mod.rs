@@ -1,4 +1,5 @@
 mod access;
+mod admin;
 mod audit;
 mod auth;
 pub mod exports;
@@ -19,6 +20,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/api/openapi.json", web::get().to(openapi::document))
         .configure(recordings::configure)
         .configure(access::configure)
+        .configure(admin::configure)
         .configure(audit::configure)
         .configure(exports::configure);
 }
