@@ -44,10 +44,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         );
 }
 
-pub(super) fn client(req: &HttpRequest) -> Option<String> {
-    req.connection_info()
-        .realip_remote_addr()
-        .map(str::to_owned)
+/// The client address for audit events (see [`crate::client_addr`]).
+pub(super) fn client(state: &AppState, req: &HttpRequest) -> Option<String> {
+    state.auth.client_ip(req).map(|ip| ip.to_string())
 }
 
 /// The directory users whose recordings the caller may see; `None` = all.
@@ -148,7 +147,7 @@ pub(super) async fn audit(
                 recording_id: what.recording,
                 target: None,
                 reason: what.reason,
-                source: client(req),
+                source: client(state, req),
                 details: what.details,
             },
         )

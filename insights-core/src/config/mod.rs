@@ -11,7 +11,7 @@ mod auth;
 mod gateway;
 mod spool;
 
-pub use auth::{AuthSettings, DEFAULT_ROLE_MAP, OidcSettings};
+pub use auth::{AuthSettings, Cidr, DEFAULT_ROLE_MAP, OidcSettings};
 pub use gateway::GatewaySettings;
 pub use spool::SpoolSettings;
 
