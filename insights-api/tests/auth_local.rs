@@ -363,3 +363,33 @@ async fn platform_operators_sign_in_without_tenant_and_see_no_content() {
     // Nothing of it lands in the tenant's audit chain.
     assert!(app.audit().await.iter().all(|e| e.actor != id.to_string()));
 }
+
+/// The address an audit event keeps comes from `X-Forwarded-For` only
+/// behind a configured trusted proxy; otherwise a client could forge it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarded_addresses_count_only_behind_trusted_proxies() {
+    for (trusted, want) in [
+        (Vec::new(), "127.0.0.1"),
+        (vec!["127.0.0.0/8".to_owned()], "198.51.100.23"),
+    ] {
+        let app = TestApp::start_with(false, |s| s.trusted_proxies = trusted.clone()).await;
+        app.add_user("ann@contoso.com", Role::ComplianceOfficer)
+            .await;
+        let res = app
+            .http
+            .post(format!("{}/api/auth/login", app.base))
+            .header("x-forwarded-for", "198.51.100.23")
+            .json(&creds("ann@contoso.com", PASSWORD))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        let login = app
+            .audit()
+            .await
+            .into_iter()
+            .find(|e| e.action == AuditAction::Login)
+            .unwrap();
+        assert_eq!(login.source.as_deref(), Some(want), "trusted: {trusted:?}");
+    }
+}

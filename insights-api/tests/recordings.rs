@@ -323,40 +323,57 @@ async fn role_endpoint_tenant_matrix() {
             "GET",
             "/api/recordings/not-an-id".into(),
         ),
+        (
+            "access-requests".into(),
+            "GET",
+            "/api/access-requests".into(),
+        ),
     ];
     // Expected status per role, in the order of `endpoints`.
-    let expect: Vec<(Option<&str>, [u16; 12])> = vec![
+    let expect: Vec<(Option<&str>, [u16; 13])> = vec![
         (
             Some("tenant-admin"),
-            [200, 200, 200, 200, 200, 200, 200, 404, 404, 404, 404, 404],
+            [
+                200, 200, 200, 200, 200, 200, 200, 404, 404, 404, 404, 404, 200,
+            ],
         ),
         (
             Some("compliance-officer"),
-            [200, 200, 200, 200, 403, 200, 200, 404, 404, 404, 404, 404],
+            [
+                200, 200, 200, 200, 403, 200, 200, 404, 404, 404, 404, 404, 200,
+            ],
         ),
         (
             Some("supervisor"),
-            [200, 200, 200, 200, 403, 200, 200, 404, 404, 404, 404, 404],
+            [
+                200, 200, 200, 200, 403, 200, 200, 404, 404, 404, 404, 404, 200,
+            ],
         ),
         // A user sees only recordings they took part in: the rest is 404.
         (
             Some("user"),
-            [200, 200, 200, 200, 403, 404, 404, 404, 404, 404, 404, 404],
+            [
+                200, 200, 200, 200, 403, 404, 404, 404, 404, 404, 404, 404, 200,
+            ],
         ),
         // A DPO searches and reads transcripts but does not play (a
         // missing permission is 403 whatever the id: it reveals nothing).
         (
             Some("dpo"),
-            [200, 200, 200, 403, 403, 200, 403, 404, 403, 404, 404, 404],
+            [
+                200, 200, 200, 403, 403, 200, 403, 404, 403, 404, 404, 404, 403,
+            ],
         ),
         // The platform operator is refused every content endpoint.
-        (Some("platform-operator"), [403; 12]),
+        (Some("platform-operator"), [403; 13]),
         // Another tenant's admin: contoso's recordings do not exist for them.
         (
             Some("fabrikam-admin"),
-            [200, 404, 404, 404, 404, 404, 404, 200, 200, 200, 404, 404],
+            [
+                200, 404, 404, 404, 404, 404, 404, 200, 200, 200, 404, 404, 200,
+            ],
         ),
-        (None, [401; 12]),
+        (None, [401; 13]),
     ];
     let mut failures = Vec::new();
     for (role, statuses) in &expect {
@@ -951,6 +968,15 @@ async fn the_openapi_document_lists_every_route_and_the_real_search_fields() {
         ("post", "/api/exports"),
         ("get", "/api/exports/{id}"),
         ("get", "/api/exports/{id}/file"),
+        ("post", "/api/recordings/{id}/access-requests"),
+        ("get", "/api/access-requests"),
+        ("post", "/api/access-requests/{id}/approve"),
+        ("post", "/api/access-requests/{id}/deny"),
+        ("get", "/api/settings"),
+        ("put", "/api/settings"),
+        ("get", "/api/security-profiles"),
+        ("post", "/api/security-profiles"),
+        ("put", "/api/security-profiles/{id}"),
     ];
     let paths = doc["paths"].as_object().unwrap();
     for (method, path) in routes {
@@ -1045,8 +1071,23 @@ async fn schema_driven_fuzzing_finds_no_server_error_and_no_schema_violation() {
         "schemathesis found problems:\n{report}"
     );
     assert!(report.contains("passed"), "{report}");
-    // And every operation was exercised.
-    assert!(report.contains("Tested: 15"), "{report}");
+    // And every documented operation but logout was exercised.
+    let doc: Value = w
+        .call(None, "GET", "/api/openapi.json", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let operations: usize = doc["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|p| p.as_object().unwrap().len())
+        .sum();
+    assert!(
+        report.contains(&format!("Tested: {}", operations - 1)),
+        "{report}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1159,4 +1200,465 @@ async fn each_meeting_track_plays_on_its_own() {
         .map(|e| e.details["track"].as_u64())
         .collect();
     assert_eq!(tracks, vec![Some(0), Some(1)]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_eyes_playback_needs_a_second_persons_approval() {
+    let w = world().await;
+    let contoso = w.app.tenant.id;
+    let own = w.own.id;
+    let media = format!("/api/recordings/{own}/media");
+    let status = |r: &reqwest::Response| r.status().as_u16();
+    let problem_code = |v: &Value| v["code"].as_str().unwrap_or_default().to_owned();
+
+    // Off: nobody needs an approval and no request can be filed.
+    let res = w
+        .call(
+            Some("supervisor"),
+            "POST",
+            &format!("/api/recordings/{own}/access-requests"),
+            Some(json!({"reason": "QA sample 7"})),
+        )
+        .await;
+    assert_eq!(status(&res), 409);
+
+    let mut settings = w.app.store.get_tenant(contoso).await.unwrap().settings;
+    settings.four_eyes_playback = true;
+    w.app
+        .store
+        .update_tenant_settings(contoso, &settings)
+        .await
+        .unwrap();
+
+    // A supervisor is stopped; other roles are not.
+    let res = w.call(Some("supervisor"), "GET", &media, None).await;
+    assert_eq!(status(&res), 403);
+    assert_eq!(
+        problem_code(&res.json().await.unwrap()),
+        "approval-required"
+    );
+    let res = w
+        .call(Some("compliance-officer"), "GET", &media, None)
+        .await;
+    assert_eq!(status(&res), 200);
+
+    // Asking needs a reason.
+    let ask_path = format!("/api/recordings/{own}/access-requests");
+    let ask = |reason: &'static str| {
+        w.call(
+            Some("supervisor"),
+            "POST",
+            &ask_path,
+            Some(json!({ "reason": reason })),
+        )
+    };
+    assert_eq!(status(&ask("   ").await), 400);
+    let res = ask("case 2026-114").await;
+    assert_eq!(status(&res), 201);
+    let request: Value = res.json().await.unwrap();
+    let rid = request["id"].as_str().unwrap().to_owned();
+    assert_eq!(request["status"], "pending");
+    // Pending grants nothing.
+    assert_eq!(
+        status(&w.call(Some("supervisor"), "GET", &media, None).await),
+        403
+    );
+
+    // Another tenant cannot see or decide it; nor can someone without
+    // approve-access; the supervisor sees only their own requests.
+    let approve = format!("/api/access-requests/{rid}/approve");
+    assert_eq!(
+        status(&w.call(Some("fabrikam-admin"), "POST", &approve, None).await),
+        404
+    );
+    assert_eq!(
+        status(&w.call(Some("supervisor"), "POST", &approve, None).await),
+        403
+    );
+    assert_eq!(
+        status(
+            &w.call(
+                Some("platform-operator"),
+                "GET",
+                "/api/access-requests",
+                None
+            )
+            .await
+        ),
+        403
+    );
+    let listed: Value = w
+        .call(
+            Some("compliance-officer"),
+            "GET",
+            "/api/access-requests?status=pending",
+            None,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["items"].as_array().unwrap().len(), 1);
+    assert_eq!(listed["items"][0]["id"], rid.as_str());
+    assert_eq!(listed["items"][0]["reason"], "case 2026-114");
+    assert_eq!(
+        status(
+            &w.call(
+                Some("compliance-officer"),
+                "GET",
+                "/api/access-requests?status=bogus",
+                None
+            )
+            .await
+        ),
+        400
+    );
+
+    // Nobody approves their own request.
+    let res = w
+        .call(
+            Some("compliance-officer"),
+            "POST",
+            &format!("/api/recordings/{own}/access-requests"),
+            Some(json!({"reason": "own"})),
+        )
+        .await;
+    let own_request: Value = res.json().await.unwrap();
+    let res = w
+        .call(
+            Some("compliance-officer"),
+            "POST",
+            &format!(
+                "/api/access-requests/{}/approve",
+                own_request["id"].as_str().unwrap()
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(status(&res), 403);
+    assert_eq!(problem_code(&res.json().await.unwrap()), "own-request");
+
+    // A bad validity is refused; a good approval is final.
+    assert_eq!(
+        status(
+            &w.call(
+                Some("compliance-officer"),
+                "POST",
+                &approve,
+                Some(json!({"valid_minutes": 100000}))
+            )
+            .await
+        ),
+        400
+    );
+    let res = w
+        .call(
+            Some("compliance-officer"),
+            "POST",
+            &approve,
+            Some(json!({"note": "ok for the case", "valid_minutes": 30})),
+        )
+        .await;
+    assert_eq!(status(&res), 200);
+    let decided: Value = res.json().await.unwrap();
+    assert_eq!(decided["status"], "approved");
+    assert!(decided["expires_at"].is_string());
+    assert_eq!(
+        status(&w.call(Some("tenant-admin"), "POST", &approve, None).await),
+        409
+    );
+
+    // Now the supervisor plays this recording, and only this one.
+    let res = w.call(Some("supervisor"), "GET", &media, None).await;
+    assert_eq!(status(&res), 200);
+    assert_eq!(res.bytes().await.unwrap().as_ref(), w.media.as_slice());
+    let foreign = format!("/api/recordings/{}/media", w.foreign.id);
+    assert_eq!(
+        status(&w.call(Some("supervisor"), "GET", &foreign, None).await),
+        403
+    );
+
+    // A denied request grants nothing.
+    let res = w
+        .call(
+            Some("supervisor"),
+            "POST",
+            &format!("/api/recordings/{}/access-requests", w.foreign.id),
+            Some(json!({"reason": "curious"})),
+        )
+        .await;
+    let denied_id = res.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let res = w
+        .call(
+            Some("tenant-admin"),
+            "POST",
+            &format!("/api/access-requests/{denied_id}/deny"),
+            Some(json!({"note": "no case"})),
+        )
+        .await;
+    assert_eq!(status(&res), 200);
+    assert_eq!(res.json::<Value>().await.unwrap()["status"], "denied");
+    assert_eq!(
+        status(&w.call(Some("supervisor"), "GET", &foreign, None).await),
+        403
+    );
+
+    // The trail: the request with its reason, the decisions, and the play
+    // naming the approval it used.
+    let events = w.app.audit().await;
+    let supervisor = w
+        .accounts
+        .iter()
+        .find(|(n, _)| *n == "supervisor")
+        .unwrap()
+        .1
+        .to_string();
+    assert!(events.iter().any(|e| e.action == AuditAction::AccessRequest
+        && e.actor == supervisor
+        && e.recording_id == Some(own)
+        && e.reason.as_deref() == Some("case 2026-114")));
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e.action == AuditAction::AccessDecision)
+            .count(),
+        2
+    );
+    let play = events
+        .iter()
+        .rev()
+        .find(|e| e.action == AuditAction::Play && e.actor == supervisor)
+        .expect("the supervisor's play is audited");
+    assert_eq!(play.details["approval"], rid.as_str());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admins_manage_settings_and_security_profiles() {
+    let w = world().await;
+    let status = |r: &reqwest::Response| r.status().as_u16();
+
+    // Settings: admins only, per tenant, every change audited.
+    for role in [
+        "compliance-officer",
+        "supervisor",
+        "user",
+        "dpo",
+        "platform-operator",
+    ] {
+        let res = w.call(Some(role), "GET", "/api/settings", None).await;
+        assert_eq!(status(&res), 403, "{role}");
+    }
+    let settings: Value = w
+        .call(Some("tenant-admin"), "GET", "/api/settings", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(settings["four_eyes_playback"], false);
+    let mut changed = settings.clone();
+    changed["four_eyes_playback"] = json!(true);
+    changed["require_access_reason"] = json!(true);
+    let res = w
+        .call(
+            Some("tenant-admin"),
+            "PUT",
+            "/api/settings",
+            Some(changed.clone()),
+        )
+        .await;
+    assert_eq!(status(&res), 200);
+    assert_eq!(res.json::<Value>().await.unwrap(), changed);
+    let stored = w
+        .app
+        .store
+        .get_tenant(w.app.tenant.id)
+        .await
+        .unwrap()
+        .settings;
+    assert!(stored.four_eyes_playback && stored.require_access_reason);
+    assert!(!stored.cloud_ai_enabled && !stored.media_deletion_waiver);
+    let theirs: Value = w
+        .call(Some("fabrikam-admin"), "GET", "/api/settings", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(theirs["four_eyes_playback"], false, "tenants are separate");
+    let mut unknown = changed.clone();
+    unknown["debug"] = json!(true);
+    assert_eq!(
+        status(
+            &w.call(Some("tenant-admin"), "PUT", "/api/settings", Some(unknown))
+                .await
+        ),
+        400
+    );
+    let change = w
+        .app
+        .audit()
+        .await
+        .into_iter()
+        .filter(|e| e.action == AuditAction::SettingsChange)
+        .collect::<Vec<_>>();
+    assert_eq!(change.len(), 1, "one change, one event");
+    assert_eq!(
+        change[0].details["changed"],
+        json!({"four_eyes_playback": true, "require_access_reason": true})
+    );
+
+    // Profiles: create, refuse invalid ones, replace, tenant-scoped.
+    let body = json!({
+        "name": "Desk supervisors",
+        "role": "supervisor",
+        "permissions": ["search", "search", "view-transcript"],
+        "scope": {"type": "all"}
+    });
+    assert_eq!(
+        status(
+            &w.call(
+                Some("compliance-officer"),
+                "POST",
+                "/api/security-profiles",
+                Some(body.clone())
+            )
+            .await
+        ),
+        403
+    );
+    let res = w
+        .call(
+            Some("tenant-admin"),
+            "POST",
+            "/api/security-profiles",
+            Some(body),
+        )
+        .await;
+    assert_eq!(status(&res), 201);
+    let profile: Value = res.json().await.unwrap();
+    assert_eq!(profile["permissions"], json!(["search", "view-transcript"]));
+    let pid = profile["id"].as_str().unwrap().to_owned();
+    for bad in [
+        json!({"name": "ops", "role": "platform-operator", "permissions": [], "scope": {"type": "nothing"}}),
+        json!({"name": "x", "role": "supervisor", "permissions": ["fly"], "scope": {"type": "all"}}),
+        json!({"name": "  ", "role": "supervisor", "permissions": [], "scope": {"type": "all"}}),
+    ] {
+        let res = w
+            .call(
+                Some("tenant-admin"),
+                "POST",
+                "/api/security-profiles",
+                Some(bad.clone()),
+            )
+            .await;
+        assert_eq!(status(&res), 400, "{bad}");
+    }
+    let listed: Value = w
+        .call(Some("tenant-admin"), "GET", "/api/security-profiles", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["items"].as_array().unwrap().len(), 1);
+    let theirs: Value = w
+        .call(
+            Some("fabrikam-admin"),
+            "GET",
+            "/api/security-profiles",
+            None,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(theirs["items"].as_array().unwrap().is_empty());
+
+    // An account on that profile gets exactly what it allows, and a
+    // replacement takes effect on its next request.
+    let id = add_user(
+        &w.app.store,
+        &w.app.keys,
+        &w.app.settings,
+        NewUser {
+            tenant: Some(w.app.tenant.id),
+            email: "desk@example.com".into(),
+            role: Role::Supervisor,
+            security_profile_id: Some(SecurityProfileId(pid.parse().unwrap())),
+            directory_user_id: None,
+            totp: false,
+        },
+        &Zeroizing::new(PASSWORD.to_owned()),
+        "test",
+    )
+    .await
+    .unwrap()
+    .account
+    .id;
+    assert_ne!(id, AccountId::new());
+    let (token, _) = w
+        .app
+        .login_ok(json!({"email": "desk@example.com", "password": PASSWORD, "tenant": "contoso"}))
+        .await;
+    let get = |path: String| {
+        w.app
+            .http
+            .get(format!("{}{path}", w.app.base))
+            .bearer_auth(token.clone())
+            .header("x-access-reason", "test")
+            .send()
+    };
+    let detail = format!("/api/recordings/{}", w.own.id);
+    let transcript = format!("/api/recordings/{}/transcript", w.own.id);
+    assert_eq!(get(detail.clone()).await.unwrap().status(), 200);
+    assert_eq!(get(transcript.clone()).await.unwrap().status(), 200);
+    let narrower = json!({
+        "name": "Desk supervisors",
+        "role": "supervisor",
+        "permissions": ["search"],
+        "scope": {"type": "nothing"}
+    });
+    let path = format!("/api/security-profiles/{pid}");
+    assert_eq!(
+        status(
+            &w.call(Some("fabrikam-admin"), "PUT", &path, Some(narrower.clone()))
+                .await
+        ),
+        404,
+        "another tenant's profile does not exist for them"
+    );
+    assert_eq!(
+        status(
+            &w.call(
+                Some("tenant-admin"),
+                "PUT",
+                &format!("/api/security-profiles/{}", SecurityProfileId::new()),
+                Some(narrower.clone())
+            )
+            .await
+        ),
+        404
+    );
+    assert_eq!(
+        status(
+            &w.call(Some("tenant-admin"), "PUT", &path, Some(narrower))
+                .await
+        ),
+        200
+    );
+    assert_eq!(
+        get(detail).await.unwrap().status(),
+        404,
+        "scope is now nothing"
+    );
+    assert_eq!(get(transcript).await.unwrap().status(), 403);
+    let policy = w
+        .app
+        .audit()
+        .await
+        .into_iter()
+        .filter(|e| e.action == AuditAction::PolicyChange)
+        .count();
+    assert_eq!(policy, 2, "create and replace are audited");
 }

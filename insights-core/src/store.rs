@@ -234,6 +234,33 @@ pub trait MetadataStore: Send + Sync + 'static {
     ) -> StoreResult<()>;
     async fn list_security_profiles(&self, tenant: TenantId) -> StoreResult<Vec<SecurityProfile>>;
 
+    // ---- four-eyes access requests ----
+
+    /// Stores a new request (status pending). The recording must exist in
+    /// this tenant (else `NotFound`).
+    async fn create_access_request(&self, tenant: TenantId, r: &AccessRequest) -> StoreResult<()>;
+    async fn get_access_request(
+        &self,
+        tenant: TenantId,
+        id: AccessRequestId,
+    ) -> StoreResult<AccessRequest>;
+    /// Requests newest first; `status` and `requested_by` narrow the list.
+    async fn list_access_requests(
+        &self,
+        tenant: TenantId,
+        status: Option<AccessRequestStatus>,
+        requested_by: Option<&str>,
+    ) -> StoreResult<Vec<AccessRequest>>;
+    /// Decides a pending request atomically and returns it. A request that
+    /// is no longer pending is a `Conflict`; a decision by the requester
+    /// themselves is `Invalid`.
+    async fn decide_access_request(
+        &self,
+        tenant: TenantId,
+        id: AccessRequestId,
+        decision: &AccessDecision,
+    ) -> StoreResult<AccessRequest>;
+
     // ---- local accounts and browser sessions ----
     //
     // A realm is one tenant's users or the platform operators (who belong

@@ -221,6 +221,8 @@ async fn seed(s: &PgStore, name: &str) -> TenantId {
         lifted_at: None,
     };
     ok(s.create_legal_hold(t, &hold).await, "hold");
+    let request = AccessRequest::new(t, r.id, "acc-2".into(), "case 1".into(), now());
+    ok(s.create_access_request(t, &request).await, "access request");
     let profile = SecurityProfile {
         id: SecurityProfileId::new(),
         tenant_id: t,
@@ -288,6 +290,7 @@ async fn every_tenant_table_has_row_level_security() {
         "accounts",
         "sessions",
         "provider_calls",
+        "access_requests",
     ] {
         assert!(
             tables.iter().any(|t| t == expected),

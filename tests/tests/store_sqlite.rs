@@ -194,7 +194,11 @@ async fn fts_indexes_match_their_tables_after_churn() {
             .await,
         "second pool",
     );
-    for table in ["participants_fts", "transcript_fts"] {
+    for table in [
+        "participants_fts",
+        "participant_digits_fts",
+        "transcript_fts",
+    ] {
         // rank = 1: FTS5 also checks the index against the external
         // content table (plain integrity-check only checks the index).
         ok(

@@ -677,6 +677,38 @@ impl MetadataStore for FaultyStore {
         self.check("list_security_profiles")?;
         self.inner.list_security_profiles(tenant).await
     }
+    async fn create_access_request(&self, tenant: TenantId, r: &AccessRequest) -> StoreResult<()> {
+        self.check("create_access_request")?;
+        self.inner.create_access_request(tenant, r).await
+    }
+    async fn get_access_request(
+        &self,
+        tenant: TenantId,
+        id: AccessRequestId,
+    ) -> StoreResult<AccessRequest> {
+        self.check("get_access_request")?;
+        self.inner.get_access_request(tenant, id).await
+    }
+    async fn list_access_requests(
+        &self,
+        tenant: TenantId,
+        status: Option<AccessRequestStatus>,
+        requested_by: Option<&str>,
+    ) -> StoreResult<Vec<AccessRequest>> {
+        self.check("list_access_requests")?;
+        self.inner
+            .list_access_requests(tenant, status, requested_by)
+            .await
+    }
+    async fn decide_access_request(
+        &self,
+        tenant: TenantId,
+        id: AccessRequestId,
+        decision: &AccessDecision,
+    ) -> StoreResult<AccessRequest> {
+        self.check("decide_access_request")?;
+        self.inner.decide_access_request(tenant, id, decision).await
+    }
     async fn put_data_key(&self, tenant: TenantId, key: &WrappedDataKey) -> StoreResult<()> {
         self.check("put_data_key")?;
         self.inner.put_data_key(tenant, key).await

@@ -78,6 +78,7 @@ pub struct Authenticator {
     tokens: TokenSigner,
     oidc: Option<OidcValidator>,
     throttle: Throttle,
+    trusted_proxies: Vec<insights_core::config::Cidr>,
 }
 
 impl Authenticator {
@@ -118,7 +119,13 @@ impl Authenticator {
             tokens,
             oidc,
             throttle,
+            trusted_proxies: settings.trusted_proxy_ranges(),
         })
+    }
+
+    /// Where `req` came from (see [`crate::client_addr`]).
+    pub fn client_ip(&self, req: &actix_web::HttpRequest) -> Option<std::net::IpAddr> {
+        crate::client_addr::client_ip(req, &self.trusted_proxies)
     }
 
     /// The settings in force.

@@ -18,8 +18,8 @@ use crate::AppState;
 use crate::auth::{LoginRequest, Principal, session};
 use crate::error::ApiError;
 
-fn client(req: &HttpRequest) -> Option<std::net::IpAddr> {
-    req.peer_addr().map(|a| a.ip())
+fn client(state: &AppState, req: &HttpRequest) -> Option<std::net::IpAddr> {
+    state.auth.client_ip(req)
 }
 
 /// `POST /api/auth/login`.
@@ -36,7 +36,10 @@ pub async fn login(
     state: web::Data<AppState>,
     body: web::Json<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let out = state.auth.login(body.into_inner(), client(&req)).await?;
+    let out = state
+        .auth
+        .login(body.into_inner(), client(&state, &req))
+        .await?;
     let max_age = state.auth.settings().session_max_secs;
     Ok(HttpResponse::Ok()
         .cookie(session::cookie(&out.session_token, max_age))
@@ -54,7 +57,7 @@ pub async fn logout(
     state: web::Data<AppState>,
     p: Principal,
 ) -> Result<HttpResponse, ApiError> {
-    state.auth.logout(&p, client(&req)).await?;
+    state.auth.logout(&p, client(&state, &req)).await?;
     Ok(HttpResponse::NoContent()
         .cookie(session::removal_cookie())
         .finish())

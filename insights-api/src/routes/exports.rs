@@ -210,10 +210,7 @@ async fn start(
         columns,
         access,
         actor: p.actor(),
-        source: req
-            .connection_info()
-            .realip_remote_addr()
-            .map(str::to_owned),
+        source: super::recordings::client(&state, &req),
         reason: body
             .reason
             .map(|r| r.trim().chars().take(500).collect::<String>())

@@ -1,3 +1,5 @@
+mod access;
+mod admin;
 mod audit;
 mod auth;
 pub mod exports;
@@ -17,6 +19,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/api/auth/me", web::get().to(auth::me))
         .route("/api/openapi.json", web::get().to(openapi::document))
         .configure(recordings::configure)
+        .configure(access::configure)
+        .configure(admin::configure)
         .configure(audit::configure)
         .configure(exports::configure);
 }

@@ -95,8 +95,17 @@ impl Modify for Security {
         super::exports::start,
         super::exports::status,
         super::exports::file,
+        super::access::create,
+        super::access::list,
+        super::access::approve,
+        super::access::deny,
+        super::admin::get_settings,
+        super::admin::put_settings,
+        super::admin::list_profiles,
+        super::admin::create_profile,
+        super::admin::replace_profile,
     ),
-    components(schemas(Problem, SearchRequest)),
+    components(schemas(Problem, SearchRequest, super::access::NewAccessRequest, super::access::Decision, super::admin::Settings, super::admin::ProfileBody)),
     security(("bearer" = []), ("session" = [])),
     modifiers(&Security)
 )]

@@ -29,7 +29,7 @@ use crate::playback::{self, SealedObject};
 /// `require_access_reason` setting is on.
 pub const ACCESS_REASON_HEADER: &str = "x-access-reason";
 /// Longest reason kept (characters).
-const MAX_REASON: usize = 500;
+pub(super) const MAX_REASON: usize = 500;
 
 /// Registers the recording routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -44,10 +44,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         );
 }
 
-fn client(req: &HttpRequest) -> Option<String> {
-    req.connection_info()
-        .realip_remote_addr()
-        .map(str::to_owned)
+/// The client address for audit events (see [`crate::client_addr`]).
+pub(super) fn client(state: &AppState, req: &HttpRequest) -> Option<String> {
+    state.auth.client_ip(req).map(|ip| ip.to_string())
 }
 
 /// The directory users whose recordings the caller may see; `None` = all.
@@ -89,7 +88,7 @@ fn may_see(users: Option<&[UserId]>, rec: &Recording) -> bool {
 }
 
 /// The recording, if it exists in the caller's tenant and scope.
-async fn visible(
+pub(super) async fn visible(
     state: &AppState,
     p: &Principal,
     tenant: TenantId,
@@ -131,7 +130,7 @@ async fn access_reason(
 }
 
 /// Appends an audit event for the caller's request.
-async fn audit(
+pub(super) async fn audit(
     state: &AppState,
     tenant: TenantId,
     p: &Principal,
@@ -148,7 +147,7 @@ async fn audit(
                 recording_id: what.recording,
                 target: None,
                 reason: what.reason,
-                source: client(req),
+                source: client(state, req),
                 details: what.details,
             },
         )
@@ -158,11 +157,11 @@ async fn audit(
 }
 
 /// What a request did, for [`audit`].
-struct Audited {
-    action: AuditAction,
-    recording: Option<RecordingId>,
-    reason: Option<String>,
-    details: serde_json::Value,
+pub(super) struct Audited {
+    pub(super) action: AuditAction,
+    pub(super) recording: Option<RecordingId>,
+    pub(super) reason: Option<String>,
+    pub(super) details: serde_json::Value,
 }
 
 /// `POST /api/recordings/search`: the body is a `RecordingQuery`.
@@ -429,11 +428,15 @@ async fn send(
     action: AuditAction,
 ) -> Result<HttpResponse, ApiError> {
     let reason = access_reason(state, tenant, req).await?;
+    let approval = super::access::four_eyes_gate(state, p, tenant, source.recording).await?;
     let object = open_sealed(state, tenant, source.media, source.key, source.object).await?;
     let range = range_header(req);
     let mut details = json!({ "range": range });
     if let Some(track) = source.track {
         details["track"] = json!(track);
+    }
+    if let Some(approval) = approval {
+        details["approval"] = json!(approval);
     }
     audit(
         state,

@@ -3,6 +3,7 @@
 //! for production (`[auth.oidc]`).
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -35,6 +36,13 @@ pub struct AuthSettings {
     /// gets 429 (default 20 per 300 s).
     pub address_max_failures: u32,
     pub address_window_secs: u64,
+    /// Reverse proxies (addresses or CIDR ranges, e.g. `10.0.0.0/8`,
+    /// `::1`) whose `X-Forwarded-For` header is believed. The client
+    /// address in audit events and login throttling is the peer's address
+    /// unless the peer is one of these; then it is the right-most
+    /// `X-Forwarded-For` entry that is not. Default: none, so no header
+    /// can forge where a request came from.
+    pub trusted_proxies: Vec<String>,
     pub oidc: OidcSettings,
 }
 
@@ -85,6 +93,7 @@ impl Default for AuthSettings {
             lockout_secs: 900,
             address_max_failures: 20,
             address_window_secs: 300,
+            trusted_proxies: Vec::new(),
             oidc: OidcSettings::default(),
         }
     }
@@ -151,7 +160,89 @@ impl AuthSettings {
                 "address_max_failures and address_window_secs must be at least 1",
             ));
         }
+        for p in &self.trusted_proxies {
+            Cidr::parse(p).map_err(|problem| invalid("auth.trusted_proxies", &problem))?;
+        }
         self.oidc.validate()
+    }
+
+    /// The parsed [`AuthSettings::trusted_proxies`] (entries that do not
+    /// parse are left out; [`AuthSettings::validate`] refuses them).
+    pub fn trusted_proxy_ranges(&self) -> Vec<Cidr> {
+        self.trusted_proxies
+            .iter()
+            .filter_map(|p| Cidr::parse(p).ok())
+            .collect()
+    }
+}
+
+/// An address range: an address and a prefix length. A dozen lines of
+/// `std` rather than a dependency of the core crate for one comparison.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cidr {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    /// Parses `10.0.0.0/8`, `fd00::/8` or a single address.
+    pub fn parse(s: &str) -> Result<Cidr, String> {
+        let bad = || format!("`{s}` is not an IP address or CIDR range");
+        let (addr, prefix) = match s.trim().split_once('/') {
+            Some((a, p)) => (a, Some(p.parse::<u8>().map_err(|_| bad())?)),
+            None => (s.trim(), None),
+        };
+        let addr: IpAddr = addr.parse().map_err(|_| bad())?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = prefix.unwrap_or(max);
+        if prefix > max {
+            return Err(bad());
+        }
+        Ok(Cidr { addr, prefix })
+    }
+
+    /// Whether `ip` is in the range (IPv4-mapped IPv6 counts as IPv4).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod cidr_tests {
+    use super::Cidr;
+
+    #[test]
+    fn ranges_and_single_addresses() {
+        let net = Cidr::parse("10.0.0.0/8").unwrap_or_else(|e| panic!("{e}"));
+        assert!(net.contains("10.200.3.4".parse().unwrap_or_else(|e| panic!("{e}"))));
+        assert!(!net.contains("11.0.0.1".parse().unwrap_or_else(|e| panic!("{e}"))));
+        assert!(net.contains("::ffff:10.1.2.3".parse().unwrap_or_else(|e| panic!("{e}"))));
+        let one = Cidr::parse("::1").unwrap_or_else(|e| panic!("{e}"));
+        assert!(one.contains("::1".parse().unwrap_or_else(|e| panic!("{e}"))));
+        assert!(!one.contains("::2".parse().unwrap_or_else(|e| panic!("{e}"))));
+        let all = Cidr::parse("0.0.0.0/0").unwrap_or_else(|e| panic!("{e}"));
+        assert!(all.contains("203.0.113.9".parse().unwrap_or_else(|e| panic!("{e}"))));
+        for bad in ["10.0.0.0/33", "proxy.local", "10.0.0.0/x", ""] {
+            assert!(Cidr::parse(bad).is_err(), "{bad}");
+        }
     }
 }
 

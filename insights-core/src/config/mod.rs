@@ -16,7 +16,7 @@ pub use ai::{
     AiSettings, AnthropicSettings, AzureOpenAiSettings, AzureSpeechSettings, CloudRecap, CloudStt,
     OpenAiSettings,
 };
-pub use auth::{AuthSettings, DEFAULT_ROLE_MAP, OidcSettings};
+pub use auth::{AuthSettings, Cidr, DEFAULT_ROLE_MAP, OidcSettings};
 pub use gateway::GatewaySettings;
 pub use spool::SpoolSettings;
 

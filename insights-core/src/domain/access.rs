@@ -34,6 +34,9 @@ string_enum!(
         ManageUsers => "manage-users",
         ViewAudit => "view-audit",
         ManageSettings => "manage-settings",
+        /// Approve or deny other people's requests to play a recording
+        /// (four-eyes playback).
+        ApproveAccess => "approve-access",
         OperatePlatform => "operate-platform",
     }
 );
@@ -71,8 +74,9 @@ impl Role {
                 ManageUsers,
                 ViewAudit,
                 ManageSettings,
+                ApproveAccess,
             ],
-            Role::ComplianceOfficer => vec![Search, Play, ViewTranscript, ViewAudit],
+            Role::ComplianceOfficer => vec![Search, Play, ViewTranscript, ViewAudit, ApproveAccess],
             Role::Supervisor => vec![Search, Play, ViewTranscript],
             Role::User => vec![Search, Play, ViewTranscript],
             Role::Dpo => vec![

@@ -25,6 +25,10 @@ string_enum!(
         UserChange => "user-change",
         TenantCreate => "tenant-create",
         KeyShred => "key-shred",
+        /// A supervisor asked to play a recording (four-eyes playback).
+        AccessRequest => "access-request",
+        /// Someone approved or denied such a request.
+        AccessDecision => "access-decision",
         /// A spooled recording is close to the spool's maximum age.
         SpoolExpiryWarning => "spool-expiry-warning",
         /// A spooled recording passed the spool's maximum age unuploaded.

@@ -106,6 +106,11 @@ id_type!(
     AccountId, new_v4
 );
 id_type!(
+    /// A supervisor's request for a second person's approval to play a
+    /// recording (four-eyes playback).
+    AccessRequestId, new_v4
+);
+id_type!(
     /// One recorded call to an external AI provider (processing records).
     ProviderCallId, now_v7
 );

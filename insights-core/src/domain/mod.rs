@@ -3,6 +3,7 @@
 
 mod access;
 mod account;
+mod approval;
 mod audit;
 mod chain_check;
 mod directory;
@@ -17,6 +18,7 @@ pub use access::{Permission, Role, SecurityProfile, VisibilityScope};
 pub use account::{
     LocalAccount, LoginFailure, LoginSession, Realm, normalize_email, validate_email,
 };
+pub use approval::{AccessDecision, AccessRequest, AccessRequestStatus};
 pub use audit::{
     AuditAction, AuditEvent, AuditQuery, ChainVerdict, GENESIS_HASH, NewAuditEvent, verify_chain,
 };

@@ -14,6 +14,7 @@
 //! (search) is assembled from constant fragments; every value is bound.
 
 mod accounts;
+mod approvals;
 mod audit;
 mod directory;
 mod error;
@@ -474,6 +475,41 @@ impl MetadataStore for PgStore {
         in_tenant!(self, tenant, |c| governance::list_security_profiles(
             c, tenant
         ))
+    }
+
+    async fn create_access_request(&self, tenant: TenantId, r: &AccessRequest) -> StoreResult<()> {
+        in_tenant!(self, tenant, |c| approvals::create(c, tenant, r))
+    }
+
+    async fn get_access_request(
+        &self,
+        tenant: TenantId,
+        id: AccessRequestId,
+    ) -> StoreResult<AccessRequest> {
+        in_tenant!(self, tenant, |c| approvals::get(c, tenant, id))
+    }
+
+    async fn list_access_requests(
+        &self,
+        tenant: TenantId,
+        status: Option<AccessRequestStatus>,
+        requested_by: Option<&str>,
+    ) -> StoreResult<Vec<AccessRequest>> {
+        in_tenant!(self, tenant, |c| approvals::list(
+            c,
+            tenant,
+            status,
+            requested_by
+        ))
+    }
+
+    async fn decide_access_request(
+        &self,
+        tenant: TenantId,
+        id: AccessRequestId,
+        decision: &AccessDecision,
+    ) -> StoreResult<AccessRequest> {
+        in_tenant!(self, tenant, |c| approvals::decide(c, tenant, id, decision))
     }
 
     // ---- local accounts and sessions ----

@@ -10,6 +10,7 @@
 //! is only ever bound, never interpolated into SQL.
 
 mod accounts;
+mod approvals;
 mod audit;
 mod directory;
 mod governance;
@@ -350,6 +351,36 @@ impl MetadataStore for SqliteStore {
     }
     async fn list_security_profiles(&self, tenant: TenantId) -> StoreResult<Vec<SecurityProfile>> {
         governance::list_security_profiles(&self.pool, tenant).await
+    }
+
+    async fn create_access_request(&self, tenant: TenantId, r: &AccessRequest) -> StoreResult<()> {
+        approvals::create(&self.pool, tenant, r).await
+    }
+
+    async fn get_access_request(
+        &self,
+        tenant: TenantId,
+        id: AccessRequestId,
+    ) -> StoreResult<AccessRequest> {
+        approvals::get(&self.pool, tenant, id).await
+    }
+
+    async fn list_access_requests(
+        &self,
+        tenant: TenantId,
+        status: Option<AccessRequestStatus>,
+        requested_by: Option<&str>,
+    ) -> StoreResult<Vec<AccessRequest>> {
+        approvals::list(&self.pool, tenant, status, requested_by).await
+    }
+
+    async fn decide_access_request(
+        &self,
+        tenant: TenantId,
+        id: AccessRequestId,
+        decision: &AccessDecision,
+    ) -> StoreResult<AccessRequest> {
+        approvals::decide(&self.pool, tenant, id, decision).await
     }
 
     // ---- local accounts and sessions ----

@@ -5,8 +5,10 @@
 //! Injection safety: user input is only ever bound. Text for FTS5 is
 //! rebuilt as a list of quoted terms (`"word"`, inner quotes doubled), so
 //! FTS5 operators, column filters and parentheses in the input are plain
-//! text; digits are matched with `LIKE` on a digits-only column, with no
-//! wildcard from the input.
+//! text; runs of 3 or more digits go through the trigram index
+//! `participant_digits_fts` (migration 0006) as one quoted phrase, shorter
+//! ones through `LIKE` on the digits-only column, never with a wildcard
+//! from the input.
 
 use std::collections::HashMap;
 
@@ -223,12 +225,25 @@ fn push_filters(
             if text.participant_words.is_some() {
                 qb.push(" UNION ALL ");
             }
-            // Digits only: no LIKE wildcard can come from the input.
-            qb.push("SELECT p.recording_id FROM participants p WHERE p.tenant_id = ")
-                .push_bind(tenant.0)
-                .push(" AND p.phone_digits LIKE '%' || ")
-                .push_bind(digits.clone())
-                .push(" || '%'");
+            if digits.len() >= 3 {
+                // The trigram index finds any run of 3+ digits; the input
+                // is digits only, so the quoted phrase holds no syntax.
+                qb.push(
+                    "SELECT p.recording_id FROM participant_digits_fts \
+                     CROSS JOIN participants p ON p.pk = participant_digits_fts.rowid \
+                     WHERE participant_digits_fts MATCH ",
+                )
+                .push_bind(format!("\"{digits}\""))
+                .push(" AND p.tenant_id = ")
+                .push_bind(tenant.0);
+            } else {
+                // Digits only: no LIKE wildcard can come from the input.
+                qb.push("SELECT p.recording_id FROM participants p WHERE p.tenant_id = ")
+                    .push_bind(tenant.0)
+                    .push(" AND p.phone_digits LIKE '%' || ")
+                    .push_bind(digits.clone())
+                    .push(" || '%'");
+            }
         }
         qb.push(")");
     }
