@@ -4,3 +4,4 @@
 //! are interchangeable per tenant.
 
 pub mod stt;
+pub mod vad;
