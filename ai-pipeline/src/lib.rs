@@ -5,3 +5,5 @@
 
 pub mod stt;
 pub mod vad;
+#[cfg(feature = "whisper")]
+pub mod whisper;
