@@ -22,7 +22,12 @@ pub struct TranscribeArgs {
 /// `12.345 s` as `00:12.3`.
 fn clock(ms: i64) -> String {
     let tenths = ms.max(0) / 100;
-    format!("{:02}:{:02}.{}", tenths / 600, (tenths / 10) % 60, tenths % 10)
+    format!(
+        "{:02}:{:02}.{}",
+        tenths / 600,
+        (tenths / 10) % 60,
+        tenths % 10
+    )
 }
 
 #[cfg(feature = "whisper")]

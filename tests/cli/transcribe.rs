@@ -85,14 +85,21 @@ fn transcribe_prints_timed_lines_and_json_segments() {
         .env("INSIGHTS_STT__MODEL_DIR", &model)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["engine"], "local:whisper-tiny.en");
     let segments = v["segments"].as_array().unwrap();
     assert!(segments.len() >= 2, "the pause splits the sentences: {v}");
     let mut last_end = 0;
     for s in segments {
-        let (start, end) = (s["start_ms"].as_i64().unwrap(), s["end_ms"].as_i64().unwrap());
+        let (start, end) = (
+            s["start_ms"].as_i64().unwrap(),
+            s["end_ms"].as_i64().unwrap(),
+        );
         assert!(start >= last_end && start <= end, "{v}");
         assert!(end <= v["duration_ms"].as_i64().unwrap(), "{v}");
         let c = s["confidence"].as_f64().unwrap();
