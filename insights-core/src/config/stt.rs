@@ -117,7 +117,11 @@ mod tests {
         let s = SttSettings::default();
         assert!(s.validate().is_ok());
         let dir = s.resolved_model_dir();
-        assert!(dir.ends_with("insights/models/whisper-tiny.en"), "{}", dir.display());
+        assert!(
+            dir.ends_with("insights/models/whisper-tiny.en"),
+            "{}",
+            dir.display()
+        );
         let set = SttSettings {
             model_dir: Some(PathBuf::from("/opt/models/x")),
             ..SttSettings::default()
