@@ -5,5 +5,6 @@
 
 pub mod cli;
 pub mod cli_audit;
+pub mod cli_transcribe;
 pub mod cli_users;
 pub mod platform;

@@ -9,3 +9,6 @@
 pub mod providers;
 pub mod recap;
 pub mod stt;
+pub mod vad;
+#[cfg(feature = "whisper")]
+pub mod whisper;

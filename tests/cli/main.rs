@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 mod audit_verify;
 mod e2e_call;
+#[cfg(feature = "whisper")]
+mod transcribe;
 mod users;
 
 const BIN: &str = env!("CARGO_BIN_EXE_insights");

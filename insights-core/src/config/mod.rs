@@ -11,6 +11,7 @@ mod ai;
 mod auth;
 mod gateway;
 mod spool;
+mod stt;
 
 pub use ai::{
     AiSettings, AnthropicSettings, AzureOpenAiSettings, AzureSpeechSettings, CloudRecap, CloudStt,
@@ -19,6 +20,7 @@ pub use ai::{
 pub use auth::{AuthSettings, Cidr, DEFAULT_ROLE_MAP, OidcSettings};
 pub use gateway::GatewaySettings;
 pub use spool::SpoolSettings;
+pub use stt::{SttBatching, SttSettings};
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -27,6 +29,7 @@ use serde::{Deserialize, Serialize};
 /// Top-level keys, used to pick our variables out of the environment.
 const TOP_LEVEL_KEYS: &[&str] = &[
     "data_dir", "listen", "database", "blob", "keys", "log", "gateway", "spool", "auth", "ai",
+    "stt",
 ];
 
 /// Every setting of the platform.
@@ -46,6 +49,7 @@ pub struct Settings {
     pub spool: SpoolSettings,
     pub auth: AuthSettings,
     pub ai: AiSettings,
+    pub stt: SttSettings,
 }
 
 /// Metadata store settings.
@@ -160,6 +164,7 @@ impl Default for Settings {
             spool: SpoolSettings::default(),
             auth: AuthSettings::default(),
             ai: AiSettings::default(),
+            stt: SttSettings::default(),
         }
     }
 }
@@ -304,6 +309,7 @@ impl Settings {
         self.gateway.validate()?;
         self.auth.validate()?;
         self.ai.validate()?;
+        self.stt.validate()?;
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             return Err(ConfigError::Invalid {
                 key: "log.level",
