@@ -143,6 +143,11 @@ async fn seed(s: &PgStore, name: &str) -> TenantId {
         plaintext_size: 8,
     });
     ok(s.insert_recording(t, &r).await, "recording");
+    ok(
+        s.enqueue_job(t, &NewJob::now(r.id, JobKind::Transcribe))
+            .await,
+        "job",
+    );
     let seg = TranscriptSegment {
         id: SegmentId::new(),
         recording_id: r.id,
@@ -268,6 +273,7 @@ async fn every_tenant_table_has_row_level_security() {
         "data_keys",
         "accounts",
         "sessions",
+        "jobs",
     ] {
         assert!(
             tables.iter().any(|t| t == expected),

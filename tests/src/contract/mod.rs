@@ -2,4 +2,5 @@
 //! every backend by the `*_contract` test files.
 
 pub mod blob;
+pub mod jobs;
 pub mod store;
