@@ -3,5 +3,7 @@
 //! offline engine (Whisper through CTranslate2) and the cloud providers
 //! are interchangeable per tenant.
 
+pub mod pipeline;
 pub mod stt;
 pub mod vad;
+pub mod worker;

@@ -2,6 +2,7 @@ mod audit;
 mod auth;
 pub mod exports;
 mod health;
+mod jobs;
 mod metrics;
 pub(crate) mod openapi;
 pub mod recordings;
@@ -18,5 +19,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/api/openapi.json", web::get().to(openapi::document))
         .configure(recordings::configure)
         .configure(audit::configure)
-        .configure(exports::configure);
+        .configure(exports::configure)
+        .configure(jobs::configure);
 }

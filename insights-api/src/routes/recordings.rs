@@ -89,7 +89,7 @@ fn may_see(users: Option<&[UserId]>, rec: &Recording) -> bool {
 }
 
 /// The recording, if it exists in the caller's tenant and scope.
-async fn visible(
+pub(super) async fn visible(
     state: &AppState,
     p: &Principal,
     tenant: TenantId,

@@ -10,10 +10,12 @@ use std::path::{Path, PathBuf};
 mod auth;
 mod gateway;
 mod spool;
+mod worker;
 
 pub use auth::{AuthSettings, DEFAULT_ROLE_MAP, OidcSettings};
 pub use gateway::GatewaySettings;
 pub use spool::SpoolSettings;
+pub use worker::WorkerSettings;
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -21,7 +23,7 @@ use serde::{Deserialize, Serialize};
 
 /// Top-level keys, used to pick our variables out of the environment.
 const TOP_LEVEL_KEYS: &[&str] = &[
-    "data_dir", "listen", "database", "blob", "keys", "log", "gateway", "spool", "auth",
+    "data_dir", "listen", "database", "blob", "keys", "log", "gateway", "spool", "auth", "worker",
 ];
 
 /// Every setting of the platform.
@@ -40,6 +42,7 @@ pub struct Settings {
     pub gateway: GatewaySettings,
     pub spool: SpoolSettings,
     pub auth: AuthSettings,
+    pub worker: WorkerSettings,
 }
 
 /// Metadata store settings.
@@ -153,6 +156,7 @@ impl Default for Settings {
             gateway: GatewaySettings::default(),
             spool: SpoolSettings::default(),
             auth: AuthSettings::default(),
+            worker: WorkerSettings::default(),
         }
     }
 }
@@ -296,6 +300,7 @@ impl Settings {
         self.spool.validate()?;
         self.gateway.validate()?;
         self.auth.validate()?;
+        self.worker.validate()?;
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             return Err(ConfigError::Invalid {
                 key: "log.level",
