@@ -117,7 +117,9 @@ fn call_ogg() -> Vec<u8> {
             let Some(k) = slot.checked_sub(from).map(|d| d * recorder::FRAME_SAMPLES) else {
                 return &silence;
             };
-            speech.get(k..k + recorder::FRAME_SAMPLES).unwrap_or(&silence)
+            speech
+                .get(k..k + recorder::FRAME_SAMPLES)
+                .unwrap_or(&silence)
         };
         for (side, pcm) in [(Side::Caller, at(0)), (Side::Callee, at(130))] {
             rec.push(
