@@ -2,7 +2,8 @@
 //! running a transcription job is killed with SIGKILL mid-job. The other
 //! claims the job once the dead worker's lease expires, completes it, and
 //! the transcript has no duplicate segments; `insights reprocess` runs it
-//! again and the transcript is the same, still without duplicates.
+//! again and the transcript is the same, still without duplicates; a
+//! SIGTERM mid-job lets the worker finish the job, then exit cleanly.
 //!
 //! The recording is a real stored call (recorder → envelope → blob
 //! store → metadata, as the uploader leaves it). The workers run the real
@@ -302,9 +303,33 @@ pub fn worker_killed_mid_job(pg_url: &str) {
         out.status.success() && stdout.contains("queued"),
         "{stdout}"
     );
-    rt.block_on(wait_job(&platform, tenant, rec, "re-run", |j| {
-        j.id != running.id && j.state == JobState::Succeeded
+    // SIGTERM while B runs the re-run: B finishes the job within its
+    // shutdown grace (20 s by default; the job takes 6 s), then exits 0.
+    let rerun = rt.block_on(wait_job(&platform, tenant, rec, "re-run claimed", |j| {
+        j.id != running.id && j.state == JobState::Running
     }));
+    let st = std::process::Command::new("kill")
+        .args(["-TERM", &b.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let mut b = b;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let exit = loop {
+        if let Some(st) = b.0.try_wait().unwrap() {
+            break st;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "worker did not stop after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(exit.success(), "graceful exit: {exit:?}");
+    let rerun = rt
+        .block_on(platform.store.get_job(tenant, rerun.id))
+        .unwrap();
+    assert_eq!(rerun.state, JobState::Succeeded, "finished before exiting");
     let again = rt
         .block_on(platform.store.list_transcript(tenant, rec))
         .unwrap();
