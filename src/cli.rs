@@ -85,6 +85,8 @@ pub enum Command {
     },
     /// Check the configuration and print where data lives.
     Config,
+    /// Print the transcript of an audio file (offline engine, `[stt]`).
+    Transcribe(crate::cli_transcribe::TranscribeArgs),
     /// Play a whole Teams compliance call against a running gateway: signed
     /// notifications, media frames over `insights-media/1`, roster changes
     /// and hang-up (for tests and demos).
@@ -211,6 +213,7 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<()> {
         }
         Command::SimulateCall(args) => simulate_call(&settings, args).await,
         Command::Audit { command } => crate::cli_audit::run(command, &settings).await,
+        Command::Transcribe(args) => crate::cli_transcribe::run(args, &settings).await,
         Command::Config => {
             println!("configuration OK");
             println!("data_dir      {}", settings.data_dir.display());

@@ -44,20 +44,95 @@ pub struct ReprocessArgs {
     pub tenant: Option<String>,
 }
 
-/// The speech-to-text engine of this build.
-fn engine(test_delay_ms: Option<u64>) -> Arc<dyn SpeechToText> {
+/// The speech-to-text engine of this build: the offline Whisper engine
+/// (feature `whisper`, model from `[stt]`), loaded on first use.
+fn engine(settings: &Settings, test_delay_ms: Option<u64>) -> Arc<dyn SpeechToText> {
     match test_delay_ms {
         Some(ms) => Arc::new(TestEngine {
             delay: Duration::from_millis(ms),
         }),
-        None => Arc::new(NoEngine),
+        None => offline_engine(settings),
     }
 }
 
-/// Until an offline engine is compiled in: every transcription fails as
+#[cfg(feature = "whisper")]
+fn whisper_config(settings: &Settings) -> ai_pipeline::whisper::WhisperConfig {
+    use ai_pipeline::whisper::{Batching, WhisperConfig};
+    use insights_core::config::SttBatching;
+    let stt = &settings.stt;
+    let mut config = WhisperConfig::new(stt.resolved_model_dir(), stt.model.clone());
+    config.threads = stt.threads;
+    config.beam_size = stt.beam_size;
+    config.language = stt.language.clone();
+    config.batching = match stt.batching {
+        SttBatching::Pack => Batching::Pack,
+        SttBatching::Window => Batching::Window,
+    };
+    config
+}
+
+#[cfg(feature = "whisper")]
+fn offline_engine(settings: &Settings) -> Arc<dyn SpeechToText> {
+    let config = whisper_config(settings);
+    Arc::new(LazyWhisper {
+        id: format!("local:{}", config.model),
+        config,
+        engine: tokio::sync::OnceCell::new(),
+    })
+}
+
+/// Whisper, loaded by the first job that needs it (so `insights serve`
+/// starts at once, and runs without a model until one is installed:
+/// its jobs then fail as unavailable, are retried and finally
+/// dead-lettered with the reason).
+#[cfg(feature = "whisper")]
+struct LazyWhisper {
+    id: String,
+    config: ai_pipeline::whisper::WhisperConfig,
+    engine: tokio::sync::OnceCell<ai_pipeline::whisper::WhisperEngine>,
+}
+
+#[cfg(feature = "whisper")]
+#[async_trait]
+impl SpeechToText for LazyWhisper {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    async fn transcribe(&self, utts: Vec<Utterance>) -> Result<Vec<Vec<Recognized>>, SttError> {
+        let engine = self
+            .engine
+            .get_or_try_init(|| async {
+                let config = self.config.clone();
+                let started = std::time::Instant::now();
+                let e = tokio::task::spawn_blocking(move || {
+                    ai_pipeline::whisper::WhisperEngine::load(&config)
+                })
+                .await
+                .map_err(|e| SttError::Unavailable(format!("loading the model: {e}")))??;
+                tracing::info!(
+                    engine = e.id(),
+                    took_ms = started.elapsed().as_millis() as u64,
+                    "speech-to-text model loaded"
+                );
+                Ok::<_, SttError>(e)
+            })
+            .await?;
+        engine.transcribe(utts).await
+    }
+}
+
+#[cfg(not(feature = "whisper"))]
+fn offline_engine(_: &Settings) -> Arc<dyn SpeechToText> {
+    Arc::new(NoEngine)
+}
+
+/// A build without the `whisper` feature: every transcription fails as
 /// unavailable (retried with backoff, then dead-lettered with the reason).
+#[cfg(not(feature = "whisper"))]
 struct NoEngine;
 
+#[cfg(not(feature = "whisper"))]
 #[async_trait]
 impl SpeechToText for NoEngine {
     fn id(&self) -> &str {
@@ -66,7 +141,7 @@ impl SpeechToText for NoEngine {
 
     async fn transcribe(&self, _: Vec<Utterance>) -> Result<Vec<Vec<Recognized>>, SttError> {
         Err(SttError::Unavailable(
-            "this build has no speech-to-text engine".into(),
+            "this build has no speech-to-text engine (cargo feature `whisper`)".into(),
         ))
     }
 }
@@ -114,7 +189,7 @@ fn build_worker(
         store: platform.store.clone(),
         blobs: platform.blobs.clone(),
         keys: platform.keys.clone(),
-        stt: engine(test_delay_ms),
+        stt: engine(settings, test_delay_ms),
         vad: VadOptions::default(),
     };
     Worker::new(platform.store.clone(), opts).with_handler(Arc::new(TranscribeHandler { pipeline }))
@@ -123,6 +198,12 @@ fn build_worker(
 /// `insights worker`: runs until SIGTERM or ctrl-c, then lets running
 /// jobs finish (up to `worker.shutdown_grace_secs`) or hands them back.
 pub async fn worker(settings: &Settings, args: WorkerArgs) -> anyhow::Result<()> {
+    // A dedicated worker without its model is a configuration error: say
+    // so at once rather than dead-lettering every job.
+    #[cfg(feature = "whisper")]
+    if args.test_engine_delay_ms.is_none() {
+        ai_pipeline::whisper::check_model_dir(&settings.stt.resolved_model_dir())?;
+    }
     let platform = Platform::open(settings).await?;
     let worker = Arc::new(build_worker(
         settings,

@@ -6,4 +6,6 @@
 pub mod pipeline;
 pub mod stt;
 pub mod vad;
+#[cfg(feature = "whisper")]
+pub mod whisper;
 pub mod worker;

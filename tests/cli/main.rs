@@ -9,7 +9,11 @@ use std::time::{Duration, Instant};
 
 mod audit_verify;
 mod e2e_call;
+#[cfg(feature = "whisper")]
+mod e2e_transcript;
 mod jobs_fault;
+#[cfg(feature = "whisper")]
+mod transcribe;
 mod users;
 
 const BIN: &str = env!("CARGO_BIN_EXE_insights");

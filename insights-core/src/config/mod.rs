@@ -10,11 +10,13 @@ use std::path::{Path, PathBuf};
 mod auth;
 mod gateway;
 mod spool;
+mod stt;
 mod worker;
 
 pub use auth::{AuthSettings, DEFAULT_ROLE_MAP, OidcSettings};
 pub use gateway::GatewaySettings;
 pub use spool::SpoolSettings;
+pub use stt::{SttBatching, SttSettings};
 pub use worker::WorkerSettings;
 
 use figment::Figment;
@@ -23,7 +25,8 @@ use serde::{Deserialize, Serialize};
 
 /// Top-level keys, used to pick our variables out of the environment.
 const TOP_LEVEL_KEYS: &[&str] = &[
-    "data_dir", "listen", "database", "blob", "keys", "log", "gateway", "spool", "auth", "worker",
+    "data_dir", "listen", "database", "blob", "keys", "log", "gateway", "spool", "auth", "stt",
+    "worker",
 ];
 
 /// Every setting of the platform.
@@ -42,6 +45,7 @@ pub struct Settings {
     pub gateway: GatewaySettings,
     pub spool: SpoolSettings,
     pub auth: AuthSettings,
+    pub stt: SttSettings,
     pub worker: WorkerSettings,
 }
 
@@ -156,6 +160,7 @@ impl Default for Settings {
             gateway: GatewaySettings::default(),
             spool: SpoolSettings::default(),
             auth: AuthSettings::default(),
+            stt: SttSettings::default(),
             worker: WorkerSettings::default(),
         }
     }
@@ -300,6 +305,7 @@ impl Settings {
         self.spool.validate()?;
         self.gateway.validate()?;
         self.auth.validate()?;
+        self.stt.validate()?;
         self.worker.validate()?;
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             return Err(ConfigError::Invalid {
