@@ -91,6 +91,11 @@ pub enum Command {
     /// notifications, media frames over `insights-media/1`, roster changes
     /// and hang-up (for tests and demos).
     SimulateCall(SimulateCallArgs),
+    /// Run the AI pipeline's job workers (transcription, recaps) for
+    /// every tenant until SIGTERM or ctrl-c.
+    Worker(crate::cli_worker::WorkerArgs),
+    /// Run a recording's AI pipeline again (queues a transcription job).
+    Reprocess(crate::cli_worker::ReprocessArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -190,7 +195,10 @@ fn config_error(e: &ConfigError) -> ExitCode {
 
 async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<()> {
     match command {
-        Command::Serve { .. } | Command::Gateway { .. } => serve(settings).await,
+        Command::Serve { .. } => serve(settings, true).await,
+        Command::Gateway { .. } => serve(settings, false).await,
+        Command::Worker(args) => crate::cli_worker::worker(&settings, args).await,
+        Command::Reprocess(args) => crate::cli_worker::reprocess(&settings, args).await,
         Command::Admin {
             command: AdminCommand::Tenant { command },
         } => tenant(command, &settings).await,
@@ -220,7 +228,7 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<()> {
     }
 }
 
-async fn serve(settings: Settings) -> anyhow::Result<()> {
+async fn serve(settings: Settings, with_worker: bool) -> anyhow::Result<()> {
     let platform = Platform::open(&settings).await?;
     platform.reconcile_tenants().await?;
     // The spool recovers every call a previous run left behind before
@@ -294,9 +302,15 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     tracing::info!(%addr, data_dir = %settings.data_dir.display(), "insights serving");
     println!("insights: listening on http://{addr}");
     let server = tokio::spawn(app.run_until_stopped());
+    let worker = with_worker
+        .then(|| crate::cli_worker::Embedded::start(&settings, &platform))
+        .flatten();
     shutdown_signal().await;
     tracing::info!("shutting down");
     handle.stop(true).await;
+    if let Some(w) = worker {
+        w.stop().await;
+    }
     stop_uploader.cancel();
     uploader.await.context("uploader task")?;
     spool.shutdown();
@@ -304,7 +318,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
@@ -394,7 +408,7 @@ async fn tenant(command: TenantCommand, settings: &Settings) -> anyhow::Result<(
 }
 
 /// Finds a tenant by id or by name.
-async fn find_tenant(platform: &Platform, name_or_id: &str) -> anyhow::Result<Tenant> {
+pub(crate) async fn find_tenant(platform: &Platform, name_or_id: &str) -> anyhow::Result<Tenant> {
     let found = match name_or_id.parse::<TenantId>() {
         Ok(id) => platform.store.get_tenant(id).await,
         Err(_) => platform.store.tenant_by_name(name_or_id).await,

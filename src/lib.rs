@@ -7,4 +7,5 @@ pub mod cli;
 pub mod cli_audit;
 pub mod cli_transcribe;
 pub mod cli_users;
+pub mod cli_worker;
 pub mod platform;

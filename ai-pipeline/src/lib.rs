@@ -6,9 +6,11 @@
 //! [`providers::Providers`] picks the engines of a job from the tenant's
 //! settings and records every cloud call.
 
+pub mod pipeline;
 pub mod providers;
 pub mod recap;
 pub mod stt;
 pub mod vad;
 #[cfg(feature = "whisper")]
 pub mod whisper;
+pub mod worker;

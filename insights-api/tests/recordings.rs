@@ -328,32 +328,38 @@ async fn role_endpoint_tenant_matrix() {
             "GET",
             "/api/access-requests".into(),
         ),
+        ("jobs".into(), "GET", format!("/api/recordings/{own}/jobs")),
+        (
+            "jobs-other-tenant".into(),
+            "GET",
+            format!("/api/recordings/{theirs}/jobs"),
+        ),
     ];
     // Expected status per role, in the order of `endpoints`.
-    let expect: Vec<(Option<&str>, [u16; 13])> = vec![
+    let expect: Vec<(Option<&str>, [u16; 15])> = vec![
         (
             Some("tenant-admin"),
             [
-                200, 200, 200, 200, 200, 200, 200, 404, 404, 404, 404, 404, 200,
+                200, 200, 200, 200, 200, 200, 200, 404, 404, 404, 404, 404, 200, 200, 404,
             ],
         ),
         (
             Some("compliance-officer"),
             [
-                200, 200, 200, 200, 403, 200, 200, 404, 404, 404, 404, 404, 200,
+                200, 200, 200, 200, 403, 200, 200, 404, 404, 404, 404, 404, 200, 200, 404,
             ],
         ),
         (
             Some("supervisor"),
             [
-                200, 200, 200, 200, 403, 200, 200, 404, 404, 404, 404, 404, 200,
+                200, 200, 200, 200, 403, 200, 200, 404, 404, 404, 404, 404, 200, 200, 404,
             ],
         ),
         // A user sees only recordings they took part in: the rest is 404.
         (
             Some("user"),
             [
-                200, 200, 200, 200, 403, 404, 404, 404, 404, 404, 404, 404, 200,
+                200, 200, 200, 200, 403, 404, 404, 404, 404, 404, 404, 404, 200, 200, 404,
             ],
         ),
         // A DPO searches and reads transcripts but does not play (a
@@ -361,19 +367,19 @@ async fn role_endpoint_tenant_matrix() {
         (
             Some("dpo"),
             [
-                200, 200, 200, 403, 403, 200, 403, 404, 403, 404, 404, 404, 403,
+                200, 200, 200, 403, 403, 200, 403, 404, 403, 404, 404, 404, 403, 200, 404,
             ],
         ),
         // The platform operator is refused every content endpoint.
-        (Some("platform-operator"), [403; 13]),
+        (Some("platform-operator"), [403; 15]),
         // Another tenant's admin: contoso's recordings do not exist for them.
         (
             Some("fabrikam-admin"),
             [
-                200, 404, 404, 404, 404, 404, 404, 200, 200, 200, 404, 404, 200,
+                200, 404, 404, 404, 404, 404, 404, 200, 200, 200, 404, 404, 200, 404, 200,
             ],
         ),
-        (None, [401; 13]),
+        (None, [401; 15]),
     ];
     let mut failures = Vec::new();
     for (role, statuses) in &expect {
@@ -963,6 +969,7 @@ async fn the_openapi_document_lists_every_route_and_the_real_search_fields() {
         ("get", "/api/recordings/{id}/media"),
         ("get", "/api/recordings/{id}/download"),
         ("get", "/api/recordings/{id}/streams/{track}/media"),
+        ("get", "/api/recordings/{id}/jobs"),
         ("get", "/api/audit"),
         ("get", "/api/audit/verify"),
         ("post", "/api/exports"),

@@ -189,6 +189,72 @@ pub trait MetadataStore: Send + Sync + 'static {
         recording: RecordingId,
     ) -> StoreResult<Vec<Insight>>;
 
+    // ---- jobs (AI pipeline) ----
+    //
+    // Durable work items (see [`Job`]). Enqueue and listing are tenant
+    // scoped; claiming is across tenants (a worker serves every tenant),
+    // so claim, renew, complete, fail and release work on job rows only
+    // (ids, states, times: no personal data) and are fenced by the
+    // [`JobLease`] of the claim.
+
+    /// Adds a job unless one of the same kind is pending (queued or
+    /// running) for the recording: then that one is returned
+    /// (`created = false`). `NotFound` if the recording does not exist
+    /// in this tenant; `Invalid` if `max_attempts` is 0.
+    async fn enqueue_job(&self, tenant: TenantId, job: &NewJob) -> StoreResult<Enqueued>;
+    /// Claims the most overdue job of the requested kinds in any tenant:
+    /// queued with `run_after <= now`, or running with an expired lease
+    /// (its worker is gone). The job becomes running under a fresh lease
+    /// and its attempt count goes up by one. Running jobs whose lease
+    /// expired on their last attempt are dead-lettered instead. Two
+    /// concurrent claims never return the same job.
+    async fn claim_job(&self, req: &ClaimRequest) -> StoreResult<Option<ClaimedJob>>;
+    /// Extends the lease to `until`; `false` if the lease was lost (the
+    /// job was claimed by another worker, or is no longer running).
+    async fn renew_job_lease(
+        &self,
+        lease: &JobLease,
+        until: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<bool>;
+    /// Marks the job succeeded; `false` if the lease was lost.
+    async fn complete_job(
+        &self,
+        lease: &JobLease,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<bool>;
+    /// Records a failed attempt: queued again at `retry_at` while attempts
+    /// remain and the failure is transient, else dead with the reason.
+    /// Returns the new state, `None` if the lease was lost.
+    async fn fail_job(
+        &self,
+        lease: &JobLease,
+        failure: &JobFailure,
+    ) -> StoreResult<Option<JobState>>;
+    /// Gives a running job back unfinished (graceful shutdown): queued
+    /// again at once, and the attempt does not count. `false` if the lease
+    /// was lost.
+    async fn release_job(
+        &self,
+        lease: &JobLease,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<bool>;
+    /// One job of this tenant.
+    async fn get_job(&self, tenant: TenantId, id: JobId) -> StoreResult<Job>;
+    /// The recording's jobs, oldest first (`NotFound` for a recording that
+    /// does not exist in this tenant).
+    async fn list_jobs(&self, tenant: TenantId, recording: RecordingId) -> StoreResult<Vec<Job>>;
+    /// Replaces the recording's whole transcript with `segments` in one
+    /// transaction (the search index follows), so a retried or re-run
+    /// transcription never duplicates segments. Concurrent replaces of one
+    /// recording are serialised. Sets `has_transcript` to whether any
+    /// segment is left.
+    async fn replace_transcript(
+        &self,
+        tenant: TenantId,
+        recording: RecordingId,
+        segments: &[TranscriptSegment],
+    ) -> StoreResult<()>;
+
     // ---- audit chain ----
 
     /// Appends to the tenant's hash chain atomically (no gaps or forks

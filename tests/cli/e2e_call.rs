@@ -14,7 +14,7 @@ use insights_core::domain::*;
 use crate::{insights, serve_with_env};
 
 /// Speaks `text` into a WAV file with espeak-ng.
-fn speak(dir: &Path, name: &str, text: &str, voice: &str) -> PathBuf {
+pub(crate) fn speak(dir: &Path, name: &str, text: &str, voice: &str) -> PathBuf {
     let out = dir.join(format!("{name}.wav"));
     let st = std::process::Command::new("espeak-ng")
         .args(["-v", voice, "-s", "150", "-w"])
@@ -86,7 +86,7 @@ fn settings_for(data: &Path, pg_url: Option<&str>, azurite: Option<&str>) -> Set
 }
 
 /// Creates tenant `name` (with a random directory tenant id) in `data`.
-fn add_tenant(cwd: &Path, data: &str, env: &[(String, String)], name: &str) {
+pub(crate) fn add_tenant(cwd: &Path, data: &str, env: &[(String, String)], name: &str) {
     let dir_tenant = uuid::Uuid::new_v4().to_string();
     let out = insights(
         cwd,
@@ -113,7 +113,7 @@ fn add_tenant(cwd: &Path, data: &str, env: &[(String, String)], name: &str) {
 
 /// Runs `insights ARGS` (a `simulate-call`) to completion and returns the
 /// recording id it printed.
-fn simulate(cwd: &Path, env: &[(String, String)], args: &[&str]) -> RecordingId {
+pub(crate) fn simulate(cwd: &Path, env: &[(String, String)], args: &[&str]) -> RecordingId {
     let out = insights(cwd, args)
         .envs(env.iter().cloned())
         .output()

@@ -10,6 +10,9 @@ use std::time::{Duration, Instant};
 mod audit_verify;
 mod e2e_call;
 #[cfg(feature = "whisper")]
+mod e2e_transcript;
+mod jobs_fault;
+#[cfg(feature = "whisper")]
 mod transcribe;
 mod users;
 
@@ -519,4 +522,13 @@ fn verify_recording_checks_custody_of_an_uploaded_recording() {
     .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no recording"));
+}
+
+/// Issue 6: two workers share one PostgreSQL; the one running a job is
+/// killed with SIGKILL; the other completes it without duplicates.
+#[test]
+fn worker_killed_mid_job_is_taken_over_without_duplicate_segments() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let url = rt.block_on(insights_tests::fresh_pg_database());
+    jobs_fault::worker_killed_mid_job(&url);
 }

@@ -143,6 +143,11 @@ async fn seed(s: &PgStore, name: &str) -> TenantId {
         plaintext_size: 8,
     });
     ok(s.insert_recording(t, &r).await, "recording");
+    ok(
+        s.enqueue_job(t, &NewJob::now(r.id, JobKind::Transcribe))
+            .await,
+        "job",
+    );
     let seg = TranscriptSegment {
         id: SegmentId::new(),
         recording_id: r.id,
@@ -291,6 +296,7 @@ async fn every_tenant_table_has_row_level_security() {
         "sessions",
         "provider_calls",
         "access_requests",
+        "jobs",
     ] {
         assert!(
             tables.iter().any(|t| t == expected),

@@ -59,7 +59,8 @@ use insights_core::blob::{BlobError, BlobStore};
 use insights_core::config::SpoolSettings;
 use insights_core::crypto::{DataKey, EnvelopeWriter, Header, KeyProvider};
 use insights_core::domain::{
-    AuditAction, MediaObject, NewAuditEvent, RecordingId, RecordingStatus, Tenant, TenantId,
+    AuditAction, JobKind, MediaObject, NewAuditEvent, NewJob, RecordingId, RecordingStatus, Tenant,
+    TenantId,
 };
 use insights_core::store::{MetadataStore, StoreError};
 use sha2::{Digest, Sha256};
@@ -689,6 +690,12 @@ impl Ctx {
         };
         self.store
             .update_recording_status(tenant, id, RecordingStatus::Stored, ended_at, None)
+            .await?;
+        // The AI pipeline's first step (idempotent: a retried upload finds
+        // the pending job and adds none). Before the spool copy goes, so a
+        // failure here is retried with the rest of the upload.
+        self.store
+            .enqueue_job(tenant, &NewJob::now(id, JobKind::Transcribe))
             .await?;
         // Delete the local copy only now that blob, manifest and metadata
         // are all stored and verified.

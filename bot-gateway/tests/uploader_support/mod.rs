@@ -587,6 +587,65 @@ impl MetadataStore for FaultyStore {
         self.check("list_transcript")?;
         self.inner.list_transcript(tenant, recording).await
     }
+    async fn enqueue_job(&self, tenant: TenantId, job: &NewJob) -> StoreResult<Enqueued> {
+        self.check("enqueue_job")?;
+        self.inner.enqueue_job(tenant, job).await
+    }
+    async fn claim_job(&self, req: &ClaimRequest) -> StoreResult<Option<ClaimedJob>> {
+        self.check("claim_job")?;
+        self.inner.claim_job(req).await
+    }
+    async fn renew_job_lease(
+        &self,
+        lease: &JobLease,
+        until: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<bool> {
+        self.check("renew_job_lease")?;
+        self.inner.renew_job_lease(lease, until).await
+    }
+    async fn complete_job(
+        &self,
+        lease: &JobLease,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<bool> {
+        self.check("complete_job")?;
+        self.inner.complete_job(lease, now).await
+    }
+    async fn fail_job(
+        &self,
+        lease: &JobLease,
+        failure: &JobFailure,
+    ) -> StoreResult<Option<JobState>> {
+        self.check("fail_job")?;
+        self.inner.fail_job(lease, failure).await
+    }
+    async fn release_job(
+        &self,
+        lease: &JobLease,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<bool> {
+        self.check("release_job")?;
+        self.inner.release_job(lease, now).await
+    }
+    async fn get_job(&self, tenant: TenantId, id: JobId) -> StoreResult<Job> {
+        self.check("get_job")?;
+        self.inner.get_job(tenant, id).await
+    }
+    async fn list_jobs(&self, tenant: TenantId, recording: RecordingId) -> StoreResult<Vec<Job>> {
+        self.check("list_jobs")?;
+        self.inner.list_jobs(tenant, recording).await
+    }
+    async fn replace_transcript(
+        &self,
+        tenant: TenantId,
+        recording: RecordingId,
+        segments: &[TranscriptSegment],
+    ) -> StoreResult<()> {
+        self.check("replace_transcript")?;
+        self.inner
+            .replace_transcript(tenant, recording, segments)
+            .await
+    }
     async fn put_insights(
         &self,
         tenant: TenantId,

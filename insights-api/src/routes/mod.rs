@@ -4,6 +4,7 @@ mod audit;
 mod auth;
 pub mod exports;
 mod health;
+mod jobs;
 mod metrics;
 pub(crate) mod openapi;
 pub mod recordings;
@@ -22,5 +23,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(access::configure)
         .configure(admin::configure)
         .configure(audit::configure)
-        .configure(exports::configure);
+        .configure(exports::configure)
+        .configure(jobs::configure);
 }

@@ -90,6 +90,7 @@ impl Modify for Security {
         super::recordings::media,
         super::recordings::download,
         super::recordings::stream_media,
+        super::jobs::list,
         super::audit::list,
         super::audit::verify,
         super::exports::start,

@@ -12,6 +12,7 @@ mod auth;
 mod gateway;
 mod spool;
 mod stt;
+mod worker;
 
 pub use ai::{
     AiSettings, AnthropicSettings, AzureOpenAiSettings, AzureSpeechSettings, CloudRecap, CloudStt,
@@ -21,6 +22,7 @@ pub use auth::{AuthSettings, Cidr, DEFAULT_ROLE_MAP, OidcSettings};
 pub use gateway::GatewaySettings;
 pub use spool::SpoolSettings;
 pub use stt::{SttBatching, SttSettings};
+pub use worker::WorkerSettings;
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -29,7 +31,7 @@ use serde::{Deserialize, Serialize};
 /// Top-level keys, used to pick our variables out of the environment.
 const TOP_LEVEL_KEYS: &[&str] = &[
     "data_dir", "listen", "database", "blob", "keys", "log", "gateway", "spool", "auth", "ai",
-    "stt",
+    "stt", "worker",
 ];
 
 /// Every setting of the platform.
@@ -50,6 +52,7 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub ai: AiSettings,
     pub stt: SttSettings,
+    pub worker: WorkerSettings,
 }
 
 /// Metadata store settings.
@@ -165,6 +168,7 @@ impl Default for Settings {
             auth: AuthSettings::default(),
             ai: AiSettings::default(),
             stt: SttSettings::default(),
+            worker: WorkerSettings::default(),
         }
     }
 }
@@ -310,6 +314,7 @@ impl Settings {
         self.auth.validate()?;
         self.ai.validate()?;
         self.stt.validate()?;
+        self.worker.validate()?;
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             return Err(ConfigError::Invalid {
                 key: "log.level",

@@ -8,6 +8,7 @@ mod audit;
 mod chain_check;
 mod directory;
 mod ids;
+mod job;
 mod policy;
 mod processing;
 mod recording;
@@ -25,6 +26,10 @@ pub use audit::{
 pub use chain_check::{ChainChecker, ChainProblem, ChainReport, diagnose_chain};
 pub use directory::DirectoryUser;
 pub use ids::*;
+pub use job::{
+    Backoff, ClaimRequest, ClaimedJob, DEFAULT_MAX_ATTEMPTS, Enqueued, Job, JobFailure, JobId,
+    JobKind, JobLease, JobState, NewJob,
+};
 pub use policy::{HoldScope, LegalHold, RetentionAction, RetentionPolicy, RetentionScope};
 pub use processing::{ProviderCall, ProviderCallOutcome, ProviderCallQuery};
 pub use recording::{

@@ -19,6 +19,7 @@ mod audit;
 mod directory;
 mod error;
 mod governance;
+mod jobs;
 mod keys;
 mod processing;
 mod recordings;
@@ -365,6 +366,67 @@ impl MetadataStore for PgStore {
     ) -> StoreResult<Vec<Insight>> {
         in_tenant!(self, tenant, |c| transcripts::list_insights(
             c, tenant, recording
+        ))
+    }
+
+    // ---- jobs ----
+
+    async fn enqueue_job(&self, tenant: TenantId, job: &NewJob) -> StoreResult<Enqueued> {
+        in_tenant!(self, tenant, |c| jobs::enqueue(c, tenant, job))
+    }
+
+    async fn claim_job(&self, req: &ClaimRequest) -> StoreResult<Option<ClaimedJob>> {
+        jobs::claim(&self.pool, req).await
+    }
+
+    async fn renew_job_lease(
+        &self,
+        lease: &JobLease,
+        until: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<bool> {
+        jobs::renew(&self.pool, lease, until).await
+    }
+
+    async fn complete_job(
+        &self,
+        lease: &JobLease,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<bool> {
+        jobs::complete(&self.pool, lease, now).await
+    }
+
+    async fn fail_job(
+        &self,
+        lease: &JobLease,
+        failure: &JobFailure,
+    ) -> StoreResult<Option<JobState>> {
+        jobs::fail(&self.pool, lease, failure).await
+    }
+
+    async fn release_job(
+        &self,
+        lease: &JobLease,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<bool> {
+        jobs::release(&self.pool, lease, now).await
+    }
+
+    async fn get_job(&self, tenant: TenantId, id: JobId) -> StoreResult<Job> {
+        in_tenant!(self, tenant, |c| jobs::get(c, tenant, id))
+    }
+
+    async fn list_jobs(&self, tenant: TenantId, recording: RecordingId) -> StoreResult<Vec<Job>> {
+        in_tenant!(self, tenant, |c| jobs::list(c, tenant, recording))
+    }
+
+    async fn replace_transcript(
+        &self,
+        tenant: TenantId,
+        recording: RecordingId,
+        segments: &[TranscriptSegment],
+    ) -> StoreResult<()> {
+        in_tenant!(self, tenant, |c| jobs::replace_transcript(
+            c, tenant, recording, segments
         ))
     }
 

@@ -3,4 +3,5 @@
 
 pub mod ai_store;
 pub mod blob;
+pub mod jobs;
 pub mod store;

@@ -14,6 +14,7 @@ mod approvals;
 mod audit;
 mod directory;
 mod governance;
+mod jobs;
 mod keys;
 mod processing;
 mod recordings;
@@ -283,6 +284,57 @@ impl MetadataStore for SqliteStore {
         recording: RecordingId,
     ) -> StoreResult<Vec<Insight>> {
         transcripts::list_insights(&self.pool, tenant, recording).await
+    }
+
+    // ---- jobs ----
+
+    async fn enqueue_job(&self, tenant: TenantId, job: &NewJob) -> StoreResult<Enqueued> {
+        jobs::enqueue(&self.pool, tenant, job).await
+    }
+    async fn claim_job(&self, req: &ClaimRequest) -> StoreResult<Option<ClaimedJob>> {
+        jobs::claim(&self.pool, req).await
+    }
+    async fn renew_job_lease(
+        &self,
+        lease: &JobLease,
+        until: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<bool> {
+        jobs::renew(&self.pool, lease, until).await
+    }
+    async fn complete_job(
+        &self,
+        lease: &JobLease,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<bool> {
+        jobs::complete(&self.pool, lease, now).await
+    }
+    async fn fail_job(
+        &self,
+        lease: &JobLease,
+        failure: &JobFailure,
+    ) -> StoreResult<Option<JobState>> {
+        jobs::fail(&self.pool, lease, failure).await
+    }
+    async fn release_job(
+        &self,
+        lease: &JobLease,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<bool> {
+        jobs::release(&self.pool, lease, now).await
+    }
+    async fn get_job(&self, tenant: TenantId, id: JobId) -> StoreResult<Job> {
+        jobs::get(&self.pool, tenant, id).await
+    }
+    async fn list_jobs(&self, tenant: TenantId, recording: RecordingId) -> StoreResult<Vec<Job>> {
+        jobs::list(&self.pool, tenant, recording).await
+    }
+    async fn replace_transcript(
+        &self,
+        tenant: TenantId,
+        recording: RecordingId,
+        segments: &[TranscriptSegment],
+    ) -> StoreResult<()> {
+        jobs::replace_transcript(&self.pool, tenant, recording, segments).await
     }
 
     // ---- audit chain ----

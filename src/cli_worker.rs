@@ -1,0 +1,291 @@
+//! `insights worker` (the AI pipeline's job workers), `insights reprocess`
+//! (run a recording's pipeline again) and the worker embedded in
+//! `insights serve`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ai_pipeline::pipeline::Pipeline;
+use ai_pipeline::stt::{Recognized, SpeechToText, SttError, Utterance};
+use ai_pipeline::vad::VadOptions;
+use ai_pipeline::worker::{TranscribeHandler, Worker, WorkerOptions};
+use anyhow::Context;
+use async_trait::async_trait;
+use clap::Args;
+use insights_core::config::Settings;
+use insights_core::domain::{JobKind, NewJob, RecordingId};
+use insights_core::store::StoreError;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::platform::Platform;
+
+/// `insights worker`.
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// Jobs at a time in this process (default: `worker.concurrency`).
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<usize>,
+    /// Tests only: a stand-in engine that takes this long per batch and
+    /// returns placeholder text, so queue behaviour can be tested without
+    /// a speech model.
+    #[arg(long, value_name = "MS", hide = true)]
+    pub test_engine_delay_ms: Option<u64>,
+}
+
+/// `insights reprocess`.
+#[derive(Debug, Args)]
+pub struct ReprocessArgs {
+    /// The recording id.
+    #[arg(long)]
+    pub recording: RecordingId,
+    /// Tenant name or id (default: find the tenant that holds it).
+    #[arg(long)]
+    pub tenant: Option<String>,
+}
+
+/// The speech-to-text engine of this build: the offline Whisper engine
+/// (feature `whisper`, model from `[stt]`), loaded on first use.
+fn engine(settings: &Settings, test_delay_ms: Option<u64>) -> Arc<dyn SpeechToText> {
+    match test_delay_ms {
+        Some(ms) => Arc::new(TestEngine {
+            delay: Duration::from_millis(ms),
+        }),
+        None => offline_engine(settings),
+    }
+}
+
+#[cfg(feature = "whisper")]
+fn whisper_config(settings: &Settings) -> ai_pipeline::whisper::WhisperConfig {
+    use ai_pipeline::whisper::{Batching, WhisperConfig};
+    use insights_core::config::SttBatching;
+    let stt = &settings.stt;
+    let mut config = WhisperConfig::new(stt.resolved_model_dir(), stt.model.clone());
+    config.threads = stt.threads;
+    config.beam_size = stt.beam_size;
+    config.language = stt.language.clone();
+    config.batching = match stt.batching {
+        SttBatching::Pack => Batching::Pack,
+        SttBatching::Window => Batching::Window,
+    };
+    config
+}
+
+#[cfg(feature = "whisper")]
+fn offline_engine(settings: &Settings) -> Arc<dyn SpeechToText> {
+    let config = whisper_config(settings);
+    Arc::new(LazyWhisper {
+        id: format!("local:{}", config.model),
+        config,
+        engine: tokio::sync::OnceCell::new(),
+    })
+}
+
+/// Whisper, loaded by the first job that needs it (so `insights serve`
+/// starts at once, and runs without a model until one is installed:
+/// its jobs then fail as unavailable, are retried and finally
+/// dead-lettered with the reason).
+#[cfg(feature = "whisper")]
+struct LazyWhisper {
+    id: String,
+    config: ai_pipeline::whisper::WhisperConfig,
+    engine: tokio::sync::OnceCell<ai_pipeline::whisper::WhisperEngine>,
+}
+
+#[cfg(feature = "whisper")]
+#[async_trait]
+impl SpeechToText for LazyWhisper {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    async fn transcribe(&self, utts: Vec<Utterance>) -> Result<Vec<Vec<Recognized>>, SttError> {
+        let engine = self
+            .engine
+            .get_or_try_init(|| async {
+                let config = self.config.clone();
+                let started = std::time::Instant::now();
+                let e = tokio::task::spawn_blocking(move || {
+                    ai_pipeline::whisper::WhisperEngine::load(&config)
+                })
+                .await
+                .map_err(|e| SttError::Unavailable(format!("loading the model: {e}")))??;
+                tracing::info!(
+                    engine = e.id(),
+                    took_ms = started.elapsed().as_millis() as u64,
+                    "speech-to-text model loaded"
+                );
+                Ok::<_, SttError>(e)
+            })
+            .await?;
+        engine.transcribe(utts).await
+    }
+}
+
+#[cfg(not(feature = "whisper"))]
+fn offline_engine(_: &Settings) -> Arc<dyn SpeechToText> {
+    Arc::new(NoEngine)
+}
+
+/// A build without the `whisper` feature: every transcription fails as
+/// unavailable (retried with backoff, then dead-lettered with the reason).
+#[cfg(not(feature = "whisper"))]
+struct NoEngine;
+
+#[cfg(not(feature = "whisper"))]
+#[async_trait]
+impl SpeechToText for NoEngine {
+    fn id(&self) -> &str {
+        "none"
+    }
+
+    async fn transcribe(&self, _: Vec<Utterance>) -> Result<Vec<Vec<Recognized>>, SttError> {
+        Err(SttError::Unavailable(
+            "this build has no speech-to-text engine (cargo feature `whisper`)".into(),
+        ))
+    }
+}
+
+/// Tests only (`--test-engine-delay-ms`): one placeholder segment per
+/// utterance, after a delay.
+struct TestEngine {
+    delay: Duration,
+}
+
+#[async_trait]
+impl SpeechToText for TestEngine {
+    fn id(&self) -> &str {
+        "test:placeholder"
+    }
+
+    async fn transcribe(&self, utts: Vec<Utterance>) -> Result<Vec<Vec<Recognized>>, SttError> {
+        tokio::time::sleep(self.delay).await;
+        Ok(utts
+            .iter()
+            .map(|u| {
+                vec![Recognized {
+                    start_ms: u.start_ms,
+                    end_ms: u.start_ms + u.duration_ms(),
+                    text: format!("utterance of {} ms", u.duration_ms()),
+                    confidence: 0.5,
+                    language: Some("en".into()),
+                }]
+            })
+            .collect())
+    }
+}
+
+fn build_worker(
+    settings: &Settings,
+    platform: &Platform,
+    concurrency: Option<usize>,
+    test_delay_ms: Option<u64>,
+) -> Worker {
+    let mut opts = WorkerOptions::from_settings(&settings.worker);
+    if let Some(n) = concurrency {
+        opts.concurrency = n.clamp(1, 64);
+    }
+    let pipeline = Pipeline {
+        store: platform.store.clone(),
+        blobs: platform.blobs.clone(),
+        keys: platform.keys.clone(),
+        stt: engine(settings, test_delay_ms),
+        vad: VadOptions::default(),
+    };
+    Worker::new(platform.store.clone(), opts).with_handler(Arc::new(TranscribeHandler { pipeline }))
+}
+
+/// `insights worker`: runs until SIGTERM or ctrl-c, then lets running
+/// jobs finish (up to `worker.shutdown_grace_secs`) or hands them back.
+pub async fn worker(settings: &Settings, args: WorkerArgs) -> anyhow::Result<()> {
+    // A dedicated worker without its model is a configuration error: say
+    // so at once rather than dead-lettering every job.
+    #[cfg(feature = "whisper")]
+    if args.test_engine_delay_ms.is_none() {
+        ai_pipeline::whisper::check_model_dir(&settings.stt.resolved_model_dir())?;
+    }
+    let platform = Platform::open(settings).await?;
+    let worker = Arc::new(build_worker(
+        settings,
+        &platform,
+        args.concurrency,
+        args.test_engine_delay_ms,
+    ));
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(Arc::clone(&worker).run(stop.clone()));
+    println!("insights: worker running ({:?})", worker.kinds());
+    crate::cli::shutdown_signal().await;
+    tracing::info!("worker shutting down");
+    stop.cancel();
+    task.await.context("worker task")?;
+    Ok(())
+}
+
+/// The worker `insights serve` runs beside the API (`worker.embedded`).
+pub struct Embedded {
+    stop: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+impl Embedded {
+    /// Starts it if `worker.embedded` is on.
+    pub fn start(settings: &Settings, platform: &Platform) -> Option<Embedded> {
+        if !settings.worker.embedded {
+            return None;
+        }
+        let worker = Arc::new(build_worker(settings, platform, None, None));
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(worker.run(stop.clone()));
+        Some(Embedded { stop, task })
+    }
+
+    /// Stops it (running jobs finish or are handed back).
+    pub async fn stop(self) {
+        self.stop.cancel();
+        if self.task.await.is_err() {
+            tracing::error!("embedded worker panicked");
+        }
+    }
+}
+
+/// `insights reprocess --recording ID`: enqueues the pipeline again (the
+/// pending job is reused if there is one).
+pub async fn reprocess(settings: &Settings, args: ReprocessArgs) -> anyhow::Result<()> {
+    let platform = Platform::open(settings).await?;
+    let id = args.recording;
+    let tenant = match args.tenant.as_deref() {
+        Some(t) => crate::cli::find_tenant(&platform, t).await?.id,
+        None => {
+            let mut found = None;
+            for t in platform.store.list_tenants().await? {
+                match platform.store.get_recording(t.id, id).await {
+                    Ok(_) => {
+                        found = Some(t.id);
+                        break;
+                    }
+                    Err(StoreError::NotFound) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            found.ok_or_else(|| anyhow::anyhow!("no recording {id} in any tenant"))?
+        }
+    };
+    let job = NewJob {
+        max_attempts: settings.worker.max_attempts,
+        ..NewJob::now(id, JobKind::Transcribe)
+    };
+    let e = match platform.store.enqueue_job(tenant, &job).await {
+        Ok(e) => e,
+        Err(StoreError::NotFound) => anyhow::bail!("no recording {id} in that tenant"),
+        Err(e) => return Err(e.into()),
+    };
+    if e.created {
+        println!("job {} queued ({})", e.job.id, e.job.kind);
+    } else {
+        println!(
+            "job {} is already {} ({}): not queued twice",
+            e.job.id, e.job.state, e.job.kind
+        );
+    }
+    Ok(())
+}
