@@ -302,9 +302,10 @@ async fn serve(settings: Settings, with_worker: bool) -> anyhow::Result<()> {
     tracing::info!(%addr, data_dir = %settings.data_dir.display(), "insights serving");
     println!("insights: listening on http://{addr}");
     let server = tokio::spawn(app.run_until_stopped());
-    let worker = with_worker
-        .then(|| crate::cli_worker::Embedded::start(&settings, &platform))
-        .flatten();
+    let worker = match with_worker {
+        true => crate::cli_worker::Embedded::start(&settings, &platform)?,
+        false => None,
+    };
     shutdown_signal().await;
     tracing::info!("shutting down");
     handle.stop(true).await;

@@ -6,9 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ai_pipeline::pipeline::Pipeline;
+use ai_pipeline::providers::Providers;
 use ai_pipeline::stt::{Recognized, SpeechToText, SttError, Utterance};
 use ai_pipeline::vad::VadOptions;
-use ai_pipeline::worker::{TranscribeHandler, Worker, WorkerOptions};
+use ai_pipeline::worker::{RecapHandler, TranscribeHandler, Worker, WorkerOptions};
 use anyhow::Context;
 use async_trait::async_trait;
 use clap::Args;
@@ -180,19 +181,33 @@ fn build_worker(
     platform: &Platform,
     concurrency: Option<usize>,
     test_delay_ms: Option<u64>,
-) -> Worker {
+) -> anyhow::Result<Worker> {
     let mut opts = WorkerOptions::from_settings(&settings.worker);
     if let Some(n) = concurrency {
         opts.concurrency = n.clamp(1, 64);
     }
+    let local_stt = engine(settings, test_delay_ms);
+    // Keys of the configured cloud providers are read now: a missing one
+    // is a start-up error, not a dead job later.
+    let providers = Arc::new(
+        Providers::new(&settings.ai, local_stt.clone()).context("cloud AI providers ([ai])")?,
+    );
     let pipeline = Pipeline {
         store: platform.store.clone(),
         blobs: platform.blobs.clone(),
         keys: platform.keys.clone(),
-        stt: engine(settings, test_delay_ms),
+        stt: local_stt,
         vad: VadOptions::default(),
     };
-    Worker::new(platform.store.clone(), opts).with_handler(Arc::new(TranscribeHandler { pipeline }))
+    Ok(Worker::new(platform.store.clone(), opts)
+        .with_handler(Arc::new(TranscribeHandler {
+            pipeline,
+            providers: providers.clone(),
+        }))
+        .with_handler(Arc::new(RecapHandler {
+            store: platform.store.clone(),
+            providers,
+        })))
 }
 
 /// `insights worker`: runs until SIGTERM or ctrl-c, then lets running
@@ -210,7 +225,7 @@ pub async fn worker(settings: &Settings, args: WorkerArgs) -> anyhow::Result<()>
         &platform,
         args.concurrency,
         args.test_engine_delay_ms,
-    ));
+    )?);
     let stop = CancellationToken::new();
     let task = tokio::spawn(Arc::clone(&worker).run(stop.clone()));
     println!("insights: worker running ({:?})", worker.kinds());
@@ -229,14 +244,14 @@ pub struct Embedded {
 
 impl Embedded {
     /// Starts it if `worker.embedded` is on.
-    pub fn start(settings: &Settings, platform: &Platform) -> Option<Embedded> {
+    pub fn start(settings: &Settings, platform: &Platform) -> anyhow::Result<Option<Embedded>> {
         if !settings.worker.embedded {
-            return None;
+            return Ok(None);
         }
-        let worker = Arc::new(build_worker(settings, platform, None, None));
+        let worker = Arc::new(build_worker(settings, platform, None, None)?);
         let stop = CancellationToken::new();
         let task = tokio::spawn(worker.run(stop.clone()));
-        Some(Embedded { stop, task })
+        Ok(Some(Embedded { stop, task }))
     }
 
     /// Stops it (running jobs finish or are handed back).

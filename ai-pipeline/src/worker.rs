@@ -25,6 +25,8 @@ use insights_core::store::{MetadataStore, StoreResult};
 use tokio_util::sync::CancellationToken;
 
 use crate::pipeline::{Pipeline, StepError};
+use crate::providers::{CallContext, Engines, Providers, StoreRecords};
+use crate::recap::{RecapError, RecapStepError, recap_recording};
 
 /// One kind of job.
 #[async_trait]
@@ -36,9 +38,29 @@ pub trait JobHandler: Send + Sync {
     async fn run(&self, job: &Job) -> Result<Vec<JobKind>, StepError>;
 }
 
-/// `transcribe`: the transcription pipeline; a recap follows.
+/// The engines of a job: the tenant's settings are read afresh for every
+/// job, so turning cloud AI off takes effect at once.
+async fn engines_for(
+    store: &Arc<dyn MetadataStore>,
+    providers: &Providers,
+    job: &Job,
+) -> Result<Engines, StepError> {
+    let tenant = store.get_tenant(job.tenant_id).await?;
+    Ok(providers.for_job(
+        &tenant.settings,
+        CallContext {
+            tenant: job.tenant_id,
+            recording: Some(job.recording_id),
+            records: Arc::new(StoreRecords(store.clone())),
+        },
+    ))
+}
+
+/// `transcribe`: the transcription pipeline with the tenant's engine; a
+/// recap follows.
 pub struct TranscribeHandler {
     pub pipeline: Pipeline,
+    pub providers: Arc<Providers>,
 }
 
 #[async_trait]
@@ -48,18 +70,59 @@ impl JobHandler for TranscribeHandler {
     }
 
     async fn run(&self, job: &Job) -> Result<Vec<JobKind>, StepError> {
-        let report = self
-            .pipeline
-            .transcribe(job.tenant_id, job.recording_id)
-            .await?;
+        let engines = engines_for(&self.pipeline.store, &self.providers, job).await?;
+        let mut pipeline = self.pipeline.clone();
+        pipeline.stt = engines.stt;
+        let report = pipeline.transcribe(job.tenant_id, job.recording_id).await?;
         tracing::info!(
             job_id = %job.id,
             media_bytes = report.media_bytes,
             audio_ms = report.audio_ms,
             segments = report.segments,
+            cloud = engines.cloud,
             "transcription done"
         );
         Ok(vec![JobKind::Recap])
+    }
+}
+
+/// `recap`: summary, key points, decisions, action items and topics, each
+/// citing its transcript segments, with the tenant's recap engine.
+pub struct RecapHandler {
+    pub store: Arc<dyn MetadataStore>,
+    pub providers: Arc<Providers>,
+}
+
+#[async_trait]
+impl JobHandler for RecapHandler {
+    fn kind(&self) -> JobKind {
+        JobKind::Recap
+    }
+
+    async fn run(&self, job: &Job) -> Result<Vec<JobKind>, StepError> {
+        let engines = engines_for(&self.store, &self.providers, job).await?;
+        let items = recap_recording(
+            self.store.as_ref(),
+            engines.recap.as_ref(),
+            job.tenant_id,
+            job.recording_id,
+        )
+        .await
+        .map_err(|e| match e {
+            RecapStepError::Recap(RecapError::Transient {
+                message,
+                retry_after_ms,
+            }) => StepError::Transient {
+                message: format!("recap: {message}"),
+                retry_after_ms,
+            },
+            RecapStepError::Store(e) => StepError::from(e),
+            // Messages of these name the provider and the problem, never
+            // transcript text.
+            other => StepError::Permanent(format!("recap: {other}")),
+        })?;
+        tracing::info!(job_id = %job.id, items = items.len(), "recap done");
+        Ok(Vec::new())
     }
 }
 

@@ -11,11 +11,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use ai_pipeline::pipeline::{Pipeline, StepError};
+use ai_pipeline::providers::Providers;
 use ai_pipeline::stt::{Recognized, SpeechToText, SttError, Utterance};
 use ai_pipeline::vad::VadOptions;
-use ai_pipeline::worker::{JobHandler, JobOutcome, TranscribeHandler, Worker, WorkerOptions};
+use ai_pipeline::worker::{
+    JobHandler, JobOutcome, RecapHandler, TranscribeHandler, Worker, WorkerOptions,
+};
 use async_trait::async_trait;
 use insights_core::blob::BlobStore;
+use insights_core::config::AiSettings;
 use insights_core::crypto::{DataKey, Header, KeyProvider, LocalKeyFile, encrypt_to_vec};
 use insights_core::domain::*;
 use insights_core::store::MetadataStore;
@@ -286,14 +290,18 @@ async fn the_worker_runs_a_transcription_job_end_to_end() {
         .await
         .unwrap()
         .job;
-    let worker =
-        Worker::new(w.store.clone(), opts(5000)).with_handler(Arc::new(TranscribeHandler {
-            pipeline: pipeline(
-                &w,
-                Arc::new(EchoEngine {
-                    calls: AtomicUsize::new(0),
-                }),
-            ),
+    let echo: Arc<dyn SpeechToText> = Arc::new(EchoEngine {
+        calls: AtomicUsize::new(0),
+    });
+    let providers = Arc::new(Providers::new(&AiSettings::default(), echo.clone()).unwrap());
+    let worker = Worker::new(w.store.clone(), opts(5000))
+        .with_handler(Arc::new(TranscribeHandler {
+            pipeline: pipeline(&w, echo),
+            providers: providers.clone(),
+        }))
+        .with_handler(Arc::new(RecapHandler {
+            store: w.store.clone(),
+            providers,
         }));
     let stop = CancellationToken::new();
     let (ran, outcome) = worker.run_one("w", &stop).await.unwrap().unwrap();
@@ -301,15 +309,23 @@ async fn the_worker_runs_a_transcription_job_end_to_end() {
     assert_eq!(outcome, JobOutcome::Succeeded);
     let done = w.store.get_job(w.tenant, job.id).await.unwrap();
     assert_eq!(done.state, JobState::Succeeded);
-    assert!(
-        !w.store
-            .list_transcript(w.tenant, rec.id)
-            .await
-            .unwrap()
-            .is_empty()
-    );
-    // No recap handler here: no recap job is queued for nobody.
-    assert_eq!(w.store.list_jobs(w.tenant, rec.id).await.unwrap().len(), 1);
+    let transcript = w.store.list_transcript(w.tenant, rec.id).await.unwrap();
+    assert!(!transcript.is_empty());
+    // The recap follows, with the tenant's (local) recap engine, and
+    // every item cites segments of this transcript.
+    let jobs = w.store.list_jobs(w.tenant, rec.id).await.unwrap();
+    assert_eq!(jobs.len(), 2);
+    let (ran, outcome) = worker.run_one("w", &stop).await.unwrap().unwrap();
+    assert_eq!(ran.kind, JobKind::Recap);
+    assert_eq!(outcome, JobOutcome::Succeeded);
+    let insights = w.store.list_insights(w.tenant, rec.id).await.unwrap();
+    assert!(!insights.is_empty(), "a recap was stored");
+    let ids: Vec<_> = transcript.iter().map(|s| s.id).collect();
+    for i in &insights {
+        assert_eq!(i.provider, "local:extractive");
+        assert!(!i.citations.is_empty(), "{:?} cites nothing", i.kind);
+        assert!(i.citations.iter().all(|c| ids.contains(&c.segment_id)));
+    }
     assert!(worker.run_one("w", &stop).await.unwrap().is_none());
 }
 

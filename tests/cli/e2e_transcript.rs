@@ -213,6 +213,43 @@ fn a_simulated_call_becomes_a_searchable_per_speaker_transcript() {
         snippets.iter().any(|s| lower(s).contains("[[invoice]]")),
         "{snippets:?}"
     );
+    // The recap follows: every item cites segments of this transcript,
+    // made by the local extractive engine (no cloud AI for this tenant).
+    let started = Instant::now();
+    loop {
+        let jobs = get(format!("/api/recordings/{id}/jobs"));
+        let recap = jobs["jobs"].as_array().and_then(|a| {
+            a.iter()
+                .find(|j| j["kind"] == "recap" && j["state"] != "queued" && j["state"] != "running")
+                .cloned()
+        });
+        if let Some(j) = recap {
+            assert_eq!(j["state"], "succeeded", "{j}");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "no finished recap within 120 s: {jobs}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let detail = get(format!("/api/recordings/{id}"));
+    let items = detail["insights"].as_array().unwrap();
+    assert!(
+        items.iter().any(|i| i["kind"] == "summary"),
+        "a summary: {detail}"
+    );
+    let seg_ids: Vec<&Value> = segs.iter().map(|s| &s["id"]).collect();
+    for item in items {
+        assert_eq!(item["provider"], "local:extractive", "{item}");
+        let cites = item["citations"].as_array().unwrap();
+        assert!(!cites.is_empty(), "{item}");
+        assert!(
+            cites.iter().all(|c| seg_ids.contains(&&c["segment_id"])),
+            "{item}"
+        );
+    }
+
     drop(server);
 
     // The serve log names nobody and holds none of the recognised words.
