@@ -6,6 +6,8 @@
 //! renews leases and hands jobs back at shutdown.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -19,7 +21,7 @@ use ai_pipeline::worker::{
 };
 use async_trait::async_trait;
 use insights_core::blob::BlobStore;
-use insights_core::config::AiSettings;
+use insights_core::config::{AiSettings, CloudStt, OpenAiSettings};
 use insights_core::crypto::{DataKey, Header, KeyProvider, LocalKeyFile, encrypt_to_vec};
 use insights_core::domain::*;
 use insights_core::store::MetadataStore;
@@ -541,4 +543,100 @@ async fn shutdown_releases_a_job_that_does_not_finish_in_the_grace_period() {
     let j = w.store.get_job(w.tenant, job.id).await.unwrap();
     assert_eq!(j.state, JobState::Queued);
     assert_eq!(j.attempts, 0, "a released attempt does not count");
+}
+
+/// Issue 6's fault proof through the real pieces: a tenant opted into
+/// cloud speech-to-text, the provider (a stand-in following the OpenAI
+/// shapes) throttles once, then fails with 500 on every request. Each
+/// attempt of the job retries the request (Retry-After honoured), the
+/// queue retries the job with backoff, and after its last attempt the job
+/// is dead with the reason; every request is in the processing records.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_that_keeps_failing_is_retried_then_dead_lettered_with_the_reason() {
+    let w = world().await;
+    let (rec, _, _) = stored_call(&w).await;
+    let mut settings = w.store.get_tenant(w.tenant).await.unwrap().settings;
+    settings.cloud_ai_enabled = true;
+    w.store
+        .update_tenant_settings(w.tenant, &settings)
+        .await
+        .unwrap();
+
+    let seen = Arc::new(AtomicUsize::new(0));
+    let provider = {
+        let seen = seen.clone();
+        support::StandIn::start(move |req, _| {
+            assert_eq!(req.path, "/v1/audio/transcriptions");
+            assert_eq!(req.header("authorization"), Some("Bearer sk-test-1"));
+            if seen.fetch_add(1, Ordering::SeqCst) == 0 {
+                support::Reply::json(429, serde_json::json!({"error": {"message": "slow down"}}))
+                    .header("retry-after", "0")
+            } else {
+                support::Reply::json(500, serde_json::json!({"error": {"message": "boom"}}))
+            }
+        })
+        .await
+    };
+    let ai = AiSettings {
+        cloud_stt: CloudStt::OpenaiCompatible,
+        max_attempts: 2,
+        backoff_initial_ms: 5,
+        backoff_max_ms: 50,
+        openai: Some(OpenAiSettings {
+            base_url: format!("{}/v1", provider.base),
+            api_key_env: Some("TEST_STT_KEY".into()),
+            chat_model: None,
+            transcription_model: Some("whisper-1".into()),
+            json_mode: true,
+        }),
+        ..AiSettings::default()
+    };
+    let local: Arc<dyn SpeechToText> = Arc::new(EchoEngine {
+        calls: AtomicUsize::new(0),
+    });
+    let providers = Arc::new(
+        Providers::with_env(&ai, local.clone(), |k| {
+            (k == "TEST_STT_KEY").then(|| "sk-test-1".to_owned())
+        })
+        .unwrap(),
+    );
+    let job = w
+        .store
+        .enqueue_job(w.tenant, &NewJob::now(rec.id, JobKind::Transcribe))
+        .await
+        .unwrap()
+        .job;
+    let worker =
+        Worker::new(w.store.clone(), opts(5000)).with_handler(Arc::new(TranscribeHandler {
+            pipeline: pipeline(&w, local),
+            providers,
+        }));
+    let done = drain(&worker, &w, job.id).await;
+    assert_eq!(done.state, JobState::Dead, "{done:?}");
+    assert!(done.attempts >= 2, "retried by the queue: {done:?}");
+    assert_eq!(
+        done.attempts, done.max_attempts,
+        "dead after its last attempt"
+    );
+    let reason = done.last_error.clone().unwrap_or_default();
+    assert!(reason.contains("speech-to-text"), "{reason}");
+    assert!(reason.contains("500"), "{reason}");
+    // Per job attempt: the first utterance's request, retried once by the
+    // HTTP client (2 requests), then the attempt fails.
+    let requests = 2 * done.attempts as usize;
+    assert_eq!(seen.load(Ordering::SeqCst), requests);
+    let records = w
+        .store
+        .list_provider_calls(w.tenant, &ProviderCallQuery::default())
+        .await
+        .unwrap();
+    assert_eq!(records.len(), requests, "every request is recorded");
+    assert!(records.iter().all(|r| r.recording_id == Some(rec.id)));
+    assert!(
+        w.store
+            .list_transcript(w.tenant, rec.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
