@@ -19,7 +19,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::Duration;
 use insights_core::domain::{
     AccessDecision, AccessRequest, AccessRequestId, AccessRequestStatus, AuditAction, Permission,
-    RecordingId, Role, TenantId,
+    RecordingId, Role, TenantId, TenantSettings,
 };
 use insights_core::store::StoreError;
 use serde::Deserialize;
@@ -59,9 +59,9 @@ pub(super) async fn four_eyes_gate(
     state: &AppState,
     p: &Principal,
     tenant: TenantId,
+    settings: &TenantSettings,
     recording: RecordingId,
 ) -> Result<Option<AccessRequestId>, ApiError> {
-    let settings = state.store.get_tenant(tenant).await?.settings;
     if !needs_approval(p, settings.four_eyes_playback) {
         return Ok(None);
     }

@@ -14,7 +14,7 @@ use insights_core::blob::layout;
 use insights_core::crypto::envelope::ExpectedIds;
 use insights_core::domain::{
     AuditAction, NewAuditEvent, Permission, Recording, RecordingId, RecordingQuery, TenantId,
-    UserId, VisibilityScope,
+    TenantSettings, UserId, VisibilityScope,
 };
 use insights_core::store::StoreError;
 use serde_json::json;
@@ -105,11 +105,7 @@ pub(super) async fn visible(
 }
 
 /// The reason for access, required when the tenant says so.
-async fn access_reason(
-    state: &AppState,
-    tenant: TenantId,
-    req: &HttpRequest,
-) -> Result<Option<String>, ApiError> {
+fn access_reason(settings: &TenantSettings, req: &HttpRequest) -> Result<Option<String>, ApiError> {
     let given = req
         .headers()
         .get(ACCESS_REASON_HEADER)
@@ -117,7 +113,6 @@ async fn access_reason(
         .map(str::trim)
         .filter(|r| !r.is_empty())
         .map(|r| r.chars().take(MAX_REASON).collect::<String>());
-    let settings = state.store.get_tenant(tenant).await?.settings;
     if settings.require_access_reason && given.is_none() {
         return Err(ApiError::BadRequest {
             code: "access-reason-required",
@@ -274,7 +269,8 @@ async fn transcript(
     p.require(Permission::ViewTranscript)?;
     let tenant = p.tenant()?;
     let rec = visible(&state, &p, tenant, &path).await?;
-    let reason = access_reason(&state, tenant, &req).await?;
+    let settings = state.store.get_tenant(tenant).await?.settings;
+    let reason = access_reason(&settings, &req)?;
     let segments = state.store.list_transcript(tenant, rec.id).await?;
     audit(
         &state,
@@ -427,8 +423,10 @@ async fn send(
     source: Source<'_>,
     action: AuditAction,
 ) -> Result<HttpResponse, ApiError> {
-    let reason = access_reason(state, tenant, req).await?;
-    let approval = super::access::four_eyes_gate(state, p, tenant, source.recording).await?;
+    let settings = state.store.get_tenant(tenant).await?.settings;
+    let reason = access_reason(&settings, req)?;
+    let approval =
+        super::access::four_eyes_gate(state, p, tenant, &settings, source.recording).await?;
     let object = open_sealed(state, tenant, source.media, source.key, source.object).await?;
     let range = range_header(req);
     let mut details = json!({ "range": range });
