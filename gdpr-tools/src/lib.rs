@@ -1,1 +1,12 @@
-//! (filled by a later issue)
+//! Data-protection tools built on the store, blob and key traits of
+//! `insights-core` (no SQL, no HTTP here): finding a data subject, access
+//! and portability bundles, erasure with signed certificates, retention
+//! enforcement, legal holds, and directory sync.
+
+pub mod access;
+pub mod certificate;
+pub mod directory;
+pub mod erasure;
+pub mod holds;
+pub mod retention;
+pub mod subject;
