@@ -93,7 +93,11 @@ fn validate(new: NewHold) -> Result<NewHold, HoldError> {
         .ok_or_else(|| HoldError::Invalid("case_name must not be blank".into()))?;
     let reason = clean(new.reason, MAX_REASON, "reason")?;
     let mut scope = new.scope;
-    scope.participant_identifier = clean(scope.participant_identifier, 320, "scope.participant_identifier")?;
+    scope.participant_identifier = clean(
+        scope.participant_identifier,
+        320,
+        "scope.participant_identifier",
+    )?;
     scope.recording_ids.sort();
     scope.recording_ids.dedup();
     if scope.recording_ids.len() > MAX_RECORDING_IDS {
@@ -109,7 +113,9 @@ fn validate(new: NewHold) -> Result<NewHold, HoldError> {
     if let (Some(from), Some(to)) = (scope.from, scope.to)
         && from >= to
     {
-        return Err(HoldError::Invalid("scope.from must be before scope.to".into()));
+        return Err(HoldError::Invalid(
+            "scope.from must be before scope.to".into(),
+        ));
     }
     Ok(NewHold {
         case_name,
@@ -344,7 +350,10 @@ pub async fn covering(
     tenant: TenantId,
     rec: &Recording,
 ) -> Result<Vec<LegalHold>, StoreError> {
-    Ok(covering_in(&store.list_legal_holds(tenant, true).await?, rec))
+    Ok(covering_in(
+        &store.list_legal_holds(tenant, true).await?,
+        rec,
+    ))
 }
 
 /// [`covering`] over holds already read (for sweeps over many recordings).

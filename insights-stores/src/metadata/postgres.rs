@@ -524,13 +524,17 @@ impl MetadataStore for PgStore {
         tenant: TenantId,
         query: &GovernanceQuery,
     ) -> StoreResult<Vec<Recording>> {
-        in_tenant!(self, tenant, |c| governance::list_recordings_for_governance(
-            c, tenant, query
-        ))
+        in_tenant!(
+            self,
+            tenant,
+            |c| governance::list_recordings_for_governance(c, tenant, query)
+        )
     }
 
     async fn apply_legal_holds(&self, tenant: TenantId, id: RecordingId) -> StoreResult<bool> {
-        in_tenant!(self, tenant, |c| governance::apply_legal_holds(c, tenant, id))
+        in_tenant!(self, tenant, |c| governance::apply_legal_holds(
+            c, tenant, id
+        ))
     }
 
     async fn update_account(

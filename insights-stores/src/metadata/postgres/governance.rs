@@ -410,13 +410,12 @@ pub(super) async fn update_account(
         ));
     }
     if let Some(Some(profile)) = change.security_profile_id {
-        let found =
-            sqlx::query("SELECT 1 FROM security_profiles WHERE tenant_id = $1 AND id = $2")
-                .bind(tenant.0)
-                .bind(profile.0)
-                .fetch_optional(&mut *c)
-                .await
-                .db()?;
+        let found = sqlx::query("SELECT 1 FROM security_profiles WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant.0)
+            .bind(profile.0)
+            .fetch_optional(&mut *c)
+            .await
+            .db()?;
         if found.is_none() {
             return Err(StoreError::Invalid(format!(
                 "no security profile {profile} in this tenant"
