@@ -349,53 +349,70 @@ pub async fn run(
         blocked: Vec::new(),
         items: Vec::new(),
     };
-    let mut due_list: Vec<(Recording, RetentionPolicy, DateTime<Utc>)> = Vec::new();
     let mut p = Progress::default();
-    sweep(store, tenant, &ctx, opts.now, |rec, due| {
-        p.examined += 1;
-        if let Some((policy, at)) = due {
-            p.due += 1;
-            due_list.push((rec, policy, at));
+    // Page by page, acting on each due recording as it comes (memory stays
+    // one page however many are due; the keyset cursor is unaffected by
+    // the deletions behind it).
+    if let Some(cutoff) = ctx.earliest_cutoff(opts.now) {
+        let mut q = GovernanceQuery {
+            started_before: Some(cutoff),
+            limit: PAGE,
+            ..GovernanceQuery::default()
+        };
+        loop {
+            let page = store.list_recordings_for_governance(tenant, &q).await?;
+            let Some(last) = page.last() else { break };
+            q.after = Some((last.started_at, last.id));
+            let full = page.len() as u32 >= PAGE;
+            for rec in page {
+                p.examined += 1;
+                let due = ctx
+                    .governing(&rec)
+                    .and_then(|pol| due_at(pol, &rec, opts.now).map(|at| (pol, at)));
+                let Some((policy, at)) = due else {
+                    progress(p);
+                    continue;
+                };
+                p.due += 1;
+                let outcome = enforce_one(store, blobs, tenant, opts, &active, &rec, policy).await;
+                let (outcome, error) = match outcome {
+                    Ok(Enforced::Done(o)) => (o, None),
+                    Ok(Enforced::Blocked(holds)) => {
+                        report.blocked.push(Blocked {
+                            recording_id: rec.id,
+                            holds,
+                        });
+                        (Outcome::BlockedByLegalHold, None)
+                    }
+                    Err(e) => {
+                        tracing::warn!(tenant = %tenant, recording = %rec.id, error = %e, "retention could not delete a recording");
+                        (Outcome::Failed, Some(e.to_string()))
+                    }
+                };
+                match outcome {
+                    Outcome::DeletedMedia => report.deleted_media += 1,
+                    Outcome::DeletedRecording => report.deleted_recordings += 1,
+                    Outcome::Failed => report.failed += 1,
+                    _ => {}
+                }
+                report.items.push(Item {
+                    recording_id: rec.id,
+                    policy_id: policy.id,
+                    action: policy.action,
+                    due_at: at,
+                    outcome,
+                    error,
+                });
+                p.done += 1;
+                progress(p);
+            }
+            if !full {
+                break;
+            }
         }
-        progress(p);
-        async { Ok(()) }
-    })
-    .await?;
+    }
     report.examined = p.examined;
     report.due = p.due;
-    for (rec, policy, at) in due_list {
-        let outcome = enforce_one(store, blobs, tenant, opts, &active, &rec, &policy).await;
-        let (outcome, error) = match outcome {
-            Ok(Enforced::Done(o)) => (o, None),
-            Ok(Enforced::Blocked(holds)) => {
-                report.blocked.push(Blocked {
-                    recording_id: rec.id,
-                    holds,
-                });
-                (Outcome::BlockedByLegalHold, None)
-            }
-            Err(e) => {
-                tracing::warn!(tenant = %tenant, recording = %rec.id, error = %e, "retention could not delete a recording");
-                (Outcome::Failed, Some(e.to_string()))
-            }
-        };
-        match outcome {
-            Outcome::DeletedMedia => report.deleted_media += 1,
-            Outcome::DeletedRecording => report.deleted_recordings += 1,
-            Outcome::Failed => report.failed += 1,
-            _ => {}
-        }
-        report.items.push(Item {
-            recording_id: rec.id,
-            policy_id: policy.id,
-            action: policy.action,
-            due_at: at,
-            outcome,
-            error,
-        });
-        p.done += 1;
-        progress(p);
-    }
     report.finished_at = insights_core::domain::now();
     tracing::info!(
         tenant = %tenant,

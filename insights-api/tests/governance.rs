@@ -940,8 +940,17 @@ async fn admins_manage_local_accounts_of_their_tenant() {
         .into_iter()
         .filter(|e| e.action == AuditAction::UserChange && e.target.as_deref() == Some(id.as_str()))
         .collect();
-    assert_eq!(changes.len(), 2, "two updates audited");
-    assert_eq!(changes[1].details["active"]["to"], false);
+    let kinds: Vec<&str> = changes
+        .iter()
+        .map(|e| e.details["change"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["account-created", "account-updated", "account-updated"],
+        "the creation and both updates are audited"
+    );
+    assert_eq!(changes[0].actor, w.account("tenant-admin").to_string());
+    assert_eq!(changes[2].details["active"]["to"], false);
     let account = w
         .app
         .store

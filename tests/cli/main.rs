@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 mod audit_verify;
 mod e2e_call;
+mod gdpr_retention;
 #[cfg(feature = "whisper")]
 mod e2e_transcript;
 mod jobs_fault;
