@@ -540,3 +540,150 @@ async fn delete_media(
     let shredded = store.shred_data_key(tenant, media.data_key_id).await?;
     Ok((keys.len(), shredded))
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use insights_core::domain::{
+        Direction, Participant, ParticipantId, ParticipantRole, RecordingKind, RetentionScope, now,
+    };
+
+    use super::*;
+
+    fn policy(days: i32, action: RetentionAction, scope: RetentionScope) -> RetentionPolicy {
+        RetentionPolicy {
+            id: RetentionPolicyId::new(),
+            tenant_id: TenantId::new(),
+            name: format!("{days}"),
+            scope,
+            retain_days: days,
+            action,
+            enabled: true,
+            updated_at: now(),
+        }
+    }
+
+    fn rec(user: Option<UserId>, recorded: bool) -> Recording {
+        let mut r = Recording::new(
+            TenantId::new(),
+            RecordingKind::Call,
+            Direction::Inbound,
+            now() - Duration::days(400),
+        );
+        r.participants.push(Participant {
+            id: ParticipantId::new(),
+            role: ParticipantRole::Callee,
+            display_name: None,
+            phone_number: None,
+            uri: None,
+            email: None,
+            directory_user_id: user,
+            recorded_user: recorded,
+            joined_ms: None,
+            left_ms: None,
+        });
+        r
+    }
+
+    #[test]
+    fn the_longest_matching_retention_governs_and_ties_pick_the_lesser_action() {
+        let short = policy(
+            30,
+            RetentionAction::DeleteRecording,
+            RetentionScope::default(),
+        );
+        let long = policy(
+            365,
+            RetentionAction::DeleteRecording,
+            RetentionScope {
+                kind: Some(RecordingKind::Call),
+                ..RetentionScope::default()
+            },
+        );
+        let meetings = policy(
+            3650,
+            RetentionAction::DeleteMedia,
+            RetentionScope {
+                kind: Some(RecordingKind::Meeting),
+                ..RetentionScope::default()
+            },
+        );
+        let ctx = Context {
+            policies: vec![short.clone(), long.clone(), meetings],
+            groups: HashMap::new(),
+        };
+        let r = rec(None, false);
+        assert_eq!(ctx.governing(&r).unwrap().id, long.id);
+        let media_tie = policy(365, RetentionAction::DeleteMedia, RetentionScope::default());
+        let ctx = Context {
+            policies: vec![short, long, media_tie.clone()],
+            groups: HashMap::new(),
+        };
+        assert_eq!(ctx.governing(&r).unwrap().id, media_tie.id);
+        assert_eq!(
+            ctx.earliest_cutoff(now()).unwrap().date_naive(),
+            (now() - Duration::days(30)).date_naive()
+        );
+    }
+
+    #[test]
+    fn groups_match_recorded_users_only_and_class_must_equal() {
+        let trader = UserId::new();
+        let by_group = policy(
+            10,
+            RetentionAction::DeleteMedia,
+            RetentionScope {
+                group: Some("trading".into()),
+                ..RetentionScope::default()
+            },
+        );
+        let ctx = Context {
+            policies: vec![by_group.clone()],
+            groups: HashMap::from([(trader, vec!["sales".into(), "trading".into()])]),
+        };
+        assert!(ctx.matches(&by_group, &rec(Some(trader), true)));
+        assert!(
+            !ctx.matches(&by_group, &rec(Some(trader), false)),
+            "not a recorded user"
+        );
+        assert!(!ctx.matches(&by_group, &rec(Some(UserId::new()), true)));
+        let by_class = policy(
+            10,
+            RetentionAction::DeleteMedia,
+            RetentionScope {
+                retention_class: Some("finance".into()),
+                ..RetentionScope::default()
+            },
+        );
+        let mut r = rec(None, false);
+        assert!(!ctx.matches(&by_class, &r));
+        r.retention_class = "finance".into();
+        assert!(ctx.matches(&by_class, &r));
+        // delete-media has nothing left to do once the media is gone.
+        assert!(due_at(&by_class, &r, now()).is_none());
+        let del = policy(
+            10,
+            RetentionAction::DeleteRecording,
+            RetentionScope::default(),
+        );
+        assert!(due_at(&del, &r, now()).is_some());
+        let young = policy(
+            1000,
+            RetentionAction::DeleteRecording,
+            RetentionScope::default(),
+        );
+        assert!(due_at(&young, &r, now()).is_none());
+    }
+
+    #[test]
+    fn policies_are_validated() {
+        let mut p = policy(0, RetentionAction::DeleteMedia, RetentionScope::default());
+        assert!(validate_policy(&p).is_err());
+        p.retain_days = MAX_RETAIN_DAYS + 1;
+        assert!(validate_policy(&p).is_err());
+        p.retain_days = 7;
+        assert!(validate_policy(&p).is_ok());
+        p.name = "  ".into();
+        assert!(validate_policy(&p).is_err());
+    }
+}

@@ -109,8 +109,14 @@ async fn gdpr_retention_dry_run_hold_and_real_run() {
     assert_eq!(report["dry_run"], true);
     assert_eq!(report["due"], 2);
     assert_eq!(report["blocked"][0]["recording_id"], held.to_string());
-    assert_eq!(report["blocked"][0]["holds"][0]["case_name"], "Acme inquiry");
-    assert_eq!(report["blocked"][0]["holds"][0]["id"], hold.hold.id.to_string());
+    assert_eq!(
+        report["blocked"][0]["holds"][0]["case_name"],
+        "Acme inquiry"
+    );
+    assert_eq!(
+        report["blocked"][0]["holds"][0]["id"],
+        hold.hold.id.to_string()
+    );
 
     let (code, out, err) = retention(data.path(), &[]);
     assert_eq!(code, 0, "{err}");
@@ -118,7 +124,9 @@ async fn gdpr_retention_dry_run_hold_and_real_run() {
         out.contains("deleted 1 recordings, blocked by legal hold 1"),
         "{out}"
     );
-    assert!(out.contains(&format!("recording {held} blocked by legal hold: Acme inquiry")));
+    assert!(out.contains(&format!(
+        "recording {held} blocked by legal hold: Acme inquiry"
+    )));
 
     let store = SqliteStore::connect(&sqlite_url(data.path()), 2)
         .await

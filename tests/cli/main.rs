@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 
 mod audit_verify;
 mod e2e_call;
-mod gdpr_retention;
 #[cfg(feature = "whisper")]
 mod e2e_transcript;
+mod gdpr_retention;
 mod jobs_fault;
 #[cfg(feature = "whisper")]
 mod transcribe;

@@ -59,3 +59,24 @@ impl RetentionSettings {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_bad_values_are_named() {
+        assert!(RetentionSettings::default().validate().is_ok());
+        let s = RetentionSettings {
+            interval_secs: 10,
+            ..RetentionSettings::default()
+        };
+        assert!(matches!(
+            s.validate(),
+            Err(ConfigError::Invalid {
+                key: "retention.interval_secs",
+                ..
+            })
+        ));
+    }
+}
