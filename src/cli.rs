@@ -96,6 +96,11 @@ pub enum Command {
     Worker(crate::cli_worker::WorkerArgs),
     /// Run a recording's AI pipeline again (queues a transcription job).
     Reprocess(crate::cli_worker::ReprocessArgs),
+    /// Data protection: retention enforcement (and data-subject tools).
+    Gdpr {
+        #[command(subcommand)]
+        command: crate::cli_gdpr::GdprCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -213,6 +218,7 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<()> {
         }
         Command::SimulateCall(args) => simulate_call(&settings, args).await,
         Command::Audit { command } => crate::cli_audit::run(command, &settings).await,
+        Command::Gdpr { command } => crate::cli_gdpr::run(command, &settings).await,
         Command::Transcribe(args) => crate::cli_transcribe::run(args, &settings).await,
         Command::Config => {
             println!("configuration OK");
@@ -306,8 +312,19 @@ async fn serve(settings: Settings, with_worker: bool) -> anyhow::Result<()> {
         true => crate::cli_worker::Embedded::start(&settings, &platform)?,
         false => None,
     };
+    let retention = match with_worker {
+        true => crate::cli_retention::Scheduler::start(
+            &settings.retention,
+            platform.store.clone(),
+            platform.blobs.clone(),
+        ),
+        false => None,
+    };
     shutdown_signal().await;
     tracing::info!("shutting down");
+    if let Some(r) = retention {
+        r.stop().await;
+    }
     handle.stop(true).await;
     if let Some(w) = worker {
         w.stop().await;

@@ -984,6 +984,18 @@ async fn the_openapi_document_lists_every_route_and_the_real_search_fields() {
         ("get", "/api/security-profiles"),
         ("post", "/api/security-profiles"),
         ("put", "/api/security-profiles/{id}"),
+        ("get", "/api/legal-holds"),
+        ("post", "/api/legal-holds"),
+        ("post", "/api/legal-holds/{id}/lift"),
+        ("get", "/api/retention-policies"),
+        ("post", "/api/retention-policies"),
+        ("put", "/api/retention-policies/{id}"),
+        ("delete", "/api/retention-policies/{id}"),
+        ("post", "/api/retention/run"),
+        ("get", "/api/retention/due"),
+        ("get", "/api/users"),
+        ("post", "/api/users"),
+        ("put", "/api/users/{id}"),
     ];
     let paths = doc["paths"].as_object().unwrap();
     for (method, path) in routes {

@@ -292,6 +292,31 @@ pub trait MetadataStore: Send + Sync + 'static {
     ) -> StoreResult<Vec<LegalHold>>;
     async fn lift_legal_hold(&self, tenant: TenantId, id: LegalHoldId, by: &str)
     -> StoreResult<()>;
+    /// Recordings for governance sweeps (retention, legal holds): oldest
+    /// first by (`started_at`, id), keyset-paged, with participants and
+    /// streams, and no total count (see [`GovernanceQuery`]).
+    async fn list_recordings_for_governance(
+        &self,
+        tenant: TenantId,
+        query: &GovernanceQuery,
+    ) -> StoreResult<Vec<Recording>>;
+    /// Re-evaluates the recording's `legal_hold` flag from the tenant's
+    /// active holds ([`HoldScope::covers`], the one rule) and stores it,
+    /// atomically with respect to concurrent hold changes and roster
+    /// updates; returns the new flag. `NotFound` for a recording that is
+    /// not in this tenant. The store also does this by itself whenever a
+    /// recording is inserted or gains a participant, so recordings made
+    /// after a hold was placed are held too.
+    async fn apply_legal_holds(&self, tenant: TenantId, id: RecordingId) -> StoreResult<bool>;
+    /// Changes a tenant account's role, security profile (`Some(None)`
+    /// clears it) and active flag; fields left `None` stay. The profile
+    /// must exist in the tenant (else `Invalid`). Returns the account.
+    async fn update_account(
+        &self,
+        tenant: TenantId,
+        id: AccountId,
+        change: &AccountChange,
+    ) -> StoreResult<LocalAccount>;
     /// Inserts or replaces a profile after [`SecurityProfile::validate`].
     async fn upsert_security_profile(
         &self,
@@ -410,6 +435,37 @@ pub trait MetadataStore: Send + Sync + 'static {
         tenant: TenantId,
         query: &ProviderCallQuery,
     ) -> StoreResult<Vec<ProviderCall>>;
+}
+
+/// A page of recordings for governance sweeps
+/// ([`MetadataStore::list_recordings_for_governance`]). Every filter is
+/// optional and they combine with AND; results are ordered by
+/// (`started_at`, id) ascending.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct GovernanceQuery {
+    /// `started_at < started_before` (a retention cutoff, or a hold's `to`).
+    pub started_before: Option<chrono::DateTime<chrono::Utc>>,
+    /// `started_at >= started_from` (a hold's `from`).
+    pub started_from: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only these recordings (`Some(vec![])` matches nothing).
+    pub ids: Option<Vec<RecordingId>>,
+    /// Only recordings in which this directory user took part.
+    pub user_id: Option<UserId>,
+    /// Only recordings whose flag is this.
+    pub legal_hold: Option<bool>,
+    /// Keyset cursor: only recordings after this (`started_at`, id).
+    pub after: Option<(chrono::DateTime<chrono::Utc>, RecordingId)>,
+    /// Page size, clamped to 1..=1000.
+    pub limit: u32,
+}
+
+/// A change to a tenant account ([`MetadataStore::update_account`]).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AccountChange {
+    pub role: Option<Role>,
+    /// `Some(None)` clears the profile.
+    pub security_profile_id: Option<Option<SecurityProfileId>>,
+    pub active: Option<bool>,
 }
 
 /// Events read per page by [`check_audit_chain`].

@@ -11,6 +11,7 @@ mod audit_verify;
 mod e2e_call;
 #[cfg(feature = "whisper")]
 mod e2e_transcript;
+mod gdpr_retention;
 mod jobs_fault;
 #[cfg(feature = "whisper")]
 mod transcribe;

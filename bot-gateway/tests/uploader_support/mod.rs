@@ -724,6 +724,29 @@ impl MetadataStore for FaultyStore {
         self.check("lift_legal_hold")?;
         self.inner.lift_legal_hold(tenant, id, by).await
     }
+    async fn list_recordings_for_governance(
+        &self,
+        tenant: TenantId,
+        query: &insights_core::store::GovernanceQuery,
+    ) -> StoreResult<Vec<Recording>> {
+        self.check("list_recordings_for_governance")?;
+        self.inner
+            .list_recordings_for_governance(tenant, query)
+            .await
+    }
+    async fn apply_legal_holds(&self, tenant: TenantId, id: RecordingId) -> StoreResult<bool> {
+        self.check("apply_legal_holds")?;
+        self.inner.apply_legal_holds(tenant, id).await
+    }
+    async fn update_account(
+        &self,
+        tenant: TenantId,
+        id: AccountId,
+        change: &insights_core::store::AccountChange,
+    ) -> StoreResult<LocalAccount> {
+        self.check("update_account")?;
+        self.inner.update_account(tenant, id, change).await
+    }
     async fn upsert_security_profile(
         &self,
         tenant: TenantId,

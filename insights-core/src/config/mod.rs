@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 mod ai;
 mod auth;
 mod gateway;
+mod retention;
 mod spool;
 mod stt;
 mod worker;
@@ -20,6 +21,7 @@ pub use ai::{
 };
 pub use auth::{AuthSettings, Cidr, DEFAULT_ROLE_MAP, OidcSettings};
 pub use gateway::GatewaySettings;
+pub use retention::RetentionSettings;
 pub use spool::SpoolSettings;
 pub use stt::{SttBatching, SttSettings};
 pub use worker::WorkerSettings;
@@ -30,8 +32,19 @@ use serde::{Deserialize, Serialize};
 
 /// Top-level keys, used to pick our variables out of the environment.
 const TOP_LEVEL_KEYS: &[&str] = &[
-    "data_dir", "listen", "database", "blob", "keys", "log", "gateway", "spool", "auth", "ai",
-    "stt", "worker",
+    "data_dir",
+    "listen",
+    "database",
+    "blob",
+    "keys",
+    "log",
+    "gateway",
+    "spool",
+    "auth",
+    "ai",
+    "stt",
+    "worker",
+    "retention",
 ];
 
 /// Every setting of the platform.
@@ -53,6 +66,8 @@ pub struct Settings {
     pub ai: AiSettings,
     pub stt: SttSettings,
     pub worker: WorkerSettings,
+    #[serde(default)]
+    pub retention: RetentionSettings,
 }
 
 /// Metadata store settings.
@@ -169,6 +184,7 @@ impl Default for Settings {
             ai: AiSettings::default(),
             stt: SttSettings::default(),
             worker: WorkerSettings::default(),
+            retention: RetentionSettings::default(),
         }
     }
 }
@@ -315,6 +331,7 @@ impl Settings {
         self.ai.validate()?;
         self.stt.validate()?;
         self.worker.validate()?;
+        self.retention.validate()?;
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             return Err(ConfigError::Invalid {
                 key: "log.level",

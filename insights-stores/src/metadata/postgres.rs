@@ -30,7 +30,9 @@ mod transcripts;
 use async_trait::async_trait;
 use insights_core::crypto::WrappedDataKey;
 use insights_core::domain::*;
-use insights_core::store::{MetadataStore, StoreError, StoreResult};
+use insights_core::store::{
+    AccountChange, GovernanceQuery, MetadataStore, StoreError, StoreResult,
+};
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{Postgres, Transaction};
 
@@ -514,6 +516,35 @@ impl MetadataStore for PgStore {
     ) -> StoreResult<()> {
         in_tenant!(self, tenant, |c| governance::lift_legal_hold(
             c, tenant, id, by
+        ))
+    }
+
+    async fn list_recordings_for_governance(
+        &self,
+        tenant: TenantId,
+        query: &GovernanceQuery,
+    ) -> StoreResult<Vec<Recording>> {
+        in_tenant!(
+            self,
+            tenant,
+            |c| governance::list_recordings_for_governance(c, tenant, query)
+        )
+    }
+
+    async fn apply_legal_holds(&self, tenant: TenantId, id: RecordingId) -> StoreResult<bool> {
+        in_tenant!(self, tenant, |c| governance::apply_legal_holds(
+            c, tenant, id
+        ))
+    }
+
+    async fn update_account(
+        &self,
+        tenant: TenantId,
+        id: AccountId,
+        change: &AccountChange,
+    ) -> StoreResult<LocalAccount> {
+        in_tenant!(self, tenant, |c| governance::update_account(
+            c, tenant, id, change
         ))
     }
 

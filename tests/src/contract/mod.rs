@@ -3,5 +3,6 @@
 
 pub mod ai_store;
 pub mod blob;
+pub mod governance;
 pub mod jobs;
 pub mod store;

@@ -1,16 +1,18 @@
 //! Retention policies, legal holds and security profiles.
 
 use insights_core::domain::{
-    HoldScope, LegalHold, LegalHoldId, Permission, RecordingId, RetentionPolicy, RetentionPolicyId,
-    RetentionScope, SecurityProfile, SecurityProfileId, TenantId, UserId, VisibilityScope,
+    AccountId, HoldScope, LegalHold, LegalHoldId, LocalAccount, Permission, Realm, Recording,
+    RecordingId, RetentionPolicy, RetentionPolicyId, RetentionScope, Role, SecurityProfile,
+    SecurityProfileId, TenantId, UserId, VisibilityScope,
 };
-use insights_core::store::{StoreError, StoreResult};
+use insights_core::store::{AccountChange, GovernanceQuery, StoreError, StoreResult};
 use sqlx::PgConnection;
 use sqlx::postgres::PgRow;
 use sqlx::types::Json;
 use uuid::Uuid;
 
 use super::error::{DbResultExt, col, enum_col, found, opt_enum_col};
+use super::recordings::{RECORDING_COLS, attach_children, from_row, get, lock};
 
 // ---- retention policies ----
 
@@ -105,6 +107,7 @@ pub(super) async fn create_legal_hold(
     tenant: TenantId,
     h: &LegalHold,
 ) -> StoreResult<()> {
+    lock_holds(&mut *c, tenant).await?;
     sqlx::query(
         "INSERT INTO legal_holds (tenant_id, id, case_name, reason, scope_user_id, \
          scope_participant_identifier, scope_from, scope_to, scope_recording_ids, placed_by, \
@@ -269,4 +272,170 @@ pub(super) async fn list_security_profiles(
     .iter()
     .map(profile_from_row)
     .collect()
+}
+
+// ---- governance sweeps and the legal-hold flag ----
+
+/// Recordings for retention and hold sweeps, oldest first, keyset-paged.
+pub(super) async fn list_recordings_for_governance(
+    c: &mut PgConnection,
+    tenant: TenantId,
+    q: &GovernanceQuery,
+) -> StoreResult<Vec<Recording>> {
+    let ids: Option<Vec<Uuid>> = q.ids.as_ref().map(|v| v.iter().map(|r| r.0).collect());
+    let sql = format!(
+        "SELECT {RECORDING_COLS} FROM recordings r WHERE r.tenant_id = $1 \
+         AND ($2::timestamptz IS NULL OR r.started_at < $2) \
+         AND ($3::timestamptz IS NULL OR r.started_at >= $3) \
+         AND ($4::uuid[] IS NULL OR r.id = ANY($4)) \
+         AND ($5::uuid IS NULL OR EXISTS (SELECT 1 FROM participants p \
+              WHERE p.tenant_id = r.tenant_id AND p.recording_id = r.id \
+              AND p.directory_user_id = $5)) \
+         AND ($6::boolean IS NULL OR r.legal_hold = $6) \
+         AND ($7::timestamptz IS NULL OR (r.started_at, r.id) > ($7, $8::uuid)) \
+         ORDER BY r.started_at, r.id LIMIT $9"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(tenant.0)
+        .bind(q.started_before)
+        .bind(q.started_from)
+        .bind(ids)
+        .bind(q.user_id.map(|u| u.0))
+        .bind(q.legal_hold)
+        .bind(q.after.map(|(t, _)| t))
+        .bind(q.after.map(|(_, id)| id.0))
+        .bind(i64::from(q.limit.clamp(1, 1000)))
+        .fetch_all(&mut *c)
+        .await
+        .db()?;
+    let mut recs = rows.iter().map(from_row).collect::<StoreResult<Vec<_>>>()?;
+    attach_children(c, tenant, &mut recs).await?;
+    Ok(recs)
+}
+
+/// Serialises hold placement against recordings being inserted or gaining
+/// participants in the same tenant: placing takes this lock exclusively,
+/// inserts take it shared, both until their transaction ends. Without it
+/// an insert could read the holds just before a new one commits and
+/// commit itself just after the placement's sweep looked for recordings.
+async fn hold_lock(c: &mut PgConnection, tenant: TenantId, exclusive: bool) -> StoreResult<()> {
+    let sql = if exclusive {
+        "SELECT pg_advisory_xact_lock(hashtextextended('insights-legal-holds:' || $1::text, 0))"
+    } else {
+        "SELECT pg_advisory_xact_lock_shared(hashtextextended('insights-legal-holds:' || $1::text, 0))"
+    };
+    sqlx::query(sql).bind(tenant.0).execute(c).await.db()?;
+    Ok(())
+}
+
+/// Takes the exclusive hold lock (before a hold is created).
+pub(super) async fn lock_holds(c: &mut PgConnection, tenant: TenantId) -> StoreResult<()> {
+    hold_lock(c, tenant, true).await
+}
+
+/// The scopes of the tenant's active holds.
+async fn active_scopes(c: &mut PgConnection, tenant: TenantId) -> StoreResult<Vec<HoldScope>> {
+    Ok(list_legal_holds(c, tenant, true)
+        .await?
+        .into_iter()
+        .map(|h| h.scope)
+        .collect())
+}
+
+async fn store_flag(
+    c: &mut PgConnection,
+    tenant: TenantId,
+    id: RecordingId,
+    held: bool,
+) -> StoreResult<()> {
+    sqlx::query("UPDATE recordings SET legal_hold = $3 WHERE tenant_id = $1 AND id = $2")
+        .bind(tenant.0)
+        .bind(id.0)
+        .bind(held)
+        .execute(c)
+        .await
+        .db()?;
+    Ok(())
+}
+
+/// Sets the flag of a recording that an active hold covers, inside the
+/// caller's transaction (insert, new participant). Only ever raises the
+/// flag: a caller may insert a recording already flagged.
+pub(super) async fn raise_if_held(
+    c: &mut PgConnection,
+    tenant: TenantId,
+    id: RecordingId,
+) -> StoreResult<()> {
+    hold_lock(c, tenant, false).await?;
+    let scopes = active_scopes(c, tenant).await?;
+    if scopes.is_empty() {
+        return Ok(());
+    }
+    let rec = get(c, tenant, id).await?;
+    if !rec.legal_hold && scopes.iter().any(|s| s.covers(&rec)) {
+        store_flag(c, tenant, id, true).await?;
+    }
+    Ok(())
+}
+
+/// Re-evaluates the flag from the active holds with the recording row
+/// locked (so concurrent evaluations of one recording serialise, and the
+/// last one reads every hold committed before it).
+pub(super) async fn apply_legal_holds(
+    c: &mut PgConnection,
+    tenant: TenantId,
+    id: RecordingId,
+) -> StoreResult<bool> {
+    lock(c, tenant, id).await?;
+    let rec = get(c, tenant, id).await?;
+    let scopes = active_scopes(c, tenant).await?;
+    let held = scopes.iter().any(|s| s.covers(&rec));
+    if held != rec.legal_hold {
+        store_flag(c, tenant, id, held).await?;
+    }
+    Ok(held)
+}
+
+// ---- tenant accounts (administration) ----
+
+pub(super) async fn update_account(
+    c: &mut PgConnection,
+    tenant: TenantId,
+    id: AccountId,
+    change: &AccountChange,
+) -> StoreResult<LocalAccount> {
+    if change.role == Some(Role::PlatformOperator) {
+        return Err(StoreError::Invalid(
+            "a tenant account cannot become a platform operator".into(),
+        ));
+    }
+    if let Some(Some(profile)) = change.security_profile_id {
+        let found = sqlx::query("SELECT 1 FROM security_profiles WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant.0)
+            .bind(profile.0)
+            .fetch_optional(&mut *c)
+            .await
+            .db()?;
+        if found.is_none() {
+            return Err(StoreError::Invalid(format!(
+                "no security profile {profile} in this tenant"
+            )));
+        }
+    }
+    let done = sqlx::query(
+        "UPDATE accounts SET role = COALESCE($1, role), \
+         security_profile_id = CASE WHEN $2 THEN $3 ELSE security_profile_id END, \
+         active = COALESCE($4, active) WHERE tenant_id = $5 AND id = $6",
+    )
+    .bind(change.role.map(|r| r.as_str()))
+    .bind(change.security_profile_id.is_some())
+    .bind(change.security_profile_id.flatten().map(|p| p.0))
+    .bind(change.active)
+    .bind(tenant.0)
+    .bind(id.0)
+    .execute(&mut *c)
+    .await
+    .db()?;
+    found(done)?;
+    super::accounts::get_account(c, Realm::Tenant(tenant), id).await
 }

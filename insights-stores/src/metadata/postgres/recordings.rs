@@ -189,7 +189,8 @@ pub(super) async fn insert(
     .await
     .db()?;
     insert_participants(c, tenant, r.id, &r.participants).await?;
-    insert_streams(c, tenant, r.id, &r.streams).await
+    insert_streams(c, tenant, r.id, &r.streams).await?;
+    super::governance::raise_if_held(c, tenant, r.id).await
 }
 
 /// Appends participants after the recording's existing ones, keeping
@@ -354,7 +355,8 @@ pub(super) async fn add_participant(
     p: &Participant,
 ) -> StoreResult<()> {
     lock(c, tenant, recording).await?;
-    insert_participants(c, tenant, recording, std::slice::from_ref(p)).await
+    insert_participants(c, tenant, recording, std::slice::from_ref(p)).await?;
+    super::governance::raise_if_held(c, tenant, recording).await
 }
 
 pub(super) async fn add_stream(

@@ -1,14 +1,17 @@
 //! Retention policies, legal holds and security profiles.
 
 use insights_core::domain::{
-    LegalHold, LegalHoldId, RetentionPolicy, RetentionPolicyId, SecurityProfile, TenantId, now,
+    AccountId, HoldScope, LegalHold, LegalHoldId, LocalAccount, Realm, Recording, RecordingId,
+    RetentionPolicy, RetentionPolicyId, Role, SecurityProfile, TenantId, now,
 };
-use insights_core::store::{StoreError, StoreResult};
-use sqlx::SqlitePool;
+use insights_core::store::{AccountChange, GovernanceQuery, StoreError, StoreResult};
 use sqlx::sqlite::SqliteRow;
+use sqlx::{SqliteConnection, SqlitePool};
 
+use super::recordings::{attach_children, from_row, recording_columns};
 use super::util::{
     check_tenant, col, conflict_as, db, enum_col, id, json_col, micros, opt_ts, to_json, ts,
+    uuid_list,
 };
 
 // ---- retention policies ----
@@ -237,4 +240,184 @@ pub(super) async fn list_security_profiles(
     .iter()
     .map(profile_from_row)
     .collect()
+}
+
+// ---- governance sweeps and the legal-hold flag ----
+
+/// Recordings for retention and hold sweeps, oldest first, keyset-paged.
+pub(super) async fn list_recordings_for_governance(
+    pool: &SqlitePool,
+    tenant: TenantId,
+    q: &GovernanceQuery,
+) -> StoreResult<Vec<Recording>> {
+    let ids = q.ids.as_ref().map(|v| uuid_list(v.iter().map(|r| r.0)));
+    let mut tx = pool.begin().await.map_err(db)?;
+    let rows = sqlx::query(concat!(
+        "SELECT ",
+        recording_columns!(),
+        " FROM recordings r WHERE r.tenant_id = ?1 \
+         AND (?2 IS NULL OR r.started_at < ?2) \
+         AND (?3 IS NULL OR r.started_at >= ?3) \
+         AND (?4 IS NULL OR r.id IN (SELECT unhex(value) FROM json_each(?4))) \
+         AND (?5 IS NULL OR EXISTS (SELECT 1 FROM participants p WHERE p.tenant_id = r.tenant_id \
+              AND p.recording_id = r.id AND p.directory_user_id = ?5)) \
+         AND (?6 IS NULL OR r.legal_hold = ?6) \
+         AND (?7 IS NULL OR r.started_at > ?7 OR (r.started_at = ?7 AND r.id > ?8)) \
+         ORDER BY r.started_at, r.id LIMIT ?9"
+    ))
+    .bind(tenant.0)
+    .bind(q.started_before.map(micros))
+    .bind(q.started_from.map(micros))
+    .bind(ids)
+    .bind(q.user_id.map(|u| u.0))
+    .bind(q.legal_hold)
+    .bind(q.after.map(|(t, _)| micros(t)))
+    .bind(q.after.map(|(_, id)| id.0))
+    .bind(i64::from(q.limit.clamp(1, 1000)))
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(db)?;
+    let mut recs = rows.iter().map(from_row).collect::<StoreResult<Vec<_>>>()?;
+    attach_children(&mut tx, tenant, &mut recs).await?;
+    tx.commit().await.map_err(db)?;
+    Ok(recs)
+}
+
+/// The scopes of the tenant's active holds.
+async fn active_scopes(
+    conn: &mut SqliteConnection,
+    tenant: TenantId,
+) -> StoreResult<Vec<HoldScope>> {
+    sqlx::query("SELECT scope FROM legal_holds WHERE tenant_id = ? AND lifted_at IS NULL")
+        .bind(tenant.0)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db)?
+        .iter()
+        .map(|row| json_col(row, "scope"))
+        .collect()
+}
+
+/// The recording as stored, with its participants.
+async fn load(
+    conn: &mut SqliteConnection,
+    tenant: TenantId,
+    id: RecordingId,
+) -> StoreResult<Recording> {
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        recording_columns!(),
+        " FROM recordings r WHERE r.tenant_id = ? AND r.id = ?"
+    ))
+    .bind(tenant.0)
+    .bind(id.0)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(db)?
+    .ok_or(StoreError::NotFound)?;
+    let mut recs = [from_row(&row)?];
+    attach_children(conn, tenant, &mut recs).await?;
+    let [rec] = recs;
+    Ok(rec)
+}
+
+async fn store_flag(
+    conn: &mut SqliteConnection,
+    tenant: TenantId,
+    id: RecordingId,
+    held: bool,
+) -> StoreResult<()> {
+    sqlx::query("UPDATE recordings SET legal_hold = ? WHERE tenant_id = ? AND id = ?")
+        .bind(held)
+        .bind(tenant.0)
+        .bind(id.0)
+        .execute(&mut *conn)
+        .await
+        .map_err(db)?;
+    Ok(())
+}
+
+/// Sets the flag of a recording that an active hold covers, inside the
+/// caller's write transaction (insert, new participant). Only ever raises
+/// the flag: a caller may insert a recording already flagged.
+pub(super) async fn raise_if_held(
+    conn: &mut SqliteConnection,
+    tenant: TenantId,
+    id: RecordingId,
+) -> StoreResult<()> {
+    let scopes = active_scopes(conn, tenant).await?;
+    if scopes.is_empty() {
+        return Ok(());
+    }
+    let rec = load(conn, tenant, id).await?;
+    if !rec.legal_hold && scopes.iter().any(|s| s.covers(&rec)) {
+        store_flag(conn, tenant, id, true).await?;
+    }
+    Ok(())
+}
+
+/// Re-evaluates the flag from the active holds, in one write transaction
+/// (IMMEDIATE: no hold or participant can change in between).
+pub(super) async fn apply_legal_holds(
+    pool: &SqlitePool,
+    tenant: TenantId,
+    id: RecordingId,
+) -> StoreResult<bool> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
+    let rec = load(&mut tx, tenant, id).await?;
+    let scopes = active_scopes(&mut tx, tenant).await?;
+    let held = scopes.iter().any(|s| s.covers(&rec));
+    if held != rec.legal_hold {
+        store_flag(&mut tx, tenant, id, held).await?;
+    }
+    tx.commit().await.map_err(db)?;
+    Ok(held)
+}
+
+// ---- tenant accounts (administration) ----
+
+pub(super) async fn update_account(
+    pool: &SqlitePool,
+    tenant: TenantId,
+    id: AccountId,
+    change: &AccountChange,
+) -> StoreResult<LocalAccount> {
+    if change.role == Some(Role::PlatformOperator) {
+        return Err(StoreError::Invalid(
+            "a tenant account cannot become a platform operator".into(),
+        ));
+    }
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
+    if let Some(Some(profile)) = change.security_profile_id {
+        let found = sqlx::query("SELECT 1 FROM security_profiles WHERE tenant_id = ? AND id = ?")
+            .bind(tenant.0)
+            .bind(profile.0)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?;
+        if found.is_none() {
+            return Err(StoreError::Invalid(format!(
+                "no security profile {profile} in this tenant"
+            )));
+        }
+    }
+    let done = sqlx::query(
+        "UPDATE accounts SET role = COALESCE(?1, role), \
+         security_profile_id = CASE WHEN ?2 THEN ?3 ELSE security_profile_id END, \
+         active = COALESCE(?4, active) WHERE tenant_id = ?5 AND id = ?6",
+    )
+    .bind(change.role.map(|r| r.as_str()))
+    .bind(change.security_profile_id.is_some())
+    .bind(change.security_profile_id.flatten().map(|p| p.0))
+    .bind(change.active)
+    .bind(tenant.0)
+    .bind(id.0)
+    .execute(&mut *tx)
+    .await
+    .map_err(db)?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
+    tx.commit().await.map_err(db)?;
+    super::accounts::get_account(pool, Realm::Tenant(tenant), id).await
 }

@@ -29,7 +29,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use insights_core::crypto::WrappedDataKey;
 use insights_core::domain::*;
-use insights_core::store::{MetadataStore, StoreError, StoreResult};
+use insights_core::store::{
+    AccountChange, GovernanceQuery, MetadataStore, StoreError, StoreResult,
+};
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -393,6 +395,24 @@ impl MetadataStore for SqliteStore {
         by: &str,
     ) -> StoreResult<()> {
         governance::lift_legal_hold(&self.pool, tenant, id, by).await
+    }
+    async fn list_recordings_for_governance(
+        &self,
+        tenant: TenantId,
+        query: &GovernanceQuery,
+    ) -> StoreResult<Vec<Recording>> {
+        governance::list_recordings_for_governance(&self.pool, tenant, query).await
+    }
+    async fn apply_legal_holds(&self, tenant: TenantId, id: RecordingId) -> StoreResult<bool> {
+        governance::apply_legal_holds(&self.pool, tenant, id).await
+    }
+    async fn update_account(
+        &self,
+        tenant: TenantId,
+        id: AccountId,
+        change: &AccountChange,
+    ) -> StoreResult<LocalAccount> {
+        governance::update_account(&self.pool, tenant, id, change).await
     }
     async fn upsert_security_profile(
         &self,

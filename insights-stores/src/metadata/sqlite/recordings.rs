@@ -281,6 +281,7 @@ pub(super) async fn insert(pool: &SqlitePool, tenant: TenantId, r: &Recording) -
     for (ord, s) in r.streams.iter().enumerate() {
         insert_stream(&mut tx, tenant, r.id, ord as i64, s).await?;
     }
+    super::governance::raise_if_held(&mut tx, tenant, r.id).await?;
     tx.commit().await.map_err(db)
 }
 
@@ -386,6 +387,7 @@ pub(super) async fn add_participant(
     }
     let ord = next_ord(&mut tx, Child::Participant, tenant, rec).await?;
     insert_participant(&mut tx, tenant, rec, ord, p).await?;
+    super::governance::raise_if_held(&mut tx, tenant, rec).await?;
     tx.commit().await.map_err(db)
 }
 

@@ -1,0 +1,725 @@
+//! Governance: legal holds, retention, and the tenant's local accounts.
+//!
+//! * `manage-legal-holds`: `GET|POST /api/legal-holds`,
+//!   `POST /api/legal-holds/{id}/lift`. Placing and lifting go through
+//!   `gdpr_tools::holds` (the store flags every covered recording; the
+//!   chain records who, when, which hold and how many recordings).
+//! * `manage-retention`: `GET|POST /api/retention-policies`,
+//!   `PUT|DELETE /api/retention-policies/{id}` (audited as policy
+//!   changes), `POST /api/retention/run {dry_run}` and
+//!   `GET /api/retention/due` (`gdpr_tools::retention`).
+//! * `manage-users`: `GET|POST /api/users`, `PUT /api/users/{id}`: local
+//!   accounts of the caller's tenant (audited as user changes). Responses
+//!   never carry a password hash or a TOTP secret, except the one-time
+//!   enrolment URI of a newly created account whose role requires TOTP.
+//!
+//! Everything is scoped to the caller's tenant: an id of another tenant
+//! is a 404, like a missing one. Platform operators have no tenant and
+//! none of these permissions (403).
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::{DateTime, Utc};
+use gdpr_tools::holds::{self, Actor, HoldError, NewHold};
+use gdpr_tools::retention::{self, RetentionError, RunOptions};
+use insights_core::domain::{
+    AccountId, AuditAction, HoldScope, LegalHoldId, LocalAccount, NewAuditEvent, Permission, Realm,
+    RetentionAction, RetentionPolicy, RetentionPolicyId, RetentionScope, Role, SecurityProfileId,
+    UserId, now,
+};
+use insights_core::store::{AccountChange, StoreError};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
+use zeroize::Zeroizing;
+
+use super::recordings::{Audited, audit, client};
+use crate::AppState;
+use crate::auth::Principal;
+use crate::auth::accounts::{AddUserError, NewUser, add_user};
+use crate::error::ApiError;
+
+/// Registers the governance routes.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/api/legal-holds", web::get().to(list_holds))
+        .route("/api/legal-holds", web::post().to(place_hold))
+        .route("/api/legal-holds/{id}/lift", web::post().to(lift_hold))
+        .route("/api/retention-policies", web::get().to(list_policies))
+        .route("/api/retention-policies", web::post().to(create_policy))
+        .route("/api/retention-policies/{id}", web::put().to(update_policy))
+        .route(
+            "/api/retention-policies/{id}",
+            web::delete().to(delete_policy),
+        )
+        .route("/api/retention/run", web::post().to(run_retention))
+        .route("/api/retention/due", web::get().to(retention_due))
+        .route("/api/users", web::get().to(list_users))
+        .route("/api/users", web::post().to(create_user))
+        .route("/api/users/{id}", web::put().to(update_user));
+}
+
+fn hold_error(e: HoldError) -> ApiError {
+    match e {
+        HoldError::Invalid(detail) => ApiError::BadRequest {
+            code: "invalid-legal-hold",
+            detail,
+        },
+        HoldError::NotFound => ApiError::NotFound,
+        HoldError::AlreadyLifted => ApiError::Conflict {
+            code: "already-lifted",
+            detail: "the legal hold was already lifted".into(),
+        },
+        HoldError::Store(e) => e.into(),
+    }
+}
+
+fn retention_error(e: RetentionError) -> ApiError {
+    match e {
+        RetentionError::Invalid(detail) => ApiError::BadRequest {
+            code: "invalid-retention-policy",
+            detail,
+        },
+        RetentionError::Store(e) => e.into(),
+        RetentionError::Blob(e) => ApiError::internal(e),
+    }
+}
+
+fn actor(state: &AppState, p: &Principal, req: &HttpRequest) -> Actor {
+    Actor {
+        id: p.actor(),
+        source: client(state, req),
+    }
+}
+
+fn parse_id<T: From<uuid::Uuid>>(s: &str) -> Result<T, ApiError> {
+    s.parse::<uuid::Uuid>()
+        .map(T::from)
+        .map_err(|_| ApiError::NotFound)
+}
+
+// ---------------------------------------------------------------------
+// legal holds
+// ---------------------------------------------------------------------
+
+/// The scope of a hold: a recording is held when it matches every field
+/// that is set (at least one must be).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HoldScopeBody {
+    /// A directory user who took part.
+    #[schema(value_type = Option<String>)]
+    pub user_id: Option<UserId>,
+    /// A phone number, email or SIP/Tel URI of any participant.
+    pub participant_identifier: Option<String>,
+    /// Recordings that started at or after this time (RFC 3339).
+    #[schema(value_type = Option<String>)]
+    pub from: Option<DateTime<Utc>>,
+    /// Recordings that started before this time (RFC 3339).
+    #[schema(value_type = Option<String>)]
+    pub to: Option<DateTime<Utc>>,
+    /// Explicit recordings.
+    #[serde(default)]
+    #[schema(value_type = Vec<String>)]
+    pub recording_ids: Vec<insights_core::domain::RecordingId>,
+}
+
+/// `POST /api/legal-holds` body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewHoldBody {
+    /// The case (1–200 characters).
+    pub case_name: String,
+    pub reason: Option<String>,
+    pub scope: HoldScopeBody,
+}
+
+/// `POST /api/legal-holds/{id}/lift` body.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LiftBody {
+    pub reason: Option<String>,
+}
+
+/// `GET /api/legal-holds`: active and lifted holds, newest first.
+#[utoipa::path(get, path = "/api/legal-holds", tag = "governance",
+    responses(
+        (status = 200, description = "The tenant's legal holds, newest first, with the number of recordings each holds", body = Object),
+        (status = 401, description = "Not signed in", body = super::openapi::Problem),
+        (status = 403, description = "Not permitted", body = super::openapi::Problem)))]
+async fn list_holds(p: Principal, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    p.require(Permission::ManageLegalHolds)?;
+    let tenant = p.tenant()?;
+    let items = holds::list(state.store.as_ref(), tenant)
+        .await
+        .map_err(hold_error)?;
+    Ok(HttpResponse::Ok().json(json!({ "items": items })))
+}
+
+/// `POST /api/legal-holds`: places a hold; every recording it covers is
+/// held at once, and so is every later one it covers.
+#[utoipa::path(post, path = "/api/legal-holds", tag = "governance",
+    request_body = NewHoldBody,
+    responses(
+        (status = 201, description = "The placed hold", body = Object),
+        (status = 400, description = "Blank case name, empty scope or bad body", body = super::openapi::Problem),
+        (status = 401, description = "Not signed in", body = super::openapi::Problem),
+        (status = 403, description = "Not permitted", body = super::openapi::Problem)))]
+async fn place_hold(
+    p: Principal,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Json<NewHoldBody>,
+) -> Result<HttpResponse, ApiError> {
+    p.require(Permission::ManageLegalHolds)?;
+    let tenant = p.tenant()?;
+    let b = body.into_inner();
+    let new = NewHold {
+        case_name: b.case_name,
+        reason: b.reason,
+        scope: HoldScope {
+            user_id: b.scope.user_id,
+            participant_identifier: b.scope.participant_identifier,
+            from: b.scope.from,
+            to: b.scope.to,
+            recording_ids: b.scope.recording_ids,
+        },
+    };
+    let view = holds::place(state.store.as_ref(), tenant, new, &actor(&state, &p, &req))
+        .await
+        .map_err(hold_error)?;
+    Ok(HttpResponse::Created().json(view))
+}
+
+/// `POST /api/legal-holds/{id}/lift`.
+#[utoipa::path(post, path = "/api/legal-holds/{id}/lift", tag = "governance",
+    params(("id" = String, Path, description = "Legal hold id")),
+    request_body = LiftBody,
+    responses(
+        (status = 200, description = "The lifted hold", body = Object),
+        (status = 400, description = "Bad body", body = super::openapi::Problem),
+        (status = 401, description = "Not signed in", body = super::openapi::Problem),
+        (status = 403, description = "Not permitted", body = super::openapi::Problem),
+        (status = 404, description = "No such hold in this tenant", body = super::openapi::Problem),
+        (status = 409, description = "Already lifted", body = super::openapi::Problem)))]
+async fn lift_hold(
+    p: Principal,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: Option<web::Json<LiftBody>>,
+) -> Result<HttpResponse, ApiError> {
+    p.require(Permission::ManageLegalHolds)?;
+    let tenant = p.tenant()?;
+    let id: LegalHoldId = parse_id(&path)?;
+    let reason = body.and_then(|b| b.into_inner().reason);
+    let view = holds::lift(
+        state.store.as_ref(),
+        tenant,
+        id,
+        reason,
+        &actor(&state, &p, &req),
+    )
+    .await
+    .map_err(hold_error)?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+// ---------------------------------------------------------------------
+// retention
+// ---------------------------------------------------------------------
+
+/// A retention policy as the API takes it.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyBody {
+    /// 1–100 characters.
+    pub name: String,
+    /// Which recordings: `{kind?: "call"|"meeting", direction?:
+    /// "inbound"|"outbound"|"internal"|"unknown", group?: directory group
+    /// of a recorded user, retention_class?}`; unset fields match all.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub scope: RetentionScope,
+    /// Days after the start of a recording (1–36500).
+    pub retain_days: i32,
+    /// `delete-media` or `delete-recording`.
+    #[schema(value_type = String)]
+    pub action: RetentionAction,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl PolicyBody {
+    fn into_policy(
+        self,
+        id: RetentionPolicyId,
+        tenant: insights_core::domain::TenantId,
+    ) -> Result<RetentionPolicy, ApiError> {
+        let p = RetentionPolicy {
+            id,
+            tenant_id: tenant,
+            name: self.name.trim().to_owned(),
+            scope: self.scope,
+            retain_days: self.retain_days,
+            action: self.action,
+            enabled: self.enabled,
+            updated_at: now(),
+        };
+        retention::validate_policy(&p).map_err(retention_error)?;
+        Ok(p)
+    }
+}
+
+/// `POST /api/retention/run` body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RunBody {
+    /// Report what would be deleted and change nothing.
+    pub dry_run: bool,
+}
+
+/// `GET /api/retention-policies`.
+#[utoipa::path(get, path = "/api/retention-policies", tag = "governance",
+    responses(
+        (status = 200, description = "The tenant's retention policies, by name", body = Object),
+        (status = 401, description = "Not signed in", body = super::openapi::Problem),
+        (status = 403, description = "Not permitted", body = super::openapi::Problem)))]
+async fn list_policies(p: Principal, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    p.require(Permission::ManageRetention)?;
+    let tenant = p.tenant()?;
+    let items = state.store.list_retention_policies(tenant).await?;
+    Ok(HttpResponse::Ok().json(json!({ "items": items })))
+}
+
+async fn policy_audit(
+    state: &AppState,
+    p: &Principal,
+    req: &HttpRequest,
+    id: RetentionPolicyId,
+    change: &str,
+    policy: Option<&RetentionPolicy>,
+) -> Result<(), ApiError> {
+    audit(
+        state,
+        p.tenant()?,
+        p,
+        req,
+        Audited {
+            action: AuditAction::PolicyChange,
+            recording: None,
+            reason: None,
+            details: json!({
+                "retention_policy": id,
+                "change": change,
+                "policy": policy,
+            }),
+        },
+    )
+    .await
+}
+
+/// `POST /api/retention-policies`.
+#[utoipa::path(post, path = "/api/retention-policies", tag = "governance",
+    request_body = PolicyBody,
+    responses(
+        (status = 201, description = "The stored policy", body = Object),
+        (status = 400, description = "Invalid policy", body = super::openapi::Problem),
+        (status = 401, description = "Not signed in", body = super::openapi::Problem),
+        (status = 403, description = "Not permitted", body = super::openapi::Problem)))]
+async fn create_policy(
+    p: Principal,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Json<PolicyBody>,
+) -> Result<HttpResponse, ApiError> {
+    p.require(Permission::ManageRetention)?;
+    let tenant = p.tenant()?;
+    let policy = body
+        .into_inner()
+        .into_policy(RetentionPolicyId::new(), tenant)?;
+    state.store.upsert_retention_policy(tenant, &policy).await?;
+    policy_audit(&state, &p, &req, policy.id, "created", Some(&policy)).await?;
+    Ok(HttpResponse::Created().json(policy))
+}
+
+async fn find_policy(
+    state: &AppState,
+    tenant: insights_core::domain::TenantId,
+    id: RetentionPolicyId,
+) -> Result<RetentionPolicy, ApiError> {
+    state
+        .store
+        .list_retention_policies(tenant)
+        .await?
+        .into_iter()
+        .find(|x| x.id == id)
+        .ok_or(ApiError::NotFound)
+}
+
+/// `PUT /api/retention-policies/{id}`: replaces a policy.
+#[utoipa::path(put, path = "/api/retention-policies/{id}", tag = "governance",
+    params(("id" = String, Path, description = "Retention policy id")),
+    request_body = PolicyBody,
+    responses(
+        (status = 200, description = "The stored policy", body = Object),
+        (status = 400, description = "Invalid policy", body = super::openapi::Problem),
+        (status = 401, description = "Not signed in", body = super::openapi::Problem),
+        (status = 403, description = "Not permitted", body = super::openapi::Problem),
+        (status = 404, description = "No such policy in this tenant", body = super::openapi::Problem)))]
+async fn update_policy(
+    p: Principal,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Json<PolicyBody>,
+) -> Result<HttpResponse, ApiError> {
+    p.require(Permission::ManageRetention)?;
+    let tenant = p.tenant()?;
+    let id: RetentionPolicyId = parse_id(&path)?;
+    find_policy(&state, tenant, id).await?;
+    let policy = body.into_inner().into_policy(id, tenant)?;
+    state.store.upsert_retention_policy(tenant, &policy).await?;
+    policy_audit(&state, &p, &req, id, "updated", Some(&policy)).await?;
+    Ok(HttpResponse::Ok().json(policy))
+}
+
+/// `DELETE /api/retention-policies/{id}`.
+#[utoipa::path(delete, path = "/api/retention-policies/{id}", tag = "governance",
+    params(("id" = String, Path, description = "Retention policy id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "Not signed in", body = super::openapi::Problem),
+        (status = 403, description = "Not permitted", body = super::openapi::Problem),
+        (status = 404, description = "No such policy in this tenant", body = super::openapi::Problem)))]
+async fn delete_policy(
+    p: Principal,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    p.require(Permission::ManageRetention)?;
+    let tenant = p.tenant()?;
+    let id: RetentionPolicyId = parse_id(&path)?;
+    state.store.delete_retention_policy(tenant, id).await?;
+    policy_audit(&state, &p, &req, id, "deleted", None).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `POST /api/retention/run`: enforces the policies now (or reports what
+/// it would do with `dry_run`). Legal holds always win.
+#[utoipa::path(post, path = "/api/retention/run", tag = "governance",
+    request_body = RunBody,
+    responses(
+        (status = 200, description = "The retention report", body = Object),
+        (status = 400, description = "Bad body", body = super::openapi::Problem),
+        (status = 401, description = "Not signed in", body = super::openapi::Problem),
+        (status = 403, description = "Not permitted", body = super::openapi::Problem)))]
+async fn run_retention(
+    p: Principal,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Json<RunBody>,
+) -> Result<HttpResponse, ApiError> {
+    p.require(Permission::ManageRetention)?;
+    let tenant = p.tenant()?;
+    let opts = RunOptions {
+        dry_run: body.dry_run,
+        actor: p.actor(),
+        source: client(&state, &req),
+        now: now(),
+    };
+    let report = retention::run(
+        state.store.as_ref(),
+        state.blobs.as_ref(),
+        tenant,
+        &opts,
+        &|_| {},
+    )
+    .await
+    .map_err(retention_error)?;
+    Ok(HttpResponse::Ok().json(report))
+}
+
+/// `GET /api/retention/due`: how many recordings are due now, per policy.
+#[utoipa::path(get, path = "/api/retention/due", tag = "governance",
+    responses(
+        (status = 200, description = "Recordings due for retention now, in total and per policy", body = Object),
+        (status = 401, description = "Not signed in", body = super::openapi::Problem),
+        (status = 403, description = "Not permitted", body = super::openapi::Problem)))]
+async fn retention_due(p: Principal, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    p.require(Permission::ManageRetention)?;
+    let tenant = p.tenant()?;
+    let due = retention::due(state.store.as_ref(), tenant, now())
+        .await
+        .map_err(retention_error)?;
+    Ok(HttpResponse::Ok().json(due))
+}
+
+// ---------------------------------------------------------------------
+// users
+// ---------------------------------------------------------------------
+
+/// A local account as the API shows it (no hash, no secret).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct User {
+    #[schema(value_type = String)]
+    pub id: AccountId,
+    pub email: String,
+    #[schema(value_type = String)]
+    pub role: Role,
+    #[schema(value_type = Option<String>)]
+    pub security_profile_id: Option<SecurityProfileId>,
+    #[schema(value_type = Option<String>)]
+    pub directory_user_id: Option<UserId>,
+    pub active: bool,
+    pub totp_enrolled: bool,
+    #[schema(value_type = String)]
+    pub created_at: DateTime<Utc>,
+    #[schema(value_type = Option<String>)]
+    pub last_login_at: Option<DateTime<Utc>>,
+}
+
+impl From<&LocalAccount> for User {
+    fn from(a: &LocalAccount) -> Self {
+        User {
+            id: a.id,
+            email: a.email.clone(),
+            role: a.role,
+            security_profile_id: a.security_profile_id,
+            directory_user_id: a.directory_user_id,
+            active: a.active,
+            totp_enrolled: a.totp.is_some(),
+            created_at: a.created_at,
+            last_login_at: a.last_login_at,
+        }
+    }
+}
+
+/// `POST /api/users` body.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewUserBody {
+    pub email: String,
+    /// 12–128 characters (never stored, never logged).
+    pub password: String,
+    /// `tenant-admin`, `compliance-officer`, `supervisor`, `user` or `dpo`.
+    #[schema(value_type = String)]
+    pub role: Role,
+    #[schema(value_type = Option<String>)]
+    pub security_profile_id: Option<SecurityProfileId>,
+    #[schema(value_type = Option<String>)]
+    pub directory_user_id: Option<UserId>,
+}
+
+impl std::fmt::Debug for NewUserBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewUserBody").finish_non_exhaustive()
+    }
+}
+
+/// `PUT /api/users/{id}` body: fields left out stay.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserChangeBody {
+    #[schema(value_type = Option<String>)]
+    pub role: Option<Role>,
+    /// A profile id, or `null` to clear it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub security_profile_id: Option<Option<SecurityProfileId>>,
+    pub active: Option<bool>,
+}
+
+/// Tells a field sent as `null` (`Some(None)`) from one left out (`None`).
+fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+async fn user_audit(
+    state: &AppState,
+    p: &Principal,
+    req: &HttpRequest,
+    id: AccountId,
+    details: serde_json::Value,
+) -> Result<(), ApiError> {
+    let tenant = p.tenant()?;
+    state
+        .store
+        .append_audit(
+            tenant,
+            NewAuditEvent {
+                actor: p.actor(),
+                action: AuditAction::UserChange,
+                recording_id: None,
+                target: Some(id.to_string()),
+                reason: None,
+                source: client(state, req),
+                details,
+            },
+        )
+        .await
+        .map(|_| ())
+        .map_err(ApiError::internal)
+}
+
+/// `GET /api/users`: the tenant's local accounts, by email.
+#[utoipa::path(get, path = "/api/users", tag = "governance",
+    responses(
+        (status = 200, description = "The tenant's local accounts", body = Object),
+        (status = 401, description = "Not signed in", body = super::openapi::Problem),
+        (status = 403, description = "Not permitted", body = super::openapi::Problem)))]
+async fn list_users(p: Principal, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    p.require(Permission::ManageUsers)?;
+    let tenant = p.tenant()?;
+    let items: Vec<User> = state
+        .store
+        .list_accounts(Realm::Tenant(tenant))
+        .await?
+        .iter()
+        .map(User::from)
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({ "items": items })))
+}
+
+/// `POST /api/users`: creates a local account of the caller's tenant.
+/// When the role requires TOTP, the response also carries `totp_uri`
+/// (the enrolment URI, shown once).
+#[utoipa::path(post, path = "/api/users", tag = "governance",
+    request_body = NewUserBody,
+    responses(
+        (status = 201, description = "The created account", body = Object),
+        (status = 400, description = "Bad email, password, role, profile or directory user", body = super::openapi::Problem),
+        (status = 401, description = "Not signed in", body = super::openapi::Problem),
+        (status = 403, description = "Not permitted", body = super::openapi::Problem),
+        (status = 409, description = "An account with this email exists", body = super::openapi::Problem)))]
+async fn create_user(
+    p: Principal,
+    state: web::Data<AppState>,
+    body: web::Json<NewUserBody>,
+) -> Result<HttpResponse, ApiError> {
+    p.require(Permission::ManageUsers)?;
+    let tenant = p.tenant()?;
+    let b = body.into_inner();
+    let password = Zeroizing::new(b.password);
+    let bad = |code: &'static str, detail: String| ApiError::BadRequest { code, detail };
+    let created = add_user(
+        &state.store,
+        &state.keys,
+        state.auth.settings(),
+        NewUser {
+            tenant: Some(tenant),
+            email: b.email,
+            role: b.role,
+            security_profile_id: b.security_profile_id,
+            directory_user_id: b.directory_user_id,
+            totp: false,
+        },
+        &password,
+        &p.actor(),
+    )
+    .await
+    .map_err(|e| match e {
+        AddUserError::Email => bad("bad-email", e.to_string()),
+        AddUserError::Password(_) => bad("bad-password", e.to_string()),
+        AddUserError::Realm => bad(
+            "bad-role",
+            "a tenant account cannot be a platform operator".into(),
+        ),
+        AddUserError::NoProfile(_) => bad(
+            "unknown-security-profile",
+            "no such security profile in this tenant".into(),
+        ),
+        AddUserError::NoDirectoryUser(_) => bad(
+            "unknown-directory-user",
+            "no such directory user in this tenant".into(),
+        ),
+        AddUserError::Exists => ApiError::Conflict {
+            code: "account-exists",
+            detail: "an account with this email exists already".into(),
+        },
+        AddUserError::Totp(e) => ApiError::internal(e),
+        AddUserError::Store(e) => e.into(),
+    })?;
+    let mut body =
+        serde_json::to_value(User::from(&created.account)).map_err(ApiError::internal)?;
+    if let Some(uri) = &created.totp_uri {
+        body["totp_uri"] = json!(uri.as_str());
+    }
+    Ok(HttpResponse::Created().json(body))
+}
+
+/// `PUT /api/users/{id}`: changes role, security profile or active flag.
+/// Admins cannot change their own role or deactivate themselves (409).
+#[utoipa::path(put, path = "/api/users/{id}", tag = "governance",
+    params(("id" = String, Path, description = "Account id")),
+    request_body = UserChangeBody,
+    responses(
+        (status = 200, description = "The changed account", body = Object),
+        (status = 400, description = "Bad role, profile or body", body = super::openapi::Problem),
+        (status = 401, description = "Not signed in", body = super::openapi::Problem),
+        (status = 403, description = "Not permitted", body = super::openapi::Problem),
+        (status = 404, description = "No such account in this tenant", body = super::openapi::Problem),
+        (status = 409, description = "A change to the caller's own role or active flag", body = super::openapi::Problem)))]
+async fn update_user(
+    p: Principal,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Json<UserChangeBody>,
+) -> Result<HttpResponse, ApiError> {
+    p.require(Permission::ManageUsers)?;
+    let tenant = p.tenant()?;
+    let id: AccountId = parse_id(&path)?;
+    let b = body.into_inner();
+    let before = state.store.get_account(Realm::Tenant(tenant), id).await?;
+    if p.actor() == id.to_string()
+        && (b.role.is_some_and(|r| r != before.role) || b.active == Some(false))
+    {
+        return Err(ApiError::Conflict {
+            code: "own-account",
+            detail: "you cannot change your own role or deactivate yourself".into(),
+        });
+    }
+    if b.role == Some(Role::PlatformOperator) {
+        return Err(ApiError::BadRequest {
+            code: "bad-role",
+            detail: "a tenant account cannot be a platform operator".into(),
+        });
+    }
+    let change = AccountChange {
+        role: b.role,
+        security_profile_id: b.security_profile_id,
+        active: b.active,
+    };
+    let after = match state.store.update_account(tenant, id, &change).await {
+        Ok(a) => a,
+        Err(StoreError::Invalid(_)) => {
+            return Err(ApiError::BadRequest {
+                code: "unknown-security-profile",
+                detail: "no such security profile in this tenant".into(),
+            });
+        }
+        Err(e) => return Err(e.into()),
+    };
+    user_audit(
+        &state,
+        &p,
+        &req,
+        id,
+        json!({
+            "change": "account-updated",
+            "role": { "from": before.role, "to": after.role },
+            "security_profile_id": { "from": before.security_profile_id, "to": after.security_profile_id },
+            "active": { "from": before.active, "to": after.active },
+        }),
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(User::from(&after)))
+}

@@ -1,0 +1,223 @@
+//! `insights gdpr retention [--tenant T] [--dry-run] [--json]`: enforces
+//! the retention policies of one tenant or of every tenant, like the
+//! schedule in `insights serve` does, and prints the report (one line
+//! per tenant, or the whole report as JSON with `--json`). A progress
+//! spinner on stderr shows recordings examined and done on long runs.
+//!
+//! Also [`Scheduler`]: the periodic enforcement `insights serve` runs
+//! when `[retention] enabled`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use gdpr_tools::retention::{self, Progress, RetentionReport, RunOptions};
+use indicatif::{ProgressBar, ProgressStyle};
+use insights_core::blob::BlobStore;
+use insights_core::config::{RetentionSettings, Settings};
+use insights_core::domain::{Tenant, TenantId, now};
+use insights_core::store::{MetadataStore, StoreError};
+use tokio_util::sync::CancellationToken;
+
+use crate::platform::Platform;
+
+/// Arguments of `insights gdpr retention`.
+#[derive(Debug, Args)]
+pub struct RetentionArgs {
+    /// Tenant name or id (default: every tenant).
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// Report what would be deleted; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the reports as JSON (one object per tenant per line).
+    #[arg(long)]
+    pub json: bool,
+}
+
+async fn find_tenant(store: &dyn MetadataStore, name_or_id: &str) -> anyhow::Result<Tenant> {
+    let found = match name_or_id.parse::<TenantId>() {
+        Ok(id) => store.get_tenant(id).await,
+        Err(_) => store.tenant_by_name(name_or_id).await,
+    };
+    match found {
+        Ok(t) => Ok(t),
+        Err(StoreError::NotFound) => anyhow::bail!("no tenant `{name_or_id}`"),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// One summary line of a report.
+pub fn render(t: &Tenant, r: &RetentionReport) -> String {
+    format!(
+        "tenant {} ({}): {}examined {}, due {}, {} {} media, {} {} recordings, blocked by legal hold {}, failed {}",
+        t.name,
+        t.id,
+        if r.dry_run { "DRY RUN: " } else { "" },
+        r.examined,
+        r.due,
+        if r.dry_run { "would delete" } else { "deleted" },
+        if r.dry_run {
+            count(r, retention::Outcome::WouldDeleteMedia)
+        } else {
+            r.deleted_media
+        },
+        if r.dry_run { "would delete" } else { "deleted" },
+        if r.dry_run {
+            count(r, retention::Outcome::WouldDeleteRecording)
+        } else {
+            r.deleted_recordings
+        },
+        r.blocked.len(),
+        r.failed,
+    )
+}
+
+fn count(r: &RetentionReport, o: retention::Outcome) -> u64 {
+    r.items.iter().filter(|i| i.outcome == o).count() as u64
+}
+
+/// Runs `insights gdpr retention`.
+pub async fn run(args: RetentionArgs, settings: &Settings) -> anyhow::Result<()> {
+    let platform = Platform::open(settings).await?;
+    let tenants = match &args.tenant {
+        Some(t) => vec![find_tenant(platform.store.as_ref(), t).await?],
+        None => platform.store.list_tenants().await?,
+    };
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {prefix} {msg} [{elapsed}]")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    bar.enable_steady_tick(Duration::from_millis(200));
+    let mut failed = 0u64;
+    for t in &tenants {
+        bar.set_prefix(t.name.clone());
+        let opts = RunOptions {
+            dry_run: args.dry_run,
+            actor: "cli".into(),
+            source: None,
+            now: now(),
+        };
+        let b = bar.clone();
+        let report = retention::run(
+            platform.store.as_ref(),
+            platform.blobs.as_ref(),
+            t.id,
+            &opts,
+            &move |p: Progress| {
+                b.set_message(format!(
+                    "examined {}, due {}, done {}",
+                    p.examined, p.due, p.done
+                ))
+            },
+        )
+        .await
+        .with_context(|| format!("retention for tenant {}", t.name))?;
+        failed += report.failed;
+        bar.suspend(|| {
+            if args.json {
+                match serde_json::to_string(&serde_json::json!({
+                    "tenant": t.id, "name": t.name, "report": report
+                })) {
+                    Ok(line) => println!("{line}"),
+                    Err(e) => eprintln!("insights: cannot print the report: {e}"),
+                }
+            } else {
+                println!("{}", render(t, &report));
+                for b in &report.blocked {
+                    let holds: Vec<String> = b
+                        .holds
+                        .iter()
+                        .map(|h| format!("{} ({})", h.case_name, h.id))
+                        .collect();
+                    println!(
+                        "  recording {} blocked by legal hold: {}",
+                        b.recording_id,
+                        holds.join(", ")
+                    );
+                }
+            }
+        });
+        // Refresh the due gauge for this tenant.
+        retention::due(platform.store.as_ref(), t.id, now()).await?;
+    }
+    bar.finish_and_clear();
+    if failed > 0 {
+        anyhow::bail!("{failed} recording(s) could not be deleted; the next run tries again");
+    }
+    Ok(())
+}
+
+/// Periodic enforcement for `insights serve`: every tenant, every
+/// `interval`, as actor `scheduler`; the due gauge is refreshed after each
+/// run. Errors are logged (ids only) and retried at the next tick.
+pub struct Scheduler {
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Scheduler {
+    /// Starts the schedule (`None` when `[retention] enabled = false`).
+    pub fn start(
+        settings: &RetentionSettings,
+        store: Arc<dyn MetadataStore>,
+        blobs: Arc<dyn BlobStore>,
+    ) -> Option<Scheduler> {
+        if !settings.enabled {
+            return None;
+        }
+        let stop = CancellationToken::new();
+        let (interval, delay) = (settings.interval(), settings.initial_delay());
+        let token = stop.clone();
+        let task = tokio::spawn(async move {
+            let mut wait = delay;
+            loop {
+                tokio::select! {
+                    _ = token.cancelled() => return,
+                    _ = tokio::time::sleep(wait) => {}
+                }
+                wait = interval;
+                tokio::select! {
+                    _ = token.cancelled() => return,
+                    _ = run_all(store.as_ref(), blobs.as_ref()) => {}
+                }
+            }
+        });
+        Some(Scheduler { stop, task })
+    }
+
+    /// Stops the schedule (a run in progress is abandoned between two
+    /// store calls; whatever it did is complete and audited, the rest is
+    /// done by the next run).
+    pub async fn stop(self) {
+        self.stop.cancel();
+        let _ = self.task.await;
+    }
+}
+
+/// One scheduled pass over every tenant.
+pub async fn run_all(store: &dyn MetadataStore, blobs: &dyn BlobStore) {
+    let tenants = match store.list_tenants().await {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::warn!(error = %e, "retention: cannot list tenants");
+            return;
+        }
+    };
+    for t in tenants {
+        let opts = RunOptions {
+            dry_run: false,
+            actor: "scheduler".into(),
+            source: None,
+            now: now(),
+        };
+        if let Err(e) = retention::run(store, blobs, t.id, &opts, &|_| {}).await {
+            tracing::warn!(tenant = %t.id, error = %e, "retention run failed");
+        }
+        if let Err(e) = retention::due(store, t.id, now()).await {
+            tracing::warn!(tenant = %t.id, error = %e, "retention: cannot count due recordings");
+        }
+    }
+}
