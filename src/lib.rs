@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod cli_audit;
+pub mod cli_directory;
 pub mod cli_transcribe;
 pub mod cli_users;
 pub mod cli_worker;

@@ -984,6 +984,9 @@ async fn the_openapi_document_lists_every_route_and_the_real_search_fields() {
         ("get", "/api/security-profiles"),
         ("post", "/api/security-profiles"),
         ("put", "/api/security-profiles/{id}"),
+        ("get", "/api/directory/users"),
+        ("post", "/api/directory/sync"),
+        ("delete", "/api/directory/users/{id}"),
     ];
     let paths = doc["paths"].as_object().unwrap();
     for (method, path) in routes {

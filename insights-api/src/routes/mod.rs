@@ -2,6 +2,7 @@ mod access;
 mod admin;
 mod audit;
 mod auth;
+pub mod directory;
 pub mod exports;
 mod health;
 mod jobs;
@@ -23,6 +24,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(access::configure)
         .configure(admin::configure)
         .configure(audit::configure)
+        .configure(directory::configure)
         .configure(exports::configure)
         .configure(jobs::configure);
 }

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 mod ai;
 mod auth;
+mod directory;
 mod gateway;
 mod spool;
 mod stt;
@@ -19,6 +20,7 @@ pub use ai::{
     OpenAiSettings,
 };
 pub use auth::{AuthSettings, Cidr, DEFAULT_ROLE_MAP, OidcSettings};
+pub use directory::DirectorySettings;
 pub use gateway::GatewaySettings;
 pub use spool::SpoolSettings;
 pub use stt::{SttBatching, SttSettings};
@@ -30,8 +32,19 @@ use serde::{Deserialize, Serialize};
 
 /// Top-level keys, used to pick our variables out of the environment.
 const TOP_LEVEL_KEYS: &[&str] = &[
-    "data_dir", "listen", "database", "blob", "keys", "log", "gateway", "spool", "auth", "ai",
-    "stt", "worker",
+    "data_dir",
+    "listen",
+    "database",
+    "blob",
+    "keys",
+    "log",
+    "gateway",
+    "spool",
+    "auth",
+    "ai",
+    "stt",
+    "worker",
+    "directory",
 ];
 
 /// Every setting of the platform.
@@ -53,6 +66,7 @@ pub struct Settings {
     pub ai: AiSettings,
     pub stt: SttSettings,
     pub worker: WorkerSettings,
+    pub directory: DirectorySettings,
 }
 
 /// Metadata store settings.
@@ -169,6 +183,7 @@ impl Default for Settings {
             ai: AiSettings::default(),
             stt: SttSettings::default(),
             worker: WorkerSettings::default(),
+            directory: DirectorySettings::default(),
         }
     }
 }
@@ -315,6 +330,7 @@ impl Settings {
         self.ai.validate()?;
         self.stt.validate()?;
         self.worker.validate()?;
+        self.directory.validate()?;
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             return Err(ConfigError::Invalid {
                 key: "log.level",
