@@ -18,7 +18,6 @@ use actix_web::{App as ActixApp, HttpRequest, HttpResponse, HttpServer, web};
 use gdpr_tools::directory::{DirectoryError, DirectorySync, GraphConfig, SyncReport};
 use insights_api::{AppState, Application, Authenticator, DirectorySyncHandle};
 use insights_core::domain::*;
-use insights_core::store::MetadataStore;
 use insights_stores::blob::local::LocalBlobStore;
 use serde_json::{Value, json};
 use support::{Auth, PASSWORD, TestApp};

@@ -3,5 +3,6 @@
 
 pub mod ai_store;
 pub mod blob;
+pub mod entra;
 pub mod jobs;
 pub mod store;
