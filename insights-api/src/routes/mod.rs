@@ -19,6 +19,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/api/auth/login", web::post().to(auth::login))
         .route("/api/auth/logout", web::post().to(auth::logout))
         .route("/api/auth/me", web::get().to(auth::me))
+        .configure(crate::auth::oidc_login::configure)
         .route("/api/openapi.json", web::get().to(openapi::document))
         .configure(recordings::configure)
         .configure(access::configure)

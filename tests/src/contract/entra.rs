@@ -132,11 +132,12 @@ pub async fn directory_sync_state_put_get_replace(s: &Store) {
         "invalid",
         "state of another tenant",
     );
+    let unknown = TenantId::new();
     assert_err(
         s.put_directory_sync_state(
-            TenantId::new(),
+            unknown,
             &DirectorySyncState {
-                tenant_id: TenantId::new(),
+                tenant_id: unknown,
                 ..second
             },
         )
