@@ -750,3 +750,129 @@ async fn sync_without_configuration_is_a_clear_conflict() {
     let res = t.request("GET", "/api/directory/users", Auth::None).await;
     assert_eq!(res.status(), 401);
 }
+
+/// Who may reach the directory routes: tenant admins of the tenant only;
+/// other roles and platform operators 403, another tenant's admin sees
+/// none of this tenant's users (404 on delete), no credentials 401.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn directory_routes_by_role_and_tenant() {
+    let t = TestApp::start_with(false, |s| s.mfa_roles.clear()).await;
+    let inactive = DirectoryUser {
+        id: UserId::new(),
+        tenant_id: t.tenant.id,
+        directory_object_id: Some("oid-gone".into()),
+        first_name: Some("Gone".into()),
+        last_name: None,
+        display_name: None,
+        alias: None,
+        email: None,
+        upn: None,
+        phone_numbers: Vec::new(),
+        sip_uri: None,
+        tel_uri: None,
+        groups: Vec::new(),
+        active: false,
+        updated_at: now(),
+    };
+    t.store
+        .upsert_directory_user(t.tenant.id, &inactive)
+        .await
+        .unwrap();
+    let fabrikam = t
+        .store
+        .create_tenant(NewTenant {
+            name: "fabrikam".into(),
+            directory_tenant_id: Some(uuid::Uuid::new_v4()),
+        })
+        .await
+        .unwrap();
+    t.keys.ensure_kek(fabrikam.id).await.unwrap();
+    insights_api::auth::accounts::add_user(
+        &t.store,
+        &t.keys,
+        &t.settings,
+        insights_api::auth::accounts::NewUser {
+            tenant: Some(fabrikam.id),
+            email: "admin@fabrikam.com".into(),
+            role: Role::TenantAdmin,
+            security_profile_id: None,
+            directory_user_id: None,
+            totp: false,
+        },
+        &Zeroizing::new(PASSWORD.to_owned()),
+        "test",
+    )
+    .await
+    .unwrap();
+    let mut tokens = Vec::new();
+    for (email, role) in [
+        ("admin@contoso.com", Role::TenantAdmin),
+        ("officer@contoso.com", Role::ComplianceOfficer),
+        ("supervisor@contoso.com", Role::Supervisor),
+        ("user@contoso.com", Role::User),
+        ("dpo@contoso.com", Role::Dpo),
+        ("ops@insights.example", Role::PlatformOperator),
+    ] {
+        t.add_user(email, role).await;
+        let body = if role == Role::PlatformOperator {
+            json!({"email": email, "password": PASSWORD})
+        } else {
+            json!({"tenant": "contoso", "email": email, "password": PASSWORD})
+        };
+        tokens.push((role.to_string(), t.login_ok(body).await.0));
+    }
+    let fab = t
+        .login_ok(
+            json!({"tenant": "fabrikam", "email": "admin@fabrikam.com", "password": PASSWORD}),
+        )
+        .await
+        .0;
+    tokens.push(("fabrikam-admin".into(), fab));
+    let gone = inactive.id;
+    // (list, sync, delete) per caller.
+    let expect: BTreeMap<&str, [u16; 3]> = [
+        ("tenant-admin", [200, 409, 204]),
+        ("compliance-officer", [403, 403, 403]),
+        ("supervisor", [403, 403, 403]),
+        ("user", [403, 403, 403]),
+        ("dpo", [403, 403, 403]),
+        ("platform-operator", [403, 403, 403]),
+        ("fabrikam-admin", [200, 409, 404]),
+    ]
+    .into_iter()
+    .collect();
+    let mut failures = Vec::new();
+    // The deleting admin goes last, so every other caller sees the user.
+    tokens.sort_by_key(|(r, _)| r == "tenant-admin");
+    for (role, token) in &tokens {
+        let want = expect[role.as_str()];
+        let calls = [
+            ("GET", "/api/directory/users".to_owned()),
+            ("POST", "/api/directory/sync".to_owned()),
+            ("DELETE", format!("/api/directory/users/{gone}")),
+        ];
+        for ((m, p), w) in calls.iter().zip(want) {
+            let res = t.request(m, p, Auth::Bearer(token)).await;
+            let got = res.status().as_u16();
+            if got != w {
+                failures.push(format!("{role} {m} {p}: got {got}, want {w}"));
+            }
+            if m == &"GET" && got == 200 {
+                let v: Value = res.json().await.unwrap();
+                let n = v["items"].as_array().map(Vec::len).unwrap_or(0);
+                let want_n = usize::from(role == "tenant-admin");
+                if n != want_n {
+                    failures.push(format!("{role} sees {n} users, want {want_n}"));
+                }
+            }
+        }
+    }
+    for (m, p) in [
+        ("GET", "/api/directory/users".to_owned()),
+        ("POST", "/api/directory/sync".to_owned()),
+        ("DELETE", format!("/api/directory/users/{gone}")),
+    ] {
+        assert_eq!(t.request(m, &p, Auth::None).await.status(), 401);
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

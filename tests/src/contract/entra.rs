@@ -56,12 +56,12 @@ fn must<T, E: Debug>(r: Result<T, E>, what: &str) -> T {
 
 #[track_caller]
 fn assert_err<T: Debug>(r: StoreResult<T>, want: &str, what: &str) {
-    let ok = match (&r, want) {
-        (Err(StoreError::NotFound), "not-found") => true,
-        (Err(StoreError::Conflict(_)), "conflict") => true,
-        (Err(StoreError::Invalid(_)), "invalid") => true,
-        _ => false,
-    };
+    let ok = matches!(
+        (&r, want),
+        (Err(StoreError::NotFound), "not-found")
+            | (Err(StoreError::Conflict(_)), "conflict")
+            | (Err(StoreError::Invalid(_)), "invalid")
+    );
     assert!(ok, "{what}: expected {want}, got {r:?}");
 }
 
