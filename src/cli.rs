@@ -298,7 +298,8 @@ async fn serve(settings: Settings, with_worker: bool) -> anyhow::Result<()> {
     ));
     let webhook = mount(gateway);
     let media = bot_gateway::ingest::mount(ingest);
-    let directory = crate::cli_directory::Scheduled::start(&settings, platform.store.clone())?;
+    let directory =
+        crate::cli_directory::Scheduled::start(&settings, platform.store.clone(), with_worker)?;
     let directory_handle = directory
         .as_ref()
         .map(|d| web::Data::new(insights_api::DirectorySyncHandle(d.sync.clone())));

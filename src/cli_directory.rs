@@ -123,9 +123,12 @@ pub struct Scheduled {
 impl Scheduled {
     /// `None` when directory sync is not configured; an error when it is
     /// but cannot start (e.g. the secret variable is unset).
+    /// `schedule: false` (the `gateway` process) only serves the API's
+    /// `POST /api/directory/sync`.
     pub fn start(
         settings: &Settings,
         store: Arc<dyn MetadataStore>,
+        schedule: bool,
     ) -> anyhow::Result<Option<Scheduled>> {
         if !settings.directory.enabled() {
             return Ok(None);
@@ -135,7 +138,7 @@ impl Scheduled {
                 .context("starting directory sync")?,
         );
         let stop = CancellationToken::new();
-        let task = (settings.directory.interval_secs > 0).then(|| {
+        let task = (schedule && settings.directory.interval_secs > 0).then(|| {
             let every = Duration::from_secs(settings.directory.interval_secs);
             let (sync, stop) = (sync.clone(), stop.clone());
             tokio::spawn(async move {

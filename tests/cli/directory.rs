@@ -1,0 +1,181 @@
+//! `insights directory sync` through the real binary, configured from the
+//! environment like production, against a minimal stand-in of the Entra
+//! token endpoint and Graph's `/users/delta` (one thread, blocking I/O).
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::Output;
+use std::sync::{Arc, Mutex};
+
+use super::insights;
+
+/// Serves requests until the process ends; records "METHOD path?query".
+fn stand_in() -> (String, Arc<Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let (b, s) = (base.clone(), seen.clone());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            if reader.read_line(&mut line).is_err() {
+                continue;
+            }
+            let target = line.split(' ').nth(1).unwrap_or("").to_owned();
+            let mut len = 0usize;
+            let mut auth = String::new();
+            loop {
+                let mut h = String::new();
+                if reader.read_line(&mut h).is_err() || h == "\r\n" || h.is_empty() {
+                    break;
+                }
+                let lower = h.to_ascii_lowercase();
+                if let Some(v) = lower.strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+                if lower.starts_with("authorization:") {
+                    auth = h.trim().to_owned();
+                }
+            }
+            let mut body = vec![0; len];
+            let _ = reader.read_exact(&mut body);
+            s.lock()
+                .unwrap()
+                .push(format!("{} {target}", line.split(' ').next().unwrap_or("")));
+            let json = if target.ends_with("/oauth2/v2.0/token") {
+                let form: BTreeMap<String, String> = url_decode(&String::from_utf8_lossy(&body));
+                assert_eq!(
+                    form.get("client_secret").map(String::as_str),
+                    Some("s3cret")
+                );
+                r#"{"token_type":"Bearer","expires_in":3599,"access_token":"cli-token"}"#.to_owned()
+            } else if auth != "authorization: Bearer cli-token"
+                && auth != "Authorization: Bearer cli-token"
+            {
+                r#"{"error":{"code":"InvalidAuthenticationToken"}}"#.to_owned()
+            } else if target.contains("deltatoken=d1") {
+                format!(
+                    r#"{{"value":[{{"id":"oid-b","@removed":{{"reason":"deleted"}}}}],"@odata.deltaLink":"{b}/v1.0/users/delta?$deltatoken=d2"}}"#
+                )
+            } else {
+                format!(
+                    r#"{{"value":[{{"id":"oid-a","givenName":"Ann","businessPhones":["+1 425 555 0100"]}},{{"id":"oid-b","givenName":"Bob"}}],"@odata.deltaLink":"{b}/v1.0/users/delta?$deltatoken=d1"}}"#
+                )
+            };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{json}",
+                json.len()
+            );
+        }
+    });
+    (base, seen)
+}
+
+fn url_decode(s: &str) -> BTreeMap<String, String> {
+    s.split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.replace("%2F", "/").replace("%3A", ":")))
+        .collect()
+}
+
+fn run(cwd: &Path, data: &Path, base: &str, args: &[&str], secret: Option<&str>) -> Output {
+    let mut full = vec!["--data-dir", data.to_str().unwrap()];
+    full.extend_from_slice(args);
+    let mut c = insights(cwd, &full);
+    c.env("INSIGHTS_DIRECTORY__CLIENT_ID", "cli-test-client")
+        .env("INSIGHTS_DIRECTORY__GRAPH_BASE_URL", format!("{base}/v1.0"))
+        .env(
+            "INSIGHTS_DIRECTORY__TOKEN_URL",
+            format!("{base}/{{tenant}}/oauth2/v2.0/token"),
+        )
+        .env(
+            "INSIGHTS_DIRECTORY__CLIENT_SECRET_ENV",
+            "INSIGHTS_TEST_GRAPH_SECRET",
+        );
+    if let Some(s) = secret {
+        c.env("INSIGHTS_TEST_GRAPH_SECRET", s);
+    }
+    c.output().unwrap()
+}
+
+#[test]
+fn directory_sync_runs_full_then_delta_and_reports_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (base, seen) = stand_in();
+    let tid = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+    let o = run(
+        dir.path(),
+        &data,
+        &base,
+        &[
+            "admin",
+            "tenant",
+            "add",
+            "contoso",
+            "--directory-tenant-id",
+            tid,
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    // Without the secret: a clear error naming the variable, exit code 1.
+    let o = run(dir.path(), &data, &base, &["directory", "sync"], None);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("INSIGHTS_TEST_GRAPH_SECRET"), "{err}");
+
+    let o = run(
+        dir.path(),
+        &data,
+        &base,
+        &["directory", "sync", "--tenant", "contoso"],
+        Some("s3cret"),
+    );
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        out.contains("2 added, 0 updated, 0 deactivated, 1 page,"),
+        "{out}"
+    );
+    assert!(out.contains("full sync"), "{out}");
+    assert!(
+        !out.contains("Ann") && !out.contains("+1425"),
+        "no personal data: {out}"
+    );
+
+    let o = run(
+        dir.path(),
+        &data,
+        &base,
+        &["directory", "sync", "--json"],
+        Some("s3cret"),
+    );
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{out}");
+    let v: serde_json::Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+    assert_eq!(v["tenant"], "contoso");
+    assert_eq!(v["report"]["deactivated"], 1);
+    assert_eq!(v["report"]["delta"], true);
+
+    let seen = seen.lock().unwrap().clone();
+    assert!(
+        seen.iter()
+            .any(|s| s == &format!("POST /{tid}/oauth2/v2.0/token")),
+        "{seen:?}"
+    );
+    assert!(
+        seen.iter().any(|s| s.contains("$deltatoken=d1")),
+        "{seen:?}"
+    );
+}
