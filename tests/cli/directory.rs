@@ -179,3 +179,129 @@ fn directory_sync_runs_full_then_delta_and_reports_counts() {
         "{seen:?}"
     );
 }
+
+/// `insights serve` with `[directory]` configured syncs on its schedule
+/// (first run shortly after start) and serves `POST /api/directory/sync`.
+#[test]
+fn serve_syncs_on_schedule_and_through_the_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (base, seen) = stand_in();
+    let tid = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+    let no_mfa = [("INSIGHTS_AUTH__MFA_ROLES", "[]")];
+    let o = run(
+        dir.path(),
+        &data,
+        &base,
+        &[
+            "admin",
+            "tenant",
+            "add",
+            "contoso",
+            "--directory-tenant-id",
+            tid,
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mut add = insights(
+        dir.path(),
+        &[
+            "--data-dir",
+            data.to_str().unwrap(),
+            "admin",
+            "user",
+            "add",
+            "--tenant",
+            "contoso",
+            "--email",
+            "admin@contoso.com",
+            "--role",
+            "tenant-admin",
+        ],
+    );
+    let mut child = add
+        .envs(no_mfa)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"a long enough passphrase\n")
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    let env: Vec<(String, String)> = [
+        ("INSIGHTS_AUTH__MFA_ROLES", "[]".to_owned()),
+        (
+            "INSIGHTS_DIRECTORY__CLIENT_ID",
+            "cli-test-client".to_owned(),
+        ),
+        ("INSIGHTS_DIRECTORY__GRAPH_BASE_URL", format!("{base}/v1.0")),
+        (
+            "INSIGHTS_DIRECTORY__TOKEN_URL",
+            format!("{base}/{{tenant}}/oauth2/v2.0/token"),
+        ),
+        ("INSIGHTS_GRAPH_CLIENT_SECRET", "s3cret".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let server = super::serve_with_env(dir.path(), &data, &env, &dir.path().join("serve.log"));
+    // The scheduled run: token, then the first delta page.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !seen
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|s| s.starts_with("GET /v1.0/users/delta?$select="))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no scheduled sync: {}",
+            std::fs::read_to_string(dir.path().join("serve.log")).unwrap_or_default()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    std::thread::sleep(std::time::Duration::from_secs(1));
+
+    let http = reqwest::blocking::Client::new();
+    let login: serde_json::Value = http
+        .post(format!("{}/api/auth/login", server.base))
+        .json(&serde_json::json!({
+            "tenant": "contoso", "email": "admin@contoso.com",
+            "password": "a long enough passphrase"
+        }))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let token = login["token"].as_str().unwrap().to_owned();
+    let res = http
+        .post(format!("{}/api/directory/sync", server.base))
+        .bearer_auth(&token)
+        .send()
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let report: serde_json::Value = res.json().unwrap();
+    assert_eq!(report["delta"], true, "{report}");
+    assert_eq!(report["deactivated"], 1, "{report}");
+    let users: serde_json::Value = http
+        .get(format!("{}/api/directory/users", server.base))
+        .bearer_auth(&token)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let items = users["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2);
+    assert_eq!(items.iter().filter(|u| u["active"] == true).count(), 1);
+    let log = std::fs::read_to_string(dir.path().join("serve.log")).unwrap_or_default();
+    assert!(log.contains("directory sync done"), "{log}");
+    assert!(!log.contains("Ann") && !log.contains("s3cret"), "{log}");
+}
