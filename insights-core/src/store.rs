@@ -83,6 +83,13 @@ pub trait MetadataStore: Send + Sync + 'static {
     async fn list_directory_users(&self, tenant: TenantId) -> StoreResult<Vec<DirectoryUser>>;
     /// Deletes a user; refused while it is active.
     async fn delete_directory_user(&self, tenant: TenantId, id: UserId) -> StoreResult<()>;
+    /// Inserts or replaces several users in one transaction: all of them
+    /// or, on any error, none (directory sync writes a page at a time).
+    async fn upsert_directory_users(
+        &self,
+        tenant: TenantId,
+        users: &[DirectoryUser],
+    ) -> StoreResult<()>;
     /// The tenant's directory sync state (`None` before the first
     /// complete run).
     async fn get_directory_sync_state(

@@ -476,6 +476,14 @@ impl MetadataStore for FaultyStore {
         self.check("delete_directory_user")?;
         self.inner.delete_directory_user(tenant, id).await
     }
+    async fn upsert_directory_users(
+        &self,
+        tenant: TenantId,
+        users: &[DirectoryUser],
+    ) -> StoreResult<()> {
+        self.check("upsert_directory_users")?;
+        self.inner.upsert_directory_users(tenant, users).await
+    }
     async fn get_directory_sync_state(
         &self,
         tenant: TenantId,

@@ -15,7 +15,8 @@
 //! 4. a full run also turns inactive every synchronised user it did not
 //!    see (they left the directory while no delta link was kept);
 //! 5. the new `@odata.deltaLink` is stored only now, so an interrupted
-//!    run is simply repeated; writes are idempotent.
+//!    run is simply repeated; writes are idempotent, one transaction per
+//!    page (`upsert_directory_users`).
 //!
 //! A delta link the service no longer knows (`410 Gone`) starts a full
 //! run. Inactive users stay (recordings may reference them) until an
@@ -243,16 +244,18 @@ impl DirectorySync {
                 }
             };
             report.pages += 1;
+            // One transaction per page: a page is stored whole or not at all.
+            let mut writes = Vec::new();
             for item in &page.value {
-                self.apply(tenant, item, &mut by_oid, &mut seen, report)
-                    .await?;
+                apply(tenant, item, &mut by_oid, &mut seen, report, &mut writes)?;
             }
+            self.store.upsert_directory_users(tenant, &writes).await?;
             match (page.next_link, page.delta_link) {
                 (Some(next), _) => url = next,
                 (None, Some(delta)) => {
                     if full {
-                        self.deactivate_unseen(tenant, &mut by_oid, &seen, report)
-                            .await?;
+                        let writes = deactivate_unseen(&mut by_oid, &seen, report);
+                        self.store.upsert_directory_users(tenant, &writes).await?;
                     }
                     return Ok(Some(delta));
                 }
@@ -264,88 +267,91 @@ impl DirectorySync {
             }
         }
     }
+}
 
-    async fn apply(
-        &self,
-        tenant: TenantId,
-        item: &Value,
-        by_oid: &mut HashMap<String, DirectoryUser>,
-        seen: &mut HashSet<String>,
-        report: &mut SyncReport,
-    ) -> Result<(), DirectoryError> {
-        let Some(oid) = item
-            .get("id")
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-        else {
-            return Err(DirectoryError::Protocol("a user without an id".into()));
-        };
-        seen.insert(oid.to_owned());
-        if item.get("@removed").is_some() {
-            if let Some(u) = by_oid.get_mut(oid).filter(|u| u.active) {
-                u.active = false;
-                u.updated_at = now();
-                self.store.upsert_directory_user(tenant, u).await?;
-                report.deactivated += 1;
-            }
-            return Ok(());
+/// Merges one delta item into the known users; the rows to write are
+/// pushed to `writes`.
+fn apply(
+    tenant: TenantId,
+    item: &Value,
+    by_oid: &mut HashMap<String, DirectoryUser>,
+    seen: &mut HashSet<String>,
+    report: &mut SyncReport,
+    writes: &mut Vec<DirectoryUser>,
+) -> Result<(), DirectoryError> {
+    let Some(oid) = item
+        .get("id")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+    else {
+        return Err(DirectoryError::Protocol("a user without an id".into()));
+    };
+    seen.insert(oid.to_owned());
+    if item.get("@removed").is_some() {
+        if let Some(u) = by_oid.get_mut(oid).filter(|u| u.active) {
+            u.active = false;
+            u.updated_at = now();
+            writes.push(u.clone());
+            report.deactivated += 1;
         }
-        match by_oid.get_mut(oid) {
-            Some(existing) => {
-                let mut next = existing.clone();
-                merge(&mut next, item);
-                next.active = true;
-                if !same_data(&next, existing) {
-                    next.updated_at = now();
-                    self.store.upsert_directory_user(tenant, &next).await?;
-                    *existing = next;
-                    report.updated += 1;
-                }
-            }
-            None => {
-                let mut u = DirectoryUser {
-                    id: UserId::new(),
-                    tenant_id: tenant,
-                    directory_object_id: Some(oid.to_owned()),
-                    first_name: None,
-                    last_name: None,
-                    display_name: None,
-                    alias: None,
-                    email: None,
-                    upn: None,
-                    phone_numbers: Vec::new(),
-                    sip_uri: None,
-                    tel_uri: None,
-                    groups: Vec::new(),
-                    active: true,
-                    updated_at: now(),
-                };
-                merge(&mut u, item);
-                self.store.upsert_directory_user(tenant, &u).await?;
-                by_oid.insert(oid.to_owned(), u);
-                report.added += 1;
-            }
-        }
-        Ok(())
+        return Ok(());
     }
+    match by_oid.get_mut(oid) {
+        Some(existing) => {
+            let mut next = existing.clone();
+            merge(&mut next, item);
+            next.active = true;
+            if !same_data(&next, existing) {
+                next.updated_at = now();
+                writes.push(next.clone());
+                *existing = next;
+                report.updated += 1;
+            }
+        }
+        None => {
+            let mut u = DirectoryUser {
+                id: UserId::new(),
+                tenant_id: tenant,
+                directory_object_id: Some(oid.to_owned()),
+                first_name: None,
+                last_name: None,
+                display_name: None,
+                alias: None,
+                email: None,
+                upn: None,
+                phone_numbers: Vec::new(),
+                sip_uri: None,
+                tel_uri: None,
+                groups: Vec::new(),
+                active: true,
+                updated_at: now(),
+            };
+            merge(&mut u, item);
+            writes.push(u.clone());
+            by_oid.insert(oid.to_owned(), u);
+            report.added += 1;
+        }
+    }
+    Ok(())
+}
 
-    async fn deactivate_unseen(
-        &self,
-        tenant: TenantId,
-        by_oid: &mut HashMap<String, DirectoryUser>,
-        seen: &HashSet<String>,
-        report: &mut SyncReport,
-    ) -> Result<(), DirectoryError> {
-        for (oid, u) in by_oid.iter_mut() {
-            if u.active && !seen.contains(oid) {
-                u.active = false;
-                u.updated_at = now();
-                self.store.upsert_directory_user(tenant, u).await?;
-                report.deactivated += 1;
-            }
+/// After a full run: every active synchronised user it did not see
+/// turns inactive; returns the rows to write.
+fn deactivate_unseen(
+    by_oid: &mut HashMap<String, DirectoryUser>,
+    seen: &HashSet<String>,
+    report: &mut SyncReport,
+) -> Vec<DirectoryUser> {
+    let mut writes = Vec::new();
+    for (oid, u) in by_oid.iter_mut() {
+        if u.active && !seen.contains(oid) {
+            u.active = false;
+            u.updated_at = now();
+            writes.push(u.clone());
+            report.deactivated += 1;
         }
-        Ok(())
     }
+    writes
 }
 
 /// Whether two users carry the same data (ignoring `updated_at`).

@@ -207,6 +207,17 @@ impl MetadataStore for PgStore {
         in_tenant!(self, tenant, |c| directory::delete(c, tenant, id))
     }
 
+    async fn upsert_directory_users(
+        &self,
+        tenant: TenantId,
+        users: &[DirectoryUser],
+    ) -> StoreResult<()> {
+        if users.is_empty() {
+            return Ok(());
+        }
+        in_tenant!(self, tenant, |c| entra::upsert_users(c, tenant, users))
+    }
+
     async fn get_directory_sync_state(
         &self,
         tenant: TenantId,

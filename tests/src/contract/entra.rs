@@ -23,6 +23,7 @@ macro_rules! entra_contract_tests {
     ($make:path) => {
         $crate::__entra_contract_cases!(
             $make;
+            directory_users_upsert_many_is_all_or_nothing,
             directory_sync_state_put_get_replace,
             directory_sync_state_is_tenant_scoped,
             oidc_sessions_create_touch_revoke,
@@ -97,6 +98,56 @@ fn session(t: TenantId, n: u8) -> OidcSession {
         expires_at: now + Duration::hours(12),
         revoked_at: None,
     }
+}
+
+fn dir_user(t: TenantId, n: u32) -> DirectoryUser {
+    DirectoryUser {
+        id: UserId::new(),
+        tenant_id: t,
+        directory_object_id: Some(format!("oid-{n}")),
+        first_name: Some(format!("First{n}")),
+        last_name: Some(format!("Last{n}")),
+        display_name: None,
+        alias: None,
+        email: None,
+        upn: None,
+        phone_numbers: vec![format!("+1425555{n:04}")],
+        sip_uri: None,
+        tel_uri: None,
+        groups: Vec::new(),
+        active: true,
+        updated_at: at(),
+    }
+}
+
+pub async fn directory_users_upsert_many_is_all_or_nothing(s: &Store) {
+    let t = tenant(s, "contoso").await;
+    must(s.upsert_directory_users(t, &[]).await, "empty batch");
+    let mut batch: Vec<DirectoryUser> = (0..5).map(|n| dir_user(t, n)).collect();
+    must(s.upsert_directory_users(t, &batch).await, "batch");
+    let mut stored = must(s.list_directory_users(t).await, "list");
+    stored.sort_by_key(|u| u.directory_object_id.clone());
+    assert_eq!(stored, batch);
+    // Replacing in a batch, with one row of another tenant in it: refused
+    // whole, nothing of it stored.
+    let other = tenant(s, "fabrikam").await;
+    batch[0].active = false;
+    batch[1].last_name = Some("Changed".into());
+    let mut bad = batch.clone();
+    bad.push(dir_user(other, 9));
+    assert_err(
+        s.upsert_directory_users(t, &bad).await,
+        "invalid",
+        "mixed tenants",
+    );
+    let mut now_stored = must(s.list_directory_users(t).await, "list");
+    now_stored.sort_by_key(|u| u.directory_object_id.clone());
+    assert_eq!(now_stored, stored, "a refused batch changes nothing");
+    must(s.upsert_directory_users(t, &batch).await, "replace");
+    let got = must(s.get_directory_user(t, batch[1].id).await, "get");
+    assert_eq!(got.last_name.as_deref(), Some("Changed"));
+    assert!(!must(s.get_directory_user(t, batch[0].id).await, "get").active);
+    assert!(must(s.list_directory_users(other).await, "other").is_empty());
 }
 
 pub async fn directory_sync_state_put_get_replace(s: &Store) {

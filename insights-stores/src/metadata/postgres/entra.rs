@@ -2,7 +2,7 @@
 //! sessions of principals signed in through OIDC.
 
 use chrono::{DateTime, Utc};
-use insights_core::domain::{DirectorySyncState, OidcSession, TenantId, UserId};
+use insights_core::domain::{DirectorySyncState, DirectoryUser, OidcSession, TenantId, UserId};
 use insights_core::store::{StoreError, StoreResult};
 use sqlx::PgConnection;
 use sqlx::postgres::PgRow;
@@ -163,4 +163,16 @@ pub(super) async fn revoke_session(
         return Ok(true);
     }
     get_session(c, tenant, token_hash).await.map(|_| false)
+}
+
+/// Several directory users in the caller's transaction.
+pub(super) async fn upsert_users(
+    c: &mut PgConnection,
+    tenant: TenantId,
+    users: &[DirectoryUser],
+) -> StoreResult<()> {
+    for u in users {
+        super::directory::upsert(&mut *c, tenant, u).await?;
+    }
+    Ok(())
 }

@@ -2,7 +2,7 @@
 //! sessions of principals signed in through OIDC.
 
 use chrono::{DateTime, Utc};
-use insights_core::domain::{DirectorySyncState, OidcSession, TenantId};
+use insights_core::domain::{DirectorySyncState, DirectoryUser, OidcSession, TenantId};
 use insights_core::store::{StoreError, StoreResult};
 use sqlx::SqlitePool;
 use sqlx::sqlite::SqliteRow;
@@ -154,4 +154,20 @@ pub(super) async fn revoke_session(
         return Ok(true);
     }
     get_session(pool, tenant, token_hash).await.map(|_| false)
+}
+
+/// Several directory users in one transaction: all or none.
+pub(super) async fn upsert_users(
+    pool: &SqlitePool,
+    tenant: TenantId,
+    users: &[DirectoryUser],
+) -> StoreResult<()> {
+    if users.is_empty() {
+        return Ok(());
+    }
+    let mut tx = pool.begin().await.map_err(db)?;
+    for u in users {
+        super::directory::upsert(&mut *tx, tenant, u).await?;
+    }
+    tx.commit().await.map_err(db)
 }

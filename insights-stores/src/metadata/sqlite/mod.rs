@@ -168,6 +168,14 @@ impl MetadataStore for SqliteStore {
         directory::delete(&self.pool, tenant, id).await
     }
 
+    async fn upsert_directory_users(
+        &self,
+        tenant: TenantId,
+        users: &[DirectoryUser],
+    ) -> StoreResult<()> {
+        entra::upsert_users(&self.pool, tenant, users).await
+    }
+
     async fn get_directory_sync_state(
         &self,
         tenant: TenantId,
