@@ -2,9 +2,9 @@
 //! stand-in of Graph's `/users/delta` (pages of 999, the service's
 //! largest, pre-rendered so the stand-in costs next to nothing), then a
 //! delta run with 1 % of the users changed and 0.1 % removed, against
-//! the raw baseline measured in the same run: the same N users written
-//! with `upsert_directory_user` straight into a fresh tenant (what the
-//! sync cannot avoid doing).
+//! the baseline measured in the same run: the same N users written
+//! straight into a fresh tenant with `upsert_directory_user`, one commit
+//! each (the naive way; the sync writes one transaction per page).
 //!
 //! `cargo bench -p gdpr-tools --bench directory_sync`
 //!
