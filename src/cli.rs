@@ -83,6 +83,11 @@ pub enum Command {
         #[command(subcommand)]
         command: crate::cli_audit::AuditCommand,
     },
+    /// Directory sync: users from Entra ID through Microsoft Graph.
+    Directory {
+        #[command(subcommand)]
+        command: crate::cli_directory::DirectoryCommand,
+    },
     /// Check the configuration and print where data lives.
     Config,
     /// Print the transcript of an audio file (offline engine, `[stt]`).
@@ -219,6 +224,7 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::SimulateCall(args) => simulate_call(&settings, args).await,
         Command::Audit { command } => crate::cli_audit::run(command, &settings).await,
         Command::Gdpr { command } => crate::cli_gdpr::run(command, &settings).await,
+        Command::Directory { command } => crate::cli_directory::run(command, &settings).await,
         Command::Transcribe(args) => crate::cli_transcribe::run(args, &settings).await,
         Command::Config => {
             println!("configuration OK");
@@ -298,9 +304,17 @@ async fn serve(settings: Settings, with_worker: bool) -> anyhow::Result<()> {
     ));
     let webhook = mount(gateway);
     let media = bot_gateway::ingest::mount(ingest);
+    let directory =
+        crate::cli_directory::Scheduled::start(&settings, platform.store.clone(), with_worker)?;
+    let directory_handle = directory
+        .as_ref()
+        .map(|d| web::Data::new(insights_api::DirectorySyncHandle(d.sync.clone())));
     let routes = move |cfg: &mut web::ServiceConfig| {
         webhook(cfg);
         media(cfg);
+        if let Some(h) = &directory_handle {
+            cfg.app_data(h.clone());
+        }
     };
     let app = insights_api::Application::build_with(state, settings.listen, routes)?;
     let addr = app.addr();
@@ -326,6 +340,9 @@ async fn serve(settings: Settings, with_worker: bool) -> anyhow::Result<()> {
         r.stop().await;
     }
     handle.stop(true).await;
+    if let Some(d) = directory {
+        d.stop().await;
+    }
     if let Some(w) = worker {
         w.stop().await;
     }

@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod cli_audit;
+pub mod cli_directory;
 pub mod cli_gdpr;
 pub mod cli_retention;
 pub mod cli_transcribe;

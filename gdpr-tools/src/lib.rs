@@ -1,5 +1,5 @@
 //! Data-protection tools built on the store, blob and key traits of
-//! `insights-core` (no SQL, no HTTP here): finding a data subject, access
+//! `insights-core` (no SQL here; HTTP only for Microsoft Graph in `directory`): finding a data subject, access
 //! and portability bundles, erasure with signed certificates, retention
 //! enforcement, legal holds, and directory sync.
 

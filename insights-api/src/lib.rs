@@ -19,6 +19,7 @@ pub mod export;
 mod metrics_setup;
 pub mod playback;
 mod routes;
+pub use routes::directory::DirectorySyncHandle;
 mod startup;
 
 pub use auth::{AuthMethod, Authenticator, Principal, Subject};

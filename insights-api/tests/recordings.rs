@@ -963,6 +963,9 @@ async fn the_openapi_document_lists_every_route_and_the_real_search_fields() {
         ("post", "/api/auth/login"),
         ("post", "/api/auth/logout"),
         ("get", "/api/auth/me"),
+        ("get", "/api/auth/providers"),
+        ("get", "/api/auth/oidc/login"),
+        ("get", "/api/auth/oidc/callback"),
         ("post", "/api/recordings/search"),
         ("get", "/api/recordings/{id}"),
         ("get", "/api/recordings/{id}/transcript"),
@@ -996,6 +999,9 @@ async fn the_openapi_document_lists_every_route_and_the_real_search_fields() {
         ("get", "/api/users"),
         ("post", "/api/users"),
         ("put", "/api/users/{id}"),
+        ("get", "/api/directory/users"),
+        ("post", "/api/directory/sync"),
+        ("delete", "/api/directory/users/{id}"),
     ];
     let paths = doc["paths"].as_object().unwrap();
     for (method, path) in routes {

@@ -83,6 +83,51 @@ pub trait MetadataStore: Send + Sync + 'static {
     async fn list_directory_users(&self, tenant: TenantId) -> StoreResult<Vec<DirectoryUser>>;
     /// Deletes a user; refused while it is active.
     async fn delete_directory_user(&self, tenant: TenantId, id: UserId) -> StoreResult<()>;
+    /// Inserts or replaces several users in one transaction: all of them
+    /// or, on any error, none (directory sync writes a page at a time).
+    async fn upsert_directory_users(
+        &self,
+        tenant: TenantId,
+        users: &[DirectoryUser],
+    ) -> StoreResult<()>;
+    /// The tenant's directory sync state (`None` before the first
+    /// complete run).
+    async fn get_directory_sync_state(
+        &self,
+        tenant: TenantId,
+    ) -> StoreResult<Option<DirectorySyncState>>;
+    /// Stores (inserts or replaces) the tenant's directory sync state;
+    /// `state.tenant_id` must equal `tenant` (else `Invalid`).
+    async fn put_directory_sync_state(
+        &self,
+        tenant: TenantId,
+        state: &DirectorySyncState,
+    ) -> StoreResult<()>;
+    /// Stores a new OIDC browser session (`Conflict` for a token hash
+    /// that exists; `Invalid` if `session.tenant_id` is not `tenant`).
+    async fn create_oidc_session(&self, tenant: TenantId, session: &OidcSession)
+    -> StoreResult<()>;
+    /// The OIDC session with this token hash, live or not.
+    async fn get_oidc_session(
+        &self,
+        tenant: TenantId,
+        token_hash: &str,
+    ) -> StoreResult<OidcSession>;
+    /// Moves `last_seen_at` forward to `at` (never backwards).
+    async fn touch_oidc_session(
+        &self,
+        tenant: TenantId,
+        token_hash: &str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<()>;
+    /// Revokes an OIDC session; returns whether it was live (not yet
+    /// revoked). `NotFound` if there is no such session.
+    async fn revoke_oidc_session(
+        &self,
+        tenant: TenantId,
+        token_hash: &str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<bool>;
 
     // ---- recordings ----
 

@@ -8,6 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod audit_verify;
+mod directory;
 mod e2e_call;
 #[cfg(feature = "whisper")]
 mod e2e_transcript;

@@ -265,6 +265,31 @@ async fn seed(s: &PgStore, name: &str) -> TenantId {
         revoked_at: None,
     };
     ok(s.create_session(realm, &session).await, "session");
+    let sync_state = DirectorySyncState {
+        tenant_id: t,
+        delta_link: Some("https://graph.microsoft.com/v1.0/users/delta?$deltatoken=x".into()),
+        last_sync_at: now(),
+        last_full_sync_at: Some(now()),
+    };
+    ok(
+        s.put_directory_sync_state(t, &sync_state).await,
+        "directory sync state",
+    );
+    let oidc_session = OidcSession {
+        token_hash: hex::encode(Uuid::new_v4().as_bytes()),
+        tenant_id: t,
+        subject: "oid-ann".into(),
+        role: Role::User,
+        directory_user_id: Some(user.id),
+        created_at: now(),
+        last_seen_at: now(),
+        expires_at: now() + Duration::hours(1),
+        revoked_at: None,
+    };
+    ok(
+        s.create_oidc_session(t, &oidc_session).await,
+        "oidc session",
+    );
     t
 }
 
@@ -297,6 +322,8 @@ async fn every_tenant_table_has_row_level_security() {
         "provider_calls",
         "access_requests",
         "jobs",
+        "directory_sync_state",
+        "oidc_sessions",
     ] {
         assert!(
             tables.iter().any(|t| t == expected),

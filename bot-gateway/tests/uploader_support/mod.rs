@@ -476,6 +476,63 @@ impl MetadataStore for FaultyStore {
         self.check("delete_directory_user")?;
         self.inner.delete_directory_user(tenant, id).await
     }
+    async fn upsert_directory_users(
+        &self,
+        tenant: TenantId,
+        users: &[DirectoryUser],
+    ) -> StoreResult<()> {
+        self.check("upsert_directory_users")?;
+        self.inner.upsert_directory_users(tenant, users).await
+    }
+    async fn get_directory_sync_state(
+        &self,
+        tenant: TenantId,
+    ) -> StoreResult<Option<DirectorySyncState>> {
+        self.check("get_directory_sync_state")?;
+        self.inner.get_directory_sync_state(tenant).await
+    }
+    async fn put_directory_sync_state(
+        &self,
+        tenant: TenantId,
+        state: &DirectorySyncState,
+    ) -> StoreResult<()> {
+        self.check("put_directory_sync_state")?;
+        self.inner.put_directory_sync_state(tenant, state).await
+    }
+    async fn create_oidc_session(
+        &self,
+        tenant: TenantId,
+        session: &OidcSession,
+    ) -> StoreResult<()> {
+        self.check("create_oidc_session")?;
+        self.inner.create_oidc_session(tenant, session).await
+    }
+    async fn get_oidc_session(
+        &self,
+        tenant: TenantId,
+        token_hash: &str,
+    ) -> StoreResult<OidcSession> {
+        self.check("get_oidc_session")?;
+        self.inner.get_oidc_session(tenant, token_hash).await
+    }
+    async fn touch_oidc_session(
+        &self,
+        tenant: TenantId,
+        token_hash: &str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<()> {
+        self.check("touch_oidc_session")?;
+        self.inner.touch_oidc_session(tenant, token_hash, at).await
+    }
+    async fn revoke_oidc_session(
+        &self,
+        tenant: TenantId,
+        token_hash: &str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<bool> {
+        self.check("revoke_oidc_session")?;
+        self.inner.revoke_oidc_session(tenant, token_hash, at).await
+    }
     async fn insert_recording(&self, tenant: TenantId, recording: &Recording) -> StoreResult<()> {
         self.check("insert_recording")?;
         self.inner.insert_recording(tenant, recording).await

@@ -332,7 +332,14 @@ impl Authenticator {
         let Some((realm, hash)) = &p.session else {
             return Ok(false);
         };
-        let revoked = match self.store.revoke_session(*realm, hash, now()).await {
+        let revoked = match (realm, &p.subject) {
+            // A session of a directory principal signed in through OIDC.
+            (Realm::Tenant(t), super::Subject::Oidc(_)) => {
+                self.store.revoke_oidc_session(*t, hash, now()).await
+            }
+            _ => self.store.revoke_session(*realm, hash, now()).await,
+        };
+        let revoked = match revoked {
             Ok(r) => r,
             Err(StoreError::NotFound) => false,
             Err(e) => return Err(e.into()),

@@ -28,6 +28,7 @@ pub mod accounts;
 pub mod jwks;
 mod login;
 pub mod oidc;
+pub mod oidc_login;
 pub mod password;
 mod principal;
 pub mod session;
@@ -68,6 +69,8 @@ pub enum AuthSetupError {
     TokenKey(#[from] token::TokenKeyError),
     #[error("cannot build the HTTP client: {0}")]
     Http(String),
+    #[error(transparent)]
+    OidcLogin(#[from] oidc_login::SecretFileError),
 }
 
 /// Everything authentication needs; one per process, in [`crate::AppState`].
@@ -79,6 +82,8 @@ pub struct Authenticator {
     oidc: Option<OidcValidator>,
     throttle: Throttle,
     trusted_proxies: Vec<insights_core::config::Cidr>,
+    /// "Sign in with your organisation" (authorization code + PKCE).
+    oidc_login: Option<oidc_login::OidcLogin>,
 }
 
 impl Authenticator {
@@ -105,6 +110,7 @@ impl Authenticator {
             .connect_timeout(Duration::from_secs(5))
             .build()
             .map_err(|e| AuthSetupError::Http(e.to_string()))?;
+        let oidc_login = oidc_login::OidcLogin::new(http.clone(), &settings.oidc)?;
         let oidc = OidcValidator::new(http, &settings.oidc);
         let throttle = Throttle::new(
             settings.address_max_failures,
@@ -120,6 +126,7 @@ impl Authenticator {
             oidc,
             throttle,
             trusted_proxies: settings.trusted_proxy_ranges(),
+            oidc_login,
         })
     }
 
@@ -152,6 +159,10 @@ impl Authenticator {
             return self.bearer(token).await;
         }
         if let Some(c) = req.cookie(session::SESSION_COOKIE) {
+            // Sessions of directory principals signed in through OIDC.
+            if let Some((t, hash)) = oidc_login::parse_session_token(c.value()) {
+                return self.oidc_session_principal(t, &hash).await;
+            }
             return self.cookie(c.value()).await;
         }
         Err(unauthorized("authentication-required"))

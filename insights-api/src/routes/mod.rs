@@ -2,6 +2,7 @@ mod access;
 mod admin;
 mod audit;
 mod auth;
+pub mod directory;
 pub mod exports;
 mod governance;
 mod health;
@@ -19,11 +20,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/api/auth/login", web::post().to(auth::login))
         .route("/api/auth/logout", web::post().to(auth::logout))
         .route("/api/auth/me", web::get().to(auth::me))
+        .configure(crate::auth::oidc_login::configure)
         .route("/api/openapi.json", web::get().to(openapi::document))
         .configure(recordings::configure)
         .configure(access::configure)
         .configure(admin::configure)
         .configure(audit::configure)
+        .configure(directory::configure)
         .configure(exports::configure)
         .configure(jobs::configure)
         .configure(governance::configure);

@@ -70,6 +70,22 @@ pub struct OidcSettings {
     pub jwks_min_refresh_secs: u64,
     /// Timeout of one request to the provider (default 10 000 ms).
     pub request_timeout_ms: u64,
+    /// "Sign in with your organisation" (authorization code + PKCE) is
+    /// offered when this is set together with `discovery_url`: the web
+    /// app registration's client id (the audience of its id tokens).
+    pub login_client_id: Option<String>,
+    /// Name of the environment variable holding that registration's
+    /// client secret (default `INSIGHTS_OIDC_CLIENT_SECRET`); when the
+    /// variable is unset the code is redeemed without a secret (a public
+    /// client, PKCE only).
+    pub login_client_secret_env: String,
+    /// A file holding the client secret instead (wins over the variable).
+    pub login_client_secret_file: Option<PathBuf>,
+    /// The callback URL registered with the provider, e.g.
+    /// `https://insights.example.com/api/auth/oidc/callback`.
+    pub login_redirect_uri: Option<String>,
+    /// What the sign-in button says (default "Sign in with your organisation").
+    pub login_label: String,
 }
 
 /// The default mapping of Entra app roles to our roles.
@@ -113,6 +129,11 @@ impl Default for OidcSettings {
             jwks_refresh_secs: 3600,
             jwks_min_refresh_secs: 30,
             request_timeout_ms: 10_000,
+            login_client_id: None,
+            login_client_secret_env: "INSIGHTS_OIDC_CLIENT_SECRET".to_owned(),
+            login_client_secret_file: None,
+            login_redirect_uri: None,
+            login_label: "Sign in with your organisation".to_owned(),
         }
     }
 }
@@ -252,6 +273,16 @@ impl OidcSettings {
         self.discovery_url.is_some()
     }
 
+    /// Whether "sign in with your organisation" is offered.
+    pub fn login_enabled(&self) -> bool {
+        self.enabled()
+            && self
+                .login_client_id
+                .as_deref()
+                .is_some_and(|c| !c.trim().is_empty())
+            && self.login_redirect_uri.is_some()
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |key: &'static str, problem: &str| ConfigError::Invalid {
             key,
@@ -283,6 +314,18 @@ impl OidcSettings {
                 "auth.oidc.jwks_refresh_secs",
                 "jwks_refresh_secs and request_timeout_ms must be at least 1",
             ));
+        }
+        if self.login_client_id.is_some() {
+            let ok = self.login_redirect_uri.as_deref().is_some_and(|u| {
+                (u.starts_with("https://") || u.starts_with("http://"))
+                    && u.ends_with("/api/auth/oidc/callback")
+            });
+            if !ok {
+                return Err(invalid(
+                    "auth.oidc.login_redirect_uri",
+                    "required with login_client_id: the http(s) URL of /api/auth/oidc/callback",
+                ));
+            }
         }
         Ok(())
     }

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 mod ai;
 mod auth;
+mod directory;
 mod gateway;
 mod retention;
 mod spool;
@@ -20,6 +21,7 @@ pub use ai::{
     OpenAiSettings,
 };
 pub use auth::{AuthSettings, Cidr, DEFAULT_ROLE_MAP, OidcSettings};
+pub use directory::DirectorySettings;
 pub use gateway::GatewaySettings;
 pub use retention::RetentionSettings;
 pub use spool::SpoolSettings;
@@ -45,6 +47,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "stt",
     "worker",
     "retention",
+    "directory",
 ];
 
 /// Every setting of the platform.
@@ -68,6 +71,7 @@ pub struct Settings {
     pub worker: WorkerSettings,
     #[serde(default)]
     pub retention: RetentionSettings,
+    pub directory: DirectorySettings,
 }
 
 /// Metadata store settings.
@@ -185,6 +189,7 @@ impl Default for Settings {
             stt: SttSettings::default(),
             worker: WorkerSettings::default(),
             retention: RetentionSettings::default(),
+            directory: DirectorySettings::default(),
         }
     }
 }
@@ -332,6 +337,7 @@ impl Settings {
         self.stt.validate()?;
         self.worker.validate()?;
         self.retention.validate()?;
+        self.directory.validate()?;
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             return Err(ConfigError::Invalid {
                 key: "log.level",

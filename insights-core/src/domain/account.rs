@@ -188,6 +188,34 @@ impl LoginSession {
     }
 }
 
+/// A browser session of a directory principal signed in through OIDC
+/// ("sign in with your organisation"): no local account behind it, so
+/// the principal's claims as mapped at sign-in (subject, role, directory
+/// user) are kept with it. Only the SHA-256 of the token is stored.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OidcSession {
+    /// SHA-256 of the session token, lower-case hex.
+    pub token_hash: String,
+    pub tenant_id: TenantId,
+    /// The OIDC subject: the directory object id (`oid`), else `sub`.
+    pub subject: String,
+    /// Our role, mapped from the token's app roles at sign-in.
+    pub role: Role,
+    /// The directory user matching `oid`, if synchronised.
+    pub directory_user_id: Option<UserId>,
+    pub created_at: DateTime<Utc>,
+    pub last_seen_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+impl OidcSession {
+    /// Usable at `now` with idle timeout `idle` (as [`LoginSession::is_live`]).
+    pub fn is_live(&self, now: DateTime<Utc>, idle: chrono::Duration) -> bool {
+        self.revoked_at.is_none() && now < self.expires_at && now < self.last_seen_at + idle
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -32,3 +32,18 @@ pub struct DirectoryUser {
     pub active: bool,
     pub updated_at: DateTime<Utc>,
 }
+
+/// Where a tenant's directory sync stands (issue 7, part 7): the Graph
+/// `@odata.deltaLink` of the last complete run, so the next run asks only
+/// for changes. Written only after a run has processed every page.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirectorySyncState {
+    pub tenant_id: TenantId,
+    /// The opaque delta link (a Graph URL with a `$deltatoken`); `None`
+    /// forces a full sync next time.
+    pub delta_link: Option<String>,
+    /// When the last complete run finished.
+    pub last_sync_at: DateTime<Utc>,
+    /// When the last full (non-delta) run finished.
+    pub last_full_sync_at: Option<DateTime<Utc>>,
+}

@@ -17,14 +17,14 @@ mod transcript;
 
 pub use access::{Permission, Role, SecurityProfile, VisibilityScope};
 pub use account::{
-    LocalAccount, LoginFailure, LoginSession, Realm, normalize_email, validate_email,
+    LocalAccount, LoginFailure, LoginSession, OidcSession, Realm, normalize_email, validate_email,
 };
 pub use approval::{AccessDecision, AccessRequest, AccessRequestStatus};
 pub use audit::{
     AuditAction, AuditEvent, AuditQuery, ChainVerdict, GENESIS_HASH, NewAuditEvent, verify_chain,
 };
 pub use chain_check::{ChainChecker, ChainProblem, ChainReport, diagnose_chain};
-pub use directory::DirectoryUser;
+pub use directory::{DirectorySyncState, DirectoryUser};
 pub use ids::*;
 pub use job::{
     Backoff, ClaimRequest, ClaimedJob, DEFAULT_MAX_ATTEMPTS, Enqueued, Job, JobFailure, JobId,

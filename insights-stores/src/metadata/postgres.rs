@@ -17,6 +17,7 @@ mod accounts;
 mod approvals;
 mod audit;
 mod directory;
+mod entra;
 mod error;
 mod governance;
 mod jobs;
@@ -206,6 +207,70 @@ impl MetadataStore for PgStore {
 
     async fn delete_directory_user(&self, tenant: TenantId, id: UserId) -> StoreResult<()> {
         in_tenant!(self, tenant, |c| directory::delete(c, tenant, id))
+    }
+
+    async fn upsert_directory_users(
+        &self,
+        tenant: TenantId,
+        users: &[DirectoryUser],
+    ) -> StoreResult<()> {
+        if users.is_empty() {
+            return Ok(());
+        }
+        in_tenant!(self, tenant, |c| entra::upsert_users(c, tenant, users))
+    }
+
+    async fn get_directory_sync_state(
+        &self,
+        tenant: TenantId,
+    ) -> StoreResult<Option<DirectorySyncState>> {
+        in_tenant!(self, tenant, |c| entra::get_sync_state(c, tenant))
+    }
+
+    async fn put_directory_sync_state(
+        &self,
+        tenant: TenantId,
+        state: &DirectorySyncState,
+    ) -> StoreResult<()> {
+        in_tenant!(self, tenant, |c| entra::put_sync_state(c, tenant, state))
+    }
+
+    async fn create_oidc_session(
+        &self,
+        tenant: TenantId,
+        session: &OidcSession,
+    ) -> StoreResult<()> {
+        in_tenant!(self, tenant, |c| entra::create_session(c, tenant, session))
+    }
+
+    async fn get_oidc_session(
+        &self,
+        tenant: TenantId,
+        token_hash: &str,
+    ) -> StoreResult<OidcSession> {
+        in_tenant!(self, tenant, |c| entra::get_session(c, tenant, token_hash))
+    }
+
+    async fn touch_oidc_session(
+        &self,
+        tenant: TenantId,
+        token_hash: &str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<()> {
+        in_tenant!(self, tenant, |c| entra::touch_session(
+            c, tenant, token_hash, at
+        ))
+    }
+
+    async fn revoke_oidc_session(
+        &self,
+        tenant: TenantId,
+        token_hash: &str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<bool> {
+        in_tenant!(self, tenant, |c| entra::revoke_session(
+            c, tenant, token_hash, at
+        ))
     }
 
     // ---- recordings ----

@@ -3,6 +3,7 @@
 
 pub mod ai_store;
 pub mod blob;
+pub mod entra;
 pub mod governance;
 pub mod jobs;
 pub mod store;

@@ -38,8 +38,8 @@ fn from_row(row: &SqliteRow) -> StoreResult<DirectoryUser> {
     })
 }
 
-pub(super) async fn upsert(
-    pool: &SqlitePool,
+pub(super) async fn upsert<'c>(
+    pool: impl sqlx::SqliteExecutor<'c>,
     tenant: TenantId,
     u: &DirectoryUser,
 ) -> StoreResult<()> {

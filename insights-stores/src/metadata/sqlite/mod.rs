@@ -13,6 +13,7 @@ mod accounts;
 mod approvals;
 mod audit;
 mod directory;
+mod entra;
 mod governance;
 mod jobs;
 mod keys;
@@ -167,6 +168,63 @@ impl MetadataStore for SqliteStore {
     }
     async fn delete_directory_user(&self, tenant: TenantId, id: UserId) -> StoreResult<()> {
         directory::delete(&self.pool, tenant, id).await
+    }
+
+    async fn upsert_directory_users(
+        &self,
+        tenant: TenantId,
+        users: &[DirectoryUser],
+    ) -> StoreResult<()> {
+        entra::upsert_users(&self.pool, tenant, users).await
+    }
+
+    async fn get_directory_sync_state(
+        &self,
+        tenant: TenantId,
+    ) -> StoreResult<Option<DirectorySyncState>> {
+        entra::get_sync_state(&self.pool, tenant).await
+    }
+
+    async fn put_directory_sync_state(
+        &self,
+        tenant: TenantId,
+        state: &DirectorySyncState,
+    ) -> StoreResult<()> {
+        entra::put_sync_state(&self.pool, tenant, state).await
+    }
+
+    async fn create_oidc_session(
+        &self,
+        tenant: TenantId,
+        session: &OidcSession,
+    ) -> StoreResult<()> {
+        entra::create_session(&self.pool, tenant, session).await
+    }
+
+    async fn get_oidc_session(
+        &self,
+        tenant: TenantId,
+        token_hash: &str,
+    ) -> StoreResult<OidcSession> {
+        entra::get_session(&self.pool, tenant, token_hash).await
+    }
+
+    async fn touch_oidc_session(
+        &self,
+        tenant: TenantId,
+        token_hash: &str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<()> {
+        entra::touch_session(&self.pool, tenant, token_hash, at).await
+    }
+
+    async fn revoke_oidc_session(
+        &self,
+        tenant: TenantId,
+        token_hash: &str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<bool> {
+        entra::revoke_session(&self.pool, tenant, token_hash, at).await
     }
 
     // ---- recordings ----

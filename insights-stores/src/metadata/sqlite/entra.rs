@@ -1,0 +1,173 @@
+//! Directory sync state (the Graph delta link per tenant) and browser
+//! sessions of principals signed in through OIDC.
+
+use chrono::{DateTime, Utc};
+use insights_core::domain::{DirectorySyncState, DirectoryUser, OidcSession, TenantId};
+use insights_core::store::{StoreError, StoreResult};
+use sqlx::SqlitePool;
+use sqlx::sqlite::SqliteRow;
+
+use super::util::{check_tenant, col, conflict_as, db, enum_col, id, micros, opt_id, opt_ts, ts};
+
+pub(super) async fn get_sync_state(
+    pool: &SqlitePool,
+    tenant: TenantId,
+) -> StoreResult<Option<DirectorySyncState>> {
+    let row = sqlx::query(
+        "SELECT tenant_id, delta_link, last_sync_at, last_full_sync_at \
+         FROM directory_sync_state WHERE tenant_id = ?",
+    )
+    .bind(tenant.0)
+    .fetch_optional(pool)
+    .await
+    .map_err(db)?;
+    row.map(|r| {
+        Ok(DirectorySyncState {
+            tenant_id: id(&r, "tenant_id")?,
+            delta_link: col(&r, "delta_link")?,
+            last_sync_at: ts(&r, "last_sync_at")?,
+            last_full_sync_at: opt_ts(&r, "last_full_sync_at")?,
+        })
+    })
+    .transpose()
+}
+
+pub(super) async fn put_sync_state(
+    pool: &SqlitePool,
+    tenant: TenantId,
+    s: &DirectorySyncState,
+) -> StoreResult<()> {
+    check_tenant(tenant, s.tenant_id, "the directory sync state")?;
+    sqlx::query(
+        "INSERT INTO directory_sync_state (tenant_id, delta_link, last_sync_at, \
+         last_full_sync_at) VALUES (?, ?, ?, ?) \
+         ON CONFLICT (tenant_id) DO UPDATE SET delta_link = excluded.delta_link, \
+         last_sync_at = excluded.last_sync_at, last_full_sync_at = excluded.last_full_sync_at",
+    )
+    .bind(tenant.0)
+    .bind(&s.delta_link)
+    .bind(micros(s.last_sync_at))
+    .bind(s.last_full_sync_at.map(micros))
+    .execute(pool)
+    .await
+    .map_err(db)?;
+    Ok(())
+}
+
+fn session_from_row(r: &SqliteRow) -> StoreResult<OidcSession> {
+    Ok(OidcSession {
+        token_hash: col(r, "token_hash")?,
+        tenant_id: id(r, "tenant_id")?,
+        subject: col(r, "subject")?,
+        role: enum_col(r, "role")?,
+        directory_user_id: opt_id(r, "directory_user_id")?,
+        created_at: ts(r, "created_at")?,
+        last_seen_at: ts(r, "last_seen_at")?,
+        expires_at: ts(r, "expires_at")?,
+        revoked_at: opt_ts(r, "revoked_at")?,
+    })
+}
+
+pub(super) async fn create_session(
+    pool: &SqlitePool,
+    tenant: TenantId,
+    s: &OidcSession,
+) -> StoreResult<()> {
+    check_tenant(tenant, s.tenant_id, "the session")?;
+    sqlx::query(
+        "INSERT INTO oidc_sessions (tenant_id, token_hash, subject, role, directory_user_id, \
+         created_at, last_seen_at, expires_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(tenant.0)
+    .bind(&s.token_hash)
+    .bind(&s.subject)
+    .bind(s.role.as_str())
+    .bind(s.directory_user_id.map(|u| u.0))
+    .bind(micros(s.created_at))
+    .bind(micros(s.last_seen_at))
+    .bind(micros(s.expires_at))
+    .bind(s.revoked_at.map(micros))
+    .execute(pool)
+    .await
+    .map_err(conflict_as("a session with this token exists"))?;
+    Ok(())
+}
+
+pub(super) async fn get_session(
+    pool: &SqlitePool,
+    tenant: TenantId,
+    token_hash: &str,
+) -> StoreResult<OidcSession> {
+    let row = sqlx::query(
+        "SELECT tenant_id, token_hash, subject, role, directory_user_id, created_at, \
+         last_seen_at, expires_at, revoked_at FROM oidc_sessions \
+         WHERE tenant_id = ? AND token_hash = ?",
+    )
+    .bind(tenant.0)
+    .bind(token_hash)
+    .fetch_optional(pool)
+    .await
+    .map_err(db)?
+    .ok_or(StoreError::NotFound)?;
+    session_from_row(&row)
+}
+
+pub(super) async fn touch_session(
+    pool: &SqlitePool,
+    tenant: TenantId,
+    token_hash: &str,
+    at: DateTime<Utc>,
+) -> StoreResult<()> {
+    let done = sqlx::query(
+        "UPDATE oidc_sessions SET last_seen_at = max(last_seen_at, ?) \
+         WHERE tenant_id = ? AND token_hash = ?",
+    )
+    .bind(micros(at))
+    .bind(tenant.0)
+    .bind(token_hash)
+    .execute(pool)
+    .await
+    .map_err(db)?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
+pub(super) async fn revoke_session(
+    pool: &SqlitePool,
+    tenant: TenantId,
+    token_hash: &str,
+    at: DateTime<Utc>,
+) -> StoreResult<bool> {
+    let done = sqlx::query(
+        "UPDATE oidc_sessions SET revoked_at = ? \
+         WHERE tenant_id = ? AND token_hash = ? AND revoked_at IS NULL",
+    )
+    .bind(micros(at))
+    .bind(tenant.0)
+    .bind(token_hash)
+    .execute(pool)
+    .await
+    .map_err(db)?;
+    if done.rows_affected() > 0 {
+        return Ok(true);
+    }
+    get_session(pool, tenant, token_hash).await.map(|_| false)
+}
+
+/// Several directory users in one transaction: all or none.
+pub(super) async fn upsert_users(
+    pool: &SqlitePool,
+    tenant: TenantId,
+    users: &[DirectoryUser],
+) -> StoreResult<()> {
+    if users.is_empty() {
+        return Ok(());
+    }
+    let mut tx = pool.begin().await.map_err(db)?;
+    for u in users {
+        super::directory::upsert(&mut *tx, tenant, u).await?;
+    }
+    tx.commit().await.map_err(db)
+}
