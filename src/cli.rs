@@ -83,6 +83,11 @@ pub enum Command {
         #[command(subcommand)]
         command: crate::cli_audit::AuditCommand,
     },
+    /// Data-protection tools (DPO): data-subject requests.
+    Gdpr {
+        #[command(subcommand)]
+        command: crate::cli_gdpr::GdprCommand,
+    },
     /// Check the configuration and print where data lives.
     Config,
     /// Print the transcript of an audio file (offline engine, `[stt]`).
@@ -213,6 +218,7 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<()> {
         }
         Command::SimulateCall(args) => simulate_call(&settings, args).await,
         Command::Audit { command } => crate::cli_audit::run(command, &settings).await,
+        Command::Gdpr { command } => crate::cli_gdpr::run(command, &settings).await,
         Command::Transcribe(args) => crate::cli_transcribe::run(args, &settings).await,
         Command::Config => {
             println!("configuration OK");

@@ -5,6 +5,8 @@
 
 pub mod cli;
 pub mod cli_audit;
+pub mod cli_gdpr;
+pub mod cli_gdpr_subject;
 pub mod cli_transcribe;
 pub mod cli_users;
 pub mod cli_worker;

@@ -265,6 +265,16 @@ async fn seed(s: &PgStore, name: &str) -> TenantId {
         revoked_at: None,
     };
     ok(s.create_session(realm, &session).await, "session");
+    let erasure = ErasureRecord {
+        id: Uuid::now_v7(),
+        tenant_id: t,
+        status: "planned".into(),
+        created_at: now(),
+        created_by: account.id.to_string(),
+        updated_at: now(),
+        state: serde_json::json!({}),
+    };
+    ok(s.put_erasure_request(t, &erasure).await, "erasure request");
     t
 }
 
@@ -297,6 +307,7 @@ async fn every_tenant_table_has_row_level_security() {
         "provider_calls",
         "access_requests",
         "jobs",
+        "erasure_requests",
     ] {
         assert!(
             tables.iter().any(|t| t == expected),

@@ -5,3 +5,4 @@ pub mod ai_store;
 pub mod blob;
 pub mod jobs;
 pub mod store;
+pub mod subjects;

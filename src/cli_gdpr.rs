@@ -1,0 +1,33 @@
+//! `insights gdpr ...`: the DPO's tools on the command line.
+//!
+//! Data-subject requests (find, access, erase, verify-certificate) are in
+//! `cli_gdpr_subject.rs`.
+
+use clap::Subcommand;
+use insights_core::config::Settings;
+
+/// `insights gdpr <command>`.
+#[derive(Debug, Subcommand)]
+pub enum GdprCommand {
+    /// Find a data subject: recordings (every participant role),
+    /// directory users and audit events, with why each matched.
+    Find(crate::cli_gdpr_subject::FindArgs),
+    /// Build a subject's access/portability bundle (zip with manifest).
+    Access(crate::cli_gdpr_subject::AccessArgs),
+    /// Erase a subject: dry-run report, then execute (resumable) and
+    /// write the signed certificate.
+    Erase(crate::cli_gdpr_subject::EraseArgs),
+    /// Check an erasure certificate's signature (exit code 1 if it fails).
+    VerifyCertificate(crate::cli_gdpr_subject::VerifyArgs),
+}
+
+/// Runs a `gdpr` subcommand.
+pub async fn run(command: GdprCommand, settings: &Settings) -> anyhow::Result<()> {
+    use crate::cli_gdpr_subject as s;
+    match command {
+        GdprCommand::Find(a) => s::find(settings, a).await,
+        GdprCommand::Access(a) => s::access(settings, a).await,
+        GdprCommand::Erase(a) => s::erase(settings, a).await,
+        GdprCommand::VerifyCertificate(a) => s::verify_certificate(settings, a),
+    }
+}
