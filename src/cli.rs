@@ -298,9 +298,23 @@ async fn serve(settings: Settings, with_worker: bool) -> anyhow::Result<()> {
     ));
     let webhook = mount(gateway);
     let media = bot_gateway::ingest::mount(ingest);
+    let gdpr = web::Data::new(
+        insights_api::GdprContext::new(
+            gdpr_tools::certificate::CertificateSigner::open_or_create(
+                settings.spool.signing_key_file(&settings.key_file()),
+            )?,
+            Some(settings.spool.dir(&settings.data_dir)),
+            settings.data_dir.join("gdpr").join("bundles"),
+            gdpr_tools::subject::FindOptions {
+                default_region: std::env::var("INSIGHTS_GDPR_DEFAULT_REGION").ok(),
+            },
+        )
+        .context("the GDPR bundle folder")?,
+    );
     let routes = move |cfg: &mut web::ServiceConfig| {
         webhook(cfg);
         media(cfg);
+        cfg.app_data(gdpr.clone());
     };
     let app = insights_api::Application::build_with(state, settings.listen, routes)?;
     let addr = app.addr();

@@ -3,6 +3,7 @@ mod admin;
 mod audit;
 mod auth;
 pub mod exports;
+pub mod gdpr;
 mod health;
 mod jobs;
 mod metrics;
@@ -24,5 +25,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(admin::configure)
         .configure(audit::configure)
         .configure(exports::configure)
-        .configure(jobs::configure);
+        .configure(jobs::configure)
+        .configure(gdpr::configure);
 }
