@@ -66,7 +66,7 @@ impl Client<'_> {
     }
 }
 
-async fn login(app: &TestApp, email: &str, role: Role) -> Client<'_> {
+async fn login<'a>(app: &'a TestApp, email: &str, role: Role) -> Client<'a> {
     let (_, seed) = app.add_user(email, role).await;
     let mut body =
         json!({"tenant": app.tenant.name, "email": email, "password": support::PASSWORD});
