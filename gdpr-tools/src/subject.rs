@@ -465,8 +465,8 @@ pub fn participant_reasons(p: &Participant, k: &SubjectKeys) -> Vec<Reason> {
     r
 }
 
-/// Recordings read concurrently by [`find`].
-const READ_AHEAD: usize = 8;
+/// Recordings read per store call by [`find`].
+const READ_BATCH: usize = 500;
 
 /// Finds everything about the subject in one tenant. Reads only: the
 /// caller audits (the find itself reveals no content).
@@ -516,20 +516,13 @@ pub async fn find(
             .or_default()
             .insert(h.participant_id);
     }
-    // Read the recordings a few at a time (in order): an employee is in
-    // hundreds, and each read is a few round trips.
-    use futures::StreamExt;
-    let mut reads = futures::stream::iter(order)
-        .map(|id| store.get_recording(tenant, id))
-        .buffered(READ_AHEAD);
+    // Read in batches: an employee is in hundreds of recordings.
+    let mut all = Vec::new();
+    for chunk in order.chunks(READ_BATCH) {
+        all.extend(store.get_recordings(tenant, chunk).await?);
+    }
     let mut recordings = Vec::new();
-    while let Some(read) = reads.next().await {
-        let rec = match read {
-            Ok(r) => r,
-            // Deleted between the two reads.
-            Err(StoreError::NotFound) => continue,
-            Err(e) => return Err(e.into()),
-        };
+    for rec in all {
         let mut participants = Vec::new();
         let mut reasons = Vec::new();
         for p in &rec.participants {

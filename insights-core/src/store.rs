@@ -450,6 +450,14 @@ pub trait MetadataStore: Send + Sync + 'static {
     ) -> StoreResult<ErasureRecord>;
     /// The tenant's erasure requests, newest first.
     async fn list_erasure_requests(&self, tenant: TenantId) -> StoreResult<Vec<ErasureRecord>>;
+    /// The recordings of this tenant among `ids` (missing ones skipped),
+    /// with participants and streams, ordered by (started_at, id): a few
+    /// queries for any number of recordings.
+    async fn get_recordings(
+        &self,
+        tenant: TenantId,
+        ids: &[RecordingId],
+    ) -> StoreResult<Vec<Recording>>;
 }
 
 /// Events read per page by [`check_audit_chain`].

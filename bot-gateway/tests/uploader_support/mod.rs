@@ -906,6 +906,14 @@ impl MetadataStore for FaultyStore {
         self.check("list_erasure_requests")?;
         self.inner.list_erasure_requests(tenant).await
     }
+    async fn get_recordings(
+        &self,
+        tenant: TenantId,
+        ids: &[RecordingId],
+    ) -> StoreResult<Vec<Recording>> {
+        self.check("get_recordings")?;
+        self.inner.get_recordings(tenant, ids).await
+    }
 }
 
 // ------------------------------------------------------------ checks

@@ -731,4 +731,12 @@ impl MetadataStore for PgStore {
     async fn list_erasure_requests(&self, tenant: TenantId) -> StoreResult<Vec<ErasureRecord>> {
         in_tenant!(self, tenant, |c| subjects::list_erasures(c, tenant))
     }
+
+    async fn get_recordings(
+        &self,
+        tenant: TenantId,
+        ids: &[RecordingId],
+    ) -> StoreResult<Vec<Recording>> {
+        in_tenant!(self, tenant, |c| subjects::get_many(c, tenant, ids))
+    }
 }

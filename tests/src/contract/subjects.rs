@@ -19,6 +19,7 @@ macro_rules! subject_contract_tests {
             subject_participants_match_exactly_and_in_tenant,
             erase_participant_identity_rules,
             delete_insights_and_erasure_requests,
+            get_recordings_in_batches,
         );
     };
 }
@@ -338,4 +339,42 @@ pub async fn delete_insights_and_erasure_requests(s: &Store) {
         s.put_erasure_request(t2, &a).await,
         Err(StoreError::Invalid(_))
     ));
+}
+
+pub async fn get_recordings_in_batches(s: &Store) {
+    let t = tenant(s, "batch-read").await;
+    let t2 = tenant(s, "batch-read-2").await;
+    let mut p = participant(ParticipantRole::Caller);
+    p.display_name = Some("A".into());
+    let late = recording(
+        s,
+        t,
+        30,
+        vec![p.clone(), participant(ParticipantRole::Callee)],
+    )
+    .await;
+    let early = recording(s, t, 10, vec![participant(ParticipantRole::Attendee)]).await;
+    let foreign = recording(s, t2, 20, vec![participant(ParticipantRole::Caller)]).await;
+    let got = s
+        .get_recordings(t, &[late.id, RecordingId::new(), foreign.id, early.id])
+        .await
+        .unwrap_or_else(|e| panic!("get_recordings: {e:?}"));
+    assert_eq!(
+        got.iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![early.id, late.id],
+        "ordered by start; missing and other tenants' ids skipped"
+    );
+    for r in &got {
+        let one = s
+            .get_recording(t, r.id)
+            .await
+            .unwrap_or_else(|e| panic!("get: {e:?}"));
+        assert_eq!(&one, r, "the same recording as get_recording");
+    }
+    assert!(
+        s.get_recordings(t, &[])
+            .await
+            .unwrap_or_default()
+            .is_empty()
+    );
 }

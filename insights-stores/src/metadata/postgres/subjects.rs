@@ -15,7 +15,33 @@ use sqlx::postgres::PgRow;
 use sqlx::types::Json;
 use uuid::Uuid;
 
+use insights_core::domain::Recording;
+
 use super::error::{DbResultExt, col, found};
+use super::recordings::{RECORDING_COLS, attach_children, from_row};
+
+pub(super) async fn get_many(
+    c: &mut PgConnection,
+    tenant: TenantId,
+    ids: &[RecordingId],
+) -> StoreResult<Vec<Recording>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<Uuid> = ids.iter().map(|i| i.0).collect();
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {RECORDING_COLS} FROM recordings r WHERE r.tenant_id = $1 AND r.id = ANY($2) \
+         ORDER BY r.started_at, r.id"
+    )))
+    .bind(tenant.0)
+    .bind(ids)
+    .fetch_all(&mut *c)
+    .await
+    .db()?;
+    let mut recs = rows.iter().map(from_row).collect::<StoreResult<Vec<_>>>()?;
+    attach_children(c, tenant, &mut recs).await?;
+    Ok(recs)
+}
 
 const FIND: &str = concat!(
     "SELECT p.recording_id, p.id AS participant_id, r.started_at ",

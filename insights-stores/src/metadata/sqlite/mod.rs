@@ -556,4 +556,11 @@ impl MetadataStore for SqliteStore {
     async fn list_erasure_requests(&self, tenant: TenantId) -> StoreResult<Vec<ErasureRecord>> {
         subjects::list_erasures(&self.pool, tenant).await
     }
+    async fn get_recordings(
+        &self,
+        tenant: TenantId,
+        ids: &[RecordingId],
+    ) -> StoreResult<Vec<Recording>> {
+        subjects::get_many(&self.pool, tenant, ids).await
+    }
 }

@@ -10,7 +10,37 @@ use sqlx::SqlitePool;
 use sqlx::sqlite::SqliteRow;
 use uuid::Uuid;
 
+use insights_core::domain::Recording;
+
+use super::recordings::{attach_children, from_row, recording_columns};
 use super::util::{check_tenant, db, id, json_col, micros, to_json, ts, uuid_list};
+
+pub(super) async fn get_many(
+    pool: &SqlitePool,
+    tenant: TenantId,
+    ids: &[RecordingId],
+) -> StoreResult<Vec<Recording>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    // One read transaction: recordings and children from one snapshot.
+    let mut tx = pool.begin().await.map_err(db)?;
+    let rows = sqlx::query(concat!(
+        "SELECT ",
+        recording_columns!(),
+        " FROM recordings r WHERE r.tenant_id = ? \
+         AND r.id IN (SELECT unhex(value) FROM json_each(?)) ORDER BY r.started_at, r.id"
+    ))
+    .bind(tenant.0)
+    .bind(uuid_list(ids.iter().map(|i| i.0)))
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(db)?;
+    let mut recs = rows.iter().map(from_row).collect::<StoreResult<Vec<_>>>()?;
+    attach_children(&mut tx, tenant, &mut recs).await?;
+    tx.commit().await.map_err(db)?;
+    Ok(recs)
+}
 
 /// One indexed probe per identifier kind (each `IN (json_each)` is an
 /// index lookup on `participants_by_*`), united, then joined to the
