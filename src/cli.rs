@@ -101,7 +101,7 @@ pub enum Command {
     Worker(crate::cli_worker::WorkerArgs),
     /// Run a recording's AI pipeline again (queues a transcription job).
     Reprocess(crate::cli_worker::ReprocessArgs),
-    /// Data protection: retention enforcement (and data-subject tools).
+    /// Data protection (DPO): data-subject requests and retention.
     Gdpr {
         #[command(subcommand)]
         command: crate::cli_gdpr::GdprCommand,

@@ -1,1 +1,343 @@
-//! (being built: issue 7)
+//! Erasure certificates: a signed JSON document a DPO can hand to the data
+//! subject or a regulator, checked by `insights gdpr verify-certificate`.
+//!
+//! # Format
+//!
+//! One line of canonical JSON (object keys sorted, no insignificant
+//! white space) followed by `\n`:
+//!
+//! ```text
+//! {"certificate":{…},"signature":"<128 hex digits>","signer":{"algorithm":"Ed25519","installation_id":"…","public_key":"<64 hex digits>"}}
+//! ```
+//!
+//! The Ed25519 signature covers the canonical JSON of
+//! `{"certificate":…,"signer":…}`, so the signer's identity is signed too.
+//! Verification re-serialises what it parsed and requires the file to be
+//! byte-for-byte that canonical form: any edited byte — content, white
+//! space, the case of a hex digit, the signature — fails.
+//!
+//! # Key
+//!
+//! The installation's Ed25519 key, the same file and format as the
+//! chain-of-custody key of `bot-gateway` (`spool.signing_key_file`,
+//! default `installation-signing-key.json` beside the KEK file, 0600):
+//! one identity signs both manifests and certificates. The file is read
+//! here (not through `bot-gateway`, which `gdpr-tools` must not depend
+//! on); it is created with the same crash-safe steps when missing.
+
+use std::fs::{self, OpenOptions, Permissions};
+use std::io::{self, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use rand::TryRngCore;
+use rand::rngs::OsRng;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+use zeroize::Zeroizing;
+
+/// Errors of signing keys and certificates.
+#[derive(Debug, thiserror::Error)]
+pub enum CertificateError {
+    #[error("signing key {path}: {problem}")]
+    Key { path: PathBuf, problem: String },
+    #[error("the certificate is malformed: {0}")]
+    Malformed(String),
+    #[error("the certificate is not in canonical form (it was edited)")]
+    NotCanonical,
+    #[error("the signature does not verify (the certificate was edited or signed by another key)")]
+    BadSignature,
+    #[error("the certificate was signed by key {found}, not by the trusted key {trusted}")]
+    UntrustedSigner { found: String, trusted: String },
+}
+
+fn key_err(path: &Path, problem: impl std::fmt::Display) -> CertificateError {
+    CertificateError::Key {
+        path: path.to_path_buf(),
+        problem: problem.to_string(),
+    }
+}
+
+#[derive(Deserialize)]
+struct KeyFileIn {
+    version: u32,
+    installation_id: Uuid,
+    #[allow(dead_code)]
+    created_at: chrono::DateTime<chrono::Utc>,
+    secret_key: String,
+}
+
+/// The installation key that signs certificates.
+pub struct CertificateSigner {
+    installation_id: Uuid,
+    signing: SigningKey,
+}
+
+impl std::fmt::Debug for CertificateSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CertificateSigner")
+            .field("installation_id", &self.installation_id)
+            .field("public_key", &self.public_key_hex())
+            .finish_non_exhaustive()
+    }
+}
+
+impl CertificateSigner {
+    /// Opens the installation key file, creating it (0600, in a 0700
+    /// directory) when missing. Blocking.
+    pub fn open_or_create(path: impl AsRef<Path>) -> Result<Self, CertificateError> {
+        let path = path.as_ref();
+        if !path.exists() {
+            create_key_file(path)?;
+        }
+        let meta = fs::metadata(path).map_err(|e| key_err(path, e))?;
+        if meta.permissions().mode() & 0o077 != 0 {
+            fs::set_permissions(path, Permissions::from_mode(0o600))
+                .map_err(|e| key_err(path, e))?;
+        }
+        let bytes = Zeroizing::new(fs::read(path).map_err(|e| key_err(path, e))?);
+        let file: KeyFileIn =
+            serde_json::from_slice(&bytes).map_err(|_| key_err(path, "malformed key file"))?;
+        if file.version != 1 {
+            return Err(key_err(path, "unsupported key file version"));
+        }
+        let secret_hex = Zeroizing::new(file.secret_key);
+        let mut secret = Zeroizing::new([0u8; 32]);
+        hex::decode_to_slice(secret_hex.as_bytes(), &mut secret[..])
+            .map_err(|_| key_err(path, "the secret key is not 64 hex digits"))?;
+        Ok(Self {
+            installation_id: file.installation_id,
+            signing: SigningKey::from_bytes(&secret),
+        })
+    }
+
+    /// A signer from raw parts (tests).
+    pub fn from_secret(installation_id: Uuid, secret: &[u8; 32]) -> Self {
+        Self {
+            installation_id,
+            signing: SigningKey::from_bytes(secret),
+        }
+    }
+
+    pub fn installation_id(&self) -> Uuid {
+        self.installation_id
+    }
+
+    pub fn verifying_key(&self) -> VerifyingKey {
+        self.signing.verifying_key()
+    }
+
+    /// The public key, lower-case hex.
+    pub fn public_key_hex(&self) -> String {
+        hex::encode(self.verifying_key().as_bytes())
+    }
+
+    /// Signs `certificate` and returns the file contents (canonical JSON
+    /// and a newline).
+    pub fn sign(&self, certificate: &Value) -> Result<String, CertificateError> {
+        let signer = serde_json::json!({
+            "algorithm": "Ed25519",
+            "installation_id": self.installation_id,
+            "public_key": self.public_key_hex(),
+        });
+        let message = signed_message(certificate, &signer)?;
+        let sig: Signature = self.signing.sign(&message);
+        let doc = serde_json::json!({
+            "certificate": certificate,
+            "signature": hex::encode(sig.to_bytes()),
+            "signer": signer,
+        });
+        Ok(format!("{}\n", canonical(&doc)?))
+    }
+}
+
+fn create_key_file(path: &Path) -> Result<(), CertificateError> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or_else(|| Path::new("."));
+    fs::create_dir_all(dir).map_err(|e| key_err(dir, e))?;
+    let _ = fs::set_permissions(dir, Permissions::from_mode(0o700));
+    let mut secret = Zeroizing::new([0u8; 32]);
+    OsRng
+        .try_fill_bytes(&mut secret[..])
+        .map_err(|e| key_err(path, format!("no randomness: {e}")))?;
+    let hex_secret = Zeroizing::new(hex::encode(&secret[..]));
+    let body = Zeroizing::new(
+        serde_json::to_vec_pretty(&serde_json::json!({
+            "version": 1,
+            "installation_id": Uuid::new_v4(),
+            "created_at": insights_core::domain::now(),
+            "secret_key": hex_secret.as_str(),
+        }))
+        .map_err(|e| key_err(path, e))?,
+    );
+    let tmp = dir.join(format!(".signing-key.tmp-{}", Uuid::new_v4().simple()));
+    let written = (|| -> io::Result<()> {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(&body)?;
+        f.sync_all()
+    })();
+    if let Err(e) = written {
+        let _ = fs::remove_file(&tmp);
+        return Err(key_err(&tmp, e));
+    }
+    // Link, not rename: a key created meanwhile by another process wins.
+    let linked = fs::hard_link(&tmp, path);
+    let _ = fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => {
+            if let Ok(d) = fs::File::open(dir) {
+                let _ = d.sync_all();
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(key_err(path, e)),
+    }
+}
+
+/// Canonical JSON: serde_json's map keeps keys sorted (no
+/// `preserve_order`), compact output.
+fn canonical(v: &Value) -> Result<String, CertificateError> {
+    serde_json::to_string(v).map_err(|e| CertificateError::Malformed(e.to_string()))
+}
+
+fn signed_message(certificate: &Value, signer: &Value) -> Result<Vec<u8>, CertificateError> {
+    Ok(canonical(&serde_json::json!({
+        "certificate": certificate,
+        "signer": signer,
+    }))?
+    .into_bytes())
+}
+
+/// A verified certificate.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Verified {
+    pub certificate: Value,
+    pub installation_id: String,
+    pub public_key: String,
+}
+
+/// Verifies certificate file contents. With `trusted`, the signer must be
+/// that key (hex); without, the key named in the file is used (which
+/// proves integrity, not origin: pass the installation's key for that).
+pub fn verify(bytes: &[u8], trusted: Option<&str>) -> Result<Verified, CertificateError> {
+    let text =
+        std::str::from_utf8(bytes).map_err(|_| CertificateError::Malformed("not UTF-8".into()))?;
+    let doc: Value = serde_json::from_str(text)
+        .map_err(|e| CertificateError::Malformed(format!("not JSON: {e}")))?;
+    if format!("{}\n", canonical(&doc)?) != text {
+        return Err(CertificateError::NotCanonical);
+    }
+    let obj = doc
+        .as_object()
+        .ok_or_else(|| CertificateError::Malformed("not an object".into()))?;
+    if obj.len() != 3 {
+        return Err(CertificateError::Malformed(
+            "expected exactly certificate, signature and signer".into(),
+        ));
+    }
+    let field = |k: &str| {
+        obj.get(k)
+            .ok_or_else(|| CertificateError::Malformed(format!("`{k}` is missing")))
+    };
+    let certificate = field("certificate")?;
+    let signer = field("signer")?;
+    let sig_hex = field("signature")?
+        .as_str()
+        .ok_or_else(|| CertificateError::Malformed("`signature` is not a string".into()))?;
+    let public_key = signer
+        .get("public_key")
+        .and_then(Value::as_str)
+        .ok_or_else(|| CertificateError::Malformed("`signer.public_key` is missing".into()))?;
+    if signer.get("algorithm").and_then(Value::as_str) != Some("Ed25519") {
+        return Err(CertificateError::Malformed("unsupported algorithm".into()));
+    }
+    if let Some(t) = trusted
+        && !t.trim().eq_ignore_ascii_case(public_key)
+    {
+        return Err(CertificateError::UntrustedSigner {
+            found: public_key.to_owned(),
+            trusted: t.trim().to_owned(),
+        });
+    }
+    // Only the lower-case hex we write is accepted, so no two spellings
+    // of one key or signature exist.
+    let strict_hex = |s: &str, n: usize| -> Option<Vec<u8>> {
+        let b = hex::decode(s).ok()?;
+        (b.len() == n && hex::encode(&b) == s).then_some(b)
+    };
+    let key_bytes =
+        strict_hex(public_key, 32).ok_or(CertificateError::Malformed("bad public key".into()))?;
+    let mut kb = [0u8; 32];
+    kb.copy_from_slice(&key_bytes);
+    let key = VerifyingKey::from_bytes(&kb).map_err(|_| CertificateError::BadSignature)?;
+    let sig_bytes = strict_hex(sig_hex, 64).ok_or(CertificateError::BadSignature)?;
+    let mut sb = [0u8; 64];
+    sb.copy_from_slice(&sig_bytes);
+    let sig = Signature::from_bytes(&sb);
+    let message = signed_message(certificate, signer)?;
+    key.verify_strict(&message, &sig)
+        .map_err(|_| CertificateError::BadSignature)?;
+    Ok(Verified {
+        certificate: certificate.clone(),
+        installation_id: signer
+            .get("installation_id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
+        public_key: public_key.to_owned(),
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_single_byte_edit_fails_verification() {
+        let signer = CertificateSigner::from_secret(Uuid::nil(), &[7u8; 32]);
+        let cert =
+            serde_json::json!({"request_id": "r", "erased": [{"id": "a", "sha256": "00ff"}]});
+        let file = signer.sign(&cert).unwrap();
+        let ok = verify(file.as_bytes(), Some(&signer.public_key_hex())).unwrap();
+        assert_eq!(ok.certificate, cert);
+        let bytes = file.as_bytes();
+        for i in 0..bytes.len() {
+            for delta in [1u8, 0x20] {
+                let mut edited = bytes.to_vec();
+                edited[i] ^= delta;
+                assert!(
+                    verify(&edited, None).is_err(),
+                    "edit at byte {i} (^{delta:#x}) verified"
+                );
+            }
+        }
+        let other = CertificateSigner::from_secret(Uuid::nil(), &[8u8; 32]);
+        assert!(matches!(
+            verify(bytes, Some(&other.public_key_hex())),
+            Err(CertificateError::UntrustedSigner { .. })
+        ));
+    }
+
+    #[test]
+    fn the_key_file_is_created_once_and_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys/installation-signing-key.json");
+        let a = CertificateSigner::open_or_create(&path).unwrap();
+        let b = CertificateSigner::open_or_create(&path).unwrap();
+        assert_eq!(a.public_key_hex(), b.public_key_hex());
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+}

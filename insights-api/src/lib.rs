@@ -24,4 +24,5 @@ mod startup;
 
 pub use auth::{AuthMethod, Authenticator, Principal, Subject};
 pub use error::ApiError;
+pub use routes::gdpr::GdprContext;
 pub use startup::{AppState, Application};

@@ -334,32 +334,39 @@ async fn role_endpoint_tenant_matrix() {
             "GET",
             format!("/api/recordings/{theirs}/jobs"),
         ),
+        // Data-subject requests: the DPO's alone.
+        ("gdpr-erasures".into(), "GET", "/api/gdpr/erasures".into()),
+        (
+            "gdpr-rectification".into(),
+            "GET",
+            "/api/gdpr/rectification".into(),
+        ),
     ];
     // Expected status per role, in the order of `endpoints`.
-    let expect: Vec<(Option<&str>, [u16; 15])> = vec![
+    let expect: Vec<(Option<&str>, [u16; 17])> = vec![
         (
             Some("tenant-admin"),
             [
-                200, 200, 200, 200, 200, 200, 200, 404, 404, 404, 404, 404, 200, 200, 404,
+                200, 200, 200, 200, 200, 200, 200, 404, 404, 404, 404, 404, 200, 200, 404, 403, 403,
             ],
         ),
         (
             Some("compliance-officer"),
             [
-                200, 200, 200, 200, 403, 200, 200, 404, 404, 404, 404, 404, 200, 200, 404,
+                200, 200, 200, 200, 403, 200, 200, 404, 404, 404, 404, 404, 200, 200, 404, 403, 403,
             ],
         ),
         (
             Some("supervisor"),
             [
-                200, 200, 200, 200, 403, 200, 200, 404, 404, 404, 404, 404, 200, 200, 404,
+                200, 200, 200, 200, 403, 200, 200, 404, 404, 404, 404, 404, 200, 200, 404, 403, 403,
             ],
         ),
         // A user sees only recordings they took part in: the rest is 404.
         (
             Some("user"),
             [
-                200, 200, 200, 200, 403, 404, 404, 404, 404, 404, 404, 404, 200, 200, 404,
+                200, 200, 200, 200, 403, 404, 404, 404, 404, 404, 404, 404, 200, 200, 404, 403, 403,
             ],
         ),
         // A DPO searches and reads transcripts but does not play (a
@@ -367,19 +374,19 @@ async fn role_endpoint_tenant_matrix() {
         (
             Some("dpo"),
             [
-                200, 200, 200, 403, 403, 200, 403, 404, 403, 404, 404, 404, 403, 200, 404,
+                200, 200, 200, 403, 403, 200, 403, 404, 403, 404, 404, 404, 403, 200, 404, 200, 200,
             ],
         ),
         // The platform operator is refused every content endpoint.
-        (Some("platform-operator"), [403; 15]),
+        (Some("platform-operator"), [403; 17]),
         // Another tenant's admin: contoso's recordings do not exist for them.
         (
             Some("fabrikam-admin"),
             [
-                200, 404, 404, 404, 404, 404, 404, 200, 200, 200, 404, 404, 200, 404, 200,
+                200, 404, 404, 404, 404, 404, 404, 200, 200, 200, 404, 404, 200, 404, 200, 403, 403,
             ],
         ),
-        (None, [401; 15]),
+        (None, [401; 17]),
     ];
     let mut failures = Vec::new();
     for (role, statuses) in &expect {
@@ -1002,6 +1009,16 @@ async fn the_openapi_document_lists_every_route_and_the_real_search_fields() {
         ("get", "/api/directory/users"),
         ("post", "/api/directory/sync"),
         ("delete", "/api/directory/users/{id}"),
+        ("post", "/api/gdpr/find"),
+        ("post", "/api/gdpr/access"),
+        ("get", "/api/gdpr/access/{id}"),
+        ("get", "/api/gdpr/access/{id}/file"),
+        ("get", "/api/gdpr/rectification"),
+        ("post", "/api/gdpr/erasures"),
+        ("get", "/api/gdpr/erasures"),
+        ("get", "/api/gdpr/erasures/{id}"),
+        ("post", "/api/gdpr/erasures/{id}/execute"),
+        ("get", "/api/gdpr/erasures/{id}/certificate"),
     ];
     let paths = doc["paths"].as_object().unwrap();
     for (method, path) in routes {

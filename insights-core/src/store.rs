@@ -480,6 +480,54 @@ pub trait MetadataStore: Send + Sync + 'static {
         tenant: TenantId,
         query: &ProviderCallQuery,
     ) -> StoreResult<Vec<ProviderCall>>;
+
+    // ---- data-subject requests (GDPR) ----
+
+    /// Participant rows of the tenant matching any key exactly (see
+    /// [`SubjectKeys`]), ordered by (started_at, recording, participant),
+    /// at most `limit` (0: no limit). Empty keys match nothing.
+    async fn find_subject_participants(
+        &self,
+        tenant: TenantId,
+        keys: &SubjectKeys,
+        limit: u32,
+    ) -> StoreResult<Vec<ParticipantHit>>;
+    /// Pseudonymises a participant for erasure: `display_name` becomes
+    /// `label`; phone number, URI, email and directory link are cleared
+    /// (search indexes follow). `NotFound` unless the participant belongs
+    /// to this recording of this tenant; refused while the recording is on
+    /// legal hold.
+    async fn erase_participant_identity(
+        &self,
+        tenant: TenantId,
+        recording: RecordingId,
+        participant: ParticipantId,
+        label: &str,
+    ) -> StoreResult<()>;
+    /// Deletes every insight of the recording; returns how many.
+    async fn delete_insights(&self, tenant: TenantId, recording: RecordingId) -> StoreResult<u64>;
+    /// Inserts or replaces an erasure request (matched by id).
+    /// `record.tenant_id` must equal `tenant` (else `Invalid`).
+    async fn put_erasure_request(
+        &self,
+        tenant: TenantId,
+        record: &ErasureRecord,
+    ) -> StoreResult<()>;
+    async fn get_erasure_request(
+        &self,
+        tenant: TenantId,
+        id: uuid::Uuid,
+    ) -> StoreResult<ErasureRecord>;
+    /// The tenant's erasure requests, newest first.
+    async fn list_erasure_requests(&self, tenant: TenantId) -> StoreResult<Vec<ErasureRecord>>;
+    /// The recordings of this tenant among `ids` (missing ones skipped),
+    /// with participants and streams, ordered by (started_at, id): a few
+    /// queries for any number of recordings.
+    async fn get_recordings(
+        &self,
+        tenant: TenantId,
+        ids: &[RecordingId],
+    ) -> StoreResult<Vec<Recording>>;
 }
 
 /// A page of recordings for governance sweeps

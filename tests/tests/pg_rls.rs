@@ -290,6 +290,16 @@ async fn seed(s: &PgStore, name: &str) -> TenantId {
         s.create_oidc_session(t, &oidc_session).await,
         "oidc session",
     );
+    let erasure = ErasureRecord {
+        id: Uuid::now_v7(),
+        tenant_id: t,
+        status: "planned".into(),
+        created_at: now(),
+        created_by: account.id.to_string(),
+        updated_at: now(),
+        state: serde_json::json!({}),
+    };
+    ok(s.put_erasure_request(t, &erasure).await, "erasure request");
     t
 }
 
@@ -324,6 +334,7 @@ async fn every_tenant_table_has_row_level_security() {
         "jobs",
         "directory_sync_state",
         "oidc_sessions",
+        "erasure_requests",
     ] {
         assert!(
             tables.iter().any(|t| t == expected),

@@ -939,6 +939,61 @@ impl MetadataStore for FaultyStore {
         self.check("list_provider_calls")?;
         self.inner.list_provider_calls(tenant, query).await
     }
+    async fn find_subject_participants(
+        &self,
+        tenant: TenantId,
+        keys: &SubjectKeys,
+        limit: u32,
+    ) -> StoreResult<Vec<ParticipantHit>> {
+        self.check("find_subject_participants")?;
+        self.inner
+            .find_subject_participants(tenant, keys, limit)
+            .await
+    }
+    async fn erase_participant_identity(
+        &self,
+        tenant: TenantId,
+        recording: RecordingId,
+        participant: ParticipantId,
+        label: &str,
+    ) -> StoreResult<()> {
+        self.check("erase_participant_identity")?;
+        self.inner
+            .erase_participant_identity(tenant, recording, participant, label)
+            .await
+    }
+    async fn delete_insights(&self, tenant: TenantId, recording: RecordingId) -> StoreResult<u64> {
+        self.check("delete_insights")?;
+        self.inner.delete_insights(tenant, recording).await
+    }
+    async fn put_erasure_request(
+        &self,
+        tenant: TenantId,
+        record: &ErasureRecord,
+    ) -> StoreResult<()> {
+        self.check("put_erasure_request")?;
+        self.inner.put_erasure_request(tenant, record).await
+    }
+    async fn get_erasure_request(
+        &self,
+        tenant: TenantId,
+        id: uuid::Uuid,
+    ) -> StoreResult<ErasureRecord> {
+        self.check("get_erasure_request")?;
+        self.inner.get_erasure_request(tenant, id).await
+    }
+    async fn list_erasure_requests(&self, tenant: TenantId) -> StoreResult<Vec<ErasureRecord>> {
+        self.check("list_erasure_requests")?;
+        self.inner.list_erasure_requests(tenant).await
+    }
+    async fn get_recordings(
+        &self,
+        tenant: TenantId,
+        ids: &[RecordingId],
+    ) -> StoreResult<Vec<Recording>> {
+        self.check("get_recordings")?;
+        self.inner.get_recordings(tenant, ids).await
+    }
 }
 
 // ------------------------------------------------------------ checks

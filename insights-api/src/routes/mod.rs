@@ -4,6 +4,7 @@ mod audit;
 mod auth;
 pub mod directory;
 pub mod exports;
+pub mod gdpr;
 mod governance;
 mod health;
 mod jobs;
@@ -29,5 +30,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(directory::configure)
         .configure(exports::configure)
         .configure(jobs::configure)
-        .configure(governance::configure);
+        .configure(governance::configure)
+        .configure(gdpr::configure);
 }

@@ -7,6 +7,7 @@ mod approval;
 mod audit;
 mod chain_check;
 mod directory;
+mod gdpr;
 mod ids;
 mod job;
 mod policy;
@@ -25,6 +26,7 @@ pub use audit::{
 };
 pub use chain_check::{ChainChecker, ChainProblem, ChainReport, diagnose_chain};
 pub use directory::{DirectorySyncState, DirectoryUser};
+pub use gdpr::{ErasureRecord, ParticipantHit, SubjectKeys};
 pub use ids::*;
 pub use job::{
     Backoff, ClaimRequest, ClaimedJob, DEFAULT_MAX_ATTEMPTS, Enqueued, Job, JobFailure, JobId,

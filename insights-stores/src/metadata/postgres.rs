@@ -25,6 +25,7 @@ mod keys;
 mod processing;
 mod recordings;
 mod search;
+mod subjects;
 mod tenants;
 mod transcripts;
 
@@ -772,5 +773,66 @@ impl MetadataStore for PgStore {
         query: &ProviderCallQuery,
     ) -> StoreResult<Vec<ProviderCall>> {
         in_tenant!(self, tenant, |c| processing::list(c, tenant, query))
+    }
+
+    // ---- data-subject requests (GDPR) ----
+
+    async fn find_subject_participants(
+        &self,
+        tenant: TenantId,
+        keys: &SubjectKeys,
+        limit: u32,
+    ) -> StoreResult<Vec<ParticipantHit>> {
+        in_tenant!(self, tenant, |c| subjects::find(c, tenant, keys, limit))
+    }
+
+    async fn erase_participant_identity(
+        &self,
+        tenant: TenantId,
+        recording: RecordingId,
+        participant: ParticipantId,
+        label: &str,
+    ) -> StoreResult<()> {
+        in_tenant!(self, tenant, |c| subjects::erase_participant(
+            c,
+            tenant,
+            recording,
+            participant,
+            label
+        ))
+    }
+
+    async fn delete_insights(&self, tenant: TenantId, recording: RecordingId) -> StoreResult<u64> {
+        in_tenant!(self, tenant, |c| subjects::delete_insights(
+            c, tenant, recording
+        ))
+    }
+
+    async fn put_erasure_request(
+        &self,
+        tenant: TenantId,
+        record: &ErasureRecord,
+    ) -> StoreResult<()> {
+        in_tenant!(self, tenant, |c| subjects::put_erasure(c, tenant, record))
+    }
+
+    async fn get_erasure_request(
+        &self,
+        tenant: TenantId,
+        id: uuid::Uuid,
+    ) -> StoreResult<ErasureRecord> {
+        in_tenant!(self, tenant, |c| subjects::get_erasure(c, tenant, id))
+    }
+
+    async fn list_erasure_requests(&self, tenant: TenantId) -> StoreResult<Vec<ErasureRecord>> {
+        in_tenant!(self, tenant, |c| subjects::list_erasures(c, tenant))
+    }
+
+    async fn get_recordings(
+        &self,
+        tenant: TenantId,
+        ids: &[RecordingId],
+    ) -> StoreResult<Vec<Recording>> {
+        in_tenant!(self, tenant, |c| subjects::get_many(c, tenant, ids))
     }
 }

@@ -7,3 +7,4 @@ pub mod entra;
 pub mod governance;
 pub mod jobs;
 pub mod store;
+pub mod subjects;

@@ -20,6 +20,7 @@ mod keys;
 mod processing;
 mod recordings;
 mod search;
+mod subjects;
 mod tenants;
 mod transcripts;
 mod util;
@@ -592,5 +593,52 @@ impl MetadataStore for SqliteStore {
         query: &ProviderCallQuery,
     ) -> StoreResult<Vec<ProviderCall>> {
         processing::list(&self.pool, tenant, query).await
+    }
+
+    // ---- data-subject requests (GDPR) ----
+
+    async fn find_subject_participants(
+        &self,
+        tenant: TenantId,
+        keys: &SubjectKeys,
+        limit: u32,
+    ) -> StoreResult<Vec<ParticipantHit>> {
+        subjects::find(&self.pool, tenant, keys, limit).await
+    }
+    async fn erase_participant_identity(
+        &self,
+        tenant: TenantId,
+        recording: RecordingId,
+        participant: ParticipantId,
+        label: &str,
+    ) -> StoreResult<()> {
+        subjects::erase_participant(&self.pool, tenant, recording, participant, label).await
+    }
+    async fn delete_insights(&self, tenant: TenantId, recording: RecordingId) -> StoreResult<u64> {
+        subjects::delete_insights(&self.pool, tenant, recording).await
+    }
+    async fn put_erasure_request(
+        &self,
+        tenant: TenantId,
+        record: &ErasureRecord,
+    ) -> StoreResult<()> {
+        subjects::put_erasure(&self.pool, tenant, record).await
+    }
+    async fn get_erasure_request(
+        &self,
+        tenant: TenantId,
+        id: uuid::Uuid,
+    ) -> StoreResult<ErasureRecord> {
+        subjects::get_erasure(&self.pool, tenant, id).await
+    }
+    async fn list_erasure_requests(&self, tenant: TenantId) -> StoreResult<Vec<ErasureRecord>> {
+        subjects::list_erasures(&self.pool, tenant).await
+    }
+    async fn get_recordings(
+        &self,
+        tenant: TenantId,
+        ids: &[RecordingId],
+    ) -> StoreResult<Vec<Recording>> {
+        subjects::get_many(&self.pool, tenant, ids).await
     }
 }
