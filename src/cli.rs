@@ -295,6 +295,8 @@ async fn serve(settings: Settings, with_worker: bool) -> anyhow::Result<()> {
     let routes = move |cfg: &mut web::ServiceConfig| {
         webhook(cfg);
         media(cfg);
+        // The web UI, same origin as the API.
+        ::web::configure(cfg);
     };
     let app = insights_api::Application::build_with(state, settings.listen, routes)?;
     let addr = app.addr();
