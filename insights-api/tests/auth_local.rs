@@ -253,8 +253,10 @@ async fn one_address_gets_429_after_its_budget() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cookie_sessions_need_the_csrf_header_on_unsafe_methods() {
     let app = TestApp::start().await;
-    app.add_user("ann@contoso.com", Role::TenantAdmin).await;
-    let res = app.login(creds("ann@contoso.com", PASSWORD)).await;
+    let (_, seed) = app.add_user("ann@contoso.com", Role::TenantAdmin).await;
+    let mut body = creds("ann@contoso.com", PASSWORD);
+    body["totp"] = json!(code(&seed.unwrap()));
+    let res = app.login(body).await;
     assert_eq!(res.status(), 200);
     let cookie = session_cookie(&res).unwrap();
     let csrf_line = res

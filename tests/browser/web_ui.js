@@ -22,7 +22,7 @@ const crypto = require('crypto');
 const fs = require('fs');
 const path = require('path');
 
-const STEP_TIMEOUT_MS = 60_000;
+const STEP_TIMEOUT_MS = Number(process.env.INSIGHTS_WEB_UI_STEP_MS || 60_000);
 
 const spec = JSON.parse(fs.readFileSync(process.argv[2], 'utf8'));
 const report = { steps: [], playback: {}, axe: {}, export_file: null, csp_violations: [] };
@@ -183,7 +183,7 @@ async function main() {
     await step('open a result; press play: time advances, no media error', async () => {
       await search(page, { '#f-participant': spec.number });
       await Promise.all([page.waitForURL(`**/recordings/${spec.recording}`), page.click(`#results tr[data-id="${spec.recording}"] a.open-recording`)]);
-      await page.waitForSelector('#segments .segment');
+      await page.waitForSelector('#meta dt');
       const hold = await page.textContent('#badges');
       report.playback.badges = hold;
       const t0 = await page.evaluate(() => document.querySelector('#player').currentTime);
@@ -221,6 +221,7 @@ async function main() {
     await step('the recording page shows participants, recap and its own audit trail', async () => {
       await page.reload();
       await page.waitForSelector('#trail tbody tr');
+      await page.waitForSelector('#segments .segment');
       const parts = await page.textContent('#participants');
       assert(parts.includes('Dave Callee') && parts.includes('+14255550123'), 'participants');
       await page.waitForSelector('#insights-box:not([hidden])');
@@ -273,7 +274,10 @@ async function main() {
       await shot(page, 'settings');
       await axe(page, 'settings');
       // A forged cross-site style POST without the header is refused.
-      const status = await page.evaluate(async () => (await fetch('/api/settings', { method: 'PUT', headers: { 'Content-Type': 'application/json' }, body: '{}' })).status);
+      const status = await page.evaluate(async () => {
+        const body = await (await fetch('/api/settings')).text();
+        return (await fetch('/api/settings', { method: 'PUT', headers: { 'Content-Type': 'application/json' }, body })).status;
+      });
       assert(status === 403, `PUT without CSRF header: ${status}`);
     });
 
@@ -342,7 +346,7 @@ async function main() {
       assert(api === 403, `GET /api/settings as officer: ${api}`);
       // Officers may not download.
       await officer.goto(`${spec.base}/recordings/${spec.recording}`);
-      await officer.waitForSelector('#segments .segment');
+      await officer.waitForSelector('#meta dt');
       assert(!(await officer.isVisible('#download')), 'no download button for officers');
     });
     await officerCtx.close();

@@ -109,3 +109,75 @@ fn html(status: StatusCode, body: String) -> HttpResponse {
             .body(body),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Everything the UI ships, as text.
+    fn all_html() -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = pages::PAGES
+            .iter()
+            .map(|p| (p.path.to_owned(), p.main_html().to_owned()))
+            .collect();
+        out.push(("login".into(), pages::login()));
+        out.push(("error".into(), pages::error_page("t", "d")));
+        out
+    }
+
+    #[test]
+    fn no_inline_script_style_or_handler_anywhere() {
+        for (name, html) in all_html() {
+            let lower = html.to_lowercase();
+            for (i, _) in lower.match_indices("<script") {
+                let tag = &lower[i..i + lower[i..].find('>').unwrap_or(0)];
+                assert!(
+                    tag.contains(" src=\"/static/"),
+                    "{name}: inline script {tag}"
+                );
+            }
+            assert!(!lower.contains("<style"), "{name}: inline <style>");
+            assert!(!lower.contains(" style="), "{name}: style attribute");
+            assert!(!lower.contains("javascript:"), "{name}: javascript: URL");
+            for attr in [
+                " onclick=",
+                " onload=",
+                " onerror=",
+                " onsubmit=",
+                " onchange=",
+            ] {
+                assert!(!lower.contains(attr), "{name}: inline handler {attr}");
+            }
+        }
+        for name in ["app.css", "common.js", "search.js", "recording.js"] {
+            let (_, body) = assets::find(name).unwrap_or(("", ""));
+            assert!(!body.is_empty(), "{name} is shipped");
+            assert!(
+                !body.contains("innerHTML"),
+                "{name} must build the DOM from text"
+            );
+            assert!(!body.contains("eval("), "{name}");
+        }
+    }
+
+    #[test]
+    fn every_page_has_its_script_and_forms_never_get() {
+        for p in pages::PAGES {
+            assert!(assets::find(&format!("{}.js", p.id)).is_some(), "{}", p.id);
+            let main = p.main_html().to_lowercase();
+            for (i, _) in main.match_indices("<form") {
+                let tag = &main[i..i + main[i..].find('>').unwrap_or(0)];
+                // A form submitted without its script must not put what was
+                // typed into a URL (GET); the audit filters hold only ids.
+                assert!(
+                    tag.contains("method=\"post\"") || p.id == "audit",
+                    "{}: {tag}",
+                    p.id
+                );
+            }
+        }
+        assert!(assets::find("login.js").is_some());
+        assert!(assets::find("../lib.rs").is_none());
+        assert!(CSP.contains("script-src 'self'") && !CSP.contains("unsafe"));
+    }
+}

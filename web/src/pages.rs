@@ -107,6 +107,14 @@ pub static PAGES: &[Page] = &[
     },
 ];
 
+#[cfg(test)]
+impl Page {
+    /// The page's main fragment.
+    pub fn main_html(&self) -> &'static str {
+        self.main
+    }
+}
+
 /// Why `p` may not open `page`, if they may not.
 pub fn refusal(p: &Principal, page: &Page) -> Option<&'static str> {
     if p.tenant_id.is_none() {
