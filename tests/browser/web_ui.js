@@ -9,7 +9,8 @@
 //   node tests/browser/web_ui.js SPEC.json
 //
 // SPEC.json (written by the Rust test): base, tenant, password,
-// admin {email, seed}, officer {email}, operator {email, seed},
+// admin {email, seed}, officer {email}, supervisor {email},
+// operator {email, seed},
 // recording, other_recording, number, word, export_columns, screenshots,
 // downloads.
 //
@@ -89,6 +90,13 @@ async function login(page, who, { tenant, email, seed }) {
   await page.fill('#password', spec.password);
   if (seed) await page.fill('#totp', totp(seed));
   await Promise.all([page.waitForURL((u) => !u.pathname.startsWith('/login'), { timeout: STEP_TIMEOUT_MS }), page.click('#sign-in')]);
+}
+
+// Plays once the player has its source and metadata (the page sets the
+// source after the transcript, or from a blob after a reason is given).
+async function playNow(page) {
+  await page.waitForFunction(() => { const a = document.querySelector('#player'); return a.currentSrc !== '' && a.readyState >= 1; });
+  await page.evaluate(() => document.querySelector('#player').play());
 }
 
 async function resultIds(page) {
@@ -188,7 +196,7 @@ async function main() {
       report.playback.badges = hold;
       const t0 = await page.evaluate(() => document.querySelector('#player').currentTime);
       await page.focus('#player');
-      await page.evaluate(() => document.querySelector('#player').play());
+      await playNow(page);
       await page.waitForFunction(() => document.querySelector('#player').currentTime > 0.8, null, { timeout: STEP_TIMEOUT_MS });
       const s = await page.evaluate(() => { const a = document.querySelector('#player'); return { t: a.currentTime, err: a.error && a.error.code, d: a.duration }; });
       report.playback.advanced_s = s.t - t0;
@@ -210,10 +218,12 @@ async function main() {
       await page.click(`#segments .segment >> nth=${i}`);
       await page.waitForFunction((t) => Math.abs(document.querySelector('#player').currentTime - t) < 0.25, target);
       report.playback.after_seek_s = await page.evaluate(() => document.querySelector('#player').currentTime);
-      const current = await page.$eval(`#segments .segment >> nth=${i}`, (b) => b.classList.contains('current')).catch(async () => page.evaluate((n) => document.querySelectorAll('#segments .segment')[n].classList.contains('current'), i));
-      assert(current, 'the clicked segment is highlighted');
+      const current = await page.evaluate(() => [...document.querySelectorAll('#segments .segment')].findIndex((b) => b.classList.contains('current')));
+      report.playback.segments_ms = segs;
+      report.playback.highlighted = current;
+      assert(current === i, `the clicked segment ${i} is highlighted, not ${current}`);
       // Playback from there keeps the highlight moving with the audio.
-      await page.evaluate(() => document.querySelector('#player').play());
+      await playNow(page);
       await page.waitForFunction(() => document.querySelector('#player').currentTime > 0 && document.querySelector('.segment.current') !== null);
       await page.evaluate(() => document.querySelector('#player').pause());
     });
@@ -279,6 +289,36 @@ async function main() {
         return (await fetch('/api/settings', { method: 'PUT', headers: { 'Content-Type': 'application/json' }, body })).status;
       });
       assert(status === 403, `PUT without CSRF header: ${status}`);
+    });
+
+    async function setSetting(id, on) {
+      await page.goto(`${spec.base}/admin/settings`);
+      await page.waitForFunction(() => document.querySelector('#status').textContent === '' && document.querySelector('#s-cloud') !== null);
+      await page.waitForTimeout(300);
+      await page.setChecked(id, on);
+      await page.evaluate(() => { document.querySelector('#status').textContent = ''; });
+      await page.click('#save-settings');
+      await page.waitForFunction(() => document.querySelector('#status').textContent.includes('saved'));
+    }
+
+    await step('a required reason for access is asked for, sent and audited', async () => {
+      await setSetting('#s-reason', true);
+      await page.goto(`${spec.base}/recordings/${spec.recording}`);
+      await page.waitForSelector('#reason-box:not([hidden])');
+      await shot(page, 'recording-reason');
+      await page.fill('#reason', 'Case 42 review');
+      await page.click('#reason-form button[type=submit]');
+      await page.waitForSelector('#segments .segment');
+      await page.waitForFunction(() => document.querySelector('#player').src.startsWith('blob:'));
+      await playNow(page);
+      await page.waitForFunction(() => document.querySelector('#player').currentTime > 0.3);
+      assert(await page.evaluate(() => document.querySelector('#player').error === null), 'no media error');
+      await page.waitForFunction(() => [...document.querySelectorAll('#trail td')].some((t) => t.textContent === 'Case 42 review'));
+      await setSetting('#s-reason', false);
+    });
+
+    await step('four-eyes playback is switched on for supervisors', async () => {
+      await setSetting('#s-foureyes', true);
     });
 
     await step('users and security profiles page renders', async () => {
@@ -350,6 +390,38 @@ async function main() {
       assert(!(await officer.isVisible('#download')), 'no download button for officers');
     });
     await officerCtx.close();
+
+    const supCtx = await browser.newContext({ viewport: { width: 1024, height: 768 } });
+    supCtx.setDefaultTimeout(STEP_TIMEOUT_MS);
+    const sup = await supCtx.newPage();
+    watch(sup, 'supervisor');
+    await step('four-eyes: a supervisor must ask, an officer approves, then it plays', async () => {
+      await login(sup, 'supervisor', { tenant: spec.tenant, email: spec.supervisor.email });
+      await sup.goto(`${spec.base}/recordings/${spec.recording}`);
+      await sup.waitForSelector('#approval-box:not([hidden])');
+      await sup.fill('#request-reason', 'Coaching session 7');
+      await sup.click('#request-form button[type=submit]');
+      await sup.waitForSelector('#request-state:not([hidden])');
+      await shot(sup, 'recording-four-eyes');
+      const offCtx = await browser.newContext({ viewport: { width: 1024, height: 768 } });
+      offCtx.setDefaultTimeout(STEP_TIMEOUT_MS);
+      const off = await offCtx.newPage();
+      watch(off, 'approver');
+      await login(off, 'officer', { tenant: spec.tenant, email: spec.officer.email });
+      await off.goto(`${spec.base}/access-requests`);
+      await off.waitForSelector('#requests tbody tr button');
+      await shot(off, 'access-requests');
+      await axe(off, 'access-requests');
+      await off.click('#requests tbody tr button:has-text("Approve")');
+      await off.waitForFunction(() => document.querySelector('#requests tbody').textContent.includes('approved'));
+      await offCtx.close();
+      await sup.goto(`${spec.base}/recordings/${spec.recording}`);
+      await sup.waitForSelector('#meta dt');
+      await playNow(sup);
+      await sup.waitForFunction(() => document.querySelector('#player').currentTime > 0.3);
+      assert(await sup.isHidden('#approval-box'), 'no approval prompt once approved');
+    });
+    await supCtx.close();
 
     const opsCtx = await browser.newContext({ viewport: { width: 820, height: 1100 } });
     opsCtx.setDefaultTimeout(STEP_TIMEOUT_MS);

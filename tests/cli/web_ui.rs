@@ -97,6 +97,16 @@ fn the_web_ui_searches_plays_exports_and_administers_in_chromium() {
         )
         .is_none()
     );
+    assert!(
+        add_user(
+            cwd.path(),
+            &d,
+            Some("contoso"),
+            "sup@contoso.com",
+            "supervisor"
+        )
+        .is_none()
+    );
     let ops_seed = add_user(
         cwd.path(),
         &d,
@@ -224,6 +234,7 @@ fn the_web_ui_searches_plays_exports_and_administers_in_chromium() {
         "password": PW,
         "admin": { "email": "admin@contoso.com", "seed": admin_seed },
         "officer": { "email": "officer@contoso.com" },
+        "supervisor": { "email": "sup@contoso.com" },
         "operator": { "email": "ops@vendor.example", "seed": ops_seed },
         "recording": id1.to_string(),
         "other_recording": id2.to_string(),

@@ -24,6 +24,7 @@ static ASSETS: &[(&str, &str, &str)] = &[
     ("retention.js", JS, include_str!("../static/retention.js")),
     ("users.js", JS, include_str!("../static/users.js")),
     ("settings.js", JS, include_str!("../static/settings.js")),
+    ("gdpr.js", JS, include_str!("../static/gdpr.js")),
 ];
 
 const JS: &str = "text/javascript; charset=utf-8";

@@ -84,6 +84,11 @@ async fn login() -> HttpResponse {
 
 async fn show(p: Result<Principal, ApiError>, page: &'static pages::Page) -> HttpResponse {
     match p {
+        // A session that ended (idle, absolute limit, signed out
+        // elsewhere) says so on the sign-in page.
+        Err(ApiError::Unauthorized {
+            code: "session-expired",
+        }) => redirect("/login#expired"),
         Err(ApiError::Unauthorized { .. }) => redirect("/login"),
         Err(e) => html(
             ResponseError::status_code(&e),

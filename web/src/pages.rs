@@ -70,6 +70,15 @@ pub static PAGES: &[Page] = &[
         main: include_str!("../pages/audit.html"),
     },
     Page {
+        path: "/gdpr",
+        title: "Data subject requests",
+        id: "gdpr",
+        needs: &[P::GdprActions],
+        nav: Some("Data subjects"),
+        admin: false,
+        main: include_str!("../pages/gdpr.html"),
+    },
+    Page {
         path: "/admin/holds",
         title: "Legal holds",
         id: "holds",

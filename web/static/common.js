@@ -71,7 +71,7 @@ const Insights = (() => {
       throw new Problem(0, 'Network error', 'The server could not be reached. Check the connection and try again.');
     }
     if (res.status === 401 && !opts.noRedirect) {
-      location.assign('/login');
+      location.assign('/login#expired');
       throw new Problem(401, 'Signed out', 'Your session has ended. Please sign in again.');
     }
     if (!res.ok) throw await toProblem(res);

@@ -48,6 +48,9 @@
   document.addEventListener('DOMContentLoaded', () => {
     $('#login-form').addEventListener('submit', guard(submit));
     providers();
+    if (location.hash === '#expired') {
+      showError({ title: 'Signed out', detail: 'Your session has ended (idle for too long, or signed out elsewhere). Please sign in again.' });
+    }
     $('#tenant').focus();
   });
 })();

@@ -65,7 +65,7 @@
   function seek(sec) {
     const a = $('#player');
     a.currentTime = sec;
-    highlight(a.currentTime);
+    highlight(sec);
   }
 
   async function transcript() {
@@ -84,12 +84,19 @@
   }
 
   function highlight(sec) {
-    const ms = sec * 1000;
+    // A position read back after a seek can sit a hair before the
+    // requested start: allow 25 ms so a clicked line is the current one.
+    const ms = sec * 1000 + 25;
+    // Segments are in start order and may overlap (both sides talking):
+    // the latest-started one still being spoken, else the last started.
     let idx = -1;
+    let speaking = -1;
     for (let i = 0; i < segments.length; i++) {
-      if (segments[i].start_ms <= ms && ms < segments[i].end_ms) { idx = i; break; }
-      if (segments[i].start_ms <= ms) idx = i;
+      if (segments[i].start_ms > ms) break;
+      idx = i;
+      if (ms < segments[i].end_ms) speaking = i;
     }
+    if (speaking >= 0) idx = speaking;
     if (idx === current) return;
     const items = document.querySelectorAll('#segments .segment');
     if (current >= 0 && items[current]) { items[current].classList.remove('current'); items[current].removeAttribute('aria-current'); }
