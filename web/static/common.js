@@ -1,6 +1,6 @@
 // Shared helpers of every page: the JSON API client (same origin, session
 // cookie, CSRF header on unsafe methods), problem+json errors shown as
-// messages, safe DOM building (text only: never innerHTML), formatting.
+// messages, safe DOM building (text nodes only; markup is never parsed), formatting.
 'use strict';
 
 const Insights = (() => {
