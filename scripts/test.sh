@@ -115,7 +115,8 @@ fi
 export INSIGHTS_TEST_SCHEMATHESIS="$ROOT/$FUZZ_VENV/bin/st"
 
 # ---- browser drivers (npm) -----------------------------------------------------
-# playwright-core and puppeteer-core, pinned in tests/browser/package-lock.json;
+# playwright-core, puppeteer-core and axe-core (the web UI test), pinned in
+# tests/browser/package-lock.json;
 # `npm ci` when node_modules is missing or older than the lock file. They
 # drive the Debian browsers above and must never download one.
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 PUPPETEER_SKIP_DOWNLOAD=1

@@ -315,6 +315,8 @@ async fn serve(settings: Settings, with_worker: bool) -> anyhow::Result<()> {
         if let Some(h) = &directory_handle {
             cfg.app_data(h.clone());
         }
+        // The web UI, same origin as the API.
+        ::web::configure(cfg);
     };
     let app = insights_api::Application::build_with(state, settings.listen, routes)?;
     let addr = app.addr();

@@ -247,6 +247,122 @@ async fn one_address_gets_429_after_its_budget() {
     );
 }
 
+/// Browsers authenticated by the session cookie must echo the session's
+/// CSRF token (login answer, readable `insights_csrf` cookie, `/me`) in
+/// `X-CSRF-Token` on every unsafe method; bearer tokens need none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cookie_sessions_need_the_csrf_header_on_unsafe_methods() {
+    let app = TestApp::start().await;
+    let (_, seed) = app.add_user("ann@contoso.com", Role::TenantAdmin).await;
+    let mut body = creds("ann@contoso.com", PASSWORD);
+    body["totp"] = json!(code(&seed.unwrap()));
+    let res = app.login(body).await;
+    assert_eq!(res.status(), 200);
+    let cookie = session_cookie(&res).unwrap();
+    let csrf_line = res
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("insights_csrf="))
+        .unwrap_or_default()
+        .to_owned();
+    let body: Value = res.json().await.unwrap();
+    let csrf = body["csrf_token"].as_str().unwrap().to_owned();
+    let token = body["token"].as_str().unwrap().to_owned();
+    assert!(
+        csrf_line.starts_with(&format!("insights_csrf={csrf};")),
+        "{csrf_line}"
+    );
+    for attr in ["Secure", "SameSite=Strict", "Path=/"] {
+        assert!(csrf_line.contains(attr), "{csrf_line}");
+    }
+    assert!(
+        !csrf_line.contains("HttpOnly"),
+        "the page reads it: {csrf_line}"
+    );
+    assert_ne!(csrf, cookie);
+
+    // `/me` returns it to cookie callers only.
+    let (_, me) = app.me(Auth::CookieCsrf(&cookie, None)).await;
+    assert_eq!(me["csrf_token"], csrf.as_str());
+    let (_, me) = app.me(Auth::Bearer(&token)).await;
+    assert!(me.get("csrf_token").is_none(), "{me}");
+
+    // A state change with the cookie but without (or with a wrong, or
+    // another session's) token is refused before the handler runs.
+    let settings = json!({"cloud_ai_enabled": false, "media_deletion_waiver": false,
+        "require_access_reason": false, "four_eyes_playback": false});
+    let other = insights_api::auth::session::csrf_token("v1.platform.x");
+    for bad in [None, Some(""), Some("nonsense"), Some(other.as_str())] {
+        let res = app
+            .http
+            .put(format!("{}/api/settings", app.base))
+            .header("cookie", format!("insights_session={cookie}"))
+            .json(&settings);
+        let res = match bad {
+            Some(t) => res.header("x-csrf-token", t),
+            None => res,
+        };
+        let (status, p) = problem(res.send().await.unwrap()).await;
+        assert_eq!(
+            (status, p["code"].as_str()),
+            (403, Some("csrf-token-invalid")),
+            "{bad:?}"
+        );
+    }
+    let res = app
+        .request("POST", "/api/auth/logout", Auth::CookieCsrf(&cookie, None))
+        .await;
+    assert_eq!(res.status(), 403);
+    assert_eq!(
+        app.me(Auth::CookieCsrf(&cookie, None)).await.0,
+        200,
+        "still signed in"
+    );
+    // With the token it goes through; a bearer token needs none.
+    let res = app
+        .http
+        .put(format!("{}/api/settings", app.base))
+        .header("cookie", format!("insights_session={cookie}"))
+        .header("x-csrf-token", &csrf)
+        .json(&settings)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let res = app
+        .http
+        .put(format!("{}/api/settings", app.base))
+        .bearer_auth(&token)
+        .json(&settings)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    // Logout clears both cookies.
+    let res = app
+        .request(
+            "POST",
+            "/api/auth/logout",
+            Auth::CookieCsrf(&cookie, Some(&csrf)),
+        )
+        .await;
+    assert_eq!(res.status(), 204);
+    let cleared: Vec<String> = res
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok().map(str::to_owned))
+        .collect();
+    assert!(
+        cleared
+            .iter()
+            .any(|c| c.starts_with("insights_csrf=") && c.contains("Max-Age=0")),
+        "{cleared:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logout_revokes_the_cookie_and_the_token() {
     let app = TestApp::start().await;

@@ -17,6 +17,8 @@ mod jobs_fault;
 #[cfg(feature = "whisper")]
 mod transcribe;
 mod users;
+#[cfg(feature = "whisper")]
+mod web_ui;
 
 const BIN: &str = env!("CARGO_BIN_EXE_insights");
 

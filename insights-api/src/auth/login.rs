@@ -53,6 +53,10 @@ pub struct LoginResponse {
     pub expires_in: u64,
     /// When the session (and the cookie) ends at the latest.
     pub session_expires_at: DateTime<Utc>,
+    /// The session's CSRF token (also in the readable `insights_csrf`
+    /// cookie): a browser sends it as `X-CSRF-Token` on every POST, PUT,
+    /// PATCH and DELETE it authenticates with the session cookie.
+    pub csrf_token: String,
 }
 
 /// What a successful login produced.
@@ -317,6 +321,7 @@ impl Authenticator {
                 expires_at: at + secs(ttl),
                 expires_in: ttl,
                 session_expires_at: s.expires_at,
+                csrf_token: session::csrf_token(&token),
             },
             session_token: token,
         })

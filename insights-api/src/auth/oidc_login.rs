@@ -64,8 +64,6 @@ use crate::error::ApiError;
 
 /// The cookie binding a pending sign-in to the browser.
 pub const STATE_COOKIE: &str = "insights_oidc_state";
-/// The readable CSRF cookie (double submit: `X-CSRF-Token`).
-pub const CSRF_COOKIE: &str = "insights_csrf";
 /// How long a started sign-in may take.
 const PENDING_TTL: Duration = Duration::from_secs(600);
 /// At most this many sign-ins pending at once (memory bound).
@@ -288,18 +286,6 @@ fn state_cookie(value: &str, max_age: i64) -> Cookie<'static> {
         .same_site(SameSite::Lax)
         .path("/api/auth/oidc")
         .max_age(CookieDuration::seconds(max_age))
-        .finish()
-}
-
-fn csrf_cookie(value: &str, max_age_secs: u64) -> Cookie<'static> {
-    Cookie::build(CSRF_COOKIE, value.to_owned())
-        .http_only(false)
-        .secure(true)
-        .same_site(SameSite::Strict)
-        .path("/")
-        .max_age(CookieDuration::seconds(
-            i64::try_from(max_age_secs).unwrap_or(i64::MAX),
-        ))
         .finish()
 }
 
@@ -598,7 +584,7 @@ pub(crate) async fn callback(
     Ok(HttpResponse::Found()
         .insert_header(("Location", pending.return_to))
         .cookie(session::cookie(&token, max))
-        .cookie(csrf_cookie(&random_token(), max))
+        .cookie(session::issue_csrf_cookie(&token, max))
         .cookie(gone)
         .finish())
 }

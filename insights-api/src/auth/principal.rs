@@ -16,6 +16,7 @@ use std::collections::BTreeSet;
 use std::future::Future;
 use std::pin::Pin;
 
+use actix_web::http::Method;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, dev::Payload, web};
 use insights_core::domain::{
     AccountId, Permission, Realm, Role, TenantId, UserId, VisibilityScope,
@@ -62,6 +63,10 @@ pub struct Principal {
     /// The directory user the caller is (for `OwnRecordings`).
     pub directory_user_id: Option<UserId>,
     pub auth_method: AuthMethod,
+    /// The CSRF token a browser must echo in `X-CSRF-Token` on unsafe
+    /// requests (session-cookie callers only; see [`super::session`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub csrf_token: Option<String>,
     /// Hash of the session behind a token or cookie (for logout).
     #[serde(skip)]
     pub(crate) session: Option<(Realm, String)>,
@@ -95,6 +100,7 @@ impl Principal {
             scope,
             directory_user_id,
             auth_method,
+            csrf_token: None,
             session: None,
         }
     }
@@ -145,11 +151,46 @@ impl FromRequest for Principal {
                 .app_data::<web::Data<AppState>>()
                 .ok_or_else(|| ApiError::internal(anyhow::anyhow!("AppState is not registered")))?
                 .clone();
-            let p = state.auth.authenticate(&req).await?;
+            let mut p = state.auth.authenticate(&req).await?;
+            if p.auth_method == AuthMethod::SessionCookie {
+                p.csrf_token = Some(check_csrf(&req)?);
+            }
             req.extensions_mut().insert(p.clone());
             Ok(p)
         })
     }
+}
+
+/// For a caller authenticated by the session cookie: on an unsafe
+/// method (anything but GET, HEAD, OPTIONS, TRACE) the `X-CSRF-Token`
+/// header must carry the session's CSRF token, else `403
+/// csrf-token-invalid`. Returns the session's token (for `/api/auth/me`).
+/// Bearer-token callers never get here: a cross-site page cannot make
+/// the browser send an `Authorization` header.
+fn check_csrf(req: &HttpRequest) -> Result<String, ApiError> {
+    let cookie = req
+        .cookie(super::session::SESSION_COOKIE)
+        .ok_or(ApiError::Unauthorized {
+            code: "authentication-required",
+        })?;
+    let token = cookie.value();
+    let safe = matches!(
+        *req.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
+    );
+    if !safe {
+        let presented = req
+            .headers()
+            .get(super::session::CSRF_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        if !super::session::csrf_matches(token, presented) {
+            return Err(ApiError::Forbidden {
+                code: "csrf-token-invalid",
+            });
+        }
+    }
+    Ok(super::session::csrf_token(token))
 }
 
 #[cfg(test)]

@@ -43,6 +43,7 @@ pub async fn login(
     let max_age = state.auth.settings().session_max_secs;
     Ok(HttpResponse::Ok()
         .cookie(session::cookie(&out.session_token, max_age))
+        .cookie(session::issue_csrf_cookie(&out.session_token, max_age))
         .insert_header(("Cache-Control", "no-store"))
         .json(out.response))
 }
@@ -60,6 +61,7 @@ pub async fn logout(
     state.auth.logout(&p, client(&state, &req)).await?;
     Ok(HttpResponse::NoContent()
         .cookie(session::removal_cookie())
+        .cookie(session::csrf_removal_cookie())
         .finish())
 }
 

@@ -33,7 +33,11 @@ pub const AUDIENCE: &str = "api://insights-test";
 pub enum Auth<'a> {
     None,
     Bearer(&'a str),
+    /// The session cookie, with the session's CSRF header (as the web UI
+    /// sends it).
     Cookie(&'a str),
+    /// The session cookie and this `X-CSRF-Token` header (`None`: none).
+    CookieCsrf(&'a str, Option<&'a str>),
 }
 
 pub struct TestApp {
@@ -169,7 +173,17 @@ impl TestApp {
         match auth {
             Auth::None => {}
             Auth::Bearer(t) => r = r.bearer_auth(t),
-            Auth::Cookie(c) => r = r.header("cookie", format!("insights_session={c}")),
+            Auth::Cookie(c) => {
+                r = r
+                    .header("cookie", format!("insights_session={c}"))
+                    .header("x-csrf-token", insights_api::auth::session::csrf_token(c))
+            }
+            Auth::CookieCsrf(c, csrf) => {
+                r = r.header("cookie", format!("insights_session={c}"));
+                if let Some(t) = csrf {
+                    r = r.header("x-csrf-token", t);
+                }
+            }
         }
         r.send().await.unwrap()
     }

@@ -1,0 +1,463 @@
+// Drives the Insights web UI in Debian's headless Chromium (playwright-core)
+// against a server the Rust test (tests/cli/web_ui.rs) started with real
+// recordings, and prints one JSON report on stdout:
+//   {steps: [{name, ok, error?}], playback: {...}, axe: {page: [violations]},
+//    export_file, csp_violations: [...]}
+// Every step runs even when an earlier independent one failed, so one
+// report names every failure. Run by hand with
+//
+//   node tests/browser/web_ui.js SPEC.json
+//
+// SPEC.json (written by the Rust test): base, tenant, password,
+// admin {email, seed}, officer {email}, supervisor {email},
+// operator {email, seed},
+// recording, other_recording, number, word, export_columns, screenshots,
+// downloads.
+//
+// axe-core is evaluated in the page through the DevTools protocol (not a
+// <script> tag), so the page's strict CSP stays on. Exit status: 0 when
+// the report was printed and every step passed, 1 otherwise.
+'use strict';
+
+const crypto = require('crypto');
+const fs = require('fs');
+const path = require('path');
+
+const STEP_TIMEOUT_MS = Number(process.env.INSIGHTS_WEB_UI_STEP_MS || 60_000);
+
+const spec = JSON.parse(fs.readFileSync(process.argv[2], 'utf8'));
+const report = { steps: [], playback: {}, axe: {}, export_file: null, csp_violations: [] };
+const AXE_SOURCE = fs.readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
+
+// RFC 6238 TOTP (SHA-1, 6 digits, 30 s), as authenticator apps compute it.
+function totp(seedBase32, at = Date.now()) {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  let bits = '';
+  for (const c of seedBase32.replace(/=+$/, '').toUpperCase()) {
+    const v = alphabet.indexOf(c);
+    if (v < 0) throw new Error('bad base32 seed');
+    bits += v.toString(2).padStart(5, '0');
+  }
+  const key = Buffer.alloc(Math.floor(bits.length / 8));
+  for (let i = 0; i < key.length; i++) key[i] = parseInt(bits.slice(i * 8, i * 8 + 8), 2);
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(Math.floor(at / 1000 / 30)));
+  const h = crypto.createHmac('sha1', key).update(counter).digest();
+  const o = h[h.length - 1] & 0xf;
+  const n = ((h[o] & 0x7f) << 24) | (h[o + 1] << 16) | (h[o + 2] << 8) | h[o + 3];
+  return String(n % 1_000_000).padStart(6, '0');
+}
+
+async function step(name, fn) {
+  const t0 = Date.now();
+  try {
+    await fn();
+    report.steps.push({ name, ok: true, ms: Date.now() - t0 });
+  } catch (e) {
+    report.steps.push({ name, ok: false, error: String(e && e.stack ? e.stack : e).slice(0, 2000) });
+  }
+}
+
+function assert(cond, msg) {
+  if (!cond) throw new Error(`assertion failed: ${msg}`);
+}
+
+async function shot(page, name) {
+  await page.screenshot({ path: path.join(spec.screenshots, `${name}.png`), fullPage: true });
+}
+
+async function axe(page, name) {
+  await page.evaluate(AXE_SOURCE);
+  const res = await page.evaluate(async () => {
+    // eslint-disable-next-line no-undef
+    const r = await axe.run(document, { resultTypes: ['violations'] });
+    return r.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map((n) => n.target.join(' ')).slice(0, 5) }));
+  });
+  report.axe[name] = res.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+}
+
+function watch(page, who) {
+  page.on('console', (m) => {
+    if (m.type() === 'error' && /Content Security Policy/i.test(m.text())) report.csp_violations.push(`${who}: ${m.text()}`);
+  });
+  page.on('pageerror', (e) => report.csp_violations.push(`${who}: page error: ${e.message}`));
+}
+
+async function login(page, who, { tenant, email, seed }) {
+  await page.goto(`${spec.base}/login`);
+  if (tenant) await page.fill('#tenant', tenant);
+  await page.fill('#email', email);
+  await page.fill('#password', spec.password);
+  if (seed) await page.fill('#totp', totp(seed));
+  await Promise.all([page.waitForURL((u) => !u.pathname.startsWith('/login'), { timeout: STEP_TIMEOUT_MS }), page.click('#sign-in')]);
+}
+
+// Plays once the player has its source and metadata (the page sets the
+// source after the transcript, or from a blob after a reason is given).
+async function playNow(page) {
+  await page.waitForFunction(() => { const a = document.querySelector('#player'); return a.currentSrc !== '' && a.readyState >= 1; });
+  await page.evaluate(() => document.querySelector('#player').play());
+}
+
+async function resultIds(page) {
+  return page.$$eval('#results tbody tr[data-id]', (rows) => rows.map((r) => r.dataset.id));
+}
+
+async function search(page, fill) {
+  for (const sel of ['#f-participant', '#f-words', '#f-min', '#f-max']) {
+    if (await page.$(sel)) await page.fill(sel, '');
+  }
+  for (const [sel, v] of Object.entries(fill)) await page.fill(sel, v);
+  await page.evaluate(() => { document.querySelector('#status').textContent = ''; });
+  await page.click('#search-button');
+  await page.waitForFunction(() => document.querySelector('#status').textContent.includes('found'));
+}
+
+async function main() {
+  const executablePath = process.env.INSIGHTS_TEST_CHROMIUM || '/usr/bin/chromium';
+  if (!fs.existsSync(executablePath)) throw new Error(`Chromium is not installed at ${executablePath}`);
+  const { chromium } = require('playwright-core');
+  const browser = await chromium.launch({
+    executablePath, headless: true, timeout: STEP_TIMEOUT_MS,
+    args: ['--no-sandbox', '--disable-gpu', '--autoplay-policy=no-user-gesture-required'],
+  });
+  try {
+    const admin = await browser.newContext({ acceptDownloads: true, viewport: { width: 1280, height: 860 } });
+    admin.setDefaultTimeout(STEP_TIMEOUT_MS);
+    const page = await admin.newPage();
+    watch(page, 'admin');
+
+    await step('login page carries the strict CSP and passes axe', async () => {
+      const res = await page.goto(`${spec.base}/login`);
+      const csp = res.headers()['content-security-policy'] || '';
+      assert(csp.includes("script-src 'self'") && csp.includes("default-src 'self'") && !csp.includes('unsafe-inline'), `CSP: ${csp}`);
+      await shot(page, 'login');
+      await axe(page, 'login');
+    });
+
+    await step('a wrong code is refused with a clear message', async () => {
+      await page.fill('#tenant', spec.tenant);
+      await page.fill('#email', spec.admin.email);
+      await page.fill('#password', spec.password);
+      await page.fill('#totp', '000000');
+      await page.click('#sign-in');
+      await page.waitForSelector('#error:not([hidden])');
+      const text = await page.textContent('#error');
+      assert(/not right/.test(text), `error text: ${text}`);
+      assert(!page.url().includes('password') && !page.url().includes('?'), `URL: ${page.url()}`);
+    });
+
+    await step('admin signs in with a TOTP code', async () => {
+      await login(page, 'admin', { tenant: spec.tenant, email: spec.admin.email, seed: spec.admin.seed });
+      assert(new URL(page.url()).pathname === '/search', `landed on ${page.url()}`);
+      const cookies = await admin.cookies();
+      const names = cookies.map((c) => c.name);
+      assert(names.includes('insights_session') && names.includes('insights_csrf'), `cookies: ${names}`);
+      const session = cookies.find((c) => c.name === 'insights_session');
+      assert(session.httpOnly && session.sameSite === 'Strict', 'session cookie flags');
+    });
+
+    await step('search by participant number finds only that call', async () => {
+      await page.waitForFunction(() => document.querySelector('#status').textContent.includes('found'));
+      const all = await resultIds(page);
+      assert(all.includes(spec.recording) && all.includes(spec.other_recording), `unfiltered: ${all}`);
+      await search(page, { '#f-participant': spec.number });
+      const ids = await resultIds(page);
+      assert(ids.length === 1 && ids[0] === spec.recording, `by number: ${ids}`);
+      assert((await page.textContent('#count')).includes('1 recording'), 'count shown');
+      assert(!page.url().includes(spec.number), 'number not in the URL');
+      await shot(page, 'search');
+      await axe(page, 'search');
+    });
+
+    await step('search by a spoken word highlights it in a snippet', async () => {
+      await search(page, { '#f-words': spec.word });
+      const ids = await resultIds(page);
+      assert(ids.includes(spec.recording) && !ids.includes(spec.other_recording), `by word: ${ids}`);
+      const marks = await page.$$eval('#results mark', (m) => m.map((x) => x.textContent.toLowerCase()));
+      assert(marks.includes(spec.word), `marks: ${marks}`);
+      assert(!page.url().includes(spec.word), 'word not in the URL');
+      const history = await page.evaluate(() => history.length);
+      assert(history <= 3, `history entries: ${history}`);
+      await shot(page, 'search-words');
+    });
+
+    await step('sorting by duration reorders the results', async () => {
+      await search(page, {});
+      await page.click('th[data-sort="duration"] button');
+      await page.waitForFunction(() => document.querySelector('th[data-sort="duration"]').getAttribute('aria-sort') === 'descending');
+    });
+
+    await step('open a result; press play: time advances, no media error', async () => {
+      await search(page, { '#f-participant': spec.number });
+      await Promise.all([page.waitForURL(`**/recordings/${spec.recording}`), page.click(`#results tr[data-id="${spec.recording}"] a.open-recording`)]);
+      await page.waitForSelector('#meta dt');
+      const hold = await page.textContent('#badges');
+      report.playback.badges = hold;
+      const t0 = await page.evaluate(() => document.querySelector('#player').currentTime);
+      await page.focus('#player');
+      await playNow(page);
+      await page.waitForFunction(() => document.querySelector('#player').currentTime > 0.8, null, { timeout: STEP_TIMEOUT_MS });
+      const s = await page.evaluate(() => { const a = document.querySelector('#player'); return { t: a.currentTime, err: a.error && a.error.code, d: a.duration }; });
+      report.playback.advanced_s = s.t - t0;
+      report.playback.error = s.err;
+      report.playback.duration_s = s.d;
+      assert(s.err === null, `media error ${s.err}`);
+      await page.selectOption('#speed', '1.5');
+      const rate = await page.evaluate(() => document.querySelector('#player').playbackRate);
+      assert(rate === 1.5, `playbackRate ${rate}`);
+      report.playback.rate = rate;
+    });
+
+    await step('click a transcript segment: the player jumps to its start', async () => {
+      await page.evaluate(() => document.querySelector('#player').pause());
+      const segs = await page.$$eval('#segments .segment', (b) => b.map((x) => Number(x.dataset.start)));
+      const i = segs.length > 1 ? segs.length - 1 : 0;
+      const target = segs[i] / 1000;
+      report.playback.segment_start_s = target;
+      await page.click(`#segments .segment >> nth=${i}`);
+      await page.waitForFunction((t) => Math.abs(document.querySelector('#player').currentTime - t) < 0.25, target);
+      report.playback.after_seek_s = await page.evaluate(() => document.querySelector('#player').currentTime);
+      const current = await page.evaluate(() => [...document.querySelectorAll('#segments .segment')].findIndex((b) => b.classList.contains('current')));
+      report.playback.segments_ms = segs;
+      report.playback.highlighted = current;
+      assert(current === i, `the clicked segment ${i} is highlighted, not ${current}`);
+      // Playback from there keeps the highlight moving with the audio.
+      await playNow(page);
+      await page.waitForFunction(() => document.querySelector('#player').currentTime > 0 && document.querySelector('.segment.current') !== null);
+      await page.evaluate(() => document.querySelector('#player').pause());
+    });
+
+    await step('the recording page shows participants, recap and its own audit trail', async () => {
+      await page.reload();
+      await page.waitForSelector('#trail tbody tr');
+      await page.waitForSelector('#segments .segment');
+      const parts = await page.textContent('#participants');
+      assert(parts.includes('Dave Callee') && parts.includes('+14255550123'), 'participants');
+      await page.waitForSelector('#insights-box:not([hidden])');
+      const trail = await page.$$eval('#trail tbody td:nth-child(2)', (t) => t.map((x) => x.textContent));
+      assert(trail.includes('play') && trail.includes('transcript-view'), `trail: ${trail}`);
+      assert(await page.isVisible('#download'), 'admins may download');
+      await shot(page, 'recording');
+      await axe(page, 'recording');
+    });
+
+    await step('export three chosen columns and download the .xlsx', async () => {
+      await page.goto(`${spec.base}/export`);
+      await page.waitForSelector('#columns input');
+      await page.click('#select-none');
+      for (const c of spec.export_columns) await page.check(`#col-${c}`);
+      await page.fill('#x-reason', 'web UI test');
+      await page.click('#start-export');
+      await page.waitForSelector('#download-export:not([hidden])');
+      const progress = await page.textContent('#progress-text');
+      assert(/2 of 2 rows/.test(progress), `progress: ${progress}`);
+      await shot(page, 'export');
+      await axe(page, 'export');
+      const [dl] = await Promise.all([page.waitForEvent('download'), page.click('#download-export')]);
+      const file = path.join(spec.downloads, 'export.xlsx');
+      await dl.saveAs(file);
+      report.export_file = file;
+    });
+
+    await step('audit log: the chain verifies intact', async () => {
+      await page.goto(`${spec.base}/audit`);
+      await page.waitForSelector('#events tbody tr');
+      await page.click('#verify');
+      await page.waitForSelector('#chain-ok');
+      await shot(page, 'audit');
+      await axe(page, 'audit');
+    });
+
+    await step('settings: a switch is saved through the API with the CSRF header', async () => {
+      await page.goto(`${spec.base}/admin/settings`);
+      await page.waitForFunction(() => document.querySelector('#s-cloud') !== null);
+      const before = await page.isChecked('#s-reason');
+      await page.setChecked('#s-reason', !before);
+      await page.click('#save-settings');
+      await page.waitForFunction(() => document.querySelector('#status').textContent.includes('saved'));
+      await page.reload();
+      await page.waitForFunction((b) => document.querySelector('#s-reason').checked === !b, before);
+      await page.setChecked('#s-reason', before);
+      await page.click('#save-settings');
+      await page.waitForFunction(() => document.querySelector('#status').textContent.includes('saved'));
+      await shot(page, 'settings');
+      await axe(page, 'settings');
+      // A forged cross-site style POST without the header is refused.
+      const status = await page.evaluate(async () => {
+        const body = await (await fetch('/api/settings')).text();
+        return (await fetch('/api/settings', { method: 'PUT', headers: { 'Content-Type': 'application/json' }, body })).status;
+      });
+      assert(status === 403, `PUT without CSRF header: ${status}`);
+    });
+
+    async function setSetting(id, on) {
+      await page.goto(`${spec.base}/admin/settings`);
+      await page.waitForFunction(() => document.querySelector('#status').textContent === '' && document.querySelector('#s-cloud') !== null);
+      await page.waitForTimeout(300);
+      await page.setChecked(id, on);
+      await page.evaluate(() => { document.querySelector('#status').textContent = ''; });
+      await page.click('#save-settings');
+      await page.waitForFunction(() => document.querySelector('#status').textContent.includes('saved'));
+    }
+
+    await step('a required reason for access is asked for, sent and audited', async () => {
+      await setSetting('#s-reason', true);
+      await page.goto(`${spec.base}/recordings/${spec.recording}`);
+      await page.waitForSelector('#reason-box:not([hidden])');
+      await shot(page, 'recording-reason');
+      await page.fill('#reason', 'Case 42 review');
+      await page.click('#reason-form button[type=submit]');
+      await page.waitForSelector('#segments .segment');
+      await page.waitForFunction(() => document.querySelector('#player').src.startsWith('blob:'));
+      await playNow(page);
+      await page.waitForFunction(() => document.querySelector('#player').currentTime > 0.3);
+      assert(await page.evaluate(() => document.querySelector('#player').error === null), 'no media error');
+      await page.waitForFunction(() => [...document.querySelectorAll('#trail td')].some((t) => t.textContent === 'Case 42 review'));
+      await setSetting('#s-reason', false);
+    });
+
+    await step('four-eyes playback is switched on for supervisors', async () => {
+      await setSetting('#s-foureyes', true);
+    });
+
+    await step('users and security profiles page renders', async () => {
+      await page.goto(`${spec.base}/admin/users`);
+      await page.waitForSelector('#profiles tbody tr');
+      await page.waitForSelector('#users tbody tr');
+      await shot(page, 'users');
+      await axe(page, 'users');
+    });
+
+    await step('retention page renders', async () => {
+      await page.goto(`${spec.base}/admin/retention`);
+      await page.waitForSelector('#policies tbody tr');
+      await shot(page, 'retention');
+      await axe(page, 'retention');
+    });
+
+    // Needs helper A's /api/legal-holds (contract A).
+    await step('admin places and lifts a legal hold', async () => {
+      await page.goto(`${spec.base}/admin/holds`);
+      await page.waitForSelector('#holds tbody tr');
+      await page.fill('#h-case', 'Case 42');
+      await page.fill('#h-reason', 'litigation');
+      await page.fill('#h-recordings', spec.recording);
+      await page.click('#place-hold');
+      await page.waitForSelector('#holds tbody tr .lift');
+      await shot(page, 'holds');
+      await axe(page, 'holds');
+      await page.goto(`${spec.base}/recordings/${spec.recording}`);
+      await page.waitForSelector('#badges .badge.hold');
+      await page.goto(`${spec.base}/admin/holds`);
+      await page.waitForSelector('#holds tbody tr .lift');
+      page.once('dialog', (d) => d.accept('case closed'));
+      await page.click('#holds tbody tr .lift');
+      await page.waitForFunction(() => document.querySelector('#holds tbody').textContent.includes('Lifted'));
+      await page.goto(`${spec.base}/recordings/${spec.recording}`);
+      await page.waitForSelector('#badges .badge');
+      assert(!(await page.$('#badges .badge.hold')), 'the hold badge is gone after lifting');
+    });
+
+    await step('sign out ends the session', async () => {
+      await page.click('#logout');
+      await page.waitForURL('**/login');
+      const res = await page.goto(`${spec.base}/search`);
+      assert(new URL(page.url()).pathname === '/login', `after logout: ${page.url()} ${res.status()}`);
+    });
+    await admin.close();
+
+    const officerCtx = await browser.newContext({ viewport: { width: 1024, height: 768 } });
+    officerCtx.setDefaultTimeout(STEP_TIMEOUT_MS);
+    const officer = await officerCtx.newPage();
+    watch(officer, 'officer');
+    await step('a compliance officer cannot reach the admin pages', async () => {
+      await login(officer, 'officer', { tenant: spec.tenant, email: spec.officer.email });
+      const links = await officer.$$eval('nav a', (a) => a.map((x) => x.getAttribute('href')));
+      assert(!links.some((h) => h.startsWith('/admin')), `nav: ${links}`);
+      assert(links.includes('/search') && links.includes('/audit'), `nav: ${links}`);
+      for (const p of ['/admin/settings', '/admin/users', '/admin/holds', '/admin/retention', '/export']) {
+        const res = await officer.goto(`${spec.base}${p}`);
+        assert(res.status() === 403, `${p}: ${res.status()}`);
+        assert(await officer.isVisible('#forbidden'), `${p}: message shown`);
+      }
+      await shot(officer, 'officer-forbidden');
+      const api = await officer.evaluate(async () => (await fetch('/api/settings')).status);
+      assert(api === 403, `GET /api/settings as officer: ${api}`);
+      // Officers may not download.
+      await officer.goto(`${spec.base}/recordings/${spec.recording}`);
+      await officer.waitForSelector('#meta dt');
+      assert(!(await officer.isVisible('#download')), 'no download button for officers');
+    });
+    await officerCtx.close();
+
+    const supCtx = await browser.newContext({ viewport: { width: 1024, height: 768 } });
+    supCtx.setDefaultTimeout(STEP_TIMEOUT_MS);
+    const sup = await supCtx.newPage();
+    watch(sup, 'supervisor');
+    await step('four-eyes: a supervisor must ask, an officer approves, then it plays', async () => {
+      await login(sup, 'supervisor', { tenant: spec.tenant, email: spec.supervisor.email });
+      await sup.goto(`${spec.base}/recordings/${spec.recording}`);
+      await sup.waitForSelector('#approval-box:not([hidden])');
+      await sup.fill('#request-reason', 'Coaching session 7');
+      await sup.click('#request-form button[type=submit]');
+      await sup.waitForSelector('#request-state:not([hidden])');
+      await shot(sup, 'recording-four-eyes');
+      const offCtx = await browser.newContext({ viewport: { width: 1024, height: 768 } });
+      offCtx.setDefaultTimeout(STEP_TIMEOUT_MS);
+      const off = await offCtx.newPage();
+      watch(off, 'approver');
+      await login(off, 'officer', { tenant: spec.tenant, email: spec.officer.email });
+      await off.goto(`${spec.base}/access-requests`);
+      await off.waitForSelector('#requests tbody tr button');
+      await shot(off, 'access-requests');
+      await axe(off, 'access-requests');
+      await off.click('#requests tbody tr button:has-text("Approve")');
+      await off.waitForFunction(() => document.querySelector('#requests tbody').textContent.includes('approved'));
+      await offCtx.close();
+      await sup.goto(`${spec.base}/recordings/${spec.recording}`);
+      await sup.waitForSelector('#meta dt');
+      await playNow(sup);
+      await sup.waitForFunction(() => document.querySelector('#player').currentTime > 0.3);
+      assert(await sup.isHidden('#approval-box'), 'no approval prompt once approved');
+    });
+    await supCtx.close();
+
+    const opsCtx = await browser.newContext({ viewport: { width: 820, height: 1100 } });
+    opsCtx.setDefaultTimeout(STEP_TIMEOUT_MS);
+    const ops = await opsCtx.newPage();
+    watch(ops, 'operator');
+    await step('the platform operator sees no recordings', async () => {
+      await login(ops, 'operator', { email: spec.operator.email, seed: spec.operator.seed });
+      const res = await ops.goto(`${spec.base}/search`);
+      assert(res.status() === 403, `search page: ${res.status()}`);
+      const text = await ops.textContent('#forbidden');
+      assert(/Platform operators/.test(text), text);
+      const rec = await ops.goto(`${spec.base}/recordings/${spec.recording}`);
+      assert(rec.status() === 403, `recording page: ${rec.status()}`);
+      const api = await ops.evaluate(async () => {
+        const csrf = document.querySelector('meta[name="csrf-token"]').content;
+        const r = await fetch('/api/recordings/search', { method: 'POST', headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': csrf }, body: '{}' });
+        return r.status;
+      });
+      assert(api === 403, `API search as operator: ${api}`);
+      const body = await ops.textContent('body');
+      assert(!body.includes('Dave') && !body.includes('4255550123'), 'no recording data on the page');
+      await shot(ops, 'operator');
+    });
+    await opsCtx.close();
+
+    await step('no CSP violation or page error anywhere', async () => {
+      assert(report.csp_violations.length === 0, report.csp_violations.join('\n'));
+    });
+  } finally {
+    await browser.close();
+  }
+}
+
+main()
+  .catch((e) => report.steps.push({ name: 'browser run', ok: false, error: String(e && e.stack ? e.stack : e) }))
+  .finally(() => {
+    process.stdout.write(`${JSON.stringify(report)}\n`);
+    process.exit(report.steps.every((s) => s.ok) ? 0 : 1);
+  });

@@ -1,0 +1,241 @@
+// One recording: player (seek, speed 0.75–2×), per-speaker transcript
+// following playback (click a line to seek), recap, participants,
+// details, legal-hold badge, its audit trail, download.
+'use strict';
+(() => {
+  const { $, api, el, guard, showError, clearError, status, perms, fmtDate, fmtDuration, fmtClock, who } = Insights;
+  const id = decodeURIComponent(location.pathname.split('/').pop());
+  const base = `/api/recordings/${encodeURIComponent(id)}`;
+  const can = perms();
+  let reason = null; // the reason for access, once asked for
+  let segments = [];
+  let current = -1;
+  let names = {};
+
+  const reasonHeaders = () => (reason ? { 'X-Access-Reason': reason } : {});
+
+  function badge(text, cls) {
+    return el('span', { class: `badge ${cls || ''}` }, text);
+  }
+
+  function details(r) {
+    const rows = [
+      ['Start', fmtDate(r.started_at)],
+      ['End', fmtDate(r.ended_at)],
+      ['Duration', fmtDuration(r.duration_ms)],
+      ['Type', r.kind],
+      ['Direction', r.direction],
+      ['Status', r.status],
+      ['Result', r.result_code],
+      ['Retention class', r.retention_class],
+      ['Legal hold', r.legal_hold ? 'Yes' : 'No'],
+      ['Call ID', r.external_call_id],
+      ['Recording ID', r.id],
+    ];
+    $('#meta').replaceChildren(...rows.filter(([, v]) => v !== null && v !== undefined && v !== '')
+      .flatMap(([k, v]) => [el('dt', {}, k), el('dd', {}, v)]));
+  }
+
+  function participants(r) {
+    names = {};
+    const rows = r.participants.map((p) => {
+      names[p.id] = who(p);
+      const addr = [p.phone_number, p.email, p.uri].filter(Boolean).join(' \u00b7 ');
+      return el('tr', {}, el('td', {}, p.role + (p.recorded_user ? ' (recorded)' : '')), el('td', {}, p.display_name || ''), el('td', {}, addr));
+    });
+    $('#participants tbody').replaceChildren(...rows);
+  }
+
+  function recap(items) {
+    if (!items || !items.length) return;
+    const groups = [['summary', 'Summary'], ['key-point', 'Key points'], ['decision', 'Decisions'], ['action-item', 'Action items'], ['topic', 'Topics']];
+    const out = [];
+    for (const [kind, title] of groups) {
+      const these = items.filter((i) => i.kind === kind);
+      if (!these.length) continue;
+      out.push(el('h3', {}, title));
+      out.push(el('ul', {}, these.map((i) => el('li', {}, i.text,
+        (i.citations || []).length ? [' ', el('button', { type: 'button', class: 'link', onclick: () => seek(i.citations[0].start_ms / 1000) }, `(at ${fmtClock(i.citations[0].start_ms / 1000)})`)] : null))));
+    }
+    out.push(el('p', { class: 'hint' }, `Made by ${items[0].provider}. Check it against the recording.`));
+    $('#insights').replaceChildren(...out);
+    $('#insights-box').hidden = false;
+  }
+
+  function seek(sec) {
+    const a = $('#player');
+    a.currentTime = sec;
+    highlight(sec);
+  }
+
+  async function transcript() {
+    if (!can.has('view-transcript')) {
+      $('#transcript-box').hidden = true;
+      return;
+    }
+    const t = await api('GET', `${base}/transcript`, undefined, { headers: reasonHeaders() });
+    segments = t.segments;
+    const list = segments.map((s, i) => el('li', {}, el('button', {
+      type: 'button', class: 'segment', dataset: { index: i, start: s.start_ms },
+      onclick: () => seek(s.start_ms / 1000),
+    }, el('span', { class: 'at' }, fmtClock(s.start_ms / 1000)), el('span', { class: 'who-said' }, `${names[s.participant_id] || 'Speaker'}:`), s.text)));
+    if (!list.length) list.push(el('li', { class: 'muted' }, 'No transcript yet.'));
+    $('#segments').replaceChildren(...list);
+  }
+
+  function highlight(sec) {
+    // A position read back after a seek can sit a hair before the
+    // requested start: allow 25 ms so a clicked line is the current one.
+    const ms = sec * 1000 + 25;
+    // Segments are in start order and may overlap (both sides talking):
+    // the latest-started one still being spoken, else the last started.
+    let idx = -1;
+    let speaking = -1;
+    for (let i = 0; i < segments.length; i++) {
+      if (segments[i].start_ms > ms) break;
+      idx = i;
+      if (ms < segments[i].end_ms) speaking = i;
+    }
+    if (speaking >= 0) idx = speaking;
+    if (idx === current) return;
+    const items = document.querySelectorAll('#segments .segment');
+    if (current >= 0 && items[current]) { items[current].classList.remove('current'); items[current].removeAttribute('aria-current'); }
+    current = idx;
+    if (idx >= 0 && items[idx]) {
+      items[idx].classList.add('current');
+      items[idx].setAttribute('aria-current', 'true');
+      if ($('#follow').checked) items[idx].scrollIntoView({ block: 'nearest' });
+    }
+  }
+
+  // Why the media did not load, from the API's problem answer.
+  async function mediaProblem() {
+    try {
+      await api('GET', `${base}/media`, undefined, { headers: Object.assign({ Range: 'bytes=0-0' }, reasonHeaders()), raw: true });
+      return null;
+    } catch (e) {
+      return e;
+    }
+  }
+
+  async function loadMedia() {
+    const a = $('#player');
+    if (!can.has('play')) {
+      $('#player-error').textContent = 'Your role may not play recordings.';
+      $('#player-error').hidden = false;
+      a.hidden = true;
+      return;
+    }
+    if (reason) {
+      // A header cannot go with <audio src>: fetch, then play from memory.
+      const res = await api('GET', `${base}/media`, undefined, { headers: reasonHeaders(), raw: true });
+      a.src = URL.createObjectURL(await res.blob());
+    } else {
+      a.src = `${base}/media`;
+    }
+  }
+
+  async function onMediaError() {
+    const e = await mediaProblem();
+    if (!e) {
+      $('#player-error').textContent = 'The browser could not play this recording.';
+      $('#player-error').hidden = false;
+      return;
+    }
+    if (e.code === 'access-reason-required') {
+      $('#reason-box').hidden = false;
+      $('#reason').focus();
+    } else if (e.code === 'approval-required') {
+      $('#approval-box').hidden = false;
+    } else {
+      showError(e, $('#player-error'));
+    }
+  }
+
+  async function download() {
+    const res = await api('GET', `${base}/download`, undefined, { headers: reasonHeaders(), raw: true });
+    const url = URL.createObjectURL(await res.blob());
+    const a = el('a', { href: url, download: `${id}.ogg` });
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 60000);
+  }
+
+  async function trail() {
+    if (!can.has('view-audit')) return;
+    const res = await api('GET', `/api/audit?recording_id=${encodeURIComponent(id)}&limit=1000`);
+    const rows = res.events.slice().reverse().map((e) => el('tr', {},
+      el('td', {}, fmtDate(e.at)), el('td', {}, e.action), el('td', {}, el('code', {}, e.actor)), el('td', {}, e.reason || '')));
+    if (!rows.length) rows.push(el('tr', {}, el('td', { colspan: 4, class: 'muted' }, 'No events yet.')));
+    $('#trail tbody').replaceChildren(...rows);
+    $('#audit-box').hidden = false;
+  }
+
+  async function load() {
+    status('Loading\u2026');
+    const d = await api('GET', base);
+    const r = d.recording;
+    document.title = `Recording ${fmtDate(r.started_at)} \u00b7 Insights`;
+    $('#page-title').textContent = `${r.kind === 'meeting' ? 'Meeting' : 'Call'} of ${fmtDate(r.started_at)}`;
+    const b = [];
+    if (r.legal_hold) b.push(badge('On legal hold', 'hold'));
+    if (r.has_transcript) b.push(badge('Transcript'));
+    b.push(badge(r.status));
+    $('#badges').replaceChildren(...b);
+    details(r);
+    participants(r);
+    recap(d.insights);
+    if (can.has('download-media') && r.media) $('#download').hidden = false;
+    try {
+      await transcript();
+    } catch (e) {
+      if (e.code === 'access-reason-required') {
+        $('#reason-box').hidden = false;
+        $('#reason').focus();
+        status('A reason for access is needed.');
+        return;
+      }
+      throw e;
+    }
+    if (r.media) await loadMedia();
+    else { $('#player-error').textContent = 'The media of this recording is not stored yet.'; $('#player-error').hidden = false; }
+    status('');
+    await trail();
+  }
+
+  document.addEventListener('DOMContentLoaded', () => {
+    const a = $('#player');
+    a.addEventListener('timeupdate', () => {
+      highlight(a.currentTime);
+      $('#clock').textContent = `${fmtClock(a.currentTime)} / ${isFinite(a.duration) ? fmtClock(a.duration) : '\u2013'}`;
+    });
+    a.addEventListener('seeked', () => highlight(a.currentTime));
+    a.addEventListener('error', guard(onMediaError));
+    $('#speed').addEventListener('change', () => { a.playbackRate = Number($('#speed').value); });
+    a.addEventListener('loadedmetadata', () => { a.playbackRate = Number($('#speed').value); });
+    $('#back10').addEventListener('click', () => seek(Math.max(0, a.currentTime - 10)));
+    $('#fwd10').addEventListener('click', () => seek(Math.min(a.duration || 0, a.currentTime + 10)));
+    $('#download').addEventListener('click', guard(download));
+    $('#reason-form').addEventListener('submit', guard(async (ev) => {
+      ev.preventDefault();
+      reason = $('#reason').value.trim();
+      if (!reason) return;
+      $('#reason-box').hidden = true;
+      clearError($('#player-error'));
+      await transcript();
+      await loadMedia();
+      await trail();
+    }));
+    $('#request-form').addEventListener('submit', guard(async (ev) => {
+      ev.preventDefault();
+      const why = $('#request-reason').value.trim();
+      if (!why) return;
+      await api('POST', `${base}/access-requests`, { reason: why });
+      $('#request-form').hidden = true;
+      $('#request-state').textContent = 'Request sent. You can play the recording once an approver has approved it.';
+      $('#request-state').hidden = false;
+    }));
+    guard(load)();
+  });
+})();
