@@ -10,7 +10,7 @@
 //
 // SPEC.json (written by the Rust test): base, tenant, password,
 // admin {email, seed}, officer {email}, supervisor {email},
-// operator {email, seed},
+// operator {email, seed}, dpo {email, seed},
 // recording, other_recording, number, word, export_columns, screenshots,
 // downloads.
 //
@@ -446,6 +446,35 @@ async function main() {
       await shot(ops, 'operator');
     });
     await opsCtx.close();
+
+    const dpoCtx = await browser.newContext({ viewport: { width: 1280, height: 1000 } });
+    dpoCtx.setDefaultTimeout(STEP_TIMEOUT_MS);
+    const dpo = await dpoCtx.newPage();
+    watch(dpo, 'dpo');
+    await step('a DPO finds a data subject by number and plans an erasure (dry run)', async () => {
+      await login(dpo, 'dpo', { tenant: spec.tenant, email: spec.dpo.email, seed: spec.dpo.seed });
+      await dpo.goto(`${spec.base}/gdpr`);
+      await dpo.waitForFunction(() => document.querySelector('#rect-where tbody').children.length > 0);
+      const rect = await dpo.textContent('#rectification');
+      assert(/directory/i.test(rect) && /evidence/i.test(rect), `Art. 16 text: ${rect}`);
+      await dpo.fill('#g-phone', `+1${spec.number}`);
+      await dpo.click('#find');
+      await dpo.waitForSelector('#matches-box:not([hidden])');
+      const hrefs = await dpo.$$eval('#matches tbody a', (as) => as.map((a) => a.getAttribute('href')));
+      assert(hrefs.includes(`/recordings/${spec.recording}`), `matches: ${hrefs}`);
+      assert(!hrefs.includes(`/recordings/${spec.other_recording}`), 'the other call is not the subject\'s');
+      const why = await dpo.textContent('#matches tbody');
+      assert(/phone/i.test(why), `reasons: ${why}`);
+      assert(!dpo.url().includes(spec.number), 'the number is not in the URL');
+      await dpo.fill('#g-reason', 'DSR-2026-0042');
+      await dpo.click('#plan');
+      await dpo.waitForSelector('#erasure-detail li');
+      const planned = await dpo.textContent('#erasure-detail');
+      assert(planned.includes(spec.recording) && /planned/.test(planned), `plan: ${planned}`);
+      await shot(dpo, 'gdpr');
+      await axe(dpo, 'gdpr');
+    });
+    await dpoCtx.close();
 
     await step('no CSP violation or page error anywhere', async () => {
       assert(report.csp_violations.length === 0, report.csp_violations.join('\n'));

@@ -6,7 +6,8 @@
 //! playback (time advances, no media error, speed), click-to-seek in the
 //! transcript, an export of three columns (the downloaded .xlsx is read
 //! back here with calamine), a legal hold placed and lifted, the chain
-//! verified, a compliance officer refused the admin pages, a platform
+//! verified, a DPO finding a data subject by number and planning an
+//! erasure, a compliance officer refused the admin pages, a platform
 //! operator seeing no recordings, CSP violations none, and axe-core on
 //! every main page with no serious or critical violation. Screenshots go
 //! to a temporary folder, or to `docs/screenshots/` with
@@ -107,6 +108,8 @@ fn the_web_ui_searches_plays_exports_and_administers_in_chromium() {
         )
         .is_none()
     );
+    let dpo_seed = add_user(cwd.path(), &d, Some("contoso"), "dpo@contoso.com", "dpo")
+        .expect("DPOs enrol in TOTP");
     let ops_seed = add_user(
         cwd.path(),
         &d,
@@ -236,6 +239,7 @@ fn the_web_ui_searches_plays_exports_and_administers_in_chromium() {
         "officer": { "email": "officer@contoso.com" },
         "supervisor": { "email": "sup@contoso.com" },
         "operator": { "email": "ops@vendor.example", "seed": ops_seed },
+        "dpo": { "email": "dpo@contoso.com", "seed": dpo_seed },
         "recording": id1.to_string(),
         "other_recording": id2.to_string(),
         "number": "4255550123",
@@ -294,6 +298,7 @@ fn the_web_ui_searches_plays_exports_and_administers_in_chromium() {
         "settings",
         "users",
         "retention",
+        "gdpr",
     ] {
         assert!(axe.contains_key(page), "axe did not run on {page}");
     }
@@ -332,6 +337,7 @@ fn the_web_ui_searches_plays_exports_and_administers_in_chromium() {
         "retention",
         "officer-forbidden",
         "operator",
+        "gdpr",
     ] {
         let f = shots.join(format!("{page}.png"));
         assert!(

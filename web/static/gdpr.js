@@ -77,7 +77,17 @@
     $('#erasures tbody').replaceChildren(...rows);
   }
 
+  // Art. 16: where each kind of data is corrected (the API's own text).
+  async function rectification() {
+    const r = await api('GET', '/api/gdpr/rectification');
+    $('#rect-directory').textContent = r.directory;
+    $('#rect-calls').textContent = r.call_data;
+    $('#rect-where tbody').replaceChildren(...(r.where || []).map((w) => el('tr', {},
+      el('td', {}, w.data), el('td', {}, w.source), el('td', {}, w.how))));
+  }
+
   document.addEventListener('DOMContentLoaded', () => {
+    guard(rectification)();
     $('#subject-form').addEventListener('submit', guard(find));
     $('#access').addEventListener('click', guard(access));
     $('#plan').addEventListener('click', guard(plan));
