@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 
+#[cfg(feature = "whisper")]
 use anyhow::Context;
 use clap::Args;
 use insights_core::config::Settings;
@@ -20,6 +21,7 @@ pub struct TranscribeArgs {
 }
 
 /// `12.345 s` as `00:12.3`.
+#[cfg_attr(not(feature = "whisper"), allow(dead_code))]
 fn clock(ms: i64) -> String {
     let tenths = ms.max(0) / 100;
     format!(

@@ -12,6 +12,7 @@ mod directory;
 mod e2e_call;
 #[cfg(feature = "whisper")]
 mod e2e_transcript;
+mod gdpr_erase_kill;
 mod gdpr_retention;
 mod jobs_fault;
 #[cfg(feature = "whisper")]
