@@ -359,6 +359,19 @@ async function main() {
       assert(!(await page.$('#badges .badge.hold')), 'the hold badge is gone after lifting');
     });
 
+    await step('pages fit a tablet (768 px) and a small laptop (1024 px) without sideways scrolling', async () => {
+      for (const width of [768, 1024]) {
+        await page.setViewportSize({ width, height: 1000 });
+        for (const url of ['/search', `/recordings/${spec.recording}`, '/export', '/audit', '/admin/holds', '/admin/users']) {
+          await page.goto(`${spec.base}${url}`);
+          await page.waitForLoadState('networkidle');
+          const over = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+          assert(over <= 1, `${url} at ${width} px overflows by ${over} px`);
+        }
+      }
+      await page.setViewportSize({ width: 1280, height: 860 });
+    });
+
     await step('sign out ends the session', async () => {
       await page.click('#logout');
       await page.waitForURL('**/login');

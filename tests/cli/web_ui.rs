@@ -6,7 +6,8 @@
 //! playback (time advances, no media error, speed), click-to-seek in the
 //! transcript, an export of three columns (the downloaded .xlsx is read
 //! back here with calamine), a legal hold placed and lifted, the chain
-//! verified, a DPO finding a data subject by number and planning an
+//! verified, the main pages fitting 768 px and 1024 px widths without
+//! sideways scrolling, a DPO finding a data subject by number and planning an
 //! erasure, a compliance officer refused the admin pages, a platform
 //! operator seeing no recordings, CSP violations none, and axe-core on
 //! every main page with no serious or critical violation. Screenshots go
