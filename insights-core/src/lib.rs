@@ -9,5 +9,6 @@ pub mod blob;
 pub mod config;
 pub mod crypto;
 pub mod domain;
+pub mod fsio;
 pub mod store;
 pub mod telemetry;
