@@ -4,12 +4,4 @@
 #![forbid(unsafe_code)]
 
 pub mod cli;
-pub mod cli_audit;
-pub mod cli_directory;
-pub mod cli_gdpr;
-pub mod cli_gdpr_subject;
-pub mod cli_retention;
-pub mod cli_transcribe;
-pub mod cli_users;
-pub mod cli_worker;
 pub mod platform;

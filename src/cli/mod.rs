@@ -23,6 +23,13 @@ use tokio_util::sync::CancellationToken;
 
 use crate::platform::Platform;
 
+pub mod admin;
+pub mod audit;
+pub mod directory;
+pub mod gdpr;
+pub mod transcribe;
+pub mod worker;
+
 /// Insights: compliance recording of calls and meetings.
 #[derive(Debug, Parser)]
 #[command(name = "insights", version, about, propagate_version = true)]
@@ -81,30 +88,30 @@ pub enum Command {
     /// The audit trail: verify a tenant's hash chain.
     Audit {
         #[command(subcommand)]
-        command: crate::cli_audit::AuditCommand,
+        command: audit::AuditCommand,
     },
     /// Directory sync: users from Entra ID through Microsoft Graph.
     Directory {
         #[command(subcommand)]
-        command: crate::cli_directory::DirectoryCommand,
+        command: directory::DirectoryCommand,
     },
     /// Check the configuration and print where data lives.
     Config,
     /// Print the transcript of an audio file (offline engine, `[stt]`).
-    Transcribe(crate::cli_transcribe::TranscribeArgs),
+    Transcribe(transcribe::TranscribeArgs),
     /// Play a whole Teams compliance call against a running gateway: signed
     /// notifications, media frames over `insights-media/1`, roster changes
     /// and hang-up (for tests and demos).
     SimulateCall(SimulateCallArgs),
     /// Run the AI pipeline's job workers (transcription, recaps) for
     /// every tenant until SIGTERM or ctrl-c.
-    Worker(crate::cli_worker::WorkerArgs),
+    Worker(worker::WorkerArgs),
     /// Run a recording's AI pipeline again (queues a transcription job).
-    Reprocess(crate::cli_worker::ReprocessArgs),
+    Reprocess(worker::ReprocessArgs),
     /// Data protection (DPO): data-subject requests and retention.
     Gdpr {
         #[command(subcommand)]
-        command: crate::cli_gdpr::GdprCommand,
+        command: gdpr::GdprCommand,
     },
 }
 
@@ -118,7 +125,7 @@ pub enum AdminCommand {
     /// Local accounts (tenant users, platform operators).
     User {
         #[command(subcommand)]
-        command: crate::cli_users::UserCommand,
+        command: admin::users::UserCommand,
     },
 }
 
@@ -207,14 +214,14 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<()> {
     match command {
         Command::Serve { .. } => serve(settings, true).await,
         Command::Gateway { .. } => serve(settings, false).await,
-        Command::Worker(args) => crate::cli_worker::worker(&settings, args).await,
-        Command::Reprocess(args) => crate::cli_worker::reprocess(&settings, args).await,
+        Command::Worker(args) => worker::worker(&settings, args).await,
+        Command::Reprocess(args) => worker::reprocess(&settings, args).await,
         Command::Admin {
             command: AdminCommand::Tenant { command },
         } => tenant(command, &settings).await,
         Command::Admin {
             command: AdminCommand::User { command },
-        } => crate::cli_users::run(command, &settings).await,
+        } => admin::users::run(command, &settings).await,
         Command::Keys {
             command: KeysCommand::Shred { tenant, key_id },
         } => shred(&settings, &tenant, key_id).await,
@@ -222,10 +229,10 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<()> {
             verify_recording(&settings, id, tenant.as_deref()).await
         }
         Command::SimulateCall(args) => simulate_call(&settings, args).await,
-        Command::Audit { command } => crate::cli_audit::run(command, &settings).await,
-        Command::Gdpr { command } => crate::cli_gdpr::run(command, &settings).await,
-        Command::Directory { command } => crate::cli_directory::run(command, &settings).await,
-        Command::Transcribe(args) => crate::cli_transcribe::run(args, &settings).await,
+        Command::Audit { command } => audit::run(command, &settings).await,
+        Command::Gdpr { command } => gdpr::run(command, &settings).await,
+        Command::Directory { command } => directory::run(command, &settings).await,
+        Command::Transcribe(args) => transcribe::run(args, &settings).await,
         Command::Config => {
             println!("configuration OK");
             println!("data_dir      {}", settings.data_dir.display());
@@ -305,7 +312,7 @@ async fn serve(settings: Settings, with_worker: bool) -> anyhow::Result<()> {
     let webhook = mount(gateway);
     let media = bot_gateway::ingest::mount(ingest);
     let directory =
-        crate::cli_directory::Scheduled::start(&settings, platform.store.clone(), with_worker)?;
+        directory::Scheduled::start(&settings, platform.store.clone(), with_worker)?;
     let directory_handle = directory
         .as_ref()
         .map(|d| web::Data::new(insights_api::DirectorySyncHandle(d.sync.clone())));
@@ -325,11 +332,11 @@ async fn serve(settings: Settings, with_worker: bool) -> anyhow::Result<()> {
     println!("insights: listening on http://{addr}");
     let server = tokio::spawn(app.run_until_stopped());
     let worker = match with_worker {
-        true => crate::cli_worker::Embedded::start(&settings, &platform)?,
+        true => worker::Embedded::start(&settings, &platform)?,
         false => None,
     };
     let retention = match with_worker {
-        true => crate::cli_retention::Scheduler::start(
+        true => gdpr::retention::Scheduler::start(
             &settings.retention,
             platform.store.clone(),
             platform.blobs.clone(),

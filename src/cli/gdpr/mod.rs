@@ -1,34 +1,37 @@
 //! `insights gdpr ...`: the DPO's tools on the command line. Each
 //! subcommand's code lives in a file of its own: retention in
-//! `cli_retention.rs`; data-subject requests (find, access, erase,
-//! verify-certificate) in `cli_gdpr_subject.rs`.
+//! `retention.rs`; data-subject requests (find, access, erase,
+//! verify-certificate) in `subject.rs`.
 
 use clap::Subcommand;
 use insights_core::config::Settings;
+
+pub mod retention;
+pub mod subject;
 
 /// `insights gdpr <command>`.
 #[derive(Debug, Subcommand)]
 pub enum GdprCommand {
     /// Enforce the retention policies now (or, with --dry-run, report
     /// what would be deleted). Legal holds always win.
-    Retention(crate::cli_retention::RetentionArgs),
+    Retention(retention::RetentionArgs),
     /// Find a data subject: recordings (every participant role),
     /// directory users and audit events, with why each matched.
-    Find(crate::cli_gdpr_subject::FindArgs),
+    Find(subject::FindArgs),
     /// Build a subject's access/portability bundle (zip with manifest).
-    Access(crate::cli_gdpr_subject::AccessArgs),
+    Access(subject::AccessArgs),
     /// Erase a subject: dry-run report, then execute (resumable) and
     /// write the signed certificate.
-    Erase(crate::cli_gdpr_subject::EraseArgs),
+    Erase(subject::EraseArgs),
     /// Check an erasure certificate's signature (exit code 1 if it fails).
-    VerifyCertificate(crate::cli_gdpr_subject::VerifyArgs),
+    VerifyCertificate(subject::VerifyArgs),
 }
 
 /// Runs a `gdpr` subcommand.
 pub async fn run(command: GdprCommand, settings: &Settings) -> anyhow::Result<()> {
-    use crate::cli_gdpr_subject as s;
+    use self::subject as s;
     match command {
-        GdprCommand::Retention(args) => crate::cli_retention::run(args, settings).await,
+        GdprCommand::Retention(args) => retention::run(args, settings).await,
         GdprCommand::Find(a) => s::find(settings, a).await,
         GdprCommand::Access(a) => s::access(settings, a).await,
         GdprCommand::Erase(a) => s::erase(settings, a).await,

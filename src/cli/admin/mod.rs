@@ -1,0 +1,3 @@
+//! `insights admin ...`: tenants and local accounts.
+
+pub mod users;
