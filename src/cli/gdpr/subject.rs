@@ -18,7 +18,7 @@ use gdpr_tools::subject::{FindOptions, SubjectIdentifiers};
 use indicatif::{ProgressBar, ProgressStyle};
 use insights_core::config::Settings;
 
-use crate::cli::find_tenant;
+use crate::cli::lookup::find_tenant;
 use crate::platform::Platform;
 
 const ACTOR: &str = "cli";

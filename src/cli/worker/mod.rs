@@ -229,7 +229,7 @@ pub async fn worker(settings: &Settings, args: WorkerArgs) -> anyhow::Result<()>
     let stop = CancellationToken::new();
     let task = tokio::spawn(Arc::clone(&worker).run(stop.clone()));
     println!("insights: worker running ({:?})", worker.kinds());
-    crate::cli::shutdown_signal().await;
+    crate::cli::signal::shutdown_signal().await;
     tracing::info!("worker shutting down");
     stop.cancel();
     task.await.context("worker task")?;
@@ -269,7 +269,7 @@ pub async fn reprocess(settings: &Settings, args: ReprocessArgs) -> anyhow::Resu
     let platform = Platform::open(settings).await?;
     let id = args.recording;
     let tenant = match args.tenant.as_deref() {
-        Some(t) => crate::cli::find_tenant(&platform, t).await?.id,
+        Some(t) => crate::cli::lookup::find_tenant(&platform, t).await?.id,
         None => {
             let mut found = None;
             for t in platform.store.list_tenants().await? {

@@ -1,0 +1,61 @@
+//! `insights keys shred`: crypto-shredding a data key, audited as the
+//! actor `cli`.
+
+use clap::Subcommand;
+use insights_core::config::Settings;
+use insights_core::domain::{AuditAction, KeyId, NewAuditEvent};
+
+use super::lookup::find_tenant;
+use crate::platform::Platform;
+
+// `insights keys <command>`.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Crypto-shred a data key: every copy of the media encrypted with it
+    /// (backups included) becomes unreadable. Irreversible.
+    Shred {
+        /// Tenant name or id.
+        #[arg(long)]
+        tenant: String,
+        /// The data key id (a recording's `data_key_id`).
+        #[arg(long, value_name = "UUID")]
+        key_id: KeyId,
+    },
+}
+
+/// Runs a `keys` subcommand.
+pub async fn run(command: KeysCommand, settings: &Settings) -> anyhow::Result<()> {
+    match command {
+        KeysCommand::Shred { tenant, key_id } => shred(settings, &tenant, key_id).await,
+    }
+}
+
+async fn shred(settings: &Settings, tenant: &str, key_id: KeyId) -> anyhow::Result<()> {
+    let platform = Platform::open(settings).await?;
+    let t = find_tenant(&platform, tenant).await?;
+    let destroyed = platform.store.shred_data_key(t.id, key_id).await?;
+    platform
+        .store
+        .append_audit(
+            t.id,
+            NewAuditEvent {
+                actor: "cli".into(),
+                action: AuditAction::KeyShred,
+                recording_id: None,
+                target: Some(key_id.to_string()),
+                reason: None,
+                source: None,
+                details: serde_json::json!({ "destroyed": destroyed }),
+            },
+        )
+        .await?;
+    if destroyed {
+        println!("data key {key_id} destroyed: media encrypted with it can no longer be read");
+    } else {
+        println!(
+            "data key {key_id} was already destroyed (or never existed in tenant {})",
+            t.name
+        );
+    }
+    Ok(())
+}

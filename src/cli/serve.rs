@@ -1,0 +1,135 @@
+//! `insights serve` and `insights gateway`: the long-running services in
+//! one process (HTTP API, web UI, Teams webhook and media ingest, spool
+//! and uploader; with `serve` also the AI worker and the retention and
+//! directory-sync schedules).
+
+use std::sync::Arc;
+
+use actix_web::web;
+use anyhow::Context;
+use bot_gateway::custody::InstallationKey;
+use bot_gateway::spool::{Spool, SpoolConfig};
+use bot_gateway::uploader::{Uploader, UploaderConfig};
+use bot_gateway::webhook::{GatewayState, mount};
+use insights_core::config::Settings;
+use tokio_util::sync::CancellationToken;
+
+use super::{directory, gdpr, worker};
+use crate::platform::Platform;
+
+/// Runs `insights serve` (`with_worker`: the AI worker, retention and
+/// directory schedules too) or `insights gateway` (without them) until
+/// SIGTERM or ctrl-c, then stops every part in order.
+pub async fn serve(settings: Settings, with_worker: bool) -> anyhow::Result<()> {
+    let platform = Platform::open(&settings).await?;
+    platform.reconcile_tenants().await?;
+    // The spool recovers every call a previous run left behind before
+    // anything else starts; the uploader then moves finished ones out.
+    let spool = Spool::open(
+        SpoolConfig::from_settings(&settings)?,
+        platform.keys.clone(),
+    )
+    .await
+    .context("opening the spool")?;
+    let signer = Arc::new(
+        InstallationKey::open_or_create(settings.spool.signing_key_file(&settings.key_file()))
+            .context("opening the installation signing key")?,
+    );
+    let uploader = Uploader::new(
+        spool.clone(),
+        platform.store.clone(),
+        platform.blobs.clone(),
+        signer,
+        UploaderConfig::from_settings(&settings.spool),
+    );
+    let stop_uploader = CancellationToken::new();
+    let uploader = tokio::spawn(uploader.run(stop_uploader.clone()));
+
+    let auth = insights_api::Authenticator::new(
+        &settings.auth,
+        &settings.data_dir,
+        platform.store.clone(),
+        platform.keys.clone(),
+    )
+    .context("starting authentication")?;
+    let state = insights_api::AppState {
+        store: platform.store.clone(),
+        blobs: platform.blobs.clone(),
+        keys: platform.keys.clone(),
+        auth: Arc::new(auth),
+    };
+    let gateway = web::Data::new(
+        GatewayState::builder(
+            &settings.gateway,
+            &settings.data_dir,
+            platform.store.clone(),
+        )
+        // A full spool refuses new calls at the webhook already.
+        .admission(Arc::new(bot_gateway::ingest::SpoolAdmission::new(
+            spool.clone(),
+        )))
+        .build()
+        .context("starting the Teams gateway")?,
+    );
+    let media_token = settings
+        .gateway
+        .media_token(&settings.data_dir)
+        .context("the media adapter token")?;
+    let ingest = web::Data::new(bot_gateway::ingest::IngestState::new(
+        gateway.registry.clone(),
+        spool.clone(),
+        platform.store.clone(),
+        &media_token,
+        bot_gateway::ingest::IngestConfig::default(),
+    ));
+    let webhook = mount(gateway);
+    let media = bot_gateway::ingest::mount(ingest);
+    let directory = directory::Scheduled::start(&settings, platform.store.clone(), with_worker)?;
+    let directory_handle = directory
+        .as_ref()
+        .map(|d| web::Data::new(insights_api::DirectorySyncHandle(d.sync.clone())));
+    let routes = move |cfg: &mut web::ServiceConfig| {
+        webhook(cfg);
+        media(cfg);
+        if let Some(h) = &directory_handle {
+            cfg.app_data(h.clone());
+        }
+        // The web UI, same origin as the API.
+        ::web::configure(cfg);
+    };
+    let app = insights_api::Application::build_with(state, settings.listen, routes)?;
+    let addr = app.addr();
+    let handle = app.handle();
+    tracing::info!(%addr, data_dir = %settings.data_dir.display(), "insights serving");
+    println!("insights: listening on http://{addr}");
+    let server = tokio::spawn(app.run_until_stopped());
+    let worker = match with_worker {
+        true => worker::Embedded::start(&settings, &platform)?,
+        false => None,
+    };
+    let retention = match with_worker {
+        true => gdpr::retention::Scheduler::start(
+            &settings.retention,
+            platform.store.clone(),
+            platform.blobs.clone(),
+        ),
+        false => None,
+    };
+    super::signal::shutdown_signal().await;
+    tracing::info!("shutting down");
+    if let Some(r) = retention {
+        r.stop().await;
+    }
+    handle.stop(true).await;
+    if let Some(d) = directory {
+        d.stop().await;
+    }
+    if let Some(w) = worker {
+        w.stop().await;
+    }
+    stop_uploader.cancel();
+    uploader.await.context("uploader task")?;
+    spool.shutdown();
+    server.await.context("server task")?.context("server")?;
+    Ok(())
+}
