@@ -13,8 +13,10 @@
 
 use clap::Subcommand;
 use insights_core::config::Settings;
-use insights_core::domain::{ChainReport, Tenant, TenantId};
-use insights_core::store::{MetadataStore, StoreError, check_audit_chain};
+use insights_core::domain::{ChainReport, Tenant};
+use insights_core::store::check_audit_chain;
+
+use crate::cli::lookup::find_tenant;
 
 /// `insights audit <command>`.
 #[derive(Debug, Subcommand)]
@@ -88,16 +90,4 @@ pub fn render(t: &Tenant, r: &ChainReport) -> String {
         out.push('\n');
     }
     out
-}
-
-async fn find_tenant(store: &dyn MetadataStore, name_or_id: &str) -> anyhow::Result<Tenant> {
-    let found = match name_or_id.parse::<TenantId>() {
-        Ok(id) => store.get_tenant(id).await,
-        Err(_) => store.tenant_by_name(name_or_id).await,
-    };
-    match found {
-        Ok(t) => Ok(t),
-        Err(StoreError::NotFound) => anyhow::bail!("no tenant `{name_or_id}`"),
-        Err(e) => Err(e.into()),
-    }
 }

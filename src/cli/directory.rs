@@ -13,9 +13,11 @@ use anyhow::Context;
 use clap::Subcommand;
 use gdpr_tools::directory::{DirectoryError, DirectorySync, SyncReport};
 use insights_core::config::Settings;
-use insights_core::domain::{Tenant, TenantId};
-use insights_core::store::{MetadataStore, StoreError};
+use insights_core::domain::TenantId;
+use insights_core::store::MetadataStore;
 use tokio_util::sync::CancellationToken;
+
+use crate::cli::lookup::find_tenant;
 
 /// `insights directory <command>`.
 #[derive(Debug, Subcommand)]
@@ -170,17 +172,5 @@ impl Scheduled {
         if let Some(t) = self.task {
             let _ = t.await;
         }
-    }
-}
-
-async fn find_tenant(store: &dyn MetadataStore, name_or_id: &str) -> anyhow::Result<Tenant> {
-    let found = match name_or_id.parse::<TenantId>() {
-        Ok(id) => store.get_tenant(id).await,
-        Err(_) => store.tenant_by_name(name_or_id).await,
-    };
-    match found {
-        Ok(t) => Ok(t),
-        Err(StoreError::NotFound) => anyhow::bail!("no tenant `{name_or_id}`"),
-        Err(e) => Err(e.into()),
     }
 }

@@ -32,7 +32,7 @@ pub async fn run(command: KeysCommand, settings: &Settings) -> anyhow::Result<()
 
 async fn shred(settings: &Settings, tenant: &str, key_id: KeyId) -> anyhow::Result<()> {
     let platform = Platform::open(settings).await?;
-    let t = find_tenant(&platform, tenant).await?;
+    let t = find_tenant(platform.store.as_ref(), tenant).await?;
     let destroyed = platform.store.shred_data_key(t.id, key_id).await?;
     platform
         .store

@@ -4,7 +4,8 @@
 use anyhow::Context;
 use clap::Args;
 use insights_core::config::Settings;
-use insights_core::store::StoreError;
+
+use super::lookup::find_tenant;
 
 /// `insights simulate-call`.
 #[derive(Debug, Args)]
@@ -78,11 +79,8 @@ pub async fn run(settings: &Settings, args: SimulateCallArgs) -> anyhow::Result<
             let store = insights_stores::open_metadata(settings)
                 .await
                 .context("opening the metadata store to look up the tenant")?;
-            let tenant = match store.tenant_by_name(&args.tenant).await {
-                Ok(t) => t,
-                Err(StoreError::NotFound) => anyhow::bail!("no tenant `{}`", args.tenant),
-                Err(e) => return Err(e.into()),
-            };
+            // Not a UUID, so looked up by name.
+            let tenant = find_tenant(store.as_ref(), &args.tenant).await?;
             let users = store.list_directory_users(tenant.id).await?;
             for p in &mut participants {
                 let upn = p.identity.trim();

@@ -5,9 +5,8 @@ use anyhow::Context;
 use bot_gateway::custody::{self, InstallationKey};
 use insights_core::config::Settings;
 use insights_core::domain::RecordingId;
-use insights_core::store::StoreError;
 
-use super::lookup::find_tenant;
+use super::lookup::{find_tenant, tenant_holding};
 use crate::platform::Platform;
 
 /// Runs `insights verify-recording`: prints the report, and fails (exit
@@ -15,21 +14,8 @@ use crate::platform::Platform;
 pub async fn run(settings: &Settings, id: RecordingId, tenant: Option<&str>) -> anyhow::Result<()> {
     let platform = Platform::open(settings).await?;
     let tenant = match tenant {
-        Some(t) => find_tenant(&platform, t).await?,
-        None => {
-            let mut found = None;
-            for t in platform.store.list_tenants().await? {
-                match platform.store.get_recording(t.id, id).await {
-                    Ok(_) => {
-                        found = Some(t);
-                        break;
-                    }
-                    Err(StoreError::NotFound) => {}
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            found.ok_or_else(|| anyhow::anyhow!("no recording {id} in any tenant"))?
-        }
+        Some(t) => find_tenant(platform.store.as_ref(), t).await?,
+        None => tenant_holding(platform.store.as_ref(), id).await?,
     };
     let signer =
         InstallationKey::open_or_create(settings.spool.signing_key_file(&settings.key_file()))

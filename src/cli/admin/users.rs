@@ -14,10 +14,10 @@ use anyhow::Context;
 use clap::Subcommand;
 use insights_api::auth::accounts::{AddUserError, NewUser, add_user};
 use insights_core::config::Settings;
-use insights_core::domain::{Realm, Role, SecurityProfileId, Tenant, UserId};
-use insights_core::store::StoreError;
+use insights_core::domain::{Realm, Role, SecurityProfileId, UserId};
 use zeroize::Zeroizing;
 
+use crate::cli::lookup::find_tenant;
 use crate::platform::Platform;
 
 /// `insights admin user ...`.
@@ -77,7 +77,7 @@ pub async fn run(command: UserCommand, settings: &Settings) -> anyhow::Result<()
             totp,
         } => {
             let tenant = match &tenant {
-                Some(t) => Some(find_tenant(&platform, t).await?),
+                Some(t) => Some(find_tenant(platform.store.as_ref(), t).await?),
                 None => None,
             };
             let password = read_password()?;
@@ -117,7 +117,7 @@ pub async fn run(command: UserCommand, settings: &Settings) -> anyhow::Result<()
         }
         UserCommand::List { tenant, json } => {
             let realm = match &tenant {
-                Some(t) => Realm::Tenant(find_tenant(&platform, t).await?.id),
+                Some(t) => Realm::Tenant(find_tenant(platform.store.as_ref(), t).await?.id),
                 None => Realm::Platform,
             };
             let accounts = platform.store.list_accounts(realm).await?;
@@ -176,16 +176,4 @@ fn read_password() -> anyhow::Result<Zeroizing<String>> {
         anyhow::bail!("no password on standard input (pipe it in, e.g. from a password manager)");
     }
     Ok(trimmed)
-}
-
-async fn find_tenant(platform: &Platform, name_or_id: &str) -> anyhow::Result<Tenant> {
-    let found = match name_or_id.parse() {
-        Ok(id) => platform.store.get_tenant(id).await,
-        Err(_) => platform.store.tenant_by_name(name_or_id).await,
-    };
-    match found {
-        Ok(t) => Ok(t),
-        Err(StoreError::NotFound) => anyhow::bail!("no tenant `{name_or_id}`"),
-        Err(e) => Err(e.into()),
-    }
 }

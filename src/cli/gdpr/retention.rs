@@ -16,10 +16,11 @@ use gdpr_tools::retention::{self, Progress, RetentionReport, RunOptions};
 use indicatif::{ProgressBar, ProgressStyle};
 use insights_core::blob::BlobStore;
 use insights_core::config::{RetentionSettings, Settings};
-use insights_core::domain::{Tenant, TenantId, now};
-use insights_core::store::{MetadataStore, StoreError};
+use insights_core::domain::{Tenant, now};
+use insights_core::store::MetadataStore;
 use tokio_util::sync::CancellationToken;
 
+use crate::cli::lookup::find_tenant;
 use crate::platform::Platform;
 
 /// Arguments of `insights gdpr retention`.
@@ -34,18 +35,6 @@ pub struct RetentionArgs {
     /// Print the reports as JSON (one object per tenant per line).
     #[arg(long)]
     pub json: bool,
-}
-
-async fn find_tenant(store: &dyn MetadataStore, name_or_id: &str) -> anyhow::Result<Tenant> {
-    let found = match name_or_id.parse::<TenantId>() {
-        Ok(id) => store.get_tenant(id).await,
-        Err(_) => store.tenant_by_name(name_or_id).await,
-    };
-    match found {
-        Ok(t) => Ok(t),
-        Err(StoreError::NotFound) => anyhow::bail!("no tenant `{name_or_id}`"),
-        Err(e) => Err(e.into()),
-    }
 }
 
 /// One summary line of a report.

@@ -129,7 +129,7 @@ fn signer(settings: &Settings) -> anyhow::Result<CertificateSigner> {
 
 pub async fn find(settings: &Settings, args: FindArgs) -> anyhow::Result<()> {
     let p = Platform::open(settings).await?;
-    let t = find_tenant(&p, &args.subject.tenant).await?;
+    let t = find_tenant(p.store.as_ref(), &args.subject.tenant).await?;
     let found = gdpr_tools::subject::find(
         p.store.as_ref(),
         t.id,
@@ -174,7 +174,7 @@ pub async fn find(settings: &Settings, args: FindArgs) -> anyhow::Result<()> {
 
 pub async fn access(settings: &Settings, args: AccessArgs) -> anyhow::Result<()> {
     let p = Platform::open(settings).await?;
-    let t = find_tenant(&p, &args.subject.tenant).await?;
+    let t = find_tenant(p.store.as_ref(), &args.subject.tenant).await?;
     let env = AccessEnv {
         store: p.store.as_ref(),
         blobs: p.blobs.as_ref(),
@@ -222,7 +222,7 @@ pub async fn access(settings: &Settings, args: AccessArgs) -> anyhow::Result<()>
 
 pub async fn erase(settings: &Settings, args: EraseArgs) -> anyhow::Result<()> {
     let p = Platform::open(settings).await?;
-    let t = find_tenant(&p, &args.subject.tenant).await?;
+    let t = find_tenant(p.store.as_ref(), &args.subject.tenant).await?;
     let signer = signer(settings)?;
     let env = ErasureEnv {
         store: p.store.as_ref(),

@@ -19,6 +19,7 @@ use insights_core::store::StoreError;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::cli::lookup::{find_tenant, tenant_holding};
 use crate::platform::Platform;
 
 /// `insights worker`.
@@ -269,21 +270,8 @@ pub async fn reprocess(settings: &Settings, args: ReprocessArgs) -> anyhow::Resu
     let platform = Platform::open(settings).await?;
     let id = args.recording;
     let tenant = match args.tenant.as_deref() {
-        Some(t) => crate::cli::lookup::find_tenant(&platform, t).await?.id,
-        None => {
-            let mut found = None;
-            for t in platform.store.list_tenants().await? {
-                match platform.store.get_recording(t.id, id).await {
-                    Ok(_) => {
-                        found = Some(t.id);
-                        break;
-                    }
-                    Err(StoreError::NotFound) => {}
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            found.ok_or_else(|| anyhow::anyhow!("no recording {id} in any tenant"))?
-        }
+        Some(t) => find_tenant(platform.store.as_ref(), t).await?.id,
+        None => tenant_holding(platform.store.as_ref(), id).await?.id,
     };
     let job = NewJob {
         max_attempts: settings.worker.max_attempts,
