@@ -1,21 +1,17 @@
-//! `insights directory ...`: directory sync from the command line, and
-//! the schedule `insights serve` runs it on.
+//! `insights directory ...`: directory sync from the command line (the
+//! schedule `insights serve` runs it on is
+//! `gdpr_tools::directory::Scheduler`).
 //!
 //! `insights directory sync [--tenant T] [--json]` syncs one tenant (name
 //! or id) or every tenant that has a directory tenant id, printing one
 //! line per tenant with the counts (never a name or address), and exits
 //! with 1 if any tenant failed.
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use anyhow::Context;
 use clap::Subcommand;
 use gdpr_tools::directory::{DirectoryError, DirectorySync, SyncReport};
 use insights_core::config::Settings;
 use insights_core::domain::TenantId;
-use insights_core::store::MetadataStore;
-use tokio_util::sync::CancellationToken;
 
 use crate::cli::lookup::find_tenant;
 
@@ -110,67 +106,4 @@ async fn sync(settings: &Settings, tenant: Option<&str>, json: bool) -> anyhow::
         anyhow::bail!("directory sync failed for {failed} tenant(s)");
     }
     Ok(())
-}
-
-/// The directory sync of `insights serve`, when `[directory]` is set up:
-/// the shared runner (also behind `POST /api/directory/sync`) and, with
-/// `interval_secs > 0`, a task syncing every tenant on that schedule (the
-/// first run shortly after start).
-pub struct Scheduled {
-    pub sync: Arc<DirectorySync>,
-    stop: CancellationToken,
-    task: Option<tokio::task::JoinHandle<()>>,
-}
-
-impl Scheduled {
-    /// `None` when directory sync is not configured; an error when it is
-    /// but cannot start (e.g. the secret variable is unset).
-    /// `schedule: false` (the `gateway` process) only serves the API's
-    /// `POST /api/directory/sync`.
-    pub fn start(
-        settings: &Settings,
-        store: Arc<dyn MetadataStore>,
-        schedule: bool,
-    ) -> anyhow::Result<Option<Scheduled>> {
-        if !settings.directory.enabled() {
-            return Ok(None);
-        }
-        let sync = Arc::new(
-            DirectorySync::from_settings(&settings.directory, store)
-                .context("starting directory sync")?,
-        );
-        let stop = CancellationToken::new();
-        let task = (schedule && settings.directory.interval_secs > 0).then(|| {
-            let every = Duration::from_secs(settings.directory.interval_secs);
-            let (sync, stop) = (sync.clone(), stop.clone());
-            tokio::spawn(async move {
-                let mut next = Duration::from_secs(5);
-                loop {
-                    tokio::select! {
-                        _ = stop.cancelled() => return,
-                        _ = tokio::time::sleep(next) => {}
-                    }
-                    tokio::select! {
-                        _ = stop.cancelled() => return,
-                        _ = sync.sync_all("system:directory-sync") => {}
-                    }
-                    next = every;
-                }
-            })
-        });
-        tracing::info!(
-            interval_secs = settings.directory.interval_secs,
-            "directory sync configured"
-        );
-        Ok(Some(Scheduled { sync, stop, task }))
-    }
-
-    /// Stops the schedule (a run in progress is abandoned; it is
-    /// repeated next time, its writes being idempotent).
-    pub async fn stop(self) {
-        self.stop.cancel();
-        if let Some(t) = self.task {
-            let _ = t.await;
-        }
-    }
 }

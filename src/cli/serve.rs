@@ -14,7 +14,7 @@ use bot_gateway::webhook::{GatewayState, mount};
 use insights_core::config::Settings;
 use tokio_util::sync::CancellationToken;
 
-use super::{directory, gdpr, worker};
+use super::worker;
 use crate::platform::Platform;
 
 /// Runs `insights serve` (`with_worker`: the AI worker, retention and
@@ -84,10 +84,15 @@ pub async fn serve(settings: Settings, with_worker: bool) -> anyhow::Result<()> 
     ));
     let webhook = mount(gateway);
     let media = bot_gateway::ingest::mount(ingest);
-    let directory = directory::Scheduled::start(&settings, platform.store.clone(), with_worker)?;
+    let directory = gdpr_tools::directory::Scheduler::start(
+        &settings.directory,
+        platform.store.clone(),
+        with_worker,
+    )
+    .context("starting directory sync")?;
     let directory_handle = directory
         .as_ref()
-        .map(|d| web::Data::new(insights_api::DirectorySyncHandle(d.sync.clone())));
+        .map(|d| web::Data::new(insights_api::DirectorySyncHandle(d.sync().clone())));
     let routes = move |cfg: &mut web::ServiceConfig| {
         webhook(cfg);
         media(cfg);
@@ -108,7 +113,7 @@ pub async fn serve(settings: Settings, with_worker: bool) -> anyhow::Result<()> 
         false => None,
     };
     let retention = match with_worker {
-        true => gdpr::retention::Scheduler::start(
+        true => gdpr_tools::retention::Scheduler::start(
             &settings.retention,
             platform.store.clone(),
             platform.blobs.clone(),

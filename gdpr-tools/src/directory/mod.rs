@@ -22,8 +22,11 @@
 //! run. Inactive users stay (recordings may reference them) until an
 //! admin deletes them; deleting an active user is refused by the store.
 //! Only ids and counts are logged, never a name, address or number.
+//!
+//! [`Scheduler`] (`schedule.rs`) runs it periodically for `insights serve`.
 
 mod graph;
+mod schedule;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -38,6 +41,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 pub use graph::{DeltaPage, Fetched, GraphClient, GraphConfig, USER_SELECT, retry_after};
+pub use schedule::{SCHEDULE_ACTOR, Scheduler};
 
 /// Why a sync run failed.
 #[derive(Debug, thiserror::Error)]

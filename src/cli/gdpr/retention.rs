@@ -4,21 +4,16 @@
 //! per tenant, or the whole report as JSON with `--json`). A progress
 //! spinner on stderr shows recordings examined and done on long runs.
 //!
-//! Also [`Scheduler`]: the periodic enforcement `insights serve` runs
-//! when `[retention] enabled`.
+//! The schedule `insights serve` runs is `gdpr_tools::retention::Scheduler`.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
 use gdpr_tools::retention::{self, Progress, RetentionReport, RunOptions};
 use indicatif::{ProgressBar, ProgressStyle};
-use insights_core::blob::BlobStore;
-use insights_core::config::{RetentionSettings, Settings};
+use insights_core::config::Settings;
 use insights_core::domain::{Tenant, now};
-use insights_core::store::MetadataStore;
-use tokio_util::sync::CancellationToken;
 
 use crate::cli::lookup::find_tenant;
 use crate::platform::Platform;
@@ -137,76 +132,4 @@ pub async fn run(args: RetentionArgs, settings: &Settings) -> anyhow::Result<()>
         anyhow::bail!("{failed} recording(s) could not be deleted; the next run tries again");
     }
     Ok(())
-}
-
-/// Periodic enforcement for `insights serve`: every tenant, every
-/// `interval`, as actor `scheduler`; the due gauge is refreshed after each
-/// run. Errors are logged (ids only) and retried at the next tick.
-pub struct Scheduler {
-    stop: CancellationToken,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Scheduler {
-    /// Starts the schedule (`None` when `[retention] enabled = false`).
-    pub fn start(
-        settings: &RetentionSettings,
-        store: Arc<dyn MetadataStore>,
-        blobs: Arc<dyn BlobStore>,
-    ) -> Option<Scheduler> {
-        if !settings.enabled {
-            return None;
-        }
-        let stop = CancellationToken::new();
-        let (interval, delay) = (settings.interval(), settings.initial_delay());
-        let token = stop.clone();
-        let task = tokio::spawn(async move {
-            let mut wait = delay;
-            loop {
-                tokio::select! {
-                    _ = token.cancelled() => return,
-                    _ = tokio::time::sleep(wait) => {}
-                }
-                wait = interval;
-                tokio::select! {
-                    _ = token.cancelled() => return,
-                    _ = run_all(store.as_ref(), blobs.as_ref()) => {}
-                }
-            }
-        });
-        Some(Scheduler { stop, task })
-    }
-
-    /// Stops the schedule (a run in progress is abandoned between two
-    /// store calls; whatever it did is complete and audited, the rest is
-    /// done by the next run).
-    pub async fn stop(self) {
-        self.stop.cancel();
-        let _ = self.task.await;
-    }
-}
-
-/// One scheduled pass over every tenant.
-pub async fn run_all(store: &dyn MetadataStore, blobs: &dyn BlobStore) {
-    let tenants = match store.list_tenants().await {
-        Ok(t) => t,
-        Err(e) => {
-            tracing::warn!(error = %e, "retention: cannot list tenants");
-            return;
-        }
-    };
-    for t in tenants {
-        let opts = RunOptions {
-            dry_run: false,
-            actor: "scheduler".into(),
-            source: None,
-            now: now(),
-        };
-        if let Err(e) = retention::run(store, blobs, t.id, &opts, &|_| {}).await {
-            tracing::warn!(tenant = %t.id, error = %e, "retention run failed");
-        }
-        if let Err(e) = retention::due(store, t.id, now()).await {
-            tracing::warn!(tenant = %t.id, error = %e, "retention: cannot count due recordings");
-        }
-    }
 }

@@ -29,6 +29,9 @@
 //! [`run`] with `dry_run` reports what a run would do and changes
 //! nothing. [`due`] counts what is due now per policy and records it in
 //! the `insights_retention_due_recordings` gauge.
+//!
+//! [`Scheduler`] runs the enforcement periodically for every tenant (the
+//! schedule of `insights serve`, `schedule.rs`).
 
 use std::collections::HashMap;
 
@@ -43,6 +46,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::holds::{HoldRef, covering_in};
+
+mod schedule;
+
+pub use schedule::{Scheduler, run_all};
 
 /// Recordings read per page.
 const PAGE: u32 = 500;
