@@ -17,6 +17,7 @@ use gdpr_tools::erasure::{self, ErasureEnv};
 use gdpr_tools::subject::{FindOptions, SubjectIdentifiers};
 use indicatif::{ProgressBar, ProgressStyle};
 use insights_core::config::Settings;
+use insights_core::fsio;
 
 use crate::cli::lookup::find_tenant;
 use crate::platform::Platform;
@@ -195,20 +196,35 @@ pub async fn access(settings: &Settings, args: AccessArgs) -> anyhow::Result<()>
     let tmp = tempfile::NamedTempFile::new_in(&dir).context("creating the bundle file")?;
     let spinner = ProgressBar::new_spinner().with_message("building the bundle");
     spinner.enable_steady_tick(std::time::Duration::from_millis(120));
-    let file = tmp.reopen()?;
+    let mut writer = std::io::BufWriter::new(tmp.reopen()?);
     let summary = build_bundle(
         &env,
         t.id,
         &args.subject.identifiers(),
         &opts,
         ACTOR,
-        std::io::BufWriter::new(file),
+        &mut writer,
     )
     .await?;
     spinner.finish_and_clear();
-    tmp.as_file().sync_all()?;
-    tmp.persist(&args.out)
-        .with_context(|| format!("writing {}", args.out.display()))?;
+    // The last buffered bytes: an error here (disk full) must fail the
+    // command, where dropping the BufWriter would have ignored it.
+    writer.flush().context("writing the bundle")?;
+    drop(writer);
+    // The crash-safe protocol of `insights_core::fsio` (temporary file
+    // beside the target, fsync, rename, fsync of the directory), done
+    // here by hand only because the bundle is streamed, not held in
+    // memory: a crash leaves the old file or the whole bundle, never a
+    // truncated zip under the requested name.
+    let out = args.out.clone();
+    tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+        tmp.as_file().sync_all()?;
+        tmp.persist(&out)
+            .with_context(|| format!("writing {}", out.display()))?;
+        fsio::sync_dir(&dir).with_context(|| format!("syncing {}", dir.display()))
+    })
+    .await
+    .context("writing the bundle")??;
     println!(
         "wrote {}: {} recording(s), {} transcript segment(s), {} media file(s), {} files in the manifest",
         args.out.display(),
@@ -296,10 +312,12 @@ pub async fn erase(settings: &Settings, args: EraseArgs) -> anyhow::Result<()> {
     if let Some(path) = &args.certificate
         && let Some(cert) = erasure::certificate(p.store.as_ref(), t.id, id).await?
     {
-        let mut f =
-            std::fs::File::create(path).with_context(|| format!("writing {}", path.display()))?;
-        f.write_all(cert.as_bytes())?;
-        f.sync_all()?;
+        // Crash-safe: a certificate is there whole or not at all.
+        let target = path.clone();
+        tokio::task::spawn_blocking(move || fsio::write_atomic(&target, cert.as_bytes()))
+            .await
+            .context("writing the certificate")?
+            .with_context(|| format!("writing {}", path.display()))?;
         println!("certificate written to {}", path.display());
     }
     Ok(())
