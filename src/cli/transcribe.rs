@@ -36,18 +36,10 @@ fn clock(ms: i64) -> String {
 pub async fn run(args: TranscribeArgs, settings: &Settings) -> anyhow::Result<()> {
     use ai_pipeline::stt::{STT_SAMPLE_RATE, SpeechToText};
     use ai_pipeline::vad::{VadOptions, split};
-    use ai_pipeline::whisper::{Batching, WhisperConfig, WhisperEngine};
-    use insights_core::config::SttBatching;
+    use ai_pipeline::whisper::WhisperEngine;
 
-    let stt = &settings.stt;
-    let mut config = WhisperConfig::new(stt.resolved_model_dir(), stt.model.clone());
-    config.threads = stt.threads;
-    config.beam_size = stt.beam_size;
-    config.language = stt.language.clone();
-    config.batching = match stt.batching {
-        SttBatching::Pack => Batching::Pack,
-        SttBatching::Window => Batching::Window,
-    };
+    // The same engine settings (`[stt]`) as the worker's.
+    let config = super::worker::engine::whisper_config(settings);
     // Fail early on a missing model, before decoding a long file.
     ai_pipeline::whisper::check_model_dir(&config.model_dir)?;
     let engine = tokio::task::spawn_blocking(move || WhisperEngine::load(&config))
