@@ -81,3 +81,61 @@ impl Scheduler {
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use insights_stores::metadata::sqlite::SqliteStore;
+
+    use super::*;
+
+    async fn store() -> (tempfile::TempDir, Arc<dyn MetadataStore>) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("insights.db").display());
+        let store = SqliteStore::connect(&url, 2).await.unwrap();
+        (dir, Arc::new(store))
+    }
+
+    /// Configured, with a secret variable every process has (tests must
+    /// not set variables), and a Graph that is never reached.
+    fn configured(secret_env: &str) -> DirectorySettings {
+        DirectorySettings {
+            client_id: Some("app".into()),
+            client_secret_env: secret_env.into(),
+            graph_base_url: "http://127.0.0.1:9".into(),
+            token_url: "http://127.0.0.1:9/{tenant}/token".into(),
+            ..DirectorySettings::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn nothing_starts_unless_configured() {
+        let (_dir, store) = store().await;
+        let s = Scheduler::start(&DirectorySettings::default(), store, true).unwrap();
+        assert!(s.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_missing_secret_is_an_error_at_start() {
+        let (_dir, store) = store().await;
+        let settings = configured("INSIGHTS_TEST_SECRET_THAT_IS_NEVER_SET");
+        assert!(matches!(
+            Scheduler::start(&settings, store, true),
+            Err(DirectoryError::MissingSecret(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn stop_ends_the_schedule_before_its_first_run() {
+        let (_dir, store) = store().await;
+        for schedule in [false, true] {
+            let s = Scheduler::start(&configured("PATH"), store.clone(), schedule)
+                .unwrap()
+                .expect("configured");
+            assert_eq!(s.task.is_some(), schedule);
+            tokio::time::timeout(Duration::from_secs(2), s.stop())
+                .await
+                .expect("stops at once");
+        }
+    }
+}
