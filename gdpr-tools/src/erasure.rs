@@ -5,7 +5,7 @@
 //!
 //! | tenant waiver | subject owns the recording¹ | action | what happens |
 //! | --- | --- | --- | --- |
-//! | set | yes | `erase` (`delete-recording`) | every blob under the recording's prefix deleted, its data key crypto-shredded, spool copies deleted, then the recording with participants, streams, transcript, insights and search-index entries |
+//! | set | yes | `erase` (`delete-recording`) | every blob under the recording's prefix deleted, its data key crypto-shredded, spool copies deleted (through the spool itself, [`SpoolCopies`]), then the recording with participants, streams, transcript, insights and search-index entries |
 //! | set | no | `erase` (`pseudonymize`) | media deleted and key shredded (it holds the subject's voice), the subject's participant rows pseudonymised, their transcript segments (and any segment naming them) and all insights deleted; the other parties' call data stays |
 //! | not set | either | `erase-metadata-defer-media` | the subject's participant rows pseudonymised, their segments and the insights deleted; the media stays until retention deletes it at its due date (the seed: immediate media deletion needs the waiver) |
 //! | — | held | `blocked` | nothing; the report names each hold (case name) or the legal-hold flag |
@@ -32,12 +32,17 @@
 //! blob hashes, the outcomes, the first execution's start time), so an
 //! interrupted and resumed erasure certifies exactly what an
 //! uninterrupted one would; only `completed_at` is the time of the run
-//! that finished. Identifiers are kept in clear only while work is
+//! that finished. One exception: a recording's `spool_copy` (what was
+//! deleted from the local spool, present only when something was) is
+//! persisted with its outcome, so a run killed after deleting a spool
+//! copy but before saving that outcome certifies on resume only that no
+//! copy was left. Identifiers are kept in clear only while work is
 //! pending (to scrub transcript text); afterwards only salted SHA-256
 //! hashes remain.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use insights_core::blob::{BlobError, BlobStore, layout};
@@ -45,6 +50,7 @@ use insights_core::domain::{
     AuditAction, ErasureRecord, KeyId, LegalHold, NewAuditEvent, ParticipantId, Recording,
     RecordingId, RecordingStatus, TenantId, UserId,
 };
+use insights_core::spool::{RemovedFromSpool, SpoolCopies, SpoolCopiesError};
 use insights_core::store::{MetadataStore, StoreError};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -66,8 +72,10 @@ pub enum ErasureError {
     Store(#[from] StoreError),
     #[error("blob store: {0}")]
     Blob(#[from] BlobError),
-    #[error("spool or bundle folder: {0}")]
+    #[error("bundle folder: {0}")]
     Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Spool(#[from] SpoolCopiesError),
     #[error(transparent)]
     Certificate(#[from] CertificateError),
     #[error("the erasure request's stored state is unreadable: {0}")]
@@ -81,9 +89,10 @@ pub struct ErasureEnv<'a> {
     pub store: &'a dyn MetadataStore,
     pub blobs: &'a dyn BlobStore,
     pub signer: &'a CertificateSigner,
-    /// The bot-gateway spool folder (`[spool] dir`): copies of recordings
-    /// not yet uploaded are deleted from it.
-    pub spool_dir: Option<PathBuf>,
+    /// The bot-gateway spool: copies of recordings not yet uploaded are
+    /// deleted from it, with the spool's own protocol (`None`: no spool on
+    /// this installation).
+    pub spool: Option<Arc<dyn SpoolCopies>>,
     /// Where access bundles are kept: bundles that contain an erased
     /// recording are deleted.
     pub bundle_dir: Option<PathBuf>,
@@ -155,6 +164,10 @@ pub struct Outcome {
     pub holds: Vec<HoldRef>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// What was deleted from the local spool (only when something was: a
+    /// copy not uploaded yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spool: Option<RemovedFromSpool>,
 }
 
 /// A salted hash of one identifier.
@@ -608,7 +621,7 @@ fn certificate_content(
             let result = o.map_or("pending", |o| o.result.as_str());
             let media_erased =
                 matches!(result, "deleted" | "pseudonymized") && item.media.is_some();
-            json!({
+            let mut entry = json!({
                 "recording_id": item.id,
                 "outcome": result,
                 "participants_erased": if result == "blocked" { 0 } else { item.participants.len() },
@@ -619,7 +632,20 @@ fn certificate_content(
                     "data_key_shredded": media_erased,
                 })),
                 "holds": o.map(|o| o.holds.clone()).unwrap_or_default(),
-            })
+            });
+            // Only when a spool copy was deleted: certificates of erasures
+            // without one are unchanged.
+            if let (Some(spool), Some(obj)) = (o.and_then(|o| o.spool), entry.as_object_mut()) {
+                obj.insert(
+                    "spool_copy".into(),
+                    json!({
+                        "entry_deleted": spool.entry,
+                        "leftovers_deleted": spool.leftovers,
+                        "bytes_deleted": spool.bytes,
+                    }),
+                );
+            }
+            entry
         })
         .collect();
     let users: Vec<_> = state
@@ -681,7 +707,7 @@ async fn erase_recording(
         if state.report.waiver || item.mode == "delete-recording" {
             delete_media(env, tenant, item).await?;
         }
-        remove_spool_copy(env.spool_dir.as_deref(), item.id)?;
+        let spool = remove_spool_copy(env, tenant, item.id).await?;
         return Ok(Outcome {
             result: if item.mode == "delete-recording" {
                 "deleted"
@@ -693,6 +719,7 @@ async fn erase_recording(
             .into(),
             holds: Vec::new(),
             reason: None,
+            spool,
         });
     };
     let blocking = blocking_holds(&rec, holds);
@@ -701,11 +728,13 @@ async fn erase_recording(
             result: "blocked".into(),
             holds: blocking,
             reason: Some("on legal hold".into()),
+            spool: None,
         });
     }
+    let mut spool = None;
     let result = if state.report.waiver {
         delete_media(env, tenant, item).await?;
-        remove_spool_copy(env.spool_dir.as_deref(), item.id)?;
+        spool = remove_spool_copy(env, tenant, item.id).await?;
         if item.mode == "delete-recording" {
             match store.delete_recording(tenant, item.id).await {
                 Ok(()) | Err(StoreError::NotFound) => {}
@@ -750,6 +779,7 @@ async fn erase_recording(
         result: result.into(),
         holds: Vec::new(),
         reason: None,
+        spool,
     })
 }
 
@@ -839,6 +869,7 @@ async fn erase_directory_user(
                 result: "deleted".into(),
                 holds: Vec::new(),
                 reason: None,
+                spool: None,
             });
         }
         Err(e) => return Err(e.into()),
@@ -851,6 +882,7 @@ async fn erase_directory_user(
                 .reason
                 .clone()
                 .or(Some("active in the directory".into())),
+            spool: None,
         });
     }
     match store.delete_directory_user(tenant, item.id).await {
@@ -858,34 +890,31 @@ async fn erase_directory_user(
             result: "deleted".into(),
             holds: Vec::new(),
             reason: None,
+            spool: None,
         }),
         Err(StoreError::Refused(_)) => Ok(Outcome {
             result: "blocked".into(),
             holds: Vec::new(),
             reason: Some("active in the directory".into()),
+            spool: None,
         }),
         Err(e) => Err(e.into()),
     }
 }
 
-/// Deletes the spool entry of a recording (and a half-created or
-/// half-deleted one) with the spool's own protocol: rename to
-/// `.trash-<id>`, then delete (a gateway starting meanwhile finishes it).
-fn remove_spool_copy(spool: Option<&Path>, id: RecordingId) -> std::io::Result<()> {
-    let Some(dir) = spool else { return Ok(()) };
-    let live = dir.join(id.to_string());
-    let trash = dir.join(format!(".trash-{id}"));
-    if live.exists() {
-        std::fs::rename(&live, &trash)?;
-    }
-    for d in [trash, dir.join(format!(".new-{id}"))] {
-        match std::fs::remove_dir_all(&d) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
+/// Deletes the recording's copies from the local spool through the
+/// spool itself (its lock and crash-safe protocol); `Some` with what was
+/// deleted, `None` when there was nothing (or no spool).
+async fn remove_spool_copy(
+    env: &ErasureEnv<'_>,
+    tenant: TenantId,
+    id: RecordingId,
+) -> Result<Option<RemovedFromSpool>, ErasureError> {
+    let Some(spool) = &env.spool else {
+        return Ok(None);
+    };
+    let removed = spool.remove_recording(tenant, id).await?;
+    Ok(removed.anything().then_some(removed))
 }
 
 /// Deletes access bundles (`<id>.zip` with the `<id>.recordings` list

@@ -147,10 +147,13 @@
 //! been restored" covers exactly this case. The alarms make the breach of
 //! the 24-hour promise visible to the operator, who decides.
 
+mod erase;
 pub mod format;
 pub(crate) mod fsio;
 pub mod journal;
 mod writer;
+
+pub use self::erase::SpoolDir;
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
@@ -365,6 +368,9 @@ struct Inner {
     work: tokio::sync::Notify,
     stop: Arc<Stop>,
     ticker: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Held while an entry's files are deleted (after upload, or on an
+    /// erasure request), so the two never delete the same entry at once.
+    removal: Mutex<()>,
     _lock: File,
 }
 
@@ -444,6 +450,7 @@ impl Spool {
             work: tokio::sync::Notify::new(),
             stop: stop.clone(),
             ticker: Mutex::new(None),
+            removal: Mutex::new(()),
             _lock: lock_file,
         });
         let weak = Arc::downgrade(&inner);
@@ -1213,6 +1220,7 @@ impl Inner {
     }
 
     fn remove_uploaded(&self, id: RecordingId) -> Result<(), SpoolError> {
+        let _removal = lock(&self.removal);
         self.update_journal(id, |j| j.state = EntryState::Uploaded)?;
         let dir = self.cfg.dir.join(id.to_string());
         let size = fsio::tree_size(&dir);
