@@ -29,6 +29,15 @@ use crate::graph::{CallContext, CallControl, GraphError};
 /// How many ended call ids are remembered to recognise replays.
 const RECENT_ENDED: usize = 10_000;
 
+/// Notifications applied, by kind (`insights_gateway_notifications_total{kind}`).
+const NOTIFICATIONS_METRIC: &str = "insights_gateway_notifications_total";
+/// Answers sent, by outcome (`insights_gateway_answers_total{outcome}`).
+const ANSWERS_METRIC: &str = "insights_gateway_answers_total";
+/// Call legs the registry holds (answered or being answered, not ended).
+/// Not `insights_calls_active`, which is the spool's count of recordings
+/// being captured.
+const CALL_LEGS_METRIC: &str = "insights_gateway_call_legs_active";
+
 /// The media configuration to answer a call with.
 #[async_trait]
 pub trait MediaConfigSource: Send + Sync + 'static {
@@ -317,7 +326,7 @@ impl CallRegistry {
             answers: Vec::new(),
         };
         for event in events {
-            metrics::counter!("gateway_notifications_total", "kind" => event.kind()).increment(1);
+            metrics::counter!(NOTIFICATIONS_METRIC, "kind" => event.kind()).increment(1);
             match event {
                 Event::Incoming { call_id, call } => {
                     if let Some(job) = self
@@ -399,14 +408,14 @@ impl CallRegistry {
         let mut inner = self.inner.lock().await;
         match sent {
             Ok(()) => {
-                metrics::counter!("gateway_answers_total", "outcome" => "answered").increment(1);
+                metrics::counter!(ANSWERS_METRIC, "outcome" => "answered").increment(1);
                 tracing::info!(call_id = %job.call_id, elapsed_ms, "answered the call");
                 if let Some(leg) = inner.legs.get_mut(&job.call_id) {
                     leg.answer = AnswerState::Answered;
                 }
             }
             Err(error) => {
-                metrics::counter!("gateway_answers_total", "outcome" => "failed").increment(1);
+                metrics::counter!(ANSWERS_METRIC, "outcome" => "failed").increment(1);
                 tracing::error!(call_id = %job.call_id, elapsed_ms, %error, "could not answer the call; it is not recorded");
                 if let Some(leg) = inner.legs.get_mut(&job.call_id) {
                     leg.answer = AnswerState::Failed;
@@ -1341,7 +1350,7 @@ fn push_unique(v: &mut Vec<String>, s: String) {
 }
 
 fn gauge_active(inner: &Inner) {
-    metrics::gauge!("gateway_calls_active").set(inner.legs.len() as f64);
+    metrics::gauge!(CALL_LEGS_METRIC).set(inner.legs.len() as f64);
 }
 
 /// What the store learns about a participant during the call.
