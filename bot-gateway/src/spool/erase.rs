@@ -45,7 +45,8 @@ use insights_core::fsio;
 use insights_core::spool::{RemovedFromSpool, SpoolCopies, SpoolCopiesError};
 
 use super::journal::{JOURNAL_FILE, Journal};
-use super::{Inner, Spool, SpoolError, blocking, delete_entry_dir, io_err, lock, lock_spool};
+use super::recovery::lock_spool;
+use super::{Inner, Spool, SpoolError, blocking, delete_entry_dir, io_err, lock};
 
 /// The spool directory as a process that does not own it sees it (the
 /// `insights gdpr erase` command): removes copies only while no gateway
