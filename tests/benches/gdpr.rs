@@ -495,7 +495,7 @@ async fn bench_erase(label: &str, store: Arc<dyn MetadataStore>, count: usize) -
         store: store.as_ref(),
         blobs: &blobs,
         signer: &signer,
-        spool_dir: None,
+        spool: None,
         bundle_dir: None,
         find: FindOptions::default(),
     };

@@ -133,7 +133,9 @@ impl World {
             store: self.store.as_ref(),
             blobs,
             signer: &self.signer,
-            spool_dir: Some(self.root.join("spool")),
+            spool: Some(Arc::new(bot_gateway::spool::SpoolDir::new(
+                self.root.join("spool"),
+            ))),
             bundle_dir: Some(self.root.join("bundles")),
             find: find_opts(),
         }
@@ -703,6 +705,21 @@ async fn find_access_erase_end_to_end(pg: bool) {
     let v = verify(cert.as_bytes(), Some(&w.signer.public_key_hex())).unwrap();
     assert_eq!(v.certificate["request_id"], req.id.to_string());
     assert_eq!(v.certificate["recordings"].as_array().unwrap().len(), 3);
+    let certified = |r: RecordingId| {
+        v.certificate["recordings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["recording_id"] == r.to_string())
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(
+        certified(spooled)["spool_copy"]["entry_deleted"],
+        true,
+        "the certificate states the spool copy was deleted"
+    );
+    assert!(certified(held).get("spool_copy").is_none());
     assert!(!cert.to_lowercase().contains("dana"));
     for i in [10, cert.len() / 2, cert.len() - 3] {
         let mut edited = cert.clone().into_bytes();
@@ -738,8 +755,10 @@ async fn find_access_erase_end_to_end(pg: bool) {
     );
     assert!(!spool_entry.exists(), "the spool copy is gone");
     assert!(
-        files_under(&w.root.join("spool")).is_empty(),
-        "nothing left in the spool"
+        files_under(&w.root.join("spool"))
+            .iter()
+            .all(|p| p.ends_with("spool.lock")),
+        "nothing left in the spool but its lock file"
     );
     assert!(
         files_under(&w.root.join("bundles")).is_empty(),

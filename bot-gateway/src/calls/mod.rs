@@ -73,6 +73,16 @@
 //! Graph acknowledged it: no media may be persisted before.
 //! [`RecordingHandle::fail`] / [`CallRegistry::report_recording_failed`]
 //! report `failed`, [`RecordingHandle::stop`] `notRecording`.
+//!
+//! # Metrics
+//!
+//! `insights_gateway_notifications_total{kind}` (notifications applied),
+//! `insights_gateway_answers_total{outcome}` (`answered`, `failed`) and the
+//! gauge `insights_gateway_call_legs_active`: call legs the registry
+//! handles (invited or answered, not ended; a call joined by two bot legs
+//! counts twice). Calls whose media is being captured are the spool's
+//! `insights_calls_active`. The webhook counts refused callbacks as
+//! `insights_gateway_auth_failures_total{code}`.
 
 pub(crate) mod events;
 mod parties;

@@ -9,7 +9,7 @@ use insights_core::crypto::WrappedDataKey;
 use insights_core::domain::{ParticipantId, RecordingId, StreamId, TenantId};
 use serde::{Deserialize, Serialize};
 
-use super::fsio;
+use insights_core::fsio;
 
 /// Version of the journal file format.
 pub const JOURNAL_VERSION: u32 = 1;

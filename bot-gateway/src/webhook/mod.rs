@@ -241,7 +241,8 @@ async fn callback(
         .validate_header(authorization)
         .await
         .map_err(|e| {
-            metrics::counter!("gateway_auth_failures_total", "code" => e.code()).increment(1);
+            metrics::counter!("insights_gateway_auth_failures_total", "code" => e.code())
+                .increment(1);
             tracing::warn!(code = e.code(), "callback refused: {e}");
             WebhookError::from(e)
         })?;

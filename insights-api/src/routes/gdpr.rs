@@ -7,15 +7,15 @@
 //! 403) and audited by the library (`gdpr-access`, `gdpr-erasure`) or
 //! here (`search` for a find, with the count only).
 //!
-//! The erasure signer, the spool folder and the bundle folder come from a
+//! The erasure signer, the spool and the bundle folder come from a
 //! [`GdprContext`] registered by the binary (`insights serve`: the
-//! installation key, `[spool] dir`, `<data_dir>/gdpr/bundles`). An
+//! installation key, its open spool, `<data_dir>/gdpr/bundles`). An
 //! embedding that registers none (tests) gets a per-process context: a
 //! fresh signing key and a private temp folder.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use actix_web::http::header;
 use actix_web::{HttpResponse, web};
@@ -24,6 +24,7 @@ use gdpr_tools::certificate::CertificateSigner;
 use gdpr_tools::erasure::{self, ErasureEnv, ErasureError};
 use gdpr_tools::subject::{FindOptions, SubjectError, SubjectIdentifiers};
 use insights_core::domain::{AuditAction, NewAuditEvent, Permission, TenantId};
+use insights_core::spool::SpoolCopies;
 use insights_core::store::StoreError;
 use serde::Deserialize;
 use serde_json::json;
@@ -70,18 +71,19 @@ struct AccessJob {
 /// What the GDPR routes need beyond [`AppState`].
 pub struct GdprContext {
     signer: CertificateSigner,
-    spool_dir: Option<PathBuf>,
+    spool: Option<Arc<dyn SpoolCopies>>,
     bundle_dir: PathBuf,
     find: FindOptions,
     jobs: Mutex<HashMap<Uuid, AccessJob>>,
 }
 
 impl GdprContext {
-    /// A context with the installation's signer, the spool folder and the
-    /// folder for access bundles (created, 0700).
+    /// A context with the installation's signer, the spool (erasure deletes
+    /// copies not uploaded yet from it) and the folder for access bundles
+    /// (created, 0700).
     pub fn new(
         signer: CertificateSigner,
-        spool_dir: Option<PathBuf>,
+        spool: Option<Arc<dyn SpoolCopies>>,
         bundle_dir: PathBuf,
         find: FindOptions,
     ) -> std::io::Result<Self> {
@@ -92,7 +94,7 @@ impl GdprContext {
         }
         Ok(Self {
             signer,
-            spool_dir,
+            spool,
             bundle_dir,
             find,
             jobs: Mutex::new(HashMap::new()),
@@ -438,7 +440,7 @@ fn env<'a>(state: &'a AppState, ctx: &'a GdprContext) -> ErasureEnv<'a> {
         store: state.store.as_ref(),
         blobs: state.blobs.as_ref(),
         signer: &ctx.signer,
-        spool_dir: ctx.spool_dir.clone(),
+        spool: ctx.spool.clone(),
         bundle_dir: Some(ctx.bundle_dir.clone()),
         find: ctx.find.clone(),
     }

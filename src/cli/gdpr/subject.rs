@@ -244,7 +244,10 @@ pub async fn erase(settings: &Settings, args: EraseArgs) -> anyhow::Result<()> {
         store: p.store.as_ref(),
         blobs: p.blobs.as_ref(),
         signer: &signer,
-        spool_dir: Some(settings.spool.dir(&settings.data_dir)),
+        // Removes spool copies only while no gateway holds the spool.
+        spool: Some(std::sync::Arc::new(bot_gateway::spool::SpoolDir::new(
+            settings.spool.dir(&settings.data_dir),
+        ))),
         bundle_dir: Some(settings.data_dir.join("gdpr").join("bundles")),
         find: args.subject.options(),
     };
