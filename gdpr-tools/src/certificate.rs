@@ -22,21 +22,17 @@
 //! chain-of-custody key of `bot-gateway` (`spool.signing_key_file`,
 //! default `installation-signing-key.json` beside the KEK file, 0600):
 //! one identity signs both manifests and certificates. The file is read
-//! here (not through `bot-gateway`, which `gdpr-tools` must not depend
-//! on); it is created with the same crash-safe steps when missing.
+//! and, when missing, created by
+//! [`insights_core::crypto::installation_key`] (not through `bot-gateway`,
+//! which `gdpr-tools` must not depend on).
 
-use std::fs::{self, OpenOptions, Permissions};
-use std::io::{self, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
-use rand::TryRngCore;
-use rand::rngs::OsRng;
-use serde::{Deserialize, Serialize};
+use insights_core::crypto::installation_key::{InstallationKeyError, InstallationKeyFile};
+use serde::Serialize;
 use serde_json::Value;
 use uuid::Uuid;
-use zeroize::Zeroizing;
 
 /// Errors of signing keys and certificates.
 #[derive(Debug, thiserror::Error)]
@@ -53,20 +49,13 @@ pub enum CertificateError {
     UntrustedSigner { found: String, trusted: String },
 }
 
-fn key_err(path: &Path, problem: impl std::fmt::Display) -> CertificateError {
-    CertificateError::Key {
-        path: path.to_path_buf(),
-        problem: problem.to_string(),
+impl From<InstallationKeyError> for CertificateError {
+    fn from(e: InstallationKeyError) -> Self {
+        Self::Key {
+            path: e.path,
+            problem: e.problem,
+        }
     }
-}
-
-#[derive(Deserialize)]
-struct KeyFileIn {
-    version: u32,
-    installation_id: Uuid,
-    #[allow(dead_code)]
-    created_at: chrono::DateTime<chrono::Utc>,
-    secret_key: String,
 }
 
 /// The installation key that signs certificates.
@@ -88,28 +77,10 @@ impl CertificateSigner {
     /// Opens the installation key file, creating it (0600, in a 0700
     /// directory) when missing. Blocking.
     pub fn open_or_create(path: impl AsRef<Path>) -> Result<Self, CertificateError> {
-        let path = path.as_ref();
-        if !path.exists() {
-            create_key_file(path)?;
-        }
-        let meta = fs::metadata(path).map_err(|e| key_err(path, e))?;
-        if meta.permissions().mode() & 0o077 != 0 {
-            fs::set_permissions(path, Permissions::from_mode(0o600))
-                .map_err(|e| key_err(path, e))?;
-        }
-        let bytes = Zeroizing::new(fs::read(path).map_err(|e| key_err(path, e))?);
-        let file: KeyFileIn =
-            serde_json::from_slice(&bytes).map_err(|_| key_err(path, "malformed key file"))?;
-        if file.version != 1 {
-            return Err(key_err(path, "unsupported key file version"));
-        }
-        let secret_hex = Zeroizing::new(file.secret_key);
-        let mut secret = Zeroizing::new([0u8; 32]);
-        hex::decode_to_slice(secret_hex.as_bytes(), &mut secret[..])
-            .map_err(|_| key_err(path, "the secret key is not 64 hex digits"))?;
+        let file = InstallationKeyFile::open_or_create(path)?;
         Ok(Self {
-            installation_id: file.installation_id,
-            signing: SigningKey::from_bytes(&secret),
+            installation_id: file.installation_id(),
+            signing: SigningKey::from_bytes(file.secret_key()),
         })
     }
 
@@ -150,56 +121,6 @@ impl CertificateSigner {
             "signer": signer,
         });
         Ok(format!("{}\n", canonical(&doc)?))
-    }
-}
-
-fn create_key_file(path: &Path) -> Result<(), CertificateError> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or_else(|| Path::new("."));
-    fs::create_dir_all(dir).map_err(|e| key_err(dir, e))?;
-    let _ = fs::set_permissions(dir, Permissions::from_mode(0o700));
-    let mut secret = Zeroizing::new([0u8; 32]);
-    OsRng
-        .try_fill_bytes(&mut secret[..])
-        .map_err(|e| key_err(path, format!("no randomness: {e}")))?;
-    let hex_secret = Zeroizing::new(hex::encode(&secret[..]));
-    let body = Zeroizing::new(
-        serde_json::to_vec_pretty(&serde_json::json!({
-            "version": 1,
-            "installation_id": Uuid::new_v4(),
-            "created_at": insights_core::domain::now(),
-            "secret_key": hex_secret.as_str(),
-        }))
-        .map_err(|e| key_err(path, e))?,
-    );
-    let tmp = dir.join(format!(".signing-key.tmp-{}", Uuid::new_v4().simple()));
-    let written = (|| -> io::Result<()> {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(&body)?;
-        f.sync_all()
-    })();
-    if let Err(e) = written {
-        let _ = fs::remove_file(&tmp);
-        return Err(key_err(&tmp, e));
-    }
-    // Link, not rename: a key created meanwhile by another process wins.
-    let linked = fs::hard_link(&tmp, path);
-    let _ = fs::remove_file(&tmp);
-    match linked {
-        Ok(()) => {
-            if let Ok(d) = fs::File::open(dir) {
-                let _ = d.sync_all();
-            }
-            Ok(())
-        }
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(key_err(path, e)),
     }
 }
 
@@ -300,6 +221,9 @@ pub fn verify(bytes: &[u8], trusted: Option<&str>) -> Result<Verified, Certifica
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    use std::fs;
+    use std::os::unix::fs::PermissionsExt;
+
     use super::*;
 
     #[test]
@@ -338,6 +262,30 @@ mod tests {
         assert_eq!(
             fs::metadata(&path).unwrap().permissions().mode() & 0o777,
             0o600
+        );
+    }
+
+    /// A key file as `bot-gateway` has always written it (pretty JSON,
+    /// version 1) signs as the same key.
+    #[test]
+    fn an_existing_installation_key_file_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("installation-signing-key.json");
+        let id = Uuid::new_v4();
+        fs::write(
+            &path,
+            format!(
+                "{{\n  \"version\": 1,\n  \"installation_id\": \"{id}\",\n  \"created_at\": \"2024-01-01T00:00:00Z\",\n  \"secret_key\": \"{}\"\n}}",
+                "07".repeat(32)
+            ),
+        )
+        .unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+        let signer = CertificateSigner::open_or_create(&path).unwrap();
+        assert_eq!(signer.installation_id(), id);
+        assert_eq!(
+            signer.public_key_hex(),
+            CertificateSigner::from_secret(id, &[7u8; 32]).public_key_hex()
         );
     }
 }

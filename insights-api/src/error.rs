@@ -1,6 +1,7 @@
 //! `ApiError`: the one place errors become HTTP responses.
 //!
-//! Every error is an RFC 9457 problem (`application/problem+json`):
+//! Every error is an RFC 9457 problem (`application/problem+json`, the
+//! body being [`insights_core::problem::Problem`]):
 //!
 //! ```json
 //! {"type": "about:blank", "title": "Unauthorized", "status": 401,
@@ -20,8 +21,8 @@
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use insights_core::problem::{self, Problem};
 use insights_core::store::StoreError;
-use serde::Serialize;
 
 /// An error of the HTTP API.
 #[derive(Debug, thiserror::Error)]
@@ -141,17 +142,6 @@ impl From<anyhow::Error> for ApiError {
     }
 }
 
-/// The problem document (RFC 9457) plus our `code`.
-#[derive(Serialize)]
-struct Problem<'a> {
-    #[serde(rename = "type")]
-    kind: &'a str,
-    title: &'a str,
-    status: u16,
-    detail: String,
-    code: &'a str,
-}
-
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
@@ -180,7 +170,7 @@ impl ResponseError for ApiError {
         let mut res = HttpResponse::build(status);
         res.insert_header((
             header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
+            HeaderValue::from_static(problem::CONTENT_TYPE),
         ));
         match self {
             ApiError::Unauthorized { .. } => {
@@ -192,14 +182,13 @@ impl ResponseError for ApiError {
             }
             _ => {}
         }
-        let body = Problem {
-            kind: "about:blank",
-            title: status.canonical_reason().unwrap_or("Error"),
-            status: status.as_u16(),
-            detail: self.detail(),
-            code: self.code(),
-        };
-        res.body(serde_json::to_string(&body).unwrap_or_default())
+        let body = Problem::new(
+            status.as_u16(),
+            status.canonical_reason().unwrap_or("Error"),
+            self.code(),
+            self.detail(),
+        );
+        res.body(body.to_json())
     }
 }
 
@@ -274,6 +263,21 @@ mod tests {
                 .get(header::CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok()),
             Some("application/problem+json")
+        );
+    }
+
+    /// The exact bytes the API sent before the body moved to
+    /// `insights_core::problem`.
+    #[test]
+    fn problem_bodies_are_byte_for_byte_stable() {
+        let res = ApiError::Unauthorized {
+            code: "invalid-credentials",
+        }
+        .error_response();
+        let bytes = res.into_body().try_into_bytes().unwrap_or_default();
+        assert_eq!(
+            &bytes[..],
+            br#"{"type":"about:blank","title":"Unauthorized","status":401,"detail":"the credentials are not valid","code":"invalid-credentials"}"#
         );
     }
 }

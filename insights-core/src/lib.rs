@@ -10,6 +10,7 @@ pub mod config;
 pub mod crypto;
 pub mod domain;
 pub mod fsio;
+pub mod problem;
 pub mod spool;
 pub mod store;
 pub mod telemetry;

@@ -11,15 +11,16 @@
 //! issuer) and are only ever verified with EdDSA against this one key, so
 //! they cannot be confused with Graph's RS256 tokens.
 
-use std::fs::{self, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::fs;
+use std::io;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use insights_core::fsio;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -115,41 +116,11 @@ impl SimulatorKey {
             .map_err(|_| SimulatorKeyError::Crypto)?;
         let pem = Zeroizing::new(to_pem(doc.as_ref()));
         let dir = path.parent().unwrap_or(Path::new("."));
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(io_err)?;
-        let tmp = dir.join(format!(
-            ".simulator-signing.{}.tmp",
-            Uuid::new_v4().simple()
-        ));
-        let written = (|| {
-            let mut f = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&tmp)?;
-            f.write_all(pem.as_bytes())?;
-            f.sync_all()
-        })();
-        if let Err(e) = written {
-            let _ = fs::remove_file(&tmp);
-            return Err(io_err(e));
-        }
-        // hard_link fails if the key appeared meanwhile: then the other
-        // writer's key wins and ours is dropped.
-        let linked = fs::hard_link(&tmp, path);
-        let _ = fs::remove_file(&tmp);
-        match linked {
-            Ok(()) => {
-                fs::File::open(dir)
-                    .and_then(|d| d.sync_all())
-                    .map_err(io_err)?;
-                tracing::info!(kid = %Self::load(path)?.kid, "created the simulator signing key");
-            }
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(io_err(e)),
+        fsio::create_dir_private(dir).map_err(io_err)?;
+        // Linked into place only if still absent: if the key appeared
+        // meanwhile, the other writer's key wins and ours is dropped.
+        if fsio::create_new_atomic(path, pem.as_bytes()).map_err(io_err)? {
+            tracing::info!(kid = %Self::load(path)?.kid, "created the simulator signing key");
         }
         Self::load(path)
     }

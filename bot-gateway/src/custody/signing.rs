@@ -1,37 +1,21 @@
 //! The per-installation Ed25519 key that signs chain-of-custody manifests.
 //!
-//! Kept in its own JSON file (default `installation-signing-key.json`
-//! beside the KEK file, so in the same 0700 key directory), mode 0600,
-//! created on first start with the same crash-safe steps as the key file
-//! (temporary file, fsync, then *link* to the final name so two processes
-//! starting at once cannot both create one: the loser adopts the
-//! winner's key), secret bytes zeroized in memory. A file of its own
-//! rather than a field of the KEK file: the KEK file's format is strict
-//! (`deny_unknown_fields`, version 1) and read by every process, while the
-//! signing key belongs to the gateway; and the signing key must survive a
-//! tenant's crypto-shredding, which rewrites the KEK file.
+//! The key file (format, first-start creation, permission checks) is
+//! [`insights_core::crypto::installation_key`], shared with `gdpr-tools`,
+//! which signs erasure certificates with the same identity; this module
+//! adds the Ed25519 signer on top.
 //!
 //! Whoever can read the file can sign manifests as this installation: the
 //! same care as the KEK file applies (off the media volume, out of
 //! long-lived backups). A Key Vault signer replaces it in production
 //! together with the KEK provider.
 
-use std::fs::{self, OpenOptions, Permissions};
-use std::io::{self, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
-use rand::TryRngCore;
-use rand::rngs::OsRng;
-use serde::{Deserialize, Serialize};
+use insights_core::crypto::installation_key::{InstallationKeyError, InstallationKeyFile};
 use uuid::Uuid;
-use zeroize::Zeroizing;
-
-use crate::spool::fsio;
-
-const KEY_FILE_VERSION: u32 = 1;
 
 /// Errors of the installation key.
 #[derive(Debug, thiserror::Error)]
@@ -40,47 +24,13 @@ pub enum SigningKeyError {
     File { path: PathBuf, problem: String },
 }
 
-fn file_err(path: &Path, problem: impl std::fmt::Display) -> SigningKeyError {
-    SigningKeyError::File {
-        path: path.to_path_buf(),
-        problem: problem.to_string(),
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct KeyFileIn {
-    version: u32,
-    installation_id: Uuid,
-    created_at: DateTime<Utc>,
-    #[serde(deserialize_with = "hex_secret")]
-    secret_key: Zeroizing<[u8; 32]>,
-}
-
-#[derive(Serialize)]
-struct KeyFileOut<'a> {
-    version: u32,
-    installation_id: Uuid,
-    created_at: DateTime<Utc>,
-    secret_key: &'a str,
-}
-
-fn hex_secret<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Zeroizing<[u8; 32]>, D::Error> {
-    struct V;
-    impl serde::de::Visitor<'_> for V {
-        type Value = Zeroizing<[u8; 32]>;
-        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("a 256-bit key as 64 hex digits")
-        }
-        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
-            let mut key = Zeroizing::new([0u8; 32]);
-            // Never echo the secret in the error.
-            hex::decode_to_slice(v, &mut key[..])
-                .map_err(|_| E::custom("the secret key is not 64 hex digits"))?;
-            Ok(key)
+impl From<InstallationKeyError> for SigningKeyError {
+    fn from(e: InstallationKeyError) -> Self {
+        Self::File {
+            path: e.path,
+            problem: e.problem,
         }
     }
-    d.deserialize_str(V)
 }
 
 /// This installation's identity and manifest signing key.
@@ -105,90 +55,12 @@ impl InstallationKey {
     /// readable by group or others is tightened to 0600 with a warning.
     /// Blocking.
     pub fn open_or_create(path: impl AsRef<Path>) -> Result<Self, SigningKeyError> {
-        let path = path.as_ref();
-        match fs::metadata(path) {
-            Ok(_) => Self::read(path),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                Self::create(path)?;
-                Self::read(path)
-            }
-            Err(e) => Err(file_err(path, e)),
-        }
-    }
-
-    fn read(path: &Path) -> Result<Self, SigningKeyError> {
-        let meta = fs::metadata(path).map_err(|e| file_err(path, e))?;
-        if !meta.is_file() {
-            return Err(file_err(path, "not a regular file"));
-        }
-        if meta.permissions().mode() & 0o077 != 0 {
-            tracing::warn!(path = %path.display(), "installation signing key was accessible to group or others; setting mode 0600");
-            fs::set_permissions(path, Permissions::from_mode(0o600))
-                .map_err(|e| file_err(path, e))?;
-        }
-        let bytes = Zeroizing::new(fs::read(path).map_err(|e| file_err(path, e))?);
-        let file: KeyFileIn = serde_json::from_slice(&bytes)
-            .map_err(|e| file_err(path, format!("malformed: {e}")))?;
-        if file.version != KEY_FILE_VERSION {
-            return Err(file_err(
-                path,
-                format!("unsupported version {}", file.version),
-            ));
-        }
+        let file = InstallationKeyFile::open_or_create(path)?;
         Ok(Self {
-            installation_id: file.installation_id,
-            created_at: file.created_at,
-            signing: SigningKey::from_bytes(&file.secret_key),
+            installation_id: file.installation_id(),
+            created_at: file.created_at(),
+            signing: SigningKey::from_bytes(file.secret_key()),
         })
-    }
-
-    fn create(path: &Path) -> Result<(), SigningKeyError> {
-        let dir = path
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or_else(|| Path::new("."));
-        fsio::create_dir_private(dir).map_err(|e| file_err(dir, e))?;
-        let mut secret = Zeroizing::new([0u8; 32]);
-        OsRng
-            .try_fill_bytes(&mut secret[..])
-            .map_err(|e| file_err(path, format!("no randomness: {e}")))?;
-        let hex_secret = Zeroizing::new(hex::encode(&secret[..]));
-        let body = Zeroizing::new(
-            serde_json::to_vec_pretty(&KeyFileOut {
-                version: KEY_FILE_VERSION,
-                installation_id: Uuid::new_v4(),
-                created_at: insights_core::domain::now(),
-                secret_key: &hex_secret,
-            })
-            .map_err(|e| file_err(path, e))?,
-        );
-        let tmp = dir.join(format!(".signing-key.tmp-{}", Uuid::new_v4().simple()));
-        let written = (|| -> io::Result<()> {
-            let mut f = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&tmp)?;
-            f.set_permissions(Permissions::from_mode(0o600))?;
-            f.write_all(&body)?;
-            f.sync_all()
-        })();
-        if let Err(e) = written {
-            let _ = fs::remove_file(&tmp);
-            return Err(file_err(&tmp, e));
-        }
-        // Link, not rename: fails if another process created it meanwhile.
-        let linked = fs::hard_link(&tmp, path);
-        let _ = fs::remove_file(&tmp);
-        match linked {
-            Ok(()) => {
-                fsio::sync_dir(dir).map_err(|e| file_err(dir, e))?;
-                tracing::info!(path = %path.display(), "created the installation signing key");
-                Ok(())
-            }
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
-            Err(e) => Err(file_err(path, e)),
-        }
     }
 
     /// The installation id (named in every manifest).
@@ -227,6 +99,9 @@ pub fn verifying_key_from_hex(s: &str) -> Option<VerifyingKey> {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
+    use std::fs::{self, Permissions};
+    use std::os::unix::fs::PermissionsExt;
+
     use super::*;
 
     #[test]

@@ -1,10 +1,11 @@
 //! The one place webhook errors become HTTP responses (problem+json with a
-//! stable code; causes stay in the logs).
+//! stable code, the body being [`insights_core::problem::Problem`]; causes
+//! stay in the logs).
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
-use serde_json::json;
+use insights_core::problem::{self, Problem};
 
 use crate::auth::AuthError;
 
@@ -60,23 +61,70 @@ impl ResponseError for WebhookError {
                 "a dependency of the gateway is unavailable; retry later".to_owned(),
             ),
         };
+        let problem = Problem::new(status.as_u16(), title, self.code(), detail);
         let mut res = HttpResponse::build(status);
-        res.insert_header((header::CONTENT_TYPE, "application/problem+json"));
+        res.insert_header((
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(problem::CONTENT_TYPE),
+        ));
         if status == StatusCode::UNAUTHORIZED {
             res.insert_header((
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer error=\"invalid_token\""),
             ));
         }
-        res.body(
-            json!({
-                "type": "about:blank",
-                "title": title,
-                "status": status.as_u16(),
-                "code": self.code(),
-                "detail": detail,
-            })
-            .to_string(),
-        )
+        // The gateway has always sent its problems with the keys sorted
+        // (a `serde_json::Value` object); keep the bytes as they were.
+        let body = serde_json::to_value(&problem)
+            .map(|v| v.to_string())
+            .unwrap_or_else(|_| problem.to_json());
+        res.body(body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::body::MessageBody;
+
+    use super::*;
+
+    fn rendered(e: &WebhookError) -> (StatusCode, Option<String>, String) {
+        let res = e.error_response();
+        let status = res.status();
+        let ct = res
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let bytes = res.into_body().try_into_bytes().unwrap_or_default();
+        (status, ct, String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    /// The exact bytes the gateway sent before the body moved to
+    /// `insights_core::problem`.
+    #[test]
+    fn problem_bodies_are_byte_for_byte_stable() {
+        let (status, ct, body) =
+            rendered(&WebhookError::BadRequest("not a notification batch".into()));
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(ct.as_deref(), Some("application/problem+json"));
+        assert_eq!(
+            body,
+            r#"{"code":"malformed-notification","detail":"not a notification batch","status":400,"title":"Bad Request","type":"about:blank"}"#
+        );
+        let (status, _, body) = rendered(&WebhookError::Unavailable("signing-keys-unavailable"));
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            body,
+            r#"{"code":"signing-keys-unavailable","detail":"a dependency of the gateway is unavailable; retry later","status":503,"title":"Service Unavailable","type":"about:blank"}"#
+        );
+        let res = WebhookError::Unauthorized(AuthError::Missing).error_response();
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            res.headers()
+                .get(header::WWW_AUTHENTICATE)
+                .and_then(|v| v.to_str().ok()),
+            Some("Bearer error=\"invalid_token\"")
+        );
     }
 }

@@ -7,11 +7,12 @@
 //! on every use, so logging out revokes the token as well. Lifetime:
 //! `auth.token_ttl_secs` (15 minutes by default).
 
-use std::fs::{self, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::fs;
+use std::io;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use insights_core::fsio;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -100,39 +101,13 @@ impl TokenSigner {
             Err(e) => return Err(io_err(e)),
         }
         let dir = path.parent().unwrap_or(Path::new("."));
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(io_err)?;
+        fsio::create_dir_private(dir).map_err(io_err)?;
         let mut raw = Zeroizing::new([0u8; 32]);
         rand::fill(&mut raw[..]);
         let text = Zeroizing::new(hex::encode(&raw[..]));
-        let tmp = dir.join(format!(".api-token.{}.tmp", uuid::Uuid::new_v4().simple()));
-        let written = (|| {
-            let mut f = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&tmp)?;
-            f.write_all(text.as_bytes())?;
-            f.sync_all()
-        })();
-        if let Err(e) = written {
-            let _ = fs::remove_file(&tmp);
-            return Err(io_err(e));
-        }
-        // Linking fails if another process created the key meanwhile:
-        // then its key wins.
-        let linked = fs::hard_link(&tmp, path);
-        let _ = fs::remove_file(&tmp);
-        match linked {
-            Ok(()) => fs::File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(io_err)?,
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(io_err(e)),
-        }
+        // Linked into place only if still absent: if another process
+        // created the key meanwhile, its key wins.
+        fsio::create_new_atomic(path, text.as_bytes()).map_err(io_err)?;
         let text = Zeroizing::new(fs::read_to_string(path).map_err(io_err)?);
         Self::parse(path, &text)
     }

@@ -276,26 +276,17 @@ impl GatewaySettings {
     }
 }
 
-/// Writes `content` to a new file readable by the owner only (atomic:
-/// temp file + rename, so a crash leaves no half-written token).
+/// Writes `content` to a file readable by the owner only, crash-safely
+/// ([`crate::fsio::write_atomic`]: temporary file, fsync, rename, fsync of
+/// the directory), so a crash leaves no half-written token. The keys
+/// directory is created with mode 0700, as the simulator key's is.
 fn write_private(path: &Path, content: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let tmp = path.with_extension("tmp");
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
+    if let Some(dir) = path.parent()
+        && !dir.as_os_str().is_empty()
     {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
+        crate::fsio::create_dir_private(dir)?;
     }
-    let mut f = opts.open(&tmp)?;
-    f.write_all(content.as_bytes())?;
-    f.sync_all()?;
-    drop(f);
-    std::fs::rename(&tmp, path)
+    crate::fsio::write_atomic(path, content.as_bytes())
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions, Permissions};
 use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use aes_gcm::Aes256Gcm;
@@ -24,6 +24,7 @@ use zeroize::Zeroizing;
 
 use super::CryptoError;
 use crate::domain::{KeyId, TenantId};
+use crate::fsio;
 
 /// Fills `buf` from the operating system's random number generator.
 ///
@@ -254,11 +255,12 @@ fn read_key_file(path: &Path) -> Result<Keks, CryptoError> {
     Ok(file.keks)
 }
 
-/// Replaces the key file crash-safely: write a temporary file (0600) in
-/// the same directory, fsync it, rename it over the key file, fsync the
-/// directory. Then, best effort, overwrite the previous version's bytes
-/// with zeros, so that a shredded KEK does not linger in its blocks
-/// (storage with copy-on-write or wear levelling may still keep copies).
+/// Replaces the key file crash-safely ([`crate::fsio::write_atomic_scrubbing`]:
+/// temporary file (0600) in the same directory, fsync, rename over the key
+/// file, fsync the directory). Then, best effort, the previous version's
+/// bytes are overwritten with zeros, so that a shredded KEK does not linger
+/// in its blocks (storage with copy-on-write or wear levelling may still
+/// keep copies).
 fn write_key_file(path: &Path, keks: &Keks) -> Result<(), CryptoError> {
     let mut data = ZeroizingBuf(Zeroizing::new(Vec::with_capacity(256 + 256 * keks.len())));
     serde_json::to_writer_pretty(
@@ -272,58 +274,12 @@ fn write_key_file(path: &Path, keks: &Keks) -> Result<(), CryptoError> {
     data.write_all(b"\n")
         .map_err(|e| io_err("cannot serialize key file", path, e))?;
 
-    let dir = parent_dir(path);
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "keys".into());
-    let mut suffix = [0u8; 8];
-    fill_random(&mut suffix);
-    let tmp = dir.join(format!(".{name}.tmp-{}", hex::encode(suffix)));
-
-    let written = (|| -> io::Result<()> {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        // Exactly 0600, whatever the umask.
-        file.set_permissions(Permissions::from_mode(0o600))?;
-        file.write_all(&data.0)?;
-        file.sync_all()
-    })();
-    if let Err(e) = written {
-        let _ = fs::remove_file(&tmp);
-        return Err(io_err("cannot write key file", &tmp, e));
-    }
-    // The previous version, to scrub once the new one is durable.
-    let previous = OpenOptions::new().write(true).open(path).ok();
-    if let Err(e) = fs::rename(&tmp, path) {
-        let _ = fs::remove_file(&tmp);
-        return Err(io_err("cannot replace key file", path, e));
-    }
-    File::open(&dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| io_err("cannot sync key directory", &dir, e))?;
-    if let Some(previous) = previous
-        && let Err(e) = scrub(previous)
-    {
+    let scrub_failed = fsio::write_atomic_scrubbing(path, &data.0)
+        .map_err(|e| io_err("cannot replace key file", path, e))?;
+    if let Some(e) = scrub_failed {
         tracing::warn!(path = %path.display(), error = %e, "could not scrub the previous key file version");
     }
     Ok(())
-}
-
-/// Overwrites an (unlinked) file's bytes with zeros and syncs it.
-fn scrub(mut file: File) -> io::Result<()> {
-    let len = file.metadata()?.len();
-    let zeros = [0u8; 4096];
-    let mut left = len;
-    while left > 0 {
-        let n = left.min(zeros.len() as u64) as usize;
-        file.write_all(&zeros[..n])?;
-        left -= n as u64;
-    }
-    file.sync_all()
 }
 
 /// Runs blocking key-file work off the async runtime.
@@ -382,10 +338,7 @@ impl LocalKeyFile {
         let path = path.as_ref().to_path_buf();
         let dir = parent_dir(&path);
         if !dir.exists() {
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(&dir)
+            fsio::create_dir_private(&dir)
                 .map_err(|e| io_err("cannot create key directory", &dir, e))?;
         }
         let mut lock_path = path.clone().into_os_string();

@@ -2,6 +2,8 @@
 //!
 //! * [`envelope`]: the streaming chunked AES-256-GCM object format, with
 //!   random-access decryption of byte ranges.
+//! * [`installation_key`]: the installation's identity and Ed25519 signing
+//!   secret file, shared by custody manifests and erasure certificates.
 //! * [`keys`]: per-object data keys, wrapped by a per-tenant
 //!   key-encryption key (KEK) held by a [`KeyProvider`]; the default
 //!   provider keeps KEKs in a local key file.
@@ -11,6 +13,7 @@
 //! a whole tenant's key-encryption key ([`LocalKeyFile::shred_kek`]).
 
 pub mod envelope;
+pub mod installation_key;
 pub mod keys;
 pub mod sealed;
 
@@ -18,6 +21,7 @@ pub use envelope::{
     AsyncEnvelopeWriter, EnvelopeReader, EnvelopeWriter, ExpectedIds, Header, RangePlan,
     StreamOpener, decrypt_range, decrypt_to_vec, encrypt_to_vec,
 };
+pub use installation_key::{InstallationKeyError, InstallationKeyFile};
 pub use keys::{DataKey, KeyProvider, LocalKeyFile, WrappedDataKey};
 pub use sealed::{PLATFORM_KEY_OWNER, SealedSecret, open_secret, seal_secret};
 

@@ -7,7 +7,9 @@
 //!
 //! Writes are crash-safe: a put streams into a temp file
 //! `{container}/~put-{uuid}.tmp`, fsyncs it, renames it over the final
-//! name and fsyncs the directories it changed. Readers therefore see the
+//! name and fsyncs the directories it changed (the streaming write is
+//! done here, asynchronously; directory creation and syncing are
+//! [`insights_core::fsio`]'s). Readers therefore see the
 //! old object or the complete new one, never a mix; a reader that already
 //! opened the old object keeps reading the old bytes (the rename swaps
 //! inodes). `~` cannot occur in a valid key, so temp files never show up
@@ -24,6 +26,7 @@ use futures::stream::BoxStream;
 use insights_core::blob::{
     BlobError, BlobMeta, BlobResult, BlobStore, PutOutcome, validate_container, validate_key,
 };
+use insights_core::fsio;
 use sha2::{Digest, Sha256};
 use tokio::fs;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
@@ -93,20 +96,28 @@ fn is_missing(e: &io::Error) -> bool {
     )
 }
 
-/// Creates `dir` and its missing parents with mode 0700.
-async fn create_dirs(dir: &Path) -> io::Result<()> {
-    let mut builder = fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    builder.mode(0o700);
-    builder.create(dir).await
+/// Runs a blocking [`fsio`] step on tokio's blocking pool, as `tokio::fs`
+/// does with its own calls.
+async fn blocking(step: impl FnOnce() -> io::Result<()> + Send + 'static) -> io::Result<()> {
+    tokio::task::spawn_blocking(step)
+        .await
+        .map_err(io::Error::other)?
 }
 
-/// fsyncs a directory, making the entries created, renamed or removed in
-/// it durable. Without this a crash right after `put` returned could lose
-/// the rename even though the file's data was synced.
+/// Creates `dir` and its missing parents with mode 0700
+/// ([`fsio::create_dir_private`]).
+async fn create_dirs(dir: &Path) -> io::Result<()> {
+    let dir = dir.to_path_buf();
+    blocking(move || fsio::create_dir_private(&dir)).await
+}
+
+/// fsyncs a directory ([`fsio::sync_dir`]), making the entries created,
+/// renamed or removed in it durable. Without this a crash right after
+/// `put` returned could lose the rename even though the file's data was
+/// synced.
 async fn sync_dir(dir: &Path) -> io::Result<()> {
-    fs::File::open(dir).await?.sync_all().await
+    let dir = dir.to_path_buf();
+    blocking(move || fsio::sync_dir(&dir)).await
 }
 
 /// A temp file that is removed when dropped unless [`TempFile::persisted`]
