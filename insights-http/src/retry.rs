@@ -158,7 +158,7 @@ mod tests {
         assert_eq!(retry_after(&h, later), Some(Duration::ZERO), "past");
         h.insert(
             RETRY_AFTER,
-            HeaderValue::from_static("Thu, 01 Jan 1960 00:00:00 GMT"),
+            HeaderValue::from_static("Fri, 01 Jan 1960 00:00:00 GMT"),
         );
         assert_eq!(retry_after(&h, now), Some(Duration::ZERO), "before 1970");
         h.insert(RETRY_AFTER, HeaderValue::from_static("soon"));

@@ -6,7 +6,8 @@
 //! backoff from 1 s).
 //!
 //! Written on `reqwest` rather than `graph-rs-sdk` (see ARCHITECTURE.md,
-//! "Why not a crate for …"). Nothing here logs a URL, a token or a body:
+//! "Why not a crate for …"); the token request, `Retry-After` parsing and
+//! the client settings are the shared ones of `insights-http`. Nothing here logs a URL, a token or a body:
 //! delta and next links carry opaque tokens, and bodies carry people.
 
 use std::time::{Duration, SystemTime};
