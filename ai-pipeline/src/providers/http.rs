@@ -18,14 +18,16 @@
 //!   where it was configured to go.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use insights_core::backoff::Backoff;
 use insights_core::domain::{
     ProviderCall, ProviderCallId, ProviderCallOutcome, RecordingId, TenantId, now,
 };
 use insights_core::store::MetadataStore;
+use insights_http::ClientOptions;
 use reqwest::Method;
 use reqwest::header::HeaderMap;
 
@@ -90,12 +92,10 @@ pub struct RetryPolicy {
 }
 
 impl RetryPolicy {
-    /// The pause before attempt `attempt + 1` (after `attempt` failures).
+    /// The pause before attempt `attempt + 1` (after `attempt` failures):
+    /// `backoff_initial` doubling up to `backoff_max`, no jitter.
     fn backoff(&self, attempt: u32) -> Duration {
-        let factor = 2u32.saturating_pow(attempt.saturating_sub(1));
-        self.backoff_initial
-            .saturating_mul(factor)
-            .min(self.backoff_max)
+        Backoff::new(self.backoff_initial, self.backoff_max).ceiling(attempt)
     }
 }
 
@@ -190,10 +190,8 @@ enum Attempt {
 
 impl Http {
     pub fn new(policy: RetryPolicy) -> Result<Self, CallError> {
-        let client = reqwest::Client::builder()
+        let client = ClientOptions::new(policy.timeout.min(Duration::from_secs(10)))
             .timeout(policy.timeout)
-            .connect_timeout(policy.timeout.min(Duration::from_secs(10)))
-            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|_| CallError::Invalid("cannot build the HTTP client".into()))?;
         Ok(Self { client, policy })
@@ -372,22 +370,8 @@ fn classify(status: u16, headers: HeaderMap, body: Bytes) -> (ProviderCallOutcom
 /// `retry-after-ms` (Azure OpenAI) or `Retry-After` in seconds or as an
 /// HTTP date.
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let get = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-    };
-    if let Some(ms) = get("retry-after-ms").and_then(|v| v.parse::<u64>().ok()) {
-        return Some(Duration::from_millis(ms));
-    }
-    let v = get("retry-after")?;
-    if let Ok(secs) = v.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let when = chrono::DateTime::parse_from_rfc2822(v).ok()?;
-    let ms = (when.with_timezone(&chrono::Utc) - chrono::Utc::now()).num_milliseconds();
-    Some(Duration::from_millis(ms.max(0) as u64))
+    insights_http::retry_after_ms(headers)
+        .or_else(|| insights_http::retry_after(headers, SystemTime::now()))
 }
 
 #[cfg(test)]

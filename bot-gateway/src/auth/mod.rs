@@ -3,7 +3,7 @@
 //!
 //! A Microsoft token must be RS256, signed by a key published at the
 //! configured OpenID configuration (`jwks_uri`, cached and rotated by
-//! [`insights_api::auth::jwks::JwksCache`], shared with the API), issued by
+//! [`insights_http::jwks::JwksCache`], shared with the API), issued by
 //! one of the configured issuers, for the audience = the bot's app id, and
 //! within `exp`/`nbf` (with a small leeway). Its `tid` claim names the
 //! customer's Entra tenant.
@@ -22,12 +22,12 @@ pub mod simulator;
 use std::sync::Arc;
 use std::time::Duration;
 
+use insights_http::jwks::{JwksCache, KeyLookupError, KeyRef};
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use insights_api::auth::jwks::{JwksCache, KeyLookupError, KeyRef};
 pub use simulator::{
     SIMULATOR_ISSUER, SimulatorKey, SimulatorKeyError, default_key_path, mint_simulator_token,
 };

@@ -9,8 +9,8 @@ use tokio::time::Instant;
 use url::Url;
 
 use super::model::{AnswerRequest, RecordingStatusReport, UpdateRecordingStatusRequest};
-use super::retry::{RetryPolicy, retry_after, retryable};
 use super::{AppTokenSource, CallContext, CallControl, GraphError};
+use insights_http::{RetryPolicy, retry_after, retryable};
 
 /// Microsoft Graph call control over HTTPS with app-only tokens.
 pub struct GraphClient {

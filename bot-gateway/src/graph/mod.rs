@@ -6,13 +6,13 @@
 //! client-credentials flow ([`AppTokenSource`], cached per customer
 //! tenant until shortly before they expire) and retries with exponential
 //! backoff and jitter on 429/5xx and transport errors, honouring
-//! `Retry-After`, all within a deadline (an answer must reach Graph within
+//! `Retry-After`, all within a deadline (token source, retry policy and
+//! `Retry-After` parsing are the shared ones of `insights-http`) (an answer must reach Graph within
 //! 5 s of the invite). [`SimulatedCallControl`] stands in for Graph for
 //! calls signed by the local simulator, which Microsoft knows nothing of.
 
 mod client;
 pub mod model;
-mod retry;
 mod simulated;
 mod token;
 

@@ -470,9 +470,9 @@ impl SimulatedCall {
             }
             TokenSource::Bearer(t) => Minter::Bearer(t.clone()),
         };
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
+        let http = insights_http::ClientOptions::new(Duration::from_secs(5))
             .timeout(self.request_timeout)
+            .follow_redirects()
             .build()
             .map_err(|e| SimError::Invalid(format!("cannot build the HTTP client: {e}")))?;
         let notifier = Notifier {

@@ -342,15 +342,11 @@ impl Uploader {
 
 /// Exponential backoff with jitter: the `attempts`-th retry waits a
 /// uniformly random time in the upper half of
-/// `min(max, initial · 2^(attempts-1))`.
+/// `min(max, initial · 2^(attempts-1))` (the shared
+/// [`Backoff::random_delay`](insights_core::backoff::Backoff::random_delay)).
 pub fn backoff(cfg: &UploaderConfig, attempts: u32) -> Duration {
-    let exp = attempts.saturating_sub(1).min(30);
-    let base = cfg
-        .backoff_initial
-        .saturating_mul(1u32 << exp)
-        .min(cfg.backoff_max);
-    let ms = base.as_millis().max(1) as u64;
-    Duration::from_millis(rand::random_range(ms.div_ceil(2)..=ms))
+    insights_core::backoff::Backoff::new(cfg.backoff_initial, cfg.backoff_max)
+        .random_delay(attempts)
 }
 
 /// `io::Write` into the upload pipe, hashing what it sends.

@@ -126,8 +126,8 @@ impl GatewayBuilder {
         let g = &self.settings;
         g.validate()?;
         let request_timeout = Duration::from_millis(g.request_timeout_ms);
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
+        let http = insights_http::ClientOptions::new(Duration::from_secs(5))
+            .follow_redirects()
             .build()
             .map_err(|e| GatewayError::Http(e.to_string()))?;
         let simulator_key = if g.trust_simulator_key {

@@ -6,12 +6,16 @@
 //! backoff from 1 s).
 //!
 //! Written on `reqwest` rather than `graph-rs-sdk` (see ARCHITECTURE.md,
-//! "Why not a crate for …"). Nothing here logs a URL, a token or a body:
+//! "Why not a crate for …"); the token request, `Retry-After` parsing and
+//! the client settings are the shared ones of `insights-http`. Nothing here logs a URL, a token or a body:
 //! delta and next links carry opaque tokens, and bodies carry people.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
+use insights_core::backoff::Backoff;
 use insights_core::config::DirectorySettings;
+use insights_http::entra::{ClientCredentials, Failure, InvalidToken, TokenError, TokenSource};
+use insights_http::{ClientOptions, TransportKind};
 use reqwest::StatusCode;
 use serde::Deserialize;
 use zeroize::Zeroizing;
@@ -90,18 +94,6 @@ pub struct DeltaPage {
     pub delta_link: Option<String>,
 }
 
-#[derive(Deserialize)]
-struct TokenResponse {
-    access_token: String,
-    #[serde(default)]
-    token_type: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct OAuthError {
-    error: Option<String>,
-}
-
 /// A page fetch outcome the caller must react to.
 pub enum Fetched {
     Page(DeltaPage),
@@ -112,6 +104,8 @@ pub enum Fetched {
 /// The HTTP side of one sync run.
 pub struct GraphClient {
     http: reqwest::Client,
+    /// A fresh token per run (not cached), one attempt.
+    tokens: TokenSource,
     cfg: GraphConfig,
     /// Origin (scheme, host, port) every followed link must keep, so the
     /// bearer token never goes anywhere else.
@@ -122,14 +116,23 @@ impl GraphClient {
     pub fn new(cfg: GraphConfig) -> Result<Self, DirectoryError> {
         let base = url::Url::parse(&cfg.graph_base_url)
             .map_err(|_| DirectoryError::Config("directory.graph_base_url is not a URL".into()))?;
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
+        let http = ClientOptions::new(Duration::from_secs(10))
             .timeout(cfg.request_timeout)
-            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| DirectoryError::Config(format!("cannot build the HTTP client: {e}")))?;
+        let tokens = TokenSource::new(
+            http.clone(),
+            ClientCredentials {
+                endpoint: cfg.token_url.clone(),
+                client_id: cfg.client_id.clone(),
+                client_secret: cfg.client_secret.clone(),
+                scope: cfg.scope.clone(),
+            },
+            cfg.request_timeout,
+        );
         Ok(Self {
             http,
+            tokens,
             origin: base.origin(),
             cfg,
         })
@@ -141,53 +144,39 @@ impl GraphClient {
 
     /// An app-only access token for the directory tenant `tid`.
     pub async fn token(&self, tid: uuid::Uuid) -> Result<Zeroizing<String>, DirectoryError> {
-        let url = self.cfg.token_url.replace("{tenant}", &tid.to_string());
-        let body = url::form_urlencoded::Serializer::new(String::new())
-            .append_pair("grant_type", "client_credentials")
-            .append_pair("client_id", &self.cfg.client_id)
-            .append_pair("client_secret", &self.cfg.client_secret)
-            .append_pair("scope", &self.cfg.scope)
-            .finish();
-        let body = Zeroizing::new(body);
-        let res = self
-            .http
-            .post(&url)
-            .header("content-type", "application/x-www-form-urlencoded")
-            .header("accept", "application/json")
-            .body(body.as_bytes().to_vec())
-            .send()
+        self.tokens
+            .token(&tid.to_string(), None)
             .await
-            .map_err(|e| DirectoryError::Network(format!("token endpoint: {}", kind(&e))))?;
-        let status = res.status();
-        let bytes = res
-            .bytes()
-            .await
-            .map_err(|e| DirectoryError::Network(format!("token endpoint: {}", kind(&e))))?;
-        if !status.is_success() {
-            // The OAuth error code (`invalid_client`...) is ours to show;
-            // the description may quote identifiers, so it is dropped.
-            let code = serde_json::from_slice::<OAuthError>(&bytes)
-                .ok()
-                .and_then(|e| e.error)
-                .filter(|c| c.len() <= 64 && c.chars().all(|c| c.is_ascii_graphic()))
-                .unwrap_or_else(|| "unknown".into());
-            return Err(DirectoryError::Token(format!(
-                "the token endpoint answered {} ({code})",
-                status.as_u16()
-            )));
-        }
-        let t: TokenResponse = serde_json::from_slice(&bytes).map_err(|_| {
-            DirectoryError::Token("the token endpoint's answer is not a token".into())
-        })?;
-        if t.token_type
-            .as_deref()
-            .is_some_and(|tt| !tt.eq_ignore_ascii_case("bearer"))
-        {
-            return Err(DirectoryError::Token(
-                "the token endpoint did not issue a bearer token".into(),
-            ));
-        }
-        Ok(Zeroizing::new(t.access_token))
+            .map_err(|e| match e {
+                // The OAuth error code (`invalid_client`...) is ours to
+                // show; the description may quote identifiers, so the
+                // token source drops it.
+                TokenError::Rejected { status, code }
+                | TokenError::Exhausted {
+                    last: Failure::Status { status, code },
+                    ..
+                } => {
+                    DirectoryError::Token(format!("the token endpoint answered {status} ({code})"))
+                }
+                TokenError::Invalid(InvalidToken::NotBearer) => {
+                    DirectoryError::Token("the token endpoint did not issue a bearer token".into())
+                }
+                TokenError::Invalid(_) => {
+                    DirectoryError::Token("the token endpoint's answer is not a token".into())
+                }
+                TokenError::Body(e)
+                | TokenError::Exhausted {
+                    last: Failure::Transport(e),
+                    ..
+                } => DirectoryError::Network(format!("token endpoint: {}", e.kind().as_str())),
+                TokenError::Exhausted {
+                    last: Failure::Deadline,
+                    ..
+                } => DirectoryError::Network(format!(
+                    "token endpoint: {}",
+                    TransportKind::TimedOut.as_str()
+                )),
+            })
     }
 
     /// Fetches one delta page (the first URL, a next link or a delta
@@ -265,36 +254,20 @@ impl GraphClient {
 }
 
 /// How long to wait before retrying: the `Retry-After` header (delay in
-/// seconds or an HTTP date), else 1 s doubled per attempt; at most `max`.
+/// seconds or an HTTP date), else 1 s doubled per attempt up to 256 s;
+/// at most `max`.
 pub fn retry_after(headers: &reqwest::header::HeaderMap, attempt: u32, max: Duration) -> Duration {
-    let asked = headers
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            let v = v.trim();
-            if let Ok(secs) = v.parse::<u64>() {
-                return Some(Duration::from_secs(secs));
-            }
-            chrono::DateTime::parse_from_rfc2822(v).ok().map(|at| {
-                let ms = (at.with_timezone(&chrono::Utc) - chrono::Utc::now()).num_milliseconds();
-                Duration::from_millis(u64::try_from(ms).unwrap_or(0))
-            })
-        });
-    let d = asked.unwrap_or_else(|| Duration::from_secs(1u64 << attempt.min(8)));
-    d.min(max)
+    insights_http::retry_after(headers, SystemTime::now())
+        .unwrap_or_else(|| {
+            Backoff::new(Duration::from_secs(1), Duration::from_secs(256))
+                .ceiling(attempt.saturating_add(1))
+        })
+        .min(max)
 }
 
 /// A reqwest error reduced to its kind (its text may hold the URL).
 fn kind(e: &reqwest::Error) -> &'static str {
-    if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "cannot connect"
-    } else if e.is_decode() || e.is_body() {
-        "bad response body"
-    } else {
-        "request failed"
-    }
+    TransportKind::of(e).as_str()
 }
 
 #[cfg(test)]

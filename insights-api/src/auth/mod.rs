@@ -25,7 +25,6 @@
 //! a content permission ([`Principal`]).
 
 pub mod accounts;
-pub mod jwks;
 mod login;
 pub mod oidc;
 pub mod oidc_login;
@@ -106,8 +105,8 @@ impl Authenticator {
         store: Arc<dyn MetadataStore>,
         keys: Arc<dyn KeyProvider>,
     ) -> Result<Self, AuthSetupError> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
+        let http = insights_http::ClientOptions::new(Duration::from_secs(5))
+            .follow_redirects()
             .build()
             .map_err(|e| AuthSetupError::Http(e.to_string()))?;
         let oidc_login = oidc_login::OidcLogin::new(http.clone(), &settings.oidc)?;

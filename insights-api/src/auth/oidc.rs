@@ -13,12 +13,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use insights_core::config::OidcSettings;
+use insights_http::jwks::{JwksCache, KeyLookupError, KeyRef};
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, Validation};
 use serde::Deserialize;
 use uuid::Uuid;
-
-use super::jwks::{JwksCache, KeyLookupError, KeyRef};
 
 /// What a valid OIDC token tells us.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -49,6 +49,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use insights_core::config::OidcSettings;
 use insights_core::domain::{AuditAction, NewAuditEvent, OidcSession, Realm, TenantId, now};
 use insights_core::store::StoreError;
+use insights_http::jwks::{JwksCache, KeyLookupError, KeyRef};
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, Validation};
 use serde::Deserialize;
@@ -57,7 +58,6 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
-use super::jwks::{JwksCache, KeyLookupError, KeyRef};
 use super::{AuthMethod, Authenticator, Principal, Subject, map_roles, secs, session};
 use crate::AppState;
 use crate::error::ApiError;

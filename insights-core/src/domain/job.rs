@@ -14,7 +14,6 @@
 
 use std::fmt;
 use std::str::FromStr;
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -193,67 +192,14 @@ pub struct JobFailure {
     pub now: DateTime<Utc>,
 }
 
-/// Exponential backoff with jitter for transient failures.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Backoff {
-    /// Delay after the first failed attempt (before jitter).
-    pub base: Duration,
-    /// Upper bound of the delay.
-    pub max: Duration,
-}
-
-impl Default for Backoff {
-    fn default() -> Self {
-        Self {
-            base: Duration::from_secs(10),
-            max: Duration::from_secs(30 * 60),
-        }
-    }
-}
-
-impl Backoff {
-    /// The delay after failed attempt number `attempt` (1-based):
-    /// `min(max, base · 2^(attempt-1))`, scaled by `0.5 + jitter/2` with
-    /// `jitter` in 0..=1 ("equal jitter": never less than half, so
-    /// retries still back off, yet workers that failed together spread).
-    /// A provider's `Retry-After` (`at_least`) is honoured when longer.
-    pub fn delay(&self, attempt: u32, jitter: f64, at_least: Option<Duration>) -> Duration {
-        let exp = attempt.saturating_sub(1).min(30);
-        let raw = self
-            .base
-            .checked_mul(1u32 << exp)
-            .unwrap_or(self.max)
-            .min(self.max);
-        let jitter = jitter.clamp(0.0, 1.0);
-        let d = raw.mul_f64(0.5 + jitter / 2.0);
-        match at_least {
-            Some(min) if min > d => min,
-            _ => d,
-        }
-    }
-}
+/// Exponential backoff with jitter for transient failures: the shared
+/// implementation in [`crate::backoff`], re-exported where the job queue
+/// has always had it.
+pub use crate::backoff::Backoff;
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_doubles_up_to_the_cap_with_equal_jitter() {
-        let b = Backoff {
-            base: Duration::from_secs(10),
-            max: Duration::from_secs(100),
-        };
-        assert_eq!(b.delay(1, 1.0, None), Duration::from_secs(10));
-        assert_eq!(b.delay(2, 1.0, None), Duration::from_secs(20));
-        assert_eq!(b.delay(3, 1.0, None), Duration::from_secs(40));
-        assert_eq!(b.delay(5, 1.0, None), Duration::from_secs(100));
-        assert_eq!(b.delay(60, 1.0, None), Duration::from_secs(100));
-        assert_eq!(b.delay(2, 0.0, None), Duration::from_secs(10));
-        assert_eq!(
-            b.delay(1, 0.0, Some(Duration::from_secs(30))),
-            Duration::from_secs(30)
-        );
-    }
 
     #[test]
     fn job_strings_are_stable() {

@@ -1,6 +1,7 @@
 //! The signing keys an OpenID provider publishes: OpenID configuration →
-//! `jwks_uri` → JWKS, cached. Used for Entra ID bearer tokens here and for
-//! Graph Communications callback tokens by `bot-gateway` (one copy).
+//! `jwks_uri` → JWKS, cached. Used for Entra ID bearer tokens and OIDC
+//! sign-in by `insights-api` and for Graph Communications callback tokens
+//! by `bot-gateway` (one copy).
 //!
 //! Refresh policy:
 //! * the first token fetches the keys (start-up never depends on Microsoft
