@@ -114,6 +114,10 @@ use crate::spool::Spool;
 /// The media route.
 pub const MEDIA_PATH: &str = "/media/v1/calls/{call_id}";
 
+/// Calls refused for want of spool room, counted where the refusal is
+/// decided: at the invite (admission) or when the media session opens.
+const CALLS_REFUSED_METRIC: &str = "insights_ingest_calls_refused_total";
+
 /// Tunables of the ingest.
 #[derive(Clone, Debug)]
 pub struct IngestConfig {
@@ -221,8 +225,7 @@ impl CallAdmission for SpoolAdmission {
         if spool_has_room(&self.spool) {
             Ok(())
         } else {
-            metrics::counter!("insights_ingest_calls_refused_total", "code" => "spool-full")
-                .increment(1);
+            metrics::counter!(CALLS_REFUSED_METRIC, "code" => "spool-full").increment(1);
             tracing::warn!(tenant_id = %tenant, "spool full: new call refused");
             Err("spool-full".into())
         }

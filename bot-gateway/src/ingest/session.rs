@@ -175,8 +175,7 @@ async fn start(
         })?;
     // 3. spool room (the spool decides again in step 5)
     if !super::spool_has_room(&state.spool) {
-        metrics::counter!("insights_ingest_calls_refused_total", "code" => "spool-full")
-            .increment(1);
+        metrics::counter!(super::CALLS_REFUSED_METRIC, "code" => "spool-full").increment(1);
         if let Err(e) = state.registry.report_recording_failed(call_id).await {
             tracing::warn!(%call_id, error = %e, "cannot report the failed recording");
         }
