@@ -159,7 +159,6 @@
 mod api;
 mod erase;
 pub mod format;
-pub(crate) mod fsio;
 pub mod journal;
 mod recovery;
 mod ticker;
