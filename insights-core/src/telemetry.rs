@@ -52,7 +52,16 @@ fn mask_standalone<'a>(
             let joined = |c: Option<char>| {
                 c.is_some_and(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
             };
-            if joined(before) || joined(after) {
+            // A run of digits inside a decimal number (`secs=0.123456789`,
+            // `1234567890.5`) is a measurement, not a phone number.
+            let mut back = s[..m.start()].chars().rev();
+            let mut ahead = s[m.end()..].chars();
+            let decimal = |sep: Option<char>, digit: Option<char>| {
+                matches!(sep, Some('.' | ',')) && digit.is_some_and(|c| c.is_ascii_digit())
+            };
+            let in_decimal =
+                decimal(back.next(), back.next()) || decimal(ahead.next(), ahead.next());
+            if joined(before) || joined(after) || in_decimal {
                 continue;
             }
         }
@@ -270,6 +279,23 @@ mod tests {
             assert!(out.contains("participant joined from"), "{out}");
             assert!(out.contains("20971520 bytes"), "{out}");
         }
+    }
+
+    #[test]
+    fn decimal_numbers_are_not_phone_numbers() {
+        for s in [
+            "decoded secs=0.123456789 ratio=1234567890.5",
+            "took 0,123456789 s",
+            "elapsed=12.3456789012s",
+        ] {
+            assert_eq!(redact(s), s);
+        }
+        // A number at the end of a sentence is still masked.
+        assert_eq!(redact("call from 4930123456."), "call from [phone].");
+        assert_eq!(
+            redact("call from 4930123456, then"),
+            "call from [phone], then"
+        );
     }
 
     #[test]
