@@ -14,6 +14,7 @@ mod e2e_call;
 mod e2e_transcript;
 mod gdpr_erase_kill;
 mod gdpr_retention;
+mod invite_variants;
 mod jobs_fault;
 #[cfg(feature = "whisper")]
 mod transcribe;

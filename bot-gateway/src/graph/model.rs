@@ -7,6 +7,8 @@
 //! people): they deliberately do not implement `Debug`, so they cannot be
 //! logged by accident.
 
+use std::sync::OnceLock;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -134,22 +136,40 @@ pub struct CallResource {
     /// An object, or (seen in the wild) the same object serialised as a
     /// JSON string; see [`CallResource::bot_data`].
     pub application_metadata: Option<Value>,
+    /// `botData`, read once (see [`CallResource::bot_data`]).
+    #[serde(skip)]
+    bot_data_read: OnceLock<Option<BotData>>,
 }
 
 impl CallResource {
     /// `applicationMetadata.botData` of a policy-based recording invite.
+    ///
+    /// Read leniently, field by field, because a missed invite is a missed
+    /// recording: the metadata and `botData` may be objects or JSON strings;
+    /// an identifier may be a string or a Graph `identity` object
+    /// (`{"id": "+1…"}`); unknown fields are ignored; a field in a shape we
+    /// cannot read is left out and the rest is kept. What could not be read
+    /// is counted (`insights_gateway_invite_fields_unreadable_total{field}`)
+    /// and logged by field name only, never by value. The result is computed
+    /// once per notification.
     pub fn bot_data(&self) -> Option<BotData> {
-        let meta = self.application_metadata.as_ref()?;
-        let meta: Value = match meta {
-            Value::String(s) => serde_json::from_str(s).ok()?,
-            v => v.clone(),
-        };
-        let bot = meta.get("botData")?;
-        let bot: Value = match bot {
-            Value::String(s) => serde_json::from_str(s).ok()?,
-            v => v.clone(),
-        };
-        serde_json::from_value(bot).ok()
+        self.bot_data_read
+            .get_or_init(|| {
+                let (bot, unreadable) = read_bot_data(self.application_metadata.as_ref());
+                for field in &unreadable {
+                    metrics::counter!("insights_gateway_invite_fields_unreadable_total", "field" => field.clone())
+                        .increment(1);
+                }
+                if !unreadable.is_empty() {
+                    tracing::warn!(
+                        call_id = self.id.as_deref().unwrap_or("-"),
+                        fields = ?unreadable,
+                        "invite botData: fields in an unexpected shape were skipped"
+                    );
+                }
+                bot
+            })
+            .clone()
     }
 
     /// Whether Teams invited the bot because of a recording policy.
@@ -157,9 +177,164 @@ impl CallResource {
         self.bot_data().is_some_and(|b| {
             b.invite_reasons
                 .iter()
-                .any(|r| r.eq_ignore_ascii_case("PolicyBasedRecording"))
+                .any(|r| r.eq_ignore_ascii_case(POLICY_BASED_RECORDING))
         })
     }
+}
+
+/// The invite reason of a compliance-recording policy.
+const POLICY_BASED_RECORDING: &str = "PolicyBasedRecording";
+
+/// An object, or the same object serialised as a JSON string.
+fn as_object(v: &Value) -> Option<Value> {
+    match v {
+        Value::Object(_) => Some(v.clone()),
+        Value::String(s) => match serde_json::from_str::<Value>(s) {
+            Ok(o @ Value::Object(_)) => Some(o),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// A member of an object by name, ignoring ASCII case.
+fn member<'a>(o: &'a Value, name: &str) -> Option<&'a Value> {
+    let map = o.as_object()?;
+    map.get(name).or_else(|| {
+        map.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    })
+}
+
+/// Text in the usual shapes: a string, a number, or a Graph `identity`
+/// object (its `id`, else `fallback`). `Err` when present but unreadable.
+fn text(v: Option<&Value>, fallback: &str) -> Result<Option<String>, ()> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(Value::Number(n)) => Ok(Some(n.to_string())),
+        Some(o @ Value::Object(_)) => match member(o, "id").or_else(|| member(o, fallback)) {
+            Some(inner @ (Value::String(_) | Value::Number(_) | Value::Null)) => {
+                text(Some(inner), fallback)
+            }
+            _ => Err(()),
+        },
+        Some(_) => Err(()),
+    }
+}
+
+/// Reads `applicationMetadata.botData`, field by field; returns what was
+/// read and the names of the fields that were present but unreadable.
+fn read_bot_data(meta: Option<&Value>) -> (Option<BotData>, Vec<String>) {
+    let mut unreadable = Vec::new();
+    let Some(meta) = meta.filter(|m| !m.is_null()) else {
+        return (None, unreadable);
+    };
+    // A policy invite must never go unanswered because its metadata is
+    // malformed: the reason alone is enough to answer and record.
+    let salvage = |v: &Value, field: &str, unreadable: &mut Vec<String>| {
+        unreadable.push(field.to_owned());
+        let raw = match v {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        raw.to_ascii_lowercase()
+            .contains(&POLICY_BASED_RECORDING.to_ascii_lowercase())
+            .then(|| BotData {
+                invite_reasons: vec![POLICY_BASED_RECORDING.to_owned()],
+                ..BotData::default()
+            })
+    };
+    let Some(meta_obj) = as_object(meta) else {
+        let bot = salvage(meta, "applicationMetadata", &mut unreadable);
+        return (bot, unreadable);
+    };
+    let Some(raw_bot) = member(&meta_obj, "botData").filter(|b| !b.is_null()) else {
+        return (None, unreadable);
+    };
+    let Some(bot) = as_object(raw_bot) else {
+        let bot = salvage(raw_bot, "botData", &mut unreadable);
+        return (bot, unreadable);
+    };
+    let mut out = BotData::default();
+    match member(&bot, "inviteReasons") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(s)) => out.invite_reasons = split_reasons(s),
+        Some(Value::Array(items)) => {
+            for item in items {
+                match item {
+                    Value::String(s) => out.invite_reasons.extend(split_reasons(s)),
+                    Value::Null => {}
+                    _ => unreadable.push("inviteReasons".to_owned()),
+                }
+            }
+        }
+        Some(_) => unreadable.push("inviteReasons".to_owned()),
+    }
+    out.user = read_user(member(&bot, "user"), "user", &mut unreadable);
+    out.other_side_user = read_user(
+        member(&bot, "otherSideUser"),
+        "otherSideUser",
+        &mut unreadable,
+    );
+    unreadable.dedup();
+    (Some(out), unreadable)
+}
+
+/// `"A, B"` or `"A"`: invite reasons from a string.
+fn split_reasons(s: &str) -> Vec<String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// One party of `botData`, field by field.
+fn read_user(v: Option<&Value>, party: &str, unreadable: &mut Vec<String>) -> Option<BotDataUser> {
+    let v = v.filter(|v| !v.is_null())?;
+    let Some(o) = as_object(v) else {
+        unreadable.push(party.to_owned());
+        return None;
+    };
+    let mut field = |key: &str, fallback: &str| {
+        text(member(&o, key), fallback).unwrap_or_else(|()| {
+            unreadable.push(format!("{party}.{key}"));
+            None
+        })
+    };
+    let id = field("id", "id");
+    let participant_id = field("participantId", "id");
+    let tenant_id = field("tenantId", "id");
+    let participation_method = field("participationMethod", "value");
+    let display_name = field("displayName", "displayName");
+    let phone = field("phone", "phoneNumber");
+    let on_behalf_of = match member(&o, "onBehalfOf") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if s.trim().is_empty() => None,
+        Some(Value::String(s)) => Some(Identity {
+            id: Some(s.clone()),
+            ..Identity::default()
+        }),
+        Some(b) => match serde_json::from_value::<Identity>(b.clone()) {
+            Ok(i) => Some(i),
+            Err(_) => {
+                unreadable.push(format!("{party}.onBehalfOf"));
+                None
+            }
+        },
+    };
+    Some(BotDataUser {
+        id,
+        participant_id,
+        tenant_id,
+        participation_method,
+        on_behalf_of,
+        display_name,
+        phone,
+    })
 }
 
 /// `participantInfo` / `invitationParticipantInfo`.
@@ -274,9 +449,9 @@ impl ResultInfo {
     }
 }
 
-/// `applicationMetadata.botData` of a policy-based recording invite.
-#[derive(Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+/// `applicationMetadata.botData` of a policy-based recording invite (read
+/// by [`CallResource::bot_data`]).
+#[derive(Clone, Default)]
 pub struct BotData {
     pub invite_reasons: Vec<String>,
     /// The policy-recorded user.
@@ -286,8 +461,7 @@ pub struct BotData {
 }
 
 /// A party described in `botData`.
-#[derive(Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+#[derive(Clone, Default)]
 pub struct BotDataUser {
     /// Entra object id, when the party is a Teams user.
     pub id: Option<String>,
@@ -298,7 +472,8 @@ pub struct BotDataUser {
     pub on_behalf_of: Option<Identity>,
     pub display_name: Option<String>,
     /// A phone number, when the party is on the PSTN (not in Microsoft's
-    /// published example; read when present).
+    /// published example; read when present, as a string or an identity
+    /// object's `id`).
     pub phone: Option<String>,
 }
 
@@ -458,6 +633,173 @@ mod tests {
         .unwrap_or_default();
         assert!(s.is_policy_recording());
         assert!(!CallResource::default().is_policy_recording());
+    }
+
+    /// An invite's call resource with the given `applicationMetadata`.
+    fn invite(meta: Value) -> CallResource {
+        serde_json::from_value(serde_json::json!({
+            "id": "call-x",
+            "applicationMetadata": meta,
+        }))
+        .unwrap_or_default()
+    }
+
+    #[test]
+    fn bot_data_variants_are_read_field_by_field() {
+        use serde_json::json;
+        let pbr = json!(["PolicyBasedRecording"]);
+        let user = json!({"id": "u-1", "tenantId": "t-1", "participationMethod": "callee"});
+        // (case, applicationMetadata, policy?, other side's phone, user id)
+        type Case<'a> = (&'a str, Value, bool, Option<&'a str>, Option<&'a str>);
+        let cases: Vec<Case> = vec![
+            (
+                "phone as a string",
+                json!({"botData": {"inviteReasons": pbr, "user": user,
+                    "otherSideUser": {"phone": "+14255550100"}}}),
+                true,
+                Some("+14255550100"),
+                Some("u-1"),
+            ),
+            (
+                "phone as a Graph identity object",
+                json!({"botData": {"inviteReasons": pbr, "user": user,
+                    "otherSideUser": {"phone": {"id": "+14255550100", "displayName": "x"}}}}),
+                true,
+                Some("+14255550100"),
+                Some("u-1"),
+            ),
+            (
+                "phone as a number",
+                json!({"botData": {"inviteReasons": pbr, "user": user,
+                    "otherSideUser": {"phone": 14255550100_u64}}}),
+                true,
+                Some("14255550100"),
+                Some("u-1"),
+            ),
+            (
+                "phone in an unreadable shape: the rest is kept",
+                json!({"botData": {"inviteReasons": pbr, "user": user,
+                    "otherSideUser": {"phone": [1, 2], "id": "o-1"}}}),
+                true,
+                None,
+                Some("u-1"),
+            ),
+            (
+                "botData as a JSON string",
+                json!({"botData": json!({"inviteReasons": pbr, "user": user}).to_string()}),
+                true,
+                None,
+                Some("u-1"),
+            ),
+            (
+                "metadata as a JSON string",
+                Value::String(json!({"botData": {"inviteReasons": pbr, "user": user}}).to_string()),
+                true,
+                None,
+                Some("u-1"),
+            ),
+            (
+                "user as a JSON string, unknown fields ignored",
+                json!({"botData": {"inviteReasons": pbr, "user": user.to_string(),
+                    "somethingNew": {"deep": [1]}}, "other": 1}),
+                true,
+                None,
+                Some("u-1"),
+            ),
+            (
+                "user id as an identity object",
+                json!({"botData": {"inviteReasons": pbr, "user": {"id": {"id": "u-1"}}}}),
+                true,
+                None,
+                Some("u-1"),
+            ),
+            (
+                "user in an unreadable shape",
+                json!({"botData": {"inviteReasons": pbr, "user": 42}}),
+                true,
+                None,
+                None,
+            ),
+            (
+                "inviteReasons as one string",
+                json!({"botData": {"inviteReasons": "PolicyBasedRecording", "user": user}}),
+                true,
+                None,
+                Some("u-1"),
+            ),
+            (
+                "inviteReasons with other entries and odd case",
+                json!({"botData": {"inviteReasons": [7, "Other", "policybasedrecording"]}}),
+                true,
+                None,
+                None,
+            ),
+            (
+                "malformed botData string naming the policy",
+                json!({"botData": "{\"inviteReasons\": [\"PolicyBasedRecording\"], broken"}),
+                true,
+                None,
+                None,
+            ),
+            (
+                "malformed metadata string naming the policy",
+                Value::String("{not json PolicyBasedRecording".into()),
+                true,
+                None,
+                None,
+            ),
+            (
+                "another invite reason",
+                json!({"botData": {"inviteReasons": ["Other"], "user": user}}),
+                false,
+                None,
+                Some("u-1"),
+            ),
+            ("no botData", json!({"other": 1}), false, None, None),
+            ("null metadata", Value::Null, false, None, None),
+        ];
+        for (case, meta, policy, phone, user_id) in cases {
+            let call = invite(meta);
+            assert_eq!(call.is_policy_recording(), policy, "{case}: policy");
+            let bot = call.bot_data().unwrap_or_default();
+            assert_eq!(
+                bot.other_side_user
+                    .as_ref()
+                    .and_then(|o| o.phone.as_deref()),
+                phone,
+                "{case}: phone"
+            );
+            assert_eq!(
+                bot.user.as_ref().and_then(|u| u.id.as_deref()),
+                user_id,
+                "{case}: user id"
+            );
+        }
+    }
+
+    #[test]
+    fn unreadable_fields_are_named_never_their_values() {
+        let meta = serde_json::json!({"botData": {
+            "inviteReasons": ["PolicyBasedRecording", {"x": 1}],
+            "user": {"id": "u-1", "displayName": ["Alice"]},
+            "otherSideUser": {"phone": [14255550100_u64], "onBehalfOf": 3}
+        }});
+        let (bot, unreadable) = read_bot_data(Some(&meta));
+        assert!(bot.is_some());
+        assert_eq!(
+            unreadable,
+            [
+                "inviteReasons",
+                "user.displayName",
+                "otherSideUser.phone",
+                "otherSideUser.onBehalfOf"
+            ]
+        );
+        let (_, clean) = read_bot_data(Some(&serde_json::json!({"botData": {
+            "inviteReasons": ["PolicyBasedRecording"],
+            "user": {"id": "u-1", "onBehalfOf": {"id": "d-1", "displayName": "D"}}
+        }})));
+        assert!(clean.is_empty(), "{clean:?}");
     }
 
     #[test]
