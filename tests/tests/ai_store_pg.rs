@@ -20,7 +20,7 @@ insights_tests::ai_store_contract_tests!(make);
 #[tokio::test]
 async fn insights_stored_before_0004_stay_valid() {
     use insights_core::domain::{InsightKind, RecordingId, TenantId};
-    use insights_core::store::MetadataStore;
+    use insights_core::store::prelude::*;
 
     let url = insights_tests::fresh_pg_database().await;
     let pool = sqlx::postgres::PgPoolOptions::new()

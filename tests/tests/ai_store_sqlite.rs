@@ -24,7 +24,7 @@ async fn insights_stored_before_0004_stay_valid() {
     use std::str::FromStr;
 
     use insights_core::domain::{InsightKind, RecordingId, TenantId};
-    use insights_core::store::MetadataStore;
+    use insights_core::store::prelude::*;
 
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
     let url = format!("sqlite://{}", dir.path().join("insights.db").display());
