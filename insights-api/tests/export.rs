@@ -11,7 +11,7 @@ use insights_api::export::{
     ColumnId, ExportError, ExportProgress, ExportRequest, FieldAccess, WriterOptions, export_search,
 };
 use insights_core::domain::*;
-use insights_core::store::MetadataStore;
+use insights_core::store::prelude::*;
 use insights_stores::metadata::sqlite::SqliteStore;
 
 async fn store() -> SqliteStore {

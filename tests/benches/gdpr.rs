@@ -40,7 +40,7 @@ use gdpr_tools::erasure::{self, ErasureEnv};
 use gdpr_tools::subject::{FindOptions, SubjectIdentifiers};
 use insights_core::blob::BlobStore;
 use insights_core::domain::*;
-use insights_core::store::MetadataStore;
+use insights_core::store::prelude::*;
 use insights_stores::blob::LocalBlobStore;
 use insights_stores::metadata::postgres::PgStore;
 use insights_stores::metadata::sqlite::SqliteStore;

@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeZone, Utc};
 use insights_core::domain::*;
-use insights_core::store::MetadataStore;
+use insights_core::store::prelude::*;
 use insights_stores::metadata::postgres::PgStore;
 use insights_stores::metadata::sqlite::SqliteStore;
 use insights_tests::synth::{self, Generator};

@@ -15,7 +15,7 @@ use chrono::Utc;
 use insights_core::blob::{BlobStore, layout};
 use insights_core::crypto::{DataKey, Header, KeyProvider, LocalKeyFile, encrypt_to_vec};
 use insights_core::domain::*;
-use insights_core::store::MetadataStore;
+use insights_core::store::prelude::*;
 use insights_stores::blob::LocalBlobStore;
 use insights_stores::metadata::sqlite::SqliteStore;
 

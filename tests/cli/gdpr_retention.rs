@@ -5,7 +5,8 @@
 use chrono::Duration;
 use gdpr_tools::holds::{self, Actor, NewHold};
 use insights_core::domain::*;
-use insights_core::store::{MetadataStore, StoreError};
+use insights_core::store::StoreError;
+use insights_core::store::prelude::*;
 use insights_stores::metadata::sqlite::SqliteStore;
 use serde_json::Value;
 

@@ -11,6 +11,7 @@
 //! is never a silent skip.
 
 pub mod contract;
+pub mod fault;
 pub mod synth;
 
 /// The admin URL of the test PostgreSQL server.

@@ -15,40 +15,6 @@ use uuid::Uuid;
 
 pub use super::store::{Store, StoreUnderTest};
 
-/// Expands to one `#[tokio::test]` per contract function of
-/// [`crate::contract::ai_store`].
-#[macro_export]
-macro_rules! ai_store_contract_tests {
-    ($make:path) => {
-        $crate::__ai_store_contract_cases!(
-            $make;
-            insight_citations_round_trip,
-            key_points_sort_after_the_summary,
-            citations_must_name_segments_of_the_recording,
-            provider_calls_record_and_list,
-            provider_call_records_are_idempotent,
-            provider_call_filters,
-            provider_calls_are_tenant_isolated,
-            provider_calls_outlive_their_recording,
-        );
-    };
-}
-
-/// Implementation detail of [`ai_store_contract_tests!`].
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __ai_store_contract_cases {
-    ($make:path; $($name:ident),+ $(,)?) => {
-        $(
-            #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                let sut: $crate::contract::store::StoreUnderTest = $make().await;
-                $crate::contract::ai_store::$name(sut.store()).await;
-            }
-        )+
-    };
-}
-
 #[track_caller]
 fn must<T, E: std::fmt::Debug>(r: Result<T, E>, what: &str) -> T {
     match r {

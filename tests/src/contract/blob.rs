@@ -52,38 +52,6 @@ impl BlobFixture {
     }
 }
 
-/// Generates one `#[tokio::test]` per contract case; `$make` is an async
-/// fn returning a [`BlobFixture`].
-#[macro_export]
-macro_rules! blob_contract_tests {
-    ($make:path) => {
-        $crate::blob_contract_tests!(@cases $make;
-            ensure_container_is_idempotent,
-            round_trip_small_object,
-            round_trip_20_mb_object_with_ranges,
-            empty_object,
-            range_past_end_is_not_satisfiable,
-            missing_object_is_not_found,
-            overwrite_replaces_content,
-            delete_then_not_found,
-            delete_missing_is_ok,
-            list_is_sorted_and_filtered_by_prefix,
-            invalid_names_are_rejected,
-            missing_container_is_an_error,
-            containers_are_separate,
-        );
-    };
-    (@cases $make:path; $($case:ident),+ $(,)?) => {
-        $(
-            #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $case() {
-                let fixture = $make().await;
-                $crate::contract::blob::$case(fixture.store()).await;
-            }
-        )+
-    };
-}
-
 // ---------------------------------------------------------------- helpers
 
 /// `r`'s value, or a panic naming `what`.

@@ -16,37 +16,6 @@ use uuid::Uuid;
 
 use super::store::Store;
 
-/// Expands to one `#[tokio::test]` per function of
-/// [`crate::contract::entra`].
-#[macro_export]
-macro_rules! entra_contract_tests {
-    ($make:path) => {
-        $crate::__entra_contract_cases!(
-            $make;
-            directory_users_upsert_many_is_all_or_nothing,
-            directory_sync_state_put_get_replace,
-            directory_sync_state_is_tenant_scoped,
-            oidc_sessions_create_touch_revoke,
-            oidc_sessions_are_tenant_scoped,
-        );
-    };
-}
-
-/// Implementation detail of [`entra_contract_tests!`].
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __entra_contract_cases {
-    ($make:path; $($name:ident),+ $(,)?) => {
-        $(
-            #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                let sut: $crate::contract::store::StoreUnderTest = $make().await;
-                $crate::contract::entra::$name(sut.store()).await;
-            }
-        )+
-    };
-}
-
 #[track_caller]
 fn must<T, E: Debug>(r: Result<T, E>, what: &str) -> T {
     match r {

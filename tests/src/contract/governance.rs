@@ -11,36 +11,6 @@ use insights_core::store::{AccountChange, GovernanceQuery, StoreError};
 
 use super::store::Store;
 
-/// Expands to one `#[tokio::test]` per function of this module.
-#[macro_export]
-macro_rules! governance_contract_tests {
-    ($make:path) => {
-        $crate::__governance_contract_cases!(
-            $make;
-            governance_sweep_filters_and_pages,
-            governance_sweep_is_tenant_scoped,
-            apply_legal_holds_follows_active_holds,
-            recordings_made_after_a_hold_are_held,
-            update_account_changes_role_profile_active,
-        );
-    };
-}
-
-/// Implementation detail of [`governance_contract_tests!`].
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __governance_contract_cases {
-    ($make:path; $($name:ident),+ $(,)?) => {
-        $(
-            #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                let sut: $crate::contract::store::StoreUnderTest = $make().await;
-                $crate::contract::governance::$name(sut.store()).await;
-            }
-        )+
-    };
-}
-
 #[track_caller]
 fn must<T, E: std::fmt::Debug>(r: Result<T, E>, what: &str) -> T {
     match r {

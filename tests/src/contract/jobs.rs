@@ -19,47 +19,6 @@ use insights_core::store::{StoreError, StoreResult};
 
 use super::store::Store;
 
-/// Expands to one `#[tokio::test]` per function of
-/// [`crate::contract::jobs`].
-#[macro_export]
-macro_rules! jobs_contract_tests {
-    ($make:path) => {
-        $crate::__jobs_contract_cases!(
-            $make;
-            enqueue_is_idempotent_while_pending,
-            enqueue_needs_the_recording_in_the_tenant,
-            claim_then_complete,
-            claims_honour_kinds_and_run_after,
-            transient_failure_retries_with_backoff,
-            dead_letter_after_max_attempts_with_reason,
-            permanent_failure_dead_letters_at_once,
-            expired_lease_is_claimed_again_and_fences_the_old_worker,
-            lease_lost_on_the_last_attempt_dead_letters,
-            renewing_keeps_the_job,
-            release_gives_the_attempt_back,
-            concurrent_claimers_never_share_a_job,
-            jobs_are_tenant_scoped,
-            deleting_the_recording_deletes_its_jobs,
-            replace_transcript_is_atomic_and_idempotent,
-        );
-    };
-}
-
-/// Implementation detail of [`jobs_contract_tests!`].
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __jobs_contract_cases {
-    ($make:path; $($name:ident),+ $(,)?) => {
-        $(
-            #[::tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn $name() {
-                let sut: $crate::contract::store::StoreUnderTest = $make().await;
-                $crate::contract::jobs::$name(sut.store()).await;
-            }
-        )+
-    };
-}
-
 #[track_caller]
 fn must<T, E: Debug>(r: Result<T, E>, what: &str) -> T {
     match r {

@@ -10,34 +10,6 @@ use uuid::Uuid;
 
 use super::store::Store;
 
-/// Expands to one `#[tokio::test]` per function of this suite.
-#[macro_export]
-macro_rules! subject_contract_tests {
-    ($make:path) => {
-        $crate::__subject_contract_cases!(
-            $make;
-            subject_participants_match_exactly_and_in_tenant,
-            erase_participant_identity_rules,
-            delete_insights_and_erasure_requests,
-            get_recordings_in_batches,
-        );
-    };
-}
-
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __subject_contract_cases {
-    ($make:path; $($name:ident),+ $(,)?) => {
-        $(
-            #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                let sut: $crate::contract::store::StoreUnderTest = $make().await;
-                $crate::contract::subjects::$name(sut.store()).await;
-            }
-        )+
-    };
-}
-
 async fn tenant(s: &Store, name: &str) -> TenantId {
     s.create_tenant(NewTenant {
         name: name.into(),

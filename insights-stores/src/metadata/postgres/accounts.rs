@@ -10,17 +10,124 @@
 //! platform realm runs as the connecting user on tables `insights_app`
 //! has no grant on.
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use insights_core::domain::{
-    AccountId, LocalAccount, LoginFailure, LoginSession, Realm, SecurityProfileId, TenantId,
-    UserId, normalize_email,
+    AccountId, LocalAccount, LoginFailure, LoginSession, Realm, SecurityProfile, SecurityProfileId,
+    TenantId, UserId, normalize_email,
 };
-use insights_core::store::{StoreError, StoreResult};
+use insights_core::store::{AccountChange, AccountStore, StoreError, StoreResult};
 use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::{AssertSqlSafe, PgConnection, Postgres};
 use uuid::Uuid;
 
+use super::PgStore;
 use super::error::{DbResultExt, col, enum_col};
+
+#[async_trait]
+impl AccountStore for PgStore {
+    async fn create_account(&self, realm: Realm, account: &LocalAccount) -> StoreResult<()> {
+        in_realm!(self, realm, |c| create_account(c, realm, account))
+    }
+
+    async fn get_account(&self, realm: Realm, id: AccountId) -> StoreResult<LocalAccount> {
+        in_realm!(self, realm, |c| get_account(c, realm, id))
+    }
+
+    async fn account_by_email(&self, realm: Realm, email: &str) -> StoreResult<LocalAccount> {
+        in_realm!(self, realm, |c| account_by_email(c, realm, email))
+    }
+
+    async fn list_accounts(&self, realm: Realm) -> StoreResult<Vec<LocalAccount>> {
+        in_realm!(self, realm, |c| list_accounts(c, realm))
+    }
+
+    async fn update_account(
+        &self,
+        tenant: TenantId,
+        id: AccountId,
+        change: &AccountChange,
+    ) -> StoreResult<LocalAccount> {
+        in_tenant!(self, tenant, |c| super::governance::update_account(
+            c, tenant, id, change
+        ))
+    }
+
+    async fn record_login_failure(
+        &self,
+        realm: Realm,
+        id: AccountId,
+        at: chrono::DateTime<chrono::Utc>,
+        lock_after: u32,
+        lock_for: chrono::Duration,
+    ) -> StoreResult<LoginFailure> {
+        in_realm!(self, realm, |c| record_login_failure(
+            c, realm, id, at, lock_after, lock_for
+        ))
+    }
+
+    async fn record_login_success(
+        &self,
+        realm: Realm,
+        id: AccountId,
+        at: chrono::DateTime<chrono::Utc>,
+        totp_step: Option<i64>,
+    ) -> StoreResult<bool> {
+        in_realm!(self, realm, |c| record_login_success(
+            c, realm, id, at, totp_step
+        ))
+    }
+
+    async fn create_session(&self, realm: Realm, session: &LoginSession) -> StoreResult<()> {
+        in_realm!(self, realm, |c| create_session(c, realm, session))
+    }
+
+    async fn get_session(&self, realm: Realm, token_hash: &str) -> StoreResult<LoginSession> {
+        in_realm!(self, realm, |c| get_session(c, realm, token_hash))
+    }
+
+    async fn touch_session(
+        &self,
+        realm: Realm,
+        token_hash: &str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<()> {
+        in_realm!(self, realm, |c| touch_session(c, realm, token_hash, at))
+    }
+
+    async fn revoke_session(
+        &self,
+        realm: Realm,
+        token_hash: &str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<bool> {
+        in_realm!(self, realm, |c| revoke_session(c, realm, token_hash, at))
+    }
+
+    async fn upsert_security_profile(
+        &self,
+        tenant: TenantId,
+        p: &SecurityProfile,
+    ) -> StoreResult<()> {
+        p.validate().map_err(StoreError::Invalid)?;
+        if p.tenant_id != tenant {
+            return Err(StoreError::Invalid(
+                "profile belongs to another tenant".into(),
+            ));
+        }
+        in_tenant!(
+            self,
+            tenant,
+            |c| super::governance::upsert_security_profile(c, tenant, p)
+        )
+    }
+
+    async fn list_security_profiles(&self, tenant: TenantId) -> StoreResult<Vec<SecurityProfile>> {
+        in_tenant!(self, tenant, |c| super::governance::list_security_profiles(
+            c, tenant
+        ))
+    }
+}
 
 /// The SQL fragments of a realm.
 struct Sql {

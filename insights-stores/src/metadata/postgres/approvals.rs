@@ -1,13 +1,48 @@
 //! Four-eyes access requests.
 
+use async_trait::async_trait;
 use insights_core::domain::{
     AccessDecision, AccessRequest, AccessRequestId, AccessRequestStatus, RecordingId, TenantId,
 };
-use insights_core::store::{StoreError, StoreResult};
+use insights_core::store::{ApprovalStore, StoreError, StoreResult};
 use sqlx::PgConnection;
 use sqlx::postgres::PgRow;
 
+use super::PgStore;
 use super::error::{DbResultExt, col, enum_col};
+
+#[async_trait]
+impl ApprovalStore for PgStore {
+    async fn create_access_request(&self, tenant: TenantId, r: &AccessRequest) -> StoreResult<()> {
+        in_tenant!(self, tenant, |c| create(c, tenant, r))
+    }
+
+    async fn get_access_request(
+        &self,
+        tenant: TenantId,
+        id: AccessRequestId,
+    ) -> StoreResult<AccessRequest> {
+        in_tenant!(self, tenant, |c| get(c, tenant, id))
+    }
+
+    async fn list_access_requests(
+        &self,
+        tenant: TenantId,
+        status: Option<AccessRequestStatus>,
+        requested_by: Option<&str>,
+    ) -> StoreResult<Vec<AccessRequest>> {
+        in_tenant!(self, tenant, |c| list(c, tenant, status, requested_by))
+    }
+
+    async fn decide_access_request(
+        &self,
+        tenant: TenantId,
+        id: AccessRequestId,
+        decision: &AccessDecision,
+    ) -> StoreResult<AccessRequest> {
+        in_tenant!(self, tenant, |c| decide(c, tenant, id, decision))
+    }
+}
 
 /// The columns, in [`from_row`]'s order.
 macro_rules! columns {

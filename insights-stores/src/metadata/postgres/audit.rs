@@ -6,15 +6,40 @@
 //! `json` text exactly as serialised, so the hash recomputes after a
 //! round trip.
 
+use async_trait::async_trait;
 use insights_core::domain::{
     AuditEvent, AuditEventId, AuditQuery, NewAuditEvent, RecordingId, TenantId,
 };
-use insights_core::store::{StoreError, StoreResult};
+use insights_core::store::{AuditStore, StoreError, StoreResult};
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Postgres, QueryBuilder};
 use uuid::Uuid;
 
+use super::PgStore;
 use super::error::{DbResultExt, col, enum_col};
+
+#[async_trait]
+impl AuditStore for PgStore {
+    async fn append_audit(
+        &self,
+        tenant: TenantId,
+        event: NewAuditEvent,
+    ) -> StoreResult<AuditEvent> {
+        in_tenant!(self, tenant, |c| append(c, tenant, event))
+    }
+
+    async fn list_audit(
+        &self,
+        tenant: TenantId,
+        query: &AuditQuery,
+    ) -> StoreResult<Vec<AuditEvent>> {
+        in_tenant!(self, tenant, |c| list(c, tenant, query))
+    }
+
+    async fn audit_head(&self, tenant: TenantId) -> StoreResult<Option<(i64, String)>> {
+        in_tenant!(self, tenant, |c| head(c, tenant))
+    }
+}
 
 /// `seq` of a head row before the first event (its hash is unused).
 const EMPTY_HEAD_SEQ: i64 = 0;

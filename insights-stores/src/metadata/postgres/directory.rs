@@ -1,11 +1,116 @@
 //! Directory users.
 
-use insights_core::domain::{DirectoryUser, TenantId, UserId};
-use insights_core::store::{StoreError, StoreResult};
+use async_trait::async_trait;
+use insights_core::domain::{DirectorySyncState, DirectoryUser, OidcSession, TenantId, UserId};
+use insights_core::store::{DirectoryStore, StoreError, StoreResult};
 use sqlx::PgConnection;
 use sqlx::postgres::PgRow;
 
+use super::PgStore;
 use super::error::{DbResultExt, col};
+
+#[async_trait]
+impl DirectoryStore for PgStore {
+    async fn upsert_directory_user(
+        &self,
+        tenant: TenantId,
+        user: &DirectoryUser,
+    ) -> StoreResult<()> {
+        in_tenant!(self, tenant, |c| upsert(c, tenant, user))
+    }
+
+    async fn get_directory_user(&self, tenant: TenantId, id: UserId) -> StoreResult<DirectoryUser> {
+        in_tenant!(self, tenant, |c| get(c, tenant, id))
+    }
+
+    async fn directory_user_by_object_id(
+        &self,
+        tenant: TenantId,
+        object_id: &str,
+    ) -> StoreResult<DirectoryUser> {
+        in_tenant!(self, tenant, |c| by_object_id(c, tenant, object_id))
+    }
+
+    async fn list_directory_users(&self, tenant: TenantId) -> StoreResult<Vec<DirectoryUser>> {
+        in_tenant!(self, tenant, |c| list(c, tenant))
+    }
+
+    async fn delete_directory_user(&self, tenant: TenantId, id: UserId) -> StoreResult<()> {
+        in_tenant!(self, tenant, |c| delete(c, tenant, id))
+    }
+
+    async fn upsert_directory_users(
+        &self,
+        tenant: TenantId,
+        users: &[DirectoryUser],
+    ) -> StoreResult<()> {
+        if users.is_empty() {
+            return Ok(());
+        }
+        in_tenant!(self, tenant, |c| super::entra::upsert_users(
+            c, tenant, users
+        ))
+    }
+
+    async fn get_directory_sync_state(
+        &self,
+        tenant: TenantId,
+    ) -> StoreResult<Option<DirectorySyncState>> {
+        in_tenant!(self, tenant, |c| super::entra::get_sync_state(c, tenant))
+    }
+
+    async fn put_directory_sync_state(
+        &self,
+        tenant: TenantId,
+        state: &DirectorySyncState,
+    ) -> StoreResult<()> {
+        in_tenant!(self, tenant, |c| super::entra::put_sync_state(
+            c, tenant, state
+        ))
+    }
+
+    async fn create_oidc_session(
+        &self,
+        tenant: TenantId,
+        session: &OidcSession,
+    ) -> StoreResult<()> {
+        in_tenant!(self, tenant, |c| super::entra::create_session(
+            c, tenant, session
+        ))
+    }
+
+    async fn get_oidc_session(
+        &self,
+        tenant: TenantId,
+        token_hash: &str,
+    ) -> StoreResult<OidcSession> {
+        in_tenant!(self, tenant, |c| super::entra::get_session(
+            c, tenant, token_hash
+        ))
+    }
+
+    async fn touch_oidc_session(
+        &self,
+        tenant: TenantId,
+        token_hash: &str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<()> {
+        in_tenant!(self, tenant, |c| super::entra::touch_session(
+            c, tenant, token_hash, at
+        ))
+    }
+
+    async fn revoke_oidc_session(
+        &self,
+        tenant: TenantId,
+        token_hash: &str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<bool> {
+        in_tenant!(self, tenant, |c| super::entra::revoke_session(
+            c, tenant, token_hash, at
+        ))
+    }
+}
 
 macro_rules! select_user {
     ($rest:literal) => {

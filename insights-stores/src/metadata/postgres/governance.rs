@@ -1,18 +1,88 @@
 //! Retention policies, legal holds and security profiles.
 
+use async_trait::async_trait;
 use insights_core::domain::{
     AccountId, HoldScope, LegalHold, LegalHoldId, LocalAccount, Permission, Realm, Recording,
     RecordingId, RetentionPolicy, RetentionPolicyId, RetentionScope, Role, SecurityProfile,
     SecurityProfileId, TenantId, UserId, VisibilityScope,
 };
-use insights_core::store::{AccountChange, GovernanceQuery, StoreError, StoreResult};
+use insights_core::store::{
+    AccountChange, GovernanceQuery, GovernanceStore, StoreError, StoreResult,
+};
 use sqlx::PgConnection;
 use sqlx::postgres::PgRow;
 use sqlx::types::Json;
 use uuid::Uuid;
 
+use super::PgStore;
 use super::error::{DbResultExt, col, enum_col, found, opt_enum_col};
 use super::recordings::{RECORDING_COLS, attach_children, from_row, get, lock};
+
+#[async_trait]
+impl GovernanceStore for PgStore {
+    async fn upsert_retention_policy(
+        &self,
+        tenant: TenantId,
+        p: &RetentionPolicy,
+    ) -> StoreResult<()> {
+        if p.tenant_id != tenant {
+            return Err(StoreError::Invalid(
+                "policy belongs to another tenant".into(),
+            ));
+        }
+        in_tenant!(self, tenant, |c| upsert_retention_policy(c, tenant, p))
+    }
+
+    async fn list_retention_policies(&self, tenant: TenantId) -> StoreResult<Vec<RetentionPolicy>> {
+        in_tenant!(self, tenant, |c| list_retention_policies(c, tenant))
+    }
+
+    async fn delete_retention_policy(
+        &self,
+        tenant: TenantId,
+        id: RetentionPolicyId,
+    ) -> StoreResult<()> {
+        in_tenant!(self, tenant, |c| delete_retention_policy(c, tenant, id))
+    }
+
+    async fn create_legal_hold(&self, tenant: TenantId, hold: &LegalHold) -> StoreResult<()> {
+        if hold.tenant_id != tenant {
+            return Err(StoreError::Invalid("hold belongs to another tenant".into()));
+        }
+        in_tenant!(self, tenant, |c| create_legal_hold(c, tenant, hold))
+    }
+
+    async fn list_legal_holds(
+        &self,
+        tenant: TenantId,
+        active_only: bool,
+    ) -> StoreResult<Vec<LegalHold>> {
+        in_tenant!(self, tenant, |c| list_legal_holds(c, tenant, active_only))
+    }
+
+    async fn lift_legal_hold(
+        &self,
+        tenant: TenantId,
+        id: LegalHoldId,
+        by: &str,
+    ) -> StoreResult<()> {
+        in_tenant!(self, tenant, |c| lift_legal_hold(c, tenant, id, by))
+    }
+
+    async fn list_recordings_for_governance(
+        &self,
+        tenant: TenantId,
+        query: &GovernanceQuery,
+    ) -> StoreResult<Vec<Recording>> {
+        in_tenant!(self, tenant, |c| list_recordings_for_governance(
+            c, tenant, query
+        ))
+    }
+
+    async fn apply_legal_holds(&self, tenant: TenantId, id: RecordingId) -> StoreResult<bool> {
+        in_tenant!(self, tenant, |c| apply_legal_holds(c, tenant, id))
+    }
+}
 
 // ---- retention policies ----
 

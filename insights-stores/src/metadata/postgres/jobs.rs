@@ -9,14 +9,67 @@
 //! LOCKED`, so concurrent claimers skip each other's rows instead of
 //! waiting or taking the same one.
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use insights_core::domain::*;
-use insights_core::store::{StoreError, StoreResult};
+use insights_core::store::{JobStore, StoreError, StoreResult};
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
+use super::PgStore;
 use super::error::{DbResultExt, col, enum_col, found};
+
+#[async_trait]
+impl JobStore for PgStore {
+    async fn enqueue_job(&self, tenant: TenantId, job: &NewJob) -> StoreResult<Enqueued> {
+        in_tenant!(self, tenant, |c| enqueue(c, tenant, job))
+    }
+
+    async fn claim_job(&self, req: &ClaimRequest) -> StoreResult<Option<ClaimedJob>> {
+        claim(&self.pool, req).await
+    }
+
+    async fn renew_job_lease(
+        &self,
+        lease: &JobLease,
+        until: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<bool> {
+        renew(&self.pool, lease, until).await
+    }
+
+    async fn complete_job(
+        &self,
+        lease: &JobLease,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<bool> {
+        complete(&self.pool, lease, now).await
+    }
+
+    async fn fail_job(
+        &self,
+        lease: &JobLease,
+        failure: &JobFailure,
+    ) -> StoreResult<Option<JobState>> {
+        fail(&self.pool, lease, failure).await
+    }
+
+    async fn release_job(
+        &self,
+        lease: &JobLease,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<bool> {
+        release(&self.pool, lease, now).await
+    }
+
+    async fn get_job(&self, tenant: TenantId, id: JobId) -> StoreResult<Job> {
+        in_tenant!(self, tenant, |c| get(c, tenant, id))
+    }
+
+    async fn list_jobs(&self, tenant: TenantId, recording: RecordingId) -> StoreResult<Vec<Job>> {
+        in_tenant!(self, tenant, |c| list(c, tenant, recording))
+    }
+}
 
 const COLUMNS: &str = "tenant_id, id, recording_id, kind, state, attempts, max_attempts, \
      run_after, worker_id, lease_id, lease_expires_at, last_error, created_at, updated_at, \

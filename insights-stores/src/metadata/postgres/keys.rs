@@ -1,12 +1,32 @@
 //! Wrapped data keys and crypto-shredding.
 
+use async_trait::async_trait;
 use insights_core::crypto::WrappedDataKey;
 use insights_core::domain::{KeyId, TenantId};
-use insights_core::store::{StoreError, StoreResult};
+use insights_core::store::{DataKeyStore, StoreError, StoreResult};
 use sqlx::PgConnection;
 use sqlx::postgres::PgRow;
 
+use super::PgStore;
 use super::error::{DbResultExt, col};
+
+#[async_trait]
+impl DataKeyStore for PgStore {
+    async fn put_data_key(&self, tenant: TenantId, key: &WrappedDataKey) -> StoreResult<()> {
+        if key.tenant_id != tenant {
+            return Err(StoreError::Invalid("key belongs to another tenant".into()));
+        }
+        in_tenant!(self, tenant, |c| put(c, tenant, key))
+    }
+
+    async fn get_data_key(&self, tenant: TenantId, id: KeyId) -> StoreResult<WrappedDataKey> {
+        in_tenant!(self, tenant, |c| get(c, tenant, id))
+    }
+
+    async fn shred_data_key(&self, tenant: TenantId, id: KeyId) -> StoreResult<bool> {
+        in_tenant!(self, tenant, |c| shred(c, tenant, id))
+    }
+}
 
 /// Stores a new wrapped key; keys are immutable, so an existing id is a
 /// conflict.

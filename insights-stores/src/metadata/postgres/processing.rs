@@ -1,14 +1,31 @@
 //! Processing records: calls to external AI providers.
 
+use async_trait::async_trait;
 use insights_core::domain::{
     ProviderCall, ProviderCallId, ProviderCallQuery, RecordingId, TenantId,
 };
-use insights_core::store::{StoreError, StoreResult};
+use insights_core::store::{ProcessingStore, StoreError, StoreResult};
 use sqlx::PgConnection;
 use sqlx::postgres::PgRow;
 use uuid::Uuid;
 
+use super::PgStore;
 use super::error::{DbResultExt, col, enum_col};
+
+#[async_trait]
+impl ProcessingStore for PgStore {
+    async fn record_provider_call(&self, tenant: TenantId, call: &ProviderCall) -> StoreResult<()> {
+        in_tenant!(self, tenant, |c| record(c, tenant, call))
+    }
+
+    async fn list_provider_calls(
+        &self,
+        tenant: TenantId,
+        query: &ProviderCallQuery,
+    ) -> StoreResult<Vec<ProviderCall>> {
+        in_tenant!(self, tenant, |c| list(c, tenant, query))
+    }
+}
 
 pub(super) async fn record(
     c: &mut PgConnection,

@@ -2,17 +2,127 @@
 
 use std::collections::HashMap;
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use insights_core::domain::{
     KeyId, MediaObject, MediaStream, Participant, ParticipantId, Recording, RecordingId,
     RecordingStatus, StreamId, TenantId, UserId,
 };
-use insights_core::store::{StoreError, StoreResult};
+use insights_core::store::{RecordingStore, StoreError, StoreResult};
 use sqlx::PgConnection;
 use sqlx::postgres::PgRow;
 use uuid::Uuid;
 
+use super::PgStore;
 use super::error::{DbResultExt, col, enum_col, found};
+
+#[async_trait]
+impl RecordingStore for PgStore {
+    async fn insert_recording(&self, tenant: TenantId, recording: &Recording) -> StoreResult<()> {
+        if recording.tenant_id != tenant {
+            return Err(StoreError::Invalid(
+                "recording belongs to another tenant".into(),
+            ));
+        }
+        in_tenant!(self, tenant, |c| insert(c, tenant, recording))
+    }
+
+    async fn get_recording(&self, tenant: TenantId, id: RecordingId) -> StoreResult<Recording> {
+        in_tenant!(self, tenant, |c| get(c, tenant, id))
+    }
+
+    async fn get_recordings(
+        &self,
+        tenant: TenantId,
+        ids: &[RecordingId],
+    ) -> StoreResult<Vec<Recording>> {
+        in_tenant!(self, tenant, |c| super::subjects::get_many(c, tenant, ids))
+    }
+
+    async fn recording_by_external_call_id(
+        &self,
+        tenant: TenantId,
+        call_id: &str,
+    ) -> StoreResult<Recording> {
+        in_tenant!(self, tenant, |c| by_external_call_id(c, tenant, call_id))
+    }
+
+    async fn add_participant(
+        &self,
+        tenant: TenantId,
+        recording: RecordingId,
+        p: &Participant,
+    ) -> StoreResult<()> {
+        in_tenant!(self, tenant, |c| add_participant(c, tenant, recording, p))
+    }
+
+    async fn add_stream(
+        &self,
+        tenant: TenantId,
+        recording: RecordingId,
+        s: &MediaStream,
+    ) -> StoreResult<()> {
+        in_tenant!(self, tenant, |c| add_stream(c, tenant, recording, s))
+    }
+
+    async fn update_recording_status(
+        &self,
+        tenant: TenantId,
+        id: RecordingId,
+        status: RecordingStatus,
+        ended_at: Option<chrono::DateTime<chrono::Utc>>,
+        result_code: Option<&str>,
+    ) -> StoreResult<()> {
+        in_tenant!(self, tenant, |c| update_status(
+            c,
+            tenant,
+            id,
+            status,
+            ended_at,
+            result_code
+        ))
+    }
+
+    async fn set_recording_media(
+        &self,
+        tenant: TenantId,
+        id: RecordingId,
+        media: Option<&MediaObject>,
+    ) -> StoreResult<()> {
+        in_tenant!(self, tenant, |c| set_media(c, tenant, id, media))
+    }
+
+    async fn set_legal_hold_flag(
+        &self,
+        tenant: TenantId,
+        id: RecordingId,
+        held: bool,
+    ) -> StoreResult<()> {
+        in_tenant!(self, tenant, |c| set_legal_hold(c, tenant, id, held))
+    }
+
+    async fn update_participant_presence(
+        &self,
+        tenant: TenantId,
+        recording: RecordingId,
+        participant: ParticipantId,
+        recorded_user: bool,
+        left_ms: Option<i64>,
+    ) -> StoreResult<()> {
+        in_tenant!(self, tenant, |c| update_participant_presence(
+            c,
+            tenant,
+            recording,
+            participant,
+            recorded_user,
+            left_ms
+        ))
+    }
+
+    async fn delete_recording(&self, tenant: TenantId, id: RecordingId) -> StoreResult<()> {
+        in_tenant!(self, tenant, |c| delete(c, tenant, id))
+    }
+}
 
 /// Columns of `recordings r` read by [`from_row`] (search selects them too).
 macro_rules! recording_cols {

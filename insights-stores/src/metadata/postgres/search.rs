@@ -4,18 +4,33 @@
 //! The SQL is assembled from constant fragments only; every value from
 //! the query (words, digits, ids, dates, the cursor's key) is bound.
 
+use async_trait::async_trait;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use insights_core::domain::{
     Recording, RecordingQuery, RecordingSummary, SearchPage, SortKey, TenantId, normalize_phone,
 };
-use insights_core::store::{StoreError, StoreResult};
+use insights_core::store::{SearchStore, StoreError, StoreResult};
 use sqlx::{PgConnection, Postgres, QueryBuilder};
 use uuid::Uuid;
 
+use super::PgStore;
 use super::error::{DbResultExt, col};
 use super::recordings::{self, RECORDING_COLS};
+
+#[async_trait]
+impl SearchStore for PgStore {
+    async fn search_recordings(
+        &self,
+        tenant: TenantId,
+        query: &RecordingQuery,
+    ) -> StoreResult<SearchPage> {
+        // Parse the request before touching the database.
+        let plan = Plan::new(query)?;
+        in_tenant!(self, tenant, |c| run(c, tenant, &plan))
+    }
+}
 
 /// At most this many words of a full-text filter are used.
 const MAX_TERMS: usize = 16;

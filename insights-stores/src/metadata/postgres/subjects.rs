@@ -6,10 +6,11 @@
 //! (`texteq`, `uuid_eq`: LEAKPROOF), so each probe uses its index inside
 //! the row-level-security session (migration 0008).
 
+use async_trait::async_trait;
 use insights_core::domain::{
     ErasureRecord, ParticipantHit, ParticipantId, RecordingId, SubjectKeys, TenantId, UserId,
 };
-use insights_core::store::{StoreError, StoreResult};
+use insights_core::store::{StoreError, StoreResult, SubjectStore};
 use sqlx::PgConnection;
 use sqlx::postgres::PgRow;
 use sqlx::types::Json;
@@ -17,8 +18,57 @@ use uuid::Uuid;
 
 use insights_core::domain::Recording;
 
+use super::PgStore;
 use super::error::{DbResultExt, col, found};
 use super::recordings::{RECORDING_COLS, attach_children, from_row};
+
+#[async_trait]
+impl SubjectStore for PgStore {
+    async fn find_subject_participants(
+        &self,
+        tenant: TenantId,
+        keys: &SubjectKeys,
+        limit: u32,
+    ) -> StoreResult<Vec<ParticipantHit>> {
+        in_tenant!(self, tenant, |c| find(c, tenant, keys, limit))
+    }
+
+    async fn erase_participant_identity(
+        &self,
+        tenant: TenantId,
+        recording: RecordingId,
+        participant: ParticipantId,
+        label: &str,
+    ) -> StoreResult<()> {
+        in_tenant!(self, tenant, |c| erase_participant(
+            c,
+            tenant,
+            recording,
+            participant,
+            label
+        ))
+    }
+
+    async fn put_erasure_request(
+        &self,
+        tenant: TenantId,
+        record: &ErasureRecord,
+    ) -> StoreResult<()> {
+        in_tenant!(self, tenant, |c| put_erasure(c, tenant, record))
+    }
+
+    async fn get_erasure_request(
+        &self,
+        tenant: TenantId,
+        id: uuid::Uuid,
+    ) -> StoreResult<ErasureRecord> {
+        in_tenant!(self, tenant, |c| get_erasure(c, tenant, id))
+    }
+
+    async fn list_erasure_requests(&self, tenant: TenantId) -> StoreResult<Vec<ErasureRecord>> {
+        in_tenant!(self, tenant, |c| list_erasures(c, tenant))
+    }
+}
 
 pub(super) async fn get_many(
     c: &mut PgConnection,

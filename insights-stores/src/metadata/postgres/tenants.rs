@@ -1,12 +1,54 @@
 //! Tenants: platform scope, run as the connecting user (the `tenants`
 //! table has no row-level security; it is the list of tenants itself).
 
+use async_trait::async_trait;
 use insights_core::domain::{NewTenant, Tenant, TenantId, TenantSettings, validate_tenant_name};
-use insights_core::store::{StoreError, StoreResult};
+use insights_core::store::{StoreError, StoreResult, TenantStore};
 use sqlx::PgPool;
 use sqlx::postgres::PgRow;
 
+use super::PgStore;
 use super::error::{DbResultExt, col, found};
+
+#[async_trait]
+impl TenantStore for PgStore {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn health(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.db()?;
+        Ok(())
+    }
+
+    async fn create_tenant(&self, new: NewTenant) -> StoreResult<Tenant> {
+        create(&self.pool, new).await
+    }
+
+    async fn list_tenants(&self) -> StoreResult<Vec<Tenant>> {
+        list(&self.pool).await
+    }
+
+    async fn get_tenant(&self, id: TenantId) -> StoreResult<Tenant> {
+        get(&self.pool, id).await
+    }
+
+    async fn tenant_by_name(&self, name: &str) -> StoreResult<Tenant> {
+        by_name(&self.pool, name).await
+    }
+
+    async fn tenant_by_directory_id(&self, directory_tenant_id: uuid::Uuid) -> StoreResult<Tenant> {
+        by_directory_id(&self.pool, directory_tenant_id).await
+    }
+
+    async fn update_tenant_settings(
+        &self,
+        id: TenantId,
+        settings: &TenantSettings,
+    ) -> StoreResult<()> {
+        update_settings(&self.pool, id, settings).await
+    }
+}
 
 macro_rules! select_tenant {
     ($($rest:literal)?) => {

@@ -2,16 +2,76 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use async_trait::async_trait;
 use insights_core::domain::{
     Citation, Insight, InsightId, InsightKind, ParticipantId, RecordingId, SegmentId, TenantId,
     TranscriptSegment,
 };
-use insights_core::store::{StoreError, StoreResult};
+use insights_core::store::{StoreError, StoreResult, TranscriptStore};
 use sqlx::PgConnection;
 use sqlx::postgres::PgRow;
 use uuid::Uuid;
 
+use super::PgStore;
 use super::error::{DbResultExt, col, enum_col, found};
+
+#[async_trait]
+impl TranscriptStore for PgStore {
+    async fn put_transcript_segments(
+        &self,
+        tenant: TenantId,
+        recording: RecordingId,
+        segments: &[TranscriptSegment],
+    ) -> StoreResult<()> {
+        in_tenant!(self, tenant, |c| put_segments(
+            c, tenant, recording, segments
+        ))
+    }
+
+    async fn list_transcript(
+        &self,
+        tenant: TenantId,
+        recording: RecordingId,
+    ) -> StoreResult<Vec<TranscriptSegment>> {
+        in_tenant!(self, tenant, |c| list_segments(c, tenant, recording))
+    }
+
+    async fn replace_transcript(
+        &self,
+        tenant: TenantId,
+        recording: RecordingId,
+        segments: &[TranscriptSegment],
+    ) -> StoreResult<()> {
+        in_tenant!(self, tenant, |c| super::jobs::replace_transcript(
+            c, tenant, recording, segments
+        ))
+    }
+
+    async fn put_insights(
+        &self,
+        tenant: TenantId,
+        recording: RecordingId,
+        insights: &[Insight],
+    ) -> StoreResult<()> {
+        in_tenant!(self, tenant, |c| put_insights(
+            c, tenant, recording, insights
+        ))
+    }
+
+    async fn list_insights(
+        &self,
+        tenant: TenantId,
+        recording: RecordingId,
+    ) -> StoreResult<Vec<Insight>> {
+        in_tenant!(self, tenant, |c| list_insights(c, tenant, recording))
+    }
+
+    async fn delete_insights(&self, tenant: TenantId, recording: RecordingId) -> StoreResult<u64> {
+        in_tenant!(self, tenant, |c| super::subjects::delete_insights(
+            c, tenant, recording
+        ))
+    }
+}
 
 /// `items` without earlier duplicates of an id (the last one wins, as if
 /// they had been stored one after the other).

@@ -5,15 +5,105 @@
 //! is written once and assembled from constant fragments per realm; every
 //! value is bound.
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use insights_core::domain::{
-    AccountId, LocalAccount, LoginFailure, LoginSession, Realm, normalize_email,
+    AccountId, LocalAccount, LoginFailure, LoginSession, Realm, SecurityProfile, TenantId,
+    normalize_email,
 };
-use insights_core::store::{StoreError, StoreResult};
+use insights_core::store::{AccountChange, AccountStore, StoreError, StoreResult};
 use sqlx::sqlite::{SqliteArguments, SqliteRow};
 use sqlx::{AssertSqlSafe, Sqlite, SqlitePool};
 
+use super::SqliteStore;
 use super::util::{col, conflict_as, db, enum_col, id, micros, opt_id, opt_ts, to_json, ts};
+
+#[async_trait]
+impl AccountStore for SqliteStore {
+    async fn create_account(&self, realm: Realm, account: &LocalAccount) -> StoreResult<()> {
+        create_account(&self.pool, realm, account).await
+    }
+
+    async fn get_account(&self, realm: Realm, id: AccountId) -> StoreResult<LocalAccount> {
+        get_account(&self.pool, realm, id).await
+    }
+
+    async fn account_by_email(&self, realm: Realm, email: &str) -> StoreResult<LocalAccount> {
+        account_by_email(&self.pool, realm, email).await
+    }
+
+    async fn list_accounts(&self, realm: Realm) -> StoreResult<Vec<LocalAccount>> {
+        list_accounts(&self.pool, realm).await
+    }
+
+    async fn update_account(
+        &self,
+        tenant: TenantId,
+        id: AccountId,
+        change: &AccountChange,
+    ) -> StoreResult<LocalAccount> {
+        super::governance::update_account(&self.pool, tenant, id, change).await
+    }
+
+    async fn record_login_failure(
+        &self,
+        realm: Realm,
+        id: AccountId,
+        at: chrono::DateTime<chrono::Utc>,
+        lock_after: u32,
+        lock_for: chrono::Duration,
+    ) -> StoreResult<LoginFailure> {
+        record_login_failure(&self.pool, realm, id, at, lock_after, lock_for).await
+    }
+
+    async fn record_login_success(
+        &self,
+        realm: Realm,
+        id: AccountId,
+        at: chrono::DateTime<chrono::Utc>,
+        totp_step: Option<i64>,
+    ) -> StoreResult<bool> {
+        record_login_success(&self.pool, realm, id, at, totp_step).await
+    }
+
+    async fn create_session(&self, realm: Realm, session: &LoginSession) -> StoreResult<()> {
+        create_session(&self.pool, realm, session).await
+    }
+
+    async fn get_session(&self, realm: Realm, token_hash: &str) -> StoreResult<LoginSession> {
+        get_session(&self.pool, realm, token_hash).await
+    }
+
+    async fn touch_session(
+        &self,
+        realm: Realm,
+        token_hash: &str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<()> {
+        touch_session(&self.pool, realm, token_hash, at).await
+    }
+
+    async fn revoke_session(
+        &self,
+        realm: Realm,
+        token_hash: &str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<bool> {
+        revoke_session(&self.pool, realm, token_hash, at).await
+    }
+
+    async fn upsert_security_profile(
+        &self,
+        tenant: TenantId,
+        p: &SecurityProfile,
+    ) -> StoreResult<()> {
+        super::governance::upsert_security_profile(&self.pool, tenant, p).await
+    }
+
+    async fn list_security_profiles(&self, tenant: TenantId) -> StoreResult<Vec<SecurityProfile>> {
+        super::governance::list_security_profiles(&self.pool, tenant).await
+    }
+}
 
 /// The SQL fragments of a realm.
 struct Sql {

@@ -1,13 +1,48 @@
 //! Four-eyes access requests.
 
+use async_trait::async_trait;
 use insights_core::domain::{
     AccessDecision, AccessRequest, AccessRequestId, AccessRequestStatus, TenantId,
 };
-use insights_core::store::{StoreError, StoreResult};
+use insights_core::store::{ApprovalStore, StoreError, StoreResult};
 use sqlx::SqlitePool;
 use sqlx::sqlite::SqliteRow;
 
+use super::SqliteStore;
 use super::util::{check_tenant, col, conflict_as, db, enum_col, id, micros, opt_ts, ts};
+
+#[async_trait]
+impl ApprovalStore for SqliteStore {
+    async fn create_access_request(&self, tenant: TenantId, r: &AccessRequest) -> StoreResult<()> {
+        create(&self.pool, tenant, r).await
+    }
+
+    async fn get_access_request(
+        &self,
+        tenant: TenantId,
+        id: AccessRequestId,
+    ) -> StoreResult<AccessRequest> {
+        get(&self.pool, tenant, id).await
+    }
+
+    async fn list_access_requests(
+        &self,
+        tenant: TenantId,
+        status: Option<AccessRequestStatus>,
+        requested_by: Option<&str>,
+    ) -> StoreResult<Vec<AccessRequest>> {
+        list(&self.pool, tenant, status, requested_by).await
+    }
+
+    async fn decide_access_request(
+        &self,
+        tenant: TenantId,
+        id: AccessRequestId,
+        decision: &AccessDecision,
+    ) -> StoreResult<AccessRequest> {
+        decide(&self.pool, tenant, id, decision).await
+    }
+}
 
 /// The columns, in [`from_row`]'s order.
 macro_rules! columns {

@@ -1,11 +1,36 @@
 //! The per-tenant audit hash chain.
 
+use async_trait::async_trait;
 use insights_core::domain::{AuditEvent, AuditQuery, NewAuditEvent, TenantId, now};
-use insights_core::store::StoreResult;
+use insights_core::store::{AuditStore, StoreResult};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 
+use super::SqliteStore;
 use super::util::{col, db, enum_col, id, json_col, micros, opt_id, to_json, ts};
+
+#[async_trait]
+impl AuditStore for SqliteStore {
+    async fn append_audit(
+        &self,
+        tenant: TenantId,
+        event: NewAuditEvent,
+    ) -> StoreResult<AuditEvent> {
+        append(&self.pool, tenant, event).await
+    }
+
+    async fn list_audit(
+        &self,
+        tenant: TenantId,
+        query: &AuditQuery,
+    ) -> StoreResult<Vec<AuditEvent>> {
+        list(&self.pool, tenant, query).await
+    }
+
+    async fn audit_head(&self, tenant: TenantId) -> StoreResult<Option<(i64, String)>> {
+        head(&self.pool, tenant).await
+    }
+}
 
 /// Appends one event. `BEGIN IMMEDIATE` takes the database's write lock
 /// before the head is read, so concurrent appends (from any connection or

@@ -1,11 +1,101 @@
 //! Directory users (synchronised from Entra ID).
 
-use insights_core::domain::{DirectoryUser, TenantId, UserId};
-use insights_core::store::{StoreError, StoreResult};
+use async_trait::async_trait;
+use insights_core::domain::{DirectorySyncState, DirectoryUser, OidcSession, TenantId, UserId};
+use insights_core::store::{DirectoryStore, StoreError, StoreResult};
 use sqlx::SqlitePool;
 use sqlx::sqlite::SqliteRow;
 
+use super::SqliteStore;
 use super::util::{check_tenant, col, conflict_as, db, id, json_col, micros, to_json, ts};
+
+#[async_trait]
+impl DirectoryStore for SqliteStore {
+    async fn upsert_directory_user(
+        &self,
+        tenant: TenantId,
+        user: &DirectoryUser,
+    ) -> StoreResult<()> {
+        upsert(&self.pool, tenant, user).await
+    }
+
+    async fn get_directory_user(&self, tenant: TenantId, id: UserId) -> StoreResult<DirectoryUser> {
+        get(&self.pool, tenant, id).await
+    }
+
+    async fn directory_user_by_object_id(
+        &self,
+        tenant: TenantId,
+        object_id: &str,
+    ) -> StoreResult<DirectoryUser> {
+        by_object_id(&self.pool, tenant, object_id).await
+    }
+
+    async fn list_directory_users(&self, tenant: TenantId) -> StoreResult<Vec<DirectoryUser>> {
+        list(&self.pool, tenant).await
+    }
+
+    async fn delete_directory_user(&self, tenant: TenantId, id: UserId) -> StoreResult<()> {
+        delete(&self.pool, tenant, id).await
+    }
+
+    async fn upsert_directory_users(
+        &self,
+        tenant: TenantId,
+        users: &[DirectoryUser],
+    ) -> StoreResult<()> {
+        super::entra::upsert_users(&self.pool, tenant, users).await
+    }
+
+    async fn get_directory_sync_state(
+        &self,
+        tenant: TenantId,
+    ) -> StoreResult<Option<DirectorySyncState>> {
+        super::entra::get_sync_state(&self.pool, tenant).await
+    }
+
+    async fn put_directory_sync_state(
+        &self,
+        tenant: TenantId,
+        state: &DirectorySyncState,
+    ) -> StoreResult<()> {
+        super::entra::put_sync_state(&self.pool, tenant, state).await
+    }
+
+    async fn create_oidc_session(
+        &self,
+        tenant: TenantId,
+        session: &OidcSession,
+    ) -> StoreResult<()> {
+        super::entra::create_session(&self.pool, tenant, session).await
+    }
+
+    async fn get_oidc_session(
+        &self,
+        tenant: TenantId,
+        token_hash: &str,
+    ) -> StoreResult<OidcSession> {
+        super::entra::get_session(&self.pool, tenant, token_hash).await
+    }
+
+    async fn touch_oidc_session(
+        &self,
+        tenant: TenantId,
+        token_hash: &str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<()> {
+        super::entra::touch_session(&self.pool, tenant, token_hash, at).await
+    }
+
+    async fn revoke_oidc_session(
+        &self,
+        tenant: TenantId,
+        token_hash: &str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<bool> {
+        super::entra::revoke_session(&self.pool, tenant, token_hash, at).await
+    }
+}
 
 macro_rules! select {
     ($tail:literal) => {

@@ -1,18 +1,78 @@
 //! Retention policies, legal holds and security profiles.
 
+use async_trait::async_trait;
 use insights_core::domain::{
     AccountId, HoldScope, LegalHold, LegalHoldId, LocalAccount, Realm, Recording, RecordingId,
     RetentionPolicy, RetentionPolicyId, Role, SecurityProfile, TenantId, now,
 };
-use insights_core::store::{AccountChange, GovernanceQuery, StoreError, StoreResult};
+use insights_core::store::{
+    AccountChange, GovernanceQuery, GovernanceStore, StoreError, StoreResult,
+};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{SqliteConnection, SqlitePool};
 
+use super::SqliteStore;
 use super::recordings::{attach_children, from_row, recording_columns};
 use super::util::{
     check_tenant, col, conflict_as, db, enum_col, id, json_col, micros, opt_ts, to_json, ts,
     uuid_list,
 };
+
+#[async_trait]
+impl GovernanceStore for SqliteStore {
+    async fn upsert_retention_policy(
+        &self,
+        tenant: TenantId,
+        p: &RetentionPolicy,
+    ) -> StoreResult<()> {
+        upsert_retention_policy(&self.pool, tenant, p).await
+    }
+
+    async fn list_retention_policies(&self, tenant: TenantId) -> StoreResult<Vec<RetentionPolicy>> {
+        list_retention_policies(&self.pool, tenant).await
+    }
+
+    async fn delete_retention_policy(
+        &self,
+        tenant: TenantId,
+        id: RetentionPolicyId,
+    ) -> StoreResult<()> {
+        delete_retention_policy(&self.pool, tenant, id).await
+    }
+
+    async fn create_legal_hold(&self, tenant: TenantId, hold: &LegalHold) -> StoreResult<()> {
+        create_legal_hold(&self.pool, tenant, hold).await
+    }
+
+    async fn list_legal_holds(
+        &self,
+        tenant: TenantId,
+        active_only: bool,
+    ) -> StoreResult<Vec<LegalHold>> {
+        list_legal_holds(&self.pool, tenant, active_only).await
+    }
+
+    async fn lift_legal_hold(
+        &self,
+        tenant: TenantId,
+        id: LegalHoldId,
+        by: &str,
+    ) -> StoreResult<()> {
+        lift_legal_hold(&self.pool, tenant, id, by).await
+    }
+
+    async fn list_recordings_for_governance(
+        &self,
+        tenant: TenantId,
+        query: &GovernanceQuery,
+    ) -> StoreResult<Vec<Recording>> {
+        list_recordings_for_governance(&self.pool, tenant, query).await
+    }
+
+    async fn apply_legal_holds(&self, tenant: TenantId, id: RecordingId) -> StoreResult<bool> {
+        apply_legal_holds(&self.pool, tenant, id).await
+    }
+}
 
 // ---- retention policies ----
 

@@ -5,15 +5,68 @@
 //! choosing the row and taking it is one atomic step, and two claimers
 //! (threads or processes on the same file) can never take the same job.
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use insights_core::domain::*;
-use insights_core::store::{StoreError, StoreResult};
+use insights_core::store::{JobStore, StoreError, StoreResult};
 use sqlx::SqlitePool;
 use sqlx::sqlite::SqliteRow;
 use uuid::Uuid;
 
+use super::SqliteStore;
 use super::recordings::exists;
 use super::util::{col, db, enum_col, id, micros, opt_ts, ts};
+
+#[async_trait]
+impl JobStore for SqliteStore {
+    async fn enqueue_job(&self, tenant: TenantId, job: &NewJob) -> StoreResult<Enqueued> {
+        enqueue(&self.pool, tenant, job).await
+    }
+
+    async fn claim_job(&self, req: &ClaimRequest) -> StoreResult<Option<ClaimedJob>> {
+        claim(&self.pool, req).await
+    }
+
+    async fn renew_job_lease(
+        &self,
+        lease: &JobLease,
+        until: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<bool> {
+        renew(&self.pool, lease, until).await
+    }
+
+    async fn complete_job(
+        &self,
+        lease: &JobLease,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<bool> {
+        complete(&self.pool, lease, now).await
+    }
+
+    async fn fail_job(
+        &self,
+        lease: &JobLease,
+        failure: &JobFailure,
+    ) -> StoreResult<Option<JobState>> {
+        fail(&self.pool, lease, failure).await
+    }
+
+    async fn release_job(
+        &self,
+        lease: &JobLease,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<bool> {
+        release(&self.pool, lease, now).await
+    }
+
+    async fn get_job(&self, tenant: TenantId, id: JobId) -> StoreResult<Job> {
+        get(&self.pool, tenant, id).await
+    }
+
+    async fn list_jobs(&self, tenant: TenantId, recording: RecordingId) -> StoreResult<Vec<Job>> {
+        list(&self.pool, tenant, recording).await
+    }
+}
 
 const COLUMNS: &str = "tenant_id, id, recording_id, kind, state, attempts, max_attempts, \
      run_after, worker_id, lease_id, lease_expires_at, last_error, created_at, updated_at, \

@@ -1,11 +1,28 @@
 //! Wrapped data keys and crypto-shredding.
 
+use async_trait::async_trait;
 use insights_core::crypto::WrappedDataKey;
 use insights_core::domain::{KeyId, TenantId};
-use insights_core::store::{StoreError, StoreResult};
+use insights_core::store::{DataKeyStore, StoreError, StoreResult};
 use sqlx::SqlitePool;
 
+use super::SqliteStore;
 use super::util::{check_tenant, col, conflict_as, db, id, micros, ts};
+
+#[async_trait]
+impl DataKeyStore for SqliteStore {
+    async fn put_data_key(&self, tenant: TenantId, key: &WrappedDataKey) -> StoreResult<()> {
+        put(&self.pool, tenant, key).await
+    }
+
+    async fn get_data_key(&self, tenant: TenantId, id: KeyId) -> StoreResult<WrappedDataKey> {
+        get(&self.pool, tenant, id).await
+    }
+
+    async fn shred_data_key(&self, tenant: TenantId, id: KeyId) -> StoreResult<bool> {
+        shred(&self.pool, tenant, id).await
+    }
+}
 
 /// Stores a wrapped key. An existing id is a `Conflict`: replacing a key
 /// would make the media encrypted under the old one unreadable.

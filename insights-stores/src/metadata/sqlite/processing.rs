@@ -1,11 +1,28 @@
 //! Processing records: calls to external AI providers.
 
+use async_trait::async_trait;
 use insights_core::domain::{ProviderCall, ProviderCallQuery, TenantId};
-use insights_core::store::StoreResult;
+use insights_core::store::{ProcessingStore, StoreResult};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 
+use super::SqliteStore;
 use super::util::{check_tenant, col, db, enum_col, id, micros, opt_id, ts};
+
+#[async_trait]
+impl ProcessingStore for SqliteStore {
+    async fn record_provider_call(&self, tenant: TenantId, call: &ProviderCall) -> StoreResult<()> {
+        record(&self.pool, tenant, call).await
+    }
+
+    async fn list_provider_calls(
+        &self,
+        tenant: TenantId,
+        query: &ProviderCallQuery,
+    ) -> StoreResult<Vec<ProviderCall>> {
+        list(&self.pool, tenant, query).await
+    }
+}
 
 pub(super) async fn record(
     pool: &SqlitePool,

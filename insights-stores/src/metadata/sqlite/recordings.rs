@@ -2,18 +2,117 @@
 
 use std::collections::HashMap;
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use insights_core::domain::{
     MediaObject, MediaStream, Participant, ParticipantId, Recording, RecordingId, RecordingStatus,
     TenantId, normalize_phone,
 };
-use insights_core::store::{StoreError, StoreResult};
+use insights_core::store::{RecordingStore, StoreError, StoreResult};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{SqliteConnection, SqlitePool};
 
+use super::SqliteStore;
 use super::util::{
     check_tenant, col, conflict_as, db, enum_col, id, micros, opt_id, opt_ts, req, ts, uuid_list,
 };
+
+#[async_trait]
+impl RecordingStore for SqliteStore {
+    async fn insert_recording(&self, tenant: TenantId, recording: &Recording) -> StoreResult<()> {
+        insert(&self.pool, tenant, recording).await
+    }
+
+    async fn get_recording(&self, tenant: TenantId, id: RecordingId) -> StoreResult<Recording> {
+        get(&self.pool, tenant, id).await
+    }
+
+    async fn get_recordings(
+        &self,
+        tenant: TenantId,
+        ids: &[RecordingId],
+    ) -> StoreResult<Vec<Recording>> {
+        super::subjects::get_many(&self.pool, tenant, ids).await
+    }
+
+    async fn recording_by_external_call_id(
+        &self,
+        tenant: TenantId,
+        call_id: &str,
+    ) -> StoreResult<Recording> {
+        by_external_call_id(&self.pool, tenant, call_id).await
+    }
+
+    async fn add_participant(
+        &self,
+        tenant: TenantId,
+        recording: RecordingId,
+        p: &Participant,
+    ) -> StoreResult<()> {
+        add_participant(&self.pool, tenant, recording, p).await
+    }
+
+    async fn add_stream(
+        &self,
+        tenant: TenantId,
+        recording: RecordingId,
+        s: &MediaStream,
+    ) -> StoreResult<()> {
+        add_stream(&self.pool, tenant, recording, s).await
+    }
+
+    async fn update_recording_status(
+        &self,
+        tenant: TenantId,
+        id: RecordingId,
+        status: RecordingStatus,
+        ended_at: Option<chrono::DateTime<chrono::Utc>>,
+        result_code: Option<&str>,
+    ) -> StoreResult<()> {
+        update_status(&self.pool, tenant, id, status, ended_at, result_code).await
+    }
+
+    async fn set_recording_media(
+        &self,
+        tenant: TenantId,
+        id: RecordingId,
+        media: Option<&MediaObject>,
+    ) -> StoreResult<()> {
+        set_media(&self.pool, tenant, id, media).await
+    }
+
+    async fn set_legal_hold_flag(
+        &self,
+        tenant: TenantId,
+        id: RecordingId,
+        held: bool,
+    ) -> StoreResult<()> {
+        set_legal_hold(&self.pool, tenant, id, held).await
+    }
+
+    async fn update_participant_presence(
+        &self,
+        tenant: TenantId,
+        recording: RecordingId,
+        participant: ParticipantId,
+        recorded_user: bool,
+        left_ms: Option<i64>,
+    ) -> StoreResult<()> {
+        update_participant_presence(
+            &self.pool,
+            tenant,
+            recording,
+            participant,
+            recorded_user,
+            left_ms,
+        )
+        .await
+    }
+
+    async fn delete_recording(&self, tenant: TenantId, id: RecordingId) -> StoreResult<()> {
+        delete(&self.pool, tenant, id).await
+    }
+}
 
 /// The columns of `recordings r`, in the order [`from_row`] reads them.
 macro_rules! recording_columns {

@@ -12,18 +12,31 @@
 
 use std::collections::HashMap;
 
+use async_trait::async_trait;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use insights_core::domain::{
     RecordingId, RecordingQuery, RecordingSummary, SearchPage, SortKey, TenantId, normalize_phone,
 };
-use insights_core::store::{StoreError, StoreResult};
+use insights_core::store::{SearchStore, StoreError, StoreResult};
 use serde::{Deserialize, Serialize};
 use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 use uuid::Uuid;
 
+use super::SqliteStore;
 use super::recordings::{attach_children, from_row, recording_columns};
 use super::util::{col, db, id, micros, uuid_list};
+
+#[async_trait]
+impl SearchStore for SqliteStore {
+    async fn search_recordings(
+        &self,
+        tenant: TenantId,
+        query: &RecordingQuery,
+    ) -> StoreResult<SearchPage> {
+        search(&self.pool, tenant, query).await
+    }
+}
 
 /// Snippets returned per recording.
 const MAX_SNIPPETS: i64 = 3;

@@ -2,18 +2,62 @@
 //! exact identifiers, pseudonymising a participant, deleting insights, and
 //! the persisted erasure requests.
 
+use async_trait::async_trait;
 use insights_core::domain::{
     ErasureRecord, ParticipantHit, ParticipantId, RecordingId, SubjectKeys, TenantId,
 };
-use insights_core::store::{StoreError, StoreResult};
+use insights_core::store::{StoreError, StoreResult, SubjectStore};
 use sqlx::SqlitePool;
 use sqlx::sqlite::SqliteRow;
 use uuid::Uuid;
 
 use insights_core::domain::Recording;
 
+use super::SqliteStore;
 use super::recordings::{attach_children, from_row, recording_columns};
 use super::util::{check_tenant, db, id, json_col, micros, to_json, ts, uuid_list};
+
+#[async_trait]
+impl SubjectStore for SqliteStore {
+    async fn find_subject_participants(
+        &self,
+        tenant: TenantId,
+        keys: &SubjectKeys,
+        limit: u32,
+    ) -> StoreResult<Vec<ParticipantHit>> {
+        find(&self.pool, tenant, keys, limit).await
+    }
+
+    async fn erase_participant_identity(
+        &self,
+        tenant: TenantId,
+        recording: RecordingId,
+        participant: ParticipantId,
+        label: &str,
+    ) -> StoreResult<()> {
+        erase_participant(&self.pool, tenant, recording, participant, label).await
+    }
+
+    async fn put_erasure_request(
+        &self,
+        tenant: TenantId,
+        record: &ErasureRecord,
+    ) -> StoreResult<()> {
+        put_erasure(&self.pool, tenant, record).await
+    }
+
+    async fn get_erasure_request(
+        &self,
+        tenant: TenantId,
+        id: uuid::Uuid,
+    ) -> StoreResult<ErasureRecord> {
+        get_erasure(&self.pool, tenant, id).await
+    }
+
+    async fn list_erasure_requests(&self, tenant: TenantId) -> StoreResult<Vec<ErasureRecord>> {
+        list_erasures(&self.pool, tenant).await
+    }
+}
 
 pub(super) async fn get_many(
     pool: &SqlitePool,

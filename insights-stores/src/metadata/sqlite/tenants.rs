@@ -1,12 +1,57 @@
 //! Tenants (platform scope: the only table not filtered by a tenant).
 
+use async_trait::async_trait;
 use insights_core::domain::{NewTenant, Tenant, TenantId, TenantSettings, now};
-use insights_core::store::{StoreError, StoreResult};
+use insights_core::store::{StoreError, StoreResult, TenantStore};
 use sqlx::SqlitePool;
 use sqlx::sqlite::SqliteRow;
 use uuid::Uuid;
 
+use super::SqliteStore;
 use super::util::{col, conflict_as, db, id, json_col, micros, to_json, ts};
+
+#[async_trait]
+impl TenantStore for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn health(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(db)
+    }
+
+    async fn create_tenant(&self, new: NewTenant) -> StoreResult<Tenant> {
+        create(&self.pool, new).await
+    }
+
+    async fn list_tenants(&self) -> StoreResult<Vec<Tenant>> {
+        list(&self.pool).await
+    }
+
+    async fn get_tenant(&self, id: TenantId) -> StoreResult<Tenant> {
+        get(&self.pool, id).await
+    }
+
+    async fn tenant_by_name(&self, name: &str) -> StoreResult<Tenant> {
+        by_name(&self.pool, name).await
+    }
+
+    async fn tenant_by_directory_id(&self, directory_tenant_id: uuid::Uuid) -> StoreResult<Tenant> {
+        by_directory_id(&self.pool, directory_tenant_id).await
+    }
+
+    async fn update_tenant_settings(
+        &self,
+        id: TenantId,
+        settings: &TenantSettings,
+    ) -> StoreResult<()> {
+        update_settings(&self.pool, id, settings).await
+    }
+}
 
 macro_rules! select {
     ($tail:literal) => {

@@ -2,13 +2,65 @@
 
 use std::collections::BTreeSet;
 
+use async_trait::async_trait;
 use insights_core::domain::{Insight, RecordingId, SegmentId, TenantId, TranscriptSegment};
-use insights_core::store::{StoreError, StoreResult};
+use insights_core::store::{StoreError, StoreResult, TranscriptStore};
 use sqlx::SqlitePool;
 use sqlx::sqlite::SqliteRow;
 
+use super::SqliteStore;
 use super::recordings::exists;
 use super::util::{col, db, enum_col, id, json_col, micros, opt_id, to_json, ts, uuid_list};
+
+#[async_trait]
+impl TranscriptStore for SqliteStore {
+    async fn put_transcript_segments(
+        &self,
+        tenant: TenantId,
+        recording: RecordingId,
+        segments: &[TranscriptSegment],
+    ) -> StoreResult<()> {
+        put_segments(&self.pool, tenant, recording, segments).await
+    }
+
+    async fn list_transcript(
+        &self,
+        tenant: TenantId,
+        recording: RecordingId,
+    ) -> StoreResult<Vec<TranscriptSegment>> {
+        list_segments(&self.pool, tenant, recording).await
+    }
+
+    async fn replace_transcript(
+        &self,
+        tenant: TenantId,
+        recording: RecordingId,
+        segments: &[TranscriptSegment],
+    ) -> StoreResult<()> {
+        super::jobs::replace_transcript(&self.pool, tenant, recording, segments).await
+    }
+
+    async fn put_insights(
+        &self,
+        tenant: TenantId,
+        recording: RecordingId,
+        insights: &[Insight],
+    ) -> StoreResult<()> {
+        put_insights(&self.pool, tenant, recording, insights).await
+    }
+
+    async fn list_insights(
+        &self,
+        tenant: TenantId,
+        recording: RecordingId,
+    ) -> StoreResult<Vec<Insight>> {
+        list_insights(&self.pool, tenant, recording).await
+    }
+
+    async fn delete_insights(&self, tenant: TenantId, recording: RecordingId) -> StoreResult<u64> {
+        super::subjects::delete_insights(&self.pool, tenant, recording).await
+    }
+}
 
 fn check_recording(want: RecordingId, got: RecordingId, what: &str) -> StoreResult<()> {
     if want == got {

@@ -1,44 +1,35 @@
 //! The AI store contract (recap citations, provider-call records) against
-//! SQLite, plus the upgrade check: insights stored before migration 0004
-//! stay readable (with no citations).
+//! PostgreSQL, one fresh database per test.
 
-use insights_stores::metadata::sqlite::SqliteStore;
+use insights_stores::metadata::postgres::PgStore;
 use insights_tests::contract::store::StoreUnderTest;
 
 async fn make() -> StoreUnderTest {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
-    let url = format!("sqlite://{}", dir.path().join("insights.db").display());
-    let store = SqliteStore::connect(&url, 5)
+    let url = insights_tests::fresh_pg_database().await;
+    let store = PgStore::connect(&url, 5)
         .await
-        .unwrap_or_else(|e| panic!("cannot open the SQLite store: {e:?}"));
-    StoreUnderTest::with_guard(store, dir)
+        .unwrap_or_else(|e| panic!("cannot open the PostgreSQL store: {e:?}"));
+    StoreUnderTest::new(store)
 }
 
 insights_tests::ai_store_contract_tests!(make);
 
-/// A database at the schema before migration 0004 (every earlier
-/// migration applied), with an insight stored the old way; then the store
-/// opens it (running 0004): the insight reads back with no citations.
+/// A database at the schema before migration 0004 with an insight stored
+/// the old way; the store then opens it (running 0004): the insight reads
+/// back with no citations.
 #[tokio::test]
 async fn insights_stored_before_0004_stay_valid() {
-    use std::str::FromStr;
-
     use insights_core::domain::{InsightKind, RecordingId, TenantId};
-    use insights_core::store::MetadataStore;
+    use insights_core::store::prelude::*;
 
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
-    let url = format!("sqlite://{}", dir.path().join("insights.db").display());
-    let options = sqlx::sqlite::SqliteConnectOptions::from_str(&url)
-        .unwrap_or_else(|e| panic!("url: {e}"))
-        .create_if_missing(true)
-        .foreign_keys(true);
-    let pool = sqlx::sqlite::SqlitePoolOptions::new()
+    let url = insights_tests::fresh_pg_database().await;
+    let pool = sqlx::postgres::PgPoolOptions::new()
         .max_connections(1)
-        .connect_with(options)
+        .connect(&url)
         .await
         .unwrap_or_else(|e| panic!("pool: {e}"));
-    let dir_of_migrations = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../insights-stores/migrations/sqlite");
+    let dir_of_migrations =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../insights-stores/migrations/pg");
     let mut old = sqlx::migrate::Migrator::new(dir_of_migrations)
         .await
         .unwrap_or_else(|e| panic!("migrations: {e}"));
@@ -56,19 +47,19 @@ async fn insights_stored_before_0004_stay_valid() {
     let (t, r, i) = (TenantId::new(), RecordingId::new(), uuid::Uuid::now_v7());
     for (sql, binds) in [
         (
-            "INSERT INTO tenants (id, name, settings, created_at) VALUES (?, 'contoso', '{}', 0)",
+            "INSERT INTO tenants (id, name, created_at) VALUES ($1, 'contoso', now())",
             vec![t.0],
         ),
         (
             "INSERT INTO recordings (tenant_id, id, kind, direction, started_at, status, \
              retention_class, legal_hold, has_transcript, created_at) \
-             VALUES (?, ?, 'meeting', 'internal', 0, 'stored', 'default', 0, 0, 0)",
+             VALUES ($1, $2, 'meeting', 'internal', now(), 'stored', 'default', false, false, now())",
             vec![t.0, r.0],
         ),
         (
             "INSERT INTO insights (tenant_id, recording_id, id, kind, text, \
              owner_participant_id, provider, created_at) \
-             VALUES (?, ?, ?, 'summary', 'an old summary', NULL, 'local:test', 0)",
+             VALUES ($1, $2, $3, 'summary', 'an old summary', NULL, 'local:test', now())",
             vec![t.0, r.0, i],
         ),
     ] {
@@ -82,7 +73,7 @@ async fn insights_stored_before_0004_stay_valid() {
     }
     pool.close().await;
 
-    let store = SqliteStore::connect(&url, 2)
+    let store = PgStore::connect(&url, 2)
         .await
         .unwrap_or_else(|e| panic!("upgrade: {e:?}"));
     let got = store
@@ -94,5 +85,4 @@ async fn insights_stored_before_0004_stay_valid() {
     assert_eq!(got[0].kind, InsightKind::Summary);
     assert_eq!(got[0].text, "an old summary");
     assert!(got[0].citations.is_empty());
-    store.close().await;
 }

@@ -7,7 +7,7 @@
 use chrono::Duration;
 use insights_core::crypto::WrappedDataKey;
 use insights_core::domain::*;
-use insights_core::store::MetadataStore;
+use insights_core::store::prelude::*;
 use insights_stores::metadata::postgres::{APP_ROLE, PgStore};
 use sqlx::{AssertSqlSafe, PgConnection, Row};
 use uuid::Uuid;

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use insights_core::domain::*;
-use insights_core::store::MetadataStore;
+use insights_core::store::prelude::*;
 use insights_stores::metadata::postgres::PgStore;
 use insights_tests::contract::store::StoreUnderTest;
 

@@ -9,7 +9,7 @@ use std::str::FromStr;
 
 use insights_core::crypto::WrappedDataKey;
 use insights_core::domain::*;
-use insights_core::store::MetadataStore;
+use insights_core::store::prelude::*;
 use insights_stores::metadata::sqlite::SqliteStore;
 use insights_tests::contract::store::StoreUnderTest;
 use tempfile::TempDir;

@@ -1,0 +1,124 @@
+//! Local accounts, login sessions and security profiles.
+
+use async_trait::async_trait;
+
+use super::StoreResult;
+use crate::domain::*;
+
+/// Local accounts, their browser sessions, and the security profiles that
+/// scope what a tenant account may see.
+///
+/// A realm is one tenant's users or the platform operators (who belong
+/// to no tenant and are kept in tables of their own). Every realm method
+/// takes the realm first and only ever sees that realm's rows.
+#[async_trait]
+pub trait AccountStore: Send + Sync + 'static {
+    /// Creates an account after [`LocalAccount::validate`];
+    /// `account.realm()` must be `realm` (else `Invalid`). An email that
+    /// exists in the realm already is a `Conflict`.
+    async fn create_account(&self, realm: Realm, account: &LocalAccount) -> StoreResult<()>;
+    /// One account of the realm by id.
+    async fn get_account(&self, realm: Realm, id: AccountId) -> StoreResult<LocalAccount>;
+    /// Looks an account up by email, case-insensitively ([`normalize_email`]).
+    async fn account_by_email(&self, realm: Realm, email: &str) -> StoreResult<LocalAccount>;
+    /// All accounts of the realm ordered by (email, id).
+    async fn list_accounts(&self, realm: Realm) -> StoreResult<Vec<LocalAccount>>;
+    /// Changes a tenant account's role, security profile (`Some(None)`
+    /// clears it) and active flag; fields left `None` stay. The profile
+    /// must exist in the tenant (else `Invalid`). Returns the account.
+    async fn update_account(
+        &self,
+        tenant: TenantId,
+        id: AccountId,
+        change: &AccountChange,
+    ) -> StoreResult<LocalAccount>;
+    /// Counts a failed login, atomically. When the consecutive count
+    /// reaches `lock_after`, the account is locked until `at + lock_for`
+    /// and the count restarts at 0. Returns the state after the update.
+    async fn record_login_failure(
+        &self,
+        realm: Realm,
+        id: AccountId,
+        at: chrono::DateTime<chrono::Utc>,
+        lock_after: u32,
+        lock_for: chrono::Duration,
+    ) -> StoreResult<LoginFailure>;
+    /// Records a successful login: failures and lockout reset,
+    /// `last_login_at = at`. With `totp_step`, the step is recorded too,
+    /// atomically, and the call changes nothing and returns `false` if
+    /// that step (or a later one) was accepted before (a replayed code).
+    async fn record_login_success(
+        &self,
+        realm: Realm,
+        id: AccountId,
+        at: chrono::DateTime<chrono::Utc>,
+        totp_step: Option<i64>,
+    ) -> StoreResult<bool>;
+    /// Stores a new session of an account of the realm (`NotFound` if the
+    /// account does not exist there).
+    async fn create_session(&self, realm: Realm, session: &LoginSession) -> StoreResult<()>;
+    /// The session with this token hash, live or not.
+    async fn get_session(&self, realm: Realm, token_hash: &str) -> StoreResult<LoginSession>;
+    /// Moves `last_seen_at` forward to `at` (never backwards).
+    async fn touch_session(
+        &self,
+        realm: Realm,
+        token_hash: &str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<()>;
+    /// Revokes a session; returns whether it was live (not yet revoked).
+    /// `NotFound` if there is no such session.
+    async fn revoke_session(
+        &self,
+        realm: Realm,
+        token_hash: &str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<bool>;
+    /// Inserts or replaces a profile after [`SecurityProfile::validate`].
+    async fn upsert_security_profile(
+        &self,
+        tenant: TenantId,
+        p: &SecurityProfile,
+    ) -> StoreResult<()>;
+    /// The tenant's security profiles.
+    async fn list_security_profiles(&self, tenant: TenantId) -> StoreResult<Vec<SecurityProfile>>;
+}
+
+/// Implementation detail of [`delegate_store_areas!`](crate::delegate_store_areas):
+/// an impl of [`AccountStore`] that forwards every method to a field. The
+/// signatures are the trait's, once more: a method added to or changed in
+/// the trait without this list fails to compile wherever the macro is used
+/// (first in this crate's own tests).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __delegate_account_store {
+    ($ty:ty => $inner:ident, $hook:tt) => {
+        $crate::__delegate_impl! {
+            AccountStore for $ty => $inner, $hook;
+            fn create_account(&self, realm: Realm, account: &LocalAccount) -> StoreResult<()>;
+            fn get_account(&self, realm: Realm, id: AccountId) -> StoreResult<LocalAccount>;
+            fn account_by_email(&self, realm: Realm, email: &str) -> StoreResult<LocalAccount>;
+            fn list_accounts(&self, realm: Realm) -> StoreResult<Vec<LocalAccount>>;
+            fn update_account(&self, tenant: TenantId, id: AccountId, change: &AccountChange) -> StoreResult<LocalAccount>;
+            fn record_login_failure(&self, realm: Realm, id: AccountId, at: chrono::DateTime<chrono::Utc>, lock_after: u32, lock_for: chrono::Duration) -> StoreResult<LoginFailure>;
+            fn record_login_success(&self, realm: Realm, id: AccountId, at: chrono::DateTime<chrono::Utc>, totp_step: Option<i64>) -> StoreResult<bool>;
+            fn create_session(&self, realm: Realm, session: &LoginSession) -> StoreResult<()>;
+            fn get_session(&self, realm: Realm, token_hash: &str) -> StoreResult<LoginSession>;
+            fn touch_session(&self, realm: Realm, token_hash: &str, at: chrono::DateTime<chrono::Utc>) -> StoreResult<()>;
+            fn revoke_session(&self, realm: Realm, token_hash: &str, at: chrono::DateTime<chrono::Utc>) -> StoreResult<bool>;
+            fn upsert_security_profile(&self, tenant: TenantId, p: &SecurityProfile) -> StoreResult<()>;
+            fn list_security_profiles(&self, tenant: TenantId) -> StoreResult<Vec<SecurityProfile>>;
+        }
+    };
+}
+
+/// A change to a tenant account ([`AccountStore::update_account`]).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AccountChange {
+    /// The new role.
+    pub role: Option<Role>,
+    /// `Some(None)` clears the profile.
+    pub security_profile_id: Option<Option<SecurityProfileId>>,
+    /// Whether the account may sign in.
+    pub active: Option<bool>,
+}

@@ -1,0 +1,146 @@
+//! Retention policies and legal holds ([`GovernanceStore`]).
+//!
+//! [`GovernanceStore`]: insights_core::store::GovernanceStore
+
+use super::fixtures::*;
+
+fn policy(t: TenantId, name: &str, days: i32) -> RetentionPolicy {
+    RetentionPolicy {
+        id: RetentionPolicyId::new(),
+        tenant_id: t,
+        name: name.to_owned(),
+        scope: RetentionScope {
+            kind: Some(RecordingKind::Call),
+            direction: Some(Direction::Inbound),
+            group: Some("sales".into()),
+            retention_class: Some("finance".into()),
+        },
+        retain_days: days,
+        action: RetentionAction::DeleteMedia,
+        enabled: true,
+        updated_at: now(),
+    }
+}
+
+pub async fn retention_policies_crud(s: &Store) {
+    let t = tenant(s, "contoso").await;
+    let other = tenant(s, "fabrikam").await;
+    let by_id = |mut v: Vec<RetentionPolicy>| {
+        v.sort_by_key(|p| p.id);
+        v
+    };
+    let a = policy(t, "calls 90 days", 90);
+    let b = RetentionPolicy {
+        scope: RetentionScope::default(),
+        action: RetentionAction::DeleteRecording,
+        enabled: false,
+        ..policy(t, "everything 10 years", 3650)
+    };
+    must(s.upsert_retention_policy(t, &a).await, "a");
+    must(s.upsert_retention_policy(t, &b).await, "b");
+    assert_eq!(
+        by_id(must(s.list_retention_policies(t).await, "list")),
+        by_id(vec![a.clone(), b.clone()])
+    );
+
+    let a2 = RetentionPolicy {
+        retain_days: 30,
+        name: "calls 30 days".into(),
+        updated_at: now(),
+        ..a.clone()
+    };
+    must(s.upsert_retention_policy(t, &a2).await, "replace a");
+    assert_eq!(
+        by_id(must(s.list_retention_policies(t).await, "list")),
+        by_id(vec![a2.clone(), b.clone()])
+    );
+
+    assert!(must(s.list_retention_policies(other).await, "other").is_empty());
+    assert_not_found(s.delete_retention_policy(other, a.id).await, "other delete");
+    must(s.delete_retention_policy(t, a.id).await, "delete");
+    assert_eq!(must(s.list_retention_policies(t).await, "list"), vec![b]);
+    assert_not_found(s.delete_retention_policy(t, a.id).await, "delete twice");
+}
+
+pub async fn legal_holds_create_list_lift(s: &Store) {
+    let t = tenant(s, "contoso").await;
+    let other = tenant(s, "fabrikam").await;
+    let t0 = now() - Duration::days(3);
+    let h1 = LegalHold {
+        id: LegalHoldId::new(),
+        tenant_id: t,
+        case_name: "Case A v. B".into(),
+        reason: Some("litigation".into()),
+        scope: HoldScope {
+            user_id: Some(UserId::new()),
+            participant_identifier: Some("+14255550100".into()),
+            from: Some(t0 - Duration::days(30)),
+            to: Some(t0),
+            recording_ids: vec![RecordingId::new(), RecordingId::new()],
+        },
+        placed_by: "acc-1".into(),
+        placed_at: t0 + Duration::hours(2),
+        lifted_by: None,
+        lifted_at: None,
+    };
+    let h2 = LegalHold {
+        id: LegalHoldId::new(),
+        case_name: "Regulator inquiry".into(),
+        reason: None,
+        scope: HoldScope::default(),
+        placed_at: t0,
+        ..h1.clone()
+    };
+    must(s.create_legal_hold(t, &h1).await, "h1");
+    must(s.create_legal_hold(t, &h2).await, "h2");
+    assert_eq!(
+        must(s.list_legal_holds(t, false).await, "all"),
+        vec![h2.clone(), h1.clone()],
+        "ordered by placed_at"
+    );
+    assert_eq!(
+        must(s.list_legal_holds(t, true).await, "active"),
+        vec![h2.clone(), h1.clone()]
+    );
+
+    let before = now();
+    must(s.lift_legal_hold(t, h2.id, "acc-2").await, "lift");
+    let all = must(s.list_legal_holds(t, false).await, "all");
+    assert_eq!(all.len(), 2);
+    let lifted = &all[0];
+    assert_eq!(lifted.id, h2.id);
+    assert_eq!(lifted.lifted_by.as_deref(), Some("acc-2"));
+    let lifted_at = lifted
+        .lifted_at
+        .unwrap_or_else(|| panic!("lifted_at is set"));
+    assert!(lifted_at >= before && lifted_at <= now());
+    assert!(!lifted.is_active());
+    assert_eq!(
+        LegalHold {
+            lifted_by: None,
+            lifted_at: None,
+            ..lifted.clone()
+        },
+        h2,
+        "lifting changes nothing else"
+    );
+    assert_eq!(all[1], h1);
+    assert_eq!(
+        must(s.list_legal_holds(t, true).await, "active"),
+        vec![h1.clone()]
+    );
+
+    assert_not_found(
+        s.lift_legal_hold(t, LegalHoldId::new(), "acc-2").await,
+        "missing",
+    );
+    assert_not_found(
+        s.lift_legal_hold(other, h1.id, "acc-9").await,
+        "other tenant",
+    );
+    assert!(must(s.list_legal_holds(other, false).await, "other").is_empty());
+    assert_eq!(
+        must(s.list_legal_holds(t, true).await, "still active"),
+        vec![h1]
+    );
+}
