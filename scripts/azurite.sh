@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Starts and stops the pinned Azurite blob emulator for the blob contract
-# tests (tests/tests/blob_azure.rs).
+# tests (tests/tests/it/blob_azure.rs).
 #
 #   scripts/azurite.sh start DATA_DIR   # prints the blob endpoint on stdout
 #   scripts/azurite.sh stop DATA_DIR

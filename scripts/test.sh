@@ -59,7 +59,7 @@ command -v opusinfo >/dev/null || need_apt+=(opus-tools)
 # espeak-ng speaks the test calls the simulator plays and the sentences of
 # the speech-to-text accuracy test.
 command -v espeak-ng >/dev/null || need_apt+=(espeak-ng)
-# The browser playback test (tests/tests/browser_playback.rs) plays the
+# The browser playback test (tests/tests/it/browser_playback.rs) plays the
 # recorder's Ogg Opus in Debian's headless Chromium and Firefox ESR.
 [ -x "${INSIGHTS_TEST_CHROMIUM:-/usr/bin/chromium}" ] || need_apt+=(chromium)
 [ -x "${INSIGHTS_TEST_FIREFOX:-/usr/bin/firefox-esr}" ] || need_apt+=(firefox-esr)

@@ -7,7 +7,7 @@
 //! phone numbers to E.164 with `phonenumber`, emails/URIs lower-cased),
 //! expanded with the identifiers of the directory users they name, and
 //! then compared for *equality* in the store
-//! ([`MetadataStore::find_subject_participants`], one index probe per
+//! ([`SubjectStore::find_subject_participants`](insights_core::store::SubjectStore::find_subject_participants), one index probe per
 //! kind), so a lookup costs the same at a thousand or a million
 //! recordings. Fuzzy matching is deliberately absent: a DPO acting on a
 //! data-subject request must not sweep up other people.

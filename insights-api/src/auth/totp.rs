@@ -6,7 +6,7 @@
 //! stored sealed under the owner's key-encryption key
 //! ([`insights_core::crypto::seal_secret`], context `totp:<account id>`).
 //! A code is accepted once: the caller records the matched step
-//! ([`MetadataStore::record_login_success`](insights_core::store::MetadataStore::record_login_success)).
+//! ([`AccountStore::record_login_success`](insights_core::store::AccountStore::record_login_success)).
 
 use insights_core::crypto::{CryptoError, KeyProvider, SealedSecret, open_secret, seal_secret};
 use insights_core::domain::{AccountId, TenantId};

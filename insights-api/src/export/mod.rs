@@ -17,7 +17,7 @@
 //!   it continues on a new worksheet.
 //! * [`export_search`] drives it: appends the `export` audit event (before
 //!   any row is read, so failed exports are audited too), pages through
-//!   [`MetadataStore::search_recordings`], reports progress after every
+//!   [`SearchStore::search_recordings`](insights_core::store::SearchStore::search_recordings), reports progress after every
 //!   page, and streams the finished file to any `Write`.
 //!
 //! No HTTP here: a background job and the HTTP endpoint call

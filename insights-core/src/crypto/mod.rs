@@ -9,7 +9,7 @@
 //!   provider keeps KEKs in a local key file.
 //!
 //! Crypto-shredding = destroying the wrapped data key
-//! ([`crate::store::MetadataStore::shred_data_key`]) of one recording, or
+//! ([`crate::store::DataKeyStore::shred_data_key`]) of one recording, or
 //! a whole tenant's key-encryption key ([`LocalKeyFile::shred_kek`]).
 
 pub mod envelope;

@@ -1,6 +1,6 @@
 //! The Entra contract (`MetadataStore`'s directory sync state and OIDC
 //! sessions), written once and run on every metadata backend by
-//! `tests/entra_sqlite.rs` and `tests/entra_pg.rs`:
+//! `tests/tests/it/entra_sqlite.rs` and `tests/tests/it/entra_pg.rs`:
 //!
 //! ```ignore
 //! async fn make() -> insights_tests::contract::store::StoreUnderTest { ... }

@@ -3,7 +3,7 @@
 //! flag kept from the active holds (`apply_legal_holds`, and the store
 //! flagging recordings inserted or joined after a hold was placed), and
 //! tenant account administration (`update_account`). Run on SQLite and
-//! PostgreSQL by `tests/governance_{sqlite,pg}.rs`.
+//! PostgreSQL by `tests/tests/it/governance_{sqlite,pg}.rs`.
 
 use chrono::{DateTime, Duration, Utc};
 use insights_core::domain::*;

@@ -1,6 +1,6 @@
 //! The job queue contract (`MetadataStore`'s jobs section), written once
-//! and run on every metadata backend by `tests/jobs_sqlite.rs` and
-//! `tests/jobs_pg.rs`:
+//! and run on every metadata backend by `tests/tests/it/jobs_sqlite.rs` and
+//! `tests/tests/it/jobs_pg.rs`:
 //!
 //! ```ignore
 //! async fn make() -> insights_tests::contract::store::StoreUnderTest { ... }

@@ -1,7 +1,7 @@
 //! Contract suite of the data-subject store methods (GDPR, issue 7):
 //! `find_subject_participants`, `erase_participant_identity`,
 //! `delete_insights` and the erasure requests. Run on SQLite and
-//! PostgreSQL by `tests/gdpr_store_*.rs`.
+//! PostgreSQL by `tests/tests/it/gdpr_store_*.rs`.
 
 use chrono::{Duration, TimeZone, Utc};
 use insights_core::domain::*;
