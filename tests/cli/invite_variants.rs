@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use insights_core::domain::{Recording, TenantId};
-use insights_core::store::MetadataStore;
+use insights_core::store::prelude::*;
 use insights_stores::metadata::sqlite::SqliteStore;
 use serde_json::{Value, json};
 
