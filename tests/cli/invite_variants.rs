@@ -55,10 +55,29 @@ fn invite(call_id: &str, recorded_oid: &str, metadata: Value) -> Value {
     })
 }
 
-async fn recording(store: &SqliteStore, tenant: TenantId, call_id: &str) -> Option<Recording> {
+/// The end of a call (`deleted`, state `terminated`).
+fn ended(call_id: &str) -> Value {
+    json!({"value": [{
+        "@odata.type": "#microsoft.graph.commsNotification",
+        "changeType": "deleted",
+        "resourceUrl": format!("/communications/calls/{call_id}"),
+        "resourceData": {"@odata.type": "#microsoft.graph.call", "state": "terminated",
+            "resultInfo": {"code": 200, "subcode": 0}},
+    }]})
+}
+
+/// The recording of `call_id` once `done` says it is complete.
+async fn recording(
+    store: &SqliteStore,
+    tenant: TenantId,
+    call_id: &str,
+    done: impl Fn(&Recording) -> bool,
+) -> Option<Recording> {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        if let Ok(r) = store.recording_by_external_call_id(tenant, call_id).await {
+        if let Ok(r) = store.recording_by_external_call_id(tenant, call_id).await
+            && done(&r)
+        {
             return Some(r);
         }
         if Instant::now() > deadline {
@@ -170,9 +189,21 @@ async fn policy_invites_with_unexpected_bot_data_shapes_are_answered_and_recorde
         .unwrap()
         .id;
     for (call_id, _, phone) in &variants {
-        let rec = recording(&store, tenant, call_id)
+        recording(&store, tenant, call_id, |_| true)
             .await
             .unwrap_or_else(|| panic!("{call_id}: the invite was not answered and recorded"));
+        // At the end of the call every party the invite named is stored.
+        let res = client
+            .post(format!("{}/api/calls", server.base))
+            .bearer_auth(&token)
+            .json(&ended(call_id))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 202, "{call_id}");
+        let rec = recording(&store, tenant, call_id, |r| r.ended_at.is_some())
+            .await
+            .unwrap_or_else(|| panic!("{call_id}: the call did not end"));
         assert!(
             rec.participants.iter().any(|p| p.recorded_user),
             "{call_id}: {:?}",

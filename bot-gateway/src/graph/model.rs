@@ -7,8 +7,6 @@
 //! people): they deliberately do not implement `Debug`, so they cannot be
 //! logged by accident.
 
-use std::sync::OnceLock;
-
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -136,9 +134,6 @@ pub struct CallResource {
     /// An object, or (seen in the wild) the same object serialised as a
     /// JSON string; see [`CallResource::bot_data`].
     pub application_metadata: Option<Value>,
-    /// `botData`, read once (see [`CallResource::bot_data`]).
-    #[serde(skip)]
-    bot_data_read: OnceLock<Option<BotData>>,
 }
 
 impl CallResource {
@@ -150,35 +145,35 @@ impl CallResource {
     /// (`{"id": "+1…"}`); unknown fields are ignored; a field in a shape we
     /// cannot read is left out and the rest is kept. What could not be read
     /// is counted (`insights_gateway_invite_fields_unreadable_total{field}`)
-    /// and logged by field name only, never by value. The result is computed
-    /// once per notification.
+    /// and logged by field name only, never by value, each time this is
+    /// called: call it once per notification.
     pub fn bot_data(&self) -> Option<BotData> {
-        self.bot_data_read
-            .get_or_init(|| {
-                let (bot, unreadable) = read_bot_data(self.application_metadata.as_ref());
-                for field in &unreadable {
-                    metrics::counter!("insights_gateway_invite_fields_unreadable_total", "field" => field.clone())
-                        .increment(1);
-                }
-                if !unreadable.is_empty() {
-                    tracing::warn!(
-                        call_id = self.id.as_deref().unwrap_or("-"),
-                        fields = ?unreadable,
-                        "invite botData: fields in an unexpected shape were skipped"
-                    );
-                }
-                bot
-            })
-            .clone()
+        let (bot, unreadable) = read_bot_data(self.application_metadata.as_ref());
+        for field in &unreadable {
+            metrics::counter!("insights_gateway_invite_fields_unreadable_total", "field" => field.clone())
+                .increment(1);
+        }
+        if !unreadable.is_empty() {
+            tracing::warn!(
+                call_id = self.id.as_deref().unwrap_or("-"),
+                fields = ?unreadable,
+                "invite botData: fields in an unexpected shape were skipped"
+            );
+        }
+        bot
     }
 
-    /// Whether Teams invited the bot because of a recording policy.
+    /// Whether Teams invited the bot because of a recording policy (reads
+    /// `botData` quietly: [`CallResource::bot_data`] reports what it could
+    /// not read).
     pub fn is_policy_recording(&self) -> bool {
-        self.bot_data().is_some_and(|b| {
-            b.invite_reasons
-                .iter()
-                .any(|r| r.eq_ignore_ascii_case(POLICY_BASED_RECORDING))
-        })
+        read_bot_data(self.application_metadata.as_ref())
+            .0
+            .is_some_and(|b| {
+                b.invite_reasons
+                    .iter()
+                    .any(|r| r.eq_ignore_ascii_case(POLICY_BASED_RECORDING))
+            })
     }
 }
 
