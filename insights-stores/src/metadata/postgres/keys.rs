@@ -78,11 +78,18 @@ pub(super) async fn get(
     from_row(&row)
 }
 
-/// Deletes the wrapped key. PostgreSQL cannot overwrite the bytes in
+/// Deletes the wrapped key, refused (`Refused`) while a legal hold covers
+/// a recording encrypted with it, checked in the same transaction under
+/// the hold lock. PostgreSQL cannot overwrite the bytes in
 /// place: the dead tuple stays in the heap (and in WAL and base backups)
 /// until vacuum reclaims its space; the table is tuned for early
 /// autovacuum (see the migration).
 pub(super) async fn shred(c: &mut PgConnection, tenant: TenantId, id: KeyId) -> StoreResult<bool> {
+    if let Some(rec) = super::governance::held_by_key(c, tenant, id).await? {
+        return Err(StoreError::Refused(format!(
+            "recording {rec} is on legal hold: its data key cannot be shredded"
+        )));
+    }
     let done = sqlx::query("DELETE FROM data_keys WHERE tenant_id = $1 AND id = $2")
         .bind(tenant.0)
         .bind(id.0)

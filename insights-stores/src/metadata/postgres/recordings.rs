@@ -582,7 +582,10 @@ pub(super) async fn delete(
     tenant: TenantId,
     id: RecordingId,
 ) -> StoreResult<()> {
-    if lock(c, tenant, id).await? {
+    // The active holds themselves decide (under the hold lock), not only
+    // the stored flag: a hold whose sweep has not reached this recording
+    // yet still wins.
+    if super::governance::held_now(c, tenant, id).await? {
         return Err(StoreError::Refused("the recording is on legal hold".into()));
     }
     let done = sqlx::query("DELETE FROM recordings WHERE tenant_id = $1 AND id = $2")
