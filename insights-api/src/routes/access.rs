@@ -188,7 +188,10 @@ async fn list(
     state: web::Data<AppState>,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    if !p.has(Permission::ApproveAccess) && !p.has(Permission::ViewTranscript) {
+    // Who may have requests: approvers, players, and supervisors who
+    // read transcripts (four-eyes covers those too).
+    let may_request = p.has(Permission::ViewTranscript) && p.role == Role::Supervisor;
+    if !p.has(Permission::ApproveAccess) && !may_request {
         p.require(Permission::Play)?;
     }
     let tenant = p.tenant()?;
