@@ -24,7 +24,10 @@ impl DataKeyStore for PgStore {
     }
 
     async fn shred_data_key(&self, tenant: TenantId, id: KeyId) -> StoreResult<bool> {
-        in_tenant!(self, tenant, |c| shred(c, tenant, id))
+        // A refusal commits too: the hold flag it raised stays raised.
+        let outcome: StoreResult<Result<bool, String>> =
+            in_tenant!(self, tenant, |c| shred(c, tenant, id));
+        outcome?.map_err(StoreError::Refused)
     }
 }
 
@@ -84,9 +87,14 @@ pub(super) async fn get(
 /// place: the dead tuple stays in the heap (and in WAL and base backups)
 /// until vacuum reclaims its space; the table is tuned for early
 /// autovacuum (see the migration).
-pub(super) async fn shred(c: &mut PgConnection, tenant: TenantId, id: KeyId) -> StoreResult<bool> {
+/// `Ok(Err(why))` when refused.
+pub(super) async fn shred(
+    c: &mut PgConnection,
+    tenant: TenantId,
+    id: KeyId,
+) -> StoreResult<Result<bool, String>> {
     if let Some(rec) = super::governance::held_by_key(c, tenant, id).await? {
-        return Err(StoreError::Refused(format!(
+        return Ok(Err(format!(
             "recording {rec} is on legal hold: its data key cannot be shredded"
         )));
     }
@@ -96,5 +104,5 @@ pub(super) async fn shred(c: &mut PgConnection, tenant: TenantId, id: KeyId) -> 
         .execute(c)
         .await
         .db()?;
-    Ok(done.rows_affected() > 0)
+    Ok(Ok(done.rows_affected() > 0))
 }
