@@ -166,6 +166,7 @@ mod tests {
             enabled: true,
             interval_secs: 3600,
             initial_delay_secs: 0,
+            minimum_days: 0,
         };
         let scheduler = Scheduler::start(&settings, store.clone(), blobs).unwrap();
         let deadline = Instant::now() + Duration::from_secs(30);
