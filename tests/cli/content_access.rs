@@ -82,18 +82,17 @@ fn blocking<T>(f: impl FnOnce() -> T) -> T {
     }
 }
 
-/// Creates a local account with today's first sign-in flow (`insights
-/// admin user add`, password on stdin, the TOTP seed printed when the
-/// role enrols one) and signs it in against `server`. The one place
-/// these tests create users: switch it when the first sign-in changes.
-pub(crate) fn user_session(
+/// Creates a local account with today's flow (`insights admin user add`,
+/// password [`PW`] on stdin); returns the TOTP seed the command prints
+/// when the role enrols one. With [`user_session`], the one place these
+/// tests create users: switch them when the first sign-in changes.
+pub(crate) fn add_account(
     data: &Path,
-    server: &Server,
     tenant: &str,
     email: &str,
     role: &str,
     extra: &[&str],
-) -> Session {
+) -> Option<String> {
     let cwd = tempfile::tempdir().unwrap();
     let mut args = vec![
         "--data-dir",
@@ -127,10 +126,23 @@ pub(crate) fn user_session(
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let seed = String::from_utf8_lossy(&out.stdout)
+    String::from_utf8_lossy(&out.stdout)
         .lines()
         .find(|l| l.starts_with("otpauth://totp/"))
-        .map(|uri| insights_api::auth::totp::seed_of_uri(uri).unwrap());
+        .map(|uri| insights_api::auth::totp::seed_of_uri(uri).unwrap())
+}
+
+/// Creates a local account ([`add_account`]) and signs it in against
+/// `server` with today's first sign-in (password, TOTP code if enrolled).
+pub(crate) fn user_session(
+    data: &Path,
+    server: &Server,
+    tenant: &str,
+    email: &str,
+    role: &str,
+    extra: &[&str],
+) -> Session {
+    let seed = add_account(data, tenant, email, role, extra);
     let mut body = json!({ "tenant": tenant, "email": email, "password": PW });
     if let Some(seed) = seed {
         let now = std::time::SystemTime::now()
@@ -646,4 +658,70 @@ async fn approvers_list_only_access_requests_within_their_scope() {
     assert!(!body.to_string().contains("about Bob"), "{body}");
     let (_, body) = everyone.get("/api/access-requests", None);
     assert_eq!(body["items"].as_array().unwrap().len(), 2, "{body}");
+}
+
+fn browser_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("browser")
+}
+
+/// The recording page in Chromium: no summary or transcript text before
+/// the reason for access; a supervisor who gives it reaches the approval
+/// form (the two flows compose); after an officer's approval the page
+/// shows summary and transcript.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_recording_page_asks_the_reason_first_then_for_approval_in_chromium() {
+    let w = seed(TenantSettings {
+        require_access_reason: true,
+        four_eyes_playback: true,
+        ..TenantSettings::default()
+    })
+    .await;
+    let server = serve(w._cwd.path(), &w.data);
+    let sup_seed = add_account(&w.data, "acme", "sup@acme.example", "supervisor", &[]);
+    let off_seed = add_account(
+        &w.data,
+        "acme",
+        "officer@acme.example",
+        "compliance-officer",
+        &[],
+    );
+    let spec = json!({
+        "base": server.base,
+        "tenant": "acme",
+        "password": PW,
+        "supervisor": { "email": "sup@acme.example", "seed": sup_seed },
+        "officer": { "email": "officer@acme.example", "seed": off_seed },
+        "recording": w.recordings[0],
+        "spoken": SPOKEN,
+    });
+    let spec_path = w._cwd.path().join("spec.json");
+    std::fs::write(&spec_path, spec.to_string()).unwrap();
+    let modules = browser_dir().join("node_modules");
+    assert!(
+        modules.join("playwright-core").is_dir(),
+        "run `npm ci --prefix tests/browser` (scripts/test.sh does)"
+    );
+    let out = blocking(|| {
+        std::process::Command::new("node")
+            .arg(browser_dir().join("content_access.js"))
+            .arg(&spec_path)
+            .output()
+            .expect("node runs")
+    });
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let report: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+        panic!("content_access.js printed no report ({e}): {stdout}\n{stderr}")
+    });
+    let failed: Vec<&Value> = report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["ok"] != true)
+        .collect();
+    assert!(failed.is_empty(), "browser steps failed: {failed:#?}");
+    assert_eq!(report["steps"].as_array().unwrap().len(), 3, "{report}");
+    assert!(out.status.success(), "{stderr}");
 }

@@ -11,6 +11,7 @@
   let segments = [];
   let current = -1;
   let names = {};
+  let hasMedia = false;
 
   const reasonHeaders = () => (reason ? { 'X-Access-Reason': reason } : {});
 
@@ -216,6 +217,7 @@
     $('#badges').replaceChildren(...b);
     details(r);
     participants(r);
+    hasMedia = !!r.media;
     if (can.has('download-media') && r.media) $('#download').hidden = false;
     if (d.insights_withheld && d.insights_withheld !== 'permission-denied') {
       askFor(d.insights_withheld);
@@ -255,7 +257,7 @@
       clearError($('#player-error'));
       if (!(await content())) return;
       try {
-        await loadMedia();
+        if (hasMedia) await loadMedia();
       } catch (e) {
         if (!askFor(e.code)) throw e;
         return;
