@@ -95,6 +95,7 @@ impl TestApp {
             blobs: Arc::new(LocalBlobStore::new(dir.path().join("blobs"))),
             keys: keys.clone(),
             auth: Arc::new(auth),
+            retention_minimum_days: 0,
         };
         let app = Application::build(state, "127.0.0.1:0".parse().unwrap()).unwrap();
         let base = format!("http://{}", app.addr());
