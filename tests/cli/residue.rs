@@ -443,3 +443,88 @@ fn plain_http_key_token_and_provider_endpoints_are_configuration_errors() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A stand-in OpenID provider: every request gets its discovery document.
+fn discovery_stand_in() -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let doc = serde_json::json!({
+        "issuer": format!("{base}/tenant/v2.0"),
+        "authorization_endpoint": format!("{base}/authorize"),
+        "token_endpoint": format!("{base}/token"),
+        "jwks_uri": format!("{base}/keys"),
+    })
+    .to_string();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(&stream);
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                line.clear();
+            }
+            let mut s = &stream;
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{doc}",
+                doc.len()
+            );
+        }
+    });
+    base
+}
+
+/// Pending OIDC sign-ins are capped per client address: one address
+/// starting ten thousand sign-ins (the whole table) only replaces its
+/// own, and someone else can still sign in.
+#[test]
+fn one_address_cannot_fill_the_pending_sign_ins() {
+    let cwd = tempfile::tempdir().unwrap();
+    let data = cwd.path().join("d");
+    let provider = discovery_stand_in();
+    let env: Vec<(String, String)> = [
+        ("INSIGHTS_ALLOW_INSECURE_HTTP", "true".to_owned()),
+        (
+            "INSIGHTS_AUTH__OIDC__DISCOVERY_URL",
+            format!("{provider}/.well-known/openid-configuration"),
+        ),
+        ("INSIGHTS_AUTH__OIDC__AUDIENCE", "api://insights".to_owned()),
+        (
+            "INSIGHTS_AUTH__OIDC__LOGIN_CLIENT_ID",
+            "web-client".to_owned(),
+        ),
+        (
+            "INSIGHTS_AUTH__OIDC__LOGIN_REDIRECT_URI",
+            "https://insights.example.com/api/auth/oidc/callback".to_owned(),
+        ),
+        (
+            "INSIGHTS_AUTH__TRUSTED_PROXIES",
+            "[\"127.0.0.1/32\"]".to_owned(),
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let server = serve_with_env(cwd.path(), &data, &env, &cwd.path().join("serve.log"));
+    let http = reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let start = |from: &str| {
+        http.get(format!("{}/api/auth/oidc/login?return_to=/", server.base))
+            .header("x-forwarded-for", from)
+            .send()
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    for i in 0..10_000 {
+        let status = start("203.0.113.9");
+        assert_eq!(status, 302, "sign-in start {i} from the flooding address");
+    }
+    assert_eq!(
+        start("198.51.100.7"),
+        302,
+        "someone else was locked out of sign-in"
+    );
+}
