@@ -194,10 +194,13 @@ impl OidcLogin {
             return Err(unavailable("HTTP error"));
         }
         let doc: serde_json::Value = res.json().await.map_err(|_| unavailable("not JSON"))?;
+        // A document fetched over HTTPS cannot send the code or the
+        // browser to plain HTTP.
+        let secure = self.discovery_url.starts_with("https://");
         let url = |k: &str| {
             doc.get(k)
                 .and_then(serde_json::Value::as_str)
-                .filter(|u| u.starts_with("https://") || u.starts_with("http://"))
+                .filter(|u| u.starts_with("https://") || (!secure && u.starts_with("http://")))
                 .map(str::to_owned)
         };
         let (Some(authorization), Some(token)) =
