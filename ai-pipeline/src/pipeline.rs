@@ -96,6 +96,10 @@ pub struct Pipeline {
     pub keys: Arc<dyn KeyProvider>,
     pub stt: Arc<dyn SpeechToText>,
     pub vad: VadOptions,
+    /// Longest audio one stored object may decode to
+    /// (`worker.max_media_duration_secs`); longer fails the job
+    /// permanently, found while decoding (see [`decode`]).
+    pub max_media_duration: std::time::Duration,
 }
 
 /// What one transcription did (counts only).
@@ -260,37 +264,75 @@ fn blob_error(e: BlobError) -> StepError {
     }
 }
 
-/// Decoded 16 kHz channels of one object.
-fn decode(plain: &[u8], content_type: &str) -> Result<Vec<Vec<f32>>, StepError> {
-    let to_f32 = |s: &[i16]| {
-        s.iter()
-            .map(|&v| f32::from(v) / 32768.0)
-            .collect::<Vec<f32>>()
-    };
+/// Decoded PCM: cleared from memory when dropped.
+type Pcm = Zeroizing<Vec<f32>>;
+
+/// Decoded 16 kHz channels of one object. Ogg Opus (every recording the
+/// platform makes) is decoded as a stream ([`recorder::OpusStream`]) that
+/// stops at `max` of audio, so a small object claiming hours of audio
+/// fails before memory is allocated for it; other formats (imports) are
+/// checked against `max` once decoded. All PCM is zeroised after use.
+fn decode(
+    plain: &[u8],
+    content_type: &str,
+    max: std::time::Duration,
+) -> Result<Vec<Pcm>, StepError> {
     let bad =
         |e: recorder::RecorderError| StepError::Permanent(format!("media cannot be decoded: {e}"));
     if content_type == "audio/ogg" || content_type == "audio/opus" {
-        let decoded =
-            recorder::decode_ogg_opus(Cursor::new(plain), STT_SAMPLE_RATE).map_err(bad)?;
-        Ok(decoded.channels.iter().map(|c| to_f32(c)).collect())
+        let mut stream =
+            recorder::OpusStream::open(Cursor::new(plain), STT_SAMPLE_RATE, max).map_err(bad)?;
+        let n = stream.channels();
+        let mut out: Vec<Pcm> = (0..n).map(|_| Zeroizing::new(Vec::new())).collect();
+        while let Some(block) = stream.next_block().map_err(bad)? {
+            for frame in block.chunks_exact(n) {
+                for (ch, &v) in out.iter_mut().zip(frame) {
+                    push_pcm(ch, f32::from(v) / 32768.0);
+                }
+            }
+        }
+        Ok(out)
     } else {
         let pcm = recorder::import::decode_bytes(plain.to_vec(), None).map_err(bad)?;
-        Ok(vec![to_f32(&pcm.samples)])
+        let samples = Zeroizing::new(pcm.samples);
+        let max_samples = max.as_secs().saturating_mul(u64::from(STT_SAMPLE_RATE));
+        if samples.len() as u64 > max_samples {
+            return Err(bad(recorder::RecorderError::TooLong {
+                max_secs: max.as_secs(),
+            }));
+        }
+        Ok(vec![Zeroizing::new(
+            samples.iter().map(|&v| f32::from(v) / 32768.0).collect(),
+        )])
     }
 }
 
-fn downmix(channels: &[Vec<f32>]) -> Vec<f32> {
-    let len = channels.iter().map(Vec::len).max().unwrap_or(0);
+/// Pushes a sample, growing the vector without leaving a copy of the
+/// audio in freed memory (a plain `push` reallocates and frees the old
+/// buffer uncleared).
+fn push_pcm(v: &mut Pcm, s: f32) {
+    if v.len() == v.capacity() {
+        let mut bigger: Pcm = Zeroizing::new(Vec::with_capacity((v.capacity() * 2).max(16_000)));
+        bigger.extend_from_slice(v);
+        *v = bigger;
+    }
+    v.push(s);
+}
+
+fn downmix(channels: &[Pcm]) -> Pcm {
+    let len = channels.iter().map(|c| c.len()).max().unwrap_or(0);
     let n = channels.len().max(1) as f32;
-    (0..len)
-        .map(|i| {
-            channels
-                .iter()
-                .map(|c| c.get(i).copied().unwrap_or(0.0))
-                .sum::<f32>()
-                / n
-        })
-        .collect()
+    Zeroizing::new(
+        (0..len)
+            .map(|i| {
+                channels
+                    .iter()
+                    .map(|c| c.get(i).copied().unwrap_or(0.0))
+                    .sum::<f32>()
+                    / n
+            })
+            .collect(),
+    )
 }
 
 impl Pipeline {
@@ -337,17 +379,18 @@ impl Pipeline {
             let content_type = media.content_type.clone();
             let vad_opts = self.vad.clone();
             let speakers = source.speakers.clone();
+            let max = self.max_media_duration;
             // Decoding and VAD are CPU work: off the async threads. The
             // clear media stays in this task's memory and is zeroised
             // when dropped.
             let per_speaker = tokio::task::spawn_blocking(move || {
-                let channels = decode(&plain, &content_type)?;
+                let channels = decode(&plain, &content_type, max)?;
                 drop(plain);
                 let mut out = Vec::new();
                 for sp in &speakers {
                     let samples = match sp.channel {
                         Some(c) => match channels.get(c) {
-                            Some(ch) => ch.clone(),
+                            Some(ch) => Zeroizing::new(ch.to_vec()),
                             // A mono call (imported): the whole mix once,
                             // unattributed, on the first speaker only.
                             None => continue,

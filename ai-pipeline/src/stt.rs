@@ -22,6 +22,14 @@ pub struct Utterance {
     pub samples: Vec<f32>,
 }
 
+/// Speech is personal data: the samples are cleared from memory when the
+/// utterance is dropped.
+impl Drop for Utterance {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.samples);
+    }
+}
+
 impl Utterance {
     /// Duration in ms.
     pub fn duration_ms(&self) -> i64 {

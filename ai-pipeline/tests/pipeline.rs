@@ -196,6 +196,7 @@ fn pipeline(w: &World, engine: Arc<dyn SpeechToText>) -> Pipeline {
         keys: w.keys.clone(),
         stt: engine,
         vad: VadOptions::default(),
+        max_media_duration: std::time::Duration::from_secs(12 * 3600),
     }
 }
 
@@ -265,6 +266,25 @@ async fn erased_or_missing_media_is_permanent() {
         .await
         .unwrap_err();
     assert!(matches!(e, StepError::Permanent(_)), "{e:?}");
+}
+
+/// A recording whose audio is longer than the configured maximum fails
+/// permanently while it is being decoded, before the engine sees it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn media_longer_than_the_maximum_is_a_permanent_failure() {
+    let w = world().await;
+    let (rec, _, _) = stored_call(&w).await;
+    let engine = Arc::new(EchoEngine {
+        calls: AtomicUsize::new(0),
+    });
+    let mut p = pipeline(&w, engine.clone());
+    p.max_media_duration = Duration::from_secs(2);
+    let e = p.transcribe(w.tenant, rec.id).await.unwrap_err();
+    match &e {
+        StepError::Permanent(m) => assert!(m.contains("longer than the maximum of 2 s"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(engine.calls.load(Ordering::SeqCst), 0);
 }
 
 fn opts(lease_ms: u64) -> WorkerOptions {

@@ -490,3 +490,100 @@ async fn azure_links_to_another_host_never_get_the_key() {
     assert!(matches!(err, Some(SttError::Unavailable(_))), "{err:?}");
     assert!(!err.is_some_and(|e| e.is_transient()));
 }
+
+/// A stand-in whose file list names `result` (relative to the stand-in's
+/// base when it starts with `/`) as the one result file.
+fn azure_with_result(result: &'static str) -> impl Fn(&support::Recorded, &str) -> Reply {
+    move |r, base| {
+        let t = format!("{base}/speechtotext/v3.2/transcriptions/5");
+        let link = if result.starts_with('/') {
+            format!("{base}{result}")
+        } else {
+            result.to_owned()
+        };
+        match (r.method.as_str(), r.path.as_str()) {
+            ("PUT", _) => Reply::empty(201),
+            ("DELETE", _) => Reply::empty(202),
+            ("POST", _) => Reply::json(
+                201,
+                json!({"self": t, "status": "Succeeded", "links": {"files": format!("{t}/files")}}),
+            ),
+            ("GET", "/speechtotext/v3.2/transcriptions/5/files") => Reply::json(
+                200,
+                json!({"values": [{"kind": "Transcription", "links": {"contentUrl": link}}]}),
+            ),
+            ("GET", _) => Reply::json(
+                200,
+                json!({"source": "nothing-we-sent", "recognizedPhrases": []}),
+            ),
+            _ => Reply::empty(404),
+        }
+    }
+}
+
+fn azure_stt(base: &str) -> AzureSpeechBatch {
+    let (ctx, _) = context();
+    AzureSpeechBatch::new(
+        http(),
+        ctx,
+        base,
+        "v3.2",
+        "en-US",
+        Secret::new("speech-key-2"),
+        Secret::new(format!("{base}/staging?sv=1&sig=s2g")),
+        Duration::from_millis(10),
+        Duration::from_secs(5),
+    )
+}
+
+/// Results are asked into the staging container; a result file there is
+/// fetched with the container's SAS (never the key) and deleted with the
+/// staged audio.
+#[tokio::test]
+async fn azure_results_in_the_staging_container_are_read_and_deleted() {
+    let server = StandIn::start(azure_with_result("/staging/out/contenturl_0.json")).await;
+    let stt = azure_stt(&server.base);
+    // The stand-in's result names audio we did not send: refused, but
+    // only after it was fetched from the staging container.
+    let err = stt.transcribe(vec![tone(0, 200)]).await.err();
+    assert!(err.is_some());
+    let reqs = server.requests();
+    let create = reqs
+        .iter()
+        .find(|r| r.method == "POST")
+        .map(|r| r.json())
+        .unwrap_or_default();
+    assert_eq!(
+        create["properties"]["destinationContainerUrl"],
+        format!("{}/staging?sv=1&sig=s2g", server.base)
+    );
+    let fetched: Vec<_> = reqs
+        .iter()
+        .filter(|r| r.method == "GET" && r.path == "/staging/out/contenturl_0.json")
+        .collect();
+    assert_eq!(fetched.len(), 1);
+    assert_eq!(fetched[0].query.as_deref(), Some("sv=1&sig=s2g"));
+    assert_eq!(fetched[0].header("ocp-apim-subscription-key"), None);
+    assert!(
+        reqs.iter()
+            .any(|r| r.method == "DELETE" && r.path == "/staging/out/contenturl_0.json"),
+        "the result file was left in the staging container"
+    );
+}
+
+/// A result link to any other origin (here an internal address) is
+/// refused without being requested.
+#[tokio::test]
+async fn azure_result_links_elsewhere_are_never_fetched() {
+    let server = StandIn::start(azure_with_result(
+        "http://169.254.169.254/metadata/instance?api-version=2021-02-01",
+    ))
+    .await;
+    let stt = azure_stt(&server.base);
+    let err = stt.transcribe(vec![tone(0, 200)]).await.err();
+    assert!(matches!(err, Some(SttError::Unavailable(_))), "{err:?}");
+    assert!(
+        !err.is_some_and(|e| e.is_transient()),
+        "refused, not attempted (a network error would be transient)"
+    );
+}

@@ -1,5 +1,5 @@
 //! The call simulator against the REAL webhook (temp SQLite store, the
-//! embedded-default simulator trust) and a stand-in for the media ingest
+//! simulator trust configured) and a stand-in for the media ingest
 //! endpoint that implements the server side of `insights-media/1` and
 //! records every message. Test speech comes from espeak-ng when it is
 //! installed (required with CI=true), else a synthetic tone.
@@ -176,9 +176,12 @@ impl Harness {
             })
             .await
             .unwrap_or_else(|e| panic!("{e}"));
-        // The embedded default: simulator tokens trusted, no Microsoft app.
-        let settings = GatewaySettings::default();
-        assert!(settings.trust_simulator_key);
+        // A local gateway: simulator tokens trusted (off by default), no
+        // Microsoft app.
+        let settings = GatewaySettings {
+            trust_simulator_key: true,
+            ..GatewaySettings::default()
+        };
         let gateway = web::Data::new(
             GatewayState::builder(&settings, data_dir.path(), store.clone())
                 .build()

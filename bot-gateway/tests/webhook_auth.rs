@@ -292,8 +292,13 @@ async fn unknown_key_ids_refetch_at_most_once_per_interval() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn simulator_tokens_are_trusted_only_when_configured() {
-    // Embedded default: trusted, and the call is controlled in-process.
-    let h = Harness::start().await;
+    // Trusted when configured (a local gateway with no Microsoft app id),
+    // and the call is controlled in-process.
+    let h = Harness::start_with(|g| {
+        g.app_id = None;
+        g.trust_simulator_key = true;
+    })
+    .await;
     let audience = h.settings.audience().to_owned();
     let tid: uuid::Uuid = h.tid.parse().unwrap_or_else(|e| panic!("{e}"));
     let sim =
@@ -339,4 +344,62 @@ async fn simulator_tokens_are_trusted_only_when_configured() {
     assert_eq!(body["code"], "token-untrusted-simulator");
     assert_eq!(p.snapshot().await, before);
     assert!(p.state.simulated.operations().is_empty());
+}
+
+/// A live call takes notifications only from the route (Microsoft or the
+/// simulator) and the tenant (`tid`) that created it: the simulator's or
+/// another tenant's valid token naming it changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_call_ignores_notifications_from_another_route_or_tenant() {
+    let h = Harness::start_with(|g| {
+        g.app_id = None;
+        g.client_id = Some(APP_ID.into());
+        g.trust_simulator_key = true;
+    })
+    .await;
+    let audience = h.settings.audience().to_owned();
+    let microsoft = |tid: &str| format!("Bearer {}", h.key.token(&audience, ISSUER, tid));
+    let (status, _) = h
+        .notify_with(
+            &microsoft(&h.tid),
+            vec![
+                Invite::new(
+                    "ms-call",
+                    &h.tid,
+                    &Person::new("Vera Victim", "vera@contoso.example"),
+                    "callee",
+                )
+                .notification(),
+            ],
+        )
+        .await;
+    assert_eq!(status, 202);
+    h.wait_answered("ms-call").await;
+
+    let tid: uuid::Uuid = h.tid.parse().unwrap_or_else(|e| panic!("{e}"));
+    let sim =
+        mint_simulator_token(h.data_dir.path(), &audience, tid).unwrap_or_else(|e| panic!("{e}"));
+    let other_tenant = uuid::Uuid::new_v4().to_string();
+    for auth in [format!("Bearer {sim}"), microsoft(&other_tenant)] {
+        let (status, _) = h
+            .notify_with(&auth, vec![support::notify::deleted("ms-call", 487, 0, "")])
+            .await;
+        assert_eq!(status, 202);
+    }
+    assert!(
+        h.recording("ms-call").await.ended_at.is_none(),
+        "a foreign notification ended the call"
+    );
+    assert!(
+        h.state.registry.call_info("ms-call").await.is_some(),
+        "the call left the registry"
+    );
+    let (status, _) = h
+        .notify_with(
+            &microsoft(&h.tid),
+            vec![support::notify::deleted("ms-call", 200, 0, "")],
+        )
+        .await;
+    assert_eq!(status, 202);
+    assert!(h.recording("ms-call").await.ended_at.is_some());
 }

@@ -17,6 +17,7 @@ pub mod client_addr;
 pub mod error;
 pub mod export;
 mod metrics_setup;
+pub use metrics_setup::configure as configure_metrics;
 pub mod playback;
 mod routes;
 pub use routes::directory::DirectorySyncHandle;

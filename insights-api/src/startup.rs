@@ -47,6 +47,8 @@ fn security_headers() -> actix_web::middleware::DefaultHeaders {
 pub struct Application {
     addr: SocketAddr,
     server: Server,
+    /// The `[metrics] listen` server, when configured.
+    metrics: Option<(SocketAddr, Server)>,
 }
 
 impl Application {
@@ -86,7 +88,20 @@ impl Application {
         .listen(listener)?
         .disable_signals()
         .run();
-        Ok(Self { addr, server })
+        let metrics = match metrics_setup::config().listen {
+            Some(at) => Some(metrics_server(at)?),
+            None => None,
+        };
+        Ok(Self {
+            addr,
+            server,
+            metrics,
+        })
+    }
+
+    /// The address of the dedicated `/metrics` listener, if configured.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(|(a, _)| *a)
     }
 
     /// The address the server is bound to.
@@ -99,8 +114,40 @@ impl Application {
         self.server.handle()
     }
 
-    /// Serves until stopped through [`Self::handle`].
+    /// Serves until stopped through [`Self::handle`] (the dedicated
+    /// metrics listener stops with the main server).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let metrics = self.metrics.map(|(_, server)| {
+            let handle = server.handle();
+            (handle, tokio::spawn(server))
+        });
+        let served = self.server.await;
+        if let Some((handle, task)) = metrics {
+            handle.stop(true).await;
+            if let Ok(Err(e)) = task.await {
+                tracing::warn!(error = %e, "the metrics listener failed");
+            }
+        }
+        served
     }
+}
+
+/// The server of `[metrics] listen`: `/metrics` and nothing else.
+fn metrics_server(at: SocketAddr) -> anyhow::Result<(SocketAddr, Server)> {
+    let listener = TcpListener::bind(at)
+        .map_err(|e| anyhow::anyhow!("cannot listen for metrics on {at}: {e}"))?;
+    let addr = listener.local_addr()?;
+    let server = HttpServer::new(|| {
+        App::new()
+            .app_data(routes::metrics::DedicatedListener)
+            .wrap(security_headers())
+            .route("/metrics", web::get().to(routes::metrics::metrics))
+            .default_service(web::to(error::not_found))
+    })
+    .workers(1)
+    .listen(listener)?
+    .disable_signals()
+    .run();
+    tracing::info!(%addr, "metrics served on a separate listener");
+    Ok((addr, server))
 }

@@ -185,11 +185,19 @@ impl JwksCache {
 
     async fn fetch_keys(&self) -> Result<Keys, String> {
         let config = self.get_json(&self.openid_configuration_url).await?;
+        // A configuration fetched over HTTPS cannot send us to plain HTTP
+        // for the keys (plain HTTP only where the configuration itself is,
+        // which settings allow only with `allow_insecure_http`).
+        let secure = self.openid_configuration_url.starts_with("https://");
         let jwks_uri = config
             .get("jwks_uri")
             .and_then(Value::as_str)
-            .filter(|u| u.starts_with("https://") || u.starts_with("http://"))
-            .ok_or("OpenID configuration has no jwks_uri")?
+            .filter(|u| u.starts_with("https://") || (!secure && u.starts_with("http://")))
+            .ok_or(if secure {
+                "OpenID configuration has no https jwks_uri"
+            } else {
+                "OpenID configuration has no jwks_uri"
+            })?
             .to_owned();
         let jwks = self.get_json(&jwks_uri).await?;
         let list = jwks

@@ -196,6 +196,7 @@ pub mod meeting;
 pub mod mix;
 pub mod ogg_opus;
 pub mod passthrough;
+pub mod stream_decode;
 pub mod test_signal;
 pub mod timeline;
 
@@ -206,6 +207,7 @@ pub use import::{Pcm16k, decode_bytes, decode_file, decode_reader};
 pub use meeting::{MeetingOutput, MeetingRecorder, ParticipantKey, ParticipantTrack, TrackStart};
 pub use ogg_opus::{ChannelMapping, OggOptions, OggOpusWriter, OpusHead};
 pub use passthrough::{CallPassthrough, OpusPassthrough};
+pub use stream_decode::OpusStream;
 pub use timeline::{
     ClockStats, LaneSlot, LaneStart, LaneStats, PushOutcome, Timeline, TimelineConfig, Track,
 };
@@ -248,6 +250,10 @@ pub enum RecorderError {
     /// A setting or argument out of range.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// The audio is longer than the caller allows (see
+    /// [`stream_decode::OpusStream`]).
+    #[error("the audio is longer than the maximum of {max_secs} s")]
+    TooLong { max_secs: u64 },
 }
 
 impl From<ogg::OggReadError> for RecorderError {

@@ -141,6 +141,12 @@ pub fn run(cli: Cli) -> ExitCode {
         eprintln!("insights: cannot set up logging: {e}");
         return ExitCode::from(1);
     }
+    // `[metrics]` (listener, token, tenant labels) before any server is built.
+    if matches!(cli.command, Command::Serve { .. } | Command::Gateway { .. })
+        && let Err(e) = insights_api::configure_metrics(&settings.metrics)
+    {
+        return config_error(&e);
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -87,7 +87,9 @@ fn run(cwd: &Path, data: &Path, base: &str, args: &[&str], secret: Option<&str>)
     let mut full = vec!["--data-dir", data.to_str().unwrap()];
     full.extend_from_slice(args);
     let mut c = insights(cwd, &full);
-    c.env("INSIGHTS_DIRECTORY__CLIENT_ID", "cli-test-client")
+    // The stand-in Graph speaks plain HTTP.
+    c.env("INSIGHTS_ALLOW_INSECURE_HTTP", "true")
+        .env("INSIGHTS_DIRECTORY__CLIENT_ID", "cli-test-client")
         .env("INSIGHTS_DIRECTORY__GRAPH_BASE_URL", format!("{base}/v1.0"))
         .env(
             "INSIGHTS_DIRECTORY__TOKEN_URL",
@@ -248,6 +250,7 @@ fn serve_syncs_on_schedule_and_through_the_api() {
             format!("{base}/{{tenant}}/oauth2/v2.0/token"),
         ),
         ("INSIGHTS_GRAPH_CLIENT_SECRET", "s3cret".to_owned()),
+        ("INSIGHTS_ALLOW_INSECURE_HTTP", "true".to_owned()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))

@@ -13,11 +13,13 @@ mod directory;
 mod e2e_call;
 #[cfg(feature = "whisper")]
 mod e2e_transcript;
+mod gateway_trust;
 mod gdpr_erase_kill;
 mod gdpr_retention;
 mod invite_variants;
 mod jobs_fault;
 mod legal_hold;
+mod residue;
 #[cfg(feature = "whisper")]
 mod transcribe;
 mod users;
@@ -50,7 +52,12 @@ impl Drop for Server {
     }
 }
 
-/// Starts `insights serve` on a free port and waits for its "listening" line.
+/// What test servers set so `insights simulate-call` (the simulator key)
+/// is trusted: off by default, as in production.
+const TRUST_SIMULATOR: (&str, &str) = ("INSIGHTS_GATEWAY__TRUST_SIMULATOR_KEY", "true");
+
+/// Starts `insights serve` on a free port and waits for its "listening" line
+/// (the simulator key trusted).
 fn serve(cwd: &Path, data_dir: &Path) -> Server {
     start_serve(
         insights(
@@ -63,11 +70,13 @@ fn serve(cwd: &Path, data_dir: &Path) -> Server {
                 "127.0.0.1:0",
             ],
         )
+        .env(TRUST_SIMULATOR.0, TRUST_SIMULATOR.1)
         .stderr(Stdio::inherit()),
     )
 }
 
-/// `insights serve` with extra environment, its logs (stderr) in `log`.
+/// `insights serve` with extra environment, its logs (stderr) in `log`
+/// (the simulator key trusted unless `env` says otherwise).
 fn serve_with_env(cwd: &Path, data_dir: &Path, env: &[(String, String)], log: &Path) -> Server {
     let log = std::fs::File::create(log).unwrap();
     start_serve(
@@ -81,6 +90,7 @@ fn serve_with_env(cwd: &Path, data_dir: &Path, env: &[(String, String)], log: &P
                 "127.0.0.1:0",
             ],
         )
+        .env(TRUST_SIMULATOR.0, TRUST_SIMULATOR.1)
         .envs(env.iter().cloned())
         .stderr(log),
     )

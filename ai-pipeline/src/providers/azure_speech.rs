@@ -17,8 +17,13 @@
 //! for a worker killed between upload and clean-up.
 //!
 //! The subscription key is only sent to the configured endpoint: the
-//! `self` and `files` links Azure returns must share its origin. Result
-//! files are fetched from their SAS URLs without the key.
+//! `self` and `files` links Azure returns must share its origin. Results
+//! are written to the staging container too (`destinationContainerUrl`),
+//! and a result file is fetched, without the key, only from a configured
+//! origin (the staging container's, or the endpoint's): a link elsewhere
+//! (another host, an internal address) is refused, never requested.
+//! Result files found in the staging container are deleted with the
+//! staged audio.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -91,6 +96,43 @@ impl AzureSpeechBatch {
         Ok(url)
     }
 
+    /// `url` as a blob of the staging container (the staging SAS added
+    /// when Azure returns it bare), or `None` if it lies elsewhere.
+    fn in_staging(&self, url: &str) -> Result<Option<url::Url>, CallError> {
+        let staging = url::Url::parse(self.staging_sas_url.expose())
+            .map_err(|_| CallError::Invalid("the staging SAS URL does not parse".into()))?;
+        let target = url::Url::parse(url)
+            .map_err(|_| CallError::Invalid("a result link does not parse".into()))?;
+        let container = format!("{}/", staging.path().trim_end_matches('/'));
+        if target.origin() != staging.origin() || !target.path().starts_with(&container) {
+            return Ok(None);
+        }
+        let mut out = target;
+        if out.query().is_none() {
+            out.set_query(staging.query());
+        }
+        Ok(Some(out))
+    }
+
+    /// A result link outside the staging container: fetched only from the
+    /// configured endpoint's origin.
+    fn result_url(&self, url: &str) -> Result<url::Url, CallError> {
+        let endpoint = url::Url::parse(&self.endpoint)
+            .map_err(|_| CallError::Invalid("the endpoint does not parse".into()))?;
+        let target = url::Url::parse(url)
+            .map_err(|_| CallError::Invalid("a result link does not parse".into()))?;
+        if target.origin() != endpoint.origin() {
+            tracing::warn!(
+                provider = Self::PROVIDER,
+                "a result link points away from the configured origins: not fetched"
+            );
+            return Err(CallError::Invalid(
+                "a result link points away from the configured origins".into(),
+            ));
+        }
+        Ok(target)
+    }
+
     fn keyed(&self, method: Method, url: &str) -> Result<Request, CallError> {
         let endpoint = url::Url::parse(&self.endpoint)
             .map_err(|_| CallError::Invalid("the endpoint does not parse".into()))?;
@@ -116,6 +158,7 @@ impl AzureSpeechBatch {
         utterances: &[Utterance],
         blobs: &[url::Url],
         created: &mut Option<String>,
+        results_staged: &mut Vec<url::Url>,
     ) -> Result<Vec<Vec<Recognized>>, CallError> {
         let url = join_url(
             &self.endpoint,
@@ -130,6 +173,9 @@ impl AzureSpeechBatch {
                 "punctuationMode": "DictatedAndAutomatic",
                 "profanityFilterMode": "None",
                 "timeToLive": "PT12H",
+                // Results land in our staging container, deleted after
+                // the job, instead of storage of Azure's choosing.
+                "destinationContainerUrl": self.staging_sas_url.expose(),
             },
         });
         let req = self.keyed(Method::POST, url.as_str())?.json(&body);
@@ -177,8 +223,15 @@ impl AzureSpeechBatch {
             let req = self.keyed(Method::GET, &page)?;
             let list: FileList = self.send("list-files", &req).await?.json()?;
             for f in list.values {
+                let staged = self.in_staging(&f.links.content_url)?;
+                if let Some(u) = &staged {
+                    results_staged.push(u.clone());
+                }
                 if f.kind == "Transcription" {
-                    results.push(f.links.content_url);
+                    results.push(match staged {
+                        Some(u) => u,
+                        None => self.result_url(&f.links.content_url)?,
+                    });
                 }
             }
             next = list.next_link;
@@ -186,8 +239,8 @@ impl AzureSpeechBatch {
 
         let mut out: Vec<Vec<Recognized>> = vec![Vec::new(); utterances.len()];
         for content_url in results {
-            // A SAS URL of Azure's own storage: no key.
-            let req = Request::new(Method::GET, content_url);
+            // A SAS URL of a configured origin: no key.
+            let req = Request::new(Method::GET, content_url.as_str());
             let r: ResultFile = self.send("get-result", &req).await?.json()?;
             let Some(i) = blobs.iter().position(|b| same_blob(b, &r.source)) else {
                 return Err(CallError::Invalid(
@@ -303,6 +356,7 @@ impl SpeechToText for AzureSpeechBatch {
         let job = uuid::Uuid::new_v4().simple().to_string();
         let mut staged: Vec<url::Url> = Vec::new();
         let mut created: Option<String> = None;
+        let mut results_staged: Vec<url::Url> = Vec::new();
         let mut result: Result<Vec<Vec<Recognized>>, CallError> = Ok(Vec::new());
         for (i, u) in utterances.iter().enumerate() {
             let step = async {
@@ -325,7 +379,9 @@ impl SpeechToText for AzureSpeechBatch {
             }
         }
         if result.is_ok() {
-            result = self.run(&utterances, &staged, &mut created).await;
+            result = self
+                .run(&utterances, &staged, &mut created, &mut results_staged)
+                .await;
         }
         // Clean up, whatever happened; a failed delete is logged (the
         // staging container's lifecycle rule is the backstop).
@@ -345,6 +401,16 @@ impl SpeechToText for AzureSpeechBatch {
                 tracing::warn!(
                     provider = Self::PROVIDER,
                     "cannot delete a staged utterance"
+                );
+            }
+        }
+        for url in &results_staged {
+            let req =
+                Request::new(Method::DELETE, url.as_str()).header("x-ms-version", "2023-11-03");
+            if self.send("delete-result", &req).await.is_err() {
+                tracing::warn!(
+                    provider = Self::PROVIDER,
+                    "cannot delete a staged result file"
                 );
             }
         }

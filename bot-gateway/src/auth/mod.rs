@@ -8,7 +8,8 @@
 //! within `exp`/`nbf` (with a small leeway). Its `tid` claim names the
 //! customer's Entra tenant.
 //!
-//! When `gateway.trust_simulator_key` is on (the embedded default), an
+//! When `gateway.trust_simulator_key` is on (off by default; refused
+//! together with `gateway.app_id`), an
 //! EdDSA token signed with the local simulator key ([`simulator`]) and
 //! issued by [`SIMULATOR_ISSUER`] is accepted as well; the call it opens is
 //! then controlled in-process instead of through Graph.

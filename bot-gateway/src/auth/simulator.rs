@@ -1,11 +1,12 @@
 //! The local simulator's signing key.
 //!
-//! So that `insights simulate-call` works against an embedded-default
-//! gateway with no Microsoft tenant, the gateway also trusts tokens signed
-//! with an Ed25519 key kept in the data dir
-//! (`<data_dir>/keys/simulator-signing.pem`, PKCS#8, mode 0600, created on
-//! first use). Production sets `gateway.trust_simulator_key = false`, and
-//! the key is then neither created nor accepted.
+//! So that `insights simulate-call` works against a local gateway with no
+//! Microsoft tenant, a gateway started with
+//! `gateway.trust_simulator_key = true` also trusts tokens signed with an
+//! Ed25519 key kept in the data dir (`<data_dir>/keys/simulator-signing.pem`,
+//! PKCS#8, mode 0600, created on first use). The default is false (the key
+//! is then neither created nor accepted), and a gateway with
+//! `gateway.app_id` set refuses to start with it on.
 //!
 //! Simulator tokens carry `iss` = [`SIMULATOR_ISSUER`] (never a Microsoft
 //! issuer) and are only ever verified with EdDSA against this one key, so

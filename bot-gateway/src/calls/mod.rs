@@ -62,6 +62,13 @@
 //! sides of an internal call under policy, whose invites arrive before the
 //! roster) from being stored first as not recorded.
 //!
+//! A notification naming a live call is applied only when its token comes
+//! from the route (Microsoft or the simulator) and the `tid` that created
+//! the call; anything else is ignored and counted
+//! (`insights_gateway_foreign_notifications_total`), so one customer's
+//! tenant (or the local simulator) can never end, re-state or add people
+//! to another's call.
+//!
 //! Every step is idempotent: replayed notifications change nothing, a
 //! batch that failed on the store (503) can be replayed, and after a
 //! restart a call known from the store is resumed from its recording.

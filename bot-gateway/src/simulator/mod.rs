@@ -19,8 +19,9 @@
 //!      attendee.
 //!
 //!    Every request carries `Authorization: Bearer <token>` minted with the
-//!    simulator signing key ([`crate::auth::simulator`]), which the
-//!    embedded default gateway trusts. Any non-2xx answer stops the run.
+//!    simulator signing key ([`crate::auth::simulator`]), which a gateway
+//!    trusts only with `gateway.trust_simulator_key = true` (off by
+//!    default). Any non-2xx answer stops the run.
 //! 2. **State and roster.** `establishing`, `established`, then one roster
 //!    update listing the bot and every participant, each with one audio
 //!    media stream whose `sourceId` is `100 + index`.
@@ -213,8 +214,9 @@ pub enum SimError {
     #[error("gateway unreachable at {url}: {reason}")]
     Unreachable { url: String, reason: String },
     #[error(
-        "the gateway refused the simulator's credentials for {what} (HTTP 401{}); is `gateway.trust_simulator_key` on and the right data dir / audience used?",
-        code.as_deref().map(|c| format!(", {c}")).unwrap_or_default()
+        "the gateway refused the simulator's credentials for {what} (HTTP 401{}); {}",
+        code.as_deref().map(|c| format!(", {c}")).unwrap_or_default(),
+        unauthorized_hint(code.as_deref())
     )]
     Unauthorized {
         what: &'static str,
@@ -232,6 +234,18 @@ pub enum SimError {
     Protocol(String),
     #[error("timed out waiting for {0}")]
     Timeout(&'static str),
+}
+
+/// What to do about a refused simulator token.
+fn unauthorized_hint(code: Option<&str>) -> &'static str {
+    match code {
+        Some("token-untrusted-simulator") => {
+            "the gateway does not trust the simulator key: `gateway.trust_simulator_key` is false (the default). For a local test or demo gateway without `gateway.app_id`, start it with `INSIGHTS_GATEWAY__TRUST_SIMULATOR_KEY=true` (or `trust_simulator_key = true` under [gateway]); never in production"
+        }
+        _ => {
+            "is `gateway.trust_simulator_key` on (INSIGHTS_GATEWAY__TRUST_SIMULATOR_KEY=true) and the gateway's data dir / audience used?"
+        }
+    }
 }
 
 /// The wire name of a refusal code (`spool-full`, …).

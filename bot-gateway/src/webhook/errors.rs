@@ -18,6 +18,9 @@ pub enum WebhookError {
     /// The body is not a notification batch of the documented shape.
     #[error("bad request: {0}")]
     BadRequest(String),
+    /// The body is larger than the gateway accepts.
+    #[error("the notification batch is larger than {0} bytes")]
+    TooLarge(usize),
     /// A dependency (store, signing keys) is down; Graph should retry.
     #[error("unavailable: {0}")]
     Unavailable(&'static str),
@@ -37,6 +40,7 @@ impl WebhookError {
         match self {
             WebhookError::Unauthorized(e) => e.code(),
             WebhookError::BadRequest(_) => "malformed-notification",
+            WebhookError::TooLarge(_) => "notification-too-large",
             WebhookError::Unavailable(code) => code,
         }
     }
@@ -47,6 +51,7 @@ impl ResponseError for WebhookError {
         match self {
             WebhookError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             WebhookError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            WebhookError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             WebhookError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -56,6 +61,7 @@ impl ResponseError for WebhookError {
         let (title, detail) = match self {
             WebhookError::Unauthorized(e) => ("Unauthorized", e.to_string()),
             WebhookError::BadRequest(d) => ("Bad Request", d.clone()),
+            e @ WebhookError::TooLarge(_) => ("Payload Too Large", e.to_string()),
             WebhookError::Unavailable(_) => (
                 "Service Unavailable",
                 "a dependency of the gateway is unavailable; retry later".to_owned(),

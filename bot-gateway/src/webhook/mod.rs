@@ -7,11 +7,14 @@
 //! `POST /api/calls`:
 //!
 //! 1. `Authorization: Bearer <jwt>` is validated ([`crate::auth`]) before
-//!    the body is parsed: missing or invalid → **401** (problem+json with a
-//!    stable code, `WWW-Authenticate: Bearer`), nothing changes;
-//!    signing keys unreachable and none cached → **503**.
-//! 2. The body must be a `commsNotifications` batch; a malformed batch →
-//!    **400**, nothing changes.
+//!    a byte of the body is read (the handler takes the raw payload, not a
+//!    buffered body): missing or invalid → **401** (problem+json with a
+//!    stable code, `WWW-Authenticate: Bearer`), nothing changes and nobody
+//!    unauthenticated can make the gateway buffer a body; signing keys
+//!    unreachable and none cached → **503**.
+//! 2. The body is then read, at most 4 MiB (more → **413**), and must be a
+//!    `commsNotifications` batch; a malformed batch → **400**, nothing
+//!    changes.
 //! 3. The batch is applied ([`crate::calls`]). **202** with no body; for a
 //!    participant-joining notification **200** with the
 //!    `participantJoiningResponse`. A store failure → **503**, so Graph
@@ -28,6 +31,7 @@ use std::time::Duration;
 
 use actix_web::http::header::AUTHORIZATION;
 use actix_web::{HttpRequest, HttpResponse, web};
+use futures::StreamExt;
 use insights_core::config::{ConfigError, GatewaySettings};
 use insights_core::store::MetadataStore;
 use tokio::time::Instant;
@@ -126,8 +130,19 @@ impl GatewayBuilder {
         let g = &self.settings;
         g.validate()?;
         let request_timeout = Duration::from_millis(g.request_timeout_ms);
+        // Configured over HTTPS (settings require it unless
+        // `allow_insecure_http`): then no redirect or discovered URL may
+        // lead to plain HTTP.
+        let https_only = [
+            &g.openid_configuration_url,
+            &g.graph_base_url,
+            &g.token_endpoint,
+        ]
+        .iter()
+        .all(|u| u.starts_with("https://"));
         let http = insights_http::ClientOptions::new(Duration::from_secs(5))
             .follow_redirects()
+            .https_only(https_only)
             .build()
             .map_err(|e| GatewayError::Http(e.to_string()))?;
         let simulator_key = if g.trust_simulator_key {
@@ -209,11 +224,7 @@ impl GatewayBuilder {
 /// Registers the callback route; `web::Data<GatewayState>` must be in the
 /// app data.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource(CALLBACK_PATH)
-            .app_data(web::PayloadConfig::new(MAX_BODY))
-            .route(web::post().to(callback)),
-    );
+    cfg.service(web::resource(CALLBACK_PATH).route(web::post().to(callback)));
 }
 
 /// Registers the state and the callback route, e.g.
@@ -228,7 +239,7 @@ pub fn mount(state: web::Data<GatewayState>) -> impl Fn(&mut web::ServiceConfig)
 #[tracing::instrument(name = "graph_callback", skip_all)]
 async fn callback(
     req: HttpRequest,
-    body: web::Bytes,
+    payload: web::Payload,
     state: web::Data<GatewayState>,
 ) -> Result<HttpResponse, WebhookError> {
     let received = Instant::now();
@@ -246,6 +257,8 @@ async fn callback(
             tracing::warn!(code = e.code(), "callback refused: {e}");
             WebhookError::from(e)
         })?;
+    // Only now, with the caller authenticated, is the body read.
+    let body = read_body(&req, payload).await?;
     let batch: CommsNotifications = serde_json::from_slice(&body).map_err(|e| {
         tracing::warn!(
             line = e.line(),
@@ -276,4 +289,28 @@ async fn callback(
         Some(r) => HttpResponse::Ok().json(r),
         None => HttpResponse::Accepted().finish(),
     })
+}
+
+/// Reads the body of an authenticated callback, at most [`MAX_BODY`] bytes.
+async fn read_body(req: &HttpRequest, mut payload: web::Payload) -> Result<Vec<u8>, WebhookError> {
+    let declared = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY) {
+        return Err(WebhookError::TooLarge(MAX_BODY));
+    }
+    let mut body = Vec::with_capacity(declared.unwrap_or(0).min(MAX_BODY));
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| {
+            tracing::warn!(error = %e, "cannot read the notification batch");
+            WebhookError::BadRequest("the body could not be read".into())
+        })?;
+        if body.len() + chunk.len() > MAX_BODY {
+            return Err(WebhookError::TooLarge(MAX_BODY));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }

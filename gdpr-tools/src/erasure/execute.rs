@@ -157,6 +157,9 @@ pub async fn execute(
             },
         )
         .await?;
+    // Last: what was erased must not survive in the store's own files
+    // (SQLite: full-text index segments and WAL page images).
+    env.store.purge_erased_residue().await?;
     tracing::info!(request = %record.id, status = %record.status, "erasure executed");
     Ok(Erasure::from_record(&record)?.0)
 }

@@ -68,6 +68,10 @@ pub const STATE_COOKIE: &str = "insights_oidc_state";
 const PENDING_TTL: Duration = Duration::from_secs(600);
 /// At most this many sign-ins pending at once (memory bound).
 const MAX_PENDING: usize = 10_000;
+/// At most this many pending per client address: a further start from
+/// the same address replaces its oldest, so nobody can fill the table
+/// and lock everyone else out of sign-in.
+const MAX_PENDING_PER_CLIENT: usize = 20;
 /// The discovery document is fetched again after this long.
 const DISCOVERY_TTL: Duration = Duration::from_secs(3600);
 /// Session token prefix: `o1.<tenant>.<secret>` (local sessions are `v1.`).
@@ -91,6 +95,8 @@ struct Pending {
     verifier: Zeroizing<String>,
     return_to: String,
     created: Instant,
+    /// Where the sign-in was started from.
+    client: Option<std::net::IpAddr>,
 }
 
 /// The sign-in flow's configuration and state; one per process, in the
@@ -188,10 +194,13 @@ impl OidcLogin {
             return Err(unavailable("HTTP error"));
         }
         let doc: serde_json::Value = res.json().await.map_err(|_| unavailable("not JSON"))?;
+        // A document fetched over HTTPS cannot send the code or the
+        // browser to plain HTTP.
+        let secure = self.discovery_url.starts_with("https://");
         let url = |k: &str| {
             doc.get(k)
                 .and_then(serde_json::Value::as_str)
-                .filter(|u| u.starts_with("https://") || u.starts_with("http://"))
+                .filter(|u| u.starts_with("https://") || (!secure && u.starts_with("http://")))
                 .map(str::to_owned)
         };
         let (Some(authorization), Some(token)) =
@@ -214,6 +223,19 @@ impl OidcLogin {
             .lock()
             .map_err(|_| ApiError::internal(anyhow::anyhow!("pending sign-ins lock poisoned")))?;
         map.retain(|_, v| v.created.elapsed() < PENDING_TTL);
+        if let Some(client) = p.client {
+            let mut mine: Vec<(Instant, String)> = map
+                .iter()
+                .filter(|(_, v)| v.client == Some(client))
+                .map(|(k, v)| (v.created, k.clone()))
+                .collect();
+            if mine.len() >= MAX_PENDING_PER_CLIENT {
+                mine.sort();
+                for (_, k) in mine.iter().take(mine.len() + 1 - MAX_PENDING_PER_CLIENT) {
+                    map.remove(k);
+                }
+            }
+        }
         if map.len() >= MAX_PENDING {
             return Err(ApiError::Unavailable {
                 code: "too-many-pending-sign-ins",
@@ -368,6 +390,7 @@ pub(crate) struct LoginQuery {
         (status = 404, description = "Sign-in with an organisation is not configured", body = crate::routes::openapi::Problem),
         (status = 503, description = "The provider's configuration cannot be read", body = crate::routes::openapi::Problem)))]
 pub(crate) async fn login(
+    req: HttpRequest,
     state: web::Data<AppState>,
     q: web::Query<LoginQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -403,6 +426,7 @@ pub(crate) async fn login(
             verifier,
             return_to,
             created: Instant::now(),
+            client: state.auth.client_ip(&req),
         },
     )?;
     Ok(HttpResponse::Found()

@@ -8,7 +8,7 @@ pub mod gdpr;
 mod governance;
 mod health;
 mod jobs;
-mod metrics;
+pub(crate) mod metrics;
 pub(crate) mod openapi;
 pub mod recordings;
 

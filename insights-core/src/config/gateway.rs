@@ -76,8 +76,10 @@ pub struct GatewaySettings {
     /// static. The media adapter normally provides one per call.
     pub media_config_blob: Option<String>,
     /// Trust callback tokens signed with the local simulator key (kept in
-    /// the data dir). Default true for the embedded default; production
-    /// sets false.
+    /// the data dir), for `insights simulate-call`, tests and demos.
+    /// Default false: anyone who can read the data dir could otherwise
+    /// open calls. A configuration error together with `app_id` (a
+    /// gateway registered with Microsoft never trusts the simulator).
     pub trust_simulator_key: bool,
     /// Simulator signing key file (default
     /// `<data_dir>/keys/simulator-signing.pem`).
@@ -111,7 +113,7 @@ impl Default for GatewaySettings {
             max_attempts: 4,
             participant_capacity: 10,
             media_config_blob: None,
-            trust_simulator_key: true,
+            trust_simulator_key: false,
             simulator_key_file: None,
             media_token: None,
             media_token_file: None,
@@ -226,6 +228,13 @@ impl GatewaySettings {
         {
             return Err(invalid("gateway.callback_url", "must be an http(s) URL"));
         }
+        if self.trust_simulator_key && self.app_id.as_deref().is_some_and(|a| !a.trim().is_empty())
+        {
+            return Err(invalid(
+                "gateway.trust_simulator_key",
+                "must be false when gateway.app_id is set (a gateway registered with Microsoft never trusts the local simulator key)",
+            ));
+        }
         if self.issuers.iter().all(|i| i.trim().is_empty()) {
             return Err(invalid("gateway.issuers", "must name at least one issuer"));
         }
@@ -294,15 +303,35 @@ mod tests {
     use super::*;
 
     #[test]
-    fn defaults_are_valid_and_trust_the_simulator() {
+    fn defaults_are_valid_and_do_not_trust_the_simulator() {
         let g = GatewaySettings::default();
         g.validate().unwrap_or_else(|e| panic!("{e}"));
-        assert!(g.trust_simulator_key);
+        assert!(!g.trust_simulator_key);
         assert_eq!(g.audience(), LOCAL_AUDIENCE);
         assert_eq!(
             g.simulator_key_path(Path::new("/d")),
             PathBuf::from("/d/keys/simulator-signing.pem")
         );
+    }
+
+    #[test]
+    fn trusting_the_simulator_with_an_app_id_is_refused() {
+        let g = GatewaySettings {
+            app_id: Some("abc".into()),
+            trust_simulator_key: true,
+            ..GatewaySettings::default()
+        };
+        let e = g
+            .validate()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("gateway.trust_simulator_key"), "{e}");
+        let g = GatewaySettings {
+            trust_simulator_key: true,
+            ..GatewaySettings::default()
+        };
+        g.validate().unwrap_or_else(|e| panic!("{e}"));
     }
 
     #[test]

@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 mod ai;
 mod auth;
 mod directory;
+mod endpoints;
 mod gateway;
+mod metrics;
 mod retention;
 mod spool;
 mod stt;
@@ -23,6 +25,7 @@ pub use ai::{
 pub use auth::{AuthSettings, Cidr, DEFAULT_ROLE_MAP, OidcSettings};
 pub use directory::DirectorySettings;
 pub use gateway::GatewaySettings;
+pub use metrics::MetricsSettings;
 pub use retention::RetentionSettings;
 pub use spool::SpoolSettings;
 pub use stt::{SttBatching, SttSettings};
@@ -35,6 +38,7 @@ use serde::{Deserialize, Serialize};
 /// Top-level keys, used to pick our variables out of the environment.
 const TOP_LEVEL_KEYS: &[&str] = &[
     "data_dir",
+    "allow_insecure_http",
     "listen",
     "database",
     "blob",
@@ -48,6 +52,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "worker",
     "retention",
     "directory",
+    "metrics",
 ];
 
 /// Every setting of the platform.
@@ -59,6 +64,10 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// HTTP listen address. Default `127.0.0.1:8080`.
     pub listen: SocketAddr,
+    /// Allow plain-HTTP signing-key, token and provider endpoints. For
+    /// tests with local stand-ins only; default false (see `endpoints`).
+    #[serde(default)]
+    pub allow_insecure_http: bool,
     pub database: DatabaseSettings,
     pub blob: BlobSettings,
     pub keys: KeySettings,
@@ -72,6 +81,9 @@ pub struct Settings {
     #[serde(default)]
     pub retention: RetentionSettings,
     pub directory: DirectorySettings,
+    /// `[metrics]`: where and to whom `/metrics` is served.
+    #[serde(default)]
+    pub metrics: MetricsSettings,
 }
 
 /// Metadata store settings.
@@ -178,6 +190,7 @@ impl Default for Settings {
         Self {
             data_dir: PathBuf::from("./data"),
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            allow_insecure_http: false,
             database: DatabaseSettings::default(),
             blob: BlobSettings::default(),
             keys: KeySettings::default(),
@@ -190,6 +203,7 @@ impl Default for Settings {
             worker: WorkerSettings::default(),
             retention: RetentionSettings::default(),
             directory: DirectorySettings::default(),
+            metrics: MetricsSettings::default(),
         }
     }
 }
@@ -338,6 +352,8 @@ impl Settings {
         self.worker.validate()?;
         self.retention.validate()?;
         self.directory.validate()?;
+        self.metrics.validate(self.listen)?;
+        endpoints::validate(self)?;
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             return Err(ConfigError::Invalid {
                 key: "log.level",

@@ -41,6 +41,11 @@ pub struct WorkerSettings {
     /// is handed back to the queue (released, the attempt not counted),
     /// s. Default 20.
     pub shutdown_grace_secs: u64,
+    /// Longest audio a stored recording may decode to for transcription
+    /// (and access bundles), s. Decoding is streamed and stops there:
+    /// the job fails permanently instead of the process allocating for
+    /// hours of audio a small file can claim. Default 43200 (12 h).
+    pub max_media_duration_secs: u64,
 }
 
 impl Default for WorkerSettings {
@@ -54,6 +59,7 @@ impl Default for WorkerSettings {
             backoff_base_secs: 10,
             backoff_max_secs: 1800,
             shutdown_grace_secs: 20,
+            max_media_duration_secs: 12 * 3600,
         }
     }
 }
@@ -67,6 +73,11 @@ impl WorkerSettings {
     /// `poll_interval_ms` as a duration.
     pub fn poll_interval(&self) -> Duration {
         Duration::from_millis(self.poll_interval_ms)
+    }
+
+    /// `max_media_duration_secs` as a duration.
+    pub fn max_media_duration(&self) -> Duration {
+        Duration::from_secs(self.max_media_duration_secs)
     }
 
     /// `shutdown_grace_secs` as a duration.
@@ -93,6 +104,9 @@ impl WorkerSettings {
         }
         if !(1..=100).contains(&self.max_attempts) {
             return bad("worker.max_attempts", "must be 1-100");
+        }
+        if self.max_media_duration_secs == 0 {
+            return bad("worker.max_media_duration_secs", "must be at least 1");
         }
         if self.backoff_base_secs == 0 {
             return bad("worker.backoff_base_secs", "must be at least 1");

@@ -45,6 +45,14 @@ pub trait SubjectStore: Send + Sync + 'static {
     ) -> StoreResult<ErasureRecord>;
     /// The tenant's erasure requests, newest first.
     async fn list_erasure_requests(&self, tenant: TenantId) -> StoreResult<Vec<ErasureRecord>>;
+    /// Run once an erasure has changed the store: makes what it removed
+    /// physically unrecoverable from the backend's own files where the
+    /// backend keeps residue. SQLite merges every full-text index
+    /// (FTS5 `optimize`: deleted terms live on in old index segments until
+    /// merged) and checkpoints the WAL with `TRUNCATE` (old page images
+    /// stay in the WAL file otherwise); `secure_delete` zeroes the freed
+    /// pages. Other backends may do nothing.
+    async fn purge_erased_residue(&self) -> StoreResult<()>;
 }
 
 /// Implementation detail of [`delegate_store_areas!`](crate::delegate_store_areas):
@@ -63,6 +71,7 @@ macro_rules! __delegate_subject_store {
             fn put_erasure_request(&self, tenant: TenantId, record: &ErasureRecord) -> StoreResult<()>;
             fn get_erasure_request(&self, tenant: TenantId, id: uuid::Uuid) -> StoreResult<ErasureRecord>;
             fn list_erasure_requests(&self, tenant: TenantId) -> StoreResult<Vec<ErasureRecord>>;
+            fn purge_erased_residue(&self) -> StoreResult<()>;
         }
     };
 }

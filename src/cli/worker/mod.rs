@@ -69,6 +69,7 @@ fn build_worker(
         keys: platform.keys.clone(),
         stt: local_stt,
         vad: VadOptions::default(),
+        max_media_duration: settings.worker.max_media_duration(),
     };
     Ok(Worker::new(platform.store.clone(), opts)
         .with_handler(Arc::new(TranscribeHandler {

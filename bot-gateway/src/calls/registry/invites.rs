@@ -188,6 +188,7 @@ impl CallRegistry {
                 directory_tenant: directory_tenant.clone(),
                 recording_id,
                 route: token.issuer,
+                creator_tid: token.directory_tenant_id,
                 state: CallState::Incoming,
                 answer: AnswerState::Pending,
                 reported: None,

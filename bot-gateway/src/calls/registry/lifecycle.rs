@@ -7,7 +7,8 @@ use insights_core::store::{StoreError, StoreResult};
 
 use super::roster::entry;
 use super::{
-    AnswerState, CallRegistry, Inner, Leg, LiveRecording, Presence, RECENT_ENDED, RecentIds,
+    AnswerState, CallRegistry, FOREIGN_NOTIFICATIONS_METRIC, Inner, Leg, LiveRecording, Presence,
+    RECENT_ENDED, RecentIds,
 };
 use crate::auth::VerifiedToken;
 use crate::calls::parties::Party;
@@ -145,7 +146,18 @@ impl CallRegistry {
         token: &VerifiedToken,
         call_id: &str,
     ) -> StoreResult<bool> {
-        if inner.legs.contains_key(call_id) {
+        if let Some(leg) = inner.legs.get(call_id) {
+            if leg.route != token.issuer || leg.creator_tid != token.directory_tenant_id {
+                // Another tenant (or the simulator) naming a live call:
+                // never applied, and counted so it shows in monitoring.
+                metrics::counter!(FOREIGN_NOTIFICATIONS_METRIC).increment(1);
+                tracing::warn!(
+                    %call_id,
+                    route = ?token.issuer,
+                    "notification for a call created by another route or tenant: ignored"
+                );
+                return Ok(false);
+            }
             return Ok(true);
         }
         if inner.ended.contains(call_id) {
@@ -205,6 +217,7 @@ impl CallRegistry {
                 directory_tenant: directory_tenant.to_string(),
                 recording_id: rec.id,
                 route: token.issuer,
+                creator_tid: token.directory_tenant_id,
                 state: CallState::Established,
                 answer: AnswerState::Answered,
                 reported: None,

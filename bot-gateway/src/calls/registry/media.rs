@@ -191,6 +191,7 @@ mod tests {
                 directory_tenant: "dir-tenant".into(),
                 recording_id: rid,
                 route: TokenIssuer::Microsoft,
+                creator_tid: None,
                 state,
                 answer,
                 reported: None,

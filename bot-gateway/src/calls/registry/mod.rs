@@ -19,6 +19,7 @@ use insights_core::domain::{ParticipantId, ParticipantRole, RecordingId, Recordi
 use insights_core::store::{MetadataStore, StoreResult};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
+use uuid::Uuid;
 
 use super::events::Event;
 use super::parties::Party;
@@ -47,6 +48,9 @@ const ANSWERS_METRIC: &str = "insights_gateway_answers_total";
 /// Not `insights_calls_active`, which is the spool's count of recordings
 /// being captured.
 const CALL_LEGS_METRIC: &str = "insights_gateway_call_legs_active";
+/// Notifications naming a live call that another route or tenant created
+/// (ignored).
+const FOREIGN_NOTIFICATIONS_METRIC: &str = "insights_gateway_foreign_notifications_total";
 
 /// The media configuration to answer a call with.
 #[async_trait]
@@ -151,7 +155,10 @@ struct Leg {
     tenant: TenantId,
     directory_tenant: String,
     recording_id: RecordingId,
+    /// Who created the leg: its notifications are accepted only from the
+    /// same route (Microsoft or the simulator) and the same `tid`.
     route: TokenIssuer,
+    creator_tid: Option<Uuid>,
     state: CallState,
     answer: AnswerState,
     reported: Option<RecordingStatusReport>,

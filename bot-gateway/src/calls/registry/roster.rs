@@ -405,6 +405,7 @@ mod tests {
                 directory_tenant: "t".into(),
                 recording_id: rid,
                 route: TokenIssuer::Simulator,
+                creator_tid: None,
                 state: CallState::Established,
                 answer: AnswerState::Answered,
                 reported: None,

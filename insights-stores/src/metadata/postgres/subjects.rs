@@ -68,6 +68,13 @@ impl SubjectStore for PgStore {
     async fn list_erasure_requests(&self, tenant: TenantId) -> StoreResult<Vec<ErasureRecord>> {
         in_tenant!(self, tenant, |c| list_erasures(c, tenant))
     }
+
+    /// Nothing to do in-process: PostgreSQL keeps dead row versions until
+    /// (auto)vacuum reclaims them, which the application role may not run
+    /// and which cannot run inside the erasure's transactions.
+    async fn purge_erased_residue(&self) -> StoreResult<()> {
+        Ok(())
+    }
 }
 
 pub(super) async fn get_many(

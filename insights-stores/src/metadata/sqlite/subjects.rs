@@ -57,6 +57,49 @@ impl SubjectStore for SqliteStore {
     async fn list_erasure_requests(&self, tenant: TenantId) -> StoreResult<Vec<ErasureRecord>> {
         list_erasures(&self.pool, tenant).await
     }
+
+    async fn purge_erased_residue(&self) -> StoreResult<()> {
+        purge_residue(&self.pool).await
+    }
+}
+
+/// Merges of the full-text indexes (FTS5, external content): a deleted or
+/// updated row only adds a delete marker, the old terms stay in the
+/// index's segments until they are merged.
+const FTS_OPTIMIZE: &[&str] = &[
+    "INSERT INTO participants_fts (participants_fts) VALUES ('optimize')",
+    "INSERT INTO participant_digits_fts (participant_digits_fts) VALUES ('optimize')",
+    "INSERT INTO transcript_fts (transcript_fts) VALUES ('optimize')",
+];
+
+/// After an erasure: merges every FTS5 index into one segment (`optimize`
+/// drops the erased terms; with `secure_delete` the freed pages are
+/// zeroed), then checkpoints the WAL with `TRUNCATE`, so neither the
+/// database file nor the WAL holds the old pages. A reader holding an old
+/// snapshot can make the checkpoint incomplete (`busy`); it is retried a
+/// few times and then reported as an error, so the erasure can be resumed.
+pub(super) async fn purge_residue(pool: &SqlitePool) -> StoreResult<()> {
+    for statement in FTS_OPTIMIZE {
+        sqlx::query(*statement).execute(pool).await.map_err(db)?;
+    }
+    let mut attempts = 0;
+    loop {
+        // (busy, log frames, checkpointed frames)
+        let (busy, _, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
+            .fetch_one(pool)
+            .await
+            .map_err(db)?;
+        if busy == 0 {
+            return Ok(());
+        }
+        attempts += 1;
+        if attempts >= 50 {
+            return Err(StoreError::Backend(
+                "the WAL checkpoint after an erasure stayed busy (a long-running reader); resume the erasure to finish it".into(),
+            ));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }
 
 pub(super) async fn get_many(
