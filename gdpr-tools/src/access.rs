@@ -14,14 +14,20 @@
 //! become `[masked]`. The seed leaves this to the customer; we make it the
 //! default. Media is decrypted in memory and written straight into the
 //! zip: no clear copy touches the disk except the bundle the DPO asked
-//! for. The request is audited (`gdpr-access`) before anything is read;
-//! the audit event holds counts, never identifiers.
+//! for. The request is audited (`gdpr-access`) before anything is read:
+//! the event holds the reason, the client address, the id of every
+//! recording included and salted SHA-256 hashes of the identifiers
+//! searched (never the identifiers); each included recording gets its
+//! own `gdpr-access` event too, so its audit trail shows the bundle.
+//!
+//! The zip is written as a stream (no seeking), so it can go straight
+//! into a sealed envelope ([`crate::bundles`]).
 //!
 //! The columns are our own small catalogue, not the Excel export's:
 //! `gdpr-tools` must not depend on `insights-api`, and the export's
 //! columns are about a search, these about one person.
 
-use std::io::{Seek, Write};
+use std::io::Write;
 
 use insights_core::blob::{BlobError, BlobStore};
 use insights_core::crypto::{CryptoError, ExpectedIds, KeyProvider, decrypt_to_vec};
@@ -98,6 +104,18 @@ pub struct AccessEnv<'a> {
     pub blobs: &'a dyn BlobStore,
     pub keys: &'a dyn KeyProvider,
     pub find: FindOptions,
+}
+
+/// Who asks for a bundle, and why: what the audit trail keeps.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Requester {
+    pub actor: String,
+    /// Why (ticket, legal basis).
+    pub reason: Option<String>,
+    /// The client address.
+    pub source: Option<String>,
+    /// The bundle's id when it is kept for download.
+    pub bundle_id: Option<uuid::Uuid>,
 }
 
 /// One file of the bundle, as the manifest lists it.
@@ -177,12 +195,12 @@ fn cell(sr: &SubjectRecording, col: &str, mask: bool) -> serde_json::Value {
     }
 }
 
-struct Zip<W: Write + Seek> {
-    w: zip::ZipWriter<W>,
+struct Zip<W: Write> {
+    w: zip::ZipWriter<zip::write::StreamWriter<W>>,
     files: Vec<ManifestFile>,
 }
 
-impl<W: Write + Seek> Zip<W> {
+impl<W: Write> Zip<W> {
     fn add(&mut self, path: &str, data: &[u8]) -> Result<(), AccessError> {
         let opts = zip::write::SimpleFileOptions::default()
             .compression_method(zip::CompressionMethod::Deflated)
@@ -244,16 +262,18 @@ async fn read_blob(
     Ok(out)
 }
 
-/// Builds the subject's bundle into `out` and audits it (before reading
-/// any content).
-pub async fn build_bundle<W: Write + Seek>(
+/// Builds the subject's bundle into `out` (a stream: nothing is sought
+/// back) and audits it before reading any content; returns what was
+/// written and `out`.
+pub async fn build_bundle<W: Write>(
     env: &AccessEnv<'_>,
     tenant: TenantId,
     ids: &SubjectIdentifiers,
     opts: &AccessOptions,
-    actor: &str,
+    who: &Requester,
     out: W,
-) -> Result<BundleSummary, AccessError> {
+) -> Result<(BundleSummary, W), AccessError> {
+    let actor = who.actor.as_str();
     let columns: Vec<&str> = match &opts.columns {
         None => COLUMNS.iter().map(|(c, _)| *c).collect(),
         Some(list) => {
@@ -269,6 +289,8 @@ pub async fn build_bundle<W: Write + Seek>(
         }
     };
     let found = subject::find(env.store, tenant, ids, &env.find).await?;
+    let (salt, hashed) = crate::erasure::hash_identifiers(&found.normalized.given);
+    let recording_ids: Vec<_> = found.recordings.iter().map(|r| r.recording.id).collect();
     env.store
         .append_audit(
             tenant,
@@ -276,22 +298,47 @@ pub async fn build_bundle<W: Write + Seek>(
                 actor: actor.to_owned(),
                 action: AuditAction::GdprAccess,
                 recording_id: None,
-                target: None,
-                reason: None,
-                source: None,
+                target: who.bundle_id.map(|b| b.to_string()),
+                reason: who.reason.clone(),
+                source: who.source.clone(),
                 details: json!({
+                    "step": "build",
+                    "bundle_id": who.bundle_id,
                     "recordings": found.recordings.len(),
+                    "recording_ids": recording_ids,
                     "directory_users": found.directory_users.len(),
                     "include_media": opts.include_media,
                     "mask_others": opts.mask_others,
                     "columns": columns,
+                    "identifiers_salt": salt,
+                    "identifiers": hashed,
                 }),
             },
         )
         .await?;
+    for id in &recording_ids {
+        env.store
+            .append_audit(
+                tenant,
+                NewAuditEvent {
+                    actor: actor.to_owned(),
+                    action: AuditAction::GdprAccess,
+                    recording_id: Some(*id),
+                    target: who.bundle_id.map(|b| b.to_string()),
+                    reason: who.reason.clone(),
+                    source: who.source.clone(),
+                    details: json!({
+                        "step": "included",
+                        "bundle_id": who.bundle_id,
+                        "include_media": opts.include_media,
+                    }),
+                },
+            )
+            .await?;
+    }
 
     let mut zip = Zip {
-        w: zip::ZipWriter::new(out),
+        w: zip::ZipWriter::new_stream(out),
         files: Vec::new(),
     };
     let rows: Vec<Vec<serde_json::Value>> = found
@@ -408,11 +455,14 @@ pub async fn build_bundle<W: Write + Seek>(
     let opts_m = zip::write::SimpleFileOptions::default();
     zip.w.start_file("manifest.json", opts_m).map_err(werr)?;
     zip.w.write_all(&body).map_err(werr)?;
-    zip.w.finish().map_err(werr)?;
-    Ok(BundleSummary {
-        recordings,
-        files,
-        segments,
-        media_files,
-    })
+    let out = zip.w.finish().map_err(werr)?.into_inner();
+    Ok((
+        BundleSummary {
+            recordings,
+            files,
+            segments,
+            media_files,
+        },
+        out,
+    ))
 }

@@ -12,8 +12,10 @@ mod directory;
 mod e2e_call;
 #[cfg(feature = "whisper")]
 mod e2e_transcript;
+mod gdpr_access;
 mod gdpr_erase_kill;
 mod gdpr_retention;
+mod gdpr_wiring;
 mod invite_variants;
 mod jobs_fault;
 #[cfg(feature = "whisper")]

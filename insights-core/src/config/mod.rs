@@ -11,6 +11,7 @@ mod ai;
 mod auth;
 mod directory;
 mod gateway;
+mod gdpr;
 mod retention;
 mod spool;
 mod stt;
@@ -23,6 +24,7 @@ pub use ai::{
 pub use auth::{AuthSettings, Cidr, DEFAULT_ROLE_MAP, OidcSettings};
 pub use directory::DirectorySettings;
 pub use gateway::GatewaySettings;
+pub use gdpr::GdprSettings;
 pub use retention::RetentionSettings;
 pub use spool::SpoolSettings;
 pub use stt::{SttBatching, SttSettings};
@@ -48,6 +50,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "worker",
     "retention",
     "directory",
+    "gdpr",
 ];
 
 /// Every setting of the platform.
@@ -72,6 +75,8 @@ pub struct Settings {
     #[serde(default)]
     pub retention: RetentionSettings,
     pub directory: DirectorySettings,
+    #[serde(default)]
+    pub gdpr: GdprSettings,
 }
 
 /// Metadata store settings.
@@ -190,6 +195,7 @@ impl Default for Settings {
             worker: WorkerSettings::default(),
             retention: RetentionSettings::default(),
             directory: DirectorySettings::default(),
+            gdpr: GdprSettings::default(),
         }
     }
 }
@@ -338,6 +344,7 @@ impl Settings {
         self.worker.validate()?;
         self.retention.validate()?;
         self.directory.validate()?;
+        self.gdpr.validate()?;
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             return Err(ConfigError::Invalid {
                 key: "log.level",
