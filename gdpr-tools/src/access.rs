@@ -9,9 +9,12 @@
 //! * `audit-events.json`: what their accounts did (ids only);
 //! * optionally `media/<recording id>.<ext>`: the decrypted media.
 //!
-//! Other people's personal data in the listing is masked by default
-//! (`mask_others`): their role stays, their name, number, URI and email
-//! become `[masked]`. The seed leaves this to the customer; we make it the
+//! Other people's personal data is masked by default (`mask_others`):
+//! in the listing their role stays, their name, number, URI and email
+//! become `[masked]`; of the media only the subject's own voice is
+//! included (their channel of a call, their own track of a meeting; see
+//! [`crate::media_mask`]), and the manifest's `media_withheld` says which
+//! recordings' media was left out and why. The seed leaves this to the customer; we make it the
 //! default. Media is decrypted in memory and written straight into the
 //! zip: no clear copy touches the disk except the bundle the DPO asked
 //! for. The request is audited (`gdpr-access`) before anything is read:
@@ -54,6 +57,10 @@ pub enum AccessError {
     UnknownColumn(String),
     #[error("writing the bundle: {0}")]
     Write(String),
+    #[error("a recording is longer than the bundle's maximum media duration")]
+    TooLong,
+    #[error("media cannot be decoded: {0}")]
+    Media(String),
 }
 
 fn werr(e: impl std::fmt::Display) -> AccessError {
@@ -84,8 +91,12 @@ pub struct AccessOptions {
     pub include_media: bool,
     /// Column ids of [`COLUMNS`], in order; `None` = all.
     pub columns: Option<Vec<String>>,
-    /// Mask other people's personal data (default true).
+    /// Mask other people's personal data (default true), their voices
+    /// included ([`crate::media_mask`]).
     pub mask_others: bool,
+    /// The longest recording whose media is decoded to mask the other
+    /// parties, s (default 12 h).
+    pub media_max_secs: u64,
 }
 
 impl Default for AccessOptions {
@@ -94,6 +105,7 @@ impl Default for AccessOptions {
             include_media: false,
             columns: None,
             mask_others: true,
+            media_max_secs: 12 * 3600,
         }
     }
 }
@@ -378,6 +390,7 @@ pub async fn build_bundle<W: Write>(
 
     let mut segments = 0;
     let mut media_files = 0;
+    let mut withheld: Vec<serde_json::Value> = Vec::new();
     for sr in &found.recordings {
         let id = sr.recording.id;
         let theirs: Vec<_> = env
@@ -411,6 +424,22 @@ pub async fn build_bundle<W: Write>(
         {
             let wrapped = env.store.get_data_key(tenant, m.data_key_id).await?;
             let key = env.keys.unwrap(&wrapped).await?;
+            if opts.mask_others {
+                match crate::media_mask::subject_audio(env, tenant, sr, &key, opts.media_max_secs)
+                    .await?
+                {
+                    crate::media_mask::Masked::Files(files) => {
+                        for f in files {
+                            zip.add(&f.name, &f.data)?;
+                            media_files += 1;
+                        }
+                    }
+                    crate::media_mask::Masked::Withheld(why) => {
+                        withheld.push(json!({"recording_id": id, "why": why}));
+                    }
+                }
+                continue;
+            }
             let ct = read_blob(env.blobs, &m.container, &m.key).await?;
             let expected = ExpectedIds::new(tenant, id.as_uuid(), m.data_key_id);
             let plain = zeroize::Zeroizing::new(decrypt_to_vec(&key, &ct, &expected)?);
@@ -446,6 +475,7 @@ pub async fn build_bundle<W: Write>(
         "generated_by": actor,
         "masked_others": opts.mask_others,
         "include_media": opts.include_media,
+        "media_withheld": withheld,
         "columns": columns,
         "recordings": recordings,
         "files": zip.files,

@@ -9,5 +9,6 @@ pub mod certificate;
 pub mod directory;
 pub mod erasure;
 pub mod holds;
+mod media_mask;
 pub mod retention;
 pub mod subject;

@@ -420,8 +420,8 @@ fn access_bundle_with_media_needs_permission_and_reason_is_sealed_audited_stream
     let has = |name: &str| zip_bytes.windows(name.len()).any(|x| x == name.as_bytes());
     // The central directory names every file in clear.
     assert!(
-        has(&format!("media/{id}.ogg")),
-        "the media is in the bundle"
+        has(&format!("media/{id}-subject-channel.ogg")),
+        "the subject's media is in the bundle"
     );
     assert!(has("manifest.json") && has("recordings.json"));
 
@@ -497,4 +497,86 @@ fn access_bundle_with_media_needs_permission_and_reason_is_sealed_audited_stream
         files_under(&bundles).is_empty(),
         "an expired bundle is deleted"
     );
+}
+
+/// Pearson correlation of two speech envelopes (RMS per 20 ms).
+fn envelope_correlation(a: &[i16], b: &[i16]) -> f64 {
+    let env = |s: &[i16]| -> Vec<f64> {
+        s.chunks(320)
+            .map(|c| (c.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>() / c.len() as f64).sqrt())
+            .collect()
+    };
+    let (a, b) = (env(a), env(b));
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let ma = a.iter().sum::<f64>() / n as f64;
+    let mb = b.iter().sum::<f64>() / n as f64;
+    let (mut sab, mut saa, mut sbb) = (0.0, 0.0, 0.0);
+    for i in 0..n {
+        sab += (a[i] - ma) * (b[i] - mb);
+        saa += (a[i] - ma).powi(2);
+        sbb += (b[i] - mb).powi(2);
+    }
+    sab / (saa.sqrt() * sbb.sqrt())
+}
+
+#[test]
+fn masking_the_other_parties_keeps_only_the_subjects_channel_of_a_call() {
+    let w = World::start(Vec::new());
+    let agent_text = "Good morning, this is the agent. I am calling about your contract renewal \
+        and the new prices that apply from next month, and I would like to go through them.";
+    let id = w.call(agent_text);
+    wait_stored(&w, id);
+    let profile = w.dpo_profile(&[Permission::GdprActions, Permission::DownloadMedia]);
+    let seed = w.add_user("dpo@contoso.com", "dpo", Some(&profile.to_string()));
+    let dpo = w.login("dpo@contoso.com", seed.as_deref());
+    let bundle = |mask: bool| -> zip::ZipArchive<std::io::Cursor<Vec<u8>>> {
+        let res = w.post(
+            &dpo,
+            "/api/gdpr/access",
+            json!({"identifiers": {"phone": SUBJECT_PHONE}, "include_media": true,
+                   "mask_others": mask, "reason": "Art. 15 request 79"}),
+        );
+        assert_eq!(res.status(), 202);
+        let id = res.json::<Value>().unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert_eq!(wait_bundle(&w, &dpo, &id)["status"], "done");
+        let bytes = w
+            .get(&dpo, &format!("/api/gdpr/access/{id}/file"))
+            .bytes()
+            .unwrap()
+            .to_vec();
+        zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap()
+    };
+    let read = |z: &mut zip::ZipArchive<std::io::Cursor<Vec<u8>>>, name: &str| -> Vec<u8> {
+        let mut out = Vec::new();
+        std::io::Read::read_to_end(&mut z.by_name(name).unwrap(), &mut out).unwrap();
+        out
+    };
+
+    // Unmasked: the whole stereo call.
+    let mut whole = bundle(false);
+    let stereo = read(&mut whole, &format!("media/{id}.ogg"));
+    let stereo = recorder::decode_ogg_opus(std::io::Cursor::new(stereo), 16_000).unwrap();
+    assert_eq!(stereo.channels.len(), 2);
+
+    // Masked (the default): only the subject's side, as mono.
+    let mut masked = bundle(true);
+    assert!(
+        masked.by_name(&format!("media/{id}.ogg")).is_err(),
+        "the stereo call is not in a masked bundle"
+    );
+    let mono = read(&mut masked, &format!("media/{id}-subject-channel.ogg"));
+    let mono = recorder::decode_ogg_opus(std::io::Cursor::new(mono), 16_000).unwrap();
+    assert_eq!(mono.channels.len(), 1, "one channel");
+    let subject = &mono.channels[0];
+    let (agent_side, subject_side) = (&stereo.channels[0], &stereo.channels[1]);
+    let same = envelope_correlation(subject, subject_side);
+    let other = envelope_correlation(subject, agent_side);
+    assert!(same > 0.9, "the subject's channel: {same}");
+    assert!(other < 0.3, "not the agent's voice: {other}");
+    let manifest: Value = serde_json::from_slice(&read(&mut masked, "manifest.json")).unwrap();
+    assert_eq!(manifest["masked_others"], true);
 }

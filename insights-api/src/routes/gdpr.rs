@@ -94,6 +94,7 @@ pub struct GdprContext {
     bundles: BundleDir,
     find: FindOptions,
     bundle_expiry: chrono::Duration,
+    media_max_secs: u64,
     jobs: Mutex<HashMap<Uuid, AccessJob>>,
 }
 
@@ -128,6 +129,7 @@ impl GdprContext {
                 default_region: settings.default_region.clone(),
             },
             bundle_expiry: expiry,
+            media_max_secs: settings.bundle_media_max_secs,
             jobs: Mutex::new(HashMap::new()),
         })
     }
@@ -335,6 +337,7 @@ async fn access_start(
             include_media: body.include_media,
             columns: body.columns,
             mask_others: body.mask_others,
+            media_max_secs: ctx2.media_max_secs,
         };
         let env = AccessEnv {
             store: state.store.as_ref(),

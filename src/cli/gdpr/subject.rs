@@ -189,6 +189,7 @@ pub async fn access(settings: &Settings, args: AccessArgs) -> anyhow::Result<()>
         include_media: args.include_media,
         columns: args.columns.clone(),
         mask_others: !args.no_mask,
+        media_max_secs: settings.gdpr.bundle_media_max_secs,
     };
     let dir = args
         .out

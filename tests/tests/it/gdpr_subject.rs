@@ -533,8 +533,11 @@ async fn find_access_erase_end_to_end(pg: bool) {
         find: find_opts(),
     };
     let mut buf = Cursor::new(Vec::new());
+    // The media as stored (masking the other parties' voices decodes
+    // real audio: proven through `insights serve` in tests/cli).
     let opts = AccessOptions {
         include_media: true,
+        mask_others: false,
         ..AccessOptions::default()
     };
     let who = Requester {
@@ -572,8 +575,22 @@ async fn find_access_erase_end_to_end(pg: bool) {
             f["path"]
         );
     }
+    // The default masks the other parties in the listing.
+    let mut masked = Cursor::new(Vec::new());
+    build_bundle(
+        &env,
+        tenant,
+        &ids,
+        &AccessOptions::default(),
+        &who,
+        &mut masked,
+    )
+    .await
+    .unwrap();
+    let mut masked_zip = zip::ZipArchive::new(Cursor::new(masked.into_inner())).unwrap();
     let mut listing = String::new();
-    zip.by_name("recordings.json")
+    masked_zip
+        .by_name("recordings.json")
         .unwrap()
         .read_to_string(&mut listing)
         .unwrap();
