@@ -21,6 +21,10 @@ pub struct AppState {
     pub blobs: Arc<dyn BlobStore>,
     pub keys: Arc<dyn KeyProvider>,
     pub auth: Arc<Authenticator>,
+    /// The installation's minimum retention in days (`[retention]
+    /// minimum_days`; 0: none): no tenant policy may keep recordings for
+    /// less.
+    pub retention_minimum_days: u32,
 }
 
 /// Headers every response carries unless its handler set them: the API

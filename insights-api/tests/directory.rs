@@ -265,6 +265,7 @@ impl World {
             blobs: Arc::new(LocalBlobStore::new(t.dir.path().join("blobs"))),
             keys: t.keys.clone(),
             auth: Arc::new(auth),
+            retention_minimum_days: 0,
         };
         let handle = web::Data::new(DirectorySyncHandle(sync));
         let app = Application::build_with(

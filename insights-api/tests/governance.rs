@@ -64,8 +64,10 @@ async fn world() -> World {
         })
         .await
         .unwrap();
-    let roles: [(&'static str, Option<TenantId>, Role); 7] = [
+    let roles: [(&'static str, Option<TenantId>, Role); 8] = [
         ("tenant-admin", Some(contoso), Role::TenantAdmin),
+        // The second person of two-person governance.
+        ("tenant-admin-2", Some(contoso), Role::TenantAdmin),
         ("compliance-officer", Some(contoso), Role::ComplianceOfficer),
         ("supervisor", Some(contoso), Role::Supervisor),
         ("user", Some(contoso), Role::User),
@@ -99,6 +101,22 @@ async fn world() -> World {
 impl World {
     fn token(&self, role: &str) -> &str {
         &self.tokens.iter().find(|(n, _)| *n == role).unwrap().1
+    }
+
+    /// The second admin approves a pending governance change.
+    async fn approve(&self, change: &Value) {
+        let (s, v) = self
+            .call(
+                "tenant-admin-2",
+                "POST",
+                &format!(
+                    "/api/governance-changes/{}/approve",
+                    change["id"].as_str().unwrap()
+                ),
+                None,
+            )
+            .await;
+        assert_eq!(s, 200, "{v}");
     }
 
     fn account(&self, role: &str) -> AccountId {
@@ -451,8 +469,8 @@ async fn a_legal_hold_blocks_retention_and_lifting_lets_the_next_run_proceed() {
     assert_eq!(deletions[0].details["data_key_shredded"], true);
     assert_eq!(deletions[0].details["blobs_deleted"], 2);
 
-    // Lifting twice: the second is a conflict.
-    let (s, lifted) = w
+    // Lifting asks; a second admin approves; lifting twice is a conflict.
+    let (s, change) = w
         .call(
             "tenant-admin",
             "POST",
@@ -460,8 +478,19 @@ async fn a_legal_hold_blocks_retention_and_lifting_lets_the_next_run_proceed() {
             Some(json!({"reason": "case closed"})),
         )
         .await;
-    assert_eq!(s, 200, "{lifted}");
-    assert_eq!(lifted["active"], false);
+    assert_eq!(s, 202, "{change}");
+    assert!(
+        w.app
+            .store
+            .get_recording(t, held.id)
+            .await
+            .unwrap()
+            .legal_hold
+    );
+    w.approve(&change).await;
+    let holds = w.admin("GET", "/api/legal-holds", None).await;
+    let lifted = &holds["items"][0];
+    assert_eq!(lifted["active"], false, "{holds}");
     assert!(lifted["lifted_at"].is_string());
     let (s, _) = w
         .call(
@@ -630,7 +659,7 @@ async fn delete_recording_policies_and_holds_on_later_recordings() {
         )
         .await;
     assert_eq!(s, 404, "another tenant's policy does not exist for them");
-    let (s, _) = w
+    let (s, change) = w
         .call(
             "tenant-admin",
             "DELETE",
@@ -638,7 +667,8 @@ async fn delete_recording_policies_and_holds_on_later_recordings() {
             None,
         )
         .await;
-    assert_eq!(s, 204);
+    assert_eq!(s, 202, "{change}");
+    w.approve(&change).await;
     let policies = w.admin("GET", "/api/retention-policies", None).await;
     assert_eq!(policies["items"].as_array().unwrap().len(), 1);
 
@@ -720,7 +750,7 @@ async fn roles_without_the_permission_get_403_and_other_tenants_ids_404() {
         ("supervisor", [403; 10]),
         ("user", [403; 10]),
         // A DPO manages legal holds, nothing else here.
-        ("dpo", [200, 201, 200, 403, 403, 403, 403, 403, 403, 403]),
+        ("dpo", [200, 201, 202, 403, 403, 403, 403, 403, 403, 403]),
         ("platform-operator", [403; 10]),
         // Another tenant's admin: contoso's hold, policy and user are 404.
         (
@@ -738,17 +768,6 @@ async fn roles_without_the_permission_get_403_and_other_tenants_ids_404() {
                     "{role} {method} {path}: got {got}, want {want}: {v}"
                 ));
             }
-        }
-        if *role == "dpo" {
-            // The DPO lifted contoso's hold; place a fresh one for the next roles.
-            let h = w
-                .admin(
-                    "POST",
-                    "/api/legal-holds",
-                    Some(json!({"case_name": "Case 2", "scope": {"to": now().to_rfc3339()}})),
-                )
-                .await;
-            assert_eq!(h["active"], true);
         }
     }
     assert!(

@@ -1003,6 +1003,9 @@ async fn the_openapi_document_lists_every_route_and_the_real_search_fields() {
         ("delete", "/api/retention-policies/{id}"),
         ("post", "/api/retention/run"),
         ("get", "/api/retention/due"),
+        ("get", "/api/governance-changes"),
+        ("post", "/api/governance-changes/{id}/approve"),
+        ("post", "/api/governance-changes/{id}/reject"),
         ("get", "/api/users"),
         ("post", "/api/users"),
         ("put", "/api/users/{id}"),
@@ -1654,7 +1657,12 @@ async fn admins_manage_settings_and_security_profiles() {
     let detail = format!("/api/recordings/{}", w.own.id);
     let transcript = format!("/api/recordings/{}/transcript", w.own.id);
     assert_eq!(get(detail.clone()).await.unwrap().status(), 200);
-    assert_eq!(get(transcript.clone()).await.unwrap().status(), 200);
+    // The tenant turned four-eyes on above: a supervisor's transcript
+    // read needs an approval too (issue 13), not only playback.
+    let res = get(transcript.clone()).await.unwrap();
+    assert_eq!(res.status(), 403);
+    let problem: Value = res.json().await.unwrap();
+    assert_eq!(problem["code"], "approval-required");
     let narrower = json!({
         "name": "Desk supervisors",
         "role": "supervisor",

@@ -1,9 +1,11 @@
 //! `insights keys shred`: crypto-shredding a data key, audited as the
 //! actor `cli`.
 
+use anyhow::Context as _;
 use clap::Subcommand;
 use insights_core::config::Settings;
 use insights_core::domain::{AuditAction, KeyId, NewAuditEvent};
+use insights_core::store::StoreError;
 
 use super::lookup::find_tenant;
 use crate::platform::Platform;
@@ -33,7 +35,30 @@ pub async fn run(command: KeysCommand, settings: &Settings) -> anyhow::Result<()
 async fn shred(settings: &Settings, tenant: &str, key_id: KeyId) -> anyhow::Result<()> {
     let platform = Platform::open(settings).await?;
     let t = find_tenant(platform.store.as_ref(), tenant).await?;
-    let destroyed = platform.store.shred_data_key(t.id, key_id).await?;
+    // The store refuses a key of a recording on legal hold, deciding in
+    // the transaction that would delete it.
+    let destroyed = match platform.store.shred_data_key(t.id, key_id).await {
+        Ok(d) => d,
+        Err(StoreError::Refused(why)) => {
+            platform
+                .store
+                .append_audit(
+                    t.id,
+                    NewAuditEvent {
+                        actor: "cli".into(),
+                        action: AuditAction::KeyShred,
+                        recording_id: None,
+                        target: Some(key_id.to_string()),
+                        reason: None,
+                        source: None,
+                        details: serde_json::json!({ "destroyed": false, "refused": "legal-hold" }),
+                    },
+                )
+                .await?;
+            anyhow::bail!("refused: {why}; lift the hold first");
+        }
+        Err(e) => return Err(e).context("shredding the data key"),
+    };
     platform
         .store
         .append_audit(

@@ -74,6 +74,7 @@ pub async fn serve(settings: Settings, with_worker: bool) -> anyhow::Result<()> 
         blobs: platform.blobs.clone(),
         keys: platform.keys.clone(),
         auth: Arc::new(auth),
+        retention_minimum_days: settings.retention.minimum_days,
     };
     let gateway = web::Data::new(
         GatewayState::builder(

@@ -126,6 +126,9 @@ async function main() {
     admin.setDefaultTimeout(STEP_TIMEOUT_MS);
     const page = await admin.newPage();
     watch(page, 'admin');
+    // The DPO's session, opened when the DPO first acts (see below).
+    let dpoCtx = null;
+    let dpo = null;
 
     await step('login page carries the strict CSP and passes axe', async () => {
       const res = await page.goto(`${spec.base}/login`);
@@ -353,6 +356,22 @@ async function main() {
       await page.waitForSelector('#holds tbody tr .lift');
       page.once('dialog', (d) => d.accept('case closed'));
       await page.click('#holds tbody tr .lift');
+      // Two-person governance: the lift waits for a second person (the
+      // DPO, who also manages holds); the admin cannot approve it.
+      await page.waitForSelector('#changes tbody tr button');
+      assert(!(await page.textContent('#holds tbody')).includes('Lifted'), 'the hold stays until approved');
+      // The DPO signs in once (a TOTP code is single-use) and keeps the
+      // session for the DPO steps below.
+      dpoCtx = await browser.newContext({ viewport: { width: 1280, height: 1000 } });
+      dpoCtx.setDefaultTimeout(STEP_TIMEOUT_MS);
+      dpo = await dpoCtx.newPage();
+      watch(dpo, 'dpo');
+      await login(dpo, 'dpo', { tenant: spec.tenant, email: spec.dpo.email, seed: spec.dpo.seed });
+      await dpo.goto(`${spec.base}/admin/holds`);
+      await dpo.waitForSelector('#changes tbody tr button');
+      await dpo.click('#changes tbody tr button:has-text("Approve")');
+      await dpo.waitForFunction(() => document.querySelector('#holds tbody').textContent.includes('Lifted'));
+      await page.goto(`${spec.base}/admin/holds`);
       await page.waitForFunction(() => document.querySelector('#holds tbody').textContent.includes('Lifted'));
       await page.goto(`${spec.base}/recordings/${spec.recording}`);
       await page.waitForSelector('#badges .badge');
@@ -460,12 +479,16 @@ async function main() {
     });
     await opsCtx.close();
 
-    const dpoCtx = await browser.newContext({ viewport: { width: 1280, height: 1000 } });
-    dpoCtx.setDefaultTimeout(STEP_TIMEOUT_MS);
-    const dpo = await dpoCtx.newPage();
-    watch(dpo, 'dpo');
+    if (!dpo) {
+      dpoCtx = await browser.newContext({ viewport: { width: 1280, height: 1000 } });
+      dpoCtx.setDefaultTimeout(STEP_TIMEOUT_MS);
+      dpo = await dpoCtx.newPage();
+      watch(dpo, 'dpo');
+    }
     await step('a DPO finds a data subject by number and plans an erasure (dry run)', async () => {
-      await login(dpo, 'dpo', { tenant: spec.tenant, email: spec.dpo.email, seed: spec.dpo.seed });
+      if (dpo.url().includes('/login') || dpo.url() === 'about:blank') {
+        await login(dpo, 'dpo', { tenant: spec.tenant, email: spec.dpo.email, seed: spec.dpo.seed });
+      }
       await dpo.goto(`${spec.base}/gdpr`);
       await dpo.waitForFunction(() => document.querySelector('#rect-where tbody').children.length > 0);
       const rect = await dpo.textContent('#rectification');

@@ -8,6 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod audit_verify;
+mod content_access;
 mod directory;
 mod e2e_call;
 #[cfg(feature = "whisper")]
@@ -18,6 +19,7 @@ mod gdpr_retention;
 mod gdpr_wiring;
 mod invite_variants;
 mod jobs_fault;
+mod legal_hold;
 #[cfg(feature = "whisper")]
 mod transcribe;
 mod users;

@@ -174,6 +174,35 @@ const Insights = (() => {
     };
   }
 
+  // Two-person governance: the pending changes of `kinds` in the table
+  // `#changes`, with approve and reject buttons; `after` runs after a
+  // decision (to reload the page's own list).
+  const CHANGE_LABELS = {
+    'retention-policy-delete': 'Delete retention policy',
+    'retention-policy-shorten': 'Shorten retention policy',
+    'legal-hold-lift': 'Lift legal hold',
+    'media-deletion-waiver-on': 'Turn on the media-deletion waiver',
+  };
+  async function pendingChanges(kinds, after) {
+    const body = $('#changes tbody');
+    if (!body) return;
+    const res = await api('GET', '/api/governance-changes?status=pending');
+    const decide = (c, verb) => guard(async () => {
+      await api('POST', `/api/governance-changes/${encodeURIComponent(c.id)}/${verb}`, {});
+      status(verb === 'approve' ? 'Change approved and applied.' : 'Change rejected.');
+      await pendingChanges(kinds, after);
+      if (after) await after();
+    });
+    const rows = res.items.filter((c) => kinds.includes(c.kind)).map((c) => el('tr', {},
+      el('td', {}, fmtDate(c.requested_at)),
+      el('td', {}, CHANGE_LABELS[c.kind] || c.kind, ' ', el('code', {}, c.target)),
+      el('td', {}, el('code', {}, c.requested_by)),
+      el('td', {}, el('button', { type: 'button', onclick: decide(c, 'approve') }, 'Approve'), ' ',
+        el('button', { type: 'button', class: 'secondary', onclick: decide(c, 'reject') }, 'Reject'))));
+    if (!rows.length) rows.push(el('tr', {}, el('td', { colspan: 4, class: 'muted' }, 'Nothing is waiting.')));
+    body.replaceChildren(...rows);
+  }
+
   function init() {
     const logout = $('#logout');
     if (logout) {
@@ -187,5 +216,5 @@ const Insights = (() => {
   window.addEventListener('error', () => showError({ title: 'The page failed', detail: 'Reload the page; if it persists, tell your administrator.' }));
   document.addEventListener('DOMContentLoaded', init);
 
-  return { $, api, el, highlighted, showError, clearError, status, perms, fmtDate, fmtDuration, fmtClock, who, guard, Problem, csrfToken };
+  return { $, api, el, highlighted, showError, clearError, status, perms, fmtDate, fmtDuration, fmtClock, who, guard, Problem, csrfToken, pendingChanges };
 })();

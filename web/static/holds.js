@@ -1,7 +1,7 @@
 // Legal holds: list (active and lifted), place, lift.
 'use strict';
 (() => {
-  const { $, api, el, guard, fmtDate, status } = Insights;
+  const { $, api, el, guard, fmtDate, status, pendingChanges } = Insights;
   const val = (id) => $(id).value.trim();
 
   function scopeText(s) {
@@ -18,7 +18,7 @@
     const reason = window.prompt(`Reason for lifting the hold \u201c${h.case_name}\u201d (optional):`, '');
     if (reason === null) return;
     await api('POST', `/api/legal-holds/${encodeURIComponent(h.id)}/lift`, reason ? { reason } : {});
-    status(`Hold \u201c${h.case_name}\u201d lifted.`);
+    status(`Lifting the hold \u201c${h.case_name}\u201d waits for a second person\u2019s approval.`);
     await load();
   }
 
@@ -33,6 +33,7 @@
       el('td', {}, h.active ? el('button', { type: 'button', class: 'secondary lift', 'aria-label': `Lift hold ${h.case_name}`, onclick: guard(() => lift(h)) }, 'Lift') : '')));
     if (!rows.length) rows.push(el('tr', {}, el('td', { colspan: 6, class: 'muted' }, 'No legal holds.')));
     $('#holds tbody').replaceChildren(...rows);
+    await pendingChanges(['legal-hold-lift'], load);
   }
 
   async function place(ev) {

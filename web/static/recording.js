@@ -11,6 +11,7 @@
   let segments = [];
   let current = -1;
   let names = {};
+  let hasMedia = false;
 
   const reasonHeaders = () => (reason ? { 'X-Access-Reason': reason } : {});
 
@@ -135,6 +136,25 @@
     }
   }
 
+  // The two gates before any content: the reason for access, then
+  // (four-eyes) an approval. Each shows its own form; they compose: a
+  // reason given first, the approval form next.
+  function askFor(code) {
+    if (code === 'access-reason-required') {
+      $('#reason-box').hidden = false;
+      $('#reason').focus();
+      status('A reason for access is needed.');
+      return true;
+    }
+    if (code === 'approval-required') {
+      $('#approval-box').hidden = false;
+      $('#request-reason').focus();
+      status('A second person\u2019s approval is needed.');
+      return true;
+    }
+    return false;
+  }
+
   async function onMediaError() {
     const e = await mediaProblem();
     if (!e) {
@@ -142,14 +162,7 @@
       $('#player-error').hidden = false;
       return;
     }
-    if (e.code === 'access-reason-required') {
-      $('#reason-box').hidden = false;
-      $('#reason').focus();
-    } else if (e.code === 'approval-required') {
-      $('#approval-box').hidden = false;
-    } else {
-      showError(e, $('#player-error'));
-    }
+    if (!askFor(e.code)) showError(e, $('#player-error'));
   }
 
   async function download() {
@@ -172,6 +185,25 @@
     $('#audit-box').hidden = false;
   }
 
+  // The recording's metadata and, once the gates are passed, its
+  // transcript-derived content. Nothing of the transcript (insights,
+  // segments) is fetched before the reason is given.
+  async function content() {
+    const d = await api('GET', base, undefined, { headers: reasonHeaders() });
+    if (d.insights_withheld && d.insights_withheld !== 'permission-denied') {
+      askFor(d.insights_withheld);
+      return false;
+    }
+    recap(d.insights);
+    try {
+      await transcript();
+    } catch (e) {
+      if (askFor(e.code)) return false;
+      throw e;
+    }
+    return true;
+  }
+
   async function load() {
     status('Loading\u2026');
     const d = await api('GET', base);
@@ -185,17 +217,17 @@
     $('#badges').replaceChildren(...b);
     details(r);
     participants(r);
-    recap(d.insights);
+    hasMedia = !!r.media;
     if (can.has('download-media') && r.media) $('#download').hidden = false;
+    if (d.insights_withheld && d.insights_withheld !== 'permission-denied') {
+      askFor(d.insights_withheld);
+      return;
+    }
+    recap(d.insights);
     try {
       await transcript();
     } catch (e) {
-      if (e.code === 'access-reason-required') {
-        $('#reason-box').hidden = false;
-        $('#reason').focus();
-        status('A reason for access is needed.');
-        return;
-      }
+      if (askFor(e.code)) return;
       throw e;
     }
     if (r.media) await loadMedia();
@@ -223,8 +255,14 @@
       if (!reason) return;
       $('#reason-box').hidden = true;
       clearError($('#player-error'));
-      await transcript();
-      await loadMedia();
+      if (!(await content())) return;
+      try {
+        if (hasMedia) await loadMedia();
+      } catch (e) {
+        if (!askFor(e.code)) throw e;
+        return;
+      }
+      status('');
       await trail();
     }));
     $('#request-form').addEventListener('submit', guard(async (ev) => {

@@ -1,7 +1,7 @@
 // Retention policies: list, add, enable/disable, delete; due count; runs.
 'use strict';
 (() => {
-  const { $, api, el, guard, status } = Insights;
+  const { $, api, el, guard, status, pendingChanges } = Insights;
   const val = (id) => $(id).value.trim();
 
   function scopeText(s) {
@@ -22,17 +22,19 @@
     const rows = res.items.map((p) => el('tr', {},
       el('td', {}, p.name), el('td', {}, scopeText(p.scope || {})), el('td', {}, p.retain_days), el('td', {}, p.action),
       el('td', {}, el('input', { type: 'checkbox', checked: p.enabled, 'aria-label': `Policy ${p.name} enabled`, onchange: guard(async (ev) => {
-        await api('PUT', `/api/retention-policies/${encodeURIComponent(p.id)}`, Object.assign({}, p, { enabled: ev.target.checked }));
+        const body = { name: p.name, scope: p.scope, retain_days: p.retain_days, action: p.action, enabled: ev.target.checked };
+        await api('PUT', `/api/retention-policies/${encodeURIComponent(p.id)}`, body);
         status('Policy saved.');
       }) })),
       el('td', {}, el('button', { type: 'button', class: 'secondary', onclick: guard(async () => {
         if (!window.confirm(`Delete the policy \u201c${p.name}\u201d?`)) return;
         await api('DELETE', `/api/retention-policies/${encodeURIComponent(p.id)}`);
-        status('Policy deleted.');
+        status('Deleting the policy waits for a second person\u2019s approval.');
         await load();
       }) }, 'Delete'))));
     if (!rows.length) rows.push(el('tr', {}, el('td', { colspan: 6, class: 'muted' }, 'No policies: recordings are kept until deleted.')));
     $('#policies tbody').replaceChildren(...rows);
+    await pendingChanges(['retention-policy-delete', 'retention-policy-shorten'], load);
     await due();
   }
 

@@ -7,6 +7,7 @@
   let cursors = [null]; // cursor of each page seen; index = page - 1
   let page = 0;
   let seq = 0; // only the latest search may fill the table
+  let reason = null; // the reason for access, for matching passages
 
   const val = (id) => { const e = $(id); return e ? e.value.trim() : ''; };
   const isoOf = (v) => (v ? new Date(v).toISOString() : undefined);
@@ -62,8 +63,11 @@
     $('#search-button').disabled = true;
     const mine = ++seq;
     try {
-      const res = await api('POST', '/api/recordings/search', query());
+      const headers = reason ? { 'X-Access-Reason': reason } : {};
+      const res = await api('POST', '/api/recordings/search', query(), { headers });
       if (mine !== seq) return;
+      // Transcript passages come only after a reason for access.
+      $('#snippet-reason-box').hidden = res.snippets_withheld !== 'access-reason-required';
       const body = $('#results tbody');
       body.replaceChildren(...res.items.flatMap(row));
       if (!res.items.length) {
@@ -103,6 +107,13 @@
       for (const e of document.querySelectorAll('.needs-transcript')) e.remove();
     }
     $('#search-form').addEventListener('submit', guard((ev) => { ev.preventDefault(); return fresh(); }));
+    $('#snippet-reason-form').addEventListener('submit', guard((ev) => {
+      ev.preventDefault();
+      const why = $('#snippet-reason').value.trim();
+      if (!why) return undefined;
+      reason = why;
+      return run();
+    }));
     $('#search-form').addEventListener('reset', () => setTimeout(guard(fresh), 0));
     for (const th of document.querySelectorAll('th[data-sort]')) {
       th.querySelector('button').addEventListener('click', guard(() => setSort(th)));

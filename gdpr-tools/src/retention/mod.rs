@@ -19,7 +19,11 @@
 //!   flag is re-evaluated from the active holds
 //!   (`MetadataStore::apply_legal_holds`); a held recording is reported
 //!   as blocked with the holds that cover it, and nothing of it is
-//!   touched. `delete_recording` refuses held recordings in the store too.
+//!   touched. A hold placed after that check still wins: the store's
+//!   `shred_data_key` and `delete_recording` re-check the active holds
+//!   in the transaction that deletes, and [`delete_media`] shreds the
+//!   key before it deletes any blob, so a refused shred leaves every
+//!   blob in place (the recording is then reported as blocked).
 //! * **Every deletion is audited** (`retention-delete`, with the policy,
 //!   the action, the blobs deleted and whether a key was shredded).
 //! * **Resumable.** Blobs go first, then the key, then the metadata; a run
@@ -69,6 +73,21 @@ pub enum RetentionError {
     Store(#[from] StoreError),
     #[error("blob store: {0}")]
     Blob(#[from] BlobError),
+}
+
+/// Checks a policy an admin submitted against the installation's minimum
+/// retention (`[retention] minimum_days`) as well as [`validate_policy`].
+pub fn validate_policy_with_minimum(
+    p: &RetentionPolicy,
+    minimum_days: u32,
+) -> Result<(), RetentionError> {
+    validate_policy(p)?;
+    if i64::from(p.retain_days) < i64::from(minimum_days) {
+        return Err(RetentionError::Invalid(format!(
+            "retain_days must be at least {minimum_days}: this installation keeps every recording at least that long"
+        )));
+    }
+    Ok(())
 }
 
 /// Checks a policy an admin submitted (name, days).
@@ -168,6 +187,10 @@ pub struct RunOptions {
     pub source: Option<String>,
     /// The clock (tests pass their own).
     pub now: DateTime<Utc>,
+    /// The installation's minimum retention in days (`[retention]
+    /// minimum_days`; 0: none): a policy keeping recordings for less is
+    /// enforced as if it kept them this long.
+    pub minimum_days: u32,
 }
 
 /// The tenant's enabled policies and directory groups, read once a run.
@@ -177,12 +200,23 @@ struct Context {
 }
 
 impl Context {
-    async fn load(store: &dyn MetadataStore, tenant: TenantId) -> Result<Context, StoreError> {
+    async fn load(
+        store: &dyn MetadataStore,
+        tenant: TenantId,
+        minimum_days: u32,
+    ) -> Result<Context, StoreError> {
+        let floor = i32::try_from(minimum_days).unwrap_or(MAX_RETAIN_DAYS);
         let policies: Vec<RetentionPolicy> = store
             .list_retention_policies(tenant)
             .await?
             .into_iter()
             .filter(|p| p.enabled && p.retain_days > 0)
+            // No tenant undercuts the installation's minimum, not even
+            // with a policy stored before the minimum was raised.
+            .map(|mut p| {
+                p.retain_days = p.retain_days.max(floor);
+                p
+            })
             .collect();
         let needs_groups = policies.iter().any(|p| p.scope.group.is_some());
         let groups = if needs_groups {
@@ -304,7 +338,17 @@ pub async fn due(
     tenant: TenantId,
     now: DateTime<Utc>,
 ) -> Result<DueReport, RetentionError> {
-    let ctx = Context::load(store, tenant).await?;
+    due_with_minimum(store, tenant, now, 0).await
+}
+
+/// [`due`] under the installation's minimum retention (`minimum_days`).
+pub async fn due_with_minimum(
+    store: &dyn MetadataStore,
+    tenant: TenantId,
+    now: DateTime<Utc>,
+    minimum_days: u32,
+) -> Result<DueReport, RetentionError> {
+    let ctx = Context::load(store, tenant, minimum_days).await?;
     let mut counts: HashMap<RetentionPolicyId, u64> = HashMap::new();
     sweep(store, tenant, &ctx, now, |_, due| {
         if let Some((p, _)) = due {
@@ -340,7 +384,7 @@ pub async fn run(
     progress: &(dyn Fn(Progress) + Send + Sync),
 ) -> Result<RetentionReport, RetentionError> {
     let started_at = insights_core::domain::now();
-    let ctx = Context::load(store, tenant).await?;
+    let ctx = Context::load(store, tenant, opts.minimum_days).await?;
     // Read once for naming holds in the report; the decision itself is
     // re-made per recording against the store just before acting.
     let active = store.list_legal_holds(tenant, true).await?;
@@ -435,6 +479,17 @@ pub async fn run(
     Ok(report)
 }
 
+/// A recording the store refused to delete because a hold placed during
+/// the run covers it: reported as blocked, naming the holds.
+async fn blocked(
+    store: &dyn MetadataStore,
+    tenant: TenantId,
+    rec: &Recording,
+) -> Result<Enforced, RetentionError> {
+    let holds = crate::holds::covering(store, tenant, rec).await?;
+    Ok(Enforced::Blocked(holds.iter().map(HoldRef::from).collect()))
+}
+
 enum Enforced {
     Done(Outcome),
     Blocked(Vec<HoldRef>),
@@ -469,7 +524,15 @@ async fn enforce_one(
             RetentionAction::DeleteRecording => Outcome::WouldDeleteRecording,
         }));
     }
-    let (blobs_deleted, key_shredded) = delete_media(store, blobs, tenant, rec).await?;
+    // A hold placed since the check above still wins: the store refuses
+    // the shred (and the deletion) in the transaction that checks it.
+    let (blobs_deleted, key_shredded) = match delete_media(store, blobs, tenant, rec).await {
+        Ok(done) => done,
+        Err(RetentionError::Store(StoreError::Refused(_))) => {
+            return blocked(store, tenant, rec).await;
+        }
+        Err(e) => return Err(e),
+    };
     let outcome = match policy.action {
         RetentionAction::DeleteMedia => {
             if rec.media.is_some() {
@@ -483,6 +546,7 @@ async fn enforce_one(
         RetentionAction::DeleteRecording => {
             match store.delete_recording(tenant, rec.id).await {
                 Ok(()) | Err(StoreError::NotFound) => {}
+                Err(StoreError::Refused(_)) => return blocked(store, tenant, rec).await,
                 Err(e) => return Err(e.into()),
             }
             Outcome::DeletedRecording
@@ -512,9 +576,17 @@ async fn enforce_one(
     Ok(Enforced::Done(outcome))
 }
 
-/// Deletes every blob under the recording's prefix (streams, manifest),
-/// then shreds its data key. Idempotent.
-async fn delete_media(
+/// Deletes a recording's media: first crypto-shreds its data key, which
+/// the store refuses (`StoreError::Refused`) while a legal hold covers
+/// the recording, deciding in the same transaction that checks the hold;
+/// only then deletes every blob under the recording's prefix (streams,
+/// manifest) and the media object itself. So no blob of a held recording
+/// is ever deleted, even when the hold is placed after the caller's own
+/// check: once the key is gone the blobs are unreadable ciphertext, and
+/// a later hold has nothing left to keep. Idempotent (an already
+/// shredded key or a missing blob is no error). Returns the number of
+/// blobs deleted and whether a key was shredded.
+pub async fn delete_media(
     store: &dyn MetadataStore,
     blobs: &dyn BlobStore,
     tenant: TenantId,
@@ -523,6 +595,7 @@ async fn delete_media(
     let Some(media) = &rec.media else {
         return Ok((0, false));
     };
+    let shredded = store.shred_data_key(tenant, media.data_key_id).await?;
     let keys = match blobs
         .list(&media.container, &layout::recording_prefix(rec.id))
         .await
@@ -544,7 +617,6 @@ async fn delete_media(
             Err(e) => return Err(e.into()),
         }
     }
-    let shredded = store.shred_data_key(tenant, media.data_key_id).await?;
     Ok((keys.len(), shredded))
 }
 

@@ -13,7 +13,7 @@ use insights_core::store::MetadataStore;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::{RunOptions, due, run};
+use super::{RunOptions, due_with_minimum, run};
 
 /// The running schedule; [`Scheduler::stop`] ends it.
 pub struct Scheduler {
@@ -34,6 +34,7 @@ impl Scheduler {
         }
         let stop = CancellationToken::new();
         let (interval, delay) = (settings.interval(), settings.initial_delay());
+        let minimum_days = settings.minimum_days;
         let token = stop.clone();
         let task = tokio::spawn(async move {
             let mut wait = delay;
@@ -45,7 +46,7 @@ impl Scheduler {
                 wait = interval;
                 tokio::select! {
                     _ = token.cancelled() => return,
-                    _ = run_all(store.as_ref(), blobs.as_ref()) => {}
+                    _ = run_all_with_minimum(store.as_ref(), blobs.as_ref(), minimum_days) => {}
                 }
             }
         });
@@ -63,6 +64,15 @@ impl Scheduler {
 
 /// One scheduled pass over every tenant, as the actor `scheduler`.
 pub async fn run_all(store: &dyn MetadataStore, blobs: &dyn BlobStore) {
+    run_all_with_minimum(store, blobs, 0).await;
+}
+
+/// [`run_all`] under the installation's minimum retention.
+pub async fn run_all_with_minimum(
+    store: &dyn MetadataStore,
+    blobs: &dyn BlobStore,
+    minimum_days: u32,
+) {
     let tenants = match store.list_tenants().await {
         Ok(t) => t,
         Err(e) => {
@@ -76,11 +86,12 @@ pub async fn run_all(store: &dyn MetadataStore, blobs: &dyn BlobStore) {
             actor: "scheduler".into(),
             source: None,
             now: now(),
+            minimum_days,
         };
         if let Err(e) = run(store, blobs, t.id, &opts, &|_| {}).await {
             tracing::warn!(tenant = %t.id, error = %e, "retention run failed");
         }
-        if let Err(e) = due(store, t.id, now()).await {
+        if let Err(e) = due_with_minimum(store, t.id, now(), minimum_days).await {
             tracing::warn!(tenant = %t.id, error = %e, "retention: cannot count due recordings");
         }
     }
@@ -155,6 +166,7 @@ mod tests {
             enabled: true,
             interval_secs: 3600,
             initial_delay_secs: 0,
+            minimum_days: 0,
         };
         let scheduler = Scheduler::start(&settings, store.clone(), blobs).unwrap();
         let deadline = Instant::now() + Duration::from_secs(30);

@@ -59,6 +59,10 @@ pub enum ExportError {
     /// Every chosen column needs a permission the caller lacks.
     #[error("none of the chosen columns may be exported with this profile")]
     NoPermittedColumns { omitted: Vec<ColumnId> },
+    /// The search has transcript words but the caller may not see
+    /// transcripts (`view-transcript`).
+    #[error("searching transcript words needs the view-transcript permission")]
+    TranscriptSearchNotPermitted,
     /// More columns than a worksheet holds.
     #[error("too many columns")]
     TooManyColumns,
@@ -151,6 +155,27 @@ impl ExportRequest {
     }
 }
 
+/// The names of the filters a search uses, never their values (for the
+/// audit trail of searches and exports).
+pub fn filter_names(query: &RecordingQuery) -> Vec<&'static str> {
+    [
+        ("from", query.from.is_some()),
+        ("to", query.to.is_some()),
+        ("participant", query.participant.is_some()),
+        ("user_id", query.user_id.is_some()),
+        ("direction", query.direction.is_some()),
+        ("kind", query.kind.is_some()),
+        ("min_duration_ms", query.min_duration_ms.is_some()),
+        ("max_duration_ms", query.max_duration_ms.is_some()),
+        ("has_transcript", query.has_transcript.is_some()),
+        ("legal_hold", query.legal_hold.is_some()),
+        ("transcript_text", query.transcript_text.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(k, on)| on.then_some(k))
+    .collect()
+}
+
 /// Progress, reported after every page.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct ExportProgress {
@@ -173,7 +198,7 @@ pub struct ExportSummary {
 /// Exports every recording matching `req.query` as an .xlsx to `out`.
 ///
 /// Appends one `export` audit event first (details: columns written,
-/// columns omitted, the search), then pages through the search. Rows are
+/// columns omitted, the names of the search's filters), then pages through the search. Rows are
 /// written on the calling task (a page of 500 takes about a millisecond);
 /// the final compression of the file runs on a blocking thread.
 pub async fn export_search<W>(
@@ -187,6 +212,9 @@ where
     W: Write + Send + 'static,
 {
     let plan = ExportPlan::new(&req.columns, &req.access)?;
+    if req.query.transcript_text.is_some() && !req.access.allows(FieldClass::Transcript) {
+        return Err(ExportError::TranscriptSearchNotPermitted);
+    }
     let mut writer = XlsxWriter::new(&plan.columns, options)?;
     let audit = store
         .append_audit(
@@ -202,7 +230,10 @@ where
                     "format": "xlsx",
                     "columns": plan.columns,
                     "omitted": plan.omitted,
-                    "query": req.query,
+                    // The filters' names, never their values: names,
+                    // numbers and words searched for would otherwise sit
+                    // in an append-only chain that erasure cannot touch.
+                    "filters": filter_names(&req.query),
                 }),
             },
         )

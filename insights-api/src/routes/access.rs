@@ -1,11 +1,13 @@
-//! Four-eyes playback (issue 4, part 6). When a tenant turns on
+//! Four-eyes access (issue 4, part 6; issue 13). When a tenant turns on
 //! `four_eyes_playback`, a supervisor plays or downloads a recording's
-//! media only with a second person's approval:
+//! media, reads its transcript, its insights (summary, key points, action
+//! items) or its search snippets only with a second person's approval:
 //!
 //! * `POST /api/recordings/{id}/access-requests` — the supervisor asks,
 //!   with a reason (free text or case number);
-//! * `GET /api/access-requests` — approvers see every request of the
-//!   tenant, anyone else only their own;
+//! * `GET /api/access-requests` — approvers see the requests for
+//!   recordings within their own visibility scope, anyone else only
+//!   their own;
 //! * `POST /api/access-requests/{id}/approve` and `…/deny` — someone with
 //!   `approve-access` who may see the recording, never the requester,
 //!   decides; an approval is valid for one recording, for the requester
@@ -52,7 +54,8 @@ fn needs_approval(p: &Principal, four_eyes: bool) -> bool {
     four_eyes && p.role == Role::Supervisor
 }
 
-/// Called before any media of `recording` is sent: `Ok(Some(id))` with
+/// Called before any content of `recording` (media, transcript,
+/// insights, snippets) is sent: `Ok(Some(id))` with
 /// the approval used, `Ok(None)` when none is needed, else
 /// `403 approval-required`.
 pub(super) async fn four_eyes_gate(
@@ -131,7 +134,9 @@ async fn create(
     path: web::Path<String>,
     body: web::Json<NewAccessRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    p.require(Permission::Play)?;
+    if !p.has(Permission::ViewTranscript) {
+        p.require(Permission::Play)?;
+    }
     let tenant = p.tenant()?;
     let rec = visible(&state, &p, tenant, &path).await?;
     let reason = body.into_inner().reason.trim().to_owned();
@@ -169,7 +174,8 @@ async fn create(
     Ok(HttpResponse::Created().json(r))
 }
 
-/// `GET /api/access-requests`: approvers see all, others their own.
+/// `GET /api/access-requests`: approvers see the requests for recordings
+/// within their scope, others their own.
 #[utoipa::path(get, path = "/api/access-requests", tag = "four-eyes",
     params(ListQuery),
     responses(
@@ -182,7 +188,10 @@ async fn list(
     state: web::Data<AppState>,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    if !p.has(Permission::ApproveAccess) {
+    // Who may have requests: approvers, players, and supervisors who
+    // read transcripts (four-eyes covers those too).
+    let may_request = p.has(Permission::ViewTranscript) && p.role == Role::Supervisor;
+    if !p.has(Permission::ApproveAccess) && !may_request {
         p.require(Permission::Play)?;
     }
     let tenant = p.tenant()?;
@@ -195,10 +204,27 @@ async fn list(
     };
     let actor = p.actor();
     let mine_only = (!p.has(Permission::ApproveAccess)).then_some(actor.as_str());
-    let items = state
+    let mut items = state
         .store
         .list_access_requests(tenant, status, mine_only)
         .await?;
+    if mine_only.is_none() {
+        // An approver lists only what they could decide: requests for
+        // recordings within their own scope (the reason and requester of
+        // any other request are not theirs to see).
+        let users = super::recordings::visible_users(&state, tenant, &p).await?;
+        if let Some(users) = users {
+            let mut mine = Vec::with_capacity(items.len());
+            for r in items {
+                match state.store.get_recording(tenant, r.recording_id).await {
+                    Ok(rec) if super::recordings::may_see(Some(&users), &rec) => mine.push(r),
+                    Ok(_) | Err(StoreError::NotFound) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            items = mine;
+        }
+    }
     Ok(HttpResponse::Ok().json(json!({ "items": items })))
 }
 

@@ -89,6 +89,7 @@ async fn get_settings(p: Principal, state: web::Data<AppState>) -> Result<HttpRe
     request_body = Settings,
     responses(
         (status = 200, description = "The stored settings", body = Settings),
+        (status = 202, description = "Stored, except the media-deletion waiver: turning it on waits for a second user's approval", body = Object),
         (status = 400, description = "Malformed body", body = super::openapi::Problem),
         (status = 401, description = "Not signed in", body = super::openapi::Problem),
         (status = 403, description = "Not permitted", body = super::openapi::Problem)))]
@@ -102,12 +103,30 @@ async fn put_settings(
     let tenant = p.tenant()?;
     let new = body.into_inner();
     let old = state.store.get_tenant(tenant).await?.settings;
-    let settings = TenantSettings {
+    let mut settings = TenantSettings {
         cloud_ai_enabled: new.cloud_ai_enabled,
         media_deletion_waiver: new.media_deletion_waiver,
         require_access_reason: new.require_access_reason,
         four_eyes_playback: new.four_eyes_playback,
     };
+    // Turning the media-deletion waiver on needs a second person
+    // (two-person governance): it is asked for here and applied when
+    // another settings manager approves it.
+    let mut pending = None;
+    if settings.media_deletion_waiver && !old.media_deletion_waiver {
+        settings.media_deletion_waiver = false;
+        pending = Some(
+            super::governance::request_change(
+                &state,
+                &p,
+                &req,
+                insights_core::domain::ChangeKind::MediaDeletionWaiverOn,
+                "tenant".into(),
+                json!({}),
+            )
+            .await?,
+        );
+    }
     let changed: serde_json::Map<String, serde_json::Value> = [
         (
             "cloud_ai_enabled",
@@ -152,6 +171,12 @@ async fn put_settings(
             },
         )
         .await?;
+    }
+    if let Some(change) = pending {
+        return Ok(HttpResponse::Accepted().json(json!({
+            "settings": Settings::from(&settings),
+            "pending_change": change,
+        })));
     }
     Ok(HttpResponse::Ok().json(Settings::from(&settings)))
 }

@@ -33,7 +33,8 @@ use crate::AppState;
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::export::{
-    ColumnId, ExportError, ExportPlan, ExportRequest, FieldAccess, WriterOptions, export_search,
+    ColumnId, ExportError, ExportPlan, ExportRequest, FieldAccess, FieldClass, WriterOptions,
+    export_search,
 };
 
 /// How long a finished export stays downloadable.
@@ -147,6 +148,9 @@ fn export_error(e: ExportError) -> ApiError {
         ExportError::NoPermittedColumns { .. } => ApiError::Forbidden {
             code: "no-permitted-columns",
         },
+        ExportError::TranscriptSearchNotPermitted => ApiError::Forbidden {
+            code: "permission-denied",
+        },
         ExportError::TooManyColumns => ApiError::BadRequest {
             code: "too-many-columns",
             detail: "too many columns".into(),
@@ -203,6 +207,30 @@ async fn start(
     // Refuse a bad choice now, not in the background.
     let plan = ExportPlan::new(&columns, &access).map_err(export_error)?;
     let mut query = body.query;
+    // Words spoken are transcript content, as in search.
+    if query.transcript_text.is_some() && !access.allows(FieldClass::Transcript) {
+        return Err(export_error(ExportError::TranscriptSearchNotPermitted));
+    }
+    let reason = body
+        .reason
+        .map(|r| r.trim().chars().take(500).collect::<String>())
+        .filter(|r| !r.is_empty());
+    // Transcript words in the file are a transcript read: the tenant's
+    // reason-for-access rule applies.
+    let reads_transcript = plan
+        .columns
+        .iter()
+        .any(|c| c.spec().class == FieldClass::Transcript);
+    if reads_transcript && reason.is_none() {
+        let settings = state.store.get_tenant(tenant).await?.settings;
+        if settings.require_access_reason {
+            return Err(ApiError::BadRequest {
+                code: "access-reason-required",
+                detail: "this tenant requires a reason for access: give it as the export's reason"
+                    .into(),
+            });
+        }
+    }
     query.visible_to_users = super::recordings::visible_users(&state, tenant, &p).await?;
     let request = ExportRequest {
         tenant,
@@ -211,10 +239,7 @@ async fn start(
         access,
         actor: p.actor(),
         source: super::recordings::client(&state, &req),
-        reason: body
-            .reason
-            .map(|r| r.trim().chars().take(500).collect::<String>())
-            .filter(|r| !r.is_empty()),
+        reason,
     };
 
     let id = Uuid::new_v4();

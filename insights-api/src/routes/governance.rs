@@ -7,7 +7,17 @@
 //! * `manage-retention`: `GET|POST /api/retention-policies`,
 //!   `PUT|DELETE /api/retention-policies/{id}` (audited as policy
 //!   changes), `POST /api/retention/run {dry_run}` and
-//!   `GET /api/retention/due` (`gdpr_tools::retention`).
+//!   `GET /api/retention/due` (`gdpr_tools::retention`). No policy may
+//!   keep recordings for less than the installation's
+//!   `[retention] minimum_days`.
+//! * **Two-person governance**: deleting a retention policy, shortening
+//!   one (fewer `retain_days`), lifting a legal hold and turning on the
+//!   media-deletion waiver (`PUT /api/settings`) only *ask*: they answer
+//!   `202` with a pending change, which takes effect when a second user
+//!   holding the same permission approves it:
+//!   `GET /api/governance-changes`,
+//!   `POST /api/governance-changes/{id}/approve|reject`. The requester
+//!   can never decide their own change; every step is audited.
 //! * `manage-users`: `GET|POST /api/users`, `PUT /api/users/{id}`: local
 //!   accounts of the caller's tenant (audited as user changes). Responses
 //!   never carry a password hash or a TOTP secret, except the one-time
@@ -22,9 +32,10 @@ use chrono::{DateTime, Utc};
 use gdpr_tools::holds::{self, Actor, HoldError, NewHold};
 use gdpr_tools::retention::{self, RetentionError, RunOptions};
 use insights_core::domain::{
-    AccountId, AuditAction, HoldScope, LegalHoldId, LocalAccount, NewAuditEvent, Permission, Realm,
-    RetentionAction, RetentionPolicy, RetentionPolicyId, RetentionScope, Role, SecurityProfileId,
-    UserId, now,
+    AccountId, AuditAction, ChangeKind, ChangeStatus, GovernanceChange, GovernanceChangeId,
+    HoldScope, LegalHoldId, LocalAccount, NewAuditEvent, Permission, Realm, RetentionAction,
+    RetentionPolicy, RetentionPolicyId, RetentionScope, Role, SecurityProfileId, TenantId, UserId,
+    now,
 };
 use insights_core::store::{AccountChange, StoreError};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -52,6 +63,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .route("/api/retention/run", web::post().to(run_retention))
         .route("/api/retention/due", web::get().to(retention_due))
+        .route("/api/governance-changes", web::get().to(list_changes))
+        .route(
+            "/api/governance-changes/{id}/approve",
+            web::post().to(approve_change),
+        )
+        .route(
+            "/api/governance-changes/{id}/reject",
+            web::post().to(reject_change),
+        )
         .route("/api/users", web::get().to(list_users))
         .route("/api/users", web::post().to(create_user))
         .route("/api/users/{id}", web::put().to(update_user));
@@ -194,7 +214,7 @@ async fn place_hold(
     params(("id" = String, Path, description = "Legal hold id")),
     request_body = LiftBody,
     responses(
-        (status = 200, description = "The lifted hold", body = Object),
+        (status = 202, description = "A pending change a second user must approve", body = Object),
         (status = 400, description = "Bad body", body = super::openapi::Problem),
         (status = 401, description = "Not signed in", body = super::openapi::Problem),
         (status = 403, description = "Not permitted", body = super::openapi::Problem),
@@ -211,16 +231,291 @@ async fn lift_hold(
     let tenant = p.tenant()?;
     let id: LegalHoldId = parse_id(&path)?;
     let reason = body.and_then(|b| b.into_inner().reason);
-    let view = holds::lift(
-        state.store.as_ref(),
-        tenant,
-        id,
-        reason,
-        &actor(&state, &p, &req),
+    let hold = state
+        .store
+        .list_legal_holds(tenant, false)
+        .await?
+        .into_iter()
+        .find(|h| h.id == id)
+        .ok_or(ApiError::NotFound)?;
+    if !hold.is_active() {
+        return Err(hold_error(HoldError::AlreadyLifted));
+    }
+    let change = request_change(
+        &state,
+        &p,
+        &req,
+        ChangeKind::LegalHoldLift,
+        id.to_string(),
+        json!({ "reason": reason }),
     )
-    .await
-    .map_err(hold_error)?;
-    Ok(HttpResponse::Ok().json(view))
+    .await?;
+    Ok(HttpResponse::Accepted().json(change))
+}
+
+// ---------------------------------------------------------------------
+// two-person governance
+// ---------------------------------------------------------------------
+
+/// Stores a pending destructive change (the caller holds its permission)
+/// and audits the request.
+pub(super) async fn request_change(
+    state: &AppState,
+    p: &Principal,
+    req: &HttpRequest,
+    kind: ChangeKind,
+    target: String,
+    payload: serde_json::Value,
+) -> Result<GovernanceChange, ApiError> {
+    p.require(kind.permission())?;
+    let tenant = p.tenant()?;
+    let change = GovernanceChange::new(tenant, kind, target, payload, p.actor(), now());
+    state
+        .store
+        .create_governance_change(tenant, &change)
+        .await?;
+    audit(
+        state,
+        tenant,
+        p,
+        req,
+        Audited {
+            action: AuditAction::GovernanceChangeRequest,
+            recording: None,
+            reason: None,
+            details: json!({
+                "change": change.id,
+                "kind": change.kind,
+                "target": change.target,
+            }),
+        },
+    )
+    .await?;
+    Ok(change)
+}
+
+/// The permissions that let `p` see or decide changes of each kind.
+fn may_decide(p: &Principal, kind: ChangeKind) -> bool {
+    p.has(kind.permission())
+}
+
+/// Query of `GET /api/governance-changes`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ChangesQuery {
+    /// `pending`, `approved` or `rejected`.
+    pub status: Option<String>,
+}
+
+/// `GET /api/governance-changes`: the changes of the kinds the caller
+/// may decide, newest first.
+#[utoipa::path(get, path = "/api/governance-changes", tag = "governance",
+    params(ChangesQuery),
+    responses(
+        (status = 200, description = "Governance changes, newest first", body = Object),
+        (status = 400, description = "Unknown status", body = super::openapi::Problem),
+        (status = 401, description = "Not signed in", body = super::openapi::Problem),
+        (status = 403, description = "Not permitted", body = super::openapi::Problem)))]
+async fn list_changes(
+    p: Principal,
+    state: web::Data<AppState>,
+    query: web::Query<ChangesQuery>,
+) -> Result<HttpResponse, ApiError> {
+    if !ChangeKind::ALL.iter().any(|k| may_decide(&p, *k)) {
+        return Err(ApiError::Forbidden {
+            code: "permission-denied",
+        });
+    }
+    let tenant = p.tenant()?;
+    let status = match query.status.as_deref() {
+        None => None,
+        Some(s) => Some(
+            s.parse::<ChangeStatus>()
+                .map_err(|_| ApiError::BadRequest {
+                    code: "bad-status",
+                    detail: "status must be pending, approved or rejected".into(),
+                })?,
+        ),
+    };
+    let items: Vec<GovernanceChange> = state
+        .store
+        .list_governance_changes(tenant, status)
+        .await?
+        .into_iter()
+        .filter(|c| may_decide(&p, c.kind))
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({ "items": items })))
+}
+
+/// `POST /api/governance-changes/{id}/approve`: a second user with the
+/// same permission approves; the change is applied at once.
+#[utoipa::path(post, path = "/api/governance-changes/{id}/approve", tag = "governance",
+    params(("id" = String, Path, description = "Governance change id")),
+    responses(
+        (status = 200, description = "The approved change, applied", body = Object),
+        (status = 401, description = "Not signed in", body = super::openapi::Problem),
+        (status = 403, description = "Not permitted, or the caller's own change", body = super::openapi::Problem),
+        (status = 404, description = "No such change in this tenant", body = super::openapi::Problem),
+        (status = 409, description = "Already decided, or no longer applicable", body = super::openapi::Problem)))]
+async fn approve_change(
+    p: Principal,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    decide_change(p, state, req, path, true).await
+}
+
+/// `POST /api/governance-changes/{id}/reject`.
+#[utoipa::path(post, path = "/api/governance-changes/{id}/reject", tag = "governance",
+    params(("id" = String, Path, description = "Governance change id")),
+    responses(
+        (status = 200, description = "The rejected change", body = Object),
+        (status = 401, description = "Not signed in", body = super::openapi::Problem),
+        (status = 403, description = "Not permitted, or the caller's own change", body = super::openapi::Problem),
+        (status = 404, description = "No such change in this tenant", body = super::openapi::Problem),
+        (status = 409, description = "Already decided", body = super::openapi::Problem)))]
+async fn reject_change(
+    p: Principal,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    decide_change(p, state, req, path, false).await
+}
+
+async fn decide_change(
+    p: Principal,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    approve: bool,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = p.tenant()?;
+    let id: GovernanceChangeId = parse_id(&path)?;
+    let current = state.store.get_governance_change(tenant, id).await?;
+    if !may_decide(&p, current.kind) {
+        return Err(ApiError::Forbidden {
+            code: "permission-denied",
+        });
+    }
+    if current.requested_by == p.actor() {
+        return Err(ApiError::Forbidden { code: "own-change" });
+    }
+    let decided = match state
+        .store
+        .decide_governance_change(tenant, id, approve, &p.actor(), now())
+        .await
+    {
+        Ok(c) => c,
+        Err(StoreError::Conflict(_)) => {
+            return Err(ApiError::Conflict {
+                code: "already-decided",
+                detail: "the change was already approved or rejected".into(),
+            });
+        }
+        Err(StoreError::Invalid(_)) => return Err(ApiError::Forbidden { code: "own-change" }),
+        Err(e) => return Err(e.into()),
+    };
+    audit(
+        &state,
+        tenant,
+        &p,
+        &req,
+        Audited {
+            action: AuditAction::GovernanceChangeDecision,
+            recording: None,
+            reason: None,
+            details: json!({
+                "change": decided.id,
+                "kind": decided.kind,
+                "target": decided.target,
+                "requested_by": decided.requested_by,
+                "approved": approve,
+            }),
+        },
+    )
+    .await?;
+    if approve {
+        apply_change(&state, &p, &req, tenant, &decided).await?;
+    }
+    Ok(HttpResponse::Ok().json(decided))
+}
+
+/// Applies an approved change, audited like the direct action.
+async fn apply_change(
+    state: &AppState,
+    p: &Principal,
+    req: &HttpRequest,
+    tenant: TenantId,
+    c: &GovernanceChange,
+) -> Result<(), ApiError> {
+    let stale = || ApiError::Conflict {
+        code: "change-not-applicable",
+        detail: "the object the change was about no longer exists".into(),
+    };
+    match c.kind {
+        ChangeKind::RetentionPolicyDelete => {
+            let id: RetentionPolicyId = parse_id(&c.target).map_err(|_| stale())?;
+            state.store.delete_retention_policy(tenant, id).await?;
+            policy_audit(state, p, req, id, "deleted", None).await
+        }
+        ChangeKind::RetentionPolicyShorten => {
+            let policy: RetentionPolicy =
+                serde_json::from_value(c.payload.clone()).map_err(|_| stale())?;
+            if policy.tenant_id != tenant {
+                return Err(stale());
+            }
+            find_policy(state, tenant, policy.id)
+                .await
+                .map_err(|_| stale())?;
+            retention::validate_policy_with_minimum(&policy, state.retention_minimum_days)
+                .map_err(retention_error)?;
+            state.store.upsert_retention_policy(tenant, &policy).await?;
+            policy_audit(state, p, req, policy.id, "updated", Some(&policy)).await
+        }
+        ChangeKind::LegalHoldLift => {
+            let id: LegalHoldId = parse_id(&c.target).map_err(|_| stale())?;
+            let reason = c.payload["reason"].as_str().map(str::to_owned);
+            holds::lift(
+                state.store.as_ref(),
+                tenant,
+                id,
+                reason,
+                &actor(state, p, req),
+            )
+            .await
+            .map(|_| ())
+            .map_err(hold_error)
+        }
+        ChangeKind::MediaDeletionWaiverOn => {
+            let mut settings = state.store.get_tenant(tenant).await?.settings;
+            if !settings.media_deletion_waiver {
+                settings.media_deletion_waiver = true;
+                state
+                    .store
+                    .update_tenant_settings(tenant, &settings)
+                    .await?;
+                audit(
+                    state,
+                    tenant,
+                    p,
+                    req,
+                    Audited {
+                        action: AuditAction::SettingsChange,
+                        recording: None,
+                        reason: None,
+                        details: json!({
+                            "changed": { "media_deletion_waiver": true },
+                            "change": c.id,
+                        }),
+                    },
+                )
+                .await?;
+            }
+            Ok(())
+        }
+    }
 }
 
 // ---------------------------------------------------------------------
@@ -257,6 +552,7 @@ impl PolicyBody {
         self,
         id: RetentionPolicyId,
         tenant: insights_core::domain::TenantId,
+        minimum_days: u32,
     ) -> Result<RetentionPolicy, ApiError> {
         let p = RetentionPolicy {
             id,
@@ -268,7 +564,7 @@ impl PolicyBody {
             enabled: self.enabled,
             updated_at: now(),
         };
-        retention::validate_policy(&p).map_err(retention_error)?;
+        retention::validate_policy_with_minimum(&p, minimum_days).map_err(retention_error)?;
         Ok(p)
     }
 }
@@ -337,9 +633,11 @@ async fn create_policy(
 ) -> Result<HttpResponse, ApiError> {
     p.require(Permission::ManageRetention)?;
     let tenant = p.tenant()?;
-    let policy = body
-        .into_inner()
-        .into_policy(RetentionPolicyId::new(), tenant)?;
+    let policy = body.into_inner().into_policy(
+        RetentionPolicyId::new(),
+        tenant,
+        state.retention_minimum_days,
+    )?;
     state.store.upsert_retention_policy(tenant, &policy).await?;
     policy_audit(&state, &p, &req, policy.id, "created", Some(&policy)).await?;
     Ok(HttpResponse::Created().json(policy))
@@ -365,6 +663,7 @@ async fn find_policy(
     request_body = PolicyBody,
     responses(
         (status = 200, description = "The stored policy", body = Object),
+        (status = 202, description = "Shorter retention: a pending change a second user must approve", body = Object),
         (status = 400, description = "Invalid policy", body = super::openapi::Problem),
         (status = 401, description = "Not signed in", body = super::openapi::Problem),
         (status = 403, description = "Not permitted", body = super::openapi::Problem),
@@ -379,8 +678,25 @@ async fn update_policy(
     p.require(Permission::ManageRetention)?;
     let tenant = p.tenant()?;
     let id: RetentionPolicyId = parse_id(&path)?;
-    find_policy(&state, tenant, id).await?;
-    let policy = body.into_inner().into_policy(id, tenant)?;
+    let old = find_policy(&state, tenant, id).await?;
+    let policy = body
+        .into_inner()
+        .into_policy(id, tenant, state.retention_minimum_days)?;
+    if policy.retain_days < old.retain_days {
+        // Keeping recordings for less time deletes sooner: a second
+        // person must agree.
+        let payload = serde_json::to_value(&policy).map_err(ApiError::internal)?;
+        let change = request_change(
+            &state,
+            &p,
+            &req,
+            ChangeKind::RetentionPolicyShorten,
+            id.to_string(),
+            payload,
+        )
+        .await?;
+        return Ok(HttpResponse::Accepted().json(change));
+    }
     state.store.upsert_retention_policy(tenant, &policy).await?;
     policy_audit(&state, &p, &req, id, "updated", Some(&policy)).await?;
     Ok(HttpResponse::Ok().json(policy))
@@ -390,7 +706,7 @@ async fn update_policy(
 #[utoipa::path(delete, path = "/api/retention-policies/{id}", tag = "governance",
     params(("id" = String, Path, description = "Retention policy id")),
     responses(
-        (status = 204, description = "Deleted"),
+        (status = 202, description = "A pending change a second user must approve", body = Object),
         (status = 401, description = "Not signed in", body = super::openapi::Problem),
         (status = 403, description = "Not permitted", body = super::openapi::Problem),
         (status = 404, description = "No such policy in this tenant", body = super::openapi::Problem)))]
@@ -403,9 +719,17 @@ async fn delete_policy(
     p.require(Permission::ManageRetention)?;
     let tenant = p.tenant()?;
     let id: RetentionPolicyId = parse_id(&path)?;
-    state.store.delete_retention_policy(tenant, id).await?;
-    policy_audit(&state, &p, &req, id, "deleted", None).await?;
-    Ok(HttpResponse::NoContent().finish())
+    find_policy(&state, tenant, id).await?;
+    let change = request_change(
+        &state,
+        &p,
+        &req,
+        ChangeKind::RetentionPolicyDelete,
+        id.to_string(),
+        json!({}),
+    )
+    .await?;
+    Ok(HttpResponse::Accepted().json(change))
 }
 
 /// `POST /api/retention/run`: enforces the policies now (or reports what
@@ -430,6 +754,7 @@ async fn run_retention(
         actor: p.actor(),
         source: client(&state, &req),
         now: now(),
+        minimum_days: state.retention_minimum_days,
     };
     let report = retention::run(
         state.store.as_ref(),
@@ -452,9 +777,14 @@ async fn run_retention(
 async fn retention_due(p: Principal, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     p.require(Permission::ManageRetention)?;
     let tenant = p.tenant()?;
-    let due = retention::due(state.store.as_ref(), tenant, now())
-        .await
-        .map_err(retention_error)?;
+    let due = retention::due_with_minimum(
+        state.store.as_ref(),
+        tenant,
+        now(),
+        state.retention_minimum_days,
+    )
+    .await
+    .map_err(retention_error)?;
     Ok(HttpResponse::Ok().json(due))
 }
 

@@ -77,7 +77,7 @@ pub(super) async fn visible_users(
     })
 }
 
-fn may_see(users: Option<&[UserId]>, rec: &Recording) -> bool {
+pub(super) fn may_see(users: Option<&[UserId]>, rec: &Recording) -> bool {
     match users {
         None => true,
         Some(users) => rec
@@ -105,7 +105,10 @@ pub(super) async fn visible(
 }
 
 /// The reason for access, required when the tenant says so.
-fn access_reason(settings: &TenantSettings, req: &HttpRequest) -> Result<Option<String>, ApiError> {
+pub(super) fn access_reason(
+    settings: &TenantSettings,
+    req: &HttpRequest,
+) -> Result<Option<String>, ApiError> {
     let given = req
         .headers()
         .get(ACCESS_REASON_HEADER)
@@ -190,29 +193,63 @@ async fn search(
         });
     }
     let mut page = state.store.search_recordings(tenant, &query).await?;
+    // Snippets are transcript text: they need `view-transcript`, the
+    // reason for access when the tenant asks for one, and (four-eyes) an
+    // approval for the recording; each recording whose snippets are
+    // shown is audited as a transcript read.
+    let mut withheld = None;
+    let mut reason = None;
+    let has_snippets = page.items.iter().any(|i| !i.snippets.is_empty());
     if !p.has(Permission::ViewTranscript) {
         for item in &mut page.items {
             item.snippets.clear();
         }
+    } else if has_snippets {
+        let settings = state.store.get_tenant(tenant).await?.settings;
+        match access_reason(&settings, &req) {
+            Ok(r) => reason = r,
+            Err(_) => withheld = Some("access-reason-required"),
+        }
+        let mut approvals = Vec::new();
+        for item in &mut page.items {
+            if item.snippets.is_empty() {
+                continue;
+            }
+            if withheld.is_some() {
+                item.snippets.clear();
+                continue;
+            }
+            match super::access::four_eyes_gate(&state, &p, tenant, &settings, item.recording.id)
+                .await
+            {
+                Ok(approval) => approvals.push((item.recording.id, item.snippets.len(), approval)),
+                Err(ApiError::Forbidden { .. }) => item.snippets.clear(),
+                Err(e) => return Err(e),
+            }
+        }
+        for (recording, snippets, approval) in approvals {
+            let mut details = json!({ "snippets": snippets, "via": "search" });
+            if let Some(approval) = approval {
+                details["approval"] = json!(approval);
+            }
+            audit(
+                &state,
+                tenant,
+                &p,
+                &req,
+                Audited {
+                    action: AuditAction::TranscriptView,
+                    recording: Some(recording),
+                    reason: reason.clone(),
+                    details,
+                },
+            )
+            .await?;
+        }
     }
     // Which filters were used, not their values: the trail says who
     // searched and how, without copying personal data into it.
-    let used: Vec<&str> = [
-        ("from", query.from.is_some()),
-        ("to", query.to.is_some()),
-        ("participant", query.participant.is_some()),
-        ("user_id", query.user_id.is_some()),
-        ("direction", query.direction.is_some()),
-        ("kind", query.kind.is_some()),
-        ("min_duration_ms", query.min_duration_ms.is_some()),
-        ("max_duration_ms", query.max_duration_ms.is_some()),
-        ("has_transcript", query.has_transcript.is_some()),
-        ("legal_hold", query.legal_hold.is_some()),
-        ("transcript_text", query.transcript_text.is_some()),
-    ]
-    .into_iter()
-    .filter_map(|(k, on)| on.then_some(k))
-    .collect();
+    let used = crate::export::filter_names(&query);
     audit(
         &state,
         tenant,
@@ -221,33 +258,100 @@ async fn search(
         Audited {
             action: AuditAction::Search,
             recording: None,
-            reason: None,
+            reason,
             details: json!({ "filters": used, "results": page.total }),
         },
     )
     .await?;
-    Ok(HttpResponse::Ok().json(page))
+    let mut body = serde_json::to_value(&page).map_err(ApiError::internal)?;
+    body["snippets_withheld"] = json!(withheld);
+    Ok(HttpResponse::Ok().json(body))
 }
 
-/// `GET /api/recordings/{id}`: metadata, participants, streams, insights.
+/// Why transcript-derived content was left out of an answer.
+const WITHHELD_PERMISSION: &str = "permission-denied";
+
+/// Checks what a transcript read needs after permission and scope: the
+/// reason for access (when the tenant requires one) and, under
+/// four-eyes, an approval. Returns the reason and the approval used.
+async fn content_gate(
+    state: &AppState,
+    p: &Principal,
+    tenant: TenantId,
+    req: &HttpRequest,
+    recording: RecordingId,
+) -> Result<
+    (
+        Option<String>,
+        Option<insights_core::domain::AccessRequestId>,
+    ),
+    ApiError,
+> {
+    let settings = state.store.get_tenant(tenant).await?.settings;
+    let reason = access_reason(&settings, req)?;
+    let approval = super::access::four_eyes_gate(state, p, tenant, &settings, recording).await?;
+    Ok((reason, approval))
+}
+
+/// `GET /api/recordings/{id}`: metadata, participants, streams and the
+/// insights (summary, key points, action items). Insights are derived
+/// from the transcript, so they come only with `view-transcript`, the
+/// reason for access when the tenant requires one and, under four-eyes,
+/// an approval; the read is audited (`transcript-view`). Without them
+/// the answer has `insights: null` and `insights_withheld` says why
+/// (`permission-denied`, `access-reason-required`, `approval-required`).
 #[utoipa::path(get, path = "/api/recordings/{id}", tag = "recordings",
-    params(("id" = String, Path, description = "Recording id")),
+    params(("id" = String, Path, description = "Recording id"),
+        ("x-access-reason" = Option<String>, Header, description = "Reason for access, when the tenant requires one (for the insights)")),
     responses(
-        (status = 200, description = "The recording with participants, streams and insights"),
-        (status = 400, description = "A reason for access is required", body = super::openapi::Problem),
+        (status = 200, description = "The recording with participants, streams and (when permitted) insights"),
         (status = 401, description = "Not signed in", body = super::openapi::Problem),
         (status = 403, description = "Not permitted", body = super::openapi::Problem),
         (status = 404, description = "No such recording in the caller's tenant and scope", body = super::openapi::Problem)))]
 async fn detail(
     p: Principal,
     state: web::Data<AppState>,
+    req: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     p.require(Permission::Search)?;
     let tenant = p.tenant()?;
     let rec = visible(&state, &p, tenant, &path).await?;
+    if !p.has(Permission::ViewTranscript) {
+        return Ok(HttpResponse::Ok().json(json!({
+            "recording": rec, "insights": null, "insights_withheld": WITHHELD_PERMISSION,
+        })));
+    }
+    let (reason, approval) = match content_gate(&state, &p, tenant, &req, rec.id).await {
+        Ok(gate) => gate,
+        Err(ApiError::BadRequest { code, .. } | ApiError::Forbidden { code }) => {
+            return Ok(HttpResponse::Ok().json(json!({
+                "recording": rec, "insights": null, "insights_withheld": code,
+            })));
+        }
+        Err(e) => return Err(e),
+    };
     let insights = state.store.list_insights(tenant, rec.id).await?;
-    Ok(HttpResponse::Ok().json(json!({ "recording": rec, "insights": insights })))
+    let mut details = json!({ "insights": insights.len() });
+    if let Some(approval) = approval {
+        details["approval"] = json!(approval);
+    }
+    audit(
+        &state,
+        tenant,
+        &p,
+        &req,
+        Audited {
+            action: AuditAction::TranscriptView,
+            recording: Some(rec.id),
+            reason,
+            details,
+        },
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "recording": rec, "insights": insights, "insights_withheld": null,
+    })))
 }
 
 /// `GET /api/recordings/{id}/transcript`.
@@ -269,9 +373,12 @@ async fn transcript(
     p.require(Permission::ViewTranscript)?;
     let tenant = p.tenant()?;
     let rec = visible(&state, &p, tenant, &path).await?;
-    let settings = state.store.get_tenant(tenant).await?.settings;
-    let reason = access_reason(&settings, &req)?;
+    let (reason, approval) = content_gate(&state, &p, tenant, &req, rec.id).await?;
     let segments = state.store.list_transcript(tenant, rec.id).await?;
+    let mut details = json!({ "segments": segments.len() });
+    if let Some(approval) = approval {
+        details["approval"] = json!(approval);
+    }
     audit(
         &state,
         tenant,
@@ -281,7 +388,7 @@ async fn transcript(
             action: AuditAction::TranscriptView,
             recording: Some(rec.id),
             reason,
-            details: json!({ "segments": segments.len() }),
+            details,
         },
     )
     .await?;

@@ -111,6 +111,7 @@ impl TestApp {
             blobs: Arc::new(LocalBlobStore::new(dir.path().join("blobs"))),
             keys: keys.clone(),
             auth: Arc::new(auth),
+            retention_minimum_days: 0,
         };
         let app = Application::build(
             state,

@@ -19,6 +19,11 @@ pub struct RetentionSettings {
     pub interval_secs: u64,
     /// Delay of the first run after start-up, s (0–86400). Default 300.
     pub initial_delay_secs: u64,
+    /// The installation-wide minimum retention, days (0–36500; 0: none).
+    /// No tenant policy can keep recordings for less: the API refuses a
+    /// shorter policy, and enforcement treats an older, shorter one as
+    /// this long. Default 0.
+    pub minimum_days: u32,
 }
 
 impl Default for RetentionSettings {
@@ -27,6 +32,7 @@ impl Default for RetentionSettings {
             enabled: true,
             interval_secs: 3600,
             initial_delay_secs: 300,
+            minimum_days: 0,
         }
     }
 }
@@ -48,6 +54,12 @@ impl RetentionSettings {
             return Err(ConfigError::Invalid {
                 key: "retention.interval_secs",
                 problem: "must be 60-604800".into(),
+            });
+        }
+        if self.minimum_days > 36_500 {
+            return Err(ConfigError::Invalid {
+                key: "retention.minimum_days",
+                problem: "must be 0-36500".into(),
             });
         }
         if self.initial_delay_secs > 86_400 {

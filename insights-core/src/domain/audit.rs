@@ -33,6 +33,11 @@ string_enum!(
         SpoolExpiryWarning => "spool-expiry-warning",
         /// A spooled recording passed the spool's maximum age unuploaded.
         SpoolExpired => "spool-expired",
+        /// A destructive governance change was asked for; it waits for a
+        /// second user's approval (two-person governance).
+        GovernanceChangeRequest => "governance-change-request",
+        /// Someone approved (and so applied) or rejected such a change.
+        GovernanceChangeDecision => "governance-change-decision",
     }
 );
 

@@ -111,6 +111,11 @@ id_type!(
     AccessRequestId, new_v4
 );
 id_type!(
+    /// A destructive governance change waiting for a second user's
+    /// approval (two-person governance).
+    GovernanceChangeId, new_v4
+);
+id_type!(
     /// One recorded call to an external AI provider (processing records).
     ProviderCallId, now_v7
 );

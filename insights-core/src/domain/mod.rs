@@ -6,6 +6,7 @@ mod account;
 mod approval;
 mod audit;
 mod chain_check;
+mod change;
 mod directory;
 mod gdpr;
 mod ids;
@@ -25,6 +26,7 @@ pub use audit::{
     AuditAction, AuditEvent, AuditQuery, ChainVerdict, GENESIS_HASH, NewAuditEvent, verify_chain,
 };
 pub use chain_check::{ChainChecker, ChainProblem, ChainReport, diagnose_chain};
+pub use change::{ChangeKind, ChangeStatus, GovernanceChange};
 pub use directory::{DirectorySyncState, DirectoryUser};
 pub use gdpr::{ErasureRecord, ParticipantHit, SubjectKeys};
 pub use ids::*;

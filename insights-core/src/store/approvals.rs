@@ -34,6 +34,39 @@ pub trait ApprovalStore: Send + Sync + 'static {
         id: AccessRequestId,
         decision: &AccessDecision,
     ) -> StoreResult<AccessRequest>;
+
+    /// Stores a new pending governance change (two-person governance).
+    async fn create_governance_change(
+        &self,
+        tenant: TenantId,
+        change: &GovernanceChange,
+    ) -> StoreResult<()>;
+
+    /// One governance change by id.
+    async fn get_governance_change(
+        &self,
+        tenant: TenantId,
+        id: GovernanceChangeId,
+    ) -> StoreResult<GovernanceChange>;
+
+    /// Governance changes newest first; `status` narrows the list.
+    async fn list_governance_changes(
+        &self,
+        tenant: TenantId,
+        status: Option<ChangeStatus>,
+    ) -> StoreResult<Vec<GovernanceChange>>;
+
+    /// Decides a pending change atomically (`approve`: approved, else
+    /// rejected) and returns it. A change that is no longer pending is a
+    /// `Conflict`; a decision by the requester is `Invalid`.
+    async fn decide_governance_change(
+        &self,
+        tenant: TenantId,
+        id: GovernanceChangeId,
+        approve: bool,
+        by: &str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<GovernanceChange>;
 }
 
 /// Implementation detail of [`delegate_store_areas!`](crate::delegate_store_areas):
@@ -51,6 +84,10 @@ macro_rules! __delegate_approval_store {
             fn get_access_request(&self, tenant: TenantId, id: AccessRequestId) -> StoreResult<AccessRequest>;
             fn list_access_requests(&self, tenant: TenantId, status: Option<AccessRequestStatus>, requested_by: Option<&str>) -> StoreResult<Vec<AccessRequest>>;
             fn decide_access_request(&self, tenant: TenantId, id: AccessRequestId, decision: &AccessDecision) -> StoreResult<AccessRequest>;
+            fn create_governance_change(&self, tenant: TenantId, change: &GovernanceChange) -> StoreResult<()>;
+            fn get_governance_change(&self, tenant: TenantId, id: GovernanceChangeId) -> StoreResult<GovernanceChange>;
+            fn list_governance_changes(&self, tenant: TenantId, status: Option<ChangeStatus>) -> StoreResult<Vec<GovernanceChange>>;
+            fn decide_governance_change(&self, tenant: TenantId, id: GovernanceChangeId, approve: bool, by: &str, at: chrono::DateTime<chrono::Utc>) -> StoreResult<GovernanceChange>;
         }
     };
 }

@@ -55,6 +55,7 @@ macro_rules! in_realm {
 mod accounts;
 mod approvals;
 mod audit;
+mod changes;
 mod directory;
 mod entra;
 mod error;

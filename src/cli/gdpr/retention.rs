@@ -83,6 +83,7 @@ pub async fn run(args: RetentionArgs, settings: &Settings) -> anyhow::Result<()>
             actor: "cli".into(),
             source: None,
             now: now(),
+            minimum_days: settings.retention.minimum_days,
         };
         let b = bar.clone();
         let report = retention::run(
@@ -125,7 +126,13 @@ pub async fn run(args: RetentionArgs, settings: &Settings) -> anyhow::Result<()>
             }
         });
         // Refresh the due gauge for this tenant.
-        retention::due(platform.store.as_ref(), t.id, now()).await?;
+        retention::due_with_minimum(
+            platform.store.as_ref(),
+            t.id,
+            now(),
+            settings.retention.minimum_days,
+        )
+        .await?;
     }
     bar.finish_and_clear();
     if failed > 0 {

@@ -2,7 +2,8 @@
 
 use async_trait::async_trait;
 use insights_core::domain::{
-    AccessDecision, AccessRequest, AccessRequestId, AccessRequestStatus, RecordingId, TenantId,
+    AccessDecision, AccessRequest, AccessRequestId, AccessRequestStatus, ChangeStatus,
+    GovernanceChange, GovernanceChangeId, RecordingId, TenantId,
 };
 use insights_core::store::{ApprovalStore, StoreError, StoreResult};
 use sqlx::PgConnection;
@@ -41,6 +42,43 @@ impl ApprovalStore for PgStore {
         decision: &AccessDecision,
     ) -> StoreResult<AccessRequest> {
         in_tenant!(self, tenant, |c| decide(c, tenant, id, decision))
+    }
+
+    async fn create_governance_change(
+        &self,
+        tenant: TenantId,
+        change: &GovernanceChange,
+    ) -> StoreResult<()> {
+        in_tenant!(self, tenant, |c| super::changes::create(c, tenant, change))
+    }
+
+    async fn get_governance_change(
+        &self,
+        tenant: TenantId,
+        id: GovernanceChangeId,
+    ) -> StoreResult<GovernanceChange> {
+        in_tenant!(self, tenant, |c| super::changes::get(c, tenant, id))
+    }
+
+    async fn list_governance_changes(
+        &self,
+        tenant: TenantId,
+        status: Option<ChangeStatus>,
+    ) -> StoreResult<Vec<GovernanceChange>> {
+        in_tenant!(self, tenant, |c| super::changes::list(c, tenant, status))
+    }
+
+    async fn decide_governance_change(
+        &self,
+        tenant: TenantId,
+        id: GovernanceChangeId,
+        approve: bool,
+        by: &str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<GovernanceChange> {
+        in_tenant!(self, tenant, |c| super::changes::decide(
+            c, tenant, id, approve, by, at
+        ))
     }
 }
 

@@ -466,6 +466,51 @@ pub(super) async fn apply_legal_holds(
     Ok(held)
 }
 
+/// Whether an active hold covers the recording now, inside the caller's
+/// transaction: takes the shared hold lock (a hold being placed waits, or
+/// is waited for) and the recording's row lock, then decides from the
+/// active holds themselves. A covered recording whose flag is not set
+/// yet gets it. `NotFound` for a missing recording.
+pub(super) async fn held_now(
+    c: &mut PgConnection,
+    tenant: TenantId,
+    id: RecordingId,
+) -> StoreResult<bool> {
+    hold_lock(c, tenant, false).await?;
+    let flagged = lock(c, tenant, id).await?;
+    let rec = get(c, tenant, id).await?;
+    let scopes = active_scopes(c, tenant).await?;
+    let covered = scopes.iter().any(|s| s.covers(&rec));
+    if covered && !flagged {
+        store_flag(c, tenant, id, true).await?;
+    }
+    Ok(flagged || covered)
+}
+
+/// The first recording using data key `key` that a hold covers now
+/// (see [`held_now`]), inside the caller's transaction.
+pub(super) async fn held_by_key(
+    c: &mut PgConnection,
+    tenant: TenantId,
+    key: insights_core::domain::KeyId,
+) -> StoreResult<Option<RecordingId>> {
+    let ids: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT id FROM recordings WHERE tenant_id = $1 AND media_data_key_id = $2 ORDER BY id",
+    )
+    .bind(tenant.0)
+    .bind(key.0)
+    .fetch_all(&mut *c)
+    .await
+    .db()?;
+    for id in ids {
+        let id = RecordingId(id);
+        if held_now(c, tenant, id).await? {
+            return Ok(Some(id));
+        }
+    }
+    Ok(None)
+}
+
 // ---- tenant accounts (administration) ----
 
 pub(super) async fn update_account(

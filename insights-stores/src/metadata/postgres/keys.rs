@@ -24,7 +24,10 @@ impl DataKeyStore for PgStore {
     }
 
     async fn shred_data_key(&self, tenant: TenantId, id: KeyId) -> StoreResult<bool> {
-        in_tenant!(self, tenant, |c| shred(c, tenant, id))
+        // A refusal commits too: the hold flag it raised stays raised.
+        let outcome: StoreResult<Result<bool, String>> =
+            in_tenant!(self, tenant, |c| shred(c, tenant, id));
+        outcome?.map_err(StoreError::Refused)
     }
 }
 
@@ -78,16 +81,28 @@ pub(super) async fn get(
     from_row(&row)
 }
 
-/// Deletes the wrapped key. PostgreSQL cannot overwrite the bytes in
+/// Deletes the wrapped key, refused (`Refused`) while a legal hold covers
+/// a recording encrypted with it, checked in the same transaction under
+/// the hold lock. PostgreSQL cannot overwrite the bytes in
 /// place: the dead tuple stays in the heap (and in WAL and base backups)
 /// until vacuum reclaims its space; the table is tuned for early
 /// autovacuum (see the migration).
-pub(super) async fn shred(c: &mut PgConnection, tenant: TenantId, id: KeyId) -> StoreResult<bool> {
+/// `Ok(Err(why))` when refused.
+pub(super) async fn shred(
+    c: &mut PgConnection,
+    tenant: TenantId,
+    id: KeyId,
+) -> StoreResult<Result<bool, String>> {
+    if let Some(rec) = super::governance::held_by_key(c, tenant, id).await? {
+        return Ok(Err(format!(
+            "recording {rec} is on legal hold: its data key cannot be shredded"
+        )));
+    }
     let done = sqlx::query("DELETE FROM data_keys WHERE tenant_id = $1 AND id = $2")
         .bind(tenant.0)
         .bind(id.0)
         .execute(c)
         .await
         .db()?;
-    Ok(done.rows_affected() > 0)
+    Ok(Ok(done.rows_affected() > 0))
 }

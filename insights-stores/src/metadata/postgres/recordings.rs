@@ -120,7 +120,10 @@ impl RecordingStore for PgStore {
     }
 
     async fn delete_recording(&self, tenant: TenantId, id: RecordingId) -> StoreResult<()> {
-        in_tenant!(self, tenant, |c| delete(c, tenant, id))
+        // A refusal commits too: the hold flag it raised stays raised.
+        let outcome: StoreResult<Result<(), String>> =
+            in_tenant!(self, tenant, |c| delete(c, tenant, id));
+        outcome?.map_err(StoreError::Refused)
     }
 }
 
@@ -577,13 +580,17 @@ pub(super) async fn update_participant_presence(
 /// Deletes the recording; participants, streams, transcript segments (and
 /// with them their search index entries) and insights go with it through
 /// `ON DELETE CASCADE`.
+/// `Ok(Err(why))` when refused by a legal hold.
 pub(super) async fn delete(
     c: &mut PgConnection,
     tenant: TenantId,
     id: RecordingId,
-) -> StoreResult<()> {
-    if lock(c, tenant, id).await? {
-        return Err(StoreError::Refused("the recording is on legal hold".into()));
+) -> StoreResult<Result<(), String>> {
+    // The active holds themselves decide (under the hold lock), not only
+    // the stored flag: a hold whose sweep has not reached this recording
+    // yet still wins.
+    if super::governance::held_now(c, tenant, id).await? {
+        return Ok(Err("the recording is on legal hold".into()));
     }
     let done = sqlx::query("DELETE FROM recordings WHERE tenant_id = $1 AND id = $2")
         .bind(tenant.0)
@@ -591,5 +598,5 @@ pub(super) async fn delete(
         .execute(c)
         .await
         .db()?;
-    found(done)
+    found(done).map(Ok)
 }

@@ -2,7 +2,8 @@
 
 use async_trait::async_trait;
 use insights_core::domain::{
-    AccessDecision, AccessRequest, AccessRequestId, AccessRequestStatus, TenantId,
+    AccessDecision, AccessRequest, AccessRequestId, AccessRequestStatus, ChangeStatus,
+    GovernanceChange, GovernanceChangeId, TenantId,
 };
 use insights_core::store::{ApprovalStore, StoreError, StoreResult};
 use sqlx::SqlitePool;
@@ -41,6 +42,41 @@ impl ApprovalStore for SqliteStore {
         decision: &AccessDecision,
     ) -> StoreResult<AccessRequest> {
         decide(&self.pool, tenant, id, decision).await
+    }
+
+    async fn create_governance_change(
+        &self,
+        tenant: TenantId,
+        change: &GovernanceChange,
+    ) -> StoreResult<()> {
+        super::changes::create(&self.pool, tenant, change).await
+    }
+
+    async fn get_governance_change(
+        &self,
+        tenant: TenantId,
+        id: GovernanceChangeId,
+    ) -> StoreResult<GovernanceChange> {
+        super::changes::get(&self.pool, tenant, id).await
+    }
+
+    async fn list_governance_changes(
+        &self,
+        tenant: TenantId,
+        status: Option<ChangeStatus>,
+    ) -> StoreResult<Vec<GovernanceChange>> {
+        super::changes::list(&self.pool, tenant, status).await
+    }
+
+    async fn decide_governance_change(
+        &self,
+        tenant: TenantId,
+        id: GovernanceChangeId,
+        approve: bool,
+        by: &str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<GovernanceChange> {
+        super::changes::decide(&self.pool, tenant, id, approve, by, at).await
     }
 }
 

@@ -434,6 +434,49 @@ pub(super) async fn apply_legal_holds(
     Ok(held)
 }
 
+/// Whether an active hold covers the recording now, decided inside the
+/// caller's write transaction (`BEGIN IMMEDIATE`, so no hold can be
+/// placed between this check and the caller's deletion). A covered
+/// recording whose flag is not yet set (a hold whose sweep has not
+/// reached it) gets its flag here. `NotFound` for a missing recording.
+pub(super) async fn held_now(
+    conn: &mut SqliteConnection,
+    tenant: TenantId,
+    id: RecordingId,
+) -> StoreResult<bool> {
+    let rec = load(conn, tenant, id).await?;
+    let scopes = active_scopes(conn, tenant).await?;
+    let covered = scopes.iter().any(|s| s.covers(&rec));
+    if covered && !rec.legal_hold {
+        store_flag(conn, tenant, id, true).await?;
+    }
+    Ok(rec.legal_hold || covered)
+}
+
+/// The first recording using data key `key` that a hold covers now
+/// (see [`held_now`]), inside the caller's write transaction.
+pub(super) async fn held_by_key(
+    conn: &mut SqliteConnection,
+    tenant: TenantId,
+    key: insights_core::domain::KeyId,
+) -> StoreResult<Option<RecordingId>> {
+    let ids: Vec<uuid::Uuid> = sqlx::query_scalar(
+        "SELECT id FROM recordings WHERE tenant_id = ? AND media_data_key_id = ?",
+    )
+    .bind(tenant.0)
+    .bind(key.0)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db)?;
+    for id in ids {
+        let id = RecordingId(id);
+        if held_now(conn, tenant, id).await? {
+            return Ok(Some(id));
+        }
+    }
+    Ok(None)
+}
+
 // ---- tenant accounts (administration) ----
 
 pub(super) async fn update_account(

@@ -70,18 +70,29 @@ pub(super) async fn get(
     })
 }
 
-/// Deletes the wrapped key. `secure_delete` zeroes the freed bytes in the
+/// Deletes the wrapped key, refused (`Refused`) while a legal hold covers
+/// a recording encrypted with it: the hold is checked in the same
+/// `BEGIN IMMEDIATE` transaction as the delete, so a hold placed
+/// concurrently either wins before or waits until the key is gone.
+/// `secure_delete` zeroes the freed bytes in the
 /// page; the page is written to the WAL, and a checkpoint then overwrites
 /// the old page in the main file and truncates the WAL, so the key does
 /// not linger in either file. The checkpoint is best effort: if readers
 /// hold old snapshots it completes later (SQLite checkpoints on its own).
 pub(super) async fn shred(pool: &SqlitePool, tenant: TenantId, key: KeyId) -> StoreResult<bool> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
+    if let Some(rec) = super::governance::held_by_key(&mut tx, tenant, key).await? {
+        return Err(StoreError::Refused(format!(
+            "recording {rec} is on legal hold: its data key cannot be shredded"
+        )));
+    }
     let done = sqlx::query("DELETE FROM data_keys WHERE tenant_id = ? AND id = ?")
         .bind(tenant.0)
         .bind(key.0)
-        .execute(pool)
+        .execute(&mut *tx)
         .await
         .map_err(db)?;
+    tx.commit().await.map_err(db)?;
     let shredded = done.rows_affected() > 0;
     if shredded {
         // Returns (busy, log, checkpointed) rather than failing when busy.

@@ -14,6 +14,7 @@
 mod accounts;
 mod approvals;
 mod audit;
+mod changes;
 mod directory;
 mod entra;
 mod governance;

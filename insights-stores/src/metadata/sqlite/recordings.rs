@@ -615,21 +615,13 @@ pub(super) async fn delete(
     // IMMEDIATE: the hold check and the delete see the same state (a hold
     // placed concurrently either wins before or waits until after).
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
-    let held: Option<bool> =
-        sqlx::query_scalar("SELECT legal_hold FROM recordings WHERE tenant_id = ? AND id = ?")
-            .bind(tenant.0)
-            .bind(id.0)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db)?;
-    match held {
-        None => return Err(StoreError::NotFound),
-        Some(true) => {
-            return Err(StoreError::Refused(format!(
-                "recording {id} is on legal hold"
-            )));
-        }
-        Some(false) => {}
+    // The active holds themselves decide, not only the stored flag: a
+    // hold whose sweep has not reached this recording yet still wins.
+    if super::governance::held_now(&mut tx, tenant, id).await? {
+        tx.commit().await.map_err(db)?;
+        return Err(StoreError::Refused(format!(
+            "recording {id} is on legal hold"
+        )));
     }
     // Children first (their triggers clear the FTS indexes); the foreign
     // keys would cascade too, this keeps the intent explicit.

@@ -136,3 +136,59 @@ pub async fn access_requests_four_eyes(s: &Store) {
         "gone with the recording",
     );
 }
+
+/// Two-person governance: a pending change is decided once, never by its
+/// requester, and is invisible to other tenants.
+pub async fn governance_changes_are_decided_once_by_someone_else(s: &Store) {
+    let t = tenant(s, "contoso").await;
+    let other = tenant(s, "fabrikam").await;
+    let ch = GovernanceChange::new(
+        t,
+        ChangeKind::LegalHoldLift,
+        LegalHoldId::new().to_string(),
+        serde_json::json!({ "reason": "case closed" }),
+        "account:a".into(),
+        now(),
+    );
+    must(s.create_governance_change(t, &ch).await, "create");
+    assert_eq!(must(s.get_governance_change(t, ch.id).await, "get"), ch);
+    assert_not_found(s.get_governance_change(other, ch.id).await, "other tenant");
+    assert!(must(s.list_governance_changes(other, None).await, "other list").is_empty());
+    let pending = must(
+        s.list_governance_changes(t, Some(ChangeStatus::Pending))
+            .await,
+        "list pending",
+    );
+    assert_eq!(pending, vec![ch.clone()]);
+
+    assert_invalid(
+        s.decide_governance_change(t, ch.id, true, "account:a", now())
+            .await,
+        "own change",
+    );
+    assert_not_found(
+        s.decide_governance_change(other, ch.id, true, "account:b", now())
+            .await,
+        "other tenant decides",
+    );
+    let done = must(
+        s.decide_governance_change(t, ch.id, true, "account:b", now())
+            .await,
+        "approve",
+    );
+    assert_eq!(done.status, ChangeStatus::Approved);
+    assert_eq!(done.decided_by.as_deref(), Some("account:b"));
+    assert_conflict(
+        s.decide_governance_change(t, ch.id, false, "account:c", now())
+            .await,
+        "decided twice",
+    );
+    assert!(
+        must(
+            s.list_governance_changes(t, Some(ChangeStatus::Pending))
+                .await,
+            "none pending"
+        )
+        .is_empty()
+    );
+}
