@@ -28,6 +28,7 @@ declare -A allowed_edges=(
     [web:insights-api]="the web UI is mounted on the API's server and uses its session authentication"
     [ai-pipeline:recorder]="transcription decodes recordings with the recorder's decoder"
     [bot-gateway:recorder]="the gateway encodes ingested audio; the simulator decodes its inputs with the recorder"
+    [gdpr-tools:recorder]="an access bundle that masks the other parties keeps only the subject's channel of a call"
 )
 
 http_clients=(reqwest hyper)

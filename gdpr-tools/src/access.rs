@@ -9,19 +9,28 @@
 //! * `audit-events.json`: what their accounts did (ids only);
 //! * optionally `media/<recording id>.<ext>`: the decrypted media.
 //!
-//! Other people's personal data in the listing is masked by default
-//! (`mask_others`): their role stays, their name, number, URI and email
-//! become `[masked]`. The seed leaves this to the customer; we make it the
+//! Other people's personal data is masked by default (`mask_others`):
+//! in the listing their role stays, their name, number, URI and email
+//! become `[masked]`; of the media only the subject's own voice is
+//! included (their channel of a call, their own track of a meeting; see
+//! [`crate::media_mask`]), and the manifest's `media_withheld` says which
+//! recordings' media was left out and why. The seed leaves this to the customer; we make it the
 //! default. Media is decrypted in memory and written straight into the
 //! zip: no clear copy touches the disk except the bundle the DPO asked
-//! for. The request is audited (`gdpr-access`) before anything is read;
-//! the audit event holds counts, never identifiers.
+//! for. The request is audited (`gdpr-access`) before anything is read:
+//! the event holds the reason, the client address, the id of every
+//! recording included and salted SHA-256 hashes of the identifiers
+//! searched (never the identifiers); each included recording gets its
+//! own `gdpr-access` event too, so its audit trail shows the bundle.
+//!
+//! The zip is written as a stream (no seeking), so it can go straight
+//! into a sealed envelope ([`crate::bundles`]).
 //!
 //! The columns are our own small catalogue, not the Excel export's:
 //! `gdpr-tools` must not depend on `insights-api`, and the export's
 //! columns are about a search, these about one person.
 
-use std::io::{Seek, Write};
+use std::io::Write;
 
 use insights_core::blob::{BlobError, BlobStore};
 use insights_core::crypto::{CryptoError, ExpectedIds, KeyProvider, decrypt_to_vec};
@@ -48,6 +57,10 @@ pub enum AccessError {
     UnknownColumn(String),
     #[error("writing the bundle: {0}")]
     Write(String),
+    #[error("a recording is longer than the bundle's maximum media duration")]
+    TooLong,
+    #[error("media cannot be decoded: {0}")]
+    Media(String),
 }
 
 fn werr(e: impl std::fmt::Display) -> AccessError {
@@ -78,8 +91,12 @@ pub struct AccessOptions {
     pub include_media: bool,
     /// Column ids of [`COLUMNS`], in order; `None` = all.
     pub columns: Option<Vec<String>>,
-    /// Mask other people's personal data (default true).
+    /// Mask other people's personal data (default true), their voices
+    /// included ([`crate::media_mask`]).
     pub mask_others: bool,
+    /// The longest recording whose media is decoded to mask the other
+    /// parties, s (default 12 h).
+    pub media_max_secs: u64,
 }
 
 impl Default for AccessOptions {
@@ -88,6 +105,7 @@ impl Default for AccessOptions {
             include_media: false,
             columns: None,
             mask_others: true,
+            media_max_secs: 12 * 3600,
         }
     }
 }
@@ -98,6 +116,18 @@ pub struct AccessEnv<'a> {
     pub blobs: &'a dyn BlobStore,
     pub keys: &'a dyn KeyProvider,
     pub find: FindOptions,
+}
+
+/// Who asks for a bundle, and why: what the audit trail keeps.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Requester {
+    pub actor: String,
+    /// Why (ticket, legal basis).
+    pub reason: Option<String>,
+    /// The client address.
+    pub source: Option<String>,
+    /// The bundle's id when it is kept for download.
+    pub bundle_id: Option<uuid::Uuid>,
 }
 
 /// One file of the bundle, as the manifest lists it.
@@ -177,12 +207,12 @@ fn cell(sr: &SubjectRecording, col: &str, mask: bool) -> serde_json::Value {
     }
 }
 
-struct Zip<W: Write + Seek> {
-    w: zip::ZipWriter<W>,
+struct Zip<W: Write> {
+    w: zip::ZipWriter<zip::write::StreamWriter<W>>,
     files: Vec<ManifestFile>,
 }
 
-impl<W: Write + Seek> Zip<W> {
+impl<W: Write> Zip<W> {
     fn add(&mut self, path: &str, data: &[u8]) -> Result<(), AccessError> {
         let opts = zip::write::SimpleFileOptions::default()
             .compression_method(zip::CompressionMethod::Deflated)
@@ -244,16 +274,18 @@ async fn read_blob(
     Ok(out)
 }
 
-/// Builds the subject's bundle into `out` and audits it (before reading
-/// any content).
-pub async fn build_bundle<W: Write + Seek>(
+/// Builds the subject's bundle into `out` (a stream: nothing is sought
+/// back) and audits it before reading any content; returns what was
+/// written and `out`.
+pub async fn build_bundle<W: Write>(
     env: &AccessEnv<'_>,
     tenant: TenantId,
     ids: &SubjectIdentifiers,
     opts: &AccessOptions,
-    actor: &str,
+    who: &Requester,
     out: W,
-) -> Result<BundleSummary, AccessError> {
+) -> Result<(BundleSummary, W), AccessError> {
+    let actor = who.actor.as_str();
     let columns: Vec<&str> = match &opts.columns {
         None => COLUMNS.iter().map(|(c, _)| *c).collect(),
         Some(list) => {
@@ -269,6 +301,8 @@ pub async fn build_bundle<W: Write + Seek>(
         }
     };
     let found = subject::find(env.store, tenant, ids, &env.find).await?;
+    let (salt, hashed) = crate::erasure::hash_identifiers(&found.normalized.given);
+    let recording_ids: Vec<_> = found.recordings.iter().map(|r| r.recording.id).collect();
     env.store
         .append_audit(
             tenant,
@@ -276,22 +310,47 @@ pub async fn build_bundle<W: Write + Seek>(
                 actor: actor.to_owned(),
                 action: AuditAction::GdprAccess,
                 recording_id: None,
-                target: None,
-                reason: None,
-                source: None,
+                target: who.bundle_id.map(|b| b.to_string()),
+                reason: who.reason.clone(),
+                source: who.source.clone(),
                 details: json!({
+                    "step": "build",
+                    "bundle_id": who.bundle_id,
                     "recordings": found.recordings.len(),
+                    "recording_ids": recording_ids,
                     "directory_users": found.directory_users.len(),
                     "include_media": opts.include_media,
                     "mask_others": opts.mask_others,
                     "columns": columns,
+                    "identifiers_salt": salt,
+                    "identifiers": hashed,
                 }),
             },
         )
         .await?;
+    for id in &recording_ids {
+        env.store
+            .append_audit(
+                tenant,
+                NewAuditEvent {
+                    actor: actor.to_owned(),
+                    action: AuditAction::GdprAccess,
+                    recording_id: Some(*id),
+                    target: who.bundle_id.map(|b| b.to_string()),
+                    reason: who.reason.clone(),
+                    source: who.source.clone(),
+                    details: json!({
+                        "step": "included",
+                        "bundle_id": who.bundle_id,
+                        "include_media": opts.include_media,
+                    }),
+                },
+            )
+            .await?;
+    }
 
     let mut zip = Zip {
-        w: zip::ZipWriter::new(out),
+        w: zip::ZipWriter::new_stream(out),
         files: Vec::new(),
     };
     let rows: Vec<Vec<serde_json::Value>> = found
@@ -331,6 +390,7 @@ pub async fn build_bundle<W: Write + Seek>(
 
     let mut segments = 0;
     let mut media_files = 0;
+    let mut withheld: Vec<serde_json::Value> = Vec::new();
     for sr in &found.recordings {
         let id = sr.recording.id;
         let theirs: Vec<_> = env
@@ -364,6 +424,22 @@ pub async fn build_bundle<W: Write + Seek>(
         {
             let wrapped = env.store.get_data_key(tenant, m.data_key_id).await?;
             let key = env.keys.unwrap(&wrapped).await?;
+            if opts.mask_others {
+                match crate::media_mask::subject_audio(env, tenant, sr, &key, opts.media_max_secs)
+                    .await?
+                {
+                    crate::media_mask::Masked::Files(files) => {
+                        for f in files {
+                            zip.add(&f.name, &f.data)?;
+                            media_files += 1;
+                        }
+                    }
+                    crate::media_mask::Masked::Withheld(why) => {
+                        withheld.push(json!({"recording_id": id, "why": why}));
+                    }
+                }
+                continue;
+            }
             let ct = read_blob(env.blobs, &m.container, &m.key).await?;
             let expected = ExpectedIds::new(tenant, id.as_uuid(), m.data_key_id);
             let plain = zeroize::Zeroizing::new(decrypt_to_vec(&key, &ct, &expected)?);
@@ -399,6 +475,7 @@ pub async fn build_bundle<W: Write + Seek>(
         "generated_by": actor,
         "masked_others": opts.mask_others,
         "include_media": opts.include_media,
+        "media_withheld": withheld,
         "columns": columns,
         "recordings": recordings,
         "files": zip.files,
@@ -408,11 +485,14 @@ pub async fn build_bundle<W: Write + Seek>(
     let opts_m = zip::write::SimpleFileOptions::default();
     zip.w.start_file("manifest.json", opts_m).map_err(werr)?;
     zip.w.write_all(&body).map_err(werr)?;
-    zip.w.finish().map_err(werr)?;
-    Ok(BundleSummary {
-        recordings,
-        files,
-        segments,
-        media_files,
-    })
+    let out = zip.w.finish().map_err(werr)?.into_inner();
+    Ok((
+        BundleSummary {
+            recordings,
+            files,
+            segments,
+            media_files,
+        },
+        out,
+    ))
 }

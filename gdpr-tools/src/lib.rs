@@ -4,9 +4,11 @@
 //! enforcement, legal holds, and directory sync.
 
 pub mod access;
+pub mod bundles;
 pub mod certificate;
 pub mod directory;
 pub mod erasure;
 pub mod holds;
+mod media_mask;
 pub mod retention;
 pub mod subject;

@@ -9,6 +9,7 @@ use insights_core::crypto::KeyProvider;
 use insights_core::store::MetadataStore;
 
 use crate::auth::Authenticator;
+use crate::routes::gdpr::GdprContext;
 use crate::{error, metrics_setup, routes};
 
 /// What every handler may use: the tenant-scoped stores, the key
@@ -53,14 +54,24 @@ pub struct Application {
 
 impl Application {
     /// Binds `listen` and prepares the server.
-    pub fn build(state: AppState, listen: SocketAddr) -> anyhow::Result<Self> {
-        Self::build_with(state, listen, |_| {})
+    pub fn build(state: AppState, gdpr: GdprContext, listen: SocketAddr) -> anyhow::Result<Self> {
+        Self::build_with(state, gdpr, listen, |_| {})
     }
 
     /// Binds `listen` and prepares the server, plus whatever `extra`
     /// mounts (the Teams webhook of `bot-gateway`, which this crate must
     /// not depend on).
-    pub fn build_with<F>(state: AppState, listen: SocketAddr, extra: F) -> anyhow::Result<Self>
+    ///
+    /// The data-subject routes' state ([`GdprContext`]: the installation's
+    /// certificate signer, the spool, the bundle folder) is a required
+    /// argument: there is no fallback, so a binary that forgot it does not
+    /// compile, rather than improvising a signer at the first request.
+    pub fn build_with<F>(
+        state: AppState,
+        gdpr: GdprContext,
+        listen: SocketAddr,
+        extra: F,
+    ) -> anyhow::Result<Self>
     where
         F: Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
     {
@@ -69,6 +80,7 @@ impl Application {
         let addr = listener.local_addr()?;
         metrics_setup::handle();
         let data = web::Data::new(state);
+        let gdpr = web::Data::new(gdpr);
         let exports = web::Data::new(
             routes::exports::ExportJobs::new(&std::env::temp_dir())
                 .map_err(|e| anyhow::anyhow!("cannot create the export spool: {e}"))?,
@@ -78,6 +90,7 @@ impl Application {
             App::new()
                 .app_data(data.clone())
                 .app_data(exports.clone())
+                .app_data(gdpr.clone())
                 .app_data(error::json_config())
                 .wrap(from_fn(metrics_setup::track))
                 .wrap(security_headers())

@@ -268,9 +268,14 @@ impl World {
             retention_minimum_days: 0,
         };
         let handle = web::Data::new(DirectorySyncHandle(sync));
-        let app = Application::build_with(state, "127.0.0.1:0".parse().unwrap(), move |cfg| {
-            cfg.app_data(handle.clone());
-        })
+        let app = Application::build_with(
+            state,
+            support::test_gdpr_context(t.dir.path()),
+            "127.0.0.1:0".parse().unwrap(),
+            move |cfg| {
+                cfg.app_data(handle.clone());
+            },
+        )
         .unwrap();
         let base = format!("http://{}", app.addr());
         let server = app.handle();

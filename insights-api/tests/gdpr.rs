@@ -118,9 +118,17 @@ async fn dpo_finds_exports_and_erases_a_subject() {
         .await;
     assert_eq!(res.status(), 400);
 
-    // Access bundle: 202, poll, download.
+    // Access bundle: a reason is required; then 202, poll, download.
     let res = dpo
         .call("POST", "/api/gdpr/access", Some(ids.clone()))
+        .await;
+    assert_eq!(res.status(), 400);
+    let access = json!({
+        "identifiers": {"email": EMAIL.to_uppercase()},
+        "reason": "Art. 15 request 12",
+    });
+    let res = dpo
+        .call("POST", "/api/gdpr/access", Some(access.clone()))
         .await;
     assert_eq!(res.status(), 202);
     let job: Value = res.json().await.unwrap();

@@ -31,9 +31,26 @@ pub async fn serve(settings: Settings, with_worker: bool) -> anyhow::Result<()> 
     )
     .await
     .context("opening the spool")?;
+    let signing_key = settings.spool.signing_key_file(&settings.key_file());
     let signer = Arc::new(
-        InstallationKey::open_or_create(settings.spool.signing_key_file(&settings.key_file()))
+        InstallationKey::open_or_create(&signing_key)
             .context("opening the installation signing key")?,
+    );
+    // The data-subject tools: certificates signed with the installation
+    // key (the custody manifests' key), erasure reaching this process's
+    // spool through the spool itself, bundles sealed under the data dir.
+    let bundle_dir = settings.data_dir.join("gdpr").join("bundles");
+    let gdpr = insights_api::GdprContext::new(
+        gdpr_tools::certificate::CertificateSigner::open_or_create(&signing_key)
+            .context("opening the installation signing key for certificates")?,
+        Some(Arc::new(spool.clone())),
+        bundle_dir.clone(),
+        &settings.gdpr,
+    )
+    .with_context(|| format!("preparing {}", bundle_dir.display()))?;
+    let bundle_sweeper = gdpr_tools::bundles::Sweeper::start(
+        gdpr_tools::bundles::BundleDir::at(&bundle_dir),
+        std::time::Duration::from_secs(3600),
     );
     let uploader = Uploader::new(
         spool.clone(),
@@ -103,7 +120,7 @@ pub async fn serve(settings: Settings, with_worker: bool) -> anyhow::Result<()> 
         // The web UI, same origin as the API.
         ::web::configure(cfg);
     };
-    let app = insights_api::Application::build_with(state, settings.listen, routes)?;
+    let app = insights_api::Application::build_with(state, gdpr, settings.listen, routes)?;
     let addr = app.addr();
     let handle = app.handle();
     tracing::info!(%addr, data_dir = %settings.data_dir.display(), "insights serving");
@@ -127,6 +144,7 @@ pub async fn serve(settings: Settings, with_worker: bool) -> anyhow::Result<()> 
         r.stop().await;
     }
     handle.stop(true).await;
+    bundle_sweeper.stop().await;
     if let Some(d) = directory {
         d.stop().await;
     }

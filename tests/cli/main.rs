@@ -14,8 +14,10 @@ mod e2e_call;
 #[cfg(feature = "whisper")]
 mod e2e_transcript;
 mod gateway_trust;
+mod gdpr_access;
 mod gdpr_erase_kill;
 mod gdpr_retention;
+mod gdpr_wiring;
 mod invite_variants;
 mod jobs_fault;
 mod legal_hold;

@@ -26,7 +26,9 @@
   }
 
   async function access() {
-    const job = await api('POST', '/api/gdpr/access', { identifiers: identifiers(), include_media: $('#g-media').checked, mask_others: $('#g-mask').checked });
+    const reason = $('#g-access-reason').value.trim();
+    if (!reason) throw { title: 'Reason missing', detail: 'Give the request reference as the reason.' };
+    const job = await api('POST', '/api/gdpr/access', { identifiers: identifiers(), reason, include_media: $('#g-media').checked, mask_others: $('#g-mask').checked });
     const bar = $('#access-progress');
     bar.hidden = false;
     for (;;) {

@@ -33,6 +33,28 @@
 //! for good: the next attempt rewrites the same keys and the metadata.
 //! No orphans, no duplicates.
 //!
+//! # Erased recordings
+//!
+//! The uploader never stores media of a recording a data-subject erasure
+//! has erased:
+//!
+//! * Before anything is written, it reads the recording's erasure outcome
+//!   (the `gdpr-erasure` audit events naming the recording). Media erased
+//!   (`deleted`, `pseudonymized`), or the recording row gone after an
+//!   erasure: the spool copy is deleted through the spool's own protocol
+//!   and nothing is stored. Media kept by the erasure
+//!   (`pseudonymized-media-deferred`, no waiver): the media is stored as
+//!   evidence until retention deletes it, but no transcription is queued
+//!   (it would bring the erased subject's words back).
+//! * An erasure that runs while an upload is in flight deletes the spool
+//!   copy first (under the spool's removal lock, which the final
+//!   `mark_uploaded` shares) and the blobs afterwards. The uploader checks
+//!   that the spool copy it read is still there before it records the
+//!   metadata, and `mark_uploaded` fails once it is gone; either way the
+//!   uploader then deletes every blob it put and clears what it recorded.
+//!   So whichever comes first, nothing of the recording stays in blob
+//!   storage.
+//!
 //! # Retries
 //!
 //! A failed attempt is retried after an exponential backoff with jitter
@@ -43,7 +65,7 @@
 //!
 //! # Metrics
 //!
-//! `insights_uploads_total{result="ok|failed"}`,
+//! `insights_uploads_total{result="ok|failed|erased"}`,
 //! `insights_upload_seconds` (histogram of successful uploads).
 
 use std::collections::{HashMap, HashSet};
@@ -59,9 +81,10 @@ use insights_core::blob::{BlobError, BlobStore};
 use insights_core::config::SpoolSettings;
 use insights_core::crypto::{DataKey, EnvelopeWriter, Header, KeyProvider};
 use insights_core::domain::{
-    AuditAction, JobKind, MediaObject, NewAuditEvent, NewJob, RecordingId, RecordingStatus, Tenant,
-    TenantId,
+    AuditAction, AuditQuery, JobKind, MediaObject, NewAuditEvent, NewJob, RecordingId,
+    RecordingStatus, Tenant, TenantId,
 };
+use insights_core::spool::{SpoolCopies, SpoolCopiesError};
 use insights_core::store::{MetadataStore, StoreError};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
@@ -136,12 +159,38 @@ pub enum UploadError {
     Integrity(String),
     #[error("not ready: {0}")]
     NotReady(String),
+    /// The recording's spool copy was removed by an erasure during the
+    /// upload (never returned: the uploader cleans up and reports `Ok`).
+    #[error("the recording was erased during the upload")]
+    ErasedMeanwhile,
+    #[error("dropping an erased recording's spool copy: {0}")]
+    SpoolCopies(#[from] SpoolCopiesError),
+}
+
+/// How an upload ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Done {
+    Stored,
+    /// Erased: nothing (left) stored, the spool copy deleted.
+    Erased,
+}
+
+/// What the erasure trail says about a recording.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Erasure {
+    None,
+    /// Erased, media kept until retention (no waiver).
+    MediaKept,
+    /// Erased with its media.
+    MediaGone,
 }
 
 /// Counters of a running uploader (also exported as metrics).
 #[derive(Debug, Default)]
 pub struct UploaderStats {
     pub uploaded: AtomicU64,
+    /// Recordings not stored because an erasure erased them.
+    pub erased: AtomicU64,
     pub failed_attempts: AtomicU64,
     pub alarms_audited: AtomicU64,
 }
@@ -204,7 +253,7 @@ impl Uploader {
 
     /// One upload attempt of one finished recording, now.
     pub async fn upload_once(&self, id: RecordingId) -> Result<(), UploadError> {
-        self.ctx.upload(id).await
+        self.ctx.upload(id).await.map(|_| ())
     }
 
     /// Runs until `shutdown` is cancelled: uploads finished recordings
@@ -213,7 +262,8 @@ impl Uploader {
     /// `shutdown_grace` for uploads in flight.
     pub async fn run(self, shutdown: CancellationToken) {
         let mut retry: HashMap<RecordingId, (u32, Instant)> = HashMap::new();
-        let mut running: JoinSet<(RecordingId, Result<(), UploadError>, Duration)> = JoinSet::new();
+        let mut running: JoinSet<(RecordingId, Result<Done, UploadError>, Duration)> =
+            JoinSet::new();
         let mut in_flight: HashSet<RecordingId> = HashSet::new();
         let mut next_alarm_check = Instant::now();
         tracing::info!("uploader started");
@@ -288,12 +338,17 @@ impl Uploader {
     fn settle(
         &self,
         id: RecordingId,
-        result: Result<(), UploadError>,
+        result: Result<Done, UploadError>,
         took: Duration,
         retry: &mut HashMap<RecordingId, (u32, Instant)>,
     ) {
         match result {
-            Ok(()) => {
+            Ok(Done::Erased) => {
+                retry.remove(&id);
+                self.stats.erased.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!("insights_uploads_total", "result" => "erased").increment(1);
+            }
+            Ok(Done::Stored) => {
                 retry.remove(&id);
                 self.stats.uploaded.fetch_add(1, Ordering::Relaxed);
                 metrics::counter!("insights_uploads_total", "result" => "ok").increment(1);
@@ -529,8 +584,101 @@ impl Ctx {
         Ok(container)
     }
 
+    /// The recording's erasure outcome, from the `gdpr-erasure` audit
+    /// events that name it (append-only, written by every erasure).
+    async fn erasure_outcome(
+        &self,
+        tenant: TenantId,
+        id: RecordingId,
+    ) -> Result<Erasure, UploadError> {
+        let events = self
+            .store
+            .list_audit(
+                tenant,
+                &AuditQuery {
+                    action: Some(AuditAction::GdprErasure),
+                    recording_id: Some(id),
+                    ..AuditQuery::default()
+                },
+            )
+            .await?;
+        let mut out = Erasure::None;
+        for e in events {
+            match e.details.get("outcome").and_then(|o| o.as_str()) {
+                Some("deleted" | "pseudonymized") => return Ok(Erasure::MediaGone),
+                Some("pseudonymized-media-deferred") => out = Erasure::MediaKept,
+                _ => {}
+            }
+        }
+        Ok(out)
+    }
+
+    /// Deletes an erased recording's spool copy; nothing is stored.
+    async fn drop_erased(&self, tenant: TenantId, id: RecordingId) -> Result<Done, UploadError> {
+        let removed = self.spool.remove_recording(tenant, id).await?;
+        tracing::info!(
+            recording = %id,
+            bytes = removed.bytes,
+            "recording erased: spool copy deleted, nothing stored"
+        );
+        Ok(Done::Erased)
+    }
+
+    /// Deletes every blob of the recording and clears the media the
+    /// upload recorded: an erasure removed the spool copy meanwhile.
+    /// Retried a few times (the store just answered the upload).
+    async fn purge(&self, tenant: TenantId, container: &str, id: RecordingId) {
+        let prefix = insights_core::blob::layout::recording_prefix(id);
+        let mut left = true;
+        for attempt in 0..5u32 {
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+            }
+            let keys = match self.blobs.list(container, &prefix).await {
+                Ok(k) => k,
+                Err(BlobError::ContainerNotFound) => Vec::new(),
+                Err(e) => {
+                    tracing::warn!(recording = %id, error = %e, "cannot list an erased recording's blobs; retrying");
+                    continue;
+                }
+            };
+            let mut failed = false;
+            for k in keys {
+                match self.blobs.delete(container, &k).await {
+                    Ok(()) | Err(BlobError::NotFound) | Err(BlobError::ContainerNotFound) => {}
+                    Err(e) => {
+                        failed = true;
+                        tracing::warn!(recording = %id, error = %e, "cannot delete an erased recording's blob; retrying");
+                    }
+                }
+            }
+            if !failed {
+                left = false;
+                break;
+            }
+        }
+        if left {
+            tracing::error!(recording = %id, "blobs of an erased recording may remain; run the erasure again");
+        }
+        if let Ok(rec) = self.store.get_recording(tenant, id).await
+            && rec.media.is_some()
+        {
+            let cleared = async {
+                self.store.set_recording_media(tenant, id, None).await?;
+                self.store
+                    .update_recording_status(tenant, id, RecordingStatus::MediaDeleted, None, None)
+                    .await
+            }
+            .await;
+            if let Err(e) = cleared {
+                tracing::error!(recording = %id, error = %e, "cannot clear an erased recording's media");
+            }
+        }
+        tracing::info!(recording = %id, "recording erased during its upload: what was stored is deleted");
+    }
+
     #[tracing::instrument(skip(self), fields(recording = %id))]
-    async fn upload(&self, id: RecordingId) -> Result<(), UploadError> {
+    async fn upload(&self, id: RecordingId) -> Result<Done, UploadError> {
         let entry = self.spool.entry(id).ok_or(SpoolError::NotFound(id))?;
         let j = entry.journal;
         if j.state != EntryState::Finished {
@@ -539,10 +687,41 @@ impl Ctx {
         let tenant = j.tenant_id;
         let rec = match self.store.get_recording(tenant, id).await {
             Ok(r) => r,
-            Err(StoreError::NotFound) => return Err(UploadError::MetadataMissing),
+            Err(StoreError::NotFound) => {
+                // Deleted by an erasure, or not inserted yet by the webhook.
+                if self.erasure_outcome(tenant, id).await? != Erasure::None {
+                    return self.drop_erased(tenant, id).await;
+                }
+                return Err(UploadError::MetadataMissing);
+            }
             Err(e) => return Err(e.into()),
         };
+        let erased = self.erasure_outcome(tenant, id).await?;
+        if erased == Erasure::MediaGone {
+            return self.drop_erased(tenant, id).await;
+        }
         let container = self.ensure_container(tenant).await?;
+        let result = self.store_media(id, j, rec, &container, erased).await;
+        match result {
+            Err(_) if self.spool.entry(id).is_none() => {
+                // The erasure removed the spool copy while we stored it.
+                self.purge(tenant, &container, id).await;
+                Ok(Done::Erased)
+            }
+            other => other.map(|()| Done::Stored),
+        }
+    }
+
+    async fn store_media(
+        &self,
+        id: RecordingId,
+        j: Journal,
+        rec: insights_core::domain::Recording,
+        container: &str,
+        erased: Erasure,
+    ) -> Result<(), UploadError> {
+        let tenant = j.tenant_id;
+        let container = container.to_owned();
         let key = Arc::new(self.keys.unwrap(&j.data_key).await?);
 
         // The wrapped key, idempotently.
@@ -663,6 +842,11 @@ impl Ctx {
             return Err(UploadError::Integrity("manifest stored differently".into()));
         }
 
+        // An erasure removed the spool copy meanwhile: record nothing
+        // (the caller deletes what was put).
+        if self.spool.entry(id).is_none() {
+            return Err(UploadError::ErasedMeanwhile);
+        }
         // The metadata, then the spool copy goes.
         let primary = &uploads[0];
         let media = MediaObject {
@@ -690,11 +874,17 @@ impl Ctx {
         // The AI pipeline's first step (idempotent: a retried upload finds
         // the pending job and adds none). Before the spool copy goes, so a
         // failure here is retried with the rest of the upload.
-        self.store
-            .enqueue_job(tenant, &NewJob::now(id, JobKind::Transcribe))
-            .await?;
+        // Not for a recording an erasure pseudonymised: transcribing it
+        // would bring the erased subject's words back.
+        if erased == Erasure::None {
+            self.store
+                .enqueue_job(tenant, &NewJob::now(id, JobKind::Transcribe))
+                .await?;
+        }
         // Delete the local copy only now that blob, manifest and metadata
-        // are all stored and verified.
+        // are all stored and verified. Under the spool's removal lock: an
+        // erasure that removed the copy first makes this fail, and the
+        // caller deletes what was stored.
         self.spool.mark_uploaded(id).await?;
         Ok(())
     }

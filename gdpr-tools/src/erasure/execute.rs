@@ -3,7 +3,6 @@
 //! progress persisted as it goes (see the module docs).
 
 use std::collections::BTreeSet;
-use std::path::Path;
 
 use insights_core::blob::{BlobError, layout};
 use insights_core::domain::{
@@ -82,7 +81,8 @@ pub async fn execute(
             erased_ids.insert(item.id);
             continue;
         }
-        let outcome = erase_recording(env, tenant, item, &holds, &state, actor).await?;
+        let outcome =
+            erase_recording(env, tenant, item, &holds, &mut record, &mut state, actor).await?;
         if outcome.result != "blocked" {
             erased_ids.insert(item.id);
         }
@@ -111,7 +111,7 @@ pub async fn execute(
         save(env.store, tenant, &mut record, &state).await?;
     }
     if let Some(dir) = &env.bundle_dir {
-        delete_bundles(dir, &erased_ids)?;
+        crate::bundles::BundleDir::at(dir).delete_containing(&erased_ids)?;
     }
 
     let blocked = state
@@ -181,7 +181,8 @@ async fn erase_recording(
     tenant: TenantId,
     item: &PlanItem,
     holds: &[LegalHold],
-    state: &ErasureState,
+    record: &mut ErasureRecord,
+    state: &mut ErasureState,
     actor: &str,
 ) -> Result<Outcome, ErasureError> {
     let store = env.store;
@@ -193,10 +194,10 @@ async fn erase_recording(
     let Some(rec) = rec else {
         // Deleted by an earlier, interrupted run (or by retention): the
         // media went with it; make sure of the blobs, spool and key.
+        let spool = remove_spool_copy(env, tenant, item.id, record, state).await?;
         if state.report.waiver || item.mode == "delete-recording" {
-            delete_media(env, tenant, item).await?;
+            delete_media(env, tenant, item, None).await?;
         }
-        let spool = remove_spool_copy(env, tenant, item.id).await?;
         return Ok(Outcome {
             result: if item.mode == "delete-recording" {
                 "deleted"
@@ -222,8 +223,17 @@ async fn erase_recording(
     }
     let mut spool = None;
     let result = if state.report.waiver {
-        delete_media(env, tenant, item).await?;
-        spool = remove_spool_copy(env, tenant, item.id).await?;
+        // The spool copy first: from then on the uploader cannot store
+        // the media any more (it checks that the copy it read is still in
+        // the spool before it records anything, and deletes what it put
+        // otherwise), so whatever it stored before is found below.
+        spool = remove_spool_copy(env, tenant, item.id, record, state).await?;
+        let rec = match store.get_recording(tenant, item.id).await {
+            Ok(r) => r,
+            Err(StoreError::NotFound) => rec,
+            Err(e) => return Err(e.into()),
+        };
+        delete_media(env, tenant, item, rec.media.as_ref()).await?;
         if item.mode == "delete-recording" {
             match store.delete_recording(tenant, item.id).await {
                 Ok(()) | Err(StoreError::NotFound) => {}
@@ -233,6 +243,9 @@ async fn erase_recording(
         } else {
             if rec.media.is_some() {
                 store.set_recording_media(tenant, item.id, None).await?;
+            }
+            // Also a copy that was only in the spool: it will never be stored.
+            if rec.media.is_some() || spool.is_some() {
                 store
                     .update_recording_status(
                         tenant,
@@ -278,6 +291,7 @@ async fn delete_media(
     env: &ErasureEnv<'_>,
     tenant: TenantId,
     item: &PlanItem,
+    current: Option<&insights_core::domain::MediaObject>,
 ) -> Result<(), ErasureError> {
     let container = item.media.as_ref().map_or_else(
         || insights_core::domain::Tenant::container_name(tenant),
@@ -301,6 +315,26 @@ async fn delete_media(
         }
     }
     if let Some(m) = &item.media {
+        env.store.shred_data_key(tenant, m.data_key_id).await?;
+    }
+    // Stored after the plan was made (an upload that finished meanwhile).
+    if let Some(m) = current
+        && item
+            .media
+            .as_ref()
+            .is_none_or(|p| p.data_key_id != m.data_key_id)
+    {
+        for k in env
+            .blobs
+            .list(&m.container, &prefix)
+            .await
+            .unwrap_or_default()
+        {
+            match env.blobs.delete(&m.container, &k).await {
+                Ok(()) | Err(BlobError::NotFound) | Err(BlobError::ContainerNotFound) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
         env.store.shred_data_key(tenant, m.data_key_id).await?;
     }
     Ok(())
@@ -394,40 +428,26 @@ async fn erase_directory_user(
 /// Deletes the recording's copies from the local spool through the
 /// spool itself (its lock and crash-safe protocol); `Some` with what was
 /// deleted, `None` when there was nothing (or no spool).
+///
+/// What was deleted is persisted at once (before the media is deleted,
+/// which may fail while the blob store is down), so a resumed run still
+/// certifies it.
 async fn remove_spool_copy(
     env: &ErasureEnv<'_>,
     tenant: TenantId,
     id: RecordingId,
+    record: &mut ErasureRecord,
+    state: &mut ErasureState,
 ) -> Result<Option<RemovedFromSpool>, ErasureError> {
+    let earlier = state.spool_removed.get(&id).copied();
     let Some(spool) = &env.spool else {
-        return Ok(None);
+        return Ok(earlier);
     };
     let removed = spool.remove_recording(tenant, id).await?;
-    Ok(removed.anything().then_some(removed))
-}
-
-/// Deletes access bundles (`<id>.zip` with the `<id>.recordings` list
-/// beside it) that contain any of `erased`.
-fn delete_bundles(dir: &Path, erased: &BTreeSet<RecordingId>) -> std::io::Result<()> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e),
-    };
-    for entry in entries {
-        let path = entry?.path();
-        if path.extension().and_then(|e| e.to_str()) != Some("recordings") {
-            continue;
-        }
-        let list = std::fs::read_to_string(&path)?;
-        let hit = list
-            .lines()
-            .filter_map(|l| l.trim().parse::<RecordingId>().ok())
-            .any(|r| erased.contains(&r));
-        if hit {
-            let _ = std::fs::remove_file(path.with_extension("zip"));
-            std::fs::remove_file(&path)?;
-        }
+    if !removed.anything() {
+        return Ok(earlier);
     }
-    Ok(())
+    state.spool_removed.insert(id, removed);
+    save(env.store, tenant, record, state).await?;
+    Ok(Some(removed))
 }

@@ -32,11 +32,15 @@
 //! blob hashes, the outcomes, the first execution's start time), so an
 //! interrupted and resumed erasure certifies exactly what an
 //! uninterrupted one would; only `completed_at` is the time of the run
-//! that finished. One exception: a recording's `spool_copy` (what was
-//! deleted from the local spool, present only when something was) is
-//! persisted with its outcome, so a run killed after deleting a spool
-//! copy but before saving that outcome certifies on resume only that no
-//! copy was left. Identifiers are kept in clear only while work is
+//! that finished. A recording's `spool_copy` (what was deleted from the
+//! local spool, present only when something was) is persisted as soon as
+//! it is deleted, before the media, so a run that fails afterwards (the
+//! blob store down) certifies it on resume.
+//!
+//! With the waiver, a recording's spool copy is deleted before its
+//! blobs: the uploader stores nothing of a recording whose spool copy is
+//! gone (it re-checks after its writes and deletes what it put), so
+//! every blob it stored before is there to be deleted. Identifiers are kept in clear only while work is
 //! pending (to scrub transcript text); afterwards only salted SHA-256
 //! hashes remain.
 //!
@@ -67,6 +71,7 @@ mod execute;
 mod plan;
 
 pub use self::execute::{Progress, execute};
+pub(crate) use self::plan::hash_identifiers;
 pub use self::plan::{blocking_holds, request};
 
 /// The label a pseudonymised participant gets.
@@ -201,6 +206,10 @@ pub struct ErasureState {
     pub recordings_done: BTreeMap<RecordingId, Outcome>,
     #[serde(default)]
     pub directory_done: BTreeMap<UserId, Outcome>,
+    /// Spool copies deleted, saved as soon as they are (before the
+    /// recording's other steps, which may fail and be resumed).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub spool_removed: BTreeMap<RecordingId, RemovedFromSpool>,
     #[serde(default)]
     pub executed_by: Option<String>,
     #[serde(default)]

@@ -16,6 +16,21 @@ use super::{
 };
 use crate::subject::{self, Found, SubjectIdentifiers};
 
+/// A fresh random salt and the salted SHA-256 of each (field, value).
+pub(crate) fn hash_identifiers(given: &[(String, String)]) -> (String, Vec<HashedIdentifier>) {
+    let mut salt = [0u8; 16];
+    rand::fill(&mut salt[..]);
+    let salt = hex::encode(salt);
+    let hashed = given
+        .iter()
+        .map(|(field, value)| HashedIdentifier {
+            field: field.clone(),
+            sha256: hash_identifier(&salt, field, value),
+        })
+        .collect();
+    (salt, hashed)
+}
+
 fn hash_identifier(salt: &str, field: &str, value: &str) -> String {
     let mut h = Sha256::new();
     h.update(salt.as_bytes());
@@ -103,18 +118,7 @@ pub async fn request(
         .settings
         .media_deletion_waiver;
     let holds = env.store.list_legal_holds(tenant, true).await?;
-    let mut salt = [0u8; 16];
-    rand::fill(&mut salt[..]);
-    let salt = hex::encode(salt);
-    let identifiers = found
-        .normalized
-        .given
-        .iter()
-        .map(|(field, value)| HashedIdentifier {
-            field: field.clone(),
-            sha256: hash_identifier(&salt, field, value),
-        })
-        .collect();
+    let (salt, identifiers) = hash_identifiers(&found.normalized.given);
     let directory_users = found
         .directory_users
         .iter()
@@ -151,6 +155,7 @@ pub async fn request(
         },
         recordings_done: BTreeMap::new(),
         directory_done: BTreeMap::new(),
+        spool_removed: BTreeMap::new(),
         executed_by: None,
         execution_started_at: None,
         completed_at: None,

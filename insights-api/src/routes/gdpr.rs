@@ -5,26 +5,39 @@
 //! Identifiers travel in JSON bodies only (never in a URL or access log)
 //! and never in error details. Every route is tenant scoped (operators:
 //! 403) and audited by the library (`gdpr-access`, `gdpr-erasure`) or
-//! here (`search` for a find, with the count only).
+//! here (`search` for a find, with the count only; `gdpr-access` for a
+//! bundle's download).
 //!
-//! The erasure signer, the spool and the bundle folder come from a
-//! [`GdprContext`] registered by the binary (`insights serve`: the
-//! installation key, its open spool, `<data_dir>/gdpr/bundles`). An
-//! embedding that registers none (tests) gets a per-process context: a
-//! fresh signing key and a private temp folder.
+//! The erasure signer, the spool and the bundle folder come from the
+//! [`GdprContext`] that [`crate::Application::build`] requires (`insights
+//! serve`: the installation key, its open spool,
+//! `<data_dir>/gdpr/bundles`). There is no fallback: a server without the
+//! context cannot be built.
+//!
+//! # Access bundles
+//!
+//! `POST /api/gdpr/access` needs a reason; with `include_media` also
+//! `download-media` (decrypted audio leaves the platform). The bundle is
+//! built in the background straight into a sealed envelope
+//! ([`gdpr_tools::bundles`]) and kept for `[gdpr] bundle_expiry_days`;
+//! only the account that asked may download it, streamed and decrypted
+//! on the fly; the download is audited.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::io::Read;
+use std::sync::{Arc, Mutex};
 
 use actix_web::http::header;
-use actix_web::{HttpResponse, web};
-use gdpr_tools::access::{AccessEnv, AccessError, AccessOptions, build_bundle};
+use actix_web::{HttpRequest, HttpResponse, web};
+use bytes::Bytes;
+use gdpr_tools::access::{AccessEnv, AccessError, AccessOptions, Requester, build_bundle};
+use gdpr_tools::bundles::{BundleDir, BundleError, BundleMeta};
 use gdpr_tools::certificate::CertificateSigner;
 use gdpr_tools::erasure::{self, ErasureEnv, ErasureError};
 use gdpr_tools::subject::{FindOptions, SubjectError, SubjectIdentifiers};
+use insights_core::config::GdprSettings;
 use insights_core::domain::{AuditAction, NewAuditEvent, Permission, TenantId};
-use insights_core::spool::SpoolCopies;
+use insights_core::spool::{SpoolCopies, SpoolCopiesError};
 use insights_core::store::StoreError;
 use serde::Deserialize;
 use serde_json::json;
@@ -54,10 +67,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         );
 }
 
+/// The longest reason kept.
+const MAX_REASON: usize = 500;
+/// Bytes per chunk of a streamed download.
+const DOWNLOAD_CHUNK: usize = 64 * 1024;
+
+/// A bundle being built (or whose build failed) in this process; a
+/// finished one is known from its metadata on disk.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum JobState {
     Running,
-    Done,
     Failed(&'static str),
 }
 
@@ -65,68 +84,76 @@ struct AccessJob {
     tenant: TenantId,
     owner: String,
     state: JobState,
-    path: PathBuf,
 }
 
-/// What the GDPR routes need beyond [`AppState`].
+/// What the GDPR routes need beyond [`AppState`]: built by the binary and
+/// required by [`crate::Application::build`].
 pub struct GdprContext {
     signer: CertificateSigner,
     spool: Option<Arc<dyn SpoolCopies>>,
-    bundle_dir: PathBuf,
+    bundles: BundleDir,
     find: FindOptions,
+    bundle_expiry: chrono::Duration,
+    media_max_secs: u64,
     jobs: Mutex<HashMap<Uuid, AccessJob>>,
 }
 
 impl GdprContext {
-    /// A context with the installation's signer, the spool (erasure deletes
-    /// copies not uploaded yet from it) and the folder for access bundles
-    /// (created, 0700).
+    /// A context with the installation's certificate signer, the spool
+    /// (erasure deletes copies not uploaded yet from it; `None` only where
+    /// this process has no spool), the folder for access bundles (created,
+    /// 0700; expired bundles and builds a stopped process left unfinished
+    /// are deleted)
+    /// and `[gdpr]`.
     pub fn new(
         signer: CertificateSigner,
         spool: Option<Arc<dyn SpoolCopies>>,
-        bundle_dir: PathBuf,
-        find: FindOptions,
+        bundle_dir: std::path::PathBuf,
+        settings: &GdprSettings,
     ) -> std::io::Result<Self> {
-        std::fs::create_dir_all(&bundle_dir)?;
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&bundle_dir, std::fs::Permissions::from_mode(0o700))?;
-        }
+        let bundles = BundleDir::open(bundle_dir)?;
+        // Builds older than a day without metadata were left by a stopped
+        // process (another process may share the folder: a younger one may
+        // be in progress there).
+        let stale = std::time::SystemTime::now()
+            .checked_sub(std::time::Duration::from_secs(24 * 3600))
+            .unwrap_or(std::time::UNIX_EPOCH);
+        bundles.sweep(insights_core::domain::now(), Some(stale))?;
+        let expiry =
+            chrono::Duration::from_std(settings.bundle_expiry()).map_err(std::io::Error::other)?;
         Ok(Self {
             signer,
             spool,
-            bundle_dir,
-            find,
+            bundles,
+            find: FindOptions {
+                default_region: settings.default_region.clone(),
+            },
+            bundle_expiry: expiry,
+            media_max_secs: settings.bundle_media_max_secs,
             jobs: Mutex::new(HashMap::new()),
         })
     }
 
-    fn ephemeral() -> std::io::Result<Self> {
-        let dir = std::env::temp_dir().join(format!("insights-gdpr-{}", Uuid::new_v4().simple()));
-        let signer = CertificateSigner::open_or_create(dir.join("signing-key.json"))
-            .map_err(std::io::Error::other)?;
-        Self::new(signer, None, dir.join("bundles"), FindOptions::default())
+    /// The public key (hex) certificates are signed with.
+    pub fn signer_public_key(&self) -> String {
+        self.signer.public_key_hex()
+    }
+
+    /// Where bundles are kept.
+    pub fn bundle_dir(&self) -> &std::path::Path {
+        self.bundles.path()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, AccessJob>> {
         self.jobs.lock().unwrap_or_else(|e| e.into_inner())
     }
-}
 
-static FALLBACK: OnceLock<Result<web::Data<GdprContext>, String>> = OnceLock::new();
-
-fn context(ctx: Option<web::Data<GdprContext>>) -> Result<web::Data<GdprContext>, ApiError> {
-    if let Some(c) = ctx {
-        return Ok(c);
+    /// Deletes expired bundles (each request that touches bundles does).
+    fn sweep(&self) {
+        if let Err(e) = self.bundles.sweep(insights_core::domain::now(), None) {
+            tracing::warn!(error = %e, "cannot sweep expired access bundles");
+        }
     }
-    FALLBACK
-        .get_or_init(|| {
-            GdprContext::ephemeral()
-                .map(web::Data::new)
-                .map_err(|e| e.to_string())
-        })
-        .clone()
-        .map_err(|e| ApiError::internal(anyhow::anyhow!("gdpr context: {e}")))
 }
 
 fn subject_error(e: SubjectError) -> ApiError {
@@ -146,6 +173,25 @@ fn erasure_error(e: ErasureError) -> ApiError {
         ErasureError::NoReason => ApiError::BadRequest {
             code: "reason-required",
             detail: "an erasure request needs a reason".into(),
+        },
+        // What was done is saved: executing again resumes.
+        ErasureError::Blob(e) => {
+            tracing::warn!(error = %e, "erasure stopped: blob store unavailable");
+            ApiError::Unavailable {
+                code: "blob-store-unavailable",
+            }
+        }
+        ErasureError::Spool(SpoolCopiesError::Live(_)) => ApiError::Conflict {
+            code: "recording-live",
+            detail: "a recording of the subject is still being captured; execute again once \
+                     the call has ended"
+                .into(),
+        },
+        ErasureError::Spool(SpoolCopiesError::InUse(_)) => ApiError::Conflict {
+            code: "spool-in-use",
+            detail: "another process owns the spool that holds a copy; erase through that \
+                     process's API"
+                .into(),
         },
         other => ApiError::internal(other),
     }
@@ -169,12 +215,11 @@ pub(super) struct FindBody {
 async fn find(
     p: Principal,
     state: web::Data<AppState>,
-    ctx: Option<web::Data<GdprContext>>,
+    ctx: web::Data<GdprContext>,
     body: web::Json<FindBody>,
 ) -> Result<HttpResponse, ApiError> {
     p.require(Permission::GdprActions)?;
     let tenant = p.tenant()?;
-    let ctx = context(ctx)?;
     let found =
         gdpr_tools::subject::find(state.store.as_ref(), tenant, &body.identifiers, &ctx.find)
             .await
@@ -204,6 +249,10 @@ async fn find(
 pub(super) struct AccessBody {
     #[schema(value_type = Object)]
     identifiers: SubjectIdentifiers,
+    /// Why (ticket, legal basis): required, kept in the audit trail.
+    #[serde(default)]
+    reason: Option<String>,
+    /// Include the decrypted media (needs `download-media`).
     #[serde(default)]
     include_media: bool,
     #[serde(default)]
@@ -216,22 +265,39 @@ fn yes() -> bool {
     true
 }
 
+fn bundle_error(e: BundleError) -> AccessError {
+    AccessError::Write(e.to_string())
+}
+
 #[utoipa::path(post, path = "/api/gdpr/access", tag = "gdpr", request_body = AccessBody,
     responses(
-        (status = 202, description = "`{id, status}`: the bundle is being built", body = Object),
-        (status = 400, description = "No or invalid identifiers, unknown column", body = super::openapi::Problem),
+        (status = 202, description = "`{id, status, expires_at}`: the bundle is being built", body = Object),
+        (status = 400, description = "No or invalid identifiers, unknown column, no reason", body = super::openapi::Problem),
         (status = 401, description = "Not signed in", body = super::openapi::Problem),
-        (status = 403, description = "Not permitted", body = super::openapi::Problem)))]
+        (status = 403, description = "Not permitted (media needs `download-media`)", body = super::openapi::Problem)))]
 async fn access_start(
     p: Principal,
     state: web::Data<AppState>,
-    ctx: Option<web::Data<GdprContext>>,
+    ctx: web::Data<GdprContext>,
+    req: HttpRequest,
     body: web::Json<AccessBody>,
 ) -> Result<HttpResponse, ApiError> {
     p.require(Permission::GdprActions)?;
     let tenant = p.tenant()?;
-    let ctx = context(ctx)?;
     let body = body.into_inner();
+    if body.include_media {
+        // Decrypted audio of every party leaves the platform.
+        p.require(Permission::DownloadMedia)?;
+    }
+    let reason = body
+        .reason
+        .as_deref()
+        .map(|r| r.trim().chars().take(MAX_REASON).collect::<String>())
+        .filter(|r| !r.is_empty())
+        .ok_or_else(|| ApiError::BadRequest {
+            code: "reason-required",
+            detail: "an access bundle needs a reason (ticket, legal basis)".into(),
+        })?;
     // Checked before the job starts, so bad input is a 400.
     body.identifiers
         .normalize(&ctx.find)
@@ -246,18 +312,24 @@ async fn access_start(
             detail: "a column is not in the catalogue".into(),
         });
     }
+    ctx.sweep();
     let id = Uuid::now_v7();
-    let path = ctx.bundle_dir.join(format!("{id}.zip"));
     ctx.lock().insert(
         id,
         AccessJob {
             tenant,
             owner: p.actor(),
             state: JobState::Running,
-            path: path.clone(),
         },
     );
-    let actor = p.actor();
+    let who = Requester {
+        actor: p.actor(),
+        reason: Some(reason),
+        source: super::recordings::client(&state, &req),
+        bundle_id: Some(id),
+    };
+    let created_at = insights_core::domain::now();
+    let expires_at = created_at + ctx.bundle_expiry;
     let state = state.into_inner();
     let ctx2 = ctx.clone();
     tokio::spawn(async move {
@@ -265,6 +337,7 @@ async fn access_start(
             include_media: body.include_media,
             columns: body.columns,
             mask_others: body.mask_others,
+            media_max_secs: ctx2.media_max_secs,
         };
         let env = AccessEnv {
             store: state.store.as_ref(),
@@ -272,44 +345,62 @@ async fn access_start(
             keys: state.keys.as_ref(),
             find: ctx2.find.clone(),
         };
-        let tmp = path.with_extension("zip.tmp");
-        let result: Result<Vec<String>, AccessError> = async {
-            let file =
-                std::fs::File::create(&tmp).map_err(|e| AccessError::Write(e.to_string()))?;
-            let summary = build_bundle(
-                &env,
-                tenant,
-                &body.identifiers,
-                &opts,
-                &actor,
-                std::io::BufWriter::new(file),
-            )
-            .await?;
-            std::fs::rename(&tmp, &path).map_err(|e| AccessError::Write(e.to_string()))?;
-            Ok(summary.recordings)
+        let result: Result<(), AccessError> = async {
+            let sealed = ctx2
+                .bundles
+                .create(state.keys.as_ref(), tenant, id)
+                .await
+                .map_err(bundle_error)?;
+            let (summary, writer) =
+                build_bundle(&env, tenant, &body.identifiers, &opts, &who, sealed.writer).await?;
+            let recordings = summary
+                .recordings
+                .iter()
+                .filter_map(|r| r.parse().ok())
+                .collect();
+            let meta = BundleMeta {
+                id,
+                tenant_id: tenant,
+                owner: who.actor.clone(),
+                created_at,
+                expires_at,
+                recordings,
+                include_media: opts.include_media,
+                data_key: sealed.wrapped,
+            };
+            let bundles = ctx2.bundles.clone();
+            tokio::task::spawn_blocking(move || bundles.finish(writer, &meta))
+                .await
+                .map_err(|e| AccessError::Write(e.to_string()))?
+                .map_err(bundle_error)
         }
         .await;
-        let new_state = match result {
-            Ok(recordings) => {
-                // Beside the bundle: which recordings it holds, so an
-                // erasure of any of them deletes it.
-                let list = path.with_extension("recordings");
-                match std::fs::write(&list, recordings.join("\n")) {
-                    Ok(()) => JobState::Done,
-                    Err(_) => JobState::Failed("bundle-write-failed"),
-                }
+        let mut jobs = ctx2.lock();
+        match result {
+            Ok(()) => {
+                // Finished: known from its metadata on disk from now on.
+                jobs.remove(&id);
             }
             Err(e) => {
-                let _ = std::fs::remove_file(&tmp);
+                let _ = ctx2.bundles.delete(id);
                 tracing::warn!(job = %id, error = %e, "access bundle failed");
-                JobState::Failed("bundle-failed")
+                if let Some(j) = jobs.get_mut(&id) {
+                    j.state = JobState::Failed("bundle-failed");
+                }
             }
-        };
-        if let Some(j) = ctx2.lock().get_mut(&id) {
-            j.state = new_state;
         }
     });
-    Ok(HttpResponse::Accepted().json(json!({ "id": id, "status": "running" })))
+    Ok(HttpResponse::Accepted().json(json!({
+        "id": id, "status": "running", "expires_at": expires_at,
+    })))
+}
+
+/// Where the caller's bundle `id` stands: running or failed here, or
+/// finished (with its metadata); anyone else's: `404`.
+enum Own {
+    Running,
+    Failed(&'static str),
+    Done(BundleMeta),
 }
 
 fn own_job(
@@ -317,81 +408,148 @@ fn own_job(
     p: &Principal,
     tenant: TenantId,
     id: &str,
-) -> Result<(JobState, PathBuf), ApiError> {
+) -> Result<(Uuid, Own), ApiError> {
     let id: Uuid = id.parse().map_err(|_| ApiError::NotFound)?;
-    let jobs = ctx.lock();
-    let j = jobs.get(&id).ok_or(ApiError::NotFound)?;
-    if j.tenant != tenant || j.owner != p.actor() {
+    if let Some(j) = ctx.lock().get(&id) {
+        if j.tenant != tenant || j.owner != p.actor() {
+            return Err(ApiError::NotFound);
+        }
+        return Ok((
+            id,
+            match j.state {
+                JobState::Running => Own::Running,
+                JobState::Failed(c) => Own::Failed(c),
+            },
+        ));
+    }
+    let meta = ctx
+        .bundles
+        .get(id, insights_core::domain::now())
+        .map_err(ApiError::internal)?
+        .ok_or(ApiError::NotFound)?;
+    if meta.tenant_id != tenant || meta.owner != p.actor() {
         return Err(ApiError::NotFound);
     }
-    Ok((j.state.clone(), j.path.clone()))
+    Ok((id, Own::Done(meta)))
 }
 
 #[utoipa::path(get, path = "/api/gdpr/access/{id}", tag = "gdpr",
     params(("id" = String, Path, description = "Access job id")),
     responses(
-        (status = 200, description = "`{id, status: running|done|failed, progress, error?}`", body = Object),
+        (status = 200, description = "`{id, status: running|done|failed, progress, error?, expires_at?}`", body = Object),
         (status = 401, description = "Not signed in", body = super::openapi::Problem),
         (status = 403, description = "Not permitted", body = super::openapi::Problem),
-        (status = 404, description = "No such job of yours", body = super::openapi::Problem)))]
+        (status = 404, description = "No such bundle of yours (or expired, or erased)", body = super::openapi::Problem)))]
 async fn access_status(
     p: Principal,
-    ctx: Option<web::Data<GdprContext>>,
+    ctx: web::Data<GdprContext>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     p.require(Permission::GdprActions)?;
     let tenant = p.tenant()?;
-    let ctx = context(ctx)?;
-    let (state, _) = own_job(&ctx, &p, tenant, &id)?;
-    let (status, progress, error) = match state {
-        JobState::Running => ("running", 0, None),
-        JobState::Done => ("done", 100, None),
-        JobState::Failed(code) => ("failed", 100, Some(code)),
+    let (_, own) = own_job(&ctx, &p, tenant, &id)?;
+    let (status, progress, error, expires_at) = match own {
+        Own::Running => ("running", 0, None, None),
+        Own::Done(meta) => ("done", 100, None, Some(meta.expires_at)),
+        Own::Failed(code) => ("failed", 100, Some(code), None),
     };
     Ok(HttpResponse::Ok().json(json!({
         "id": id.as_str(), "status": status, "progress": progress, "error": error,
+        "expires_at": expires_at,
     })))
 }
 
 #[utoipa::path(get, path = "/api/gdpr/access/{id}/file", tag = "gdpr",
     params(("id" = String, Path, description = "Access job id")),
     responses(
-        (status = 200, description = "The zip bundle", content_type = "application/zip", body = Vec<u8>),
+        (status = 200, description = "The zip bundle, streamed", content_type = "application/zip", body = Vec<u8>),
         (status = 401, description = "Not signed in", body = super::openapi::Problem),
         (status = 403, description = "Not permitted", body = super::openapi::Problem),
-        (status = 404, description = "No such job of yours", body = super::openapi::Problem),
+        (status = 404, description = "No such bundle of yours (or expired, or erased)", body = super::openapi::Problem),
         (status = 409, description = "Not finished", body = super::openapi::Problem)))]
 async fn access_file(
     p: Principal,
-    ctx: Option<web::Data<GdprContext>>,
+    state: web::Data<AppState>,
+    ctx: web::Data<GdprContext>,
+    req: HttpRequest,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     p.require(Permission::GdprActions)?;
     let tenant = p.tenant()?;
-    let ctx = context(ctx)?;
-    let (state, path) = own_job(&ctx, &p, tenant, &id)?;
-    if state != JobState::Done {
-        return Err(ApiError::Conflict {
-            code: "not-ready",
-            detail: "the bundle is not finished".into(),
-        });
+    ctx.sweep();
+    let (bundle_id, own) = own_job(&ctx, &p, tenant, &id)?;
+    let meta = match own {
+        Own::Done(meta) => meta,
+        Own::Running | Own::Failed(_) => {
+            return Err(ApiError::Conflict {
+                code: "not-ready",
+                detail: "the bundle is not finished".into(),
+            });
+        }
+    };
+    if meta.include_media {
+        // Still allowed to take media out now?
+        p.require(Permission::DownloadMedia)?;
     }
-    let bytes = match std::fs::read(&path) {
-        Ok(b) => b,
-        // Deleted by an erasure of a recording it held.
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(ApiError::NotFound),
+    let mut reader = match ctx.bundles.open_reader(state.keys.as_ref(), &meta).await {
+        Ok(r) => r,
+        // Deleted meanwhile (an erasure of a recording it held, expiry).
+        Err(BundleError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(ApiError::NotFound);
+        }
         Err(e) => return Err(ApiError::internal(e)),
     };
+    state
+        .store
+        .append_audit(
+            tenant,
+            NewAuditEvent {
+                actor: p.actor(),
+                action: AuditAction::GdprAccess,
+                recording_id: None,
+                target: Some(bundle_id.to_string()),
+                reason: None,
+                source: super::recordings::client(&state, &req),
+                details: json!({
+                    "step": "download",
+                    "bundle_id": bundle_id,
+                    "recording_ids": meta.recordings,
+                    "include_media": meta.include_media,
+                }),
+            },
+        )
+        .await?;
+    // Decrypted chunk by chunk as the client reads: no clear copy, and
+    // memory bounded by the channel.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+    tokio::task::spawn_blocking(move || {
+        loop {
+            let mut buf = vec![0u8; DOWNLOAD_CHUNK];
+            match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    buf.truncate(n);
+                    if tx.blocking_send(Ok(Bytes::from(buf))).is_err() {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(bundle = %bundle_id, error = %e, "access bundle unreadable");
+                    let _ = tx.blocking_send(Err(e));
+                    break;
+                }
+            }
+        }
+    });
+    let stream = futures::stream::poll_fn(move |cx| rx.poll_recv(cx));
     Ok(HttpResponse::Ok()
         .content_type("application/zip")
         .insert_header((
             header::CONTENT_DISPOSITION,
-            format!(
-                "attachment; filename=\"subject-access-{}.zip\"",
-                id.as_str()
-            ),
+            format!("attachment; filename=\"subject-access-{bundle_id}.zip\""),
         ))
-        .body(bytes))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .streaming(stream))
 }
 
 /// The rectification explanation (Art. 16): what can be corrected where.
@@ -441,7 +599,7 @@ fn env<'a>(state: &'a AppState, ctx: &'a GdprContext) -> ErasureEnv<'a> {
         blobs: state.blobs.as_ref(),
         signer: &ctx.signer,
         spool: ctx.spool.clone(),
-        bundle_dir: Some(ctx.bundle_dir.clone()),
+        bundle_dir: Some(ctx.bundles.path().to_path_buf()),
         find: ctx.find.clone(),
     }
 }
@@ -459,12 +617,11 @@ fn parse_id(id: &str) -> Result<Uuid, ApiError> {
 async fn erasure_create(
     p: Principal,
     state: web::Data<AppState>,
-    ctx: Option<web::Data<GdprContext>>,
+    ctx: web::Data<GdprContext>,
     body: web::Json<ErasureBody>,
 ) -> Result<HttpResponse, ApiError> {
     p.require(Permission::GdprActions)?;
     let tenant = p.tenant()?;
-    let ctx = context(ctx)?;
     let e = erasure::request(
         &env(&state, &ctx),
         tenant,
@@ -515,18 +672,19 @@ async fn erasure_get(
     params(("id" = String, Path, description = "Erasure request id")),
     responses(
         (status = 200, description = "Erasure (completed, partially-deferred or partially-blocked)", body = Object),
+        (status = 409, description = "A recording is still being captured, or another process owns the spool; execute again later", body = super::openapi::Problem),
+        (status = 503, description = "The blob store is unavailable; what was done is saved, execute again to resume", body = super::openapi::Problem),
         (status = 401, description = "Not signed in", body = super::openapi::Problem),
         (status = 403, description = "Not permitted", body = super::openapi::Problem),
         (status = 404, description = "No such request", body = super::openapi::Problem)))]
 async fn erasure_execute(
     p: Principal,
     state: web::Data<AppState>,
-    ctx: Option<web::Data<GdprContext>>,
+    ctx: web::Data<GdprContext>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     p.require(Permission::GdprActions)?;
     let tenant = p.tenant()?;
-    let ctx = context(ctx)?;
     let e = erasure::execute(&env(&state, &ctx), tenant, parse_id(&id)?, &p.actor(), None)
         .await
         .map_err(erasure_error)?;

@@ -29,6 +29,22 @@ use zeroize::Zeroizing;
 pub const PASSWORD: &str = "correct horse battery staple";
 pub const AUDIENCE: &str = "api://insights-test";
 
+/// The data-subject routes' state for a test server: a signing key and a
+/// bundle folder in the test's own temp dir, no spool (these servers run
+/// no gateway). Test-only: `insights serve` builds the real one.
+pub fn test_gdpr_context(dir: &std::path::Path) -> insights_api::GdprContext {
+    let signer =
+        gdpr_tools::certificate::CertificateSigner::open_or_create(dir.join("signing-key.json"))
+            .unwrap();
+    insights_api::GdprContext::new(
+        signer,
+        None,
+        dir.join("gdpr").join("bundles"),
+        &insights_core::config::GdprSettings::default(),
+    )
+    .unwrap()
+}
+
 /// How a request authenticates.
 pub enum Auth<'a> {
     None,
@@ -97,7 +113,12 @@ impl TestApp {
             auth: Arc::new(auth),
             retention_minimum_days: 0,
         };
-        let app = Application::build(state, "127.0.0.1:0".parse().unwrap()).unwrap();
+        let app = Application::build(
+            state,
+            test_gdpr_context(dir.path()),
+            "127.0.0.1:0".parse().unwrap(),
+        )
+        .unwrap();
         let base = format!("http://{}", app.addr());
         let handle = app.handle();
         tokio::spawn(app.run_until_stopped());

@@ -13,6 +13,7 @@ mod directory;
 mod endpoints;
 mod gateway;
 mod metrics;
+mod gdpr;
 mod retention;
 mod spool;
 mod stt;
@@ -26,6 +27,7 @@ pub use auth::{AuthSettings, Cidr, DEFAULT_ROLE_MAP, OidcSettings};
 pub use directory::DirectorySettings;
 pub use gateway::GatewaySettings;
 pub use metrics::MetricsSettings;
+pub use gdpr::GdprSettings;
 pub use retention::RetentionSettings;
 pub use spool::SpoolSettings;
 pub use stt::{SttBatching, SttSettings};
@@ -53,6 +55,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "retention",
     "directory",
     "metrics",
+    "gdpr",
 ];
 
 /// Every setting of the platform.
@@ -84,6 +87,8 @@ pub struct Settings {
     /// `[metrics]`: where and to whom `/metrics` is served.
     #[serde(default)]
     pub metrics: MetricsSettings,
+    #[serde(default)]
+    pub gdpr: GdprSettings,
 }
 
 /// Metadata store settings.
@@ -204,6 +209,7 @@ impl Default for Settings {
             retention: RetentionSettings::default(),
             directory: DirectorySettings::default(),
             metrics: MetricsSettings::default(),
+            gdpr: GdprSettings::default(),
         }
     }
 }
@@ -354,6 +360,7 @@ impl Settings {
         self.directory.validate()?;
         self.metrics.validate(self.listen)?;
         endpoints::validate(self)?;
+        self.gdpr.validate()?;
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             return Err(ConfigError::Invalid {
                 key: "log.level",

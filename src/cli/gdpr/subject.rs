@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
-use gdpr_tools::access::{AccessEnv, AccessOptions, build_bundle};
+use gdpr_tools::access::{AccessEnv, AccessOptions, Requester, build_bundle};
 use gdpr_tools::certificate::{CertificateSigner, verify};
 use gdpr_tools::erasure::{self, ErasureEnv};
 use gdpr_tools::subject::{FindOptions, SubjectIdentifiers};
@@ -93,6 +93,9 @@ pub struct AccessArgs {
     /// Show other parties' personal data instead of masking it.
     #[arg(long)]
     pub no_mask: bool,
+    /// Why (ticket number, legal basis); kept in the audit trail.
+    #[arg(long)]
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -186,6 +189,7 @@ pub async fn access(settings: &Settings, args: AccessArgs) -> anyhow::Result<()>
         include_media: args.include_media,
         columns: args.columns.clone(),
         mask_others: !args.no_mask,
+        media_max_secs: settings.gdpr.bundle_media_max_secs,
     };
     let dir = args
         .out
@@ -197,12 +201,18 @@ pub async fn access(settings: &Settings, args: AccessArgs) -> anyhow::Result<()>
     let spinner = ProgressBar::new_spinner().with_message("building the bundle");
     spinner.enable_steady_tick(std::time::Duration::from_millis(120));
     let mut writer = std::io::BufWriter::new(tmp.reopen()?);
-    let summary = build_bundle(
+    let who = Requester {
+        actor: ACTOR.into(),
+        reason: args.reason.clone(),
+        source: None,
+        bundle_id: None,
+    };
+    let (summary, _) = build_bundle(
         &env,
         t.id,
         &args.subject.identifiers(),
         &opts,
-        ACTOR,
+        &who,
         &mut writer,
     )
     .await?;

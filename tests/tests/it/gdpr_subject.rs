@@ -26,7 +26,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use chrono::{Duration, TimeZone, Utc};
 use futures::stream::BoxStream;
-use gdpr_tools::access::{AccessEnv, AccessOptions, build_bundle};
+use gdpr_tools::access::{AccessEnv, AccessOptions, Requester, build_bundle};
+use gdpr_tools::bundles::{BundleDir, BundleMeta};
 use gdpr_tools::certificate::{CertificateSigner, verify};
 use gdpr_tools::erasure::{self, ErasureEnv};
 use gdpr_tools::subject::{FindOptions, SubjectIdentifiers, find};
@@ -532,11 +533,20 @@ async fn find_access_erase_end_to_end(pg: bool) {
         find: find_opts(),
     };
     let mut buf = Cursor::new(Vec::new());
+    // The media as stored (masking the other parties' voices decodes
+    // real audio: proven through `insights serve` in tests/cli).
     let opts = AccessOptions {
         include_media: true,
+        mask_others: false,
         ..AccessOptions::default()
     };
-    let summary = build_bundle(&env, tenant, &ids, &opts, actor, &mut buf)
+    let who = Requester {
+        actor: actor.into(),
+        reason: Some("Art. 15 request 4710".into()),
+        source: Some("192.0.2.7".into()),
+        bundle_id: None,
+    };
+    let (summary, _) = build_bundle(&env, tenant, &ids, &opts, &who, &mut buf)
         .await
         .unwrap();
     assert_eq!(summary.recordings.len(), 3);
@@ -565,8 +575,22 @@ async fn find_access_erase_end_to_end(pg: bool) {
             f["path"]
         );
     }
+    // The default masks the other parties in the listing.
+    let mut masked = Cursor::new(Vec::new());
+    build_bundle(
+        &env,
+        tenant,
+        &ids,
+        &AccessOptions::default(),
+        &who,
+        &mut masked,
+    )
+    .await
+    .unwrap();
+    let mut masked_zip = zip::ZipArchive::new(Cursor::new(masked.into_inner())).unwrap();
     let mut listing = String::new();
-    zip.by_name("recordings.json")
+    masked_zip
+        .by_name("recordings.json")
         .unwrap()
         .read_to_string(&mut listing)
         .unwrap();
@@ -595,10 +619,29 @@ async fn find_access_erase_end_to_end(pg: bool) {
     zip.by_name(&format!("directory/{}.json", s.user)).unwrap();
     // A bundle kept on disk (by the API) goes with an erasure.
     let bundle_id = uuid::Uuid::new_v4();
-    std::fs::write(w.root.join(format!("bundles/{bundle_id}.zip")), &bytes).unwrap();
-    std::fs::write(
-        w.root.join(format!("bundles/{bundle_id}.recordings")),
-        summary.recordings.join("\n"),
+    let kept = BundleDir::open(w.root.join("bundles")).unwrap();
+    let mut sealed = kept
+        .create(w.keys.as_ref(), tenant, bundle_id)
+        .await
+        .unwrap();
+    std::io::Write::write_all(&mut sealed.writer, &bytes).unwrap();
+    let now = insights_core::domain::now();
+    kept.finish(
+        sealed.writer,
+        &BundleMeta {
+            id: bundle_id,
+            tenant_id: tenant,
+            owner: actor.into(),
+            created_at: now,
+            expires_at: now + Duration::days(7),
+            recordings: summary
+                .recordings
+                .iter()
+                .map(|r| r.parse().unwrap())
+                .collect(),
+            include_media: true,
+            data_key: sealed.wrapped,
+        },
     )
     .unwrap();
     // Unmasked on request.
@@ -608,7 +651,7 @@ async fn find_access_erase_end_to_end(pg: bool) {
         columns: Some(vec!["recording_id".into(), "other_parties".into()]),
         ..AccessOptions::default()
     };
-    build_bundle(&env, tenant, &ids, &unmasked, actor, &mut plain)
+    build_bundle(&env, tenant, &ids, &unmasked, &who, &mut plain)
         .await
         .unwrap();
     let mut zip = zip::ZipArchive::new(Cursor::new(plain.into_inner())).unwrap();
