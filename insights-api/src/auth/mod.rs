@@ -13,23 +13,29 @@
 //!    directory user.
 //!
 //! Local accounts ([`login`], [`accounts`]): argon2id passwords
-//! ([`password`]), TOTP required for the roles in `auth.mfa_roles`
-//! ([`totp`]), lockout after `auth.lockout_threshold` consecutive
-//! failures (423), and at most `auth.address_max_failures` failures per
-//! client address and window (429, [`throttle`]). Unknown tenant, unknown
-//! email, wrong password, missing or wrong TOTP code and inactive
-//! account all answer the same `401 invalid-credentials`, after the same
-//! password-hashing work.
+//! ([`password`]), TOTP ([`totp`]) required for every account whose
+//! effective permissions reveal content (and the roles in
+//! `auth.mfa_roles`), enrolled by the user at the first sign-in, with
+//! single-use recovery codes ([`recovery`]); attempts counted in the
+//! store before the password is checked, lockout after
+//! `auth.lockout_threshold` of them (423, the same for unknown emails),
+//! at most `auth.max_concurrent_password_checks` argon2 runs at once and
+//! `auth.address_max_failures` failures per client address and window
+//! (429, [`throttle`]). Unknown tenant, unknown email, wrong password,
+//! missing or wrong TOTP code and inactive account all answer the same
+//! `401 invalid-credentials`, after the same password-hashing work.
 //!
 //! Platform operators sign in with no tenant; their principal never holds
 //! a content permission ([`Principal`]).
 
 pub mod accounts;
+mod escalation;
 mod login;
 pub mod oidc;
 pub mod oidc_login;
 pub mod password;
 mod principal;
+pub mod recovery;
 pub mod session;
 pub mod throttle;
 pub mod token;
@@ -50,7 +56,10 @@ use insights_core::domain::{
 use insights_core::store::{MetadataStore, StoreError};
 use jsonwebtoken::Algorithm;
 
-pub use login::{LoginRequest, LoginResponse};
+pub use login::{
+    FIRST_SIGN_IN_AUDIENCE, FirstSignInChallenge, FirstSignInRequest, LoginRequest, LoginResponse,
+};
+pub(crate) use login::LoginAnswer;
 pub use principal::{AuthMethod, Principal, Subject};
 
 use crate::error::ApiError;
@@ -80,6 +89,8 @@ pub struct Authenticator {
     tokens: TokenSigner,
     oidc: Option<OidcValidator>,
     throttle: Throttle,
+    /// Bounds concurrent argon2 work (`auth.max_concurrent_password_checks`).
+    password_checks: tokio::sync::Semaphore,
     trusted_proxies: Vec<insights_core::config::Cidr>,
     /// "Sign in with your organisation" (authorization code + PKCE).
     oidc_login: Option<oidc_login::OidcLogin>,
@@ -114,9 +125,8 @@ impl Authenticator {
         let throttle = Throttle::new(
             settings.address_max_failures,
             secs(settings.address_window_secs),
-            settings.lockout_threshold,
-            secs(settings.lockout_secs),
         );
+        let permits = usize::try_from(settings.max_concurrent_password_checks.max(1)).unwrap_or(1);
         Ok(Self {
             store,
             keys,
@@ -124,6 +134,7 @@ impl Authenticator {
             tokens,
             oidc,
             throttle,
+            password_checks: tokio::sync::Semaphore::new(permits),
             trusted_proxies: settings.trusted_proxy_ranges(),
             oidc_login,
         })
@@ -234,6 +245,12 @@ impl Authenticator {
             self.store.touch_session(realm, hash, now).await?;
         }
         let mut p = self.account_principal(&account, method).await?;
+        // Permissions that reveal content need a second factor: a session
+        // of an account that gained them without TOTP ends here (the next
+        // login enrols it).
+        if account.totp.is_none() && (reveals_content(&p) || self.settings.requires_mfa(account.role)) {
+            return Err(unauthorized("mfa-enrolment-required"));
+        }
         p.session = Some((realm, hash.to_owned()));
         Ok(p)
     }
