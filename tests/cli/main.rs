@@ -7,6 +7,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod accounts;
 mod audit_verify;
 mod directory;
 mod e2e_call;
@@ -16,6 +17,7 @@ mod gdpr_erase_kill;
 mod gdpr_retention;
 mod invite_variants;
 mod jobs_fault;
+mod login_attack;
 #[cfg(feature = "whisper")]
 mod transcribe;
 mod users;
