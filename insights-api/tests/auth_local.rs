@@ -516,8 +516,7 @@ async fn forwarded_addresses_count_only_behind_trusted_proxies() {
             .audit()
             .await
             .into_iter()
-            .filter(|e| e.action == AuditAction::Login)
-            .next_back()
+            .rfind(|e| e.action == AuditAction::Login)
             .unwrap();
         assert_eq!(login.source.as_deref(), Some(want), "trusted: {trusted:?}");
     }

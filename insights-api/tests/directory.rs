@@ -282,7 +282,11 @@ impl World {
             .login_as(Some("contoso"), "admin@contoso.com", admin_seed.as_deref())
             .await;
         let (officer, _) = t
-            .login_as(Some("contoso"), "officer@contoso.com", officer_seed.as_deref())
+            .login_as(
+                Some("contoso"),
+                "officer@contoso.com",
+                officer_seed.as_deref(),
+            )
             .await;
         World {
             t,
@@ -785,7 +789,13 @@ async fn directory_routes_by_role_and_tenant() {
         .unwrap();
     t.keys.ensure_kek(fabrikam.id).await.unwrap();
     let (_, fab_seed) = t
-        .add_account(Some(&fabrikam), "admin@fabrikam.com", Role::TenantAdmin, None, None)
+        .add_account(
+            Some(&fabrikam),
+            "admin@fabrikam.com",
+            Role::TenantAdmin,
+            None,
+            None,
+        )
         .await;
     let mut tokens = Vec::new();
     for (email, role) in [

@@ -52,7 +52,11 @@ async fn world() -> World {
     let contoso_t = app.tenant.clone();
     let roles: [(&'static str, Option<&Tenant>, Role); 7] = [
         ("tenant-admin", Some(&contoso_t), Role::TenantAdmin),
-        ("compliance-officer", Some(&contoso_t), Role::ComplianceOfficer),
+        (
+            "compliance-officer",
+            Some(&contoso_t),
+            Role::ComplianceOfficer,
+        ),
         ("supervisor", Some(&contoso_t), Role::Supervisor),
         ("user", Some(&contoso_t), Role::User),
         ("dpo", Some(&contoso_t), Role::Dpo),
@@ -64,7 +68,13 @@ async fn world() -> World {
     for (name, tenant, role) in roles {
         let email = format!("{name}@example.com");
         let (id, seed) = account(&app, tenant, &email, role).await;
-        let name_of = tenant.map(|t| if t.id == contoso { "contoso" } else { "fabrikam" });
+        let name_of = tenant.map(|t| {
+            if t.id == contoso {
+                "contoso"
+            } else {
+                "fabrikam"
+            }
+        });
         let (token, _) = app.login_as(name_of, &email, seed.as_deref()).await;
         tokens.push((name, token));
         accounts.push((name, id));
@@ -786,7 +796,10 @@ async fn admins_manage_local_accounts_of_their_tenant() {
     assert_eq!(created["totp_enrolled"], false);
     let text = created.to_string();
     assert!(!text.contains("argon2") && !text.contains(PASSWORD));
-    assert!(created.get("totp_uri").is_none(), "the admin never sees the seed");
+    assert!(
+        created.get("totp_uri").is_none(),
+        "the admin never sees the seed"
+    );
     let id = created["id"].as_str().unwrap().to_owned();
     // The new account's first sign-in: the user enrols TOTP themselves.
     let res = w
@@ -936,8 +949,13 @@ async fn admins_manage_local_accounts_of_their_tenant() {
         .collect();
     assert_eq!(
         kinds,
-        ["account-created", "account-updated", "account-updated"],
-        "the creation and both updates are audited"
+        [
+            "account-created",
+            "first-sign-in-started",
+            "account-updated",
+            "account-updated"
+        ],
+        "the creation, the first sign-in and both updates are audited"
     );
     assert_eq!(changes[0].actor, w.account("tenant-admin").to_string());
     assert_eq!(changes[2].details["active"]["to"], false);

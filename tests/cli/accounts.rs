@@ -95,7 +95,10 @@ pub fn add_user(
         "admin user add: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(!stdout.contains("otpauth://"), "the admin never sees a seed");
+    assert!(
+        !stdout.contains("otpauth://"),
+        "the admin never sees a seed"
+    );
     stdout
         .split_whitespace()
         .skip_while(|w| *w != "account")

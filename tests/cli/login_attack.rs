@@ -130,23 +130,41 @@ fn fifty_parallel_wrong_guesses_evaluate_five_and_lock_out_the_right_password() 
         "supervisor",
     );
 
-    let answers = parallel(&[base], 50, &creds("victim@contoso.com", "wrong guess number one"));
+    let answers = parallel(
+        &[base],
+        50,
+        &creds("victim@contoso.com", "wrong guess number one"),
+    );
     assert_eq!(count(&answers, 401), 5, "{answers:?}");
     assert_eq!(count(&answers, 423), 45, "{answers:?}");
     // The right password and a right code: still locked.
     let mut right = creds("victim@contoso.com", PASSWORD);
     right["totp"] = json!(accounts::code(victim.totp_seed.as_deref().unwrap()));
     let locked = login(base, &right);
-    assert_eq!((locked.status, locked.code.as_str()), (423, "account-locked"));
-    assert!((890..=900).contains(&locked.retry_after.unwrap()), "{locked:?}");
+    assert_eq!(
+        (locked.status, locked.code.as_str()),
+        (423, "account-locked")
+    );
+    assert!(
+        (890..=900).contains(&locked.retry_after.unwrap()),
+        "{locked:?}"
+    );
 
     // An email without an account: the very same answers.
-    let ghost = parallel(&[base], 50, &creds("ghost@contoso.com", "wrong guess number one"));
+    let ghost = parallel(
+        &[base],
+        50,
+        &creds("ghost@contoso.com", "wrong guess number one"),
+    );
     assert_eq!(count(&ghost, 401), 5, "{ghost:?}");
     assert_eq!(count(&ghost, 423), 45, "{ghost:?}");
     let ghost_locked = login(base, &creds("ghost@contoso.com", PASSWORD));
     assert_eq!(
-        (ghost_locked.status, &ghost_locked.code, &ghost_locked.detail),
+        (
+            ghost_locked.status,
+            &ghost_locked.code,
+            &ghost_locked.detail
+        ),
         (locked.status, &locked.code, &locked.detail)
     );
 
@@ -196,14 +214,20 @@ fn busy_password_checks_answer_429_with_retry_after() {
             let barrier = barrier.clone();
             std::thread::spawn(move || {
                 barrier.wait();
-                login(&base, &creds(&format!("nobody{i}@contoso.com"), "wrong password!"))
+                login(
+                    &base,
+                    &creds(&format!("nobody{i}@contoso.com"), "wrong password!"),
+                )
             })
         })
         .collect();
     let answers: Vec<Answer> = handles.into_iter().map(|h| h.join().unwrap()).collect();
     let busy: Vec<&Answer> = answers.iter().filter(|a| a.status == 429).collect();
     assert!(!busy.is_empty(), "{answers:?}");
-    assert!(busy.iter().all(|a| a.retry_after == Some(1) && a.code == "too-many-attempts"));
+    assert!(
+        busy.iter()
+            .all(|a| a.retry_after == Some(1) && a.code == "too-many-attempts")
+    );
     assert_eq!(busy.len() + count(&answers, 401), n, "{answers:?}");
 }
 
@@ -243,7 +267,15 @@ fn lockout_holds_across_serve_processes_on_one_postgres_for_real_and_unknown_ema
         }
     }
     for a in &last[1..] {
-        assert_eq!((a.status, &a.code, &a.detail), (last[0].status, &last[0].code, &last[0].detail));
-        assert!(a.retry_after.unwrap().abs_diff(last[0].retry_after.unwrap()) <= 5);
+        assert_eq!(
+            (a.status, &a.code, &a.detail),
+            (last[0].status, &last[0].code, &last[0].detail)
+        );
+        assert!(
+            a.retry_after
+                .unwrap()
+                .abs_diff(last[0].retry_after.unwrap())
+                <= 5
+        );
     }
 }

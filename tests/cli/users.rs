@@ -70,7 +70,10 @@ fn admin_user_add_then_the_user_enrols_totp_and_chooses_a_password_at_first_sign
     let out = stdout(&o);
     assert!(out.contains("(tenant-admin) in tenant contoso"), "{out}");
     assert!(out.contains("first sign-in"), "{out}");
-    assert!(!out.contains("otpauth://"), "whoever creates the account never sees a seed");
+    assert!(
+        !out.contains("otpauth://"),
+        "whoever creates the account never sees a seed"
+    );
 
     let o = run(
         dir.path(),
@@ -115,14 +118,22 @@ fn admin_user_add_then_the_user_enrols_totp_and_chooses_a_password_at_first_sign
     };
     let code = super::accounts::previous_code(&seed);
     // The old password again, a short one, or a wrong code: refused.
-    let r = first(serde_json::json!({"challenge": c["challenge"], "new_password": PW, "totp": code}));
+    let r =
+        first(serde_json::json!({"challenge": c["challenge"], "new_password": PW, "totp": code}));
     assert_eq!(r.status(), 400);
-    assert_eq!(r.json::<serde_json::Value>().unwrap()["code"], "password-reused");
-    let r = first(serde_json::json!({"challenge": c["challenge"], "new_password": "short", "totp": code}));
+    assert_eq!(
+        r.json::<serde_json::Value>().unwrap()["code"],
+        "password-reused"
+    );
+    let r = first(
+        serde_json::json!({"challenge": c["challenge"], "new_password": "short", "totp": code}),
+    );
     assert_eq!(r.status(), 400);
     let r = first(serde_json::json!({"challenge": "forged", "new_password": NEW_PW, "totp": code}));
     assert_eq!(r.status(), 401);
-    let res = first(serde_json::json!({"challenge": c["challenge"], "new_password": NEW_PW, "totp": code}));
+    let res = first(
+        serde_json::json!({"challenge": c["challenge"], "new_password": NEW_PW, "totp": code}),
+    );
     assert_eq!(res.status(), 200);
     assert!(res.headers().get("set-cookie").is_some());
     let v: serde_json::Value = res.json().unwrap();
@@ -143,7 +154,9 @@ fn admin_user_add_then_the_user_enrols_totp_and_chooses_a_password_at_first_sign
         .unwrap();
     assert_eq!(me["role"], "tenant-admin");
     // The challenge is spent.
-    let r = first(serde_json::json!({"challenge": c["challenge"], "new_password": "yet another passphrase", "totp": code}));
+    let r = first(
+        serde_json::json!({"challenge": c["challenge"], "new_password": "yet another passphrase", "totp": code}),
+    );
     assert_eq!(r.status(), 401);
 
     // From now on: the user's own password and a code; the initial
@@ -162,7 +175,10 @@ fn admin_user_add_then_the_user_enrols_totp_and_chooses_a_password_at_first_sign
         "totp": super::accounts::code(&seed),
     }));
     assert_eq!(r.status(), 200);
-    assert_eq!(r.json::<serde_json::Value>().unwrap()["status"], "signed-in");
+    assert_eq!(
+        r.json::<serde_json::Value>().unwrap()["status"],
+        "signed-in"
+    );
     // A recovery code works once, in place of a code.
     let with_recovery = serde_json::json!({
         "tenant": "contoso", "email": "admin@contoso.com", "password": NEW_PW,
@@ -207,7 +223,6 @@ fn admin_user_add_then_the_user_enrols_totp_and_chooses_a_password_at_first_sign
         0o600
     );
 }
-
 
 #[test]
 fn admin_user_add_refuses_bad_input() {

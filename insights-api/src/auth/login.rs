@@ -36,8 +36,8 @@ use std::net::IpAddr;
 
 use chrono::{DateTime, Utc};
 use insights_core::domain::{
-    AccountId, AuditAction, FirstSignIn, LocalAccount, LoginAttempt, LoginSession,
-    NewAuditEvent, Realm, normalize_email, now,
+    AccountId, AuditAction, FirstSignIn, LocalAccount, LoginAttempt, LoginSession, NewAuditEvent,
+    Realm, normalize_email, now,
 };
 use insights_core::store::StoreError;
 use serde::{Deserialize, Serialize};
@@ -147,7 +147,8 @@ pub struct FirstSignInChallenge {
 
 impl std::fmt::Debug for FirstSignInChallenge {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FirstSignInChallenge").finish_non_exhaustive()
+        f.debug_struct("FirstSignInChallenge")
+            .finish_non_exhaustive()
     }
 }
 
@@ -315,8 +316,7 @@ impl Authenticator {
                 .record_login_success(realm, account.id, at, checked.step)
                 .await?
             {
-                self.fail(&account, Failure::ReplayedCode, client, at)
-                    .await;
+                self.fail(&account, Failure::ReplayedCode, client, at).await;
                 return Err(unauthorized("invalid-credentials"));
             }
         }
@@ -369,7 +369,11 @@ impl Authenticator {
             }));
         };
         let first_sign_in = a.must_change_password;
-        if let Some(rc) = req.recovery_code.as_deref().filter(|c| !c.trim().is_empty()) {
+        if let Some(rc) = req
+            .recovery_code
+            .as_deref()
+            .filter(|c| !c.trim().is_empty())
+        {
             return if self
                 .store
                 .use_recovery_code(a.realm(), a.id, &recovery::digest(rc))

@@ -56,10 +56,10 @@ use insights_core::domain::{
 use insights_core::store::{MetadataStore, StoreError};
 use jsonwebtoken::Algorithm;
 
+pub(crate) use login::LoginAnswer;
 pub use login::{
     FIRST_SIGN_IN_AUDIENCE, FirstSignInChallenge, FirstSignInRequest, LoginRequest, LoginResponse,
 };
-pub(crate) use login::LoginAnswer;
 pub use principal::{AuthMethod, Principal, Subject};
 
 use crate::error::ApiError;
@@ -248,7 +248,9 @@ impl Authenticator {
         // Permissions that reveal content need a second factor: a session
         // of an account that gained them without TOTP ends here (the next
         // login enrols it).
-        if account.totp.is_none() && (reveals_content(&p) || self.settings.requires_mfa(account.role)) {
+        if account.totp.is_none()
+            && (reveals_content(&p) || self.settings.requires_mfa(account.role))
+        {
             return Err(unauthorized("mfa-enrolment-required"));
         }
         p.session = Some((realm, hash.to_owned()));

@@ -40,7 +40,10 @@ pub fn digest(code: &str) -> String {
             .map(|c| c.to_ascii_lowercase())
             .collect(),
     );
-    hex::encode(Sha256::digest(format!("insights-recovery-code\u{0}{}", &*norm)))
+    hex::encode(Sha256::digest(format!(
+        "insights-recovery-code\u{0}{}",
+        &*norm
+    )))
 }
 
 #[cfg(test)]

@@ -85,14 +85,7 @@ pub async fn run(command: UserCommand, settings: &Settings) -> anyhow::Result<()
                 security_profile_id: security_profile,
                 directory_user_id: directory_user,
             };
-            let created = match add_user(
-                &platform.store,
-                new,
-                &password,
-                "cli",
-            )
-            .await
-            {
+            let created = match add_user(&platform.store, new, &password, "cli").await {
                 Ok(c) => c,
                 Err(AddUserError::Store(e)) => return Err(e).context("creating the account"),
                 Err(e) => anyhow::bail!("{e}"),

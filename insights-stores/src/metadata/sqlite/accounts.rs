@@ -162,7 +162,11 @@ impl AccountStore for SqliteStore {
             if !a.recovery_codes.iter().any(|c| c == code_hash) {
                 return Ok(false);
             }
-            let rest: Vec<&String> = a.recovery_codes.iter().filter(|c| *c != code_hash).collect();
+            let rest: Vec<&String> = a
+                .recovery_codes
+                .iter()
+                .filter(|c| *c != code_hash)
+                .collect();
             let q = sqlx::query(AssertSqlSafe(format!(
                 "UPDATE {} SET recovery_codes = ? WHERE {}id = ? AND recovery_codes = ?",
                 s.accounts, s.tenant_filter

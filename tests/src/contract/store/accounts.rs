@@ -589,7 +589,9 @@ pub async fn first_sign_in_completes_once_and_recovery_codes_are_single_use(s: &
         let mut a = account(realm, "new@contoso.com", role);
         a.must_change_password = true;
         must(s.create_account(realm, &a).await, "create");
-        let owner = realm.tenant().unwrap_or(insights_core::crypto::PLATFORM_KEY_OWNER);
+        let owner = realm
+            .tenant()
+            .unwrap_or(insights_core::crypto::PLATFORM_KEY_OWNER);
         let seed = sealed(owner);
         must(s.set_pending_totp(realm, a.id, &seed).await, "pending");
         let stored = must(s.get_account(realm, a.id).await, "get");
@@ -624,7 +626,10 @@ pub async fn first_sign_in_completes_once_and_recovery_codes_are_single_use(s: &
         assert_eq!(stored.totp.as_ref(), Some(&seed));
         assert_eq!(stored.totp_pending, None);
         assert_eq!(stored.totp_last_step, Some(42));
-        assert_eq!(stored.recovery_codes, vec!["h1".to_owned(), "h2".to_owned()]);
+        assert_eq!(
+            stored.recovery_codes,
+            vec!["h1".to_owned(), "h2".to_owned()]
+        );
 
         // Each code works once, concurrently too.
         let tasks: Vec<_> = (0..6)
@@ -640,12 +645,19 @@ pub async fn first_sign_in_completes_once_and_recovery_codes_are_single_use(s: &
             }
         }
         assert_eq!(used, 1);
-        assert!(!must(s.use_recovery_code(realm, a.id, "nope").await, "unknown"));
+        assert!(!must(
+            s.use_recovery_code(realm, a.id, "nope").await,
+            "unknown"
+        ));
         assert_eq!(
             must(s.get_account(realm, a.id).await, "left").recovery_codes,
             vec!["h1".to_owned()]
         );
         assert!(must(s.use_recovery_code(realm, a.id, "h1").await, "h1"));
-        assert!(must(s.get_account(realm, a.id).await, "none").recovery_codes.is_empty());
+        assert!(
+            must(s.get_account(realm, a.id).await, "none")
+                .recovery_codes
+                .is_empty()
+        );
     }
 }
