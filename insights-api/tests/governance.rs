@@ -958,7 +958,7 @@ async fn admins_manage_local_accounts_of_their_tenant() {
         "the creation, the first sign-in and both updates are audited"
     );
     assert_eq!(changes[0].actor, w.account("tenant-admin").to_string());
-    assert_eq!(changes[2].details["active"]["to"], false);
+    assert_eq!(changes[3].details["active"]["to"], false);
     let account = w
         .app
         .store
