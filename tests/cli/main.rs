@@ -13,6 +13,7 @@ mod directory;
 mod e2e_call;
 #[cfg(feature = "whisper")]
 mod e2e_transcript;
+mod escalation;
 mod gdpr_erase_kill;
 mod gdpr_retention;
 mod invite_variants;
