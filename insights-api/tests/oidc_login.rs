@@ -46,6 +46,8 @@ struct IdpState {
     tid: Mutex<String>,
     roles: Mutex<Vec<String>>,
     wrong_nonce: Mutex<bool>,
+    /// Sign-ins by password only (`amr` without a second factor).
+    no_mfa: Mutex<bool>,
     grants: Mutex<HashMap<String, Grant>>,
     authorize_requests: Mutex<Vec<BTreeMap<String, String>>>,
     token_requests: Mutex<Vec<BTreeMap<String, String>>>,
@@ -192,6 +194,7 @@ async fn idp_dispatch(req: HttpRequest, body: web::Bytes, st: web::Data<IdpState
                 "iat": now - 5, "nbf": now - 5, "exp": now + 3600,
                 "tid": tid, "oid": OID, "sub": "pairwise-sub", "nonce": nonce,
                 "roles": st.roles.lock().unwrap().clone(),
+                "amr": if *st.no_mfa.lock().unwrap() { json!(["pwd"]) } else { json!(["pwd", "mfa"]) },
                 "name": "Ann Lee", "preferred_username": "ann@contoso.com",
             });
             let id_token = st.key.lock().unwrap().as_ref().unwrap().token(&claims);
@@ -523,6 +526,30 @@ async fn an_id_token_with_another_nonce_is_refused_and_audited() {
         .expect("a login-failed event");
     assert_eq!(failed.details["method"], "oidc");
     assert_eq!(failed.details["reason"], "nonce-mismatch");
+    assert!(!audit.iter().any(|e| e.action == AuditAction::Login));
+}
+
+/// `[auth.oidc] require_mfa` (the default): a sign-in whose `amr` does
+/// not prove a second factor opens no session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sign_in_without_mfa_in_amr_is_refused_and_audited() {
+    let w = World::start().await;
+    *w.idp.state.no_mfa.lock().unwrap() = true;
+    let (authorize, cookie) = w.start_login("/").await;
+    let (code, state) = w.authorize(&authorize).await;
+    let res = w.callback(&code, &state, Some(&cookie)).await;
+    assert!(res.headers().get_all("set-cookie").iter().all(|c| {
+        !c.to_str()
+            .unwrap_or_default()
+            .starts_with("insights_session=")
+    }));
+    assert_eq!(problem(res).await, (401, "mfa-required".into()));
+    let audit = w.t.audit().await;
+    let failed = audit
+        .iter()
+        .find(|e| e.action == AuditAction::LoginFailed)
+        .expect("a login-failed event");
+    assert_eq!(failed.details["reason"], "mfa-not-proven");
     assert!(!audit.iter().any(|e| e.action == AuditAction::Login));
 }
 

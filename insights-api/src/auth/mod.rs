@@ -312,6 +312,7 @@ impl Authenticator {
             OidcError::KeysUnavailable => ApiError::Unavailable {
                 code: "signing-keys-unavailable",
             },
+            OidcError::MfaRequired => unauthorized("mfa-required"),
         })?;
         let tenant = match self
             .store
@@ -326,20 +327,74 @@ impl Authenticator {
             .ok_or(ApiError::Forbidden { code: "no-role" })?;
         let directory_user_id = match &id.object_id {
             Some(oid) => match self.store.directory_user_by_object_id(tenant.id, oid).await {
+                // A deactivated directory user is refused outright.
+                Ok(u) if !u.active => return Err(unauthorized("directory-user-inactive")),
                 Ok(u) => Some(u.id),
                 Err(StoreError::NotFound) => None,
                 Err(e) => return Err(e.into()),
             },
             None => None,
         };
-        Ok(Principal::new(
+        // A security profile mapped from the token's app roles or groups
+        // replaces the role's defaults.
+        let mapped = self
+            .mapped_profile(&tenant.name, tenant.id, &id.roles, &id.groups)
+            .await?;
+        let (permissions, scope, profile_id) = match mapped {
+            Some(p) => (p.permissions, p.scope, Some(p.id)),
+            None => (role.default_permissions(), role.default_scope(), None),
+        };
+        let mut p = Principal::new(
             Some(tenant.id),
             Subject::Oidc(id.subject),
             role,
-            role.default_permissions(),
-            role.default_scope(),
+            permissions,
+            scope,
             directory_user_id,
             AuthMethod::Oidc,
+        );
+        p.security_profile_id = profile_id;
+        Ok(p)
+    }
+
+    /// The first `auth.oidc.profile_map` entry of `tenant_name` matching
+    /// one of `roles` or `groups`, as the tenant's profile of that name.
+    /// A mapping naming a profile the tenant does not have grants
+    /// nothing (fail closed).
+    async fn mapped_profile(
+        &self,
+        tenant_name: &str,
+        tenant: TenantId,
+        roles: &[String],
+        groups: &[String],
+    ) -> Result<Option<SecurityProfile>, ApiError> {
+        let hit = self.settings.oidc.profile_map.iter().find(|m| {
+            m.tenant.eq_ignore_ascii_case(tenant_name)
+                && match m.claim.as_str() {
+                    "roles" => roles.contains(&m.value),
+                    "groups" => groups.contains(&m.value),
+                    _ => false,
+                }
+        });
+        let Some(hit) = hit else {
+            return Ok(None);
+        };
+        let profiles = self.store.list_security_profiles(tenant).await?;
+        Ok(Some(
+            profiles
+                .into_iter()
+                .find(|p| p.name == hit.profile)
+                .unwrap_or_else(|| {
+                    tracing::warn!("a mapped security profile is missing; no permissions");
+                    SecurityProfile {
+                        id: insights_core::domain::SecurityProfileId::new(),
+                        tenant_id: tenant,
+                        name: hit.profile.clone(),
+                        role: Role::User,
+                        permissions: Vec::new(),
+                        scope: VisibilityScope::Nothing,
+                    }
+                }),
         ))
     }
 }

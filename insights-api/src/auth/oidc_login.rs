@@ -302,6 +302,8 @@ struct IdClaims {
     nonce: Option<String>,
     #[serde(default)]
     roles: Vec<String>,
+    #[serde(default)]
+    amr: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -319,6 +321,7 @@ enum Refusal {
     Nonce,
     NoSubject,
     NoRole,
+    NoMfa,
 }
 
 impl Refusal {
@@ -331,6 +334,7 @@ impl Refusal {
             Refusal::Nonce => "nonce-mismatch",
             Refusal::NoSubject => "no-subject",
             Refusal::NoRole => "no-role",
+            Refusal::NoMfa => "mfa-not-proven",
         }
     }
 }
@@ -525,6 +529,8 @@ pub(crate) async fn callback(
         Some((Refusal::Nonce, unauthorized("invalid-id-token")))
     } else if subject.is_none() {
         Some((Refusal::NoSubject, unauthorized("invalid-id-token")))
+    } else if auth.settings.oidc.require_mfa && !super::oidc::amr_proves_mfa(&claims.amr) {
+        Some((Refusal::NoMfa, unauthorized("mfa-required")))
     } else {
         None
     };
@@ -715,6 +721,17 @@ impl Authenticator {
         };
         if !s.is_live(at, secs(self.settings.session_idle_secs)) {
             return Err(unauthorized("session-expired"));
+        }
+        // The directory user must still be active (as of the last
+        // directory sync, which runs every `directory.sync_interval`).
+        if let Some(u) = s.directory_user_id {
+            match self.store.get_directory_user(tenant, u).await {
+                Ok(d) if d.active => {}
+                Ok(_) | Err(StoreError::NotFound) => {
+                    return Err(unauthorized("directory-user-inactive"));
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
         if at - s.last_seen_at >= super::TOUCH_EVERY {
             self.store.touch_oidc_session(tenant, hash, at).await?;

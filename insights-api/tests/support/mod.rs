@@ -508,5 +508,6 @@ pub fn oidc_claims(iss: &str, tid: uuid::Uuid, roles: &[&str], oid: &str) -> Val
     json!({
         "aud": AUDIENCE, "iss": iss, "iat": now - 10, "nbf": now - 10, "exp": now + 3600,
         "tid": tid.to_string(), "oid": oid, "sub": "pairwise-subject", "roles": roles,
+        "amr": ["pwd", "mfa"],
     })
 }
