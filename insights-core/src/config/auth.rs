@@ -101,9 +101,6 @@ pub struct OidcSettings {
     /// matching a principal (in file order) gives its permissions and
     /// scope instead of the role's defaults.
     pub profile_map: Vec<OidcProfileMapping>,
-    /// How stale the check that a directory principal is still an active
-    /// user may be on a request of an OIDC session (default 300 s).
-    pub active_check_secs: u64,
 }
 
 /// One entry of `[[auth.oidc.profile_map]]`.
@@ -168,7 +165,6 @@ impl Default for OidcSettings {
             login_label: "Sign in with your organisation".to_owned(),
             require_mfa: true,
             profile_map: Vec::new(),
-            active_check_secs: 300,
         }
     }
 }
@@ -342,12 +338,6 @@ impl OidcSettings {
                     "claim must be `roles` or `groups`",
                 ));
             }
-        }
-        if !(1..=300).contains(&self.active_check_secs) {
-            return Err(invalid(
-                "auth.oidc.active_check_secs",
-                "must be between 1 and 300 (at most 5 minutes stale)",
-            ));
         }
         let Some(url) = &self.discovery_url else {
             return Ok(());
