@@ -14,6 +14,7 @@ mod e2e_call;
 #[cfg(feature = "whisper")]
 mod e2e_transcript;
 mod escalation;
+mod first_run;
 mod gdpr_erase_kill;
 mod gdpr_retention;
 mod invite_variants;

@@ -114,6 +114,13 @@
     $('#first-form').addEventListener('submit', guard(finish));
     $('#codes-done').addEventListener('click', () => location.assign('/'));
     providers();
+    // Coming from the first-run setup page: continue its first sign-in.
+    const pending = sessionStorage.getItem('insights-first-sign-in');
+    if (location.hash === '#first-sign-in' && pending) {
+      sessionStorage.removeItem('insights-first-sign-in');
+      firstSignIn(JSON.parse(pending));
+      return;
+    }
     if (location.hash === '#expired') {
       showError({ title: 'Signed out', detail: 'Your session has ended (idle for too long, or signed out elsewhere). Please sign in again.' });
     }

@@ -50,12 +50,34 @@ pub enum AddUserError {
     Store(#[from] StoreError),
 }
 
-/// Creates a local account with `password`; `actor` is audited.
+/// Creates a local account with `password`; `actor` is audited. The
+/// password works for the first sign-in only.
 pub async fn add_user(
     store: &Arc<dyn MetadataStore>,
     new: NewUser,
     password: &Zeroizing<String>,
     actor: &str,
+) -> Result<CreatedUser, AddUserError> {
+    create(store, new, password, actor, true).await
+}
+
+/// Creates the first administrator of a tenant at first run, with the
+/// password they chose themselves on the setup page (so their first
+/// sign-in only enrols TOTP).
+pub async fn add_first_admin(
+    store: &Arc<dyn MetadataStore>,
+    new: NewUser,
+    password: &Zeroizing<String>,
+) -> Result<CreatedUser, AddUserError> {
+    create(store, new, password, "setup", false).await
+}
+
+async fn create(
+    store: &Arc<dyn MetadataStore>,
+    new: NewUser,
+    password: &Zeroizing<String>,
+    actor: &str,
+    must_change_password: bool,
 ) -> Result<CreatedUser, AddUserError> {
     validate_email(&new.email).map_err(|_| AddUserError::Email)?;
     password::check_policy(password)?;
@@ -107,7 +129,7 @@ pub async fn add_user(
         active: true,
         created_at: now(),
         last_login_at: None,
-        must_change_password: true,
+        must_change_password,
         totp_pending: None,
         recovery_codes: Vec::new(),
     };
@@ -120,6 +142,7 @@ pub async fn add_user(
         "change": "account-created",
         "role": account.role,
         "first_sign_in": true,
+        "password_chosen_by_user": !must_change_password,
     });
     match new.tenant {
         Some(t) => {
