@@ -235,6 +235,12 @@ impl World {
             s.oidc.login_redirect_uri = Some(REDIRECT.into());
             s.oidc.login_client_secret_file = Some(secret_file);
             s.oidc.login_label = "Sign in with Contoso".into();
+            s.oidc.profile_map = vec![insights_core::config::OidcProfileMapping {
+                tenant: "contoso".into(),
+                claim: "groups".into(),
+                value: "grp-traders".into(),
+                profile: "Traders desk".into(),
+            }];
         })
         .await;
         drop(secret_dir);
@@ -527,6 +533,56 @@ async fn an_id_token_with_another_nonce_is_refused_and_audited() {
     assert_eq!(failed.details["method"], "oidc");
     assert_eq!(failed.details["reason"], "nonce-mismatch");
     assert!(!audit.iter().any(|e| e.action == AuditAction::Login));
+}
+
+/// A session of a directory principal: the security profile its
+/// synchronised groups map to (`[auth.oidc] profile_map`) replaces the
+/// role's defaults, and it ends as soon as the directory user is
+/// inactive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_get_the_mapped_profile_and_end_for_inactive_directory_users() {
+    let w = World::start().await;
+    let profile = insights_core::domain::SecurityProfile {
+        id: insights_core::domain::SecurityProfileId::new(),
+        tenant_id: w.t.tenant.id,
+        name: "Traders desk".into(),
+        role: insights_core::domain::Role::Supervisor,
+        permissions: vec![insights_core::domain::Permission::Search],
+        scope: insights_core::domain::VisibilityScope::OwnRecordings,
+    };
+    w.t.store
+        .upsert_security_profile(w.t.tenant.id, &profile)
+        .await
+        .unwrap();
+    let mut user =
+        w.t.store
+            .get_directory_user(w.t.tenant.id, w.user)
+            .await
+            .unwrap();
+    user.groups = vec!["grp-traders".into()];
+    w.t.store
+        .upsert_directory_user(w.t.tenant.id, &user)
+        .await
+        .unwrap();
+    let (authorize, cookie) = w.start_login("/").await;
+    let (code, state) = w.authorize(&authorize).await;
+    let res = w.callback(&code, &state, Some(&cookie)).await;
+    assert_eq!(res.status(), 302);
+    let session = cookie_value(&cookie_line(&res, "insights_session"));
+    let (status, me) = w.t.me(support::Auth::Cookie(&session)).await;
+    assert_eq!(status, 200, "{me}");
+    assert_eq!(me["role"], "compliance-officer");
+    assert_eq!(me["permissions"], json!(["search"]));
+    assert_eq!(me["scope"], json!({"type": "own-recordings"}));
+    user.active = false;
+    w.t.store
+        .upsert_directory_user(w.t.tenant.id, &user)
+        .await
+        .unwrap();
+    let res =
+        w.t.request("GET", "/api/auth/me", support::Auth::Cookie(&session))
+            .await;
+    assert_eq!(problem(res).await, (401, "directory-user-inactive".into()));
 }
 
 /// `[auth.oidc] require_mfa` (the default): a sign-in whose `amr` does

@@ -361,7 +361,7 @@ impl Authenticator {
     /// one of `roles` or `groups`, as the tenant's profile of that name.
     /// A mapping naming a profile the tenant does not have grants
     /// nothing (fail closed).
-    async fn mapped_profile(
+    pub(super) async fn mapped_profile(
         &self,
         tenant_name: &str,
         tenant: TenantId,
