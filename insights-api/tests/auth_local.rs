@@ -31,12 +31,11 @@ async fn password_login_gives_a_token_and_a_secure_cookie() {
     let (id, seed) = app
         .add_user("Ann@Contoso.com", Role::ComplianceOfficer)
         .await;
-    assert!(
-        seed.is_none(),
-        "compliance officers need no TOTP by default"
-    );
+    let seed = seed.expect("permissions that reveal content need TOTP");
 
-    let res = app.login(creds("ann@contoso.COM", PASSWORD)).await;
+    let mut body = creds("ann@contoso.COM", PASSWORD);
+    body["totp"] = json!(code(&seed));
+    let res = app.login(body).await;
     assert_eq!(res.status(), 200);
     let line = session_cookie_line(&res);
     for attr in ["HttpOnly", "Secure", "SameSite=Strict", "Path=/"] {
@@ -366,8 +365,10 @@ async fn cookie_sessions_need_the_csrf_header_on_unsafe_methods() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logout_revokes_the_cookie_and_the_token() {
     let app = TestApp::start().await;
-    let (id, _) = app.add_user("ann@contoso.com", Role::Supervisor).await;
-    let (token, cookie) = app.login_ok(creds("ann@contoso.com", PASSWORD)).await;
+    let (id, seed) = app.add_user("ann@contoso.com", Role::Supervisor).await;
+    let (token, cookie) = app
+        .login_as(Some("contoso"), "ann@contoso.com", seed.as_deref())
+        .await;
     assert_eq!(app.me(Auth::Cookie(&cookie)).await.0, 200);
 
     let res = app
@@ -391,16 +392,21 @@ async fn logout_revokes_the_cookie_and_the_token() {
         .unwrap();
     assert_eq!(logout.actor, id.to_string());
 
-    // A second session is unaffected by the first one's logout.
-    let (token2, _) = app.login_ok(creds("ann@contoso.com", PASSWORD)).await;
+    // A second session (a recovery code instead of the TOTP code used
+    // already in this time step) is unaffected by the first one's logout.
+    let mut body = creds("ann@contoso.com", PASSWORD);
+    body["recovery_code"] = json!(app.recovery_code("ann@contoso.com"));
+    let (token2, _) = app.login_ok(body).await;
     assert_eq!(app.me(Auth::Bearer(&token2)).await.0, 200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expired_forged_and_missing_credentials_are_401() {
     let app = TestApp::start().await;
-    let (id, _) = app.add_user("ann@contoso.com", Role::User).await;
-    let (token, _) = app.login_ok(creds("ann@contoso.com", PASSWORD)).await;
+    let (id, seed) = app.add_user("ann@contoso.com", Role::User).await;
+    let (token, _) = app
+        .login_as(Some("contoso"), "ann@contoso.com", seed.as_deref())
+        .await;
     let signer = TokenSigner::open_or_create(&app.settings.token_key_path(app.dir.path())).unwrap();
     let claims: ApiClaims = signer.verify(&token).unwrap();
     let now = u64::try_from(chrono::Utc::now().timestamp()).unwrap();
@@ -489,22 +495,28 @@ async fn forwarded_addresses_count_only_behind_trusted_proxies() {
         (vec!["127.0.0.0/8".to_owned()], "198.51.100.23"),
     ] {
         let app = TestApp::start_with(false, |s| s.trusted_proxies = trusted.clone()).await;
-        app.add_user("ann@contoso.com", Role::ComplianceOfficer)
+        let (_, seed) = app
+            .add_user("ann@contoso.com", Role::ComplianceOfficer)
             .await;
         let res = app
             .http
             .post(format!("{}/api/auth/login", app.base))
             .header("x-forwarded-for", "198.51.100.23")
-            .json(&creds("ann@contoso.com", PASSWORD))
+            .json(&support::creds(
+                Some("contoso"),
+                "ann@contoso.com",
+                seed.as_deref(),
+            ))
             .send()
             .await
             .unwrap();
         assert_eq!(res.status(), 200);
+        // The last login (the first was the account's first sign-in).
         let login = app
             .audit()
             .await
             .into_iter()
-            .find(|e| e.action == AuditAction::Login)
+            .rfind(|e| e.action == AuditAction::Login)
             .unwrap();
         assert_eq!(login.source.as_deref(), Some(want), "trusted: {trusted:?}");
     }

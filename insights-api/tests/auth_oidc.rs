@@ -169,3 +169,88 @@ async fn rotated_keys_are_fetched_on_first_use() {
     // The withdrawn key no longer works once the new set is loaded.
     assert_eq!(app.me(Auth::Bearer(&key1.token(&claims))).await.0, 401);
 }
+
+/// `[auth.oidc] require_mfa` (the default) refuses tokens whose `amr`
+/// proves no second factor; `profile_map` gives a directory group the
+/// permissions and scope of a security profile instead of the role's
+/// defaults; a deactivated directory user's token is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oidc_tokens_need_mfa_map_groups_to_profiles_and_stop_for_inactive_users() {
+    let app = TestApp::start_with(true, |s| {
+        s.oidc.profile_map = vec![insights_core::config::OidcProfileMapping {
+            tenant: "contoso".into(),
+            claim: "groups".into(),
+            value: "grp-traders".into(),
+            profile: "Traders desk".into(),
+        }];
+    })
+    .await;
+    let key = TestKey::generate("key-1");
+    app.issuer.as_ref().unwrap().publish(&[&key]);
+    let profile = insights_core::domain::SecurityProfile {
+        id: insights_core::domain::SecurityProfileId::new(),
+        tenant_id: app.tenant.id,
+        name: "Traders desk".into(),
+        role: insights_core::domain::Role::Supervisor,
+        permissions: vec![insights_core::domain::Permission::Search],
+        scope: insights_core::domain::VisibilityScope::OwnRecordings,
+    };
+    app.store
+        .upsert_security_profile(app.tenant.id, &profile)
+        .await
+        .unwrap();
+    let oid = uuid::Uuid::new_v4().to_string();
+    let mut user = DirectoryUser {
+        id: UserId::new(),
+        tenant_id: app.tenant.id,
+        directory_object_id: Some(oid.clone()),
+        first_name: None,
+        last_name: None,
+        display_name: None,
+        alias: None,
+        email: None,
+        upn: None,
+        phone_numbers: vec![],
+        sip_uri: None,
+        tel_uri: None,
+        groups: vec![],
+        active: true,
+        updated_at: now(),
+    };
+    app.store
+        .upsert_directory_user(app.tenant.id, &user)
+        .await
+        .unwrap();
+    let claims = |groups: &[&str], amr: &[&str]| {
+        let mut c = oidc_claims(&iss(&app), app.tid, &["Insights.Supervisor"], &oid);
+        c["groups"] = json!(groups);
+        c["amr"] = json!(amr);
+        c
+    };
+
+    // Password only: refused.
+    let t = key.token(&claims(&[], &["pwd"]));
+    assert_eq!(code_of(&app, &t).await, (401, "mfa-required".into()));
+    // A supervisor outside the mapped group: the role's defaults.
+    let t = key.token(&claims(&["grp-other"], &["pwd", "otp"]));
+    let (status, me) = app.me(Auth::Bearer(&t)).await;
+    assert_eq!(status, 200, "{me}");
+    assert_eq!(me["scope"], json!({"type": "all"}));
+    // In the mapped group: the profile's permissions and scope only.
+    let t = key.token(&claims(&["grp-traders"], &["pwd", "mfa"]));
+    let (status, me) = app.me(Auth::Bearer(&t)).await;
+    assert_eq!(status, 200, "{me}");
+    assert_eq!(me["permissions"], json!(["search"]));
+    assert_eq!(me["scope"], json!({"type": "own-recordings"}));
+    assert_eq!(me["security_profile_id"], profile.id.to_string());
+    // Deactivated in the directory: refused.
+    user.active = false;
+    app.store
+        .upsert_directory_user(app.tenant.id, &user)
+        .await
+        .unwrap();
+    assert_eq!(
+        code_of(&app, &t).await,
+        (401, "directory-user-inactive".into())
+    );
+}

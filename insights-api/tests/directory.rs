@@ -20,7 +20,7 @@ use insights_api::{AppState, Application, Authenticator, DirectorySyncHandle};
 use insights_core::domain::*;
 use insights_stores::blob::local::LocalBlobStore;
 use serde_json::{Value, json};
-use support::{Auth, PASSWORD, TestApp};
+use support::{Auth, TestApp};
 use zeroize::Zeroizing;
 
 const CLIENT_ID: &str = "11111111-2222-3333-4444-555555555555";
@@ -280,17 +280,18 @@ impl World {
         let base = format!("http://{}", app.addr());
         let server = app.handle();
         tokio::spawn(app.run_until_stopped());
-        t.add_user("admin@contoso.com", Role::TenantAdmin).await;
-        t.add_user("officer@contoso.com", Role::ComplianceOfficer)
+        let (_, admin_seed) = t.add_user("admin@contoso.com", Role::TenantAdmin).await;
+        let (_, officer_seed) = t
+            .add_user("officer@contoso.com", Role::ComplianceOfficer)
             .await;
         let (admin, _) = t
-            .login_ok(
-                json!({"tenant": "contoso", "email": "admin@contoso.com", "password": PASSWORD}),
-            )
+            .login_as(Some("contoso"), "admin@contoso.com", admin_seed.as_deref())
             .await;
         let (officer, _) = t
-            .login_ok(
-                json!({"tenant": "contoso", "email": "officer@contoso.com", "password": PASSWORD}),
+            .login_as(
+                Some("contoso"),
+                "officer@contoso.com",
+                officer_seed.as_deref(),
             )
             .await;
         World {
@@ -736,9 +737,9 @@ async fn links_off_the_graph_origin_and_bad_credentials_are_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sync_without_configuration_is_a_clear_conflict() {
     let t = TestApp::start_with(false, |s| s.mfa_roles.clear()).await;
-    t.add_user("admin@contoso.com", Role::TenantAdmin).await;
+    let (_, seed) = t.add_user("admin@contoso.com", Role::TenantAdmin).await;
     let (token, _) = t
-        .login_ok(json!({"tenant": "contoso", "email": "admin@contoso.com", "password": PASSWORD}))
+        .login_as(Some("contoso"), "admin@contoso.com", seed.as_deref())
         .await;
     let res = t
         .request("POST", "/api/directory/sync", Auth::Bearer(&token))
@@ -793,23 +794,15 @@ async fn directory_routes_by_role_and_tenant() {
         .await
         .unwrap();
     t.keys.ensure_kek(fabrikam.id).await.unwrap();
-    insights_api::auth::accounts::add_user(
-        &t.store,
-        &t.keys,
-        &t.settings,
-        insights_api::auth::accounts::NewUser {
-            tenant: Some(fabrikam.id),
-            email: "admin@fabrikam.com".into(),
-            role: Role::TenantAdmin,
-            security_profile_id: None,
-            directory_user_id: None,
-            totp: false,
-        },
-        &Zeroizing::new(PASSWORD.to_owned()),
-        "test",
-    )
-    .await
-    .unwrap();
+    let (_, fab_seed) = t
+        .add_account(
+            Some(&fabrikam),
+            "admin@fabrikam.com",
+            Role::TenantAdmin,
+            None,
+            None,
+        )
+        .await;
     let mut tokens = Vec::new();
     for (email, role) in [
         ("admin@contoso.com", Role::TenantAdmin),
@@ -819,18 +812,15 @@ async fn directory_routes_by_role_and_tenant() {
         ("dpo@contoso.com", Role::Dpo),
         ("ops@insights.example", Role::PlatformOperator),
     ] {
-        t.add_user(email, role).await;
-        let body = if role == Role::PlatformOperator {
-            json!({"email": email, "password": PASSWORD})
-        } else {
-            json!({"tenant": "contoso", "email": email, "password": PASSWORD})
-        };
-        tokens.push((role.to_string(), t.login_ok(body).await.0));
+        let (_, seed) = t.add_user(email, role).await;
+        let tenant = (role != Role::PlatformOperator).then_some("contoso");
+        tokens.push((
+            role.to_string(),
+            t.login_as(tenant, email, seed.as_deref()).await.0,
+        ));
     }
     let fab = t
-        .login_ok(
-            json!({"tenant": "fabrikam", "email": "admin@fabrikam.com", "password": PASSWORD}),
-        )
+        .login_as(Some("fabrikam"), "admin@fabrikam.com", fab_seed.as_deref())
         .await
         .0;
     tokens.push(("fabrikam-admin".into(), fab));

@@ -11,7 +11,6 @@
 mod support;
 
 use chrono::Duration;
-use insights_api::auth::accounts::{NewUser, add_user};
 use insights_core::blob::{BlobError, BlobStore};
 use insights_core::crypto::DataKey;
 use insights_core::crypto::envelope::{self, ExpectedIds, Header};
@@ -21,7 +20,6 @@ use insights_stores::blob::local::LocalBlobStore;
 use serde_json::{Value, json};
 use sha2::Digest;
 use support::{PASSWORD, TestApp};
-use zeroize::Zeroizing;
 
 struct World {
     app: TestApp,
@@ -31,26 +29,13 @@ struct World {
     accounts: Vec<(&'static str, AccountId)>,
 }
 
-async fn account(app: &TestApp, tenant: Option<TenantId>, email: &str, role: Role) -> AccountId {
-    add_user(
-        &app.store,
-        &app.keys,
-        &app.settings,
-        NewUser {
-            tenant,
-            email: email.into(),
-            role,
-            security_profile_id: None,
-            directory_user_id: None,
-            totp: false,
-        },
-        &Zeroizing::new(PASSWORD.to_owned()),
-        "test",
-    )
-    .await
-    .unwrap()
-    .account
-    .id
+async fn account(
+    app: &TestApp,
+    tenant: Option<&Tenant>,
+    email: &str,
+    role: Role,
+) -> (AccountId, Option<String>) {
+    app.add_account(tenant, email, role, None, None).await
 }
 
 async fn world() -> World {
@@ -64,27 +49,35 @@ async fn world() -> World {
         })
         .await
         .unwrap();
-    let roles: [(&'static str, Option<TenantId>, Role); 8] = [
-        ("tenant-admin", Some(contoso), Role::TenantAdmin),
+    let contoso_t = app.tenant.clone();
+    let roles: [(&'static str, Option<&Tenant>, Role); 8] = [
+        ("tenant-admin", Some(&contoso_t), Role::TenantAdmin),
         // The second person of two-person governance.
-        ("tenant-admin-2", Some(contoso), Role::TenantAdmin),
-        ("compliance-officer", Some(contoso), Role::ComplianceOfficer),
-        ("supervisor", Some(contoso), Role::Supervisor),
-        ("user", Some(contoso), Role::User),
-        ("dpo", Some(contoso), Role::Dpo),
+        ("tenant-admin-2", Some(&contoso_t), Role::TenantAdmin),
+        (
+            "compliance-officer",
+            Some(&contoso_t),
+            Role::ComplianceOfficer,
+        ),
+        ("supervisor", Some(&contoso_t), Role::Supervisor),
+        ("user", Some(&contoso_t), Role::User),
+        ("dpo", Some(&contoso_t), Role::Dpo),
         ("platform-operator", None, Role::PlatformOperator),
-        ("fabrikam-admin", Some(other.id), Role::TenantAdmin),
+        ("fabrikam-admin", Some(&other), Role::TenantAdmin),
     ];
     let mut tokens = Vec::new();
     let mut accounts = Vec::new();
     for (name, tenant, role) in roles {
         let email = format!("{name}@example.com");
-        let id = account(&app, tenant, &email, role).await;
-        let mut body = json!({"email": email, "password": PASSWORD});
-        if let Some(t) = tenant {
-            body["tenant"] = json!(if t == contoso { "contoso" } else { "fabrikam" });
-        }
-        let (token, _) = app.login_ok(body).await;
+        let (id, seed) = account(&app, tenant, &email, role).await;
+        let name_of = tenant.map(|t| {
+            if t.id == contoso {
+                "contoso"
+            } else {
+                "fabrikam"
+            }
+        });
+        let (token, _) = app.login_as(name_of, &email, seed.as_deref()).await;
         tokens.push((name, token));
         accounts.push((name, id));
     }
@@ -825,11 +818,21 @@ async fn admins_manage_local_accounts_of_their_tenant() {
     assert_eq!(created["totp_enrolled"], false);
     let text = created.to_string();
     assert!(!text.contains("argon2") && !text.contains(PASSWORD));
+    assert!(
+        created.get("totp_uri").is_none(),
+        "the admin never sees the seed"
+    );
     let id = created["id"].as_str().unwrap().to_owned();
-    // The new account signs in.
-    w.app
-        .login_ok(json!({"email": "new.officer@contoso.example", "password": PASSWORD, "tenant": "contoso"}))
+    // The new account's first sign-in: the user enrols TOTP themselves.
+    let res = w
+        .app
+        .login(json!({"email": "new.officer@contoso.example", "password": PASSWORD, "tenant": "contoso"}))
         .await;
+    assert_eq!(res.status(), 200);
+    let first: Value = res.json().await.unwrap();
+    assert_eq!(first["status"], "first-sign-in");
+    assert_eq!(first["totp_enrolment_required"], true);
+    assert_eq!(first["password_change_required"], true);
 
     let (s, v) = w
         .call(
@@ -968,11 +971,16 @@ async fn admins_manage_local_accounts_of_their_tenant() {
         .collect();
     assert_eq!(
         kinds,
-        ["account-created", "account-updated", "account-updated"],
-        "the creation and both updates are audited"
+        [
+            "account-created",
+            "first-sign-in-started",
+            "account-updated",
+            "account-updated"
+        ],
+        "the creation, the first sign-in and both updates are audited"
     );
     assert_eq!(changes[0].actor, w.account("tenant-admin").to_string());
-    assert_eq!(changes[2].details["active"]["to"], false);
+    assert_eq!(changes[3].details["active"]["to"], false);
     let account = w
         .app
         .store

@@ -46,6 +46,8 @@ struct IdpState {
     tid: Mutex<String>,
     roles: Mutex<Vec<String>>,
     wrong_nonce: Mutex<bool>,
+    /// Sign-ins by password only (`amr` without a second factor).
+    no_mfa: Mutex<bool>,
     grants: Mutex<HashMap<String, Grant>>,
     authorize_requests: Mutex<Vec<BTreeMap<String, String>>>,
     token_requests: Mutex<Vec<BTreeMap<String, String>>>,
@@ -192,6 +194,7 @@ async fn idp_dispatch(req: HttpRequest, body: web::Bytes, st: web::Data<IdpState
                 "iat": now - 5, "nbf": now - 5, "exp": now + 3600,
                 "tid": tid, "oid": OID, "sub": "pairwise-sub", "nonce": nonce,
                 "roles": st.roles.lock().unwrap().clone(),
+                "amr": if *st.no_mfa.lock().unwrap() { json!(["pwd"]) } else { json!(["pwd", "mfa"]) },
                 "name": "Ann Lee", "preferred_username": "ann@contoso.com",
             });
             let id_token = st.key.lock().unwrap().as_ref().unwrap().token(&claims);
@@ -232,6 +235,12 @@ impl World {
             s.oidc.login_redirect_uri = Some(REDIRECT.into());
             s.oidc.login_client_secret_file = Some(secret_file);
             s.oidc.login_label = "Sign in with Contoso".into();
+            s.oidc.profile_map = vec![insights_core::config::OidcProfileMapping {
+                tenant: "contoso".into(),
+                claim: "groups".into(),
+                value: "grp-traders".into(),
+                profile: "Traders desk".into(),
+            }];
         })
         .await;
         drop(secret_dir);
@@ -523,6 +532,80 @@ async fn an_id_token_with_another_nonce_is_refused_and_audited() {
         .expect("a login-failed event");
     assert_eq!(failed.details["method"], "oidc");
     assert_eq!(failed.details["reason"], "nonce-mismatch");
+    assert!(!audit.iter().any(|e| e.action == AuditAction::Login));
+}
+
+/// A session of a directory principal: the security profile its
+/// synchronised groups map to (`[auth.oidc] profile_map`) replaces the
+/// role's defaults, and it ends as soon as the directory user is
+/// inactive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_get_the_mapped_profile_and_end_for_inactive_directory_users() {
+    let w = World::start().await;
+    let profile = insights_core::domain::SecurityProfile {
+        id: insights_core::domain::SecurityProfileId::new(),
+        tenant_id: w.t.tenant.id,
+        name: "Traders desk".into(),
+        role: insights_core::domain::Role::Supervisor,
+        permissions: vec![insights_core::domain::Permission::Search],
+        scope: insights_core::domain::VisibilityScope::OwnRecordings,
+    };
+    w.t.store
+        .upsert_security_profile(w.t.tenant.id, &profile)
+        .await
+        .unwrap();
+    let mut user =
+        w.t.store
+            .get_directory_user(w.t.tenant.id, w.user)
+            .await
+            .unwrap();
+    user.groups = vec!["grp-traders".into()];
+    w.t.store
+        .upsert_directory_user(w.t.tenant.id, &user)
+        .await
+        .unwrap();
+    let (authorize, cookie) = w.start_login("/").await;
+    let (code, state) = w.authorize(&authorize).await;
+    let res = w.callback(&code, &state, Some(&cookie)).await;
+    assert_eq!(res.status(), 302);
+    let session = cookie_value(&cookie_line(&res, "insights_session"));
+    let (status, me) = w.t.me(support::Auth::Cookie(&session)).await;
+    assert_eq!(status, 200, "{me}");
+    assert_eq!(me["role"], "compliance-officer");
+    assert_eq!(me["permissions"], json!(["search"]));
+    assert_eq!(me["scope"], json!({"type": "own-recordings"}));
+    user.active = false;
+    w.t.store
+        .upsert_directory_user(w.t.tenant.id, &user)
+        .await
+        .unwrap();
+    let res =
+        w.t.request("GET", "/api/auth/me", support::Auth::Cookie(&session))
+            .await;
+    assert_eq!(problem(res).await, (401, "directory-user-inactive".into()));
+}
+
+/// `[auth.oidc] require_mfa` (the default): a sign-in whose `amr` does
+/// not prove a second factor opens no session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sign_in_without_mfa_in_amr_is_refused_and_audited() {
+    let w = World::start().await;
+    *w.idp.state.no_mfa.lock().unwrap() = true;
+    let (authorize, cookie) = w.start_login("/").await;
+    let (code, state) = w.authorize(&authorize).await;
+    let res = w.callback(&code, &state, Some(&cookie)).await;
+    assert!(res.headers().get_all("set-cookie").iter().all(|c| {
+        !c.to_str()
+            .unwrap_or_default()
+            .starts_with("insights_session=")
+    }));
+    assert_eq!(problem(res).await, (401, "mfa-required".into()));
+    let audit = w.t.audit().await;
+    let failed = audit
+        .iter()
+        .find(|e| e.action == AuditAction::LoginFailed)
+        .expect("a login-failed event");
+    assert_eq!(failed.details["reason"], "mfa-not-proven");
     assert!(!audit.iter().any(|e| e.action == AuditAction::Login));
 }
 

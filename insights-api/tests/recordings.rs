@@ -6,7 +6,6 @@
 
 mod support;
 
-use insights_api::auth::accounts::{NewUser, add_user};
 use insights_core::blob::BlobStore;
 use insights_core::crypto::DataKey;
 use insights_core::crypto::envelope::{self, Header};
@@ -14,8 +13,7 @@ use insights_core::domain::*;
 use insights_stores::blob::local::LocalBlobStore;
 use serde_json::{Value, json};
 use sha2::Digest;
-use support::{PASSWORD, TestApp};
-use zeroize::Zeroizing;
+use support::TestApp;
 
 struct World {
     app: TestApp,
@@ -36,30 +34,12 @@ struct World {
 
 async fn account(
     app: &TestApp,
-    tenant: Option<TenantId>,
+    tenant: Option<&Tenant>,
     email: &str,
     role: Role,
     dir: Option<UserId>,
-) -> AccountId {
-    add_user(
-        &app.store,
-        &app.keys,
-        &app.settings,
-        NewUser {
-            tenant,
-            email: email.into(),
-            role,
-            security_profile_id: None,
-            directory_user_id: dir,
-            totp: false,
-        },
-        &Zeroizing::new(PASSWORD.to_owned()),
-        "test",
-    )
-    .await
-    .unwrap()
-    .account
-    .id
+) -> (AccountId, Option<String>) {
+    app.add_account(tenant, email, role, dir, None).await
 }
 
 fn party(role: ParticipantRole, user: Option<UserId>, name: &str) -> Participant {
@@ -137,6 +117,7 @@ async fn recording_with_media(
 async fn world() -> World {
     let app = TestApp::start_with(false, |s| s.mfa_roles.clear()).await;
     let contoso = app.tenant.id;
+    let contoso_t = app.tenant.clone();
     let other = app
         .store
         .create_tenant(NewTenant {
@@ -212,17 +193,15 @@ async fn world() -> World {
     let mut accounts = Vec::new();
     for (name, tenant, role, dir) in roles {
         let email = format!("{name}@example.com");
-        let id = account(&app, tenant, &email, role, dir).await;
-        let tenant_name = match tenant {
-            Some(t) if t == contoso => json!("contoso"),
-            Some(_) => json!("fabrikam"),
-            None => Value::Null,
+        let of = match tenant {
+            Some(t) if t == contoso => Some(&contoso_t),
+            Some(_) => Some(&other),
+            None => None,
         };
-        let mut body = json!({"email": email, "password": PASSWORD});
-        if !tenant_name.is_null() {
-            body["tenant"] = tenant_name;
-        }
-        let (token, _) = app.login_ok(body).await;
+        let (id, seed) = account(&app, of, &email, role, dir).await;
+        let (token, _) = app
+            .login_as(of.map(|t| t.name.as_str()), &email, seed.as_deref())
+            .await;
         tokens.push((name, token));
         accounts.push((name, id));
     }
@@ -968,6 +947,7 @@ async fn the_openapi_document_lists_every_route_and_the_real_search_fields() {
         ("get", "/healthz"),
         ("get", "/metrics"),
         ("post", "/api/auth/login"),
+        ("post", "/api/auth/first-sign-in"),
         ("post", "/api/auth/logout"),
         ("get", "/api/auth/me"),
         ("get", "/api/auth/providers"),
@@ -1622,29 +1602,20 @@ async fn admins_manage_settings_and_security_profiles() {
 
     // An account on that profile gets exactly what it allows, and a
     // replacement takes effect on its next request.
-    let id = add_user(
-        &w.app.store,
-        &w.app.keys,
-        &w.app.settings,
-        NewUser {
-            tenant: Some(w.app.tenant.id),
-            email: "desk@example.com".into(),
-            role: Role::Supervisor,
-            security_profile_id: Some(SecurityProfileId(pid.parse().unwrap())),
-            directory_user_id: None,
-            totp: false,
-        },
-        &Zeroizing::new(PASSWORD.to_owned()),
-        "test",
-    )
-    .await
-    .unwrap()
-    .account
-    .id;
+    let (id, seed) = w
+        .app
+        .add_account(
+            Some(&w.app.tenant),
+            "desk@example.com",
+            Role::Supervisor,
+            None,
+            Some(SecurityProfileId(pid.parse().unwrap())),
+        )
+        .await;
     assert_ne!(id, AccountId::new());
     let (token, _) = w
         .app
-        .login_ok(json!({"email": "desk@example.com", "password": PASSWORD, "tenant": "contoso"}))
+        .login_as(Some("contoso"), "desk@example.com", seed.as_deref())
         .await;
     let get = |path: String| {
         w.app

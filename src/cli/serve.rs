@@ -23,6 +23,8 @@ use crate::platform::Platform;
 pub async fn serve(settings: Settings, with_worker: bool) -> anyhow::Result<()> {
     let platform = Platform::open(&settings).await?;
     platform.reconcile_tenants().await?;
+    let first_run = crate::cli::admin::setup::FirstRun::prepare(&platform).await?;
+    let setup_routes = first_run.clone();
     // The spool recovers every call a previous run left behind before
     // anything else starts; the uploader then moves finished ones out.
     let spool = Spool::open(
@@ -119,12 +121,14 @@ pub async fn serve(settings: Settings, with_worker: bool) -> anyhow::Result<()> 
         }
         // The web UI, same origin as the API.
         ::web::configure(cfg);
+        setup_routes.configure(cfg);
     };
     let app = insights_api::Application::build_with(state, gdpr, settings.listen, routes)?;
     let addr = app.addr();
     let handle = app.handle();
     tracing::info!(%addr, data_dir = %settings.data_dir.display(), "insights serving");
     println!("insights: listening on http://{addr}");
+    first_run.announce(addr);
     let server = tokio::spawn(app.run_until_stopped());
     let worker = match with_worker {
         true => worker::Embedded::start(&settings, &platform)?,

@@ -9,7 +9,7 @@
 //   node tests/browser/web_ui.js SPEC.json
 //
 // SPEC.json (written by the Rust test): base, tenant, password,
-// admin {email, seed}, officer {email}, supervisor {email},
+// admin {email, seed}, officer {email, seed}, supervisor {email, seed},
 // operator {email, seed}, dpo {email, seed},
 // recording, other_recording, number, word, export_columns, screenshots,
 // downloads.
@@ -83,12 +83,22 @@ function watch(page, who) {
   page.on('pageerror', (e) => report.csp_violations.push(`${who}: page error: ${e.message}`));
 }
 
+// The 30 s step each seed last signed in with: a code is accepted once,
+// so a second sign-in of the same account waits for the next step.
+const lastStep = new Map();
+
 async function login(page, who, { tenant, email, seed }) {
   await page.goto(`${spec.base}/login`);
   if (tenant) await page.fill('#tenant', tenant);
   await page.fill('#email', email);
   await page.fill('#password', spec.password);
-  if (seed) await page.fill('#totp', totp(seed));
+  if (seed) {
+    while (lastStep.get(seed) === Math.floor(Date.now() / 30000)) {
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+    lastStep.set(seed, Math.floor(Date.now() / 30000));
+    await page.fill('#totp', totp(seed));
+  }
   await Promise.all([page.waitForURL((u) => !u.pathname.startsWith('/login'), { timeout: STEP_TIMEOUT_MS }), page.click('#sign-in')]);
 }
 
@@ -404,7 +414,7 @@ async function main() {
     const officer = await officerCtx.newPage();
     watch(officer, 'officer');
     await step('a compliance officer cannot reach the admin pages', async () => {
-      await login(officer, 'officer', { tenant: spec.tenant, email: spec.officer.email });
+      await login(officer, 'officer', { tenant: spec.tenant, email: spec.officer.email, seed: spec.officer.seed });
       const links = await officer.$$eval('nav a', (a) => a.map((x) => x.getAttribute('href')));
       assert(!links.some((h) => h.startsWith('/admin')), `nav: ${links}`);
       assert(links.includes('/search') && links.includes('/audit'), `nav: ${links}`);
@@ -428,7 +438,7 @@ async function main() {
     const sup = await supCtx.newPage();
     watch(sup, 'supervisor');
     await step('four-eyes: a supervisor must ask, an officer approves, then it plays', async () => {
-      await login(sup, 'supervisor', { tenant: spec.tenant, email: spec.supervisor.email });
+      await login(sup, 'supervisor', { tenant: spec.tenant, email: spec.supervisor.email, seed: spec.supervisor.seed });
       await sup.goto(`${spec.base}/recordings/${spec.recording}`);
       await sup.waitForSelector('#approval-box:not([hidden])');
       await sup.fill('#request-reason', 'Coaching session 7');
@@ -439,7 +449,7 @@ async function main() {
       offCtx.setDefaultTimeout(STEP_TIMEOUT_MS);
       const off = await offCtx.newPage();
       watch(off, 'approver');
-      await login(off, 'officer', { tenant: spec.tenant, email: spec.officer.email });
+      await login(off, 'officer', { tenant: spec.tenant, email: spec.officer.email, seed: spec.officer.seed });
       await off.goto(`${spec.base}/access-requests`);
       await off.waitForSelector('#requests tbody tr button');
       await shot(off, 'access-requests');

@@ -190,7 +190,6 @@ fn serve_syncs_on_schedule_and_through_the_api() {
     let data = dir.path().join("data");
     let (base, seen) = stand_in();
     let tid = "72f988bf-86f1-41af-91ab-2d7cd011db47";
-    let no_mfa = [("INSIGHTS_AUTH__MFA_ROLES", "[]")];
     let o = run(
         dir.path(),
         &data,
@@ -206,40 +205,8 @@ fn serve_syncs_on_schedule_and_through_the_api() {
         None,
     );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let mut add = insights(
-        dir.path(),
-        &[
-            "--data-dir",
-            data.to_str().unwrap(),
-            "admin",
-            "user",
-            "add",
-            "--tenant",
-            "contoso",
-            "--email",
-            "admin@contoso.com",
-            "--role",
-            "tenant-admin",
-        ],
-    );
-    let mut child = add
-        .envs(no_mfa)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"a long enough passphrase\n")
-        .unwrap();
-    let o = child.wait_with_output().unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 
     let env: Vec<(String, String)> = [
-        ("INSIGHTS_AUTH__MFA_ROLES", "[]".to_owned()),
         (
             "INSIGHTS_DIRECTORY__CLIENT_ID",
             "cli-test-client".to_owned(),
@@ -274,17 +241,15 @@ fn serve_syncs_on_schedule_and_through_the_api() {
     std::thread::sleep(std::time::Duration::from_secs(1));
 
     let http = reqwest::blocking::Client::new();
-    let login: serde_json::Value = http
-        .post(format!("{}/api/auth/login", server.base))
-        .json(&serde_json::json!({
-            "tenant": "contoso", "email": "admin@contoso.com",
-            "password": "a long enough passphrase"
-        }))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
-    let token = login["token"].as_str().unwrap().to_owned();
+    let admin = super::accounts::sign_in_new_user(
+        dir.path(),
+        &data,
+        &server.base,
+        Some("contoso"),
+        "admin@contoso.com",
+        "tenant-admin",
+    );
+    let token = admin.token;
     let res = http
         .post(format!("{}/api/directory/sync", server.base))
         .bearer_auth(&token)

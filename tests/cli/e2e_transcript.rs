@@ -12,9 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::e2e_call::{add_tenant, simulate, speak};
-use crate::{insights, serve_with_env};
-
-const PW: &str = "a long enough passphrase";
+use crate::serve_with_env;
 
 fn lower(v: &Value) -> String {
     v.as_str().unwrap_or_default().to_lowercase()
@@ -28,42 +26,6 @@ fn a_simulated_call_becomes_a_searchable_per_speaker_transcript() {
     let env: Vec<(String, String)> =
         vec![("INSIGHTS_WORKER__POLL_INTERVAL_MS".into(), "200".into())];
     add_tenant(cwd.path(), &d, &env, "contoso");
-    let mut add = insights(
-        cwd.path(),
-        &[
-            "admin",
-            "user",
-            "add",
-            "--tenant",
-            "contoso",
-            "--email",
-            "officer@contoso.com",
-            "--role",
-            "compliance-officer",
-            "--data-dir",
-            &d,
-        ],
-    )
-    .stdin(std::process::Stdio::piped())
-    .stdout(std::process::Stdio::piped())
-    .stderr(std::process::Stdio::piped())
-    .spawn()
-    .unwrap();
-    {
-        use std::io::Write;
-        add.stdin
-            .take()
-            .unwrap()
-            .write_all(format!("{PW}\n").as_bytes())
-            .unwrap();
-    }
-    let out = add.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-
     // The caller never says "invoice"; the callee never says "report".
     let caller_wav = speak(
         cwd.path(),
@@ -101,14 +63,15 @@ fn a_simulated_call_becomes_a_searchable_per_speaker_transcript() {
     );
 
     let http = reqwest::blocking::Client::new();
-    let login: Value = http
-        .post(format!("{}/api/auth/login", server.base))
-        .json(&json!({ "tenant": "contoso", "email": "officer@contoso.com", "password": PW }))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
-    let token = login["token"].as_str().unwrap().to_owned();
+    let token = crate::accounts::sign_in_new_user(
+        cwd.path(),
+        &data,
+        &server.base,
+        Some("contoso"),
+        "officer@contoso.com",
+        "compliance-officer",
+    )
+    .token;
     let get = |path: String| -> Value {
         let res = http
             .get(format!("{}{path}", server.base))

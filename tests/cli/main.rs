@@ -7,12 +7,15 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod accounts;
 mod audit_verify;
 mod content_access;
 mod directory;
 mod e2e_call;
 #[cfg(feature = "whisper")]
 mod e2e_transcript;
+mod escalation;
+mod first_run;
 mod gateway_trust;
 mod gdpr_access;
 mod gdpr_erase_kill;
@@ -21,6 +24,7 @@ mod gdpr_wiring;
 mod invite_variants;
 mod jobs_fault;
 mod legal_hold;
+mod login_attack;
 mod residue;
 #[cfg(feature = "whisper")]
 mod transcribe;

@@ -36,9 +36,10 @@ fn stderr(o: &Output) -> String {
 }
 
 const PW: &str = "a long enough passphrase";
+const NEW_PW: &str = "my very own passphrase";
 
 #[test]
-fn admin_user_add_enrols_totp_and_the_account_can_log_in() {
+fn admin_user_add_then_the_user_enrols_totp_and_chooses_a_password_at_first_sign_in() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let o = run(
@@ -68,45 +69,12 @@ fn admin_user_add_enrols_totp_and_the_account_can_log_in() {
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
     assert!(out.contains("(tenant-admin) in tenant contoso"), "{out}");
-    let uri = out
-        .lines()
-        .find(|l| l.starts_with("otpauth://totp/"))
-        .unwrap_or_else(|| panic!("no otpauth URI in {out}"));
-    let seed = insights_api::auth::totp::seed_of_uri(uri).unwrap();
-    // Neither the password nor the seed is anywhere in the database files.
-    for entry in std::fs::read_dir(&data).unwrap() {
-        let p = entry.unwrap().path();
-        if p.is_file() {
-            let bytes = std::fs::read(&p).unwrap();
-            for secret in [PW.as_bytes(), seed.as_bytes()] {
-                assert!(
-                    !bytes.windows(secret.len()).any(|w| w == secret),
-                    "a secret is in {}",
-                    p.display()
-                );
-            }
-        }
-    }
-
-    // A user: no TOTP; and the list shows both.
-    let o = run(
-        dir.path(),
-        &data,
-        &[
-            "admin",
-            "user",
-            "add",
-            "--tenant",
-            "contoso",
-            "--email",
-            "ann@contoso.com",
-            "--role",
-            "user",
-        ],
-        &format!("{PW}\n"),
+    assert!(out.contains("first sign-in"), "{out}");
+    assert!(
+        !out.contains("otpauth://"),
+        "whoever creates the account never sees a seed"
     );
-    assert!(o.status.success(), "{}", stderr(&o));
-    assert!(!stdout(&o).contains("otpauth://"));
+
     let o = run(
         dir.path(),
         &data,
@@ -114,41 +82,69 @@ fn admin_user_add_enrols_totp_and_the_account_can_log_in() {
         "",
     );
     assert!(o.status.success(), "{}", stderr(&o));
-    let rows: Vec<serde_json::Value> = stdout(&o)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    assert_eq!(rows.len(), 2);
-    assert_eq!(rows[0]["email"], "admin@contoso.com");
-    assert_eq!(rows[0]["role"], "tenant-admin");
-    assert_eq!(rows[0]["totp"], true);
-    assert_eq!(rows[1]["role"], "user");
-    assert_eq!(rows[1]["totp"], false);
-    let o = run(
-        dir.path(),
-        &data,
-        &["admin", "user", "list", "--tenant", "contoso"],
-        "",
-    );
-    assert!(stdout(&o).contains("admin@contoso.com"));
+    let row: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(row["email"], "admin@contoso.com");
+    assert_eq!(row["role"], "tenant-admin");
+    assert_eq!(row["totp"], false);
+    assert_eq!(row["first_sign_in_pending"], true);
 
-    // Log in against the real server with password and TOTP code.
     let server = serve(dir.path(), &data);
-    let now = u64::try_from(chrono_now()).unwrap();
-    let code = insights_api::auth::totp::code_at(&seed, now).unwrap();
     let http = reqwest::blocking::Client::new();
-    let res = http
-        .post(format!("{}/api/auth/login", server.base))
-        .json(&serde_json::json!({
-            "tenant": "contoso", "email": "admin@contoso.com", "password": PW, "totp": code,
-        }))
-        .send()
-        .unwrap();
+    let login = |body: serde_json::Value| {
+        http.post(format!("{}/api/auth/login", server.base))
+            .json(&body)
+            .send()
+            .unwrap()
+    };
+    // The initial password opens no session: it answers a challenge with
+    // a TOTP seed for the user's own app.
+    let res = login(serde_json::json!({
+        "tenant": "contoso", "email": "admin@contoso.com", "password": PW,
+    }));
     assert_eq!(res.status(), 200);
-    let token = res.json::<serde_json::Value>().unwrap()["token"]
-        .as_str()
+    assert!(res.headers().get("set-cookie").is_none(), "no session yet");
+    let c: serde_json::Value = res.json().unwrap();
+    assert_eq!(c["status"], "first-sign-in");
+    assert_eq!(c["totp_enrolment_required"], true);
+    assert_eq!(c["password_change_required"], true);
+    assert!(c.get("token").is_none());
+    let seed = insights_api::auth::totp::seed_of_uri(c["totp_uri"].as_str().unwrap()).unwrap();
+    assert_eq!(c["totp_secret"], seed.as_str());
+    let first = |body: serde_json::Value| {
+        http.post(format!("{}/api/auth/first-sign-in", server.base))
+            .json(&body)
+            .send()
+            .unwrap()
+    };
+    let code = super::accounts::previous_code(&seed);
+    // The old password again, a short one, or a wrong code: refused.
+    let r =
+        first(serde_json::json!({"challenge": c["challenge"], "new_password": PW, "totp": code}));
+    assert_eq!(r.status(), 400);
+    assert_eq!(
+        r.json::<serde_json::Value>().unwrap()["code"],
+        "password-reused"
+    );
+    let r = first(
+        serde_json::json!({"challenge": c["challenge"], "new_password": "short", "totp": code}),
+    );
+    assert_eq!(r.status(), 400);
+    let r = first(serde_json::json!({"challenge": "forged", "new_password": NEW_PW, "totp": code}));
+    assert_eq!(r.status(), 401);
+    let res = first(
+        serde_json::json!({"challenge": c["challenge"], "new_password": NEW_PW, "totp": code}),
+    );
+    assert_eq!(res.status(), 200);
+    assert!(res.headers().get("set-cookie").is_some());
+    let v: serde_json::Value = res.json().unwrap();
+    let codes: Vec<String> = v["recovery_codes"]
+        .as_array()
         .unwrap()
-        .to_owned();
+        .iter()
+        .map(|c| c.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(codes.len(), 10);
+    let token = v["token"].as_str().unwrap().to_owned();
     let me: serde_json::Value = http
         .get(format!("{}/api/auth/me", server.base))
         .bearer_auth(&token)
@@ -157,6 +153,68 @@ fn admin_user_add_enrols_totp_and_the_account_can_log_in() {
         .json()
         .unwrap();
     assert_eq!(me["role"], "tenant-admin");
+    // The challenge is spent.
+    let r = first(
+        serde_json::json!({"challenge": c["challenge"], "new_password": "yet another passphrase", "totp": code}),
+    );
+    assert_eq!(r.status(), 401);
+
+    // From now on: the user's own password and a code; the initial
+    // password no longer works.
+    let r = login(serde_json::json!({
+        "tenant": "contoso", "email": "admin@contoso.com", "password": PW,
+        "totp": super::accounts::code(&seed),
+    }));
+    assert_eq!(r.status(), 401);
+    let r = login(serde_json::json!({
+        "tenant": "contoso", "email": "admin@contoso.com", "password": NEW_PW,
+    }));
+    assert_eq!(r.status(), 401, "a code is required");
+    let r = login(serde_json::json!({
+        "tenant": "contoso", "email": "admin@contoso.com", "password": NEW_PW,
+        "totp": super::accounts::code(&seed),
+    }));
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.json::<serde_json::Value>().unwrap()["status"],
+        "signed-in"
+    );
+    // A recovery code works once, in place of a code.
+    let with_recovery = serde_json::json!({
+        "tenant": "contoso", "email": "admin@contoso.com", "password": NEW_PW,
+        "recovery_code": codes[3].to_uppercase(),
+    });
+    assert_eq!(login(with_recovery.clone()).status(), 200);
+    assert_eq!(login(with_recovery).status(), 401);
+
+    // Neither password, the seed nor a recovery code is anywhere in the
+    // database files.
+    drop(server);
+    let mut secrets: Vec<&str> = vec![PW, NEW_PW, seed.as_str()];
+    secrets.extend(codes.iter().map(String::as_str));
+    for entry in std::fs::read_dir(&data).unwrap() {
+        let p = entry.unwrap().path();
+        if p.is_file() {
+            let bytes = std::fs::read(&p).unwrap();
+            for secret in &secrets {
+                let secret = secret.as_bytes();
+                assert!(
+                    !bytes.windows(secret.len()).any(|w| w == secret),
+                    "a secret is in {}",
+                    p.display()
+                );
+            }
+        }
+    }
+    let o = run(
+        dir.path(),
+        &data,
+        &["admin", "user", "list", "--tenant", "contoso", "--json"],
+        "",
+    );
+    let row: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(row["totp"], true);
+    assert_eq!(row["first_sign_in_pending"], false);
     // The API token key was created private.
     let key = data.join("keys").join("api-token.key");
     use std::os::unix::fs::PermissionsExt;
@@ -164,13 +222,6 @@ fn admin_user_add_enrols_totp_and_the_account_can_log_in() {
         std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
         0o600
     );
-}
-
-fn chrono_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap())
-        .unwrap()
 }
 
 #[test]
@@ -290,7 +341,7 @@ fn admin_user_add_refuses_bad_input() {
     );
     assert!(stderr(&o).contains("exists already"), "{}", stderr(&o));
 
-    // Platform operators: no tenant, TOTP enrolled, listed apart.
+    // Platform operators: no tenant, listed apart (TOTP at first sign-in).
     let o = add(
         &[
             "--email",
@@ -301,7 +352,7 @@ fn admin_user_add_refuses_bad_input() {
         "a long enough passphrase\n",
     );
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stdout(&o).contains("otpauth://totp/"));
+    assert!(!stdout(&o).contains("otpauth://"));
     let o = run(dir.path(), &data, &["admin", "user", "list", "--json"], "");
     let out = stdout(&o);
     assert_eq!(out.lines().count(), 1, "{out}");

@@ -14,57 +14,19 @@
 //! to a temporary folder, or to `docs/screenshots/` with
 //! `INSIGHTS_UPDATE_SCREENSHOTS=1`.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use calamine::{Reader, Xlsx, open_workbook};
 use serde_json::{Value, json};
 
 use crate::e2e_call::{add_tenant, simulate, speak};
-use crate::{insights, serve_with_env};
+use crate::serve_with_env;
 
-const PW: &str = "a long enough passphrase";
-
-/// Adds an account; returns its TOTP seed when it is enrolled.
-fn add_user(cwd: &Path, d: &str, tenant: Option<&str>, email: &str, role: &str) -> Option<String> {
-    let mut args = vec![
-        "admin",
-        "user",
-        "add",
-        "--email",
-        email,
-        "--role",
-        role,
-        "--data-dir",
-        d,
-    ];
-    if let Some(t) = tenant {
-        args.extend(["--tenant", t]);
-    }
-    let mut child = insights(cwd, &args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{PW}\n").as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .find(|l| l.starts_with("otpauth://totp/"))
-        .map(|uri| insights_api::auth::totp::seed_of_uri(uri).unwrap())
+/// Adds an account (its first sign-in comes once the server runs).
+fn add_user(cwd: &Path, d: &str, tenant: Option<&str>, email: &str, role: &str) {
+    crate::accounts::add_user(cwd, Path::new(d), &[], tenant, email, role, &[]);
 }
 
 fn browser_dir() -> PathBuf {
@@ -81,44 +43,15 @@ fn the_web_ui_searches_plays_exports_and_administers_in_chromium() {
     let env: Vec<(String, String)> =
         vec![("INSIGHTS_WORKER__POLL_INTERVAL_MS".into(), "200".into())];
     add_tenant(cwd.path(), &d, &env, "contoso");
-    let admin_seed = add_user(
-        cwd.path(),
-        &d,
-        Some("contoso"),
-        "admin@contoso.com",
-        "tenant-admin",
-    )
-    .expect("tenant admins enrol in TOTP");
-    assert!(
-        add_user(
-            cwd.path(),
-            &d,
-            Some("contoso"),
-            "officer@contoso.com",
-            "compliance-officer"
-        )
-        .is_none()
-    );
-    assert!(
-        add_user(
-            cwd.path(),
-            &d,
-            Some("contoso"),
-            "sup@contoso.com",
-            "supervisor"
-        )
-        .is_none()
-    );
-    let dpo_seed = add_user(cwd.path(), &d, Some("contoso"), "dpo@contoso.com", "dpo")
-        .expect("DPOs enrol in TOTP");
-    let ops_seed = add_user(
-        cwd.path(),
-        &d,
-        None,
-        "ops@vendor.example",
-        "platform-operator",
-    )
-    .expect("operators enrol in TOTP");
+    for (tenant, email, role) in [
+        (Some("contoso"), "admin@contoso.com", "tenant-admin"),
+        (Some("contoso"), "officer@contoso.com", "compliance-officer"),
+        (Some("contoso"), "sup@contoso.com", "supervisor"),
+        (Some("contoso"), "dpo@contoso.com", "dpo"),
+        (None, "ops@vendor.example", "platform-operator"),
+    ] {
+        add_user(cwd.path(), &d, tenant, email, role);
+    }
 
     // Call 1: the callee says "invoice" and has the number we search for.
     let caller = speak(
@@ -149,6 +82,16 @@ fn the_web_ui_searches_plays_exports_and_administers_in_chromium() {
 
     let logs = cwd.path().join("serve.log");
     let server = serve_with_env(cwd.path(), &data, &env, &logs);
+    // Every account's first sign-in: TOTP enrolled by the user (every
+    // role here may see content, or is an operator), own password.
+    let first = |tenant: Option<&str>, email: &str| {
+        crate::accounts::first_sign_in(&server.base, tenant, email)
+    };
+    let admin = first(Some("contoso"), "admin@contoso.com");
+    let officer = first(Some("contoso"), "officer@contoso.com");
+    let sup = first(Some("contoso"), "sup@contoso.com");
+    let dpo = first(Some("contoso"), "dpo@contoso.com");
+    let ops = first(None, "ops@vendor.example");
     let call = |a: String, b: String| {
         simulate(
             cwd.path(),
@@ -179,17 +122,10 @@ fn the_web_ui_searches_plays_exports_and_administers_in_chromium() {
         format!("Frank Field:+442079460958:{}", other_b.display()),
     );
 
-    // Wait (as the officer, who needs no TOTP) until both are transcribed
-    // and recapped, so the page shows everything.
+    // Wait (as the officer, in the session of the first sign-in) until
+    // both are transcribed and recapped, so the page shows everything.
     let http = reqwest::blocking::Client::new();
-    let login: Value = http
-        .post(format!("{}/api/auth/login", server.base))
-        .json(&json!({ "tenant": "contoso", "email": "officer@contoso.com", "password": PW }))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
-    let token = login["token"].as_str().unwrap().to_owned();
+    let token = officer.token.clone();
     let started = Instant::now();
     for id in [id1, id2] {
         loop {
@@ -235,12 +171,12 @@ fn the_web_ui_searches_plays_exports_and_administers_in_chromium() {
     let spec = json!({
         "base": server.base,
         "tenant": "contoso",
-        "password": PW,
-        "admin": { "email": "admin@contoso.com", "seed": admin_seed },
-        "officer": { "email": "officer@contoso.com" },
-        "supervisor": { "email": "sup@contoso.com" },
-        "operator": { "email": "ops@vendor.example", "seed": ops_seed },
-        "dpo": { "email": "dpo@contoso.com", "seed": dpo_seed },
+        "password": crate::accounts::PASSWORD,
+        "admin": { "email": "admin@contoso.com", "seed": admin.totp_seed },
+        "officer": { "email": "officer@contoso.com", "seed": officer.totp_seed },
+        "supervisor": { "email": "sup@contoso.com", "seed": sup.totp_seed },
+        "operator": { "email": "ops@vendor.example", "seed": ops.totp_seed },
+        "dpo": { "email": "dpo@contoso.com", "seed": dpo.totp_seed },
         "recording": id1.to_string(),
         "other_recording": id2.to_string(),
         "number": "4255550123",
@@ -352,7 +288,14 @@ fn the_web_ui_searches_plays_exports_and_administers_in_chromium() {
 
     // Nothing typed into the UI reached the server's log.
     let log = std::fs::read_to_string(&logs).unwrap();
-    for secret in ["4255550123", "invoice", "Carol", "carol@contoso.com", PW] {
+    for secret in [
+        "4255550123",
+        "invoice",
+        "Carol",
+        "carol@contoso.com",
+        crate::accounts::PASSWORD,
+        crate::accounts::INITIAL_PASSWORD,
+    ] {
         assert!(!log.contains(secret), "serve log contains `{secret}`");
     }
 }

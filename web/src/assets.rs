@@ -15,6 +15,7 @@ static ASSETS: &[(&str, &str, &str)] = &[
     ),
     ("common.js", JS, include_str!("../static/common.js")),
     ("login.js", JS, include_str!("../static/login.js")),
+    ("setup.js", JS, include_str!("../static/setup.js")),
     ("search.js", JS, include_str!("../static/search.js")),
     ("recording.js", JS, include_str!("../static/recording.js")),
     ("export.js", JS, include_str!("../static/export.js")),

@@ -38,6 +38,7 @@ pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(root))
         .route("/login", web::get().to(login))
+        .route("/setup", web::get().to(setup))
         .route("/static/{file}", web::get().to(assets::serve))
         .route("/ui/export-columns.json", web::get().to(assets::columns));
     for page in pages::PAGES {
@@ -80,6 +81,12 @@ fn redirect(to: &'static str) -> HttpResponse {
 
 async fn login() -> HttpResponse {
     html(StatusCode::OK, pages::login())
+}
+
+/// The first-run page; creating anything needs the one-time token
+/// `insights serve` prints while no tenant exists (`POST /api/setup`).
+async fn setup() -> HttpResponse {
+    html(StatusCode::OK, pages::setup())
 }
 
 async fn show(p: Result<Principal, ApiError>, page: &'static pages::Page) -> HttpResponse {
@@ -126,6 +133,7 @@ mod tests {
             .map(|p| (p.path.to_owned(), p.main_html().to_owned()))
             .collect();
         out.push(("login".into(), pages::login()));
+        out.push(("setup".into(), pages::setup()));
         out.push(("error".into(), pages::error_page("t", "d")));
         out
     }

@@ -301,6 +301,21 @@ pub fn login() -> String {
     )
 }
 
+/// The first-run setup page (the token comes in the link's fragment).
+pub fn setup() -> String {
+    format!(
+        r#"{}<body data-page="setup" class="login">
+<main id="main" tabindex="-1">
+{}
+</main>
+</body>
+</html>
+"#,
+        head("Set up Insights", Some("setup"), None),
+        include_str!("../pages/setup.html")
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

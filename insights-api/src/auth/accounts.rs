@@ -1,12 +1,11 @@
-//! Creating local accounts (`insights admin user add`): the password is
-//! hashed with argon2id, TOTP is enrolled for the roles that require it
-//! (the seed is sealed; the `otpauth://` URI is returned once to show the
-//! user), and the creation is audited in the tenant's chain.
+//! Creating local accounts (`insights admin user add`, `POST /api/users`):
+//! the initial password is hashed with argon2id and must be replaced at
+//! the first sign-in, where the user also enrols TOTP themselves (the
+//! creating administrator never sees the seed; see [`super::login`]); the
+//! creation is audited in the tenant's chain.
 
 use std::sync::Arc;
 
-use insights_core::config::AuthSettings;
-use insights_core::crypto::{KeyProvider, PLATFORM_KEY_OWNER};
 use insights_core::domain::{
     AccountId, AuditAction, LocalAccount, NewAuditEvent, Realm, Role, SecurityProfileId, TenantId,
     UserId, normalize_email, now, validate_email,
@@ -15,7 +14,6 @@ use insights_core::store::{MetadataStore, StoreError};
 use zeroize::Zeroizing;
 
 use super::password::{self, PasswordError};
-use super::totp::{self, TotpFailure};
 
 /// What is needed to create an account.
 #[derive(Clone, Debug)]
@@ -26,15 +24,11 @@ pub struct NewUser {
     pub role: Role,
     pub security_profile_id: Option<SecurityProfileId>,
     pub directory_user_id: Option<UserId>,
-    /// Enrol TOTP even if the role does not require it.
-    pub totp: bool,
 }
 
-/// The created account, and the enrolment URI to show once.
+/// The created account (its first sign-in still to come).
 pub struct CreatedUser {
     pub account: LocalAccount,
-    /// `otpauth://totp/...` (contains the seed: print once, never log).
-    pub totp_uri: Option<Zeroizing<String>>,
 }
 
 /// Why an account could not be created.
@@ -53,19 +47,37 @@ pub enum AddUserError {
     #[error("no directory user {0} in this tenant")]
     NoDirectoryUser(UserId),
     #[error(transparent)]
-    Totp(#[from] TotpFailure),
-    #[error(transparent)]
     Store(#[from] StoreError),
 }
 
-/// Creates a local account with `password`; `actor` is audited.
+/// Creates a local account with `password`; `actor` is audited. The
+/// password works for the first sign-in only.
 pub async fn add_user(
     store: &Arc<dyn MetadataStore>,
-    keys: &Arc<dyn KeyProvider>,
-    settings: &AuthSettings,
     new: NewUser,
     password: &Zeroizing<String>,
     actor: &str,
+) -> Result<CreatedUser, AddUserError> {
+    create(store, new, password, actor, true).await
+}
+
+/// Creates the first administrator of a tenant at first run, with the
+/// password they chose themselves on the setup page (so their first
+/// sign-in only enrols TOTP).
+pub async fn add_first_admin(
+    store: &Arc<dyn MetadataStore>,
+    new: NewUser,
+    password: &Zeroizing<String>,
+) -> Result<CreatedUser, AddUserError> {
+    create(store, new, password, "setup", false).await
+}
+
+async fn create(
+    store: &Arc<dyn MetadataStore>,
+    new: NewUser,
+    password: &Zeroizing<String>,
+    actor: &str,
+    must_change_password: bool,
 ) -> Result<CreatedUser, AddUserError> {
     validate_email(&new.email).map_err(|_| AddUserError::Email)?;
     password::check_policy(password)?;
@@ -102,12 +114,6 @@ pub async fn add_user(
     let hash = tokio::task::spawn_blocking(move || password::hash_password(&pw))
         .await
         .map_err(|_| AddUserError::Password(PasswordError::Hash))??;
-    let enrolment = if new.totp || settings.requires_mfa(new.role) {
-        let owner = new.tenant.unwrap_or(PLATFORM_KEY_OWNER);
-        Some(totp::enrol(keys.as_ref(), owner, id, &email).await?)
-    } else {
-        None
-    };
     let account = LocalAccount {
         id,
         tenant_id: new.tenant,
@@ -116,13 +122,16 @@ pub async fn add_user(
         security_profile_id: new.security_profile_id,
         directory_user_id: new.directory_user_id,
         password_hash: hash,
-        totp: enrolment.as_ref().map(|e| e.sealed.clone()),
+        totp: None,
         totp_last_step: None,
         failed_logins: 0,
         locked_until: None,
         active: true,
         created_at: now(),
         last_login_at: None,
+        must_change_password,
+        totp_pending: None,
+        recovery_codes: Vec::new(),
     };
     match store.create_account(realm, &account).await {
         Ok(()) => {}
@@ -132,7 +141,8 @@ pub async fn add_user(
     let details = serde_json::json!({
         "change": "account-created",
         "role": account.role,
-        "totp": account.totp.is_some(),
+        "first_sign_in": true,
+        "password_chosen_by_user": !must_change_password,
     });
     match new.tenant {
         Some(t) => {
@@ -153,8 +163,5 @@ pub async fn add_user(
         }
         None => tracing::info!(account = %id, actor, "platform operator account created"),
     }
-    Ok(CreatedUser {
-        account,
-        totp_uri: enrolment.map(|e| e.uri),
-    })
+    Ok(CreatedUser { account })
 }

@@ -13,23 +13,29 @@
 //!    directory user.
 //!
 //! Local accounts ([`login`], [`accounts`]): argon2id passwords
-//! ([`password`]), TOTP required for the roles in `auth.mfa_roles`
-//! ([`totp`]), lockout after `auth.lockout_threshold` consecutive
-//! failures (423), and at most `auth.address_max_failures` failures per
-//! client address and window (429, [`throttle`]). Unknown tenant, unknown
-//! email, wrong password, missing or wrong TOTP code and inactive
-//! account all answer the same `401 invalid-credentials`, after the same
-//! password-hashing work.
+//! ([`password`]), TOTP ([`totp`]) required for every account whose
+//! effective permissions reveal content (and the roles in
+//! `auth.mfa_roles`), enrolled by the user at the first sign-in, with
+//! single-use recovery codes ([`recovery`]); attempts counted in the
+//! store before the password is checked, lockout after
+//! `auth.lockout_threshold` of them (423, the same for unknown emails),
+//! at most `auth.max_concurrent_password_checks` argon2 runs at once and
+//! `auth.address_max_failures` failures per client address and window
+//! (429, [`throttle`]). Unknown tenant, unknown email, wrong password,
+//! missing or wrong TOTP code and inactive account all answer the same
+//! `401 invalid-credentials`, after the same password-hashing work.
 //!
 //! Platform operators sign in with no tenant; their principal never holds
 //! a content permission ([`Principal`]).
 
 pub mod accounts;
+mod escalation;
 mod login;
 pub mod oidc;
 pub mod oidc_login;
 pub mod password;
 mod principal;
+pub mod recovery;
 pub mod session;
 pub mod throttle;
 pub mod token;
@@ -50,7 +56,10 @@ use insights_core::domain::{
 use insights_core::store::{MetadataStore, StoreError};
 use jsonwebtoken::Algorithm;
 
-pub use login::{LoginRequest, LoginResponse};
+pub(crate) use login::LoginAnswer;
+pub use login::{
+    FIRST_SIGN_IN_AUDIENCE, FirstSignInChallenge, FirstSignInRequest, LoginRequest, LoginResponse,
+};
 pub use principal::{AuthMethod, Principal, Subject};
 
 use crate::error::ApiError;
@@ -80,6 +89,8 @@ pub struct Authenticator {
     tokens: TokenSigner,
     oidc: Option<OidcValidator>,
     throttle: Throttle,
+    /// Bounds concurrent argon2 work (`auth.max_concurrent_password_checks`).
+    password_checks: tokio::sync::Semaphore,
     trusted_proxies: Vec<insights_core::config::Cidr>,
     /// "Sign in with your organisation" (authorization code + PKCE).
     oidc_login: Option<oidc_login::OidcLogin>,
@@ -114,9 +125,8 @@ impl Authenticator {
         let throttle = Throttle::new(
             settings.address_max_failures,
             secs(settings.address_window_secs),
-            settings.lockout_threshold,
-            secs(settings.lockout_secs),
         );
+        let permits = usize::try_from(settings.max_concurrent_password_checks.max(1)).unwrap_or(1);
         Ok(Self {
             store,
             keys,
@@ -124,6 +134,7 @@ impl Authenticator {
             tokens,
             oidc,
             throttle,
+            password_checks: tokio::sync::Semaphore::new(permits),
             trusted_proxies: settings.trusted_proxy_ranges(),
             oidc_login,
         })
@@ -234,6 +245,14 @@ impl Authenticator {
             self.store.touch_session(realm, hash, now).await?;
         }
         let mut p = self.account_principal(&account, method).await?;
+        // Permissions that reveal content need a second factor: a session
+        // of an account that gained them without TOTP ends here (the next
+        // login enrols it).
+        if account.totp.is_none()
+            && (reveals_content(&p) || self.settings.requires_mfa(account.role))
+        {
+            return Err(unauthorized("mfa-enrolment-required"));
+        }
         p.session = Some((realm, hash.to_owned()));
         Ok(p)
     }
@@ -293,6 +312,7 @@ impl Authenticator {
             OidcError::KeysUnavailable => ApiError::Unavailable {
                 code: "signing-keys-unavailable",
             },
+            OidcError::MfaRequired => unauthorized("mfa-required"),
         })?;
         let tenant = match self
             .store
@@ -307,20 +327,74 @@ impl Authenticator {
             .ok_or(ApiError::Forbidden { code: "no-role" })?;
         let directory_user_id = match &id.object_id {
             Some(oid) => match self.store.directory_user_by_object_id(tenant.id, oid).await {
+                // A deactivated directory user is refused outright.
+                Ok(u) if !u.active => return Err(unauthorized("directory-user-inactive")),
                 Ok(u) => Some(u.id),
                 Err(StoreError::NotFound) => None,
                 Err(e) => return Err(e.into()),
             },
             None => None,
         };
-        Ok(Principal::new(
+        // A security profile mapped from the token's app roles or groups
+        // replaces the role's defaults.
+        let mapped = self
+            .mapped_profile(&tenant.name, tenant.id, &id.roles, &id.groups)
+            .await?;
+        let (permissions, scope, profile_id) = match mapped {
+            Some(p) => (p.permissions, p.scope, Some(p.id)),
+            None => (role.default_permissions(), role.default_scope(), None),
+        };
+        let mut p = Principal::new(
             Some(tenant.id),
             Subject::Oidc(id.subject),
             role,
-            role.default_permissions(),
-            role.default_scope(),
+            permissions,
+            scope,
             directory_user_id,
             AuthMethod::Oidc,
+        );
+        p.security_profile_id = profile_id;
+        Ok(p)
+    }
+
+    /// The first `auth.oidc.profile_map` entry of `tenant_name` matching
+    /// one of `roles` or `groups`, as the tenant's profile of that name.
+    /// A mapping naming a profile the tenant does not have grants
+    /// nothing (fail closed).
+    pub(super) async fn mapped_profile(
+        &self,
+        tenant_name: &str,
+        tenant: TenantId,
+        roles: &[String],
+        groups: &[String],
+    ) -> Result<Option<SecurityProfile>, ApiError> {
+        let hit = self.settings.oidc.profile_map.iter().find(|m| {
+            m.tenant.eq_ignore_ascii_case(tenant_name)
+                && match m.claim.as_str() {
+                    "roles" => roles.contains(&m.value),
+                    "groups" => groups.contains(&m.value),
+                    _ => false,
+                }
+        });
+        let Some(hit) = hit else {
+            return Ok(None);
+        };
+        let profiles = self.store.list_security_profiles(tenant).await?;
+        Ok(Some(
+            profiles
+                .into_iter()
+                .find(|p| p.name == hit.profile)
+                .unwrap_or_else(|| {
+                    tracing::warn!("a mapped security profile is missing; no permissions");
+                    SecurityProfile {
+                        id: insights_core::domain::SecurityProfileId::new(),
+                        tenant_id: tenant,
+                        name: hit.profile.clone(),
+                        role: Role::User,
+                        permissions: Vec::new(),
+                        scope: VisibilityScope::Nothing,
+                    }
+                }),
         ))
     }
 }

@@ -30,6 +30,8 @@ pub struct OidcIdentity {
     pub object_id: Option<String>,
     /// App-role values of the `roles` claim.
     pub roles: Vec<String>,
+    /// Group object ids (`groups` claim).
+    pub groups: Vec<String>,
 }
 
 /// Why an OIDC token was refused.
@@ -41,6 +43,17 @@ pub enum OidcError {
     Invalid(&'static str),
     #[error("the signing keys are unavailable")]
     KeysUnavailable,
+    #[error("the token does not prove multi-factor authentication")]
+    MfaRequired,
+}
+
+/// Whether an `amr` claim (RFC 8176) proves multi-factor authentication:
+/// `mfa` itself, or a second factor (`otp`, `hwk`, `swk`, `fido`, `sc`,
+/// `face`, `fpt`, `iris`) next to another method.
+pub fn amr_proves_mfa(amr: &[String]) -> bool {
+    const SECOND: &[&str] = &["otp", "hwk", "swk", "fido", "sc", "face", "fpt", "iris"];
+    amr.iter().any(|m| m == "mfa")
+        || (amr.len() >= 2 && amr.iter().any(|m| SECOND.contains(&m.as_str())))
 }
 
 #[derive(Deserialize)]
@@ -54,6 +67,10 @@ struct Claims {
     sub: Option<String>,
     #[serde(default)]
     roles: Vec<String>,
+    #[serde(default)]
+    groups: Vec<String>,
+    #[serde(default)]
+    amr: Vec<String>,
 }
 
 /// Validates OIDC bearer tokens.
@@ -139,11 +156,15 @@ impl OidcValidator {
             .or(c.sub)
             .filter(|s| !s.is_empty())
             .ok_or(OidcError::Invalid("no subject"))?;
+        if self.settings.require_mfa && !amr_proves_mfa(&c.amr) {
+            return Err(OidcError::MfaRequired);
+        }
         Ok(OidcIdentity {
             directory_tenant_id: tid,
             subject,
             object_id: c.oid,
             roles: c.roles,
+            groups: c.groups,
         })
     }
 }

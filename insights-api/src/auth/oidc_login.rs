@@ -324,6 +324,8 @@ struct IdClaims {
     nonce: Option<String>,
     #[serde(default)]
     roles: Vec<String>,
+    #[serde(default)]
+    amr: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -341,6 +343,7 @@ enum Refusal {
     Nonce,
     NoSubject,
     NoRole,
+    NoMfa,
 }
 
 impl Refusal {
@@ -353,6 +356,7 @@ impl Refusal {
             Refusal::Nonce => "nonce-mismatch",
             Refusal::NoSubject => "no-subject",
             Refusal::NoRole => "no-role",
+            Refusal::NoMfa => "mfa-not-proven",
         }
     }
 }
@@ -549,6 +553,8 @@ pub(crate) async fn callback(
         Some((Refusal::Nonce, unauthorized("invalid-id-token")))
     } else if subject.is_none() {
         Some((Refusal::NoSubject, unauthorized("invalid-id-token")))
+    } else if auth.settings.oidc.require_mfa && !super::oidc::amr_proves_mfa(&claims.amr) {
+        Some((Refusal::NoMfa, unauthorized("mfa-required")))
     } else {
         None
     };
@@ -724,8 +730,11 @@ async fn validate_id_token(o: &OidcLogin, token: &str) -> Result<(IdClaims, Uuid
 
 impl Authenticator {
     /// The principal of a live OIDC session (touching it), else `401`:
-    /// the role and directory user mapped at sign-in, the role's default
-    /// permissions and scope (as for OIDC bearer tokens).
+    /// the role and directory user mapped at sign-in; the permissions and
+    /// scope of the security profile the directory user's synchronised
+    /// groups map to (`auth.oidc.profile_map`), else the role's defaults;
+    /// `401 directory-user-inactive` once the directory user is inactive
+    /// or gone (as of the last directory sync).
     pub(super) async fn oidc_session_principal(
         &self,
         tenant: TenantId,
@@ -740,18 +749,37 @@ impl Authenticator {
         if !s.is_live(at, secs(self.settings.session_idle_secs)) {
             return Err(unauthorized("session-expired"));
         }
+        // The directory user must still be active (as of the last
+        // directory sync); their synchronised groups map to a profile.
+        let mut groups = Vec::new();
+        if let Some(u) = s.directory_user_id {
+            match self.store.get_directory_user(tenant, u).await {
+                Ok(d) if d.active => groups = d.groups,
+                Ok(_) | Err(StoreError::NotFound) => {
+                    return Err(unauthorized("directory-user-inactive"));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
         if at - s.last_seen_at >= super::TOUCH_EVERY {
             self.store.touch_oidc_session(tenant, hash, at).await?;
         }
+        let name = self.store.get_tenant(tenant).await?.name;
+        let mapped = self.mapped_profile(&name, tenant, &[], &groups).await?;
+        let (permissions, scope, profile_id) = match mapped {
+            Some(p) => (p.permissions, p.scope, Some(p.id)),
+            None => (s.role.default_permissions(), s.role.default_scope(), None),
+        };
         let mut p = Principal::new(
             Some(tenant),
             Subject::Oidc(s.subject),
             s.role,
-            s.role.default_permissions(),
-            s.role.default_scope(),
+            permissions,
+            scope,
             s.directory_user_id,
             AuthMethod::SessionCookie,
         );
+        p.security_profile_id = profile_id;
         p.session = Some((Realm::Tenant(tenant), hash.to_owned()));
         Ok(p)
     }

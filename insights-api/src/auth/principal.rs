@@ -19,7 +19,7 @@ use std::pin::Pin;
 use actix_web::http::Method;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, dev::Payload, web};
 use insights_core::domain::{
-    AccountId, Permission, Realm, Role, TenantId, UserId, VisibilityScope,
+    AccountId, Permission, Realm, Role, SecurityProfileId, TenantId, UserId, VisibilityScope,
 };
 use serde::Serialize;
 
@@ -62,6 +62,10 @@ pub struct Principal {
     pub scope: VisibilityScope,
     /// The directory user the caller is (for `OwnRecordings`).
     pub directory_user_id: Option<UserId>,
+    /// The security profile the permissions come from (an account's, or
+    /// the one a directory principal's app roles or groups map to).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub security_profile_id: Option<SecurityProfileId>,
     pub auth_method: AuthMethod,
     /// The CSRF token a browser must echo in `X-CSRF-Token` on unsafe
     /// requests (session-cookie callers only; see [`super::session`]).
@@ -99,6 +103,7 @@ impl Principal {
             permissions,
             scope,
             directory_user_id,
+            security_profile_id: None,
             auth_method,
             csrf_token: None,
             session: None,

@@ -139,9 +139,15 @@ impl TokenSigner {
     /// Verifies signature, algorithm, issuer, audience and expiry (no
     /// leeway: we issued it, on our clock).
     pub fn verify(&self, token: &str) -> Result<ApiClaims, TokenError> {
+        self.verify_for(token, API_TOKEN_AUDIENCE)
+    }
+
+    /// [`TokenSigner::verify`] for another audience of ours (a first
+    /// sign-in challenge is no API token, and the other way round).
+    pub fn verify_for(&self, token: &str, audience: &str) -> Result<ApiClaims, TokenError> {
         let mut v = Validation::new(Algorithm::HS256);
         v.set_issuer(&[API_TOKEN_ISSUER]);
-        v.set_audience(&[API_TOKEN_AUDIENCE]);
+        v.set_audience(&[audience]);
         v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         v.leeway = 0;
         jsonwebtoken::decode::<ApiClaims>(token, &self.decoding, &v)

@@ -303,6 +303,10 @@ async fn create_profile(
     let profile = body
         .into_inner()
         .into_profile(SecurityProfileId::new(), tenant)?;
+    state
+        .auth
+        .check_profile_change(&p, None, &profile.permissions)
+        .await?;
     store_profile(&p, &state, &req, &profile, true).await?;
     Ok(HttpResponse::Created().json(profile))
 }
@@ -315,8 +319,9 @@ async fn create_profile(
         (status = 200, description = "The stored profile", body = Object),
         (status = 400, description = "Invalid profile", body = super::openapi::Problem),
         (status = 401, description = "Not signed in", body = super::openapi::Problem),
-        (status = 403, description = "Not permitted", body = super::openapi::Problem),
-        (status = 404, description = "No such profile in this tenant", body = super::openapi::Problem)))]
+        (status = 403, description = "Not permitted, or a permission the caller does not hold", body = super::openapi::Problem),
+        (status = 404, description = "No such profile in this tenant", body = super::openapi::Problem),
+        (status = 409, description = "The profile assigned to the caller", body = super::openapi::Problem)))]
 async fn replace_profile(
     p: Principal,
     state: web::Data<AppState>,
@@ -337,6 +342,10 @@ async fn replace_profile(
         return Err(ApiError::NotFound);
     }
     let profile = body.into_inner().into_profile(id, tenant)?;
+    state
+        .auth
+        .check_profile_change(&p, Some(id), &profile.permissions)
+        .await?;
     store_profile(&p, &state, &req, &profile, false).await?;
     Ok(HttpResponse::Ok().json(profile))
 }

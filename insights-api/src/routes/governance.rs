@@ -918,9 +918,9 @@ async fn list_users(p: Principal, state: web::Data<AppState>) -> Result<HttpResp
     Ok(HttpResponse::Ok().json(json!({ "items": items })))
 }
 
-/// `POST /api/users`: creates a local account of the caller's tenant.
-/// When the role requires TOTP, the response also carries `totp_uri`
-/// (the enrolment URI, shown once).
+/// `POST /api/users`: creates a local account of the caller's tenant,
+/// with no more permissions than the caller holds; the user replaces the
+/// password and enrols TOTP at the first sign-in.
 #[utoipa::path(post, path = "/api/users", tag = "governance",
     request_body = NewUserBody,
     responses(
@@ -939,17 +939,18 @@ async fn create_user(
     let b = body.into_inner();
     let password = Zeroizing::new(b.password);
     let bad = |code: &'static str, detail: String| ApiError::BadRequest { code, detail };
+    state
+        .auth
+        .check_grant(&p, b.role, b.security_profile_id)
+        .await?;
     let created = add_user(
         &state.store,
-        &state.keys,
-        state.auth.settings(),
         NewUser {
             tenant: Some(tenant),
             email: b.email,
             role: b.role,
             security_profile_id: b.security_profile_id,
             directory_user_id: b.directory_user_id,
-            totp: false,
         },
         &password,
         &p.actor(),
@@ -974,15 +975,9 @@ async fn create_user(
             code: "account-exists",
             detail: "an account with this email exists already".into(),
         },
-        AddUserError::Totp(e) => ApiError::internal(e),
         AddUserError::Store(e) => e.into(),
     })?;
-    let mut body =
-        serde_json::to_value(User::from(&created.account)).map_err(ApiError::internal)?;
-    if let Some(uri) = &created.totp_uri {
-        body["totp_uri"] = json!(uri.as_str());
-    }
-    Ok(HttpResponse::Created().json(body))
+    Ok(HttpResponse::Created().json(User::from(&created.account)))
 }
 
 /// `PUT /api/users/{id}`: changes role, security profile or active flag.
@@ -1017,6 +1012,10 @@ async fn update_user(
             detail: "you cannot change your own role or deactivate yourself".into(),
         });
     }
+    state
+        .auth
+        .check_user_change(&p, &before, b.role, b.security_profile_id)
+        .await?;
     if b.role == Some(Role::PlatformOperator) {
         return Err(ApiError::BadRequest {
             code: "bad-role",

@@ -19,6 +19,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(health::healthz))
         .route("/metrics", web::get().to(metrics::metrics))
         .route("/api/auth/login", web::post().to(auth::login))
+        .route(
+            "/api/auth/first-sign-in",
+            web::post().to(auth::first_sign_in),
+        )
         .route("/api/auth/logout", web::post().to(auth::logout))
         .route("/api/auth/me", web::get().to(auth::me))
         .configure(crate::auth::oidc_login::configure)

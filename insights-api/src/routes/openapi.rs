@@ -82,6 +82,7 @@ impl Modify for Security {
         super::health::healthz,
         super::metrics::metrics,
         super::auth::login,
+        super::auth::first_sign_in,
         super::auth::logout,
         super::auth::me,
         crate::auth::oidc_login::providers,

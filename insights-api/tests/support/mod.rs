@@ -27,6 +27,9 @@ use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
 pub const PASSWORD: &str = "correct horse battery staple";
+/// The password an administrator gives a new account (replaced at the
+/// first sign-in by [`PASSWORD`]).
+pub const INITIAL_PASSWORD: &str = "initial password from the admin";
 pub const AUDIENCE: &str = "api://insights-test";
 
 /// The data-subject routes' state for a test server: a signing key and a
@@ -67,6 +70,8 @@ pub struct TestApp {
     pub dir: tempfile::TempDir,
     pub issuer: Option<Issuer>,
     pub http: reqwest::Client,
+    /// Unused recovery codes per email, from the first sign-ins.
+    pub recovery: Mutex<std::collections::HashMap<String, Vec<String>>>,
     handle: ServerHandle,
 }
 
@@ -132,12 +137,16 @@ impl TestApp {
             dir,
             issuer,
             http: reqwest::Client::new(),
+            recovery: Mutex::new(std::collections::HashMap::new()),
             handle,
         }
     }
 
     /// Creates an account of the tenant (or an operator for
-    /// `PlatformOperator`); returns its id and TOTP seed (base32) if enrolled.
+    /// `PlatformOperator`) and completes its first sign-in through the
+    /// API (TOTP enrolled with a code of the previous time step, so a
+    /// login with the current code works at once; password set to
+    /// [`PASSWORD`]); returns its id and TOTP seed (base32) if enrolled.
     pub async fn add_user(&self, email: &str, role: Role) -> (AccountId, Option<String>) {
         self.add_user_with(email, role, None).await
     }
@@ -149,25 +158,93 @@ impl TestApp {
         directory_user_id: Option<UserId>,
     ) -> (AccountId, Option<String>) {
         let tenant = (role != Role::PlatformOperator).then_some(self.tenant.id);
+        self.add_account(
+            tenant.map(|_| &self.tenant),
+            email,
+            role,
+            directory_user_id,
+            None,
+        )
+        .await
+    }
+
+    /// [`TestApp::add_user_with`] in any tenant (`None`: an operator).
+    pub async fn add_account(
+        &self,
+        tenant_of: Option<&Tenant>,
+        email: &str,
+        role: Role,
+        directory_user_id: Option<UserId>,
+        security_profile_id: Option<SecurityProfileId>,
+    ) -> (AccountId, Option<String>) {
+        let tenant = tenant_of.map(|t| t.id);
         let created = add_user(
             &self.store,
-            &self.keys,
-            &self.settings,
             NewUser {
                 tenant,
                 email: email.into(),
                 role,
-                security_profile_id: None,
+                security_profile_id,
                 directory_user_id,
-                totp: false,
             },
-            &Zeroizing::new(PASSWORD.to_owned()),
+            &Zeroizing::new(INITIAL_PASSWORD.to_owned()),
             "test",
         )
         .await
         .unwrap();
-        let seed = created.totp_uri.as_ref().and_then(|u| totp::seed_of_uri(u));
+        let seed = self
+            .first_sign_in(tenant_of.map(|t| t.name.clone()), email)
+            .await;
         (created.account.id, seed)
+    }
+
+    /// The first sign-in of an account created with [`INITIAL_PASSWORD`]:
+    /// returns the enrolled TOTP seed, if any.
+    pub async fn first_sign_in(&self, tenant: Option<String>, email: &str) -> Option<String> {
+        let mut body = json!({ "email": email, "password": INITIAL_PASSWORD });
+        if let Some(t) = tenant {
+            body["tenant"] = json!(t);
+        }
+        let res = self.login(body).await;
+        assert_eq!(res.status(), 200, "first login refused");
+        let c: Value = res.json().await.unwrap();
+        assert_eq!(c["status"], "first-sign-in", "{c}");
+        let seed = c["totp_uri"].as_str().and_then(totp::seed_of_uri);
+        let mut body = json!({ "challenge": c["challenge"], "new_password": PASSWORD });
+        if let Some(seed) = &seed {
+            body["totp"] = json!(previous_code(seed));
+        }
+        let res = self
+            .http
+            .post(format!("{}/api/auth/first-sign-in", self.base))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "first sign-in refused");
+        let v: Value = res.json().await.unwrap();
+        let codes: Vec<String> = v["recovery_codes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(codes.len(), 10);
+        self.recovery
+            .lock()
+            .unwrap()
+            .insert(email.to_lowercase(), codes);
+        seed
+    }
+
+    /// An unused recovery code of the account (each works once).
+    pub fn recovery_code(&self, email: &str) -> String {
+        self.recovery
+            .lock()
+            .unwrap()
+            .get_mut(&email.to_lowercase())
+            .and_then(Vec::pop)
+            .unwrap()
     }
 
     pub async fn login(&self, body: Value) -> reqwest::Response {
@@ -177,6 +254,17 @@ impl TestApp {
             .send()
             .await
             .unwrap()
+    }
+
+    /// Logs in with [`PASSWORD`] and the current code of `seed` (if any);
+    /// returns (API token, session cookie value).
+    pub async fn login_as(
+        &self,
+        tenant: Option<&str>,
+        email: &str,
+        seed: Option<&str>,
+    ) -> (String, String) {
+        self.login_ok(creds(tenant, email, seed)).await
     }
 
     /// Logs in (expects success); returns (API token, session cookie value).
@@ -235,6 +323,30 @@ impl Drop for TestApp {
 pub fn code(seed: &str) -> String {
     let now = u64::try_from(chrono::Utc::now().timestamp()).unwrap();
     totp::code_at(seed, now).unwrap()
+}
+
+/// A login body with [`PASSWORD`] and the current code of `seed`.
+pub fn creds(tenant: Option<&str>, email: &str, seed: Option<&str>) -> Value {
+    let mut body = json!({ "email": email, "password": PASSWORD });
+    if let Some(t) = tenant {
+        body["tenant"] = json!(t);
+    }
+    if let Some(seed) = seed {
+        body["totp"] = json!(code(seed));
+    }
+    body
+}
+
+/// The code of the previous time step (the server accepts one step of
+/// skew), so that the current one is still unused afterwards. Waits out
+/// the last seconds of a step so the server sees the same step.
+pub fn previous_code(seed: &str) -> String {
+    let mut now = u64::try_from(chrono::Utc::now().timestamp()).unwrap();
+    if now % 30 >= 27 {
+        std::thread::sleep(std::time::Duration::from_secs(30 - now % 30));
+        now = u64::try_from(chrono::Utc::now().timestamp()).unwrap();
+    }
+    totp::code_at(seed, now - 30).unwrap()
 }
 
 /// A well-formed code that is wrong for every step the server may accept
@@ -418,5 +530,6 @@ pub fn oidc_claims(iss: &str, tid: uuid::Uuid, roles: &[&str], oid: &str) -> Val
     json!({
         "aud": AUDIENCE, "iss": iss, "iat": now - 10, "nbf": now - 10, "exp": now + 3600,
         "tid": tid.to_string(), "oid": oid, "sub": "pairwise-subject", "roles": roles,
+        "amr": ["pwd", "mfa"],
     })
 }

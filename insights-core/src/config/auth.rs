@@ -36,6 +36,10 @@ pub struct AuthSettings {
     /// gets 429 (default 20 per 300 s).
     pub address_max_failures: u32,
     pub address_window_secs: u64,
+    /// Password hashes (argon2id, ~19 MiB and tens of milliseconds each)
+    /// computed at once per process; a sign-in arriving when all are busy
+    /// gets `429` with `Retry-After` (default 4).
+    pub max_concurrent_password_checks: u32,
     /// Reverse proxies (addresses or CIDR ranges, e.g. `10.0.0.0/8`,
     /// `::1`) whose `X-Forwarded-For` header is believed. The client
     /// address in audit events and login throttling is the peer's address
@@ -86,6 +90,30 @@ pub struct OidcSettings {
     pub login_redirect_uri: Option<String>,
     /// What the sign-in button says (default "Sign in with your organisation").
     pub login_label: String,
+    /// Refuse tokens and sign-ins whose `amr` claim does not prove
+    /// multi-factor authentication (`mfa`, or an `otp`/`hwk`/`fido`/`sc`
+    /// factor next to `pwd`) (default true).
+    pub require_mfa: bool,
+    /// Directory app roles and groups (their object ids) mapped to
+    /// security profiles, per tenant: `[[auth.oidc.profile_map]]` with
+    /// `tenant` (name), `claim` (`roles` or `groups`), `value` and
+    /// `profile` (the profile's name in that tenant). The first entry
+    /// matching a principal (in file order) gives its permissions and
+    /// scope instead of the role's defaults.
+    pub profile_map: Vec<OidcProfileMapping>,
+}
+
+/// One entry of `[[auth.oidc.profile_map]]`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcProfileMapping {
+    /// The tenant's name.
+    pub tenant: String,
+    /// `roles` (app-role values) or `groups` (group object ids).
+    pub claim: String,
+    pub value: String,
+    /// A security profile's name in that tenant.
+    pub profile: String,
 }
 
 /// The default mapping of Entra app roles to our roles.
@@ -109,6 +137,7 @@ impl Default for AuthSettings {
             lockout_secs: 900,
             address_max_failures: 20,
             address_window_secs: 300,
+            max_concurrent_password_checks: 4,
             trusted_proxies: Vec::new(),
             oidc: OidcSettings::default(),
         }
@@ -134,6 +163,8 @@ impl Default for OidcSettings {
             login_client_secret_file: None,
             login_redirect_uri: None,
             login_label: "Sign in with your organisation".to_owned(),
+            require_mfa: true,
+            profile_map: Vec::new(),
         }
     }
 }
@@ -179,6 +210,12 @@ impl AuthSettings {
             return Err(invalid(
                 "auth.address_max_failures",
                 "address_max_failures and address_window_secs must be at least 1",
+            ));
+        }
+        if self.max_concurrent_password_checks == 0 {
+            return Err(invalid(
+                "auth.max_concurrent_password_checks",
+                "must be at least 1",
             ));
         }
         for p in &self.trusted_proxies {
@@ -293,6 +330,14 @@ impl OidcSettings {
                 "auth.oidc.role_map",
                 "cannot map to platform-operator: a customer directory must not make operators",
             ));
+        }
+        for m in &self.profile_map {
+            if m.claim != "roles" && m.claim != "groups" {
+                return Err(invalid(
+                    "auth.oidc.profile_map",
+                    "claim must be `roles` or `groups`",
+                ));
+            }
         }
         let Some(url) = &self.discovery_url else {
             return Ok(());

@@ -23,7 +23,7 @@ pub use ai::{
     AiSettings, AnthropicSettings, AzureOpenAiSettings, AzureSpeechSettings, CloudRecap, CloudStt,
     OpenAiSettings,
 };
-pub use auth::{AuthSettings, Cidr, DEFAULT_ROLE_MAP, OidcSettings};
+pub use auth::{AuthSettings, Cidr, DEFAULT_ROLE_MAP, OidcProfileMapping, OidcSettings};
 pub use directory::DirectorySettings;
 pub use gateway::GatewaySettings;
 pub use metrics::MetricsSettings;

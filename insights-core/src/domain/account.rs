@@ -86,6 +86,15 @@ pub struct LocalAccount {
     pub active: bool,
     pub created_at: DateTime<Utc>,
     pub last_login_at: Option<DateTime<Utc>>,
+    /// The first sign-in is still to come: the password was set by an
+    /// administrator and must be replaced by the user (who then also
+    /// enrols TOTP themselves when their permissions require it).
+    pub must_change_password: bool,
+    /// A TOTP seed being enrolled (sealed), until the user proves it with
+    /// a code; then it becomes [`LocalAccount::totp`].
+    pub totp_pending: Option<SealedSecret>,
+    /// SHA-256 (hex) of each unused single-use recovery code.
+    pub recovery_codes: Vec<String>,
 }
 
 impl LocalAccount {
@@ -156,6 +165,31 @@ pub struct LoginFailure {
     pub failed_logins: u32,
     /// Set when this failure locked the account (or it was locked already).
     pub locked_until: Option<DateTime<Utc>>,
+}
+
+/// What [`crate::store::AccountStore::claim_login_attempt`] decided
+/// before a password is checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LoginAttempt {
+    /// The attempt is counted and may be evaluated; `failures` counts it.
+    Admitted { failures: u32 },
+    /// The key is locked: nothing is evaluated until then.
+    Locked { until: DateTime<Utc> },
+}
+
+/// What a completed first sign-in stores
+/// ([`crate::store::AccountStore::complete_first_sign_in`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct FirstSignIn {
+    /// The user's own new password (argon2id PHC string).
+    pub password_hash: String,
+    /// The TOTP seed the user proved with a code (the pending one), if any.
+    pub totp: Option<SealedSecret>,
+    /// The time step of that code (never accepted again).
+    pub totp_step: Option<i64>,
+    /// SHA-256 (hex) of each new recovery code.
+    pub recovery_codes: Vec<String>,
+    pub at: DateTime<Utc>,
 }
 
 /// A browser session. Only the SHA-256 of the opaque session token is
@@ -236,6 +270,9 @@ mod tests {
             active: true,
             created_at: Utc::now(),
             last_login_at: None,
+            must_change_password: false,
+            totp_pending: None,
+            recovery_codes: Vec::new(),
         }
     }
 

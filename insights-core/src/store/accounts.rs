@@ -54,6 +54,52 @@ pub trait AccountStore: Send + Sync + 'static {
         at: chrono::DateTime<chrono::Utc>,
         totp_step: Option<i64>,
     ) -> StoreResult<bool>;
+    /// Counts a sign-in attempt under `key` before any password is
+    /// checked, atomically (concurrent attempts on any number of
+    /// processes sharing the store never lose a count): `Locked` while
+    /// the key is locked (nothing counted), else `Admitted` with the
+    /// count including this attempt; the attempt that reaches
+    /// `lock_after` is admitted and locks the key until `at + lock_for`
+    /// (the count restarts at 0). `key` is an opaque digest (of realm and
+    /// email, whether or not an account exists), never personal data in
+    /// clear. Expired keys are forgotten.
+    async fn claim_login_attempt(
+        &self,
+        key: &str,
+        at: chrono::DateTime<chrono::Utc>,
+        lock_after: u32,
+        lock_for: chrono::Duration,
+    ) -> StoreResult<LoginAttempt>;
+    /// Forgets the attempts under `key` (after a successful sign-in).
+    async fn clear_login_attempts(&self, key: &str) -> StoreResult<()>;
+    /// Stores a sealed TOTP seed being enrolled (replacing an earlier
+    /// pending one); `NotFound` without such an account.
+    async fn set_pending_totp(
+        &self,
+        realm: Realm,
+        id: AccountId,
+        sealed: &crate::crypto::SealedSecret,
+    ) -> StoreResult<()>;
+    /// Completes a first sign-in atomically: the new password, the proven
+    /// TOTP seed (if any) and its step, the recovery codes; clears the
+    /// pending seed and `must_change_password`, resets failures. Returns
+    /// `false` (changing nothing) if the account's password hash is no
+    /// longer `old_password_hash` (a concurrent completion won).
+    async fn complete_first_sign_in(
+        &self,
+        realm: Realm,
+        id: AccountId,
+        old_password_hash: &str,
+        done: &FirstSignIn,
+    ) -> StoreResult<bool>;
+    /// Uses up one recovery code (by its SHA-256 hex), atomically: `true`
+    /// if it was unused (it never works again), `false` otherwise.
+    async fn use_recovery_code(
+        &self,
+        realm: Realm,
+        id: AccountId,
+        code_hash: &str,
+    ) -> StoreResult<bool>;
     /// Stores a new session of an account of the realm (`NotFound` if the
     /// account does not exist there).
     async fn create_session(&self, realm: Realm, session: &LoginSession) -> StoreResult<()>;
@@ -102,6 +148,11 @@ macro_rules! __delegate_account_store {
             fn update_account(&self, tenant: TenantId, id: AccountId, change: &AccountChange) -> StoreResult<LocalAccount>;
             fn record_login_failure(&self, realm: Realm, id: AccountId, at: chrono::DateTime<chrono::Utc>, lock_after: u32, lock_for: chrono::Duration) -> StoreResult<LoginFailure>;
             fn record_login_success(&self, realm: Realm, id: AccountId, at: chrono::DateTime<chrono::Utc>, totp_step: Option<i64>) -> StoreResult<bool>;
+            fn claim_login_attempt(&self, key: &str, at: chrono::DateTime<chrono::Utc>, lock_after: u32, lock_for: chrono::Duration) -> StoreResult<LoginAttempt>;
+            fn clear_login_attempts(&self, key: &str) -> StoreResult<()>;
+            fn set_pending_totp(&self, realm: Realm, id: AccountId, sealed: &$crate::crypto::SealedSecret) -> StoreResult<()>;
+            fn complete_first_sign_in(&self, realm: Realm, id: AccountId, old_password_hash: &str, done: &FirstSignIn) -> StoreResult<bool>;
+            fn use_recovery_code(&self, realm: Realm, id: AccountId, code_hash: &str) -> StoreResult<bool>;
             fn create_session(&self, realm: Realm, session: &LoginSession) -> StoreResult<()>;
             fn get_session(&self, realm: Realm, token_hash: &str) -> StoreResult<LoginSession>;
             fn touch_session(&self, realm: Realm, token_hash: &str, at: chrono::DateTime<chrono::Utc>) -> StoreResult<()>;

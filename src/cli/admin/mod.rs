@@ -4,6 +4,7 @@
 use clap::Subcommand;
 use insights_core::config::Settings;
 
+pub mod setup;
 pub mod tenant;
 pub mod users;
 

@@ -1,12 +1,13 @@
 //! `insights admin user add|list`: local accounts of a tenant, or
 //! platform operators (no `--tenant`).
 //!
-//! The password is read from standard input (its first line), never from
-//! an argument (arguments are visible to other users in the process list
-//! and end up in shell history). Accounts of the roles in
-//! `auth.mfa_roles` (tenant-admin, dpo, platform-operator by default) are
-//! enrolled in TOTP at once; the `otpauth://` URI is printed once, for
-//! the user's authenticator app, and never stored in clear.
+//! The initial password is read from standard input (its first line),
+//! never from an argument (arguments are visible to other users in the
+//! process list and end up in shell history). It works once: the first
+//! sign-in replaces it with the user's own and enrols TOTP in the user's
+//! authenticator app when the account's permissions reveal content (or
+//! its role is in `auth.mfa_roles`), so whoever creates the account never
+//! sees the seed; ten single-use recovery codes are shown then.
 
 use std::io::BufRead;
 
@@ -42,9 +43,6 @@ pub enum UserCommand {
         /// recordings this user took part in).
         #[arg(long, value_name = "UUID")]
         directory_user: Option<UserId>,
-        /// Enrol TOTP even if the role does not require it.
-        #[arg(long)]
-        totp: bool,
     },
     /// List the local accounts of a tenant (or the platform operators).
     List {
@@ -74,7 +72,6 @@ pub async fn run(command: UserCommand, settings: &Settings) -> anyhow::Result<()
             role,
             security_profile,
             directory_user,
-            totp,
         } => {
             let tenant = match &tenant {
                 Some(t) => Some(find_tenant(platform.store.as_ref(), t).await?),
@@ -87,18 +84,8 @@ pub async fn run(command: UserCommand, settings: &Settings) -> anyhow::Result<()
                 role,
                 security_profile_id: security_profile,
                 directory_user_id: directory_user,
-                totp,
             };
-            let created = match add_user(
-                &platform.store,
-                &platform.keys,
-                &settings.auth,
-                new,
-                &password,
-                "cli",
-            )
-            .await
-            {
+            let created = match add_user(&platform.store, new, &password, "cli").await {
                 Ok(c) => c,
                 Err(AddUserError::Store(e)) => return Err(e).context("creating the account"),
                 Err(e) => anyhow::bail!("{e}"),
@@ -108,12 +95,10 @@ pub async fn run(command: UserCommand, settings: &Settings) -> anyhow::Result<()
                 Some(t) => println!("created account {} ({}) in tenant {}", a.id, a.role, t.name),
                 None => println!("created platform operator account {}", a.id),
             }
-            if let Some(uri) = &created.totp_uri {
-                println!(
-                    "TOTP enrolled: add this to the user's authenticator app now (it is not shown again):"
-                );
-                println!("{}", uri.as_str());
-            }
+            println!(
+                "first sign-in: the user signs in with this password, chooses their own, \
+                 enrols TOTP in their authenticator app and keeps ten recovery codes"
+            );
         }
         UserCommand::List { tenant, json } => {
             let realm = match &tenant {
@@ -133,6 +118,7 @@ pub async fn run(command: UserCommand, settings: &Settings) -> anyhow::Result<()
                             "security_profile_id": a.security_profile_id,
                             "directory_user_id": a.directory_user_id,
                             "totp": a.totp.is_some(),
+                            "first_sign_in_pending": a.must_change_password,
                             "active": a.active,
                             "locked_until": a.locked_until,
                             "created_at": a.created_at,

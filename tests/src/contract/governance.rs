@@ -337,6 +337,9 @@ pub async fn update_account_changes_role_profile_active(s: &Store) {
         active: true,
         created_at: now(),
         last_login_at: None,
+        must_change_password: false,
+        totp_pending: None,
+        recovery_codes: Vec::new(),
     };
     must(s.create_account(Realm::Tenant(t), &acc).await, "account");
 

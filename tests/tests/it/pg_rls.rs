@@ -13,12 +13,15 @@ use sqlx::{AssertSqlSafe, PgConnection, Row};
 use uuid::Uuid;
 
 /// Tables without `tenant_id`: platform scope, not tenant data.
-/// `operator_*`: platform operators belong to no tenant.
+/// `operator_*`: platform operators belong to no tenant;
+/// `login_throttles`: sign-in attempts per digest of (tenant name, email),
+/// counted before the tenant is even known to exist.
 const PLATFORM_TABLES: &[&str] = &[
     "tenants",
     "_sqlx_migrations",
     "operator_accounts",
     "operator_sessions",
+    "login_throttles",
 ];
 
 async fn store(max_connections: u32) -> PgStore {
@@ -253,6 +256,9 @@ async fn seed(s: &PgStore, name: &str) -> TenantId {
         active: true,
         created_at: now(),
         last_login_at: None,
+        must_change_password: false,
+        totp_pending: None,
+        recovery_codes: Vec::new(),
     };
     ok(s.create_account(realm, &account).await, "account");
     let session = LoginSession {
@@ -501,7 +507,7 @@ async fn a_tenant_session_sees_only_its_tenant() {
     drop(tx);
 
     // So are the platform operators' accounts and sessions.
-    for table in ["operator_accounts", "operator_sessions"] {
+    for table in ["operator_accounts", "operator_sessions", "login_throttles"] {
         let mut tx = ok(s.tenant_session(a).await, "session");
         let err =
             sqlx::query_scalar::<_, i64>(AssertSqlSafe(format!("SELECT count(*) FROM {table}")))

@@ -12,9 +12,10 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use insights_core::crypto::SealedSecret;
 use insights_core::domain::{
-    AccountId, LocalAccount, LoginFailure, LoginSession, Realm, SecurityProfile, SecurityProfileId,
-    TenantId, UserId, normalize_email,
+    AccountId, FirstSignIn, LocalAccount, LoginAttempt, LoginFailure, LoginSession, Realm,
+    SecurityProfile, SecurityProfileId, TenantId, UserId, normalize_email,
 };
 use insights_core::store::{AccountChange, AccountStore, StoreError, StoreResult};
 use sqlx::postgres::{PgArguments, PgRow};
@@ -76,6 +77,62 @@ impl AccountStore for PgStore {
         in_realm!(self, realm, |c| record_login_success(
             c, realm, id, at, totp_step
         ))
+    }
+
+    async fn claim_login_attempt(
+        &self,
+        key: &str,
+        at: chrono::DateTime<chrono::Utc>,
+        lock_after: u32,
+        lock_for: chrono::Duration,
+    ) -> StoreResult<LoginAttempt> {
+        // A platform table: no tenant session (the key may name no tenant).
+        let mut c = self.pool.acquire().await.db()?;
+        claim_login_attempt(&mut c, key, at, lock_after, lock_for).await
+    }
+
+    async fn clear_login_attempts(&self, key: &str) -> StoreResult<()> {
+        sqlx::query("DELETE FROM login_throttles WHERE key = $1")
+            .bind(key.to_owned())
+            .execute(&self.pool)
+            .await
+            .db()?;
+        Ok(())
+    }
+
+    async fn set_pending_totp(
+        &self,
+        realm: Realm,
+        id: AccountId,
+        sealed: &SealedSecret,
+    ) -> StoreResult<()> {
+        let json = to_json(sealed)?;
+        in_realm!(self, realm, |c| set_pending_totp(c, realm, id, json))
+    }
+
+    async fn complete_first_sign_in(
+        &self,
+        realm: Realm,
+        id: AccountId,
+        old_password_hash: &str,
+        done: &FirstSignIn,
+    ) -> StoreResult<bool> {
+        in_realm!(self, realm, |c| complete_first_sign_in(
+            c,
+            realm,
+            id,
+            old_password_hash,
+            done
+        ))
+    }
+
+    async fn use_recovery_code(
+        &self,
+        realm: Realm,
+        id: AccountId,
+        code_hash: &str,
+    ) -> StoreResult<bool> {
+        in_realm!(self, realm, |c| use_recovery_code(c, realm, id, code_hash))
     }
 
     async fn create_session(&self, realm: Realm, session: &LoginSession) -> StoreResult<()> {
@@ -203,7 +260,7 @@ fn bind_tenant(realm: Realm, q: Query<'static>) -> Query<'static> {
 
 const ACCOUNT_COLUMNS: &str = "id, email, role, security_profile_id, directory_user_id, \
      password_hash, totp_sealed, totp_last_step, failed_logins, locked_until, active, \
-     created_at, last_login_at";
+     created_at, last_login_at, must_change_password, totp_pending, recovery_codes";
 
 fn account_from_row(row: &PgRow) -> StoreResult<LocalAccount> {
     let sealed: Option<String> = col(row, "totp_sealed")?;
@@ -231,7 +288,20 @@ fn account_from_row(row: &PgRow) -> StoreResult<LocalAccount> {
         active: col(row, "active")?,
         created_at: col(row, "created_at")?,
         last_login_at: col(row, "last_login_at")?,
+        must_change_password: col(row, "must_change_password")?,
+        totp_pending: col::<Option<String>>(row, "totp_pending")?
+            .map(|s| {
+                serde_json::from_str(&s)
+                    .map_err(|_| StoreError::Corrupt("column `totp_pending`: invalid JSON".into()))
+            })
+            .transpose()?,
+        recovery_codes: serde_json::from_str(&col::<String>(row, "recovery_codes")?)
+            .map_err(|_| StoreError::Corrupt("column `recovery_codes`: invalid JSON".into()))?,
     })
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> StoreResult<String> {
+    serde_json::to_string(v).map_err(|_| StoreError::Invalid("a value cannot be serialised".into()))
 }
 
 fn check_realm(realm: Realm, other: Realm, what: &str) -> StoreResult<()> {
@@ -261,7 +331,7 @@ pub(super) async fn create_account(
     query(
         realm,
         format!(
-            "INSERT INTO {} ({}{ACCOUNT_COLUMNS}) VALUES ({}?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO {} ({}{ACCOUNT_COLUMNS}) VALUES ({}?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             s.accounts, s.tenant_col, s.tenant_val
         ),
     )
@@ -278,6 +348,9 @@ pub(super) async fn create_account(
     .bind(a.active)
     .bind(a.created_at)
     .bind(a.last_login_at)
+    .bind(a.must_change_password)
+    .bind(a.totp_pending.as_ref().map(to_json).transpose()?)
+    .bind(to_json(&a.recovery_codes)?)
     .execute(&mut *c)
     .await
     .db()?;
@@ -411,6 +484,168 @@ pub(super) async fn record_login_success(
         return Ok(true);
     }
     // Either no such account, or a replayed TOTP step.
+    get_account(c, realm, id).await.map(|_| false)
+}
+
+/// Keys without a lock and without an attempt for this long are forgotten.
+const THROTTLE_KEEP_HOURS: i64 = 24;
+
+async fn claim_login_attempt(
+    c: &mut PgConnection,
+    key: &str,
+    at: DateTime<Utc>,
+    lock_after: u32,
+    lock_for: chrono::Duration,
+) -> StoreResult<LoginAttempt> {
+    let lock_after = i32::try_from(lock_after.max(1)).unwrap_or(i32::MAX);
+    sqlx::query(
+        "DELETE FROM login_throttles WHERE updated_at < $1 \
+         AND (locked_until IS NULL OR locked_until < $2)",
+    )
+    .bind(at - chrono::Duration::hours(THROTTLE_KEEP_HOURS))
+    .bind(at)
+    .execute(&mut *c)
+    .await
+    .db()?;
+    sqlx::query(
+        "INSERT INTO login_throttles (key, failures, locked_until, updated_at) \
+         VALUES ($1, 0, NULL, $2) ON CONFLICT (key) DO NOTHING",
+    )
+    .bind(key.to_owned())
+    .bind(at)
+    .execute(&mut *c)
+    .await
+    .db()?;
+    // One statement counts and decides. Concurrent updates of the row
+    // wait for each other and re-check the WHERE clause on the newest
+    // version (READ COMMITTED), so exactly `lock_after` attempts are
+    // admitted before the lock, across every process on this database.
+    let row = sqlx::query(
+        "UPDATE login_throttles SET \
+         failures = CASE WHEN failures + 1 >= $1 THEN 0 ELSE failures + 1 END, \
+         locked_until = CASE WHEN failures + 1 >= $1 THEN $2::timestamptz ELSE NULL END, \
+         updated_at = $3 \
+         WHERE key = $4 AND (locked_until IS NULL OR locked_until <= $3) \
+         RETURNING failures, locked_until",
+    )
+    .bind(lock_after)
+    .bind(at + lock_for)
+    .bind(at)
+    .bind(key.to_owned())
+    .fetch_optional(&mut *c)
+    .await
+    .db()?;
+    if let Some(row) = row {
+        let failures: i32 = col(&row, "failures")?;
+        let locked: Option<DateTime<Utc>> = col(&row, "locked_until")?;
+        let failures = if locked.is_some() {
+            lock_after
+        } else {
+            failures
+        };
+        return Ok(LoginAttempt::Admitted {
+            failures: u32::try_from(failures).unwrap_or(0),
+        });
+    }
+    let until: Option<DateTime<Utc>> =
+        sqlx::query_scalar("SELECT locked_until FROM login_throttles WHERE key = $1")
+            .bind(key.to_owned())
+            .fetch_optional(&mut *c)
+            .await
+            .db()?
+            .flatten();
+    Ok(LoginAttempt::Locked {
+        until: until.unwrap_or(at).max(at),
+    })
+}
+
+async fn set_pending_totp(
+    c: &mut PgConnection,
+    realm: Realm,
+    id: AccountId,
+    json: String,
+) -> StoreResult<()> {
+    let s = sql(realm);
+    let q = sqlx::query(AssertSqlSafe(numbered(&format!(
+        "UPDATE {} SET totp_pending = ? WHERE {}id = ?",
+        s.accounts, s.tenant_filter
+    ))))
+    .bind(json);
+    let done = bind_tenant(realm, q)
+        .bind(id.0)
+        .execute(&mut *c)
+        .await
+        .db()?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
+async fn complete_first_sign_in(
+    c: &mut PgConnection,
+    realm: Realm,
+    id: AccountId,
+    old_password_hash: &str,
+    done: &FirstSignIn,
+) -> StoreResult<bool> {
+    if !done.password_hash.starts_with("$argon2id$") {
+        return Err(StoreError::Invalid(
+            "the password must be an argon2id hash".into(),
+        ));
+    }
+    let s = sql(realm);
+    let totp = done.totp.as_ref().map(to_json).transpose()?;
+    let q = sqlx::query(AssertSqlSafe(numbered(&format!(
+        "UPDATE {} SET password_hash = ?, totp_sealed = coalesce(?::text, totp_sealed), \
+         totp_last_step = coalesce(?::bigint, totp_last_step), totp_pending = NULL, \
+         recovery_codes = ?, must_change_password = false, failed_logins = 0, \
+         locked_until = NULL, last_login_at = ? \
+         WHERE {}id = ? AND password_hash = ?",
+        s.accounts, s.tenant_filter
+    ))))
+    .bind(done.password_hash.clone())
+    .bind(totp)
+    .bind(done.totp_step)
+    .bind(to_json(&done.recovery_codes)?)
+    .bind(done.at);
+    let r = bind_tenant(realm, q)
+        .bind(id.0)
+        .bind(old_password_hash.to_owned())
+        .execute(&mut *c)
+        .await
+        .db()?;
+    if r.rows_affected() > 0 {
+        return Ok(true);
+    }
+    get_account(c, realm, id).await.map(|_| false)
+}
+
+async fn use_recovery_code(
+    c: &mut PgConnection,
+    realm: Realm,
+    id: AccountId,
+    code_hash: &str,
+) -> StoreResult<bool> {
+    let s = sql(realm);
+    // One statement: the row lock makes a concurrent use of the same
+    // code find it gone.
+    let q = sqlx::query(AssertSqlSafe(numbered(&format!(
+        "UPDATE {} SET recovery_codes = (SELECT coalesce(jsonb_agg(x), '[]'::jsonb)::text \
+         FROM jsonb_array_elements_text(recovery_codes::jsonb) AS x WHERE x <> ?) \
+         WHERE {}id = ? AND jsonb_exists(recovery_codes::jsonb, ?)",
+        s.accounts, s.tenant_filter
+    ))))
+    .bind(code_hash.to_owned());
+    let r = bind_tenant(realm, q)
+        .bind(id.0)
+        .bind(code_hash.to_owned())
+        .execute(&mut *c)
+        .await
+        .db()?;
+    if r.rows_affected() > 0 {
+        return Ok(true);
+    }
     get_account(c, realm, id).await.map(|_| false)
 }
 

@@ -7,9 +7,10 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use insights_core::crypto::SealedSecret;
 use insights_core::domain::{
-    AccountId, LocalAccount, LoginFailure, LoginSession, Realm, SecurityProfile, TenantId,
-    normalize_email,
+    AccountId, FirstSignIn, LocalAccount, LoginAttempt, LoginFailure, LoginSession, Realm,
+    SecurityProfile, TenantId, normalize_email,
 };
 use insights_core::store::{AccountChange, AccountStore, StoreError, StoreResult};
 use sqlx::sqlite::{SqliteArguments, SqliteRow};
@@ -64,6 +65,126 @@ impl AccountStore for SqliteStore {
         totp_step: Option<i64>,
     ) -> StoreResult<bool> {
         record_login_success(&self.pool, realm, id, at, totp_step).await
+    }
+
+    async fn claim_login_attempt(
+        &self,
+        key: &str,
+        at: chrono::DateTime<chrono::Utc>,
+        lock_after: u32,
+        lock_for: chrono::Duration,
+    ) -> StoreResult<LoginAttempt> {
+        claim_login_attempt(&self.pool, key, at, lock_after, lock_for).await
+    }
+
+    async fn clear_login_attempts(&self, key: &str) -> StoreResult<()> {
+        sqlx::query("DELETE FROM login_throttles WHERE key = ?")
+            .bind(key.to_owned())
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    async fn set_pending_totp(
+        &self,
+        realm: Realm,
+        id: AccountId,
+        sealed: &SealedSecret,
+    ) -> StoreResult<()> {
+        let s = sql(realm);
+        let q = sqlx::query(AssertSqlSafe(format!(
+            "UPDATE {} SET totp_pending = ? WHERE {}id = ?",
+            s.accounts, s.tenant_filter
+        )))
+        .bind(to_json(sealed)?);
+        let done = bind_tenant(realm, q)
+            .bind(id.0)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn complete_first_sign_in(
+        &self,
+        realm: Realm,
+        id: AccountId,
+        old_password_hash: &str,
+        done: &FirstSignIn,
+    ) -> StoreResult<bool> {
+        if !done.password_hash.starts_with("$argon2id$") {
+            return Err(StoreError::Invalid(
+                "the password must be an argon2id hash".into(),
+            ));
+        }
+        let s = sql(realm);
+        let totp = done.totp.as_ref().map(to_json).transpose()?;
+        let q = sqlx::query(AssertSqlSafe(format!(
+            "UPDATE {} SET password_hash = ?, totp_sealed = coalesce(?, totp_sealed), \
+             totp_last_step = coalesce(?, totp_last_step), totp_pending = NULL, \
+             recovery_codes = ?, must_change_password = 0, failed_logins = 0, \
+             locked_until = NULL, last_login_at = ? \
+             WHERE {}id = ? AND password_hash = ?",
+            s.accounts, s.tenant_filter
+        )))
+        .bind(done.password_hash.clone())
+        .bind(totp)
+        .bind(done.totp_step)
+        .bind(to_json(&done.recovery_codes)?)
+        .bind(micros(done.at));
+        let r = bind_tenant(realm, q)
+            .bind(id.0)
+            .bind(old_password_hash.to_owned())
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        if r.rows_affected() > 0 {
+            return Ok(true);
+        }
+        get_account(&self.pool, realm, id).await.map(|_| false)
+    }
+
+    async fn use_recovery_code(
+        &self,
+        realm: Realm,
+        id: AccountId,
+        code_hash: &str,
+    ) -> StoreResult<bool> {
+        let s = sql(realm);
+        // Compare-and-swap on the list: a concurrent use of the same code
+        // changes the list, so at most one of them wins.
+        for _ in 0..5 {
+            let a = get_account(&self.pool, realm, id).await?;
+            if !a.recovery_codes.iter().any(|c| c == code_hash) {
+                return Ok(false);
+            }
+            let rest: Vec<&String> = a
+                .recovery_codes
+                .iter()
+                .filter(|c| *c != code_hash)
+                .collect();
+            let q = sqlx::query(AssertSqlSafe(format!(
+                "UPDATE {} SET recovery_codes = ? WHERE {}id = ? AND recovery_codes = ?",
+                s.accounts, s.tenant_filter
+            )))
+            .bind(to_json(&rest)?);
+            let r = bind_tenant(realm, q)
+                .bind(id.0)
+                .bind(to_json(&a.recovery_codes)?)
+                .execute(&self.pool)
+                .await
+                .map_err(db)?;
+            if r.rows_affected() > 0 {
+                return Ok(true);
+            }
+        }
+        Err(StoreError::Conflict(
+            "the recovery codes changed concurrently; try again".into(),
+        ))
     }
 
     async fn create_session(&self, realm: Realm, session: &LoginSession) -> StoreResult<()> {
@@ -163,7 +284,7 @@ fn bind_tenant(realm: Realm, q: Query<'static>) -> Query<'static> {
 
 const ACCOUNT_COLUMNS: &str = "id, email, role, security_profile_id, directory_user_id, \
      password_hash, totp_sealed, totp_last_step, failed_logins, locked_until, active, \
-     created_at, last_login_at";
+     created_at, last_login_at, must_change_password, totp_pending, recovery_codes";
 
 fn account_from_row(row: &SqliteRow) -> StoreResult<LocalAccount> {
     let sealed: Option<String> = col(row, "totp_sealed")?;
@@ -190,6 +311,15 @@ fn account_from_row(row: &SqliteRow) -> StoreResult<LocalAccount> {
         active: col(row, "active")?,
         created_at: ts(row, "created_at")?,
         last_login_at: opt_ts(row, "last_login_at")?,
+        must_change_password: col(row, "must_change_password")?,
+        totp_pending: col::<Option<String>>(row, "totp_pending")?
+            .map(|s| {
+                serde_json::from_str(&s)
+                    .map_err(|_| StoreError::Corrupt("column `totp_pending`: invalid JSON".into()))
+            })
+            .transpose()?,
+        recovery_codes: serde_json::from_str(&col::<String>(row, "recovery_codes")?)
+            .map_err(|_| StoreError::Corrupt("column `recovery_codes`: invalid JSON".into()))?,
     })
 }
 
@@ -215,7 +345,7 @@ pub(super) async fn create_account(
     query(
         realm,
         format!(
-            "INSERT INTO {} ({}{ACCOUNT_COLUMNS}) VALUES ({}?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO {} ({}{ACCOUNT_COLUMNS}) VALUES ({}?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             s.accounts, s.tenant_col, s.tenant_val
         ),
     )
@@ -232,6 +362,9 @@ pub(super) async fn create_account(
     .bind(a.active)
     .bind(micros(a.created_at))
     .bind(a.last_login_at.map(micros))
+    .bind(a.must_change_password)
+    .bind(a.totp_pending.as_ref().map(to_json).transpose()?)
+    .bind(to_json(&a.recovery_codes)?)
     .execute(pool)
     .await
     .map_err(conflict_as("an account with this email or id exists"))?;
@@ -366,6 +499,81 @@ pub(super) async fn record_login_success(
     }
     // Either no such account, or a replayed TOTP step.
     get_account(pool, realm, id).await.map(|_| false)
+}
+
+/// Keys without a lock and without an attempt for this long are forgotten.
+const THROTTLE_KEEP_HOURS: i64 = 24;
+
+pub(super) async fn claim_login_attempt(
+    pool: &SqlitePool,
+    key: &str,
+    at: DateTime<Utc>,
+    lock_after: u32,
+    lock_for: chrono::Duration,
+) -> StoreResult<LoginAttempt> {
+    let lock_after = i64::from(lock_after.max(1));
+    sqlx::query(
+        "DELETE FROM login_throttles WHERE updated_at < ? \
+         AND (locked_until IS NULL OR locked_until < ?)",
+    )
+    .bind(micros(at - chrono::Duration::hours(THROTTLE_KEEP_HOURS)))
+    .bind(micros(at))
+    .execute(pool)
+    .await
+    .map_err(db)?;
+    sqlx::query(
+        "INSERT INTO login_throttles (key, failures, locked_until, updated_at) \
+         VALUES (?, 0, NULL, ?) ON CONFLICT (key) DO NOTHING",
+    )
+    .bind(key.to_owned())
+    .bind(micros(at))
+    .execute(pool)
+    .await
+    .map_err(db)?;
+    // One statement counts and decides: concurrent attempts are
+    // serialised by the database, so exactly `lock_after` are admitted
+    // before the lock, however many arrive at once.
+    let row = sqlx::query(
+        "UPDATE login_throttles SET \
+         failures = CASE WHEN failures + 1 >= ? THEN 0 ELSE failures + 1 END, \
+         locked_until = CASE WHEN failures + 1 >= ? THEN ? ELSE NULL END, \
+         updated_at = ? \
+         WHERE key = ? AND (locked_until IS NULL OR locked_until <= ?) \
+         RETURNING failures, locked_until",
+    )
+    .bind(lock_after)
+    .bind(lock_after)
+    .bind(micros(at + lock_for))
+    .bind(micros(at))
+    .bind(key.to_owned())
+    .bind(micros(at))
+    .fetch_optional(pool)
+    .await
+    .map_err(db)?;
+    if let Some(row) = row {
+        let failures: i64 = col(&row, "failures")?;
+        let locked = opt_ts(&row, "locked_until")?;
+        let failures = if locked.is_some() {
+            lock_after
+        } else {
+            failures
+        };
+        return Ok(LoginAttempt::Admitted {
+            failures: u32::try_from(failures).unwrap_or(u32::MAX),
+        });
+    }
+    let until = sqlx::query("SELECT locked_until FROM login_throttles WHERE key = ?")
+        .bind(key.to_owned())
+        .fetch_optional(pool)
+        .await
+        .map_err(db)?
+        .map(|r| opt_ts(&r, "locked_until"))
+        .transpose()?
+        .flatten()
+        .unwrap_or(at);
+    Ok(LoginAttempt::Locked {
+        until: until.max(at),
+    })
 }
 
 // ---- sessions ----

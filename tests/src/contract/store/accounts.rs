@@ -90,6 +90,9 @@ fn account(realm: Realm, email: &str, role: Role) -> LocalAccount {
         active: true,
         created_at: now(),
         last_login_at: None,
+        must_change_password: false,
+        totp_pending: None,
+        recovery_codes: Vec::new(),
     }
 }
 
@@ -522,6 +525,139 @@ pub async fn sessions_create_touch_revoke(s: &Store) {
             s.revoke_session(realm, &hex::encode([8u8; 32]), now())
                 .await,
             "revoke unknown",
+        );
+    }
+}
+
+pub async fn login_attempts_are_claimed_before_any_check(s: &Store) {
+    let key = "a".repeat(64);
+    let at = now();
+    let lock = Duration::minutes(15);
+    for n in 1..=2u32 {
+        assert_eq!(
+            must(s.claim_login_attempt(&key, at, 3, lock).await, "claim"),
+            LoginAttempt::Admitted { failures: n }
+        );
+    }
+    // The attempt reaching the threshold is admitted and locks.
+    assert_eq!(
+        must(s.claim_login_attempt(&key, at, 3, lock).await, "third"),
+        LoginAttempt::Admitted { failures: 3 }
+    );
+    assert_eq!(
+        must(s.claim_login_attempt(&key, at, 3, lock).await, "locked"),
+        LoginAttempt::Locked { until: at + lock }
+    );
+    // After the lock the count starts again; clearing forgets it.
+    let later = at + Duration::minutes(16);
+    assert_eq!(
+        must(s.claim_login_attempt(&key, later, 3, lock).await, "later"),
+        LoginAttempt::Admitted { failures: 1 }
+    );
+    must(s.clear_login_attempts(&key).await, "clear");
+    assert_eq!(
+        must(s.claim_login_attempt(&key, later, 3, lock).await, "cleared"),
+        LoginAttempt::Admitted { failures: 1 }
+    );
+
+    // Many at once: exactly the threshold is admitted.
+    let key = "b".repeat(64);
+    let tasks: Vec<_> = (0..24)
+        .map(|_| {
+            let s = s.clone();
+            let key = key.clone();
+            tokio::spawn(async move { s.claim_login_attempt(&key, now(), 5, lock).await })
+        })
+        .collect();
+    let mut admitted = 0;
+    for task in tasks {
+        if let LoginAttempt::Admitted { .. } = must(must(task.await, "join"), "concurrent") {
+            admitted += 1;
+        }
+    }
+    assert_eq!(admitted, 5);
+}
+
+pub async fn first_sign_in_completes_once_and_recovery_codes_are_single_use(s: &Store) {
+    let t = tenant(s, "contoso").await;
+    for realm in [Realm::Tenant(t), Realm::Platform] {
+        let role = if realm == Realm::Platform {
+            Role::PlatformOperator
+        } else {
+            Role::Supervisor
+        };
+        let mut a = account(realm, "new@contoso.com", role);
+        a.must_change_password = true;
+        must(s.create_account(realm, &a).await, "create");
+        let owner = realm
+            .tenant()
+            .unwrap_or(insights_core::crypto::PLATFORM_KEY_OWNER);
+        let seed = sealed(owner);
+        must(s.set_pending_totp(realm, a.id, &seed).await, "pending");
+        let stored = must(s.get_account(realm, a.id).await, "get");
+        assert!(stored.must_change_password);
+        assert_eq!(stored.totp_pending.as_ref(), Some(&seed));
+        assert_eq!(stored.totp, None);
+        assert_not_found(
+            s.set_pending_totp(realm, AccountId::new(), &seed).await,
+            "pending of a missing account",
+        );
+
+        let new_hash = "$argon2id$v=19$m=19456,t=2,p=1$bmV3c2FsdA$bmV3aGFzaA";
+        let done = FirstSignIn {
+            password_hash: new_hash.into(),
+            totp: Some(seed.clone()),
+            totp_step: Some(42),
+            recovery_codes: vec!["h1".into(), "h2".into()],
+            at: now(),
+        };
+        assert!(must(
+            s.complete_first_sign_in(realm, a.id, HASH, &done).await,
+            "complete"
+        ));
+        // Completing twice (the old hash is gone) changes nothing.
+        assert!(!must(
+            s.complete_first_sign_in(realm, a.id, HASH, &done).await,
+            "again"
+        ));
+        let stored = must(s.get_account(realm, a.id).await, "after");
+        assert!(!stored.must_change_password);
+        assert_eq!(stored.password_hash, new_hash);
+        assert_eq!(stored.totp.as_ref(), Some(&seed));
+        assert_eq!(stored.totp_pending, None);
+        assert_eq!(stored.totp_last_step, Some(42));
+        assert_eq!(
+            stored.recovery_codes,
+            vec!["h1".to_owned(), "h2".to_owned()]
+        );
+
+        // Each code works once, concurrently too.
+        let tasks: Vec<_> = (0..6)
+            .map(|_| {
+                let s = s.clone();
+                tokio::spawn(async move { s.use_recovery_code(realm, a.id, "h2").await })
+            })
+            .collect();
+        let mut used = 0;
+        for task in tasks {
+            if must(must(task.await, "join"), "use") {
+                used += 1;
+            }
+        }
+        assert_eq!(used, 1);
+        assert!(!must(
+            s.use_recovery_code(realm, a.id, "nope").await,
+            "unknown"
+        ));
+        assert_eq!(
+            must(s.get_account(realm, a.id).await, "left").recovery_codes,
+            vec!["h1".to_owned()]
+        );
+        assert!(must(s.use_recovery_code(realm, a.id, "h1").await, "h1"));
+        assert!(
+            must(s.get_account(realm, a.id).await, "none")
+                .recovery_codes
+                .is_empty()
         );
     }
 }
