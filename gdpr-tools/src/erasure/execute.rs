@@ -195,8 +195,10 @@ async fn erase_recording(
         // Deleted by an earlier, interrupted run (or by retention): the
         // media went with it; make sure of the blobs, spool and key.
         let spool = remove_spool_copy(env, tenant, item.id, record, state).await?;
-        if state.report.waiver || item.mode == "delete-recording" {
-            delete_media(env, tenant, item, None).await?;
+        if (state.report.waiver || item.mode == "delete-recording")
+            && delete_media(env, tenant, item, None).await? == MediaDeletion::Held
+        {
+            return Ok(held_meanwhile(spool));
         }
         return Ok(Outcome {
             result: if item.mode == "delete-recording" {
@@ -233,7 +235,9 @@ async fn erase_recording(
             Err(StoreError::NotFound) => rec,
             Err(e) => return Err(e.into()),
         };
-        delete_media(env, tenant, item, rec.media.as_ref()).await?;
+        if delete_media(env, tenant, item, rec.media.as_ref()).await? == MediaDeletion::Held {
+            return Ok(held_meanwhile(spool));
+        }
         if item.mode == "delete-recording" {
             match store.delete_recording(tenant, item.id).await {
                 Ok(()) | Err(StoreError::NotFound) => {}
@@ -285,19 +289,56 @@ async fn erase_recording(
     })
 }
 
-/// Deletes every blob of the recording and shreds its data key: copies
+/// The outcome of a recording whose key shred a legal hold refused (a
+/// hold placed after the plan was made).
+fn held_meanwhile(spool: Option<RemovedFromSpool>) -> Outcome {
+    Outcome {
+        result: "blocked".into(),
+        holds: Vec::new(),
+        reason: Some("on legal hold".into()),
+        spool,
+    }
+}
+
+/// What [`delete_media`] did.
+#[derive(Debug, PartialEq, Eq)]
+enum MediaDeletion {
+    Deleted,
+    /// The store refused to shred the key: a legal hold placed after the
+    /// plan covers the recording. Nothing was deleted.
+    Held,
+}
+
+/// Shreds the recording's data key, then deletes every blob of it: copies
 /// of the ciphertext anywhere else (backups) can no longer be decrypted.
+/// The key goes first because the store checks legal holds in the very
+/// transaction that shreds it; a hold placed after the plan was made
+/// refuses the shred, and then no blob has been touched.
 async fn delete_media(
     env: &ErasureEnv<'_>,
     tenant: TenantId,
     item: &PlanItem,
     current: Option<&insights_core::domain::MediaObject>,
-) -> Result<(), ErasureError> {
+) -> Result<MediaDeletion, ErasureError> {
+    let prefix = layout::recording_prefix(item.id);
+    // Stored after the plan was made (an upload that finished meanwhile).
+    let later = current.filter(|m| {
+        item.media
+            .as_ref()
+            .is_none_or(|p| p.data_key_id != m.data_key_id)
+    });
+    let keys = item.media.iter().map(|m| m.data_key_id);
+    for key in keys.chain(later.map(|m| m.data_key_id)) {
+        match env.store.shred_data_key(tenant, key).await {
+            Ok(_) => {}
+            Err(StoreError::Refused(_)) => return Ok(MediaDeletion::Held),
+            Err(e) => return Err(e.into()),
+        }
+    }
     let container = item.media.as_ref().map_or_else(
         || insights_core::domain::Tenant::container_name(tenant),
         |m| m.container.clone(),
     );
-    let prefix = layout::recording_prefix(item.id);
     let mut keys = match env.blobs.list(&container, &prefix).await {
         Ok(k) => k,
         Err(BlobError::ContainerNotFound) => Vec::new(),
@@ -314,16 +355,7 @@ async fn delete_media(
             Err(e) => return Err(e.into()),
         }
     }
-    if let Some(m) = &item.media {
-        env.store.shred_data_key(tenant, m.data_key_id).await?;
-    }
-    // Stored after the plan was made (an upload that finished meanwhile).
-    if let Some(m) = current
-        && item
-            .media
-            .as_ref()
-            .is_none_or(|p| p.data_key_id != m.data_key_id)
-    {
+    if let Some(m) = later {
         for k in env
             .blobs
             .list(&m.container, &prefix)
@@ -335,9 +367,8 @@ async fn delete_media(
                 Err(e) => return Err(e.into()),
             }
         }
-        env.store.shred_data_key(tenant, m.data_key_id).await?;
     }
-    Ok(())
+    Ok(MediaDeletion::Deleted)
 }
 
 /// Pseudonymises the subject's participant rows and removes what the
