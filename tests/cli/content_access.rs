@@ -5,9 +5,7 @@
 //! exports audit filter names, never values, and transcript words need
 //! `view-transcript`; approvers see only requests within their scope.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use insights_core::domain::*;
@@ -16,9 +14,8 @@ use insights_stores::metadata::sqlite::SqliteStore;
 use reqwest::blocking::Client;
 use serde_json::{Value, json};
 
-use crate::{Server, insights, serve};
+use crate::{Server, serve};
 
-const PW: &str = "a long enough passphrase";
 /// A spoken account number: transcript text that must not leak.
 pub(crate) const SPOKEN: &str = "80417755";
 
@@ -82,58 +79,16 @@ fn blocking<T>(f: impl FnOnce() -> T) -> T {
     }
 }
 
-/// Creates a local account with today's flow (`insights admin user add`,
-/// password [`PW`] on stdin); returns the TOTP seed the command prints
-/// when the role enrols one. With [`user_session`], the one place these
-/// tests create users: switch them when the first sign-in changes.
-pub(crate) fn add_account(
-    data: &Path,
-    tenant: &str,
-    email: &str,
-    role: &str,
-    extra: &[&str],
-) -> Option<String> {
+/// Creates a local account through `insights admin user add` (the
+/// initial password on stdin; [`crate::accounts::add_user`]).
+pub(crate) fn add_account(data: &Path, tenant: &str, email: &str, role: &str, extra: &[&str]) {
     let cwd = tempfile::tempdir().unwrap();
-    let mut args = vec![
-        "--data-dir",
-        data.to_str().unwrap(),
-        "admin",
-        "user",
-        "add",
-        "--tenant",
-        tenant,
-        "--email",
-        email,
-        "--role",
-        role,
-    ];
-    args.extend_from_slice(extra);
-    let mut child = insights(cwd.path(), &args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{PW}\n").as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .find(|l| l.starts_with("otpauth://totp/"))
-        .map(|uri| insights_api::auth::totp::seed_of_uri(uri).unwrap())
+    crate::accounts::add_user(cwd.path(), data, &[], Some(tenant), email, role, extra);
 }
 
 /// Creates a local account ([`add_account`]) and signs it in against
-/// `server` with today's first sign-in (password, TOTP code if enrolled).
+/// `server` through the real first sign-in (TOTP enrolment when its
+/// permissions need it, the user's own password).
 pub(crate) fn user_session(
     data: &Path,
     server: &Server,
@@ -142,33 +97,12 @@ pub(crate) fn user_session(
     role: &str,
     extra: &[&str],
 ) -> Session {
-    let seed = add_account(data, tenant, email, role, extra);
-    let mut body = json!({ "tenant": tenant, "email": email, "password": PW });
-    if let Some(seed) = seed {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs();
-        body["totp"] = json!(insights_api::auth::totp::code_at(&seed, now).unwrap());
-    }
-    let (http, token) = blocking(|| {
-        let http = Client::new();
-        let res = http
-            .post(format!("{}/api/auth/login", server.base))
-            .json(&body)
-            .send()
-            .unwrap();
-        assert_eq!(res.status(), 200, "login of {email}");
-        let token = res.json::<Value>().unwrap()["token"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        (http, token)
-    });
+    add_account(data, tenant, email, role, extra);
+    let s = blocking(|| crate::accounts::first_sign_in(&server.base, Some(tenant), email));
     Session {
-        http,
+        http: Client::new(),
         base: server.base.clone(),
-        token,
+        token: s.token,
     }
 }
 
@@ -679,18 +613,18 @@ async fn the_recording_page_asks_the_reason_first_then_for_approval_in_chromium(
     })
     .await;
     let server = serve(w._cwd.path(), &w.data);
-    let sup_seed = add_account(&w.data, "acme", "sup@acme.example", "supervisor", &[]);
-    let off_seed = add_account(
-        &w.data,
-        "acme",
-        "officer@acme.example",
-        "compliance-officer",
-        &[],
-    );
+    // First sign-ins over HTTP; the browser then signs in as a returning
+    // user (own password, a code of the enrolled seed).
+    let first = |email: &str, role: &str| {
+        add_account(&w.data, "acme", email, role, &[]);
+        blocking(|| crate::accounts::first_sign_in(&server.base, Some("acme"), email)).totp_seed
+    };
+    let sup_seed = first("sup@acme.example", "supervisor");
+    let off_seed = first("officer@acme.example", "compliance-officer");
     let spec = json!({
         "base": server.base,
         "tenant": "acme",
-        "password": PW,
+        "password": crate::accounts::PASSWORD,
         "supervisor": { "email": "sup@acme.example", "seed": sup_seed },
         "officer": { "email": "officer@acme.example", "seed": off_seed },
         "recording": w.recordings[0],

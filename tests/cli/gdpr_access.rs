@@ -15,7 +15,6 @@ use crate::{Server, insights, serve_with_env};
 
 /// The other party of the simulated calls: the data subject.
 pub(crate) const SUBJECT_PHONE: &str = "+14255550142";
-const PW: &str = "a long enough passphrase";
 
 /// A data dir with tenant `contoso`, and `insights serve` on it.
 pub(crate) struct World {
@@ -114,60 +113,35 @@ impl World {
         child.wait_with_output().unwrap()
     }
 
-    /// Adds an account; returns its TOTP seed when it was enrolled.
+    /// Adds an account through `insights admin user add` (initial
+    /// password on stdin). Returns no seed: the user enrols TOTP at the
+    /// first sign-in ([`Self::login`]).
     pub fn add_user(&self, email: &str, role: &str, profile: Option<&str>) -> Option<String> {
-        let mut args = vec![
-            "admin", "user", "add", "--tenant", "contoso", "--email", email, "--role", role,
-        ];
+        let mut extra = Vec::new();
         if let Some(p) = profile {
-            args.extend_from_slice(&["--security-profile", p]);
+            extra.extend_from_slice(&["--security-profile", p]);
         }
-        let o = self.run(&args, &format!("{PW}\n"));
-        let out = String::from_utf8_lossy(&o.stdout).into_owned();
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        out.lines()
-            .find(|l| l.starts_with("otpauth://totp/"))
-            .and_then(insights_api::auth::totp::seed_of_uri)
+        let env: Vec<(&str, &str)> = self
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        crate::accounts::add_user(
+            self.cwd.path(),
+            &self.data,
+            &env,
+            Some("contoso"),
+            email,
+            role,
+            &extra,
+        );
+        None
     }
 
-    /// Signs in; returns the API token.
-    pub fn login(&self, email: &str, seed: Option<&str>) -> String {
-        let mut body = json!({"tenant": "contoso", "email": email, "password": PW});
-        if let Some(seed) = seed {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_secs();
-            body["totp"] = json!(insights_api::auth::totp::code_at(seed, now).unwrap());
-        }
-        let res = self
-            .http
-            .post(format!("{}/api/auth/login", self.base()))
-            .json(&body)
-            .send()
-            .unwrap();
-        let status = res.status();
-        if status != 200 {
-            let settings = self.settings();
-            let rt = tokio::runtime::Runtime::new().unwrap();
-            let events = rt.block_on(async {
-                let p = insights::platform::Platform::open(&settings).await.unwrap();
-                let t = p.store.tenant_by_name("contoso").await.unwrap();
-                p.store
-                    .list_audit(t.id, &AuditQuery::default())
-                    .await
-                    .unwrap()
-            });
-            let last: Vec<_> = events.iter().rev().take(3).map(|e| &e.details).collect();
-            panic!(
-                "login of {email}: {status} {}; {last:?}",
-                res.text().unwrap()
-            );
-        }
-        res.json::<Value>().unwrap()["token"]
-            .as_str()
-            .unwrap()
-            .to_owned()
+    /// The account's first sign-in (TOTP enrolment when its permissions
+    /// need it, its own password); returns the API token.
+    pub fn login(&self, email: &str, _seed: Option<&str>) -> String {
+        crate::accounts::first_sign_in(self.base(), Some("contoso"), email).token
     }
 
     pub fn get(&self, token: &str, path: &str) -> reqwest::blocking::Response {
