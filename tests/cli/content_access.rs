@@ -98,9 +98,14 @@ pub(crate) fn user_session(
     extra: &[&str],
 ) -> Session {
     add_account(data, tenant, email, role, extra);
-    let s = blocking(|| crate::accounts::first_sign_in(&server.base, Some(tenant), email));
+    let (http, s) = blocking(|| {
+        (
+            Client::new(),
+            crate::accounts::first_sign_in(&server.base, Some(tenant), email),
+        )
+    });
     Session {
-        http: Client::new(),
+        http,
         base: server.base.clone(),
         token: s.token,
     }

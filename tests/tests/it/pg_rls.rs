@@ -231,6 +231,18 @@ async fn seed(s: &PgStore, name: &str) -> TenantId {
     ok(s.create_legal_hold(t, &hold).await, "hold");
     let request = AccessRequest::new(t, r.id, "acc-2".into(), "case 1".into(), now());
     ok(s.create_access_request(t, &request).await, "access request");
+    let change = GovernanceChange::new(
+        t,
+        ChangeKind::LegalHoldLift,
+        hold.id.to_string(),
+        serde_json::json!({"reason": "case closed"}),
+        "acc-1".into(),
+        now(),
+    );
+    ok(
+        s.create_governance_change(t, &change).await,
+        "governance change",
+    );
     let profile = SecurityProfile {
         id: SecurityProfileId::new(),
         tenant_id: t,
