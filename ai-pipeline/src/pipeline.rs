@@ -344,6 +344,25 @@ impl Pipeline {
         recording: RecordingId,
     ) -> Result<TranscribeReport, StepError> {
         let rec = self.store.get_recording(tenant, recording).await?;
+        // An erasure removed what this recording said about a data
+        // subject (or its media): transcribing it again would bring the
+        // subject's words back.
+        let erasures = self
+            .store
+            .list_audit(
+                tenant,
+                &AuditQuery {
+                    action: Some(AuditAction::GdprErasure),
+                    recording_id: Some(recording),
+                    ..AuditQuery::default()
+                },
+            )
+            .await?;
+        if ErasureOutcome::from_events(&erasures).is_erased() {
+            return Err(StepError::Permanent(
+                "a data-subject erasure covers this recording: it is not transcribed again".into(),
+            ));
+        }
         let media = rec.media.clone().ok_or_else(|| {
             StepError::Permanent("the recording's media is not stored (yet, or any more)".into())
         })?;

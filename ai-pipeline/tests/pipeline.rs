@@ -268,6 +268,46 @@ async fn erased_or_missing_media_is_permanent() {
     assert!(matches!(e, StepError::Permanent(_)), "{e:?}");
 }
 
+/// A recording an erasure covered (media kept until retention, no
+/// waiver) is not transcribed again: a job queued before the erasure
+/// fails permanently before the engine hears a word.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recording_an_erasure_covered_is_not_transcribed_again() {
+    let w = world().await;
+    let (rec, _, _) = stored_call(&w).await;
+    let engine = Arc::new(EchoEngine {
+        calls: AtomicUsize::new(0),
+    });
+    let p = pipeline(&w, engine.clone());
+    p.transcribe(w.tenant, rec.id).await.unwrap();
+    assert_eq!(engine.calls.load(Ordering::SeqCst), 1);
+    w.store
+        .append_audit(
+            w.tenant,
+            NewAuditEvent {
+                actor: "dpo".into(),
+                action: AuditAction::GdprErasure,
+                recording_id: Some(rec.id),
+                target: None,
+                reason: None,
+                source: None,
+                details: serde_json::json!({"step": "recording", "outcome": "pseudonymized-media-deferred"}),
+            },
+        )
+        .await
+        .unwrap();
+    let e = p.transcribe(w.tenant, rec.id).await.unwrap_err();
+    match &e {
+        StepError::Permanent(m) => assert!(m.contains("erasure"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        engine.calls.load(Ordering::SeqCst),
+        1,
+        "the engine heard nothing more"
+    );
+}
+
 /// A recording whose audio is longer than the configured maximum fails
 /// permanently while it is being decoded, before the engine sees it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

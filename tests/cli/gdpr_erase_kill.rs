@@ -42,7 +42,7 @@ fn count_files(dir: &Path) -> usize {
 /// `RECORDINGS` stored calls in which the subject is the callee (the
 /// caller is the recorded user), each with an encrypted media blob and a
 /// manifest, its wrapped data key and a transcript line.
-async fn seed(data: &Path, tenant_name: &str) -> Vec<RecordingId> {
+async fn seed(data: &Path, tenant_name: &str, count: usize) -> Vec<RecordingId> {
     let url = format!("sqlite://{}", data.join("insights.db").display());
     let store = SqliteStore::connect(&url, 2).await.unwrap();
     let blobs = LocalBlobStore::new(data.join("blobs"));
@@ -56,8 +56,8 @@ async fn seed(data: &Path, tenant_name: &str) -> Vec<RecordingId> {
     store.update_tenant_settings(t, &settings).await.unwrap();
     let container = Tenant::container_name(t);
     let start = Utc::now() - chrono::Duration::days(3);
-    let mut ids = Vec::with_capacity(RECORDINGS);
-    for i in 0..RECORDINGS {
+    let mut ids = Vec::with_capacity(count);
+    for i in 0..count {
         let mut rec = Recording::new(
             t,
             RecordingKind::Call,
@@ -147,7 +147,7 @@ async fn erasure_killed_mid_run_resumes_to_the_same_certificate() {
     let data = cwd.path().join("data");
     let d = data.to_str().unwrap().to_owned();
     add_tenant(cwd.path(), &d, &[], "contoso");
-    let ids = seed(&data, "contoso").await;
+    let ids = seed(&data, "contoso", RECORDINGS).await;
     let blob_root = data.join("blobs");
     let before = count_files(&blob_root);
     assert!(before >= 2 * RECORDINGS, "{before} blobs seeded");
@@ -325,4 +325,92 @@ async fn erasure_killed_mid_run_resumes_to_the_same_certificate() {
             .all(|m| m["type"] != "recording"),
         "{found}"
     );
+}
+
+/// `insights reprocess` queues a recording no erasure touched, and refuses
+/// one an erasure covered: without the media-deletion waiver the media
+/// stays until retention, and transcribing it again would bring back the
+/// words the erasure removed. (The transcription worker refuses such a
+/// job too, for one queued before the erasure.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reprocess_refuses_a_recording_an_erasure_covered() {
+    let cwd = tempfile::tempdir().unwrap();
+    let data = cwd.path().join("data");
+    let d = data.to_str().unwrap().to_owned();
+    add_tenant(cwd.path(), &d, &[], "contoso");
+    let ids = seed(&data, "contoso", 2).await;
+    // No waiver: the erasure keeps the media until retention.
+    {
+        let url = format!("sqlite://{}", data.join("insights.db").display());
+        let store = SqliteStore::connect(&url, 1).await.unwrap();
+        let tenant = store.tenant_by_name("contoso").await.unwrap();
+        let settings = TenantSettings {
+            media_deletion_waiver: false,
+            ..tenant.settings.clone()
+        };
+        store
+            .update_tenant_settings(tenant.id, &settings)
+            .await
+            .unwrap();
+        store.close().await;
+    }
+    let reprocess = |id: &RecordingId| {
+        insights(
+            cwd.path(),
+            &[
+                "reprocess",
+                "--recording",
+                &id.to_string(),
+                "--data-dir",
+                &d,
+            ],
+        )
+        .output()
+        .unwrap()
+    };
+    let before = reprocess(&ids[0]);
+    assert!(
+        before.status.success(),
+        "before the erasure: {}",
+        String::from_utf8_lossy(&before.stderr)
+    );
+    assert!(String::from_utf8_lossy(&before.stdout).contains("queued"));
+
+    let cert = cwd.path().join("cert.json");
+    let erase = insights(
+        cwd.path(),
+        &[
+            "gdpr",
+            "erase",
+            "--tenant",
+            "contoso",
+            "--email",
+            SUBJECT_EMAIL,
+            "--reason",
+            "Art. 17 request 43",
+            "--certificate",
+            cert.to_str().unwrap(),
+            "--data-dir",
+            &d,
+        ],
+    )
+    .output()
+    .unwrap();
+    assert!(
+        erase.status.success(),
+        "{}",
+        String::from_utf8_lossy(&erase.stderr)
+    );
+    assert!(
+        std::fs::read_to_string(&cert)
+            .unwrap()
+            .contains("pseudonymized-media-deferred"),
+        "the media was kept"
+    );
+
+    let after = reprocess(&ids[1]);
+    assert_eq!(after.status.code(), Some(1), "refused after the erasure");
+    let stderr = String::from_utf8_lossy(&after.stderr);
+    assert!(stderr.contains("erasure covers it"), "{stderr}");
+    assert!(!String::from_utf8_lossy(&after.stdout).contains("queued"));
 }

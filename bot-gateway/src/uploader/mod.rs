@@ -81,8 +81,8 @@ use insights_core::blob::{BlobError, BlobStore};
 use insights_core::config::SpoolSettings;
 use insights_core::crypto::{DataKey, EnvelopeWriter, Header, KeyProvider};
 use insights_core::domain::{
-    AuditAction, AuditQuery, JobKind, MediaObject, NewAuditEvent, NewJob, RecordingId,
-    RecordingStatus, Tenant, TenantId,
+    AuditAction, AuditQuery, ErasureOutcome as Erasure, JobKind, MediaObject, NewAuditEvent,
+    NewJob, RecordingId, RecordingStatus, Tenant, TenantId,
 };
 use insights_core::spool::{SpoolCopies, SpoolCopiesError};
 use insights_core::store::{MetadataStore, StoreError};
@@ -173,16 +173,6 @@ enum Done {
     Stored,
     /// Erased: nothing (left) stored, the spool copy deleted.
     Erased,
-}
-
-/// What the erasure trail says about a recording.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Erasure {
-    None,
-    /// Erased, media kept until retention (no waiver).
-    MediaKept,
-    /// Erased with its media.
-    MediaGone,
 }
 
 /// Counters of a running uploader (also exported as metrics).
@@ -602,15 +592,7 @@ impl Ctx {
                 },
             )
             .await?;
-        let mut out = Erasure::None;
-        for e in events {
-            match e.details.get("outcome").and_then(|o| o.as_str()) {
-                Some("deleted" | "pseudonymized") => return Ok(Erasure::MediaGone),
-                Some("pseudonymized-media-deferred") => out = Erasure::MediaKept,
-                _ => {}
-            }
-        }
-        Ok(out)
+        Ok(Erasure::from_events(&events))
     }
 
     /// Deletes an erased recording's spool copy; nothing is stored.

@@ -61,3 +61,42 @@ pub struct ErasureRecord {
     pub updated_at: DateTime<Utc>,
     pub state: serde_json::Value,
 }
+
+/// What erasures did to one recording, read from its `gdpr-erasure` audit
+/// events (append-only; every erasure writes one per recording it
+/// handled, with `details.outcome`). The uploader, the transcription
+/// worker and `insights reprocess` all decide from this one reading.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErasureOutcome {
+    /// No erasure touched the recording.
+    None,
+    /// A subject was erased from it; its media was kept until retention
+    /// (no media-deletion waiver). Transcribing it again would bring the
+    /// subject's words back.
+    MediaKept,
+    /// Erased with its media (or deleted).
+    MediaGone,
+}
+
+impl ErasureOutcome {
+    /// The outcome from a recording's `gdpr-erasure` events (any order).
+    pub fn from_events<'a>(events: impl IntoIterator<Item = &'a super::AuditEvent>) -> Self {
+        let mut out = ErasureOutcome::None;
+        for e in events {
+            if e.action != super::AuditAction::GdprErasure {
+                continue;
+            }
+            match e.details.get("outcome").and_then(|o| o.as_str()) {
+                Some("deleted" | "pseudonymized") => return ErasureOutcome::MediaGone,
+                Some("pseudonymized-media-deferred") => out = ErasureOutcome::MediaKept,
+                _ => {}
+            }
+        }
+        out
+    }
+
+    /// Whether an erasure touched the recording at all.
+    pub fn is_erased(self) -> bool {
+        self != ErasureOutcome::None
+    }
+}

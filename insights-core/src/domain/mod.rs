@@ -29,7 +29,7 @@ pub use audit::{
 pub use chain_check::{ChainChecker, ChainProblem, ChainReport, diagnose_chain};
 pub use change::{ChangeKind, ChangeStatus, GovernanceChange};
 pub use directory::{DirectorySyncState, DirectoryUser};
-pub use gdpr::{ErasureRecord, ParticipantHit, SubjectKeys};
+pub use gdpr::{ErasureOutcome, ErasureRecord, ParticipantHit, SubjectKeys};
 pub use ids::*;
 pub use job::{
     Backoff, ClaimRequest, ClaimedJob, DEFAULT_MAX_ATTEMPTS, Enqueued, Job, JobFailure, JobId,

@@ -13,7 +13,9 @@ use ai_pipeline::worker::{RecapHandler, TranscribeHandler, Worker, WorkerOptions
 use anyhow::Context;
 use clap::Args;
 use insights_core::config::Settings;
-use insights_core::domain::{JobKind, NewJob, RecordingId};
+use insights_core::domain::{
+    AuditAction, AuditQuery, ErasureOutcome, JobKind, NewJob, RecordingId,
+};
 use insights_core::store::StoreError;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -144,6 +146,22 @@ pub async fn reprocess(settings: &Settings, args: ReprocessArgs) -> anyhow::Resu
         Some(t) => find_tenant(platform.store.as_ref(), t).await?.id,
         None => tenant_holding(platform.store.as_ref(), id).await?.id,
     };
+    let erasures = platform
+        .store
+        .list_audit(
+            tenant,
+            &AuditQuery {
+                action: Some(AuditAction::GdprErasure),
+                recording_id: Some(id),
+                ..AuditQuery::default()
+            },
+        )
+        .await?;
+    if ErasureOutcome::from_events(&erasures).is_erased() {
+        anyhow::bail!(
+            "recording {id}: a data-subject erasure covers it; transcribing it again would bring back what the erasure removed"
+        );
+    }
     let job = NewJob {
         max_attempts: settings.worker.max_attempts,
         ..NewJob::now(id, JobKind::Transcribe)
