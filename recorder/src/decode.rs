@@ -38,31 +38,48 @@ impl DecodedOpus {
     }
 }
 
-enum Dec {
+/// The libopus decoder of a stream's channel mapping.
+pub(crate) enum Dec {
     Single(opus::Decoder),
     Multi(opus::MSDecoder),
 }
 
-/// Decodes a whole Ogg Opus stream (the first logical stream of the
-/// input) at `sample_rate` (8000, 12000, 16000, 24000 or 48000 Hz),
-/// honouring pre-skip, output gain and end trimming.
-///
-/// A stream that ends early (no EOS page, or cut inside a page, as after
-/// a crash) decodes up to its last complete page and reports
-/// `complete: false`; a page with a bad CRC is an error.
-pub fn decode_ogg_opus<R: Read + Seek>(input: R, sample_rate: u32) -> Result<DecodedOpus> {
+impl Dec {
+    /// Decodes one packet into `buf` (interleaved); frames decoded.
+    pub(crate) fn decode(&mut self, packet: &[u8], buf: &mut [i16]) -> Result<usize> {
+        Ok(match self {
+            Dec::Single(d) => d.decode(packet, buf, false)?,
+            Dec::Multi(d) => d.decode(packet, buf, false)?,
+        })
+    }
+}
+
+/// A stream whose OpusHead and OpusTags were read, ready for its audio
+/// packets (shared by [`decode_ogg_opus`] and
+/// [`crate::stream_decode::OpusStream`]).
+pub(crate) struct Opened<R: Read + Seek> {
+    pub reader: PacketReader<R>,
+    pub serial: u32,
+    pub head: OpusHead,
+    pub dec: Dec,
+    pub channels: usize,
+}
+
+/// Reads the first logical stream's OpusHead and OpusTags and sets up the
+/// decoder (output gain applied) at `sample_rate`.
+pub(crate) fn open_stream<R: Read + Seek>(input: R, sample_rate: u32) -> Result<Opened<R>> {
     if ![8_000, 12_000, 16_000, 24_000, 48_000].contains(&sample_rate) {
         return Err(RecorderError::Config(format!(
             "Opus decodes at 8/12/16/24/48 kHz, not {sample_rate} Hz"
         )));
     }
-    let invalid = |why: String| RecorderError::InvalidStream(why);
+    let invalid = |why: &str| RecorderError::InvalidStream(why.to_owned());
     let mut reader = PacketReader::new(input);
     let first = reader
         .read_packet()?
-        .ok_or_else(|| invalid("empty input".into()))?;
+        .ok_or_else(|| invalid("empty input"))?;
     if !first.first_in_stream() {
-        return Err(invalid("first packet does not start a stream".into()));
+        return Err(invalid("first packet does not start a stream"));
     }
     let serial = first.stream_serial();
     let head = OpusHead::parse(&first.data)?;
@@ -93,12 +110,34 @@ pub fn decode_ogg_opus<R: Read + Seek>(input: R, sample_rate: u32) -> Result<Dec
         }
     }
     // OpusTags must follow, alone.
-    let tags =
-        next_packet_of(&mut reader, serial)?.ok_or_else(|| invalid("no OpusTags packet".into()))?;
+    let tags = next_packet_of(&mut reader, serial)?.ok_or_else(|| invalid("no OpusTags packet"))?;
     if tags.data.get(..8) != Some(b"OpusTags".as_slice()) {
-        return Err(invalid("second packet is not OpusTags".into()));
+        return Err(invalid("second packet is not OpusTags"));
     }
+    Ok(Opened {
+        reader,
+        serial,
+        head,
+        dec,
+        channels,
+    })
+}
 
+/// Decodes a whole Ogg Opus stream (the first logical stream of the
+/// input) at `sample_rate` (8000, 12000, 16000, 24000 or 48000 Hz),
+/// honouring pre-skip, output gain and end trimming.
+///
+/// A stream that ends early (no EOS page, or cut inside a page, as after
+/// a crash) decodes up to its last complete page and reports
+/// `complete: false`; a page with a bad CRC is an error.
+pub fn decode_ogg_opus<R: Read + Seek>(input: R, sample_rate: u32) -> Result<DecodedOpus> {
+    let Opened {
+        mut reader,
+        serial,
+        head,
+        mut dec,
+        channels,
+    } = open_stream(input, sample_rate)?;
     // 120 ms at 48 kHz is the longest packet.
     let mut buf = vec![0i16; 5760 * channels];
     let mut interleaved: Vec<i16> = Vec::new();
@@ -112,10 +151,7 @@ pub fn decode_ogg_opus<R: Read + Seek>(input: R, sample_rate: u32) -> Result<Dec
             Err(RecorderError::Io(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
             Err(e) => return Err(e),
         };
-        let n = match &mut dec {
-            Dec::Single(d) => d.decode(&packet.data, &mut buf, false)?,
-            Dec::Multi(d) => d.decode(&packet.data, &mut buf, false)?,
-        };
+        let n = dec.decode(&packet.data, &mut buf)?;
         interleaved.extend_from_slice(&buf[..n * channels]);
         packets += 1;
         if packet.last_in_page() {
@@ -148,7 +184,7 @@ pub fn decode_ogg_opus<R: Read + Seek>(input: R, sample_rate: u32) -> Result<Dec
     })
 }
 
-fn next_packet_of<R: Read + Seek>(
+pub(crate) fn next_packet_of<R: Read + Seek>(
     reader: &mut PacketReader<R>,
     serial: u32,
 ) -> Result<Option<ogg::Packet>> {

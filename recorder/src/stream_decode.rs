@@ -22,13 +22,9 @@ use std::time::Duration;
 use ogg::reading::PacketReader;
 use zeroize::Zeroizing;
 
-use crate::ogg_opus::{ChannelMapping, OpusHead};
+use crate::decode::{Dec, Opened, next_packet_of, open_stream};
+use crate::ogg_opus::OpusHead;
 use crate::{OPUS_RATE, RecorderError, Result};
-
-enum Dec {
-    Single(opus::Decoder),
-    Multi(opus::MSDecoder),
-}
 
 /// An Ogg Opus stream being decoded (see the module docs).
 pub struct OpusStream<R: Read + Seek> {
@@ -57,52 +53,13 @@ impl<R: Read + Seek> OpusStream<R> {
     /// `sample_rate` (8000, 12000, 16000, 24000 or 48000 Hz), at most
     /// `max` of audio.
     pub fn open(input: R, sample_rate: u32, max: Duration) -> Result<Self> {
-        if ![8_000, 12_000, 16_000, 24_000, 48_000].contains(&sample_rate) {
-            return Err(RecorderError::Config(format!(
-                "Opus decodes at 8/12/16/24/48 kHz, not {sample_rate} Hz"
-            )));
-        }
-        let invalid = |why: &str| RecorderError::InvalidStream(why.to_owned());
-        let mut reader = PacketReader::new(input);
-        let first = reader
-            .read_packet()?
-            .ok_or_else(|| invalid("empty input"))?;
-        if !first.first_in_stream() {
-            return Err(invalid("first packet does not start a stream"));
-        }
-        let serial = first.stream_serial();
-        let head = OpusHead::parse(&first.data)?;
-        let channels = usize::from(head.mapping.channels());
-        let mut dec = match &head.mapping {
-            ChannelMapping::Family0 { channels: 1 } => {
-                Dec::Single(opus::Decoder::new(sample_rate, opus::Channels::Mono)?)
-            }
-            ChannelMapping::Family0 { .. } => {
-                Dec::Single(opus::Decoder::new(sample_rate, opus::Channels::Stereo)?)
-            }
-            ChannelMapping::Family1 {
-                streams,
-                coupled,
-                mapping,
-            } => Dec::Multi(opus::MSDecoder::new(
-                sample_rate,
-                *streams,
-                *coupled,
-                mapping,
-            )?),
-        };
-        if head.output_gain != 0 {
-            let gain = i32::from(head.output_gain);
-            match &mut dec {
-                Dec::Single(d) => d.set_gain(gain)?,
-                Dec::Multi(d) => d.set_gain(gain)?,
-            }
-        }
-        let tags =
-            next_packet_of(&mut reader, serial)?.ok_or_else(|| invalid("no OpusTags packet"))?;
-        if tags.data.get(..8) != Some(b"OpusTags".as_slice()) {
-            return Err(invalid("second packet is not OpusTags"));
-        }
+        let Opened {
+            reader,
+            serial,
+            head,
+            dec,
+            channels,
+        } = open_stream(input, sample_rate)?;
         let ratio = u64::from(OPUS_RATE / sample_rate);
         let max_frames = (max.as_millis() as u64).saturating_mul(u64::from(sample_rate)) / 1000;
         Ok(Self {
@@ -167,10 +124,7 @@ impl<R: Read + Seek> OpusStream<R> {
                 self.done = true;
                 self.complete = true;
             }
-            let n = match &mut self.dec {
-                Dec::Single(d) => d.decode(&packet.data, &mut self.buf, false)?,
-                Dec::Multi(d) => d.decode(&packet.data, &mut self.buf, false)?,
-            } as u64;
+            let n = self.dec.decode(&packet.data, &mut self.buf)? as u64;
             // Pre-skip first.
             let skipped = n.min(self.skip);
             self.skip -= skipped;
@@ -229,19 +183,6 @@ fn push_zeroizing(v: &mut Zeroizing<Vec<i16>>, s: i16) {
         *v = bigger;
     }
     v.push(s);
-}
-
-fn next_packet_of<R: Read + Seek>(
-    reader: &mut PacketReader<R>,
-    serial: u32,
-) -> Result<Option<ogg::Packet>> {
-    loop {
-        match reader.read_packet()? {
-            Some(p) if p.stream_serial() == serial => return Ok(Some(p)),
-            Some(_) => continue,
-            None => return Ok(None),
-        }
-    }
 }
 
 #[cfg(test)]
