@@ -71,6 +71,20 @@ pub async fn serve(settings: Settings, with_worker: bool) -> anyhow::Result<()> 
         platform.keys.clone(),
     )
     .context("starting authentication")?;
+    // Browser sessions of directory users are re-checked with Graph (at
+    // most `auth.oidc.active_check_max_age_secs` stale): sign-in without
+    // the directory app's credentials is refused at start-up, never
+    // served on stale data.
+    let auth = if auth.oidc_login_enabled() {
+        let check = gdpr_tools::directory::ActiveCheck::from_settings(&settings.directory)
+            .context(
+                "auth.oidc sign-in re-checks directory users with Microsoft Graph: \
+                 configure [directory] client_id and its secret",
+            )?;
+        auth.with_active_check(Arc::new(check))
+    } else {
+        auth
+    };
     let state = insights_api::AppState {
         store: platform.store.clone(),
         blobs: platform.blobs.clone(),

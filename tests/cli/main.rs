@@ -11,6 +11,7 @@ mod accounts;
 mod audit_verify;
 mod content_access;
 mod directory;
+mod directory_identity;
 mod e2e_call;
 #[cfg(feature = "whisper")]
 mod e2e_transcript;

@@ -19,8 +19,8 @@ mod transcript;
 
 pub use access::{Permission, Role, SecurityProfile, VisibilityScope};
 pub use account::{
-    FirstSignIn, LocalAccount, LoginAttempt, LoginFailure, LoginSession, OidcSession, Realm,
-    normalize_email, validate_email,
+    FirstSignIn, LocalAccount, LoginAttempt, LoginFailure, LoginSession, OidcSession,
+    OidcSessionClaims, Realm, normalize_email, validate_email,
 };
 pub use approval::{AccessDecision, AccessRequest, AccessRequestStatus};
 pub use audit::{
