@@ -97,12 +97,13 @@ pub trait DirectoryStore: Send + Sync + 'static {
         at: chrono::DateTime<chrono::Utc>,
     ) -> StoreResult<()>;
     /// Links recorded participants to the directory users synchronised
-    /// since: every participant of the tenant whose stored Entra object id
-    /// is a directory user's (active or not) gets, where it has none, that user's
-    /// e-mail (else UPN), SIP URI and directory user id, and so is found
-    /// by search and data-subject requests like one linked at capture.
-    /// Erased participants carry no object id and are never linked.
-    /// Returns how many participants changed.
+    /// since: every participant of the tenant without an e-mail or a
+    /// directory user id whose stored Entra object id (lower-case) is a
+    /// directory user's (active or not) gets, where it has none, that
+    /// user's e-mail (else UPN), SIP URI and directory user id, and so is
+    /// found by search and data-subject requests like one linked at
+    /// capture. Erased participants carry no object id and are never
+    /// linked. Returns how many participants changed.
     async fn link_participants_to_directory(&self, tenant: TenantId) -> StoreResult<u64>;
 }
 

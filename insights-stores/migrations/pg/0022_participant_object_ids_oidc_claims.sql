@@ -16,9 +16,10 @@
 -- Append-only: never edit this file once it has landed; add a new one.
 
 ALTER TABLE participants ADD COLUMN directory_object_id text;
-CREATE INDEX participants_object_id_idx
-    ON participants (tenant_id, lower(directory_object_id))
-    WHERE directory_object_id IS NOT NULL;
+-- Stored lower-case. Only participants a sync may still link are indexed.
+CREATE INDEX participants_unlinked_object_id_idx
+    ON participants (tenant_id, directory_object_id)
+    WHERE directory_object_id IS NOT NULL AND (email IS NULL OR directory_user_id IS NULL);
 
 ALTER TABLE oidc_sessions ADD COLUMN claim_roles jsonb NOT NULL DEFAULT '[]';
 ALTER TABLE oidc_sessions ADD COLUMN claim_groups jsonb NOT NULL DEFAULT '[]';

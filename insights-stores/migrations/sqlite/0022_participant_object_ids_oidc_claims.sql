@@ -14,9 +14,10 @@
 -- Append-only: never edit this file once it has landed; add a new one.
 
 ALTER TABLE participants ADD COLUMN directory_object_id TEXT;
-CREATE INDEX participants_by_object_id
-    ON participants (tenant_id, lower(directory_object_id))
-    WHERE directory_object_id IS NOT NULL;
+-- Stored lower-case. Only participants a sync may still link are indexed.
+CREATE INDEX participants_unlinked_by_object_id
+    ON participants (tenant_id, directory_object_id)
+    WHERE directory_object_id IS NOT NULL AND (email IS NULL OR directory_user_id IS NULL);
 
 ALTER TABLE oidc_sessions ADD COLUMN claim_roles TEXT NOT NULL DEFAULT '[]';
 ALTER TABLE oidc_sessions ADD COLUMN claim_groups TEXT NOT NULL DEFAULT '[]';

@@ -607,7 +607,8 @@ pub(super) async fn set_participant_object_id(
     .bind(tenant.0)
     .bind(rec.0)
     .bind(participant.0)
-    .bind(object_id)
+    // Lower-case, as directory sync compares it.
+    .bind(object_id.to_ascii_lowercase())
     .execute(c)
     .await
     .db()?;

@@ -241,9 +241,8 @@ pub(super) async fn link_participants(pool: &SqlitePool, tenant: TenantId) -> St
          FROM directory_users AS d \
          WHERE p.tenant_id = ? AND d.tenant_id = p.tenant_id \
            AND p.directory_object_id IS NOT NULL \
-           AND lower(d.directory_object_id) = lower(p.directory_object_id) \
-           AND (p.email IS NULL OR p.directory_user_id IS NULL \
-                OR (p.uri IS NULL AND d.sip_uri IS NOT NULL))",
+           AND (p.email IS NULL OR p.directory_user_id IS NULL) \
+           AND lower(d.directory_object_id) = p.directory_object_id",
     )
     .bind(tenant.0)
     .execute(pool)

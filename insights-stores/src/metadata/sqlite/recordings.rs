@@ -124,7 +124,8 @@ impl RecordingStore for SqliteStore {
             "UPDATE participants SET directory_object_id = ? \
              WHERE tenant_id = ? AND recording_id = ? AND id = ?",
         )
-        .bind(object_id)
+        // Lower-case, as directory sync compares it.
+        .bind(object_id.to_ascii_lowercase())
         .bind(tenant.0)
         .bind(recording.0)
         .bind(participant.0)
