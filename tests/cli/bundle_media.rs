@@ -324,3 +324,82 @@ fn bundle_media_over_the_maximum_duration_is_refused_with_a_clear_error() {
     );
     assert!(!out_file.exists(), "no bundle left behind");
 }
+
+/// `VmRSS` and `VmHWM` of a process, in KiB.
+fn rss_kib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |name: &str| -> u64 {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in /proc/{pid}/status"))
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// A tone of `secs` seconds (`hz`), as 16 kHz mono PCM.
+fn tone(secs: usize, hz: f32) -> Vec<i16> {
+    (0..secs * 16_000)
+        .map(|i| ((i as f32 * hz * std::f32::consts::TAU / 16_000.0).sin() * 6000.0) as i16)
+        .collect()
+}
+
+#[test]
+fn a_ten_minute_call_is_masked_into_a_bundle_in_bounded_memory() {
+    const SECS: usize = 600;
+    // No embedded worker: transcription decodes the whole call for the
+    // engine, which is not what is measured here.
+    let w = World::start(vec![("INSIGHTS_WORKER__EMBEDDED".into(), "false".into())]);
+    let dir = w.cwd.path();
+    let (a, b) = (dir.join("a.wav"), dir.join("b.wav"));
+    write_wav(&a, &tone(SECS, 440.0));
+    write_wav(&b, &tone(SECS, 660.0));
+    let id = simulate(
+        dir,
+        &w.env,
+        &[
+            "simulate-call",
+            "--gateway",
+            w.base(),
+            "--tenant",
+            "contoso",
+            "--speed",
+            "0",
+            "--data-dir",
+            w.data.to_str().unwrap(),
+            "--participant",
+            &format!("Agent Example:agent@contoso.com:{}", a.display()),
+            "--participant",
+            &format!("Kim Subject:{SUBJECT_PHONE}:{}", b.display()),
+        ],
+    );
+    wait_stored(&w, id);
+    let profile = w.dpo_profile(&[Permission::GdprActions, Permission::DownloadMedia]);
+    w.add_user("dpo@contoso.com", "dpo", Some(&profile.to_string()));
+    let dpo = w.login("dpo@contoso.com", None);
+
+    // The peak from here on: reset the high-water mark (Linux
+    // `clear_refs` 5), then build the bundle.
+    let pid = w.server.as_ref().unwrap().child.id();
+    std::fs::write(format!("/proc/{pid}/clear_refs"), "5").unwrap();
+    let (before, _) = rss_kib(pid);
+    let mut masked = bundle(&w, &dpo, true);
+    let (_, peak) = rss_kib(pid);
+    let own = mono(read(&mut masked, &format!("media/{id}-subject-channel.ogg")));
+    let secs = own.len() / 16_000;
+    // The whole decoded call would be 600 s × 16 000 × 2 channels × 2
+    // bytes = 38.4 MB of PCM.
+    let grew_mib = peak.saturating_sub(before) as f64 / 1024.0;
+    eprintln!(
+        "bundle of a {secs} s call: serve RSS {:.1} MiB before, peak {:.1} MiB (+{grew_mib:.1} MiB)",
+        before as f64 / 1024.0,
+        peak as f64 / 1024.0
+    );
+    assert!(secs + 2 >= SECS, "the whole call is in the bundle: {secs} s");
+    assert!(
+        grew_mib < 20.0,
+        "masking a {SECS} s call held more than a stream's buffers: +{grew_mib:.1} MiB"
+    );
+}
