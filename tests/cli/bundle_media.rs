@@ -387,7 +387,10 @@ fn a_ten_minute_call_is_masked_into_a_bundle_in_bounded_memory() {
     let (before, _) = rss_kib(pid);
     let mut masked = bundle(&w, &dpo, true);
     let (_, peak) = rss_kib(pid);
-    let own = mono(read(&mut masked, &format!("media/{id}-subject-channel.ogg")));
+    let own = mono(read(
+        &mut masked,
+        &format!("media/{id}-subject-channel.ogg"),
+    ));
     let secs = own.len() / 16_000;
     // The whole decoded call would be 600 s × 16 000 × 2 channels × 2
     // bytes = 38.4 MB of PCM.
@@ -397,7 +400,10 @@ fn a_ten_minute_call_is_masked_into_a_bundle_in_bounded_memory() {
         before as f64 / 1024.0,
         peak as f64 / 1024.0
     );
-    assert!(secs + 2 >= SECS, "the whole call is in the bundle: {secs} s");
+    assert!(
+        secs + 2 >= SECS,
+        "the whole call is in the bundle: {secs} s"
+    );
     assert!(
         grew_mib < 20.0,
         "masking a {SECS} s call held more than a stream's buffers: +{grew_mib:.1} MiB"
