@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 mod accounts;
 mod audit_verify;
+mod bundle_media;
 mod content_access;
 mod directory;
 mod directory_identity;
@@ -27,6 +28,7 @@ mod jobs_fault;
 mod legal_hold;
 mod login_attack;
 mod residue;
+mod serve_hardening;
 #[cfg(feature = "whisper")]
 mod transcribe;
 mod users;
