@@ -26,6 +26,8 @@ mod jobs_fault;
 mod legal_hold;
 mod login_attack;
 mod residue;
+mod signing_keys;
+mod tls;
 #[cfg(feature = "whisper")]
 mod transcribe;
 mod users;
