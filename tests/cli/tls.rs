@@ -282,10 +282,12 @@ fn cluster(root: &Path, name: &str, tls: Option<(&str, &str)>) -> Cluster {
     pg_conf.push_str(&conf);
     std::fs::write(dir.join("postgresql.conf"), pg_conf).unwrap();
     chown(&dir);
-    let _ = Command::new("chmod")
-        .arg("600")
-        .arg(dir.join("server.key"))
-        .status();
+    if tls.is_some() {
+        let _ = Command::new("chmod")
+            .arg("600")
+            .arg(dir.join("server.key"))
+            .status();
+    }
     let port = free_port();
     let out = as_postgres(
         &bin.join("pg_ctl"),
@@ -375,6 +377,7 @@ fn postgres_over_tls_verifies_the_server_and_never_falls_back_to_plaintext() {
         ),
     );
     assert!(!ok, "verify-full with a wrong CA connected: {out}");
+    assert!(out.contains("UnknownIssuer"), "{out}");
 
     // A host name the certificate does not name is refused by verify-full.
     let (cert_other, key_other, _) = ca.leaf(&["db.example.test"]);
@@ -391,12 +394,14 @@ fn postgres_over_tls_verifies_the_server_and_never_falls_back_to_plaintext() {
         !ok,
         "verify-full accepted a certificate for another host: {out}"
     );
+    assert!(out.contains("not valid for name"), "{out}");
 
     // sslmode=require against a server without TLS is refused, never
     // plaintext.
     let plain = cluster(cwd, "pg-plain", None);
     let (ok, out) = tenant_list(cwd, &url(plain.port, "127.0.0.1", "sslmode=require"));
     assert!(!ok, "sslmode=require fell back to plaintext: {out}");
+    assert!(out.contains("server does not support TLS"), "{out}");
     // The same server without sslmode (the default, prefer) works: the
     // refusal above is about TLS, not the server.
     let (ok, out) = tenant_list(cwd, &url(plain.port, "127.0.0.1", "sslmode=disable"));
@@ -496,6 +501,9 @@ fn azure_blob_over_https_trusts_a_private_ca_from_ca_file() {
         !ok,
         "without the private CA the endpoint was trusted: {out}"
     );
+    // Refused when connecting (the TLS handshake), not by the settings.
+    assert!(out.contains("creating the blob container"), "{out}");
     let (ok, out) = add("wrong", Some(&wrong_ca));
     assert!(!ok, "with another CA the endpoint was trusted: {out}");
+    assert!(out.contains("creating the blob container"), "{out}");
 }
