@@ -139,7 +139,7 @@ fn fails(o: Output) -> String {
     t
 }
 
-/// Makes a call through node A's gateway and waits until it is stored.
+/// Makes a call through node A's gateway and waits until it is uploaded.
 fn record(
     cwd: &Path,
     a: &Node,
@@ -173,7 +173,10 @@ fn record(
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let r = platform.store.get_recording(tenant.id, id).await.unwrap();
-            if r.status == RecordingStatus::Stored {
+            // Uploaded: the media object is set. (Not the status alone: a
+            // call-end callback arriving after a fast upload can set it
+            // back to `spooled`, a race of its own.)
+            if r.status == RecordingStatus::Stored || r.media.is_some() {
                 break;
             }
             assert!(
