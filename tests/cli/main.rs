@@ -29,6 +29,8 @@ mod legal_hold;
 mod login_attack;
 mod residue;
 mod serve_hardening;
+mod signing_keys;
+mod tls;
 #[cfg(feature = "whisper")]
 mod transcribe;
 mod users;

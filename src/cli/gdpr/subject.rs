@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 use gdpr_tools::access::{AccessEnv, AccessOptions, Requester, build_bundle};
-use gdpr_tools::certificate::{CertificateSigner, verify};
+use gdpr_tools::certificate::{CertificateSigner, verify, verify_trusting};
 use gdpr_tools::erasure::{self, ErasureEnv};
 use gdpr_tools::subject::{FindOptions, SubjectIdentifiers};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -121,13 +121,21 @@ pub struct EraseArgs {
 pub struct VerifyArgs {
     /// The certificate file.
     pub file: PathBuf,
-    /// The signer's public key (hex). Default: this installation's key.
-    #[arg(long)]
+    /// Trust only this public key (hex).
+    #[arg(long, conflicts_with = "trusted_keys")]
     pub public_key: Option<String>,
+    /// Trust the signing keys in this file (`insights keys
+    /// export-public`): offline, without the metadata store. Default: the
+    /// metadata store's signing-key registry.
+    #[arg(long, value_name = "FILE")]
+    pub trusted_keys: Option<PathBuf>,
 }
 
-fn signer(settings: &Settings) -> anyhow::Result<CertificateSigner> {
-    let path = settings.spool.signing_key_file(&settings.key_file());
+/// This node's certificate signer, registered in the signing-key registry
+/// first (so the certificate verifies on every node).
+async fn signer(settings: &Settings, p: &Platform) -> anyhow::Result<CertificateSigner> {
+    crate::cli::signing::open_and_register(settings, p.store.as_ref()).await?;
+    let path = crate::cli::signing::key_file(settings);
     Ok(CertificateSigner::open_or_create(path)?)
 }
 
@@ -249,7 +257,7 @@ pub async fn access(settings: &Settings, args: AccessArgs) -> anyhow::Result<()>
 pub async fn erase(settings: &Settings, args: EraseArgs) -> anyhow::Result<()> {
     let p = Platform::open(settings).await?;
     let t = find_tenant(p.store.as_ref(), &args.subject.tenant).await?;
-    let signer = signer(settings)?;
+    let signer = signer(settings, &p).await?;
     let env = ErasureEnv {
         store: p.store.as_ref(),
         blobs: p.blobs.as_ref(),
@@ -336,31 +344,30 @@ pub async fn erase(settings: &Settings, args: EraseArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn verify_certificate(settings: &Settings, args: VerifyArgs) -> anyhow::Result<()> {
+pub async fn verify_certificate(settings: &Settings, args: VerifyArgs) -> anyhow::Result<()> {
     let bytes =
         std::fs::read(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
-    let trusted = match args.public_key {
-        Some(k) => Some(k),
-        None => {
-            let path = settings.spool.signing_key_file(&settings.key_file());
-            if path.exists() {
-                Some(CertificateSigner::open_or_create(path)?.public_key_hex())
-            } else {
-                None
-            }
+    let v = match (&args.public_key, &args.trusted_keys) {
+        (Some(k), _) => verify(&bytes, Some(k))?,
+        (None, Some(file)) => {
+            let set = crate::cli::signing::trusted_keys(settings, None, Some(file)).await?;
+            verify_trusting(&bytes, &set)?
+        }
+        (None, None) => {
+            let store = insights_stores::open_metadata(settings)
+                .await
+                .context("opening the metadata store")?;
+            let set =
+                crate::cli::signing::trusted_keys(settings, Some(store.as_ref()), None).await?;
+            verify_trusting(&bytes, &set)?
         }
     };
-    let v = verify(&bytes, trusted.as_deref())?;
     println!(
-        "certificate OK: request {} signed by installation {} (key {}){}",
+        "certificate OK: request {} signed by installation {} (key {}{})",
         v.certificate["request_id"].as_str().unwrap_or("?"),
         v.installation_id,
-        v.public_key,
-        if trusted.is_none() {
-            " — integrity only: no trusted key given"
-        } else {
-            ""
-        }
+        v.key_id.as_deref().unwrap_or("without id"),
+        format_args!(", public key {}", v.public_key),
     );
     Ok(())
 }
