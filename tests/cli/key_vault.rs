@@ -393,3 +393,83 @@ fn key_vault_provider_records_survives_429_refuses_bad_wrapped_keys_and_revoked_
         assert!(!log.contains(secret), "serve log contains `{secret}`");
     }
 }
+
+#[test]
+fn key_vault_provider_with_a_managed_identity_creates_the_tenant_key() {
+    let kv = KeyVaultStandIn::start();
+    let cwd = tempfile::tempdir().unwrap();
+    let data = cwd.path().join("data");
+    let d = data.to_str().unwrap().to_owned();
+    let p = "INSIGHTS_KEYS__AZURE_KEY_VAULT__";
+    let env: Vec<(String, String)> = vec![
+        ("INSIGHTS_ALLOW_INSECURE_HTTP".into(), "true".into()),
+        ("INSIGHTS_KEYS__PROVIDER".into(), "azure-key-vault".into()),
+        (format!("{p}VAULT_URL"), kv.vault_url()),
+        (
+            format!("{p}MANAGED_IDENTITY_ENDPOINT"),
+            kv.managed_identity_endpoint(),
+        ),
+        (format!("{p}KEY_PREFIX"), "kek-".into()),
+    ];
+    add_tenant(cwd.path(), &d, &env, "contoso");
+    let tenant = tenant_id(cwd.path(), &d, &env, "contoso");
+    assert_eq!(kv.key_names(), vec![format!("kek-{}", tenant.as_uuid())]);
+    assert!(
+        kv.count("token") >= 1,
+        "no managed-identity token was asked for"
+    );
+    assert_eq!(kv.count("unauthorized"), 0);
+}
+
+#[test]
+fn key_vault_settings_are_checked_at_start_naming_the_key() {
+    let kv = KeyVaultStandIn::start();
+    let cwd = tempfile::tempdir().unwrap();
+    let d = cwd.path().join("data");
+    let run = |env: &[(&str, String)]| {
+        let out = insights(
+            cwd.path(),
+            &[
+                "admin",
+                "tenant",
+                "add",
+                "contoso",
+                "--data-dir",
+                d.to_str().unwrap(),
+            ],
+        )
+        .env("INSIGHTS_KEYS__PROVIDER", "azure-key-vault")
+        .envs(env.iter().map(|(k, v)| (*k, v.clone())))
+        .output()
+        .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // No vault.
+    let (code, err) = run(&[]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("keys.azure_key_vault.vault_url"), "{err}");
+    // Plain HTTP without allow_insecure_http.
+    let (code, err) = run(&[
+        ("INSIGHTS_KEYS__AZURE_KEY_VAULT__VAULT_URL", kv.vault_url()),
+        (
+            "INSIGHTS_KEYS__AZURE_KEY_VAULT__MANAGED_IDENTITY_ENDPOINT",
+            kv.managed_identity_endpoint(),
+        ),
+    ]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("keys.azure_key_vault.vault_url") && err.contains("https"),
+        "{err}"
+    );
+    // Neither client credentials nor a managed identity.
+    let (code, err) = run(&[(
+        "INSIGHTS_KEYS__AZURE_KEY_VAULT__VAULT_URL",
+        "https://contoso.vault.azure.net".into(),
+    )]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("keys.azure_key_vault.tenant_id"), "{err}");
+    assert!(kv.key_names().is_empty());
+}
