@@ -164,6 +164,7 @@ impl KeyVaultStandIn {
     }
 
     fn connection(&self, stream: TcpStream) {
+        let _ = stream.set_nodelay(true);
         let Ok(read) = stream.try_clone() else { return };
         let mut reader = BufReader::new(read);
         let mut stream = stream;
@@ -213,10 +214,11 @@ impl KeyVaultStandIn {
                 head.push_str(&format!("{k}: {v}\r\n"));
             }
             head.push_str("\r\n");
-            if stream.write_all(head.as_bytes()).is_err()
-                || stream.write_all(body.as_bytes()).is_err()
-                || stream.flush().is_err()
-            {
+            // One write per answer, without Nagle's delay: a split write
+            // would wait for the client's delayed ACK (tens of ms).
+            let mut out = head.into_bytes();
+            out.extend_from_slice(body.as_bytes());
+            if stream.write_all(&out).is_err() || stream.flush().is_err() {
                 return;
             }
         }
