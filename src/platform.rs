@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use insights_core::blob::BlobStore;
-use insights_core::config::Settings;
+use insights_core::config::{KeyProviderKind, Settings};
 use insights_core::crypto::{KeyProvider, LocalKeyFile};
 use insights_core::domain::{AuditAction, NewAuditEvent, NewTenant, Tenant, validate_tenant_name};
 use insights_core::store::MetadataStore;
@@ -26,9 +26,7 @@ impl Platform {
             .await
             .context("opening the metadata store")?;
         let blobs = insights_stores::open_blobs(settings).context("opening the blob store")?;
-        let keys: Arc<dyn KeyProvider> = Arc::new(
-            LocalKeyFile::open(settings.key_file()).context("opening the local key file")?,
-        );
+        let keys = open_keys(settings)?;
         Ok(Self { store, blobs, keys })
     }
 
@@ -79,4 +77,17 @@ impl Platform {
             .await?;
         Ok(tenant)
     }
+}
+
+/// The key provider chosen by `[keys] provider`.
+pub fn open_keys(settings: &Settings) -> anyhow::Result<Arc<dyn KeyProvider>> {
+    Ok(match settings.keys.provider {
+        KeyProviderKind::Local => {
+            Arc::new(LocalKeyFile::open(settings.key_file()).context("opening the local key file")?)
+        }
+        KeyProviderKind::AzureKeyVault => Arc::new(
+            insights_http::key_vault::from_settings(settings)
+                .context("opening the Azure Key Vault key provider")?,
+        ),
+    })
 }

@@ -278,7 +278,9 @@ fn oauth_error_code(body: &[u8]) -> String {
 }
 
 /// The token and its lifetime, if the answer gives one.
-fn parse_token(body: &[u8]) -> Result<(Zeroizing<String>, Option<Duration>), InvalidToken> {
+pub(crate) fn parse_token(
+    body: &[u8],
+) -> Result<(Zeroizing<String>, Option<Duration>), InvalidToken> {
     let body: Value = serde_json::from_slice(body).map_err(|_| InvalidToken::NotJson)?;
     let token = body
         .get("access_token")

@@ -8,7 +8,9 @@
 //!   retry policy of Microsoft requests (the backoff arithmetic itself is
 //!   [`insights_core::backoff`], shared with the job queue);
 //! * [`jwks`]: the cached signing keys of an OpenID provider;
-//! * [`entra`]: app-only tokens by the OAuth 2.0 client-credentials grant.
+//! * [`entra`]: app-only tokens by the OAuth 2.0 client-credentials grant;
+//! * [`key_vault`]: the Azure Key Vault key provider (tenant KEKs as vault
+//!   RSA keys, data keys wrapped by `wrapkey`/`unwrapkey`).
 //!
 //! Architecture invariant: no SQL, no HTTP server and no feature crate of
 //! the workspace: the media node links this crate, and it must not pull
@@ -18,6 +20,7 @@
 pub mod client;
 pub mod entra;
 pub mod jwks;
+pub mod key_vault;
 pub mod retry;
 
 pub use client::ClientOptions;

@@ -25,6 +25,7 @@ mod gdpr_retention;
 mod gdpr_wiring;
 mod invite_variants;
 mod jobs_fault;
+mod key_vault;
 mod legal_hold;
 mod login_attack;
 mod residue;

@@ -272,9 +272,8 @@ fn azure_speech_result_urls_outside_the_configured_origin_are_never_fetched() {
             "50".into(),
         ),
         ("INSIGHTS_WORKER__POLL_INTERVAL_MS".into(), "200".into()),
-        // The refusal is retried as a provider failure: two attempts,
-        // a second apart, then the job is dead.
-        ("INSIGHTS_WORKER__MAX_ATTEMPTS".into(), "2".into()),
+        // Were the refusal retried, the next attempt would come a
+        // second later and upload the audio again.
         ("INSIGHTS_WORKER__BACKOFF_BASE_SECS".into(), "1".into()),
     ];
     add_tenant(cwd.path(), data.to_str().unwrap(), &env, "contoso");
@@ -352,6 +351,16 @@ fn azure_speech_result_urls_outside_the_configured_origin_are_never_fetched() {
         seen.iter()
             .any(|r| r.path == "/speechtotext/v3.2/transcriptions/5/files"),
         "the provider's file list was read: {seen:?}"
+    );
+    // Refused for good at the first answer: never retried, so the audio
+    // went to Azure once and one transcription was created.
+    assert_eq!(job["attempts"], 1, "not retried: {job}");
+    assert_eq!(
+        seen.iter()
+            .filter(|r| r.method == "POST" && r.path == "/speechtotext/v3.2/transcriptions")
+            .count(),
+        1,
+        "one transcription created: {seen:?}"
     );
     assert!(
         foreign.seen().is_empty(),

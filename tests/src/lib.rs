@@ -12,6 +12,7 @@
 
 pub mod contract;
 pub mod fault;
+pub mod key_vault;
 pub mod synth;
 
 /// The admin URL of the test PostgreSQL server.

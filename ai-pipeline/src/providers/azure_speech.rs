@@ -126,7 +126,7 @@ impl AzureSpeechBatch {
                 provider = Self::PROVIDER,
                 "a result link points away from the configured origins: not fetched"
             );
-            return Err(CallError::Invalid(
+            return Err(CallError::Refused(
                 "a result link points away from the configured origins".into(),
             ));
         }

@@ -18,7 +18,7 @@ impl From<CallError> for RecapError {
     fn from(e: CallError) -> Self {
         match e {
             CallError::Unauthorized { .. } => RecapError::Unavailable(e.to_string()),
-            CallError::Rejected { .. } | CallError::Failed(_) => {
+            CallError::Rejected { .. } | CallError::Failed(_) | CallError::Refused(_) => {
                 RecapError::Rejected(e.to_string())
             }
             CallError::Transient {

@@ -80,6 +80,11 @@ pub enum CallError {
     /// The provider answered something we cannot use.
     #[error("provider answer unusable: {0}")]
     Invalid(String),
+    /// The answer points somewhere we must not follow (a result link
+    /// outside the configured origins): never retried, since asking again
+    /// would send the audio again and get the same answer.
+    #[error("provider answer refused: {0}")]
+    Refused(String),
 }
 
 /// Retry and timeout settings.

@@ -22,7 +22,9 @@ impl From<CallError> for SttError {
             CallError::Unauthorized { .. } | CallError::Invalid(_) => {
                 SttError::Unavailable(e.to_string())
             }
-            CallError::Rejected { .. } | CallError::Failed(_) => SttError::Rejected(e.to_string()),
+            CallError::Rejected { .. } | CallError::Failed(_) | CallError::Refused(_) => {
+                SttError::Rejected(e.to_string())
+            }
             CallError::Transient {
                 message,
                 retry_after_ms,

@@ -217,7 +217,8 @@ async fn start(
     let spooled = match state.spool.begin(new).await {
         Ok(s) => s,
         Err(e) => {
-            if let Err(e) = handle.fail().await {
+            // Nothing was spooled: the recording ends `failed`.
+            if let Err(e) = handle.fail_before_media().await {
                 tracing::warn!(%call_id, error = %e, "cannot report the failed recording");
             }
             return Err(match e {

@@ -14,6 +14,7 @@ mod endpoints;
 mod gateway;
 mod gdpr;
 mod http;
+mod key_vault;
 mod metrics;
 mod retention;
 mod spool;
@@ -29,6 +30,7 @@ pub use directory::DirectorySettings;
 pub use gateway::GatewaySettings;
 pub use gdpr::GdprSettings;
 pub use http::HttpSettings;
+pub use key_vault::{AzureKeyVaultSettings, IMDS_TOKEN_ENDPOINT};
 pub use metrics::MetricsSettings;
 pub use retention::RetentionSettings;
 pub use spool::SpoolSettings;
@@ -154,17 +156,23 @@ pub struct AzureSettings {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct KeySettings {
-    /// Only `local` today (a key file); Azure Key Vault is planned.
+    /// `local` (a key file, the default) or `azure-key-vault`.
     pub provider: KeyProviderKind,
     /// Path of the local key file. Default: `keys/kek.json` in the data dir.
     pub key_file: Option<PathBuf>,
+    /// `[keys.azure_key_vault]`, read when `provider = "azure-key-vault"`.
+    pub azure_key_vault: AzureKeyVaultSettings,
 }
 
 /// Which key provider holds the key-encryption keys.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
 pub enum KeyProviderKind {
+    /// A local key file.
+    #[serde(rename = "local", alias = "local-file")]
     Local,
+    /// Azure Key Vault (`[keys.azure_key_vault]`).
+    #[serde(rename = "azure-key-vault")]
+    AzureKeyVault,
 }
 
 /// Log output settings.
@@ -255,6 +263,7 @@ impl Default for KeySettings {
         Self {
             provider: KeyProviderKind::Local,
             key_file: None,
+            azure_key_vault: AzureKeyVaultSettings::default(),
         }
     }
 }
@@ -375,6 +384,11 @@ impl Settings {
                             .into(),
                 });
             }
+        }
+        if self.keys.provider == KeyProviderKind::AzureKeyVault {
+            self.keys
+                .azure_key_vault
+                .validate(self.allow_insecure_http)?;
         }
         self.spool.validate()?;
         self.gateway.validate()?;

@@ -53,6 +53,30 @@ pub enum CryptoError {
     /// No key-encryption key exists for the tenant.
     #[error("no key-encryption key for tenant {0}")]
     NoKek(crate::domain::TenantId),
+    /// The key service refuses the tenant's key-encryption key: it was
+    /// disabled, deleted or access to it revoked (Key Vault answered
+    /// 401, 403 or 404). Nothing may be recorded for the tenant until an
+    /// operator restores it; a node never replaces it silently.
+    #[error(
+        "key-encryption key of tenant {tenant} is revoked, disabled or deleted (key service: {reason})"
+    )]
+    KekRevoked {
+        tenant: crate::domain::TenantId,
+        reason: String,
+    },
+    /// The key service did not answer usably (throttled beyond the retry
+    /// budget, server errors, no token, no connection).
+    #[error("key service unavailable: {0}")]
+    KeyService(String),
+    /// A stored wrapped data key is malformed: truncated, or bound to
+    /// another tenant's key or another data key. Refused before (or
+    /// instead of) asking the key service.
+    #[error("wrapped data key {key} of tenant {tenant} refused: {reason}")]
+    BadWrappedKey {
+        tenant: crate::domain::TenantId,
+        key: crate::domain::KeyId,
+        reason: &'static str,
+    },
     /// The data key is gone (crypto-shredded).
     #[error("data key {0} was destroyed (crypto-shredded)")]
     Shredded(crate::domain::KeyId),

@@ -130,6 +130,24 @@ impl RecordingHandle {
             .await
     }
 
+    /// Recording could not start (nothing was persisted: e.g. the spool
+    /// refused the entry because the tenant's key is revoked): reports
+    /// `failed` and marks the recording as never begun, so that it ends
+    /// `failed` in the store rather than staying `recording`.
+    pub async fn fail_before_media(&self) -> Result<(), RecordingError> {
+        if let Some(rec) = self
+            .registry
+            .inner
+            .lock()
+            .await
+            .recordings
+            .get_mut(&self.recording_id)
+        {
+            rec.media_began = false;
+        }
+        self.fail().await
+    }
+
     /// Recording stopped while the call goes on: reports `notRecording`
     /// (call this only after the last media byte is persisted).
     pub async fn stop(&self) -> Result<(), RecordingError> {
