@@ -1,0 +1,10 @@
+//! The integration tests of `recorder` in one binary (`it`): each former
+//! test file is a module, so the dependency tree is linked once instead of
+//! once per file. Test names carry the module (`roundtrip::...`); filter
+//! with nextest, e.g. `cargo nextest run -p recorder -E 'test(/^import::/)'`.
+
+mod common;
+
+mod import;
+mod ogg_validity;
+mod roundtrip;
