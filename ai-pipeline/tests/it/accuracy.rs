@@ -7,7 +7,7 @@
 #![cfg(feature = "whisper")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod speech;
+use crate::speech;
 
 use ai_pipeline::stt::{Recognized, SpeechToText};
 use ai_pipeline::vad::{VadOptions, split};

@@ -6,7 +6,7 @@
 //! renews leases and hands jobs back at shutdown.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -22,11 +22,9 @@ use ai_pipeline::worker::{
 use async_trait::async_trait;
 use insights_core::blob::BlobStore;
 use insights_core::config::{AiSettings, CloudStt, OpenAiSettings};
-use insights_core::crypto::{DataKey, Header, KeyProvider, LocalKeyFile, encrypt_to_vec};
+use insights_core::crypto::{DataKey, Header, KeyProvider, encrypt_to_vec};
 use insights_core::domain::*;
 use insights_core::store::MetadataStore;
-use insights_stores::blob::LocalBlobStore;
-use insights_stores::metadata::sqlite::SqliteStore;
 use recorder::{CallRecorder, PcmFrame, RecorderConfig, Side, TICKS_PER_FRAME};
 use tokio_util::sync::CancellationToken;
 
@@ -59,8 +57,10 @@ impl SpeechToText for EchoEngine {
     }
 }
 
+/// The shared world (SQLite, local blobs, key file) and the tenant the
+/// tests record in.
 struct World {
-    _dir: tempfile::TempDir,
+    _world: insights_tests::world::World,
     store: Arc<dyn MetadataStore>,
     blobs: Arc<dyn BlobStore>,
     keys: Arc<dyn KeyProvider>,
@@ -68,33 +68,14 @@ struct World {
 }
 
 async fn world() -> World {
-    let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn MetadataStore> = Arc::new(
-        SqliteStore::connect(
-            &format!("sqlite://{}", dir.path().join("db.sqlite").display()),
-            4,
-        )
-        .await
-        .unwrap(),
-    );
-    let blobs: Arc<dyn BlobStore> = Arc::new(LocalBlobStore::new(dir.path().join("blobs")));
-    let keys: Arc<dyn KeyProvider> =
-        Arc::new(LocalKeyFile::open(dir.path().join("keys").join("kek.json")).unwrap());
-    let tenant = store
-        .create_tenant(NewTenant {
-            name: "contoso".into(),
-            directory_tenant_id: None,
-        })
-        .await
-        .unwrap()
-        .id;
-    keys.ensure_kek(tenant).await.unwrap();
+    let w = insights_tests::world::World::sqlite().await;
+    let tenant = w.tenant("contoso").await.id;
     World {
-        _dir: dir,
-        store,
-        blobs,
-        keys,
+        store: w.store.clone(),
+        blobs: w.blobs.clone(),
+        keys: w.key_provider(),
         tenant,
+        _world: w,
     }
 }
 

@@ -4,7 +4,7 @@
 //! strings, request bodies, answer validation (citations), retries on
 //! 429 (Retry-After) and 5xx, no retry on 401, processing records.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

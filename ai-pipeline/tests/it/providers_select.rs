@@ -3,7 +3,7 @@
 //! the store with its citations and a processing record; logs carry no
 //! transcript text, prompt or key.
 
-mod support;
+use crate::support;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -17,7 +17,6 @@ use insights_core::config::{
 };
 use insights_core::domain::*;
 use insights_core::store::MetadataStore;
-use insights_stores::metadata::sqlite::SqliteStore;
 use serde_json::json;
 use support::{Reply, StandIn};
 
@@ -170,20 +169,9 @@ async fn opted_in_recap_is_stored_with_citations_and_a_processing_record() {
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
 
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let url = format!("sqlite://{}", dir.path().join("insights.db").display());
-    let store: Arc<dyn MetadataStore> = Arc::new(
-        SqliteStore::connect(&url, 2)
-            .await
-            .unwrap_or_else(|e| panic!("{e:?}")),
-    );
-    let tenant = store
-        .create_tenant(NewTenant {
-            name: "contoso".into(),
-            directory_tenant_id: None,
-        })
-        .await
-        .unwrap_or_else(|e| panic!("{e:?}"));
+    let world = insights_tests::world::World::sqlite().await;
+    let store: Arc<dyn MetadataStore> = world.store.clone();
+    let tenant = world.tenant("contoso").await;
     let settings = TenantSettings {
         cloud_ai_enabled: true,
         ..TenantSettings::default()

@@ -3,7 +3,7 @@
 //! (multipart) and Azure Speech batch transcription v3.2 (staged blobs,
 //! create, poll, files, results, clean-up).
 
-mod support;
+use crate::support;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};

@@ -7,25 +7,12 @@ use std::sync::Arc;
 use ai_pipeline::recap::{Extractive, recap_recording};
 use insights_core::domain::*;
 use insights_core::store::MetadataStore;
-use insights_stores::metadata::sqlite::SqliteStore;
 
 #[tokio::test]
 async fn recap_step_is_idempotent_and_cites_stored_segments() {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let url = format!("sqlite://{}", dir.path().join("insights.db").display());
-    let store: Arc<dyn MetadataStore> = Arc::new(
-        SqliteStore::connect(&url, 2)
-            .await
-            .unwrap_or_else(|e| panic!("{e:?}")),
-    );
-    let t = store
-        .create_tenant(NewTenant {
-            name: "contoso".into(),
-            directory_tenant_id: None,
-        })
-        .await
-        .unwrap_or_else(|e| panic!("{e:?}"))
-        .id;
+    let world = insights_tests::world::World::sqlite().await;
+    let store: Arc<dyn MetadataStore> = world.store.clone();
+    let t = world.tenant("contoso").await.id;
     let mut rec = Recording::new(t, RecordingKind::Call, Direction::Inbound, now());
     for (role, name) in [
         (ParticipantRole::Caller, "Dana Smith"),
