@@ -3,7 +3,7 @@
 //! logout, expired tokens, the platform operator, audit events.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use insights_api::auth::token::{API_TOKEN_AUDIENCE, API_TOKEN_ISSUER, ApiClaims, TokenSigner};
 use insights_core::domain::{AuditAction, Role};

@@ -3,7 +3,7 @@
 //! kind of bad token.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use insights_core::domain::{DirectoryUser, UserId, now};
 use serde_json::{Value, json};

@@ -6,19 +6,19 @@
 //! (`/api/directory/...`) and the SQLite store.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use actix_web::dev::ServerHandle;
-use actix_web::{App as ActixApp, HttpRequest, HttpResponse, HttpServer, web};
+use actix_web::web;
 use gdpr_tools::directory::{DirectoryError, DirectorySync, GraphConfig, SyncReport};
 use insights_api::{AppState, Application, Authenticator, DirectorySyncHandle};
 use insights_core::domain::*;
 use insights_stores::blob::local::LocalBlobStore;
+use insights_tests::standins::http::{Recorded, Reply, StandIn};
 use serde_json::{Value, json};
 use support::{Auth, TestApp};
 use zeroize::Zeroizing;
@@ -48,7 +48,6 @@ struct Seen {
 
 #[derive(Default)]
 struct GraphState {
-    base: Mutex<String>,
     /// Answers per page key (the query's `$skiptoken`/`$deltatoken`, or
     /// `initial`), served in order; the last one repeats.
     script: Mutex<HashMap<String, Vec<Answer>>>,
@@ -56,35 +55,23 @@ struct GraphState {
     tokens_issued: Mutex<u32>,
 }
 
+/// The stand-in: Graph's `/users/delta` and the token endpoint on the
+/// shared recording server ([`insights_tests::standins::http`]).
 struct Graph {
     base: String,
-    state: web::Data<GraphState>,
-    handle: ServerHandle,
+    state: Arc<GraphState>,
+    _server: StandIn,
 }
 
 impl Graph {
     async fn start() -> Graph {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let state = web::Data::new(GraphState::default());
-        *state.base.lock().unwrap() = base.clone();
-        let data = state.clone();
-        let server = HttpServer::new(move || {
-            ActixApp::new()
-                .app_data(data.clone())
-                .default_service(web::to(graph_dispatch))
-        })
-        .workers(1)
-        .listen(listener)
-        .unwrap()
-        .disable_signals()
-        .run();
-        let handle = server.handle();
-        tokio::spawn(server);
+        let state: Arc<GraphState> = Arc::default();
+        let st = state.clone();
+        let server = StandIn::start(move |req, _| graph_dispatch(req, &st)).await;
         Graph {
-            base,
+            base: server.base.clone(),
             state,
-            handle,
+            _server: server,
         }
     }
 
@@ -125,63 +112,53 @@ impl Graph {
     }
 }
 
-impl Drop for Graph {
-    fn drop(&mut self) {
-        let h = self.handle.clone();
-        tokio::spawn(async move { h.stop(false).await });
-    }
-}
-
-async fn graph_dispatch(
-    req: HttpRequest,
-    body: web::Bytes,
-    st: web::Data<GraphState>,
-) -> HttpResponse {
+fn graph_dispatch(req: &Recorded, st: &GraphState) -> Reply {
     let seen = Seen {
-        path: req.path().to_owned(),
-        query: req.query_string().to_owned(),
-        authorization: req
-            .headers()
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned),
-        body: String::from_utf8_lossy(&body).to_string(),
+        path: req.path.clone(),
+        query: req.query.clone().unwrap_or_default(),
+        authorization: req.header("authorization").map(str::to_owned),
+        body: String::from_utf8_lossy(&req.body).to_string(),
         at: Instant::now(),
     };
     st.seen.lock().unwrap().push(seen.clone());
-    if req.path().ends_with("/oauth2/v2.0/token") {
-        let form: BTreeMap<String, String> =
-            url::form_urlencoded::parse(&body).into_owned().collect();
+    if req.path.ends_with("/oauth2/v2.0/token") {
+        let form = req.form();
         if form.get("grant_type").map(String::as_str) != Some("client_credentials")
             || form.get("client_id").map(String::as_str) != Some(CLIENT_ID)
             || form.get("client_secret").map(String::as_str) != Some(SECRET)
         {
-            return HttpResponse::Unauthorized().json(json!({
-                "error": "invalid_client",
-                "error_description": "AADSTS7000215: Invalid client secret provided."
-            }));
+            return Reply::json(
+                401,
+                json!({
+                    "error": "invalid_client",
+                    "error_description": "AADSTS7000215: Invalid client secret provided."
+                }),
+            );
         }
         let mut n = st.tokens_issued.lock().unwrap();
         *n += 1;
-        return HttpResponse::Ok().json(json!({
-            "token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599,
-            "access_token": format!("graph-token-{n}")
-        }));
+        return Reply::json(
+            200,
+            json!({
+                "token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599,
+                "access_token": format!("graph-token-{n}")
+            }),
+        );
     }
-    if req.path() != "/v1.0/users/delta" {
-        return HttpResponse::NotFound().finish();
+    if req.path != "/v1.0/users/delta" {
+        return Reply::empty(404);
     }
     if seen
         .authorization
         .as_deref()
         .is_none_or(|a| !a.starts_with("Bearer graph-token-"))
     {
-        return HttpResponse::Unauthorized()
-            .json(json!({"error": {"code": "InvalidAuthenticationToken"}}));
+        return Reply::json(
+            401,
+            json!({"error": {"code": "InvalidAuthenticationToken"}}),
+        );
     }
-    let q: BTreeMap<String, String> = url::form_urlencoded::parse(req.query_string().as_bytes())
-        .into_owned()
-        .collect();
+    let q: BTreeMap<String, String> = req.query_pairs();
     let key = q
         .get("$skiptoken")
         .or_else(|| q.get("$deltatoken"))
@@ -196,15 +173,18 @@ async fn graph_dispatch(
         }
     };
     match answer {
-        Some(Answer::Json(v)) => HttpResponse::Ok().json(v),
+        Some(Answer::Json(v)) => Reply::json(200, v),
         Some(Answer::Status(code, headers)) => {
-            let mut r = HttpResponse::build(actix_web::http::StatusCode::from_u16(code).unwrap());
+            let mut r = Reply::json(
+                code,
+                json!({"error": {"code": "TooManyRequests", "message": "scripted"}}),
+            );
             for (k, v) in headers {
-                r.insert_header((k, v));
+                r = r.header(k, &v);
             }
-            r.json(json!({"error": {"code": "TooManyRequests", "message": "scripted"}}))
+            r
         }
-        None => HttpResponse::BadRequest().json(json!({"error": {"code": "unscripted"}})),
+        None => Reply::json(400, json!({"error": {"code": "unscripted"}})),
     }
 }
 

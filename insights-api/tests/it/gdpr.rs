@@ -4,7 +4,7 @@
 //! input is a problem+json 400 that echoes nothing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::io::Read;
 

@@ -8,7 +8,7 @@
 //! ids are 404.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use chrono::Duration;
 use insights_core::blob::{BlobError, BlobStore};

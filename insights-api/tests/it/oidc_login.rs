@@ -5,17 +5,15 @@
 //! tokens signed with a key generated per test).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::TcpListener;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-use actix_web::dev::ServerHandle;
-use actix_web::{App as ActixApp, HttpRequest, HttpResponse, HttpServer, web};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use insights_core::domain::*;
+use insights_tests::standins::http::{Recorded, Reply, StandIn};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use support::{AUDIENCE, TestApp, TestKey};
@@ -40,7 +38,6 @@ struct Grant {
 
 #[derive(Default)]
 struct IdpState {
-    base: Mutex<String>,
     jwk: Mutex<Value>,
     key: Mutex<Option<TestKey>>,
     tid: Mutex<String>,
@@ -53,39 +50,27 @@ struct IdpState {
     token_requests: Mutex<Vec<BTreeMap<String, String>>>,
 }
 
+/// The provider on the shared recording server
+/// ([`insights_tests::standins::http`]).
 struct Idp {
     base: String,
-    state: web::Data<IdpState>,
-    handle: ServerHandle,
+    state: Arc<IdpState>,
+    _server: StandIn,
 }
 
 impl Idp {
     async fn start() -> Idp {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let state = web::Data::new(IdpState::default());
-        *state.base.lock().unwrap() = base.clone();
+        let state: Arc<IdpState> = Arc::default();
         let key = TestKey::generate("login-key-1");
         *state.jwk.lock().unwrap() = key.jwk();
         *state.key.lock().unwrap() = Some(key);
         *state.roles.lock().unwrap() = vec!["Insights.ComplianceOfficer".into()];
-        let data = state.clone();
-        let server = HttpServer::new(move || {
-            ActixApp::new()
-                .app_data(data.clone())
-                .default_service(web::to(idp_dispatch))
-        })
-        .workers(1)
-        .listen(listener)
-        .unwrap()
-        .disable_signals()
-        .run();
-        let handle = server.handle();
-        tokio::spawn(server);
+        let st = state.clone();
+        let server = StandIn::start(move |req, base| idp_dispatch(req, base, &st)).await;
         Idp {
-            base,
+            base: server.base.clone(),
             state,
-            handle,
+            _server: server,
         }
     }
 
@@ -97,38 +82,33 @@ impl Idp {
     }
 }
 
-impl Drop for Idp {
-    fn drop(&mut self) {
-        let h = self.handle.clone();
-        tokio::spawn(async move { h.stop(false).await });
-    }
-}
-
 fn query_map(q: &str) -> BTreeMap<String, String> {
     url::form_urlencoded::parse(q.as_bytes())
         .into_owned()
         .collect()
 }
 
-async fn idp_dispatch(req: HttpRequest, body: web::Bytes, st: web::Data<IdpState>) -> HttpResponse {
-    let base = st.base.lock().unwrap().clone();
-    match req.path() {
-        "/organizations/v2.0/.well-known/openid-configuration" => HttpResponse::Ok().json(json!({
-            "issuer": format!("{base}/{{tenantid}}/v2.0"),
-            "authorization_endpoint": format!("{base}/organizations/oauth2/v2.0/authorize"),
-            "token_endpoint": format!("{base}/organizations/oauth2/v2.0/token"),
-            "jwks_uri": format!("{base}/organizations/discovery/v2.0/keys"),
-            "response_types_supported": ["code"],
-            "code_challenge_methods_supported": ["S256"],
-            "id_token_signing_alg_values_supported": ["RS256"],
-        })),
+fn idp_dispatch(req: &Recorded, base: &str, st: &IdpState) -> Reply {
+    match req.path.as_str() {
+        "/organizations/v2.0/.well-known/openid-configuration" => Reply::json(
+            200,
+            json!({
+                "issuer": format!("{base}/{{tenantid}}/v2.0"),
+                "authorization_endpoint": format!("{base}/organizations/oauth2/v2.0/authorize"),
+                "token_endpoint": format!("{base}/organizations/oauth2/v2.0/token"),
+                "jwks_uri": format!("{base}/organizations/discovery/v2.0/keys"),
+                "response_types_supported": ["code"],
+                "code_challenge_methods_supported": ["S256"],
+                "id_token_signing_alg_values_supported": ["RS256"],
+            }),
+        ),
         "/organizations/discovery/v2.0/keys" => {
-            HttpResponse::Ok().json(json!({ "keys": [st.jwk.lock().unwrap().clone()] }))
+            Reply::json(200, json!({ "keys": [st.jwk.lock().unwrap().clone()] }))
         }
         "/organizations/oauth2/v2.0/authorize" => {
             // The user signs in; the provider sends the browser back with
             // a fresh code.
-            let q = query_map(req.query_string());
+            let q = req.query_pairs();
             st.authorize_requests.lock().unwrap().push(q.clone());
             let code = format!("code-{}", uuid::Uuid::new_v4().simple());
             st.grants.lock().unwrap().insert(
@@ -146,23 +126,22 @@ async fn idp_dispatch(req: HttpRequest, body: web::Bytes, st: web::Data<IdpState
             back.query_pairs_mut()
                 .append_pair("code", &code)
                 .append_pair("state", q.get("state").map(String::as_str).unwrap_or(""));
-            HttpResponse::Found()
-                .insert_header(("Location", back.to_string()))
-                .finish()
+            Reply::empty(302).header("location", back.as_str())
         }
         "/organizations/oauth2/v2.0/token" => {
-            let form: BTreeMap<String, String> =
-                url::form_urlencoded::parse(&body).into_owned().collect();
+            let form = req.form();
             st.token_requests.lock().unwrap().push(form.clone());
             let invalid_grant = |why: &str| {
-                HttpResponse::BadRequest()
-                    .json(json!({"error": "invalid_grant", "error_description": why}))
+                Reply::json(
+                    400,
+                    json!({"error": "invalid_grant", "error_description": why}),
+                )
             };
             if form.get("grant_type").map(String::as_str) != Some("authorization_code") {
                 return invalid_grant("grant_type");
             }
             if form.get("client_secret").map(String::as_str) != Some(SECRET) {
-                return HttpResponse::Unauthorized().json(json!({"error": "invalid_client"}));
+                return Reply::json(401, json!({"error": "invalid_client"}));
             }
             let mut grants = st.grants.lock().unwrap();
             let Some(g) = form.get("code").and_then(|c| grants.get_mut(c)) else {
@@ -198,12 +177,15 @@ async fn idp_dispatch(req: HttpRequest, body: web::Bytes, st: web::Data<IdpState
                 "name": "Ann Lee", "preferred_username": "ann@contoso.com",
             });
             let id_token = st.key.lock().unwrap().as_ref().unwrap().token(&claims);
-            HttpResponse::Ok().json(json!({
-                "token_type": "Bearer", "scope": "openid profile", "expires_in": 3600,
-                "access_token": "opaque-access-token", "id_token": id_token,
-            }))
+            Reply::json(
+                200,
+                json!({
+                    "token_type": "Bearer", "scope": "openid profile", "expires_in": 3600,
+                    "access_token": "opaque-access-token", "id_token": id_token,
+                }),
+            )
         }
-        _ => HttpResponse::NotFound().finish(),
+        _ => Reply::empty(404),
     }
 }
 

@@ -4,7 +4,7 @@
 //! decrypted playback with Range, reason for access, and the audit trail.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use insights_core::blob::BlobStore;
 use insights_core::crypto::DataKey;

@@ -1,28 +1,21 @@
-//! Test harness: the real API on 127.0.0.1:0 over a fresh SQLite store,
-//! local blob folder and key file in a temp dir, plus a local OIDC issuer
-//! (discovery + JWKS on 127.0.0.1:0, RSA keys generated per test).
+//! Test harness: the real API on 127.0.0.1:0 over the shared test world
+//! ([`insights_tests::world`]: a fresh SQLite store, local blob folder and
+//! key file in a temp dir), plus the shared stand-in OIDC issuer
+//! ([`insights_tests::standins::oidc`]: discovery + JWKS on 127.0.0.1:0,
+//! RSA keys generated per test).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::TcpListener;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use actix_web::dev::ServerHandle;
-use actix_web::{App as ActixApp, HttpRequest, HttpResponse, HttpServer, web};
-use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::rsa::{KeySize, PublicKeyComponents};
-use aws_lc_rs::signature::{KeyPair, RSA_PKCS1_SHA256, RsaKeyPair};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use insights_api::auth::accounts::{NewUser, add_user};
 use insights_api::auth::totp;
 use insights_api::{AppState, Application, Authenticator};
 use insights_core::config::AuthSettings;
-use insights_core::crypto::{KeyProvider, LocalKeyFile};
+use insights_core::crypto::KeyProvider;
 use insights_core::domain::*;
 use insights_core::store::MetadataStore;
-use insights_stores::blob::local::LocalBlobStore;
-use insights_stores::metadata::sqlite::SqliteStore;
+use insights_tests::world::World;
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
@@ -83,11 +76,14 @@ impl TestApp {
     /// Starts the API (with a local OIDC issuer when `oidc`), with
     /// `[auth]` adjusted by `tweak`.
     pub async fn start_with(oidc: bool, tweak: impl FnOnce(&mut AuthSettings)) -> TestApp {
-        let dir = tempfile::tempdir().unwrap();
-        let db = format!("sqlite://{}", dir.path().join("insights.db").display());
-        let store: Arc<dyn MetadataStore> = Arc::new(SqliteStore::connect(&db, 4).await.unwrap());
-        let keys: Arc<dyn KeyProvider> =
-            Arc::new(LocalKeyFile::open(dir.path().join("keys").join("kek.json")).unwrap());
+        let World {
+            dir,
+            store,
+            blobs,
+            keys,
+            ..
+        } = World::sqlite().await;
+        let keys: Arc<dyn KeyProvider> = keys;
         let tid = uuid::Uuid::new_v4();
         let tenant = store
             .create_tenant(NewTenant {
@@ -113,7 +109,7 @@ impl TestApp {
         let auth = Authenticator::new(&settings, dir.path(), store.clone(), keys.clone()).unwrap();
         let state = AppState {
             store: store.clone(),
-            blobs: Arc::new(LocalBlobStore::new(dir.path().join("blobs"))),
+            blobs,
             keys: keys.clone(),
             auth: Arc::new(auth),
             retention_minimum_days: 0,
@@ -385,144 +381,11 @@ pub fn session_cookie_line(res: &reqwest::Response) -> String {
 }
 
 // ---------------------------------------------------------------------
-// local OIDC issuer
+// local OIDC issuer and its keys: the shared stand-in
 // ---------------------------------------------------------------------
 
-#[derive(Default)]
-pub struct IssuerState {
-    base: Mutex<String>,
-    keys: Mutex<Vec<Value>>,
-    pub jwks_fetches: AtomicUsize,
-}
-
-/// A stand-in OpenID provider: discovery document and JWKS.
-pub struct Issuer {
-    pub base: String,
-    pub state: web::Data<IssuerState>,
-    handle: ServerHandle,
-}
-
-impl Issuer {
-    pub async fn start() -> Issuer {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let state = web::Data::new(IssuerState::default());
-        *state.base.lock().unwrap() = base.clone();
-        let data = state.clone();
-        let server = HttpServer::new(move || {
-            ActixApp::new()
-                .app_data(data.clone())
-                .default_service(web::to(issuer_dispatch))
-        })
-        .workers(1)
-        .listen(listener)
-        .unwrap()
-        .disable_signals()
-        .run();
-        let handle = server.handle();
-        tokio::spawn(server);
-        Issuer {
-            base,
-            state,
-            handle,
-        }
-    }
-
-    pub fn discovery_url(&self) -> String {
-        format!(
-            "{}/organizations/v2.0/.well-known/openid-configuration",
-            self.base
-        )
-    }
-
-    /// Replaces the published keys.
-    pub fn publish(&self, keys: &[&TestKey]) {
-        *self.state.keys.lock().unwrap() = keys.iter().map(|k| k.jwk()).collect();
-    }
-
-    pub fn jwks_fetches(&self) -> usize {
-        self.state.jwks_fetches.load(Ordering::SeqCst)
-    }
-
-    /// The issuer of tokens for directory tenant `tid`.
-    pub fn iss(&self, tid: uuid::Uuid) -> String {
-        format!("{}/{tid}/v2.0", self.base)
-    }
-}
-
-impl Drop for Issuer {
-    fn drop(&mut self) {
-        let h = self.handle.clone();
-        tokio::spawn(async move { h.stop(false).await });
-    }
-}
-
-async fn issuer_dispatch(req: HttpRequest, st: web::Data<IssuerState>) -> HttpResponse {
-    let base = st.base.lock().unwrap().clone();
-    match req.path() {
-        "/organizations/v2.0/.well-known/openid-configuration" => HttpResponse::Ok().json(json!({
-            "issuer": format!("{base}/{{tenantid}}/v2.0"),
-            "jwks_uri": format!("{base}/organizations/discovery/v2.0/keys"),
-            "id_token_signing_alg_values_supported": ["RS256"],
-        })),
-        "/organizations/discovery/v2.0/keys" => {
-            st.jwks_fetches.fetch_add(1, Ordering::SeqCst);
-            let keys = st.keys.lock().unwrap().clone();
-            HttpResponse::Ok().json(json!({ "keys": keys }))
-        }
-        _ => HttpResponse::NotFound().finish(),
-    }
-}
-
-/// An RSA signing key of the stand-in issuer.
-pub struct TestKey {
-    pub kid: String,
-    pair: RsaKeyPair,
-}
-
-impl TestKey {
-    pub fn generate(kid: &str) -> TestKey {
-        TestKey {
-            kid: kid.to_owned(),
-            pair: RsaKeyPair::generate(KeySize::Rsa2048).unwrap(),
-        }
-    }
-
-    pub fn jwk(&self) -> Value {
-        let c: PublicKeyComponents<Vec<u8>> = self.pair.public_key().into();
-        json!({
-            "kty": "RSA", "use": "sig", "kid": self.kid,
-            "n": URL_SAFE_NO_PAD.encode(&c.n), "e": URL_SAFE_NO_PAD.encode(&c.e),
-        })
-    }
-
-    pub fn header(&self) -> Value {
-        json!({"alg": "RS256", "typ": "JWT", "kid": self.kid})
-    }
-
-    /// Signs `header.claims` with RS256.
-    pub fn sign(&self, header: &Value, claims: &Value) -> String {
-        let msg = format!("{}.{}", b64(header), b64(claims));
-        let mut sig = vec![0; self.pair.public_modulus_len()];
-        self.pair
-            .sign(
-                &RSA_PKCS1_SHA256,
-                &SystemRandom::new(),
-                msg.as_bytes(),
-                &mut sig,
-            )
-            .unwrap();
-        format!("{msg}.{}", URL_SAFE_NO_PAD.encode(sig))
-    }
-
-    pub fn token(&self, claims: &Value) -> String {
-        self.sign(&self.header(), claims)
-    }
-}
-
-pub fn b64(v: &Value) -> String {
-    URL_SAFE_NO_PAD.encode(v.to_string())
-}
+pub use insights_tests::keys::{TestKey, b64};
+pub use insights_tests::standins::oidc::Issuer;
 
 /// Entra-shaped access token claims.
 pub fn oidc_claims(iss: &str, tid: uuid::Uuid, roles: &[&str], oid: &str) -> Value {
