@@ -3,8 +3,8 @@
 //! then fetched, decrypted and decoded; auth, refusals, spool quota.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod ingest_support;
-mod support;
+use crate::ingest_support;
+use crate::support;
 
 use std::f64::consts::PI;
 use std::io::Cursor;

@@ -23,7 +23,6 @@ use insights_core::domain::{
     DirectoryUser, NewTenant, ParticipantRole, Recording, RecordingKind, Tenant, UserId,
 };
 use insights_core::store::MetadataStore;
-use insights_stores::metadata::sqlite::SqliteStore;
 
 const MEDIA_TOKEN: &str = "test-media-adapter-token";
 
@@ -161,13 +160,11 @@ struct Harness {
 
 impl Harness {
     async fn start() -> Harness {
-        let data_dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let db = format!("sqlite://{}", data_dir.path().join("insights.db").display());
-        let store: Arc<dyn MetadataStore> = Arc::new(
-            SqliteStore::connect(&db, 4)
-                .await
-                .unwrap_or_else(|e| panic!("{e}")),
-        );
+        let insights_tests::world::World {
+            dir: data_dir,
+            store,
+            ..
+        } = insights_tests::world::World::sqlite().await;
         let tid = uuid::Uuid::new_v4();
         let tenant = store
             .create_tenant(NewTenant {

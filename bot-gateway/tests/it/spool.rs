@@ -4,8 +4,7 @@
 //! expiry, and that nothing on disk is clear.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "uploader_support/mod.rs"]
-mod support;
+use crate::uploader_support as support;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -17,7 +16,7 @@ use bot_gateway::spool::{
     AlarmKind, NewRecording, NewStream, Spool, SpoolConfig, SpoolError, SpoolRecording,
 };
 use chrono::Utc;
-use insights_core::crypto::{KeyProvider, LocalKeyFile};
+use insights_core::crypto::KeyProvider;
 use insights_core::domain::{ParticipantId, RecordingId, StreamId, TenantId};
 use support::{MARKER, payload, tree_contains};
 
@@ -29,8 +28,7 @@ struct Env {
 
 async fn env() -> Env {
     let dir = tempfile::tempdir().unwrap();
-    let keys: Arc<dyn KeyProvider> =
-        Arc::new(LocalKeyFile::open(dir.path().join("keys/kek.json")).unwrap());
+    let keys: Arc<dyn KeyProvider> = Arc::new(insights_tests::world::key_file(dir.path()));
     let tenant = TenantId::new();
     keys.ensure_kek(tenant).await.unwrap();
     Env { dir, keys, tenant }
@@ -545,7 +543,7 @@ fn sigkill_during_a_call_loses_at_most_the_last_second() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let keys: Arc<dyn KeyProvider> =
-            Arc::new(LocalKeyFile::open(dir.path().join("keys/kek.json")).unwrap());
+            Arc::new(insights_tests::world::key_file(dir.path()));
         let spool = Spool::open(kill_cfg(dir.path()), keys.clone()).await.unwrap();
         let entries = spool.entries();
         assert_eq!(entries.len(), 1);
@@ -585,8 +583,7 @@ fn kill_payload(len: usize) -> Vec<u8> {
 fn kill_child(dir: PathBuf) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async move {
-        let keys: Arc<dyn KeyProvider> =
-            Arc::new(LocalKeyFile::open(dir.join("keys/kek.json")).unwrap());
+        let keys: Arc<dyn KeyProvider> = Arc::new(insights_tests::world::key_file(&dir));
         let tenant = TenantId::new();
         keys.ensure_kek(tenant).await.unwrap();
         let spool = Spool::open(kill_cfg(&dir), keys).await.unwrap();

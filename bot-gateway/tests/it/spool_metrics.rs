@@ -2,8 +2,7 @@
 //! this test binary alone (one test, so no other test moves the gauges).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "uploader_support/mod.rs"]
-mod support;
+use crate::uploader_support as support;
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;

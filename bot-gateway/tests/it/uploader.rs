@@ -4,7 +4,7 @@
 //! events, tampering caught by `verify_recording`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod uploader_support;
+use crate::uploader_support;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

@@ -4,7 +4,7 @@
 //! blobs were being written).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod uploader_support;
+use crate::uploader_support;
 
 use std::ops::Range;
 use std::sync::Arc;

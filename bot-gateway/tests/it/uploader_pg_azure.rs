@@ -4,7 +4,7 @@
 //! process this test stops and restarts).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod uploader_support;
+use crate::uploader_support;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -30,7 +30,9 @@ fn azure(endpoint: String) -> Arc<dyn BlobStore> {
 
 #[tokio::test]
 async fn recordings_land_in_azurite_with_metadata_in_postgres() {
-    let w = World::with(pg().await, azure(insights_tests::azurite_endpoint())).await;
+    use insights_tests::world::{Blobs, Metadata};
+    let w = World::on(insights_tests::world::World::new(Metadata::Postgres, Blobs::Azurite).await)
+        .await;
     let (a, da) = w.record(1, 250_000).await;
     let (b, db) = w.record(4, 90_000).await;
     let flaky = FlakyBlobs::new(w.blobs.clone());

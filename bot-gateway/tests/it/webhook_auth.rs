@@ -2,7 +2,7 @@
 //! changes nothing; malformed bodies get 400; signing keys rotate; the
 //! simulator key is trusted only where configured.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! body, recordings with the right parties and roles, out-of-order states,
 //! roster changes, one recording per meeting, result codes, retries.
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

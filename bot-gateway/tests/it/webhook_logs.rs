@@ -3,7 +3,7 @@
 //! One test in this binary: it installs the process-wide subscriber, so
 //! the logs of the server's worker threads are captured too.
 
-mod support;
+use crate::support;
 
 use std::io::{self, Write};
 use std::sync::{Arc, Mutex};

@@ -19,7 +19,7 @@ use bot_gateway::webhook::{CALLBACK_PATH, GatewayState};
 use futures::{SinkExt, StreamExt};
 use insights_core::blob::BlobStore;
 use insights_core::config::{GatewaySettings, Secret};
-use insights_core::crypto::{KeyProvider, LocalKeyFile};
+use insights_core::crypto::KeyProvider;
 use insights_core::domain::{NewTenant, RecordingId, Tenant};
 use insights_core::store::MetadataStore;
 use serde_json::Value;
@@ -107,16 +107,13 @@ impl World {
         let ms = StandIn::start().await;
         let key = TestKey::generate("key-1");
         ms.publish(vec![key.jwk()]);
-        let dir = tempfile::tempdir().unwrap();
-        let db = format!("sqlite://{}", dir.path().join("insights.db").display());
-        let store: Arc<dyn MetadataStore> = Arc::new(
-            insights_stores::metadata::sqlite::SqliteStore::connect(&db, 4)
-                .await
-                .unwrap(),
-        );
-        let blobs: Arc<dyn BlobStore> = Arc::new(
-            insights_stores::blob::local::LocalBlobStore::new(dir.path().join("blobs")),
-        );
+        let insights_tests::world::World {
+            dir,
+            store,
+            blobs,
+            keys,
+            ..
+        } = insights_tests::world::World::sqlite().await;
         let tid = uuid::Uuid::new_v4();
         let tenant = store
             .create_tenant(NewTenant {
@@ -125,8 +122,7 @@ impl World {
             })
             .await
             .unwrap();
-        let keys: Arc<dyn KeyProvider> =
-            Arc::new(LocalKeyFile::open(dir.path().join("keys/kek.json")).unwrap());
+        let keys: Arc<dyn KeyProvider> = keys;
         let mut cfg = SpoolConfig::in_dir(dir.path().join("spool"));
         cfg.fsync_interval = Duration::from_millis(50);
         tweak(&mut cfg);

@@ -1,5 +1,6 @@
-//! Test harness of the webhook tests: a real gateway on 127.0.0.1:0 over a
-//! fresh SQLite store in a temp dir, talking to a Microsoft stand-in.
+//! Test harness of the webhook tests: a real gateway on 127.0.0.1:0 over
+//! the shared test world (a fresh SQLite store in a temp dir), talking to
+//! the shared Microsoft stand-in.
 // Each test binary uses a different part of the support code.
 #![allow(dead_code)]
 
@@ -17,7 +18,6 @@ use bot_gateway::webhook::{CALLBACK_PATH, GatewayState, mount};
 use insights_core::config::{GatewaySettings, Secret};
 use insights_core::domain::{DirectoryUser, NewTenant, Recording, RecordingQuery, Tenant, UserId};
 use insights_core::store::MetadataStore;
-use insights_stores::metadata::sqlite::SqliteStore;
 use serde_json::Value;
 
 use notify::Person;
@@ -55,13 +55,11 @@ impl Harness {
         let ms = StandIn::start().await;
         let key = TestKey::generate("key-1");
         ms.publish(vec![key.jwk()]);
-        let data_dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let db = format!("sqlite://{}", data_dir.path().join("insights.db").display());
-        let store: Arc<dyn MetadataStore> = Arc::new(
-            SqliteStore::connect(&db, 4)
-                .await
-                .unwrap_or_else(|e| panic!("{e}")),
-        );
+        let insights_tests::world::World {
+            dir: data_dir,
+            store,
+            ..
+        } = insights_tests::world::World::sqlite().await;
         let tid = uuid::Uuid::new_v4();
         let tenant = store
             .create_tenant(NewTenant {

@@ -1,55 +1,35 @@
-//! Test signing keys (generated per test run, never checked in) and JWTs
-//! built by hand, so tests can also build the malformed ones.
+//! Test signing keys standing in for Microsoft's: the shared
+//! [`insights_tests::keys::TestKey`] (generated per test run, never checked
+//! in; JWTs built by hand, so tests can also build the malformed ones) with
+//! the fields Graph Communications puts in its JWKs and token headers.
 
-use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::rsa::{KeySize, PublicKeyComponents};
-use aws_lc_rs::signature::{KeyPair, RSA_PKCS1_SHA256, RsaKeyPair};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use std::ops::Deref;
+
 use serde_json::{Value, json};
 
+pub use insights_tests::keys::b64;
+
 /// An RSA signing key standing in for one of Microsoft's.
-pub struct TestKey {
-    pub kid: String,
-    pair: RsaKeyPair,
+pub struct TestKey(insights_tests::keys::TestKey);
+
+impl Deref for TestKey {
+    type Target = insights_tests::keys::TestKey;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
 }
 
 impl TestKey {
     pub fn generate(kid: &str) -> TestKey {
-        let pair = RsaKeyPair::generate(KeySize::Rsa2048).unwrap_or_else(|e| panic!("{e}"));
-        TestKey {
-            kid: kid.to_owned(),
-            pair,
-        }
+        TestKey(insights_tests::keys::TestKey::generate(kid))
     }
 
     /// The public key as published in a JWKS (the shape Microsoft uses).
     pub fn jwk(&self) -> Value {
-        let c: PublicKeyComponents<Vec<u8>> = self.pair.public_key().into();
-        json!({
-            "kty": "RSA",
-            "use": "sig",
-            "kid": self.kid,
-            "x5t": self.kid,
-            "n": URL_SAFE_NO_PAD.encode(&c.n),
-            "e": URL_SAFE_NO_PAD.encode(&c.e),
-            "issuer": "https://api.botframework.com",
-        })
-    }
-
-    /// Signs `header.claims` with RS256.
-    pub fn sign(&self, header: &Value, claims: &Value) -> String {
-        let msg = format!("{}.{}", b64(header), b64(claims));
-        let mut sig = vec![0; self.pair.public_modulus_len()];
-        self.pair
-            .sign(
-                &RSA_PKCS1_SHA256,
-                &SystemRandom::new(),
-                msg.as_bytes(),
-                &mut sig,
-            )
-            .unwrap_or_else(|e| panic!("{e}"));
-        format!("{msg}.{}", URL_SAFE_NO_PAD.encode(sig))
+        let mut jwk = self.0.jwk();
+        jwk["x5t"] = json!(self.kid);
+        jwk["issuer"] = json!("https://api.botframework.com");
+        jwk
     }
 
     /// A token as Graph Communications sends it.
@@ -60,10 +40,6 @@ impl TestKey {
     pub fn header(&self) -> Value {
         json!({"alg": "RS256", "typ": "JWT", "kid": self.kid, "x5t": self.kid})
     }
-}
-
-pub fn b64(v: &Value) -> String {
-    URL_SAFE_NO_PAD.encode(v.to_string())
 }
 
 pub fn now() -> i64 {

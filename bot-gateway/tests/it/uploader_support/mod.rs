@@ -3,23 +3,16 @@
 //! fault-injecting wrappers of the two stores.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use std::ops::Range;
 use std::sync::Arc;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use bot_gateway::custody::InstallationKey;
 use bot_gateway::spool::{NewRecording, NewStream, Spool, SpoolConfig};
 use bot_gateway::uploader::{Uploader, UploaderConfig};
-use bytes::Bytes;
-use futures::stream::BoxStream;
-use insights_core::blob::{BlobError, BlobMeta, BlobResult, BlobStore, PutOutcome};
-use insights_core::crypto::{KeyProvider, LocalKeyFile};
+use insights_core::blob::BlobStore;
+use insights_core::crypto::KeyProvider;
 use insights_core::domain::*;
 use insights_core::store::MetadataStore;
-use tokio::io::AsyncRead;
 use tokio_util::sync::CancellationToken;
 
 /// Known plaintext: every test payload contains this marker, so a scan
@@ -79,8 +72,7 @@ impl World {
         blobs: Arc<dyn BlobStore>,
         cfg: Option<SpoolConfig>,
     ) -> World {
-        let keys: Arc<dyn KeyProvider> =
-            Arc::new(LocalKeyFile::open(dir.path().join("keys/kek.json")).unwrap());
+        let keys: Arc<dyn KeyProvider> = Arc::new(insights_tests::world::key_file(dir.path()));
         let signer = Arc::new(
             InstallationKey::open_or_create(dir.path().join("keys/installation-signing-key.json"))
                 .unwrap(),
@@ -111,10 +103,18 @@ impl World {
         }
     }
 
-    /// SQLite + local blobs in the world's temp dir.
+    /// The shared world (SQLite + local blobs in a temp dir) with a
+    /// tenant, a spool and an installation key.
     pub async fn local() -> World {
-        let dir = tempfile::tempdir().unwrap();
-        let (store, blobs) = local_stores(dir.path()).await;
+        Self::on(insights_tests::world::World::sqlite().await).await
+    }
+
+    /// A shared world (any backends) with a tenant, a spool and an
+    /// installation key.
+    pub async fn on(w: insights_tests::world::World) -> World {
+        let insights_tests::world::World {
+            dir, store, blobs, ..
+        } = w;
         Self::with_in(dir, store, blobs, None).await
     }
 
@@ -241,13 +241,14 @@ impl World {
     }
 }
 
+/// The shared world's local stores rooted at `dir` (opened again when
+/// they exist: a restart).
 pub async fn local_stores(dir: &std::path::Path) -> (Arc<dyn MetadataStore>, Arc<dyn BlobStore>) {
-    let url = format!("sqlite://{}", dir.join("db/insights.db").display());
-    let store = insights_stores::metadata::sqlite::SqliteStore::connect(&url, 5)
-        .await
-        .unwrap();
-    let blobs = insights_stores::blob::local::LocalBlobStore::new(dir.join("blobs"));
-    (Arc::new(store), Arc::new(blobs))
+    use insights_tests::world::{local_blobs, sqlite_store};
+    (
+        Arc::new(sqlite_store(dir).await),
+        Arc::new(local_blobs(dir)),
+    )
 }
 
 /// Whether any regular file below `dir` contains `needle`.
@@ -269,105 +270,11 @@ pub fn tree_contains(dir: &std::path::Path, needle: &[u8]) -> Vec<std::path::Pat
     hits
 }
 
-// ------------------------------------------------------------ faulty blobs
+// ------------------------------------------------------------ faulty stores
 
-/// A blob store that fails on demand: the next `fail_puts` puts fail, and
-/// while `down` is set every call fails (as an unreachable service).
-pub struct FlakyBlobs {
-    pub inner: Arc<dyn BlobStore>,
-    pub fail_puts: AtomicUsize,
-    pub down: AtomicBool,
-    pub puts: AtomicUsize,
-    pub put_keys: Mutex<Vec<String>>,
-}
-
-impl FlakyBlobs {
-    pub fn new(inner: Arc<dyn BlobStore>) -> Arc<Self> {
-        Arc::new(Self {
-            inner,
-            fail_puts: AtomicUsize::new(0),
-            down: AtomicBool::new(false),
-            puts: AtomicUsize::new(0),
-            put_keys: Mutex::new(Vec::new()),
-        })
-    }
-
-    fn check(&self) -> BlobResult<()> {
-        if self.down.load(Ordering::SeqCst) {
-            return Err(BlobError::Io("injected: blob store down".into()));
-        }
-        Ok(())
-    }
-}
-
-#[async_trait]
-impl BlobStore for FlakyBlobs {
-    fn backend(&self) -> &'static str {
-        self.inner.backend()
-    }
-    async fn health(&self) -> BlobResult<()> {
-        self.check()?;
-        self.inner.health().await
-    }
-    async fn ensure_container(&self, c: &str) -> BlobResult<()> {
-        self.check()?;
-        self.inner.ensure_container(c).await
-    }
-    async fn put(
-        &self,
-        c: &str,
-        k: &str,
-        data: &mut (dyn AsyncRead + Send + Unpin),
-    ) -> BlobResult<PutOutcome> {
-        self.check()?;
-        if self
-            .fail_puts
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok()
-        {
-            // Read some of the body first, as a dropped connection would.
-            let mut buf = [0u8; 100];
-            let _ = tokio::io::AsyncReadExt::read(data, &mut buf).await;
-            return Err(BlobError::Io("injected: put failed".into()));
-        }
-        let r = self.inner.put(c, k, data).await;
-        if r.is_ok() {
-            self.puts.fetch_add(1, Ordering::SeqCst);
-            self.put_keys.lock().unwrap().push(k.to_owned());
-        }
-        r
-    }
-    async fn head(&self, c: &str, k: &str) -> BlobResult<BlobMeta> {
-        self.check()?;
-        self.inner.head(c, k).await
-    }
-    async fn get_range(&self, c: &str, k: &str, r: Range<u64>) -> BlobResult<Bytes> {
-        self.check()?;
-        self.inner.get_range(c, k, r).await
-    }
-    async fn get_stream(
-        &self,
-        c: &str,
-        k: &str,
-    ) -> BlobResult<BoxStream<'static, BlobResult<Bytes>>> {
-        self.check()?;
-        self.inner.get_stream(c, k).await
-    }
-    async fn delete(&self, c: &str, k: &str) -> BlobResult<()> {
-        self.check()?;
-        self.inner.delete(c, k).await
-    }
-    async fn list(&self, c: &str, p: &str) -> BlobResult<Vec<String>> {
-        self.check()?;
-        self.inner.list(c, p).await
-    }
-}
-
-// ----------------------------------------------------------- faulty store
-
-/// The fault-injecting metadata store, shared by every crate's tests.
+/// The fault-injecting stores, shared by every crate's tests.
 #[allow(unused_imports)]
-pub use insights_tests::fault::FaultyStore;
+pub use insights_tests::fault::{FaultyStore, FlakyBlobs};
 
 // ------------------------------------------------------------ checks
 
