@@ -493,13 +493,13 @@ fn sigkill_during_a_call_loses_at_most_the_last_second() {
     }
     use std::io::BufRead;
     let dir = tempfile::tempdir().unwrap();
+    // This test's name in the binary: its module path without the crate.
+    let name = format!(
+        "{}::sigkill_during_a_call_loses_at_most_the_last_second",
+        module_path!().split_once("::").map_or("", |(_, m)| m)
+    );
     let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "sigkill_during_a_call_loses_at_most_the_last_second",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+        .args([name.as_str(), "--exact", "--nocapture", "--test-threads=1"])
         .env("SPOOL_KILL_CHILD_DIR", dir.path())
         .stdout(std::process::Stdio::piped())
         .spawn()
