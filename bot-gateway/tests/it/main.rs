@@ -1,7 +1,8 @@
-//! The integration tests of `bot-gateway` in one binary (`it`): each former
-//! test file is a module, so the dependency tree is linked once instead of
-//! once per file. Test names carry the module (`<file>::<test>`); filter
-//! with nextest, e.g. `cargo nextest run -p bot-gateway -E 'test(/^<file>::/)'`.
+//! The integration tests of `bot-gateway` in one binary (test target
+//! `bot_gateway_it`): each former test file is a module, so the dependency
+//! tree is linked once instead of once per file. Test names carry the
+//! module (`<file>::<test>`); filter with nextest, e.g.
+//! `cargo nextest run -p bot-gateway -E 'test(/^<file>::/)'`.
 
 mod ingest_support;
 mod support;
