@@ -13,6 +13,8 @@
 # Environment:
 #   AZURITE_PORT           blob port (default 10000)
 #   AZURITE_START_TIMEOUT  seconds to wait for it to answer (default 60)
+#   AZURITE_CERT, AZURITE_KEY  PEM certificate and key: serve HTTPS
+#                          (--cert/--key); the endpoint is then https://
 #
 # Only the endpoint goes to stdout, so a caller can do
 #   export INSIGHTS_TEST_AZURITE="$(scripts/azurite.sh start "$RUN_DIR/azurite")"
@@ -94,7 +96,13 @@ start() {
     local data_dir="$1"
     mkdir -p "$data_dir"
     data_dir="$(cd "$data_dir" && pwd)"
-    local endpoint="http://$HOST:$PORT/$ACCOUNT"
+    local scheme="http" tls_args=()
+    if [[ -n "${AZURITE_CERT:-}" ]]; then
+        [[ -n "${AZURITE_KEY:-}" ]] || die "AZURITE_CERT needs AZURITE_KEY"
+        scheme="https"
+        tls_args=(--cert "$AZURITE_CERT" --key "$AZURITE_KEY")
+    fi
+    local endpoint="$scheme://$HOST:$PORT/$ACCOUNT"
     local pid
 
     if pid="$(running_pid "$data_dir")"; then
@@ -116,6 +124,7 @@ start() {
         --blobHost "$HOST" --blobPort "$PORT" \
         --location "$data_dir" \
         --disableTelemetry --skipApiVersionCheck --silent \
+        "${tls_args[@]}" \
         >"$logfile" 2>&1 </dev/null &
     pid=$!
     echo "$pid" >"$data_dir/azurite.pid"
@@ -130,7 +139,9 @@ start() {
             tail -n 50 "$logfile" >&2 || true
             die "Azurite did not start"
         fi
-        code="$(curl -s -o /dev/null -m 2 -w '%{http_code}' "$endpoint?comp=list" || true)"
+        # -k: whether the certificate is trusted is the tests' question,
+        # not this start-up probe's.
+        code="$(curl -k -s -o /dev/null -m 2 -w '%{http_code}' "$endpoint?comp=list" || true)"
         if [[ "$code" != "000" && -n "$code" ]]; then
             break
         fi

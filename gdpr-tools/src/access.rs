@@ -15,8 +15,9 @@
 //! included (their channel of a call, their own track of a meeting; see
 //! [`crate::media_mask`]), and the manifest's `media_withheld` says which
 //! recordings' media was left out and why. The seed leaves this to the customer; we make it the
-//! default. Media is decrypted in memory and written straight into the
-//! zip: no clear copy touches the disk except the bundle the DPO asked
+//! default. Media is streamed into the zip (decrypted, decoded, masked
+//! and encoded chunk by chunk, [`crate::media_mask`]), bounded by
+//! `media_max_secs`: no clear copy touches the disk except the bundle the DPO asked
 //! for. The request is audited (`gdpr-access`) before anything is read:
 //! the event holds the reason, the client address, the id of every
 //! recording included and salted SHA-256 hashes of the identifiers
@@ -33,7 +34,7 @@
 use std::io::Write;
 
 use insights_core::blob::{BlobError, BlobStore};
-use insights_core::crypto::{CryptoError, ExpectedIds, KeyProvider, decrypt_to_vec};
+use insights_core::crypto::{CryptoError, KeyProvider};
 use insights_core::domain::{AuditAction, NewAuditEvent, Participant, TenantId};
 use insights_core::store::{MetadataStore, StoreError};
 use serde::{Deserialize, Serialize};
@@ -212,19 +213,47 @@ struct Zip<W: Write> {
     files: Vec<ManifestFile>,
 }
 
+/// A file being written into the zip, with its hash and size so far.
+struct Entry {
+    path: String,
+    sha: Sha256,
+    bytes: u64,
+}
+
 impl<W: Write> Zip<W> {
     fn add(&mut self, path: &str, data: &[u8]) -> Result<(), AccessError> {
+        let mut e = self.start(path, data.len() as u64 >= u64::from(u32::MAX))?;
+        self.write(&mut e, data)?;
+        self.end(e);
+        Ok(())
+    }
+
+    /// Starts a file whose bytes come with [`Self::write`].
+    fn start(&mut self, path: &str, large: bool) -> Result<Entry, AccessError> {
         let opts = zip::write::SimpleFileOptions::default()
             .compression_method(zip::CompressionMethod::Deflated)
-            .large_file(data.len() as u64 >= u64::from(u32::MAX));
+            .large_file(large);
         self.w.start_file(path, opts).map_err(werr)?;
-        self.w.write_all(data).map_err(werr)?;
-        self.files.push(ManifestFile {
+        Ok(Entry {
             path: path.to_owned(),
-            sha256: hex::encode(Sha256::digest(data)),
-            bytes: data.len() as u64,
-        });
+            sha: Sha256::new(),
+            bytes: 0,
+        })
+    }
+
+    fn write(&mut self, e: &mut Entry, data: &[u8]) -> Result<(), AccessError> {
+        self.w.write_all(data).map_err(werr)?;
+        e.sha.update(data);
+        e.bytes += data.len() as u64;
         Ok(())
+    }
+
+    fn end(&mut self, e: Entry) {
+        self.files.push(ManifestFile {
+            path: e.path,
+            sha256: hex::encode(e.sha.finalize()),
+            bytes: e.bytes,
+        });
     }
 }
 
@@ -258,20 +287,6 @@ fn xlsx(headers: &[&str], rows: &[Vec<serde_json::Value>]) -> Result<Vec<u8>, Ac
         }
     }
     wb.save_to_buffer().map_err(werr)
-}
-
-async fn read_blob(
-    blobs: &dyn BlobStore,
-    container: &str,
-    key: &str,
-) -> Result<Vec<u8>, AccessError> {
-    use futures::StreamExt;
-    let mut s = blobs.get_stream(container, key).await?;
-    let mut out = Vec::new();
-    while let Some(chunk) = s.next().await {
-        out.extend_from_slice(&chunk?);
-    }
-    Ok(out)
 }
 
 /// Builds the subject's bundle into `out` (a stream: nothing is sought
@@ -393,11 +408,9 @@ pub async fn build_bundle<W: Write>(
     let mut withheld: Vec<serde_json::Value> = Vec::new();
     for sr in &found.recordings {
         let id = sr.recording.id;
-        let theirs: Vec<_> = env
-            .store
-            .list_transcript(tenant, id)
-            .await?
-            .into_iter()
+        let transcript = env.store.list_transcript(tenant, id).await?;
+        let theirs: Vec<_> = transcript
+            .iter()
             .filter(|s| {
                 s.participant_id
                     .is_some_and(|p| sr.participants.contains(&p))
@@ -423,33 +436,42 @@ pub async fn build_bundle<W: Write>(
             && let Some(m) = &sr.recording.media
         {
             let wrapped = env.store.get_data_key(tenant, m.data_key_id).await?;
-            let key = env.keys.unwrap(&wrapped).await?;
-            if opts.mask_others {
-                match crate::media_mask::subject_audio(env, tenant, sr, &key, opts.media_max_secs)
-                    .await?
+            let key = std::sync::Arc::new(env.keys.unwrap(&wrapped).await?);
+            let files = if opts.mask_others {
+                match crate::media_mask::subject_audio(
+                    env,
+                    tenant,
+                    sr,
+                    &transcript,
+                    &key,
+                    opts.media_max_secs,
+                )
+                .await?
                 {
-                    crate::media_mask::Masked::Files(files) => {
-                        for f in files {
-                            zip.add(&f.name, &f.data)?;
-                            media_files += 1;
-                        }
-                    }
+                    crate::media_mask::Masked::Files(files) => files,
                     crate::media_mask::Masked::Withheld(why) => {
                         withheld.push(json!({"recording_id": id, "why": why}));
+                        Vec::new()
                     }
                 }
-                continue;
-            }
-            let ct = read_blob(env.blobs, &m.container, &m.key).await?;
-            let expected = ExpectedIds::new(tenant, id.as_uuid(), m.data_key_id);
-            let plain = zeroize::Zeroizing::new(decrypt_to_vec(&key, &ct, &expected)?);
-            let ext = match m.content_type.as_str() {
-                "audio/ogg" | "audio/opus" => "ogg",
-                "audio/wav" | "audio/x-wav" | "audio/wave" => "wav",
-                _ => "bin",
+            } else {
+                crate::media_mask::whole(sr, tenant).into_iter().collect()
             };
-            zip.add(&format!("media/{id}.{ext}"), &plain)?;
-            media_files += 1;
+            for f in files {
+                // The size is not known before it is written: Zip64.
+                let mut entry = zip.start(&f.name, true)?;
+                crate::media_mask::stream_into(
+                    env,
+                    &m.container,
+                    f,
+                    &key,
+                    opts.media_max_secs,
+                    |chunk| zip.write(&mut entry, chunk),
+                )
+                .await?;
+                zip.end(entry);
+                media_files += 1;
+            }
         }
     }
     for (u, _) in &found.directory_users {

@@ -7,8 +7,12 @@
 //! white space) followed by `\n`:
 //!
 //! ```text
-//! {"certificate":{…},"signature":"<128 hex digits>","signer":{"algorithm":"Ed25519","installation_id":"…","public_key":"<64 hex digits>"}}
+//! {"certificate":{…},"signature":"<128 hex digits>","signer":{"algorithm":"Ed25519","installation_id":"…","key_id":"ed25519:…","public_key":"<64 hex digits>"}}
 //! ```
+//!
+//! `signer.key_id` names the key in the signing-key registry
+//! ([`insights_core::domain::SigningKeyRecord`]); certificates written
+//! before it existed lack it and verify by their public key.
 //!
 //! The Ed25519 signature covers the canonical JSON of
 //! `{"certificate":…,"signer":…}`, so the signer's identity is signed too.
@@ -30,6 +34,7 @@ use std::path::{Path, PathBuf};
 
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use insights_core::crypto::installation_key::{InstallationKeyError, InstallationKeyFile};
+use insights_core::domain::{PublicKeySet, SignerTrustError, signing_key_id};
 use serde::Serialize;
 use serde_json::Value;
 use uuid::Uuid;
@@ -47,6 +52,8 @@ pub enum CertificateError {
     BadSignature,
     #[error("the certificate was signed by key {found}, not by the trusted key {trusted}")]
     UntrustedSigner { found: String, trusted: String },
+    #[error("the certificate's signer is not trusted: {0}")]
+    UnregisteredSigner(#[from] SignerTrustError),
 }
 
 impl From<InstallationKeyError> for CertificateError {
@@ -105,12 +112,18 @@ impl CertificateSigner {
         hex::encode(self.verifying_key().as_bytes())
     }
 
+    /// The key's registered id.
+    pub fn key_id(&self) -> String {
+        signing_key_id(self.verifying_key().as_bytes())
+    }
+
     /// Signs `certificate` and returns the file contents (canonical JSON
     /// and a newline).
     pub fn sign(&self, certificate: &Value) -> Result<String, CertificateError> {
         let signer = serde_json::json!({
             "algorithm": "Ed25519",
             "installation_id": self.installation_id,
+            "key_id": self.key_id(),
             "public_key": self.public_key_hex(),
         });
         let message = signed_message(certificate, &signer)?;
@@ -144,6 +157,19 @@ pub struct Verified {
     pub certificate: Value,
     pub installation_id: String,
     pub public_key: String,
+    /// The signer's key id (absent in certificates written before keys
+    /// were registered).
+    pub key_id: Option<String>,
+}
+
+/// Verifies certificate file contents against a set of trusted keys (the
+/// signing-key registry or its export): the key id the certificate names
+/// must be registered for the public key that signed; a certificate
+/// without key id must be signed by a key in the set.
+pub fn verify_trusting(bytes: &[u8], trusted: &PublicKeySet) -> Result<Verified, CertificateError> {
+    let v = verify(bytes, None)?;
+    trusted.check(v.key_id.as_deref(), &v.public_key)?;
+    Ok(v)
 }
 
 /// Verifies certificate file contents. With `trusted`, the signer must be
@@ -215,6 +241,15 @@ pub fn verify(bytes: &[u8], trusted: Option<&str>) -> Result<Verified, Certifica
             .unwrap_or_default()
             .to_owned(),
         public_key: public_key.to_owned(),
+        key_id: match signer.get("key_id") {
+            None => None,
+            Some(Value::String(k)) => Some(k.clone()),
+            Some(_) => {
+                return Err(CertificateError::Malformed(
+                    "`signer.key_id` is not a string".into(),
+                ));
+            }
+        },
     })
 }
 
@@ -250,6 +285,58 @@ mod tests {
             verify(bytes, Some(&other.public_key_hex())),
             Err(CertificateError::UntrustedSigner { .. })
         ));
+    }
+
+    /// New certificates name their key id and verify against a key set
+    /// holding it; a certificate without key id (written before keys were
+    /// registered) verifies by its public key; a foreign set refuses both.
+    #[test]
+    fn certificates_verify_against_registered_keys() {
+        use insights_core::domain::SigningKeyRecord;
+        let signer = CertificateSigner::from_secret(Uuid::nil(), &[7u8; 32]);
+        let record = |s: &CertificateSigner| SigningKeyRecord {
+            key_id: s.key_id(),
+            public_key: s.public_key_hex(),
+            node_name: "a".into(),
+            installation_id: Uuid::nil(),
+            valid_from: insights_core::domain::now(),
+            valid_until: None,
+        };
+        let cert = serde_json::json!({"request_id": "r"});
+        let file = signer.sign(&cert).unwrap();
+        let set = PublicKeySet::new(vec![record(&signer)]);
+        let v = verify_trusting(file.as_bytes(), &set).unwrap();
+        assert_eq!(v.key_id, Some(signer.key_id()));
+
+        // As written before key ids: the signer without `key_id`.
+        let old_signer = serde_json::json!({
+            "algorithm": "Ed25519",
+            "installation_id": Uuid::nil(),
+            "public_key": signer.public_key_hex(),
+        });
+        let sig = signer
+            .signing
+            .sign(&signed_message(&cert, &old_signer).unwrap());
+        let old = format!(
+            "{}\n",
+            canonical(&serde_json::json!({
+                "certificate": cert,
+                "signature": hex::encode(sig.to_bytes()),
+                "signer": old_signer,
+            }))
+            .unwrap()
+        );
+        let v = verify_trusting(old.as_bytes(), &set).unwrap();
+        assert_eq!(v.key_id, None);
+
+        let other = CertificateSigner::from_secret(Uuid::nil(), &[8u8; 32]);
+        let foreign = PublicKeySet::new(vec![record(&other)]);
+        for f in [&file, &old] {
+            assert!(matches!(
+                verify_trusting(f.as_bytes(), &foreign),
+                Err(CertificateError::UnregisteredSigner(_))
+            ));
+        }
     }
 
     #[test]

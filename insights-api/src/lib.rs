@@ -22,6 +22,7 @@ pub mod playback;
 mod routes;
 pub use routes::directory::DirectorySyncHandle;
 mod startup;
+pub mod tls;
 
 pub use auth::{AuthMethod, Authenticator, Principal, Subject};
 pub use error::ApiError;

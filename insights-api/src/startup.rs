@@ -29,9 +29,15 @@ pub struct AppState {
 
 /// Headers every response carries unless its handler set them: the API
 /// serves JSON and media, never pages to frame or scripts to run, and
-/// its responses hold personal data that no cache may keep.
-fn security_headers() -> actix_web::middleware::DefaultHeaders {
-    actix_web::middleware::DefaultHeaders::new()
+/// its responses hold personal data that no cache may keep. Over HTTPS,
+/// HSTS too (browsers then refuse plain HTTP to this host).
+fn security_headers(https: bool) -> actix_web::middleware::DefaultHeaders {
+    let headers = actix_web::middleware::DefaultHeaders::new();
+    let headers = match https {
+        true => headers.add(("Strict-Transport-Security", crate::tls::HSTS)),
+        false => headers,
+    };
+    headers
         .add(("X-Content-Type-Options", "nosniff"))
         .add(("X-Frame-Options", "DENY"))
         .add(("Referrer-Policy", "no-referrer"))
@@ -75,6 +81,23 @@ impl Application {
     where
         F: Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
     {
+        Self::build_serving(state, gdpr, listen, None, extra)
+    }
+
+    /// [`Self::build_with`], over HTTPS when `tls` is given (only HTTPS
+    /// then, with HSTS; the certificate is re-read through the
+    /// [`ReloadingCert`](crate::tls::ReloadingCert) without a restart).
+    pub fn build_serving<F>(
+        state: AppState,
+        gdpr: GdprContext,
+        listen: SocketAddr,
+        tls: Option<Arc<crate::tls::ReloadingCert>>,
+        extra: F,
+    ) -> anyhow::Result<Self>
+    where
+        F: Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
+    {
+        let https = tls.is_some();
         let listener = TcpListener::bind(listen)
             .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
         let addr = listener.local_addr()?;
@@ -93,12 +116,15 @@ impl Application {
                 .app_data(gdpr.clone())
                 .app_data(error::json_config())
                 .wrap(from_fn(metrics_setup::track))
-                .wrap(security_headers())
+                .wrap(security_headers(https))
                 .configure(routes::configure)
                 .configure(extra)
                 .default_service(web::to(error::not_found))
-        })
-        .listen(listener)?
+        });
+        let server = match tls {
+            Some(cert) => server.listen_rustls_0_23(listener, cert.server_config()?)?,
+            None => server.listen(listener)?,
+        }
         .disable_signals()
         .run();
         let metrics = match metrics_setup::config().listen {
@@ -153,7 +179,7 @@ fn metrics_server(at: SocketAddr) -> anyhow::Result<(SocketAddr, Server)> {
     let server = HttpServer::new(|| {
         App::new()
             .app_data(routes::metrics::DedicatedListener)
-            .wrap(security_headers())
+            .wrap(security_headers(false))
             .route("/metrics", web::get().to(routes::metrics::metrics))
             .default_service(web::to(error::not_found))
     })

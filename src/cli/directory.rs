@@ -72,7 +72,7 @@ async fn sync(settings: &Settings, tenant: Option<&str>, json: bool) -> anyhow::
             ),
             (Ok(rep), false) => println!(
                 "tenant {name} ({id}): {} added, {} updated, {} deactivated, {} page{}, \
-                 {} throttled retr{}, {}",
+                 {} throttled retr{}, {}, {} participant{} linked",
                 rep.added,
                 rep.updated,
                 rep.deactivated,
@@ -85,6 +85,12 @@ async fn sync(settings: &Settings, tenant: Option<&str>, json: bool) -> anyhow::
                     "ies"
                 },
                 if rep.delta { "delta" } else { "full sync" },
+                rep.participants_linked,
+                if rep.participants_linked == 1 {
+                    ""
+                } else {
+                    "s"
+                },
             ),
             (Err(e), true) => {
                 failed += 1;

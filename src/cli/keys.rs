@@ -1,5 +1,6 @@
 //! `insights keys shred`: crypto-shredding a data key, audited as the
-//! actor `cli`.
+//! actor `cli`; `insights keys export-public|rotate-signing`: the
+//! signing keys (`signing.rs`).
 
 use anyhow::Context as _;
 use clap::Subcommand;
@@ -23,12 +24,30 @@ pub enum KeysCommand {
         #[arg(long, value_name = "UUID")]
         key_id: KeyId,
     },
+    /// Print every registered signing key (public halves) as JSON, for
+    /// offline verification with `--trusted-keys`.
+    ExportPublic,
+    /// Make a new signing key for this node; the old one stays registered
+    /// (retired) so the evidence it signed keeps verifying.
+    RotateSigning,
 }
 
 /// Runs a `keys` subcommand.
 pub async fn run(command: KeysCommand, settings: &Settings) -> anyhow::Result<()> {
     match command {
         KeysCommand::Shred { tenant, key_id } => shred(settings, &tenant, key_id).await,
+        KeysCommand::ExportPublic => {
+            let store = insights_stores::open_metadata(settings)
+                .await
+                .context("opening the metadata store")?;
+            super::signing::export_public(store.as_ref()).await
+        }
+        KeysCommand::RotateSigning => {
+            let store = insights_stores::open_metadata(settings)
+                .await
+                .context("opening the metadata store")?;
+            super::signing::rotate_signing(settings, store.as_ref()).await
+        }
     }
 }
 

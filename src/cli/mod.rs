@@ -27,6 +27,7 @@ pub mod keys;
 mod lookup;
 pub mod serve;
 mod signal;
+pub mod signing;
 pub mod simulate_call;
 pub mod transcribe;
 pub mod verify_recording;
@@ -86,6 +87,10 @@ pub enum Command {
         /// Tenant name or id (default: find the tenant that holds it).
         #[arg(long)]
         tenant: Option<String>,
+        /// Trust the signing keys in this file (`insights keys
+        /// export-public`) instead of the metadata store's registry.
+        #[arg(long, value_name = "FILE")]
+        trusted_keys: Option<std::path::PathBuf>,
     },
     /// The audit trail: verify a tenant's hash chain.
     Audit {
@@ -180,9 +185,11 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Reprocess(args) => worker::reprocess(&settings, args).await,
         Command::Admin { command } => admin::run(command, &settings).await,
         Command::Keys { command } => keys::run(command, &settings).await,
-        Command::VerifyRecording { id, tenant } => {
-            verify_recording::run(&settings, id, tenant.as_deref()).await
-        }
+        Command::VerifyRecording {
+            id,
+            tenant,
+            trusted_keys,
+        } => verify_recording::run(&settings, id, tenant.as_deref(), trusted_keys.as_deref()).await,
         Command::SimulateCall(args) => simulate_call::run(&settings, args).await,
         Command::Audit { command } => audit::run(command, &settings).await,
         Command::Gdpr { command } => gdpr::run(command, &settings).await,

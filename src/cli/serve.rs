@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use actix_web::web;
 use anyhow::Context;
-use bot_gateway::custody::InstallationKey;
 use bot_gateway::spool::{Spool, SpoolConfig};
 use bot_gateway::uploader::{Uploader, UploaderConfig};
 use bot_gateway::webhook::{GatewayState, mount};
@@ -33,11 +32,11 @@ pub async fn serve(settings: Settings, with_worker: bool) -> anyhow::Result<()> 
     )
     .await
     .context("opening the spool")?;
-    let signing_key = settings.spool.signing_key_file(&settings.key_file());
-    let signer = Arc::new(
-        InstallationKey::open_or_create(&signing_key)
-            .context("opening the installation signing key")?,
-    );
+    // This node's signing key, registered so that every node verifies
+    // what it signs (refused if the registry says it was rotated out).
+    let signing_key = super::signing::key_file(&settings);
+    let signer =
+        Arc::new(super::signing::open_and_register(&settings, platform.store.as_ref()).await?);
     // The data-subject tools: certificates signed with the installation
     // key (the custody manifests' key), erasure reaching this process's
     // spool through the spool itself, bundles sealed under the data dir.
@@ -71,6 +70,20 @@ pub async fn serve(settings: Settings, with_worker: bool) -> anyhow::Result<()> 
         platform.keys.clone(),
     )
     .context("starting authentication")?;
+    // Browser sessions of directory users are re-checked with Graph (at
+    // most `auth.oidc.active_check_max_age_secs` stale): sign-in without
+    // the directory app's credentials is refused at start-up, never
+    // served on stale data.
+    let auth = if auth.oidc_login_enabled() {
+        let check = gdpr_tools::directory::ActiveCheck::from_settings(&settings.directory)
+            .context(
+                "auth.oidc sign-in re-checks directory users with Microsoft Graph: \
+                 configure [directory] client_id and its secret",
+            )?;
+        auth.with_active_check(Arc::new(check))
+    } else {
+        auth
+    };
     let state = insights_api::AppState {
         store: platform.store.clone(),
         blobs: platform.blobs.clone(),
@@ -123,12 +136,26 @@ pub async fn serve(settings: Settings, with_worker: bool) -> anyhow::Result<()> 
         ::web::configure(cfg);
         setup_routes.configure(cfg);
     };
-    let app = insights_api::Application::build_with(state, gdpr, settings.listen, routes)?;
+    // HTTPS when a certificate is configured (re-read on SIGHUP), plain
+    // HTTP only when none is.
+    let tls = match (&settings.http.tls_cert_file, &settings.http.tls_key_file) {
+        (Some(cert), Some(key)) => Some(
+            insights_api::tls::ReloadingCert::open(cert, key)
+                .context("loading the HTTPS certificate ([http] tls_cert_file, tls_key_file)")?,
+        ),
+        _ => None,
+    };
+    let reload = tls
+        .clone()
+        .map(super::signal::reload_tls_on_sighup)
+        .transpose()?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let app = insights_api::Application::build_serving(state, gdpr, settings.listen, tls, routes)?;
     let addr = app.addr();
     let handle = app.handle();
-    tracing::info!(%addr, data_dir = %settings.data_dir.display(), "insights serving");
-    println!("insights: listening on http://{addr}");
-    first_run.announce(addr);
+    tracing::info!(%addr, %scheme, data_dir = %settings.data_dir.display(), "insights serving");
+    println!("insights: listening on {scheme}://{addr}");
+    first_run.announce(scheme, addr);
     let server = tokio::spawn(app.run_until_stopped());
     let worker = match with_worker {
         true => worker::Embedded::start(&settings, &platform)?,
@@ -144,6 +171,9 @@ pub async fn serve(settings: Settings, with_worker: bool) -> anyhow::Result<()> 
     };
     super::signal::shutdown_signal().await;
     tracing::info!("shutting down");
+    if let Some(r) = reload {
+        r.abort();
+    }
     if let Some(r) = retention {
         r.stop().await;
     }

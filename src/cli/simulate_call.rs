@@ -20,6 +20,12 @@ pub struct SimulateCallArgs {
     /// A meeting (unmixed audio, meetingInfo) instead of a 1:1 call.
     #[arg(long)]
     pub meeting: bool,
+    /// In a meeting, a participant (index in the `--participant` order,
+    /// from 0) whose audio source Teams does not attribute: the gateway
+    /// records their voice in the mix only, with no track of their own.
+    /// Repeatable.
+    #[arg(long = "mix-only", value_name = "INDEX", requires = "meeting")]
+    pub mix_only: Vec<usize>,
     /// NAME:NUMBER_OR_UPN:FILE (WAV, FLAC, MP3, Ogg); repeat for each
     /// participant, the recorded user first. E.164 numbers are PSTN
     /// parties, UPNs Teams users.
@@ -139,6 +145,7 @@ pub async fn run(settings: &Settings, args: SimulateCallArgs) -> anyhow::Result<
         media_token,
     );
     call.meeting = args.meeting;
+    call.mix_only = args.mix_only;
     call.speed = args.speed;
     call.encoding = match args.encoding {
         MediaEncoding::Pcm16 => bot_gateway::ingest::protocol::Encoding::Pcm16,

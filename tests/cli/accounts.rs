@@ -154,10 +154,20 @@ fn session_of(res: reqwest::blocking::Response) -> (String, String, Value) {
 /// The first sign-in of an account made by [`add_user`]: enrols TOTP (when
 /// the account's permissions need it) and sets [`PASSWORD`].
 pub fn first_sign_in(base_url: &str, tenant: Option<&str>, email: &str) -> Session {
+    first_sign_in_with(base_url, tenant, email, INITIAL_PASSWORD)
+}
+
+/// [`first_sign_in`] of an account whose initial password is `initial`.
+pub fn first_sign_in_with(
+    base_url: &str,
+    tenant: Option<&str>,
+    email: &str,
+    initial: &str,
+) -> Session {
     let http = reqwest::blocking::Client::new();
     let res = http
         .post(format!("{base_url}/api/auth/login"))
-        .json(&login_body(tenant, email, INITIAL_PASSWORD))
+        .json(&login_body(tenant, email, initial))
         .send()
         .unwrap();
     assert_eq!(res.status(), 200, "first login refused");

@@ -9,8 +9,10 @@ use std::time::{Duration, Instant};
 
 mod accounts;
 mod audit_verify;
+mod bundle_media;
 mod content_access;
 mod directory;
+mod directory_identity;
 mod e2e_call;
 #[cfg(feature = "whisper")]
 mod e2e_transcript;
@@ -26,6 +28,9 @@ mod jobs_fault;
 mod legal_hold;
 mod login_attack;
 mod residue;
+mod serve_hardening;
+mod signing_keys;
+mod tls;
 #[cfg(feature = "whisper")]
 mod transcribe;
 mod users;

@@ -501,6 +501,19 @@ fn one_address_cannot_fill_the_pending_sign_ins() {
             "INSIGHTS_AUTH__TRUSTED_PROXIES",
             "[\"127.0.0.1/32\"]".to_owned(),
         ),
+        // Sign-in re-checks directory users with Graph: the directory
+        // app's credentials are required (the schedule stays off).
+        ("INSIGHTS_DIRECTORY__CLIENT_ID", "directory-app".to_owned()),
+        (
+            "INSIGHTS_DIRECTORY__GRAPH_BASE_URL",
+            format!("{provider}/v1.0"),
+        ),
+        (
+            "INSIGHTS_DIRECTORY__TOKEN_URL",
+            format!("{provider}/{{tenant}}/oauth2/v2.0/token"),
+        ),
+        ("INSIGHTS_DIRECTORY__INTERVAL_SECS", "0".to_owned()),
+        ("INSIGHTS_GRAPH_CLIENT_SECRET", "unused".to_owned()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))

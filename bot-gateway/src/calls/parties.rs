@@ -7,7 +7,7 @@
 //! meeting), so that a person is stored once.
 
 use insights_core::domain::{
-    Participant, ParticipantId, ParticipantRole, TenantId, UserId, normalize_phone,
+    Participant, ParticipantId, ParticipantRole, RecordingId, TenantId, UserId, normalize_phone,
 };
 use insights_core::store::{MetadataStore, StoreError, StoreResult};
 
@@ -175,6 +175,38 @@ impl Party {
             }
             Err(StoreError::NotFound) => Ok(()),
             Err(e) => Err(e),
+        }
+    }
+
+    /// The Entra object id to store with the participant: a user of the
+    /// tenant's own directory (or of an unnamed one), never another
+    /// organisation's. A directory sync later links the participant by
+    /// it when their directory user was not synchronised at capture.
+    pub fn directory_object_id(&self, directory_tenant: &str) -> Option<&str> {
+        let ours = self
+            .object_tenant
+            .as_deref()
+            .is_none_or(|t| t.eq_ignore_ascii_case(directory_tenant));
+        self.object_id.as_deref().filter(|_| ours)
+    }
+
+    /// Stores this party's Entra object id with its stored participant
+    /// row (see [`directory_object_id`](Self::directory_object_id)).
+    pub async fn store_object_id(
+        &self,
+        store: &dyn MetadataStore,
+        tenant: TenantId,
+        directory_tenant: &str,
+        recording: RecordingId,
+        participant: ParticipantId,
+    ) -> StoreResult<()> {
+        match self.directory_object_id(directory_tenant) {
+            Some(oid) => {
+                store
+                    .set_participant_object_id(tenant, recording, participant, oid)
+                    .await
+            }
+            None => Ok(()),
         }
     }
 

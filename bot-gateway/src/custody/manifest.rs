@@ -25,6 +25,11 @@ pub struct Manifest {
     pub format: String,
     /// The gateway installation that captured and signed.
     pub installation_id: Uuid,
+    /// The registered id of the key that signed (set by
+    /// [`SignedManifest::sign`]); absent in manifests written before
+    /// signing keys were registered, which verify by their public key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing_key_id: Option<String>,
     pub tenant_id: TenantId,
     pub recording_id: RecordingId,
     /// Participant ids only (no names, numbers or addresses).
@@ -128,8 +133,10 @@ fn signed_bytes(m: &Manifest) -> Result<Vec<u8>, serde_json::Error> {
 }
 
 impl SignedManifest {
-    /// Signs `manifest` with the installation key.
-    pub fn sign(manifest: Manifest, key: &InstallationKey) -> Result<Self, serde_json::Error> {
+    /// Signs `manifest` with the installation key, naming its key id in
+    /// the signed manifest.
+    pub fn sign(mut manifest: Manifest, key: &InstallationKey) -> Result<Self, serde_json::Error> {
+        manifest.signing_key_id = Some(key.key_id());
         let sig = key.sign(&signed_bytes(&manifest)?);
         Ok(Self {
             manifest,

@@ -36,7 +36,9 @@ pub use manifest::{
     MANIFEST_FORMAT, Manifest, ManifestRecord, ManifestSignature, ManifestStream, SignedManifest,
 };
 pub use signing::{InstallationKey, SigningKeyError, verifying_key_from_hex};
-pub use verify::{Mismatch, VerifyError, VerifyReport, verify_recording};
+pub use verify::{
+    Mismatch, VerifyError, VerifyReport, verify_recording, verify_recording_trusting,
+};
 
 pub use insights_core::blob::layout::{
     envelope_object_id, manifest_key, recording_prefix, stream_blob_key,

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use insights_core::crypto::installation_key::{InstallationKeyError, InstallationKeyFile};
+use insights_core::domain::{SigningKeyRecord, signing_key_id};
 use uuid::Uuid;
 
 /// Errors of the installation key.
@@ -81,6 +82,24 @@ impl InstallationKey {
     /// The public key, lower-case hex.
     pub fn public_key_hex(&self) -> String {
         hex::encode(self.verifying_key().as_bytes())
+    }
+
+    /// The key's registered id ([`signing_key_id`]).
+    pub fn key_id(&self) -> String {
+        signing_key_id(self.verifying_key().as_bytes())
+    }
+
+    /// This key's entry for the signing-key registry, valid from the key
+    /// file's creation.
+    pub fn record(&self, node_name: &str) -> SigningKeyRecord {
+        SigningKeyRecord {
+            key_id: self.key_id(),
+            public_key: self.public_key_hex(),
+            node_name: node_name.to_owned(),
+            installation_id: self.installation_id,
+            valid_from: self.created_at,
+            valid_until: None,
+        }
     }
 
     /// Signs `message`.

@@ -9,7 +9,9 @@ use ed25519_dalek::VerifyingKey;
 use futures::StreamExt;
 use insights_core::blob::{BlobError, BlobStore};
 use insights_core::crypto::{DataKey, ExpectedIds, KeyProvider, StreamOpener};
-use insights_core::domain::{RecordingId, Tenant, TenantId};
+use insights_core::domain::{
+    PublicKeySet, RecordingId, SigningKeyRecord, Tenant, TenantId, signing_key_id,
+};
 use insights_core::store::{MetadataStore, StoreError};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -47,6 +49,8 @@ pub enum Mismatch {
     /// Valid signature, but by a key that is not trusted.
     UntrustedSigner {
         public_key: String,
+        /// Why (key id not registered, registered for another key...).
+        problem: String,
     },
     /// A manifest field disagrees with what was asked or with itself.
     ManifestField {
@@ -120,8 +124,14 @@ impl fmt::Display for Mismatch {
             Self::ManifestMissing { key } => write!(f, "manifest {key} is missing"),
             Self::ManifestUnreadable { problem } => write!(f, "manifest unreadable: {problem}"),
             Self::BadSignature { problem } => write!(f, "manifest signature: {problem}"),
-            Self::UntrustedSigner { public_key } => {
-                write!(f, "manifest signed by an untrusted key {public_key}")
+            Self::UntrustedSigner {
+                public_key,
+                problem,
+            } => {
+                write!(
+                    f,
+                    "manifest signed by an untrusted key {public_key}: {problem}"
+                )
             }
             Self::ManifestField {
                 field,
@@ -197,6 +207,8 @@ pub struct VerifyReport {
     /// From the manifest, if it could be read.
     pub installation_id: Option<Uuid>,
     pub signer_public_key: Option<String>,
+    /// The signing key's registered id, if the manifest names one.
+    pub signer_key_id: Option<String>,
     /// What was checked and agreed.
     pub passed: Vec<String>,
     /// What did not agree. Empty means the recording verified.
@@ -268,11 +280,8 @@ async fn read_all(
     Ok(Some(out))
 }
 
-/// Checks a stored recording offline: the manifest's signature (and that
-/// its signer is in `trusted`), manifest against metadata, every blob's
-/// size and SHA-256 against the manifest, that every blob decrypts, the
-/// plaintext's size and SHA-256, and every spool record hash recorded at
-/// capture. Every disagreement is named in the report.
+/// [`verify_recording_trusting`] with a plain list of trusted public keys
+/// (whatever key id the manifest names, a key in `trusted` is trusted).
 pub async fn verify_recording(
     store: &dyn MetadataStore,
     blobs: &dyn BlobStore,
@@ -281,11 +290,43 @@ pub async fn verify_recording(
     tenant: TenantId,
     recording_id: RecordingId,
 ) -> Result<VerifyReport, VerifyError> {
+    let set = PublicKeySet::new(
+        trusted
+            .iter()
+            .map(|k| SigningKeyRecord {
+                key_id: signing_key_id(k.as_bytes()),
+                public_key: hex::encode(k.as_bytes()),
+                node_name: String::new(),
+                installation_id: Uuid::nil(),
+                valid_from: chrono::DateTime::UNIX_EPOCH,
+                valid_until: None,
+            })
+            .collect(),
+    );
+    verify_recording_trusting(store, blobs, keys, &set, tenant, recording_id).await
+}
+
+/// Checks a stored recording offline: the manifest's signature (and that
+/// its signer is in `trusted`: the key id the manifest names stands for
+/// the public key that signed, or, in a manifest without key id, that
+/// public key is in the set), manifest against metadata, every blob's
+/// size and SHA-256 against the manifest, that every blob decrypts, the
+/// plaintext's size and SHA-256, and every spool record hash recorded at
+/// capture. Every disagreement is named in the report.
+pub async fn verify_recording_trusting(
+    store: &dyn MetadataStore,
+    blobs: &dyn BlobStore,
+    keys: &dyn KeyProvider,
+    trusted: &PublicKeySet,
+    tenant: TenantId,
+    recording_id: RecordingId,
+) -> Result<VerifyReport, VerifyError> {
     let mut r = VerifyReport {
         tenant_id: tenant,
         recording_id,
         installation_id: None,
         signer_public_key: None,
+        signer_key_id: None,
         passed: Vec::new(),
         mismatches: Vec::new(),
     };
@@ -319,15 +360,27 @@ pub async fn verify_recording(
     };
     r.installation_id = Some(signed.manifest.installation_id);
     r.signer_public_key = Some(signed.signature.public_key.clone());
+    r.signer_key_id = signed.manifest.signing_key_id.clone();
     match signed.verify_signature() {
         Ok(key) => {
             r.pass("manifest signature");
-            if trusted.contains(&key) {
-                r.pass("manifest signer is trusted");
-            } else {
-                r.fail(Mismatch::UntrustedSigner {
+            match trusted.check(
+                signed.manifest.signing_key_id.as_deref(),
+                &hex::encode(key.as_bytes()),
+            ) {
+                Ok(k) => r.pass(format!(
+                    "manifest signer is trusted: key {} of node {}",
+                    k.key_id,
+                    if k.node_name.is_empty() {
+                        "(given)"
+                    } else {
+                        &k.node_name
+                    }
+                )),
+                Err(e) => r.fail(Mismatch::UntrustedSigner {
                     public_key: signed.signature.public_key.clone(),
-                });
+                    problem: e.to_string(),
+                }),
             }
         }
         Err(e) => r.fail(Mismatch::BadSignature {

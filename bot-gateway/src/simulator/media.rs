@@ -134,7 +134,7 @@ pub(crate) async fn stream(
     ))
     .await
     .map_err(send_err)?;
-    for p in parties {
+    for p in parties.iter().filter(|p| !p.mix_only) {
         sink.send(Message::text(
             Control::Source {
                 source_id: p.source_id,

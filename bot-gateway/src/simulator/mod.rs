@@ -145,6 +145,10 @@ pub struct SimulatedCall {
     pub control_timeout: Duration,
     /// Per-request timeout of notification POSTs.
     pub request_timeout: Duration,
+    /// Indexes of participants (in a meeting) whose audio source Teams
+    /// does not attribute: no `sourceId` in the roster, no `source`
+    /// binding, so the gateway records their voice in the mix only.
+    pub mix_only: Vec<usize>,
 }
 
 impl SimulatedCall {
@@ -168,6 +172,7 @@ impl SimulatedCall {
             call_id: Uuid::new_v4().to_string(),
             control_timeout: Duration::from_secs(30),
             request_timeout: Duration::from_secs(15),
+            mix_only: Vec::new(),
         }
     }
 }
@@ -270,6 +275,8 @@ pub(crate) struct Party {
     pub identity: Identity,
     pub participant_id: String,
     pub source_id: u32,
+    /// Listed without an audio source (see [`SimulatedCall::mix_only`]).
+    pub mix_only: bool,
 }
 
 /// Decodes an audio file (WAV, FLAC, MP3, Ogg, …) to 16 kHz mono PCM
@@ -469,6 +476,7 @@ impl SimulatedCall {
                     identity: identity_of(p, i)?,
                     participant_id: Uuid::new_v4().to_string(),
                     source_id: FIRST_SOURCE_ID + i as u32,
+                    mix_only: self.meeting && self.mix_only.contains(&i),
                 })
             })
             .collect()

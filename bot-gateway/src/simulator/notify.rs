@@ -175,13 +175,18 @@ fn participant_with(id: &str, identity: Value, source_id: &str) -> Value {
     })
 }
 
-/// A roster participant with its audio stream's `sourceId`.
+/// A roster participant with its audio stream's `sourceId` (none for a
+/// mix-only participant).
 pub(crate) fn participant(p: &Party, tenant: &str) -> Value {
-    participant_with(
+    let mut v = participant_with(
         &p.participant_id,
         identity_set(p, tenant),
         &p.source_id.to_string(),
-    )
+    );
+    if p.mix_only {
+        v["mediaStreams"] = json!([]);
+    }
+    v
 }
 
 /// The bot itself, as Teams lists it in the roster.

@@ -776,6 +776,7 @@ impl Ctx {
         let manifest = Manifest {
             format: MANIFEST_FORMAT.into(),
             installation_id: self.signer.installation_id(),
+            signing_key_id: None, // set by `SignedManifest::sign`
             tenant_id: tenant,
             recording_id: id,
             participants,

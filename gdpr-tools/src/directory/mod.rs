@@ -16,7 +16,12 @@
 //!    see (they left the directory while no delta link was kept);
 //! 5. the new `@odata.deltaLink` is stored only now, so an interrupted
 //!    run is simply repeated; writes are idempotent, one transaction per
-//!    page (`upsert_directory_users`).
+//!    page (`upsert_directory_users`);
+//! 6. recorded participants whose Entra object id (stored at capture) is
+//!    a directory user's and who lack its e-mail/UPN, SIP URI or user id
+//!    get them (`link_participants_to_directory`): a call captured
+//!    before its user was synchronised is then found by a data-subject
+//!    request by e-mail or UPN, like one linked at capture.
 //!
 //! A delta link the service no longer knows (`410 Gone`) starts a full
 //! run. Inactive users stay (recordings may reference them) until an
@@ -25,6 +30,7 @@
 //!
 //! [`Scheduler`] (`schedule.rs`) runs it periodically for `insights serve`.
 
+mod active;
 mod graph;
 mod schedule;
 
@@ -40,6 +46,7 @@ use insights_core::store::{MetadataStore, StoreError};
 use serde::Serialize;
 use serde_json::Value;
 
+pub use active::{ActiveCheck, UserState};
 pub use graph::{DeltaPage, Fetched, GraphClient, GraphConfig, USER_SELECT, retry_after};
 pub use schedule::{SCHEDULE_ACTOR, Scheduler};
 
@@ -85,6 +92,11 @@ pub struct SyncReport {
     pub throttled_retries: u32,
     /// Whether the run started from a stored delta link.
     pub delta: bool,
+    /// Recorded participants linked to their directory user by this run
+    /// (captured before the user was synchronised; matched by Entra
+    /// object id): their e-mail or UPN, SIP URI and directory user id
+    /// filled in, so search and data-subject requests find them.
+    pub participants_linked: u64,
 }
 
 /// Runs directory syncs; one per process (runs are serialised, so the
@@ -132,6 +144,7 @@ impl DirectorySync {
                 Ok(rep) => tracing::info!(
                     tenant = %t.id, added = rep.added, updated = rep.updated,
                     deactivated = rep.deactivated, pages = rep.pages,
+                    participants_linked = rep.participants_linked,
                     throttled_retries = rep.throttled_retries, delta = rep.delta,
                     "directory sync done"
                 ),
@@ -197,6 +210,8 @@ impl DirectorySync {
                 None => return Err(DirectoryError::DeltaExpiredAgain),
             }
         }
+        // Participants recorded before their user was synchronised.
+        report.participants_linked = self.store.link_participants_to_directory(tenant.id).await?;
         self.store
             .append_audit(
                 tenant.id,

@@ -94,6 +94,10 @@ pub struct Authenticator {
     trusted_proxies: Vec<insights_core::config::Cidr>,
     /// "Sign in with your organisation" (authorization code + PKCE).
     oidc_login: Option<oidc_login::OidcLogin>,
+    /// Microsoft Graph's word on whether an OIDC session's directory user
+    /// is still enabled (`insights serve` sets it whenever sign-in is on;
+    /// without it a session due for the check is refused with `503`).
+    active_check: Option<Arc<gdpr_tools::directory::ActiveCheck>>,
 }
 
 impl Authenticator {
@@ -137,7 +141,22 @@ impl Authenticator {
             password_checks: tokio::sync::Semaphore::new(permits),
             trusted_proxies: settings.trusted_proxy_ranges(),
             oidc_login,
+            active_check: None,
         })
+    }
+
+    /// Re-checks OIDC sessions' directory users with Microsoft Graph
+    /// (`[auth.oidc] active_check_max_age_secs`).
+    #[must_use]
+    pub fn with_active_check(mut self, check: Arc<gdpr_tools::directory::ActiveCheck>) -> Self {
+        self.active_check = Some(check);
+        self
+    }
+
+    /// Whether "sign in with your organisation" is on (then `serve` needs
+    /// an [`ActiveCheck`](gdpr_tools::directory::ActiveCheck)).
+    pub fn oidc_login_enabled(&self) -> bool {
+        self.oidc_login.is_some()
     }
 
     /// Where `req` came from (see [`crate::client_addr`]).

@@ -47,7 +47,9 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use insights_core::config::OidcSettings;
-use insights_core::domain::{AuditAction, NewAuditEvent, OidcSession, Realm, TenantId, now};
+use insights_core::domain::{
+    AuditAction, NewAuditEvent, OidcSession, OidcSessionClaims, Realm, TenantId, now,
+};
 use insights_core::store::StoreError;
 use insights_http::jwks::{JwksCache, KeyLookupError, KeyRef};
 use jsonwebtoken::errors::ErrorKind;
@@ -324,6 +326,9 @@ struct IdClaims {
     nonce: Option<String>,
     #[serde(default)]
     roles: Vec<String>,
+    /// Group object ids (when the app registration emits them).
+    #[serde(default)]
+    groups: Vec<String>,
     #[serde(default)]
     amr: Vec<String>,
 }
@@ -609,6 +614,20 @@ pub(crate) async fn callback(
         revoked_at: None,
     };
     auth.store.create_oidc_session(tenant.id, &s).await?;
+    // The claims that map the session to a security profile, and the
+    // provider's word that the user is active now (it just signed them
+    // in). Stored before the cookie is handed out.
+    auth.store
+        .set_oidc_session_claims(
+            tenant.id,
+            &s.token_hash,
+            &OidcSessionClaims {
+                roles: claims.roles.clone(),
+                groups: claims.groups.clone(),
+                active_confirmed_at: Some(at),
+            },
+        )
+        .await?;
     let mut gone = state_cookie("", 0);
     gone.make_removal();
     Ok(HttpResponse::Found()
@@ -731,10 +750,15 @@ async fn validate_id_token(o: &OidcLogin, token: &str) -> Result<(IdClaims, Uuid
 impl Authenticator {
     /// The principal of a live OIDC session (touching it), else `401`:
     /// the role and directory user mapped at sign-in; the permissions and
-    /// scope of the security profile the directory user's synchronised
-    /// groups map to (`auth.oidc.profile_map`), else the role's defaults;
+    /// scope of the security profile the sign-in's `roles` and `groups`
+    /// claims or the directory user's synchronised groups map to
+    /// (`auth.oidc.profile_map`), else the role's defaults;
     /// `401 directory-user-inactive` once the directory user is inactive
-    /// or gone (as of the last directory sync).
+    /// or gone as of the last directory sync, or, asked afresh whenever
+    /// the last confirmation is older than `auth.oidc.active_check_max_age_secs`,
+    /// as Microsoft Graph says (the session is then revoked and the
+    /// revocation audited); `503 directory-unavailable` while Graph
+    /// cannot say (never a request on stale data).
     pub(super) async fn oidc_session_principal(
         &self,
         tenant: TenantId,
@@ -761,11 +785,33 @@ impl Authenticator {
                 Err(e) => return Err(e.into()),
             }
         }
+        let claims = match self.store.get_oidc_session_claims(tenant, hash).await {
+            Ok(c) => c,
+            Err(StoreError::NotFound) => return Err(unauthorized("session-expired")),
+            Err(e) => return Err(e.into()),
+        };
+        let max_age = secs(self.settings.oidc.active_check_max_age_secs);
+        let confirmed = claims
+            .active_confirmed_at
+            .is_some_and(|t| at - t < max_age && t <= at);
+        if !confirmed {
+            self.confirm_active(tenant, hash, &s).await?;
+            self.store
+                .confirm_oidc_session_active(tenant, hash, at)
+                .await?;
+        }
         if at - s.last_seen_at >= super::TOUCH_EVERY {
             self.store.touch_oidc_session(tenant, hash, at).await?;
         }
+        for g in claims.groups {
+            if !groups.contains(&g) {
+                groups.push(g);
+            }
+        }
         let name = self.store.get_tenant(tenant).await?.name;
-        let mapped = self.mapped_profile(&name, tenant, &[], &groups).await?;
+        let mapped = self
+            .mapped_profile(&name, tenant, &claims.roles, &groups)
+            .await?;
         let (permissions, scope, profile_id) = match mapped {
             Some(p) => (p.permissions, p.scope, Some(p.id)),
             None => (s.role.default_permissions(), s.role.default_scope(), None),
@@ -782,6 +828,70 @@ impl Authenticator {
         p.security_profile_id = profile_id;
         p.session = Some((Realm::Tenant(tenant), hash.to_owned()));
         Ok(p)
+    }
+
+    /// Asks Microsoft Graph whether the session's directory user is still
+    /// enabled: `Ok` if so; a disabled or deleted user's session is
+    /// revoked, the revocation audited, and `401 directory-user-inactive`
+    /// returned; `503 directory-unavailable` when Graph (or its token)
+    /// cannot answer, or no check is configured.
+    async fn confirm_active(
+        &self,
+        tenant: TenantId,
+        hash: &str,
+        s: &OidcSession,
+    ) -> Result<(), ApiError> {
+        use gdpr_tools::directory::UserState;
+        let unavailable = ApiError::Unavailable {
+            code: "directory-unavailable",
+        };
+        let Some(check) = &self.active_check else {
+            tracing::warn!(
+                "an OIDC session is due for its directory check, but none is configured"
+            );
+            return Err(unavailable);
+        };
+        let directory_tenant = self
+            .store
+            .get_tenant(tenant)
+            .await?
+            .directory_tenant_id
+            .ok_or_else(|| unauthorized("session-expired"))?;
+        // The subject is the directory object id (`oid`); a session
+        // without one cannot be confirmed, so it is not let through.
+        let state = match Uuid::try_parse(&s.subject) {
+            Ok(oid) => match check.user_state(directory_tenant, oid).await {
+                Ok(state) => state,
+                Err(e) => {
+                    tracing::warn!(tenant = %tenant, error = %e, "cannot confirm an OIDC session's directory user");
+                    return Err(unavailable);
+                }
+            },
+            Err(_) => UserState::Gone,
+        };
+        let reason = match state {
+            UserState::Enabled => return Ok(()),
+            UserState::Disabled => "directory-user-disabled",
+            UserState::Gone => "directory-user-gone",
+        };
+        if self.store.revoke_oidc_session(tenant, hash, now()).await? {
+            self.store
+                .append_audit(
+                    tenant,
+                    NewAuditEvent {
+                        actor: format!("oidc:{}", s.subject),
+                        action: AuditAction::Logout,
+                        recording_id: None,
+                        target: s.directory_user_id.map(|u| u.to_string()),
+                        reason: None,
+                        source: None,
+                        details: json!({ "method": "oidc", "revoked": true, "reason": reason }),
+                    },
+                )
+                .await?;
+        }
+        tracing::info!(tenant = %tenant, reason, "OIDC session revoked: the directory user may no longer sign in");
+        Err(unauthorized("directory-user-inactive"))
     }
 }
 

@@ -4,7 +4,7 @@
 //! * `GET /api/directory/users` → `{"items": [DirectoryUser]}`, active and
 //!   inactive alike (ordered by last name, first name, id);
 //! * `POST /api/directory/sync` → `200` with the run's `SyncReport`
-//!   (`{added, updated, deactivated, pages, throttled_retries, delta}`);
+//!   (`{added, updated, deactivated, pages, throttled_retries, delta, participants_linked}`);
 //!   `409 directory-sync-not-configured` when `[directory]` is not set up
 //!   in this process, `503 directory-sync-failed` when Graph or the token
 //!   endpoint failed (the cause is logged), `409 no-directory-tenant` when the tenant has no
@@ -58,7 +58,7 @@ async fn list_users(p: Principal, state: web::Data<AppState>) -> Result<HttpResp
 /// `POST /api/directory/sync`.
 #[utoipa::path(post, path = "/api/directory/sync", tag = "directory",
     responses(
-        (status = 200, description = "The run's report: {added, updated, deactivated, pages, throttled_retries, delta}", body = Object),
+        (status = 200, description = "The run's report: {added, updated, deactivated, pages, throttled_retries, delta, participants_linked}", body = Object),
         (status = 401, description = "Not signed in", body = super::openapi::Problem),
         (status = 403, description = "Not permitted", body = super::openapi::Problem),
         (status = 409, description = "Directory sync is not configured, or the tenant has no directory tenant id", body = super::openapi::Problem),

@@ -385,7 +385,12 @@ async fn access_start(
                 let _ = ctx2.bundles.delete(id);
                 tracing::warn!(job = %id, error = %e, "access bundle failed");
                 if let Some(j) = jobs.get_mut(&id) {
-                    j.state = JobState::Failed("bundle-failed");
+                    j.state = JobState::Failed(match e {
+                        // Says which limit to raise (`[gdpr]
+                        // bundle_media_max_secs`), or to leave media out.
+                        AccessError::TooLong => "media-too-long",
+                        _ => "bundle-failed",
+                    });
                 }
             }
         }

@@ -101,6 +101,13 @@ pub struct OidcSettings {
     /// matching a principal (in file order) gives its permissions and
     /// scope instead of the role's defaults.
     pub profile_map: Vec<OidcProfileMapping>,
+    /// A browser session signed in through OIDC re-checks with Microsoft
+    /// Graph (`accountEnabled`, with the `[directory]` app's credentials)
+    /// that its directory user is still enabled once the last
+    /// confirmation is older than this, s (0–300; default 300). A
+    /// disabled or deleted user's session is revoked; when Graph cannot
+    /// answer, requests are refused with `503` until it can.
+    pub active_check_max_age_secs: u64,
 }
 
 /// One entry of `[[auth.oidc.profile_map]]`.
@@ -165,6 +172,7 @@ impl Default for OidcSettings {
             login_label: "Sign in with your organisation".to_owned(),
             require_mfa: true,
             profile_map: Vec::new(),
+            active_check_max_age_secs: 300,
         }
     }
 }
@@ -338,6 +346,12 @@ impl OidcSettings {
                     "claim must be `roles` or `groups`",
                 ));
             }
+        }
+        if self.active_check_max_age_secs > 300 {
+            return Err(invalid(
+                "auth.oidc.active_check_max_age_secs",
+                "at most 300: a directory user's active state is never more than 5 minutes stale",
+            ));
         }
         let Some(url) = &self.discovery_url else {
             return Ok(());

@@ -13,6 +13,7 @@ mod directory;
 mod endpoints;
 mod gateway;
 mod gdpr;
+mod http;
 mod metrics;
 mod retention;
 mod spool;
@@ -27,6 +28,7 @@ pub use auth::{AuthSettings, Cidr, DEFAULT_ROLE_MAP, OidcProfileMapping, OidcSet
 pub use directory::DirectorySettings;
 pub use gateway::GatewaySettings;
 pub use gdpr::GdprSettings;
+pub use http::HttpSettings;
 pub use metrics::MetricsSettings;
 pub use retention::RetentionSettings;
 pub use spool::SpoolSettings;
@@ -40,8 +42,10 @@ use serde::{Deserialize, Serialize};
 /// Top-level keys, used to pick our variables out of the environment.
 const TOP_LEVEL_KEYS: &[&str] = &[
     "data_dir",
+    "node_name",
     "allow_insecure_http",
     "listen",
+    "http",
     "database",
     "blob",
     "keys",
@@ -65,8 +69,15 @@ pub struct Settings {
     /// Where the embedded defaults keep everything (SQLite file, blobs,
     /// key file). Default `./data`.
     pub data_dir: PathBuf,
+    /// This node's name in the signing-key registry. Default: the host
+    /// name.
+    #[serde(default)]
+    pub node_name: Option<String>,
     /// HTTP listen address. Default `127.0.0.1:8080`.
     pub listen: SocketAddr,
+    /// `[http]`: HTTPS for the listener.
+    #[serde(default)]
+    pub http: HttpSettings,
     /// Allow plain-HTTP signing-key, token and provider endpoints. For
     /// tests with local stand-ins only; default false (see `endpoints`).
     #[serde(default)]
@@ -133,6 +144,10 @@ pub struct AzureSettings {
     pub endpoint: Option<String>,
     /// Use the Azurite emulator's well-known account and key.
     pub use_emulator: bool,
+    /// PEM file of CA certificates to trust for the `https` endpoint in
+    /// addition to the public roots (private endpoints behind a private
+    /// CA).
+    pub ca_file: Option<PathBuf>,
 }
 
 /// Key provider settings.
@@ -194,7 +209,9 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             data_dir: PathBuf::from("./data"),
+            node_name: None,
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            http: HttpSettings::default(),
             allow_insecure_http: false,
             database: DatabaseSettings::default(),
             blob: BlobSettings::default(),
@@ -316,6 +333,15 @@ impl Settings {
                 problem: "must not be empty".into(),
             });
         }
+        if let Some(n) = &self.node_name
+            && (n.trim().is_empty() || n.len() > 255)
+        {
+            return Err(ConfigError::Invalid {
+                key: "node_name",
+                problem: "must be 1 to 255 characters".into(),
+            });
+        }
+        self.http.validate()?;
         if self.database.max_connections == 0 {
             return Err(ConfigError::Invalid {
                 key: "database.max_connections",

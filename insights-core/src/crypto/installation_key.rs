@@ -179,6 +179,51 @@ impl InstallationKeyFile {
     }
 }
 
+/// Replaces the secret of the existing key file at `path` with a fresh one
+/// (signing-key rotation), keeping the installation id; `created_at`
+/// becomes now. Written crash-safely: the file holds the old key or the
+/// new one, never neither. The old secret is gone afterwards; its public
+/// half must be registered before (evidence it signed keeps verifying
+/// against the registry). Blocking.
+pub fn rotate(path: impl AsRef<Path>) -> Result<InstallationKeyFile, InstallationKeyError> {
+    let path = path.as_ref();
+    let old = InstallationKeyFile::read(path)?;
+    let secret = fresh_secret(path)?;
+    let body = encode(old.installation_id, crate::domain::now(), &secret, path)?;
+    // The old secret's bytes are overwritten once the new file is durable.
+    if let Some(e) = fsio::write_atomic_scrubbing(path, &body).map_err(|e| file_err(path, e))? {
+        tracing::warn!(path = %path.display(), error = %e, "the previous signing key's bytes could not be overwritten");
+    }
+    tracing::info!(path = %path.display(), "rotated the installation signing key");
+    InstallationKeyFile::read(path)
+}
+
+fn fresh_secret(path: &Path) -> Result<Zeroizing<[u8; 32]>, InstallationKeyError> {
+    let mut secret = Zeroizing::new([0u8; 32]);
+    OsRng
+        .try_fill_bytes(&mut secret[..])
+        .map_err(|e| file_err(path, format!("no randomness: {e}")))?;
+    Ok(secret)
+}
+
+fn encode(
+    installation_id: Uuid,
+    created_at: DateTime<Utc>,
+    secret: &[u8; 32],
+    path: &Path,
+) -> Result<Zeroizing<Vec<u8>>, InstallationKeyError> {
+    let hex_secret = Zeroizing::new(hex::encode(&secret[..]));
+    Ok(Zeroizing::new(
+        serde_json::to_vec_pretty(&KeyFileOut {
+            version: KEY_FILE_VERSION,
+            installation_id,
+            created_at,
+            secret_key: &hex_secret,
+        })
+        .map_err(|e| file_err(path, e))?,
+    ))
+}
+
 /// Creates the key file at `path` with a fresh secret, unless another
 /// process created it meanwhile (its key then wins).
 fn create(path: &Path) -> Result<(), InstallationKeyError> {
@@ -187,20 +232,8 @@ fn create(path: &Path) -> Result<(), InstallationKeyError> {
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or_else(|| Path::new("."));
     fsio::create_dir_private(dir).map_err(|e| file_err(dir, e))?;
-    let mut secret = Zeroizing::new([0u8; 32]);
-    OsRng
-        .try_fill_bytes(&mut secret[..])
-        .map_err(|e| file_err(path, format!("no randomness: {e}")))?;
-    let hex_secret = Zeroizing::new(hex::encode(&secret[..]));
-    let body = Zeroizing::new(
-        serde_json::to_vec_pretty(&KeyFileOut {
-            version: KEY_FILE_VERSION,
-            installation_id: Uuid::new_v4(),
-            created_at: crate::domain::now(),
-            secret_key: &hex_secret,
-        })
-        .map_err(|e| file_err(path, e))?,
-    );
+    let secret = fresh_secret(path)?;
+    let body = encode(Uuid::new_v4(), crate::domain::now(), &secret, path)?;
     // Link, not rename: fails if another process created it meanwhile.
     if fsio::create_new_atomic(path, &body).map_err(|e| file_err(path, e))? {
         tracing::info!(path = %path.display(), "created the installation signing key");
@@ -279,5 +312,22 @@ mod tests {
         let e = InstallationKeyFile::read(&path).unwrap_err().to_string();
         assert!(e.contains("unsupported version 2"), "{e}");
         assert!(InstallationKeyFile::read(dir.path()).is_err());
+    }
+
+    #[test]
+    fn rotation_keeps_the_identity_and_replaces_the_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys/k.json");
+        let a = InstallationKeyFile::open_or_create(&path).unwrap();
+        let b = rotate(&path).unwrap();
+        assert_eq!(a.installation_id(), b.installation_id());
+        assert_ne!(a.secret_key(), b.secret_key());
+        assert_eq!(
+            InstallationKeyFile::read(&path).unwrap().secret_key(),
+            b.secret_key()
+        );
+        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert!(rotate(dir.path().join("missing.json")).is_err());
     }
 }

@@ -250,6 +250,22 @@ impl OidcSession {
     }
 }
 
+/// What an OIDC session keeps beside its [`OidcSession`] row: the
+/// sign-in's claims that map to a security profile
+/// (`auth.oidc.profile_map`, read again on every request) and when the
+/// directory user's active state was last confirmed (at sign-in by the
+/// provider issuing the id token, later by Microsoft Graph). A session
+/// stored without them has no claims and was never confirmed.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OidcSessionClaims {
+    /// App-role values of the id token's `roles` claim.
+    pub roles: Vec<String>,
+    /// Group object ids of the id token's `groups` claim.
+    pub groups: Vec<String>,
+    /// When the directory user was last confirmed active.
+    pub active_confirmed_at: Option<DateTime<Utc>>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,13 +14,14 @@ mod job;
 mod policy;
 mod processing;
 mod recording;
+mod signing_key;
 mod tenant;
 mod transcript;
 
 pub use access::{Permission, Role, SecurityProfile, VisibilityScope};
 pub use account::{
-    FirstSignIn, LocalAccount, LoginAttempt, LoginFailure, LoginSession, OidcSession, Realm,
-    normalize_email, validate_email,
+    FirstSignIn, LocalAccount, LoginAttempt, LoginFailure, LoginSession, OidcSession,
+    OidcSessionClaims, Realm, normalize_email, validate_email,
 };
 pub use approval::{AccessDecision, AccessRequest, AccessRequestStatus};
 pub use audit::{
@@ -40,6 +41,9 @@ pub use processing::{ProviderCall, ProviderCallOutcome, ProviderCallQuery};
 pub use recording::{
     Direction, MediaObject, MediaStream, Participant, ParticipantRole, Recording, RecordingKind,
     RecordingQuery, RecordingStatus, RecordingSummary, SearchPage, SortKey, normalize_phone,
+};
+pub use signing_key::{
+    PUBLIC_KEY_SET_FORMAT, PublicKeySet, SignerTrustError, SigningKeyRecord, signing_key_id,
 };
 pub use tenant::{NewTenant, Tenant, TenantSettings, validate_tenant_name};
 pub use transcript::{Citation, Insight, InsightKind, TranscriptSegment};

@@ -72,6 +72,39 @@ pub trait DirectoryStore: Send + Sync + 'static {
         token_hash: &str,
         at: chrono::DateTime<chrono::Utc>,
     ) -> StoreResult<bool>;
+    /// Stores a session's claims and active confirmation (replacing what
+    /// was there). `NotFound` if there is no such session.
+    async fn set_oidc_session_claims(
+        &self,
+        tenant: TenantId,
+        token_hash: &str,
+        claims: &OidcSessionClaims,
+    ) -> StoreResult<()>;
+    /// A session's claims and active confirmation (empty for a session
+    /// stored without them). `NotFound` if there is no such session.
+    async fn get_oidc_session_claims(
+        &self,
+        tenant: TenantId,
+        token_hash: &str,
+    ) -> StoreResult<OidcSessionClaims>;
+    /// Records that the session's directory user was confirmed active at
+    /// `at` (never moves backwards). `NotFound` if there is no such
+    /// session.
+    async fn confirm_oidc_session_active(
+        &self,
+        tenant: TenantId,
+        token_hash: &str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<()>;
+    /// Links recorded participants to the directory users synchronised
+    /// since: every participant of the tenant without an e-mail or a
+    /// directory user id whose stored Entra object id (lower-case) is a
+    /// directory user's (active or not) gets, where it has none, that
+    /// user's e-mail (else UPN), SIP URI and directory user id, and so is
+    /// found by search and data-subject requests like one linked at
+    /// capture. Erased participants carry no object id and are never
+    /// linked. Returns how many participants changed.
+    async fn link_participants_to_directory(&self, tenant: TenantId) -> StoreResult<u64>;
 }
 
 /// Implementation detail of [`delegate_store_areas!`](crate::delegate_store_areas):
@@ -97,6 +130,10 @@ macro_rules! __delegate_directory_store {
             fn get_oidc_session(&self, tenant: TenantId, token_hash: &str) -> StoreResult<OidcSession>;
             fn touch_oidc_session(&self, tenant: TenantId, token_hash: &str, at: chrono::DateTime<chrono::Utc>) -> StoreResult<()>;
             fn revoke_oidc_session(&self, tenant: TenantId, token_hash: &str, at: chrono::DateTime<chrono::Utc>) -> StoreResult<bool>;
+            fn set_oidc_session_claims(&self, tenant: TenantId, token_hash: &str, claims: &OidcSessionClaims) -> StoreResult<()>;
+            fn get_oidc_session_claims(&self, tenant: TenantId, token_hash: &str) -> StoreResult<OidcSessionClaims>;
+            fn confirm_oidc_session_active(&self, tenant: TenantId, token_hash: &str, at: chrono::DateTime<chrono::Utc>) -> StoreResult<()>;
+            fn link_participants_to_directory(&self, tenant: TenantId) -> StoreResult<u64>;
         }
     };
 }

@@ -18,6 +18,7 @@
 //! | wrapped data keys | [`DataKeyStore`] |
 //! | provider-call records | [`ProcessingStore`] |
 //! | data-subject requests (GDPR) | [`SubjectStore`] |
+//! | registered signing keys (platform scope) | [`SigningKeyStore`] |
 //!
 //! Every type that implements all the area traits is a [`MetadataStore`]
 //! (blanket impl), and the area methods can be called on a
@@ -43,6 +44,7 @@ mod keys;
 mod processing;
 mod recordings;
 mod search;
+mod signing_keys;
 mod subjects;
 mod tenants;
 mod transcripts;
@@ -57,6 +59,7 @@ pub use keys::DataKeyStore;
 pub use processing::ProcessingStore;
 pub use recordings::RecordingStore;
 pub use search::SearchStore;
+pub use signing_keys::SigningKeyStore;
 pub use subjects::SubjectStore;
 pub use tenants::TenantStore;
 pub use transcripts::TranscriptStore;
@@ -68,8 +71,8 @@ pub use transcripts::TranscriptStore;
 pub mod prelude {
     pub use super::{
         AccountStore, ApprovalStore, AuditStore, DataKeyStore, DirectoryStore, GovernanceStore,
-        JobStore, MetadataStore, ProcessingStore, RecordingStore, SearchStore, SubjectStore,
-        TenantStore, TranscriptStore,
+        JobStore, MetadataStore, ProcessingStore, RecordingStore, SearchStore, SigningKeyStore,
+        SubjectStore, TenantStore, TranscriptStore,
     };
 }
 
@@ -124,6 +127,7 @@ pub trait MetadataStore:
     + DataKeyStore
     + ProcessingStore
     + SubjectStore
+    + SigningKeyStore
 {
 }
 
@@ -141,6 +145,7 @@ impl<T> MetadataStore for T where
         + DataKeyStore
         + ProcessingStore
         + SubjectStore
+        + SigningKeyStore
         + ?Sized
 {
 }

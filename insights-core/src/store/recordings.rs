@@ -84,6 +84,18 @@ pub trait RecordingStore: Send + Sync + 'static {
     /// Deletes a recording with its participants, streams, transcript,
     /// insights and search-index entries. Refused while on legal hold.
     async fn delete_recording(&self, tenant: TenantId, id: RecordingId) -> StoreResult<()>;
+    /// Stores the Entra object id of a participant who is a user of the
+    /// tenant's directory (so that a later directory sync can link them:
+    /// [`DirectoryStore::link_participants_to_directory`](super::DirectoryStore::link_participants_to_directory)).
+    /// `NotFound` unless the participant belongs to this recording of
+    /// this tenant.
+    async fn set_participant_object_id(
+        &self,
+        tenant: TenantId,
+        recording: RecordingId,
+        participant: ParticipantId,
+        object_id: &str,
+    ) -> StoreResult<()>;
 }
 
 /// Implementation detail of [`delegate_store_areas!`](crate::delegate_store_areas):
@@ -108,6 +120,7 @@ macro_rules! __delegate_recording_store {
             fn set_legal_hold_flag(&self, tenant: TenantId, id: RecordingId, held: bool) -> StoreResult<()>;
             fn update_participant_presence(&self, tenant: TenantId, recording: RecordingId, participant: ParticipantId, recorded_user: bool, left_ms: Option<i64>) -> StoreResult<()>;
             fn delete_recording(&self, tenant: TenantId, id: RecordingId) -> StoreResult<()>;
+            fn set_participant_object_id(&self, tenant: TenantId, recording: RecordingId, participant: ParticipantId, object_id: &str) -> StoreResult<()>;
         }
     };
 }

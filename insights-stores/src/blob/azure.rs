@@ -51,7 +51,8 @@ use object_store::client::{
 };
 use object_store::path::Path as ObjectPath;
 use object_store::{
-    ClientOptions, GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart,
+    Certificate, ClientOptions, GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutPayload,
+    WriteMultipart,
 };
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncReadExt};
@@ -89,6 +90,10 @@ pub struct AzureBlobConfig {
     /// Talking to Azurite: allows a plain-`http` endpoint and changes the
     /// default endpoint.
     pub use_emulator: bool,
+    /// Extra trusted CA certificates (PEM) for an `https` endpoint signed
+    /// by a private CA (private endpoints, a TLS-terminating proxy). The
+    /// public roots stay trusted too.
+    pub ca_pem: Option<Vec<u8>>,
 }
 
 impl AzureBlobConfig {
@@ -100,6 +105,7 @@ impl AzureBlobConfig {
             access_key: Secret::new(EMULATOR_ACCESS_KEY),
             endpoint,
             use_emulator: true,
+            ca_pem: None,
         }
     }
 
@@ -128,11 +134,19 @@ impl AzureBlobConfig {
                 });
             }
         };
+        let ca_pem = match &azure.ca_file {
+            Some(p) => Some(std::fs::read(p).map_err(|e| ConfigError::Invalid {
+                key: "blob.azure.ca_file",
+                problem: format!("{}: {e}", p.display()),
+            })?),
+            None => None,
+        };
         Ok(Self {
             account,
             access_key,
             endpoint: azure.endpoint.clone(),
             use_emulator: azure.use_emulator,
+            ca_pem,
         })
     }
 }
@@ -180,6 +194,7 @@ impl AzureBlobStore {
             access_key,
             endpoint,
             use_emulator,
+            ca_pem,
         } = config;
         if account.is_empty() {
             return Err(config_err("the account name is empty"));
@@ -209,8 +224,19 @@ impl AzureBlobStore {
             }
             _ => return Err(config_err("the endpoint must be an http(s) URL")),
         };
+        let mut options = ClientOptions::new().with_allow_http(allow_http);
+        if let Some(pem) = &ca_pem {
+            let certs = Certificate::from_pem_bundle(pem)
+                .map_err(|_| config_err("the CA file holds no PEM certificate"))?;
+            if certs.is_empty() {
+                return Err(config_err("the CA file holds no PEM certificate"));
+            }
+            for c in certs {
+                options = options.with_root_certificate(c);
+            }
+        }
         let http = connector
-            .connect(&ClientOptions::new().with_allow_http(allow_http))
+            .connect(&options)
             .map_err(|e| sanitized("http client", &e, None))?;
         Ok(Self {
             account,
@@ -983,6 +1009,7 @@ mod tests {
             access_key: Secret::new(EMULATOR_ACCESS_KEY),
             endpoint: None,
             use_emulator: false,
+            ca_pem: None,
         })
         .unwrap();
         assert_eq!(real.endpoint, "https://acct.blob.core.windows.net");

@@ -65,6 +65,7 @@ mod keys;
 mod processing;
 mod recordings;
 mod search;
+mod signing_keys;
 mod subjects;
 mod tenants;
 mod transcripts;

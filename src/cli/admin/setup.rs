@@ -67,13 +67,13 @@ impl FirstRun {
     }
 
     /// Prints the link (once) for a server listening on `addr`.
-    pub fn announce(&self, addr: std::net::SocketAddr) {
+    pub fn announce(&self, scheme: &str, addr: std::net::SocketAddr) {
         let Some(inner) = &self.inner else { return };
         let Some(token) = inner.token.lock().ok().and_then(|mut t| t.take()) else {
             return;
         };
         println!(
-            "insights: no tenant yet: open http://{addr}/setup#{} within an hour to create the first tenant and its administrator (the link works once)",
+            "insights: no tenant yet: open {scheme}://{addr}/setup#{} within an hour to create the first tenant and its administrator (the link works once)",
             token.as_str()
         );
     }

@@ -35,6 +35,6 @@ pub async fn run(command: GdprCommand, settings: &Settings) -> anyhow::Result<()
         GdprCommand::Find(a) => s::find(settings, a).await,
         GdprCommand::Access(a) => s::access(settings, a).await,
         GdprCommand::Erase(a) => s::erase(settings, a).await,
-        GdprCommand::VerifyCertificate(a) => s::verify_certificate(settings, a),
+        GdprCommand::VerifyCertificate(a) => s::verify_certificate(settings, a).await,
     }
 }

@@ -282,3 +282,185 @@ pub async fn oidc_sessions_are_tenant_scoped(s: &Store) {
         "same hash, other tenant",
     );
 }
+
+/// A session's claims and active confirmation: stored, read back, kept
+/// per tenant; a confirmation never moves backwards.
+pub async fn oidc_session_claims_and_active_confirmation(s: &Store) {
+    let t = tenant(s, "claims").await;
+    let other = tenant(s, "claims-other").await;
+    let x = session(t, 7);
+    must(s.create_oidc_session(t, &x).await, "create");
+    let empty = must(s.get_oidc_session_claims(t, &x.token_hash).await, "get");
+    assert_eq!(empty, OidcSessionClaims::default(), "none stored yet");
+    let c = OidcSessionClaims {
+        roles: vec!["Insights.Supervisor".into()],
+        groups: vec!["grp-a".into(), "grp-b".into()],
+        active_confirmed_at: Some(at()),
+    };
+    must(s.set_oidc_session_claims(t, &x.token_hash, &c).await, "set");
+    assert_eq!(
+        must(s.get_oidc_session_claims(t, &x.token_hash).await, "get"),
+        c
+    );
+    let later = at() + Duration::seconds(30);
+    must(
+        s.confirm_oidc_session_active(t, &x.token_hash, later).await,
+        "confirm",
+    );
+    must(
+        s.confirm_oidc_session_active(t, &x.token_hash, later - Duration::minutes(5))
+            .await,
+        "confirm older",
+    );
+    let got = must(s.get_oidc_session_claims(t, &x.token_hash).await, "get");
+    assert_eq!(got.active_confirmed_at, Some(later), "never backwards");
+    assert_eq!(got.groups, c.groups);
+    assert_err(
+        s.get_oidc_session_claims(other, &x.token_hash).await,
+        "not-found",
+        "another tenant's session",
+    );
+    assert_err(
+        s.set_oidc_session_claims(other, &x.token_hash, &c).await,
+        "not-found",
+        "another tenant's session",
+    );
+    assert_err(
+        s.confirm_oidc_session_active(t, &hex::encode([9u8; 32]), later)
+            .await,
+        "not-found",
+        "no such session",
+    );
+}
+
+/// Participants stored with an Entra object id are linked to the
+/// directory user of that id once it exists: e-mail (else UPN), SIP URI
+/// and user id filled where empty, nothing overwritten, other tenants
+/// untouched, erased participants never linked again.
+pub async fn participants_are_linked_to_the_directory_by_object_id(s: &Store) {
+    let t = tenant(s, "link").await;
+    let other = tenant(s, "link-other").await;
+    let p = |name: &str, email: Option<&str>| Participant {
+        id: ParticipantId::new(),
+        role: ParticipantRole::Callee,
+        display_name: Some(name.to_owned()),
+        phone_number: None,
+        uri: None,
+        email: email.map(str::to_owned),
+        directory_user_id: None,
+        recorded_user: true,
+        joined_ms: Some(0),
+        left_ms: None,
+    };
+    let mut r = Recording::new(t, RecordingKind::Call, Direction::Inbound, at());
+    let (late, kept, erased, stranger) = (
+        p("Late", None),
+        p("Kept", Some("own@example.com")),
+        p("Erased", None),
+        p("Stranger", None),
+    );
+    r.participants = vec![late.clone(), kept.clone(), erased.clone(), stranger.clone()];
+    must(s.insert_recording(t, &r).await, "insert");
+    for (part, oid) in [
+        (&late, "OID-LATE"),
+        (&kept, "oid-kept"),
+        (&erased, "oid-erased"),
+    ] {
+        must(
+            s.set_participant_object_id(t, r.id, part.id, oid).await,
+            "object id",
+        );
+    }
+    assert_err(
+        s.set_participant_object_id(other, r.id, late.id, "oid-x")
+            .await,
+        "not-found",
+        "another tenant's participant",
+    );
+    assert_eq!(
+        must(s.link_participants_to_directory(t).await, "link"),
+        0,
+        "no directory users yet"
+    );
+    must(
+        s.erase_participant_identity(t, r.id, erased.id, "erased-1")
+            .await,
+        "erase",
+    );
+    let user = |n: u32, oid: &str, upn: &str, mail: Option<&str>, sip: Option<&str>| {
+        let mut u = dir_user(t, n);
+        u.directory_object_id = Some(oid.to_owned());
+        u.upn = Some(upn.to_owned());
+        u.email = mail.map(str::to_owned);
+        u.sip_uri = sip.map(str::to_owned);
+        u
+    };
+    let late_user = user(
+        1,
+        "oid-late",
+        "late@example.com",
+        None,
+        Some("sip:late@example.com"),
+    );
+    let kept_user = user(
+        2,
+        "oid-kept",
+        "kept@example.com",
+        Some("kept.mail@example.com"),
+        None,
+    );
+    let erased_user = user(3, "oid-erased", "erased@example.com", None, None);
+    must(
+        s.upsert_directory_users(t, &[late_user.clone(), kept_user.clone(), erased_user])
+            .await,
+        "users",
+    );
+    assert_eq!(
+        must(s.link_participants_to_directory(other).await, "link other"),
+        0
+    );
+    assert_eq!(must(s.link_participants_to_directory(t).await, "link"), 2);
+    assert_eq!(
+        must(s.link_participants_to_directory(t).await, "again"),
+        0,
+        "idempotent"
+    );
+    let got = must(s.get_recording(t, r.id).await, "get");
+    let find = |id: ParticipantId| {
+        got.participants
+            .iter()
+            .find(|x| x.id == id)
+            .cloned()
+            .unwrap_or_else(|| panic!("participant missing"))
+    };
+    let l = find(late.id);
+    assert_eq!(
+        l.email.as_deref(),
+        Some("late@example.com"),
+        "UPN when no mail"
+    );
+    assert_eq!(l.uri.as_deref(), Some("sip:late@example.com"));
+    assert_eq!(l.directory_user_id, Some(late_user.id));
+    let k = find(kept.id);
+    assert_eq!(
+        k.email.as_deref(),
+        Some("own@example.com"),
+        "never overwritten"
+    );
+    assert_eq!(k.directory_user_id, Some(kept_user.id));
+    let e = find(erased.id);
+    assert_eq!(
+        (e.email, e.directory_user_id),
+        (None, None),
+        "erased stays erased"
+    );
+    let x = find(stranger.id);
+    assert_eq!((x.email, x.directory_user_id), (None, None));
+    // Found by the e-mail the link filled in, like one linked at capture.
+    let keys = SubjectKeys {
+        emails: vec!["late@example.com".into()],
+        ..SubjectKeys::default()
+    };
+    let hits = must(s.find_subject_participants(t, &keys, 0).await, "find");
+    assert!(hits.iter().any(|h| h.participant_id == late.id), "{hits:?}");
+}

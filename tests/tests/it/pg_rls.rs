@@ -15,13 +15,15 @@ use uuid::Uuid;
 /// Tables without `tenant_id`: platform scope, not tenant data.
 /// `operator_*`: platform operators belong to no tenant;
 /// `login_throttles`: sign-in attempts per digest of (tenant name, email),
-/// counted before the tenant is even known to exist.
+/// counted before the tenant is even known to exist;
+/// `signing_keys`: the public halves of the nodes' evidence-signing keys.
 const PLATFORM_TABLES: &[&str] = &[
     "tenants",
     "_sqlx_migrations",
     "operator_accounts",
     "operator_sessions",
     "login_throttles",
+    "signing_keys",
 ];
 
 async fn store(max_connections: u32) -> PgStore {
@@ -519,7 +521,12 @@ async fn a_tenant_session_sees_only_its_tenant() {
     drop(tx);
 
     // So are the platform operators' accounts and sessions.
-    for table in ["operator_accounts", "operator_sessions", "login_throttles"] {
+    for table in [
+        "operator_accounts",
+        "operator_sessions",
+        "login_throttles",
+        "signing_keys",
+    ] {
         let mut tx = ok(s.tenant_session(a).await, "session");
         let err =
             sqlx::query_scalar::<_, i64>(AssertSqlSafe(format!("SELECT count(*) FROM {table}")))

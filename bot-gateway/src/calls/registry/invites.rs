@@ -242,6 +242,7 @@ impl CallRegistry {
         };
         // Recorded users are stored with the recording; everyone else
         // waits (see `PendingParty`).
+        let mut stored = Vec::new();
         for ip in parties {
             match ip.party {
                 Some(mut party) if ip.recorded => {
@@ -255,6 +256,7 @@ impl CallRegistry {
                         continue;
                     }
                     let p = party.participant(ip.role, true, 0);
+                    stored.push((p.id, party.clone()));
                     rec.roster.push(entry(&p, party.keys, ip.graph_id, 0));
                     recording.participants.push(p);
                 }
@@ -267,6 +269,17 @@ impl CallRegistry {
             }
         }
         self.store.insert_recording(tenant, &recording).await?;
+        for (id, party) in stored {
+            party
+                .store_object_id(
+                    self.store.as_ref(),
+                    tenant,
+                    directory_tenant,
+                    recording.id,
+                    id,
+                )
+                .await?;
+        }
         Ok(rec)
     }
 
@@ -292,17 +305,29 @@ impl CallRegistry {
         recording.ended_at = Some(at);
         recording.duration_ms = Some(0);
         recording.result_code = Some(format!("refused:{code}"));
+        let mut stored = Vec::new();
         for ip in parties {
             if let Some(mut party) = ip.party {
                 party
                     .resolve(self.store.as_ref(), tenant, directory_tenant)
                     .await?;
-                recording
-                    .participants
-                    .push(party.participant(ip.role, ip.recorded, 0));
+                let p = party.participant(ip.role, ip.recorded, 0);
+                stored.push((p.id, party));
+                recording.participants.push(p);
             }
         }
         self.store.insert_recording(tenant, &recording).await?;
+        for (id, party) in stored {
+            party
+                .store_object_id(
+                    self.store.as_ref(),
+                    tenant,
+                    directory_tenant,
+                    recording.id,
+                    id,
+                )
+                .await?;
+        }
         tracing::warn!(%call_id, recording_id = %recording.id, %code, "call refused by admission control: not answered");
         Ok(())
     }

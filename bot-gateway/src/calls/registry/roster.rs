@@ -62,6 +62,15 @@ impl CallRegistry {
         let joined = rec.offset_ms();
         let p = party.participant(role, recorded, joined);
         self.store.add_participant(rec.tenant, rec.id, &p).await?;
+        party
+            .store_object_id(
+                self.store.as_ref(),
+                rec.tenant,
+                &rec.directory_tenant,
+                rec.id,
+                p.id,
+            )
+            .await?;
         tracing::debug!(recording_id = %rec.id, participant_id = %p.id, role = role.as_str(), recorded, "participant stored");
         rec.roster.push(entry(&p, party.keys, graph_id, joined));
         Ok(rec.roster.len() - 1)

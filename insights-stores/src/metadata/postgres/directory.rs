@@ -1,7 +1,9 @@
 //! Directory users.
 
 use async_trait::async_trait;
-use insights_core::domain::{DirectorySyncState, DirectoryUser, OidcSession, TenantId, UserId};
+use insights_core::domain::{
+    DirectorySyncState, DirectoryUser, OidcSession, OidcSessionClaims, TenantId, UserId,
+};
 use insights_core::store::{DirectoryStore, StoreError, StoreResult};
 use sqlx::PgConnection;
 use sqlx::postgres::PgRow;
@@ -109,6 +111,42 @@ impl DirectoryStore for PgStore {
         in_tenant!(self, tenant, |c| super::entra::revoke_session(
             c, tenant, token_hash, at
         ))
+    }
+
+    async fn set_oidc_session_claims(
+        &self,
+        tenant: TenantId,
+        token_hash: &str,
+        claims: &OidcSessionClaims,
+    ) -> StoreResult<()> {
+        in_tenant!(self, tenant, |c| super::entra::set_session_claims(
+            c, tenant, token_hash, claims
+        ))
+    }
+
+    async fn get_oidc_session_claims(
+        &self,
+        tenant: TenantId,
+        token_hash: &str,
+    ) -> StoreResult<OidcSessionClaims> {
+        in_tenant!(self, tenant, |c| super::entra::get_session_claims(
+            c, tenant, token_hash
+        ))
+    }
+
+    async fn confirm_oidc_session_active(
+        &self,
+        tenant: TenantId,
+        token_hash: &str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<()> {
+        in_tenant!(self, tenant, |c| super::entra::confirm_session_active(
+            c, tenant, token_hash, at
+        ))
+    }
+
+    async fn link_participants_to_directory(&self, tenant: TenantId) -> StoreResult<u64> {
+        in_tenant!(self, tenant, |c| super::entra::link_participants(c, tenant))
     }
 }
 

@@ -2,10 +2,13 @@
 //! sessions of principals signed in through OIDC.
 
 use chrono::{DateTime, Utc};
-use insights_core::domain::{DirectorySyncState, DirectoryUser, OidcSession, TenantId, UserId};
+use insights_core::domain::{
+    DirectorySyncState, DirectoryUser, OidcSession, OidcSessionClaims, TenantId, UserId,
+};
 use insights_core::store::{StoreError, StoreResult};
 use sqlx::PgConnection;
 use sqlx::postgres::PgRow;
+use sqlx::types::Json;
 
 use super::error::{DbResultExt, col, enum_col};
 
@@ -163,6 +166,93 @@ pub(super) async fn revoke_session(
         return Ok(true);
     }
     get_session(c, tenant, token_hash).await.map(|_| false)
+}
+
+pub(super) async fn set_session_claims(
+    c: &mut PgConnection,
+    tenant: TenantId,
+    token_hash: &str,
+    claims: &OidcSessionClaims,
+) -> StoreResult<()> {
+    let done = sqlx::query(
+        "UPDATE oidc_sessions SET claim_roles = $3, claim_groups = $4, active_confirmed_at = $5 \
+         WHERE tenant_id = $1 AND token_hash = $2",
+    )
+    .bind(tenant.0)
+    .bind(token_hash)
+    .bind(Json(&claims.roles))
+    .bind(Json(&claims.groups))
+    .bind(claims.active_confirmed_at)
+    .execute(c)
+    .await
+    .db()?;
+    super::error::found(done)
+}
+
+pub(super) async fn get_session_claims(
+    c: &mut PgConnection,
+    tenant: TenantId,
+    token_hash: &str,
+) -> StoreResult<OidcSessionClaims> {
+    let row = sqlx::query(
+        "SELECT claim_roles, claim_groups, active_confirmed_at FROM oidc_sessions \
+         WHERE tenant_id = $1 AND token_hash = $2",
+    )
+    .bind(tenant.0)
+    .bind(token_hash)
+    .fetch_optional(c)
+    .await
+    .db()?
+    .ok_or(StoreError::NotFound)?;
+    let Json(roles): Json<Vec<String>> = col(&row, "claim_roles")?;
+    let Json(groups): Json<Vec<String>> = col(&row, "claim_groups")?;
+    Ok(OidcSessionClaims {
+        roles,
+        groups,
+        active_confirmed_at: col(&row, "active_confirmed_at")?,
+    })
+}
+
+pub(super) async fn confirm_session_active(
+    c: &mut PgConnection,
+    tenant: TenantId,
+    token_hash: &str,
+    at: DateTime<Utc>,
+) -> StoreResult<()> {
+    let done = sqlx::query(
+        "UPDATE oidc_sessions \
+         SET active_confirmed_at = greatest(coalesce(active_confirmed_at, $3), $3) \
+         WHERE tenant_id = $1 AND token_hash = $2",
+    )
+    .bind(tenant.0)
+    .bind(token_hash)
+    .bind(at)
+    .execute(c)
+    .await
+    .db()?;
+    super::error::found(done)
+}
+
+/// Fills what capture could not know of participants whose directory user
+/// was synchronised later (matched by Entra object id); the generated
+/// search columns follow.
+pub(super) async fn link_participants(c: &mut PgConnection, tenant: TenantId) -> StoreResult<u64> {
+    let done = sqlx::query(
+        "UPDATE participants AS p SET \
+             email = coalesce(p.email, d.email, d.upn), \
+             uri = coalesce(p.uri, d.sip_uri), \
+             directory_user_id = coalesce(p.directory_user_id, d.id) \
+         FROM directory_users AS d \
+         WHERE p.tenant_id = $1 AND d.tenant_id = p.tenant_id \
+           AND p.directory_object_id IS NOT NULL \
+           AND (p.email IS NULL OR p.directory_user_id IS NULL) \
+           AND lower(d.directory_object_id) = p.directory_object_id",
+    )
+    .bind(tenant.0)
+    .execute(c)
+    .await
+    .db()?;
+    Ok(done.rows_affected())
 }
 
 /// Several directory users in the caller's transaction.

@@ -125,6 +125,22 @@ impl RecordingStore for PgStore {
             in_tenant!(self, tenant, |c| delete(c, tenant, id));
         outcome?.map_err(StoreError::Refused)
     }
+
+    async fn set_participant_object_id(
+        &self,
+        tenant: TenantId,
+        recording: RecordingId,
+        participant: ParticipantId,
+        object_id: &str,
+    ) -> StoreResult<()> {
+        in_tenant!(self, tenant, |c| set_participant_object_id(
+            c,
+            tenant,
+            recording,
+            participant,
+            object_id
+        ))
+    }
 }
 
 /// Columns of `recordings r` read by [`from_row`] (search selects them too).
@@ -571,6 +587,28 @@ pub(super) async fn update_participant_presence(
     .bind(participant.0)
     .bind(recorded_user)
     .bind(left_ms)
+    .execute(c)
+    .await
+    .db()?;
+    found(done)
+}
+
+pub(super) async fn set_participant_object_id(
+    c: &mut PgConnection,
+    tenant: TenantId,
+    rec: RecordingId,
+    participant: ParticipantId,
+    object_id: &str,
+) -> StoreResult<()> {
+    let done = sqlx::query(
+        "UPDATE participants SET directory_object_id = $4 \
+         WHERE tenant_id = $1 AND recording_id = $2 AND id = $3",
+    )
+    .bind(tenant.0)
+    .bind(rec.0)
+    .bind(participant.0)
+    // Lower-case, as directory sync compares it.
+    .bind(object_id.to_ascii_lowercase())
     .execute(c)
     .await
     .db()?;

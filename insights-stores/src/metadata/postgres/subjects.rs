@@ -158,7 +158,7 @@ pub(super) async fn erase_participant(
     }
     let done = sqlx::query(
         "UPDATE participants SET display_name = $1, phone_number = NULL, uri = NULL, \
-         email = NULL, directory_user_id = NULL \
+         email = NULL, directory_user_id = NULL, directory_object_id = NULL \
          WHERE tenant_id = $2 AND recording_id = $3 AND id = $4",
     )
     .bind(label)

@@ -1,7 +1,9 @@
 //! Directory users (synchronised from Entra ID).
 
 use async_trait::async_trait;
-use insights_core::domain::{DirectorySyncState, DirectoryUser, OidcSession, TenantId, UserId};
+use insights_core::domain::{
+    DirectorySyncState, DirectoryUser, OidcSession, OidcSessionClaims, TenantId, UserId,
+};
 use insights_core::store::{DirectoryStore, StoreError, StoreResult};
 use sqlx::SqlitePool;
 use sqlx::sqlite::SqliteRow;
@@ -94,6 +96,36 @@ impl DirectoryStore for SqliteStore {
         at: chrono::DateTime<chrono::Utc>,
     ) -> StoreResult<bool> {
         super::entra::revoke_session(&self.pool, tenant, token_hash, at).await
+    }
+
+    async fn set_oidc_session_claims(
+        &self,
+        tenant: TenantId,
+        token_hash: &str,
+        claims: &OidcSessionClaims,
+    ) -> StoreResult<()> {
+        super::entra::set_session_claims(&self.pool, tenant, token_hash, claims).await
+    }
+
+    async fn get_oidc_session_claims(
+        &self,
+        tenant: TenantId,
+        token_hash: &str,
+    ) -> StoreResult<OidcSessionClaims> {
+        super::entra::get_session_claims(&self.pool, tenant, token_hash).await
+    }
+
+    async fn confirm_oidc_session_active(
+        &self,
+        tenant: TenantId,
+        token_hash: &str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<()> {
+        super::entra::confirm_session_active(&self.pool, tenant, token_hash, at).await
+    }
+
+    async fn link_participants_to_directory(&self, tenant: TenantId) -> StoreResult<u64> {
+        super::entra::link_participants(&self.pool, tenant).await
     }
 }
 

@@ -2,12 +2,16 @@
 //! sessions of principals signed in through OIDC.
 
 use chrono::{DateTime, Utc};
-use insights_core::domain::{DirectorySyncState, DirectoryUser, OidcSession, TenantId};
+use insights_core::domain::{
+    DirectorySyncState, DirectoryUser, OidcSession, OidcSessionClaims, TenantId,
+};
 use insights_core::store::{StoreError, StoreResult};
 use sqlx::SqlitePool;
 use sqlx::sqlite::SqliteRow;
 
-use super::util::{check_tenant, col, conflict_as, db, enum_col, id, micros, opt_id, opt_ts, ts};
+use super::util::{
+    check_tenant, col, conflict_as, db, enum_col, id, json_col, micros, opt_id, opt_ts, to_json, ts,
+};
 
 pub(super) async fn get_sync_state(
     pool: &SqlitePool,
@@ -154,6 +158,97 @@ pub(super) async fn revoke_session(
         return Ok(true);
     }
     get_session(pool, tenant, token_hash).await.map(|_| false)
+}
+
+pub(super) async fn set_session_claims(
+    pool: &SqlitePool,
+    tenant: TenantId,
+    token_hash: &str,
+    c: &OidcSessionClaims,
+) -> StoreResult<()> {
+    let done = sqlx::query(
+        "UPDATE oidc_sessions SET claim_roles = ?, claim_groups = ?, active_confirmed_at = ? \
+         WHERE tenant_id = ? AND token_hash = ?",
+    )
+    .bind(to_json(&c.roles)?)
+    .bind(to_json(&c.groups)?)
+    .bind(c.active_confirmed_at.map(micros))
+    .bind(tenant.0)
+    .bind(token_hash)
+    .execute(pool)
+    .await
+    .map_err(db)?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
+pub(super) async fn get_session_claims(
+    pool: &SqlitePool,
+    tenant: TenantId,
+    token_hash: &str,
+) -> StoreResult<OidcSessionClaims> {
+    let row = sqlx::query(
+        "SELECT claim_roles, claim_groups, active_confirmed_at FROM oidc_sessions \
+         WHERE tenant_id = ? AND token_hash = ?",
+    )
+    .bind(tenant.0)
+    .bind(token_hash)
+    .fetch_optional(pool)
+    .await
+    .map_err(db)?
+    .ok_or(StoreError::NotFound)?;
+    Ok(OidcSessionClaims {
+        roles: json_col(&row, "claim_roles")?,
+        groups: json_col(&row, "claim_groups")?,
+        active_confirmed_at: opt_ts(&row, "active_confirmed_at")?,
+    })
+}
+
+pub(super) async fn confirm_session_active(
+    pool: &SqlitePool,
+    tenant: TenantId,
+    token_hash: &str,
+    at: DateTime<Utc>,
+) -> StoreResult<()> {
+    let done = sqlx::query(
+        "UPDATE oidc_sessions SET active_confirmed_at = max(coalesce(active_confirmed_at, ?), ?) \
+         WHERE tenant_id = ? AND token_hash = ?",
+    )
+    .bind(micros(at))
+    .bind(micros(at))
+    .bind(tenant.0)
+    .bind(token_hash)
+    .execute(pool)
+    .await
+    .map_err(db)?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
+/// Fills what capture could not know of participants whose directory user
+/// was synchronised later (matched by Entra object id). The update
+/// triggers rewrite the participant FTS index.
+pub(super) async fn link_participants(pool: &SqlitePool, tenant: TenantId) -> StoreResult<u64> {
+    let done = sqlx::query(
+        "UPDATE participants AS p SET \
+             email = coalesce(p.email, d.email, d.upn), \
+             uri = coalesce(p.uri, d.sip_uri), \
+             directory_user_id = coalesce(p.directory_user_id, d.id) \
+         FROM directory_users AS d \
+         WHERE p.tenant_id = ? AND d.tenant_id = p.tenant_id \
+           AND p.directory_object_id IS NOT NULL \
+           AND (p.email IS NULL OR p.directory_user_id IS NULL) \
+           AND lower(d.directory_object_id) = p.directory_object_id",
+    )
+    .bind(tenant.0)
+    .execute(pool)
+    .await
+    .map_err(db)?;
+    Ok(done.rows_affected())
 }
 
 /// Several directory users in one transaction: all or none.

@@ -112,6 +112,28 @@ impl RecordingStore for SqliteStore {
     async fn delete_recording(&self, tenant: TenantId, id: RecordingId) -> StoreResult<()> {
         delete(&self.pool, tenant, id).await
     }
+
+    async fn set_participant_object_id(
+        &self,
+        tenant: TenantId,
+        recording: RecordingId,
+        participant: ParticipantId,
+        object_id: &str,
+    ) -> StoreResult<()> {
+        let done = sqlx::query(
+            "UPDATE participants SET directory_object_id = ? \
+             WHERE tenant_id = ? AND recording_id = ? AND id = ?",
+        )
+        // Lower-case, as directory sync compares it.
+        .bind(object_id.to_ascii_lowercase())
+        .bind(tenant.0)
+        .bind(recording.0)
+        .bind(participant.0)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        affected_one(done)
+    }
 }
 
 /// The columns of `recordings r`, in the order [`from_row`] reads them.

@@ -205,7 +205,7 @@ pub(super) async fn erase_participant(
     // The update triggers rewrite the participant FTS and digit indexes.
     let done = sqlx::query(
         "UPDATE participants SET display_name = ?, phone_number = NULL, uri = NULL, \
-         email = NULL, directory_user_id = NULL, phone_digits = '' \
+         email = NULL, directory_user_id = NULL, directory_object_id = NULL, phone_digits = '' \
          WHERE tenant_id = ? AND recording_id = ? AND id = ?",
     )
     .bind(label)

@@ -34,15 +34,18 @@ pub struct EraseArgs {
     pub certificate: Option<PathBuf>,
 }
 
-fn signer(settings: &Settings) -> anyhow::Result<CertificateSigner> {
-    let path = settings.spool.signing_key_file(&settings.key_file());
+/// This node's certificate signer, registered in the signing-key registry
+/// first (so the certificate verifies on every node).
+async fn signer(settings: &Settings, p: &Platform) -> anyhow::Result<CertificateSigner> {
+    crate::cli::signing::open_and_register(settings, p.store.as_ref()).await?;
+    let path = crate::cli::signing::key_file(settings);
     Ok(CertificateSigner::open_or_create(path)?)
 }
 
 pub async fn erase(settings: &Settings, args: EraseArgs) -> anyhow::Result<()> {
     let p = Platform::open(settings).await?;
     let t = find_tenant(p.store.as_ref(), &args.subject.tenant).await?;
-    let signer = signer(settings)?;
+    let signer = signer(settings, &p).await?;
     let env = ErasureEnv {
         store: p.store.as_ref(),
         blobs: p.blobs.as_ref(),

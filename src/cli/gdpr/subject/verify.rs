@@ -5,43 +5,47 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
-use gdpr_tools::certificate::{CertificateSigner, verify};
+use gdpr_tools::certificate::{verify, verify_trusting};
 use insights_core::config::Settings;
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
     /// The certificate file.
     pub file: PathBuf,
-    /// The signer's public key (hex). Default: this installation's key.
-    #[arg(long)]
+    /// Trust only this public key (hex).
+    #[arg(long, conflicts_with = "trusted_keys")]
     pub public_key: Option<String>,
+    /// Trust the signing keys in this file (`insights keys
+    /// export-public`): offline, without the metadata store. Default: the
+    /// metadata store's signing-key registry.
+    #[arg(long, value_name = "FILE")]
+    pub trusted_keys: Option<PathBuf>,
 }
 
-pub fn verify_certificate(settings: &Settings, args: VerifyArgs) -> anyhow::Result<()> {
+pub async fn verify_certificate(settings: &Settings, args: VerifyArgs) -> anyhow::Result<()> {
     let bytes =
         std::fs::read(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
-    let trusted = match args.public_key {
-        Some(k) => Some(k),
-        None => {
-            let path = settings.spool.signing_key_file(&settings.key_file());
-            if path.exists() {
-                Some(CertificateSigner::open_or_create(path)?.public_key_hex())
-            } else {
-                None
-            }
+    let v = match (&args.public_key, &args.trusted_keys) {
+        (Some(k), _) => verify(&bytes, Some(k))?,
+        (None, Some(file)) => {
+            let set = crate::cli::signing::trusted_keys(settings, None, Some(file)).await?;
+            verify_trusting(&bytes, &set)?
+        }
+        (None, None) => {
+            let store = insights_stores::open_metadata(settings)
+                .await
+                .context("opening the metadata store")?;
+            let set =
+                crate::cli::signing::trusted_keys(settings, Some(store.as_ref()), None).await?;
+            verify_trusting(&bytes, &set)?
         }
     };
-    let v = verify(&bytes, trusted.as_deref())?;
     println!(
-        "certificate OK: request {} signed by installation {} (key {}){}",
+        "certificate OK: request {} signed by installation {} (key {}{})",
         v.certificate["request_id"].as_str().unwrap_or("?"),
         v.installation_id,
-        v.public_key,
-        if trusted.is_none() {
-            " — integrity only: no trusted key given"
-        } else {
-            ""
-        }
+        v.key_id.as_deref().unwrap_or("without id"),
+        format_args!(", public key {}", v.public_key),
     );
     Ok(())
 }
