@@ -13,7 +13,7 @@
 //! faster), word error rate and the speed ratio.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "../tests/speech/mod.rs"]
+#[path = "../tests/it/speech/mod.rs"]
 mod support;
 
 use std::path::{Path, PathBuf};

@@ -1,12 +1,19 @@
-//! Fault injection for the metadata store: [`FaultyStore`] wraps a real
-//! store and fails the methods a test names, or every method while the
-//! "database" is down.
+//! Fault injection: [`FaultyStore`] wraps a real metadata store and fails
+//! the methods a test names, or every method while the "database" is
+//! down; [`FlakyBlobs`] does the same for a blob store (failing puts, or
+//! everything while the service is down).
 
 use std::collections::HashSet;
+use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use insights_core::blob::{BlobError, BlobMeta, BlobResult, BlobStore, PutOutcome};
 use insights_core::store::{MetadataStore, StoreError, StoreResult};
+use tokio::io::AsyncRead;
 
 /// A metadata store whose named methods fail while listed in `failing`
 /// (each failure consumes one of `fail_budget`), or all while `down`.
@@ -68,3 +75,116 @@ impl FaultyStore {
 
 // Every method of every area: `check` first, then the inner store.
 insights_core::delegate_store_areas!(FaultyStore => inner, before check);
+
+/// A blob store that fails on demand: the next `fail_puts` puts fail,
+/// deletes fail once `deletes_left` is used up (as a process that died
+/// halfway through), and while `down` is set every call fails (as an
+/// unreachable service).
+pub struct FlakyBlobs {
+    /// The store that answers when no fault is injected.
+    pub inner: Arc<dyn BlobStore>,
+    /// Puts left to fail.
+    pub fail_puts: AtomicUsize,
+    /// Deletes left to pass; every delete after them fails.
+    pub deletes_left: AtomicUsize,
+    /// While set, every call fails.
+    pub down: AtomicBool,
+    /// Successful puts so far.
+    pub puts: AtomicUsize,
+    /// The keys of the successful puts, in order.
+    pub put_keys: Mutex<Vec<String>>,
+}
+
+impl FlakyBlobs {
+    /// A wrapper of `inner` that injects nothing yet.
+    pub fn new(inner: Arc<dyn BlobStore>) -> Arc<Self> {
+        Arc::new(Self {
+            inner,
+            fail_puts: AtomicUsize::new(0),
+            deletes_left: AtomicUsize::new(usize::MAX),
+            down: AtomicBool::new(false),
+            puts: AtomicUsize::new(0),
+            put_keys: Mutex::new(Vec::new()),
+        })
+    }
+
+    fn check(&self) -> BlobResult<()> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err(BlobError::Io("injected: blob store down".into()));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl BlobStore for FlakyBlobs {
+    fn backend(&self) -> &'static str {
+        self.inner.backend()
+    }
+    async fn health(&self) -> BlobResult<()> {
+        self.check()?;
+        self.inner.health().await
+    }
+    async fn ensure_container(&self, c: &str) -> BlobResult<()> {
+        self.check()?;
+        self.inner.ensure_container(c).await
+    }
+    async fn put(
+        &self,
+        c: &str,
+        k: &str,
+        data: &mut (dyn AsyncRead + Send + Unpin),
+    ) -> BlobResult<PutOutcome> {
+        self.check()?;
+        if self
+            .fail_puts
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            // Read some of the body first, as a dropped connection would.
+            let mut buf = [0u8; 100];
+            let _ = tokio::io::AsyncReadExt::read(data, &mut buf).await;
+            return Err(BlobError::Io("injected: put failed".into()));
+        }
+        let r = self.inner.put(c, k, data).await;
+        if r.is_ok() {
+            self.puts.fetch_add(1, Ordering::SeqCst);
+            self.put_keys
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(k.to_owned());
+        }
+        r
+    }
+    async fn head(&self, c: &str, k: &str) -> BlobResult<BlobMeta> {
+        self.check()?;
+        self.inner.head(c, k).await
+    }
+    async fn get_range(&self, c: &str, k: &str, r: Range<u64>) -> BlobResult<Bytes> {
+        self.check()?;
+        self.inner.get_range(c, k, r).await
+    }
+    async fn get_stream(
+        &self,
+        c: &str,
+        k: &str,
+    ) -> BlobResult<BoxStream<'static, BlobResult<Bytes>>> {
+        self.check()?;
+        self.inner.get_stream(c, k).await
+    }
+    async fn delete(&self, c: &str, k: &str) -> BlobResult<()> {
+        self.check()?;
+        if self
+            .deletes_left
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_err()
+        {
+            return Err(BlobError::Io("injected: the process died here".into()));
+        }
+        self.inner.delete(c, k).await
+    }
+    async fn list(&self, c: &str, p: &str) -> BlobResult<Vec<String>> {
+        self.check()?;
+        self.inner.list(c, p).await
+    }
+}

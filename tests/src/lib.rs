@@ -1,6 +1,19 @@
-//! Shared test harness: each test owns its world (a fresh database, a
-//! fresh container, a temp dir). External services are started by
-//! `scripts/test.sh`, which exports where they listen:
+//! The shared test harness of every crate's tests (a dev-dependency only):
+//! each test owns its world (a fresh database, a fresh container, a temp
+//! dir).
+//!
+//! * [`world`]: the store + blob + key-file world on SQLite or PostgreSQL,
+//!   local blobs or Azurite;
+//! * [`standins`]: stand-in servers for the cloud services (the recording
+//!   HTTP server, an Entra OIDC issuer, the Microsoft endpoints of the
+//!   gateway);
+//! * [`keys`]: RSA test keys and hand-built JWTs;
+//! * [`fault`]: fault-injecting wrappers of the metadata and blob stores;
+//! * [`contract`]: the contract suites run on every backend;
+//! * [`synth`]: synthetic data of the benchmarks.
+//!
+//! External services are started by `scripts/test.sh`, which exports
+//! where they listen:
 //!
 //! * `INSIGHTS_TEST_PG_URL`: an admin URL of a PostgreSQL server; every
 //!   test creates its own database on it ([`fresh_pg_database`]).
@@ -13,7 +26,10 @@
 pub mod contract;
 pub mod fault;
 pub mod key_vault;
+pub mod keys;
+pub mod standins;
 pub mod synth;
+pub mod world;
 
 /// The admin URL of the test PostgreSQL server.
 pub fn pg_admin_url() -> String {

@@ -1,7 +1,7 @@
 //! `insights gdpr ...`: the DPO's tools on the command line. Each
 //! subcommand's code lives in a file of its own: retention in
-//! `retention.rs`; data-subject requests (find, access, erase,
-//! verify-certificate) in `subject.rs`.
+//! `retention.rs`; data-subject requests in `subject/`, one module per
+//! verb (`find.rs`, `access.rs`, `erase.rs`, `verify.rs`).
 
 use clap::Subcommand;
 use insights_core::config::Settings;

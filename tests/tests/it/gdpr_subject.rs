@@ -17,29 +17,23 @@
 
 use std::collections::BTreeSet;
 use std::io::{Cursor, Read};
-use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 
-use async_trait::async_trait;
-use bytes::Bytes;
 use chrono::{Duration, TimeZone, Utc};
-use futures::stream::BoxStream;
 use gdpr_tools::access::{AccessEnv, AccessOptions, Requester, build_bundle};
 use gdpr_tools::bundles::{BundleDir, BundleMeta};
 use gdpr_tools::certificate::{CertificateSigner, verify};
 use gdpr_tools::erasure::{self, ErasureEnv};
 use gdpr_tools::subject::{FindOptions, SubjectIdentifiers, find};
-use insights_core::blob::{BlobError, BlobMeta, BlobResult, BlobStore, PutOutcome, layout};
+use insights_core::blob::{BlobError, BlobStore, layout};
 use insights_core::crypto::{DataKey, Header, KeyProvider, LocalKeyFile, encrypt_to_vec};
 use insights_core::domain::*;
 use insights_core::store::{MetadataStore, StoreError};
-use insights_stores::blob::LocalBlobStore;
-use insights_stores::metadata::postgres::PgStore;
-use insights_stores::metadata::sqlite::SqliteStore;
+use insights_tests::fault::FlakyBlobs;
+use insights_tests::world::{Blobs, Db, Metadata};
 use sha2::Digest;
-use tokio::io::AsyncRead;
 
 const SUBJECT_NAME: &str = "Dana Subject";
 const SUBJECT_EMAIL: &str = "dana.subject@example.org";
@@ -53,16 +47,13 @@ const TRACES: &[&str] = &[
     "7946 0958",
 ];
 
-enum Db {
-    Sqlite(PathBuf),
-    Pg(String),
-}
-
+/// The shared world (SQLite or PostgreSQL, local blobs, key file) plus
+/// the installation's signing key and the spool and bundle folders.
 struct World {
     _dir: tempfile::TempDir,
     root: PathBuf,
     store: Arc<dyn MetadataStore>,
-    blobs: Arc<LocalBlobStore>,
+    blobs: Arc<dyn BlobStore>,
     keys: Arc<LocalKeyFile>,
     signer: CertificateSigner,
     db: Db,
@@ -70,24 +61,20 @@ struct World {
 
 impl World {
     async fn new(pg: bool) -> World {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().to_path_buf();
-        let (store, db): (Arc<dyn MetadataStore>, Db) = if pg {
-            let url = insights_tests::fresh_pg_database().await;
-            (
-                Arc::new(PgStore::connect(&url, 4).await.unwrap()),
-                Db::Pg(url),
-            )
+        let metadata = if pg {
+            Metadata::Postgres
         } else {
-            let path = root.join("insights.db");
-            let url = format!("sqlite://{}", path.display());
-            (
-                Arc::new(SqliteStore::connect(&url, 4).await.unwrap()),
-                Db::Sqlite(path),
-            )
+            Metadata::Sqlite
         };
-        let blobs = Arc::new(LocalBlobStore::new(root.join("blobs")));
-        let keys = Arc::new(LocalKeyFile::open(root.join("keys/kek.json")).unwrap());
+        let insights_tests::world::World {
+            dir,
+            store,
+            blobs,
+            keys,
+            db,
+            ..
+        } = insights_tests::world::World::new(metadata, Blobs::Local).await;
+        let root = dir.path().to_path_buf();
         let signer =
             CertificateSigner::open_or_create(root.join("keys/installation-signing-key.json"))
                 .unwrap();
@@ -869,56 +856,6 @@ async fn find_access_erase_end_to_end(pg: bool) {
     let _ = s.subject_parts;
 }
 
-/// A blob store that fails every delete after the first `allow`.
-struct FailingDeletes {
-    inner: Arc<LocalBlobStore>,
-    allow: usize,
-    seen: AtomicUsize,
-}
-
-#[async_trait]
-impl BlobStore for FailingDeletes {
-    fn backend(&self) -> &'static str {
-        "failing"
-    }
-    async fn health(&self) -> BlobResult<()> {
-        self.inner.health().await
-    }
-    async fn ensure_container(&self, c: &str) -> BlobResult<()> {
-        self.inner.ensure_container(c).await
-    }
-    async fn put(
-        &self,
-        c: &str,
-        k: &str,
-        data: &mut (dyn AsyncRead + Send + Unpin),
-    ) -> BlobResult<PutOutcome> {
-        self.inner.put(c, k, data).await
-    }
-    async fn head(&self, c: &str, k: &str) -> BlobResult<BlobMeta> {
-        self.inner.head(c, k).await
-    }
-    async fn get_range(&self, c: &str, k: &str, r: Range<u64>) -> BlobResult<Bytes> {
-        self.inner.get_range(c, k, r).await
-    }
-    async fn get_stream(
-        &self,
-        c: &str,
-        k: &str,
-    ) -> BlobResult<BoxStream<'static, BlobResult<Bytes>>> {
-        self.inner.get_stream(c, k).await
-    }
-    async fn delete(&self, c: &str, k: &str) -> BlobResult<()> {
-        if self.seen.fetch_add(1, Ordering::SeqCst) >= self.allow {
-            return Err(BlobError::Io("injected: the process died here".into()));
-        }
-        self.inner.delete(c, k).await
-    }
-    async fn list(&self, c: &str, prefix: &str) -> BlobResult<Vec<String>> {
-        self.inner.list(c, prefix).await
-    }
-}
-
 /// The same recordings (same ids) in a tenant; the subject is in all.
 async fn seed_twin(w: &World, tenant: TenantId, template: &[(Recording, Vec<u8>)]) {
     let container = Tenant::container_name(tenant);
@@ -998,12 +935,9 @@ async fn killed_erasure_resumes_with_the_same_certificate(pg: bool) {
     let r2 = erasure::request(&env, t2, &ids, "Art. 17", actor)
         .await
         .unwrap();
-    let failing = FailingDeletes {
-        inner: w.blobs.clone(),
-        allow: 25,
-        seen: AtomicUsize::new(0),
-    };
-    let env_fail = w.erasure_env(&failing);
+    let failing = FlakyBlobs::new(w.blobs.clone());
+    failing.deletes_left.store(25, Ordering::SeqCst);
+    let env_fail = w.erasure_env(failing.as_ref());
     let err = erasure::execute(&env_fail, t2, r2.id, actor, None).await;
     assert!(err.is_err(), "the injected failure stops the run");
     let mid = erasure::get(w.store.as_ref(), t2, r2.id).await.unwrap();

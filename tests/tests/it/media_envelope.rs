@@ -5,51 +5,19 @@
 //! Runs on both deployments: SQLite + local files, PostgreSQL + Azurite.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::Arc;
-
-use insights_core::blob::BlobStore;
 use insights_core::crypto::envelope::{self, Header};
-use insights_core::crypto::{CryptoError, DataKey, KeyProvider, LocalKeyFile};
+use insights_core::crypto::{CryptoError, DataKey, KeyProvider};
 use insights_core::domain::*;
-use insights_core::store::{MetadataStore, StoreError};
-use insights_stores::blob::azure::{AzureBlobConfig, AzureBlobStore};
-use insights_stores::blob::local::LocalBlobStore;
-use insights_stores::metadata::postgres::PgStore;
-use insights_stores::metadata::sqlite::SqliteStore;
+use insights_core::store::StoreError;
+use insights_tests::world::{Blobs, Metadata, World};
 use rand::{Rng, RngCore, SeedableRng};
 
-struct World {
-    store: Arc<dyn MetadataStore>,
-    blobs: Arc<dyn BlobStore>,
-    keys: Arc<LocalKeyFile>,
-    dir: tempfile::TempDir,
-}
-
 async fn sqlite_local() -> World {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("m.db").display());
-    World {
-        store: Arc::new(SqliteStore::connect(&url, 4).await.unwrap()),
-        blobs: Arc::new(LocalBlobStore::new(dir.path().join("blobs"))),
-        keys: Arc::new(LocalKeyFile::open(dir.path().join("keys/kek.json")).unwrap()),
-        dir,
-    }
+    World::sqlite().await
 }
 
 async fn postgres_azurite() -> World {
-    let dir = tempfile::tempdir().unwrap();
-    let url = insights_tests::fresh_pg_database().await;
-    World {
-        store: Arc::new(PgStore::connect(&url, 4).await.unwrap()),
-        blobs: Arc::new(
-            AzureBlobStore::new(AzureBlobConfig::emulator(Some(
-                insights_tests::azurite_endpoint(),
-            )))
-            .unwrap(),
-        ),
-        keys: Arc::new(LocalKeyFile::open(dir.path().join("keys/kek.json")).unwrap()),
-        dir,
-    }
+    World::new(Metadata::Postgres, Blobs::Azurite).await
 }
 
 /// Stores one encrypted recording and returns it with its plaintext.
