@@ -137,7 +137,7 @@ pub fn migrate_local_file_installation_to_database() {
         &["keys", "migrate", "--to", "database", "--data-dir", &d],
     );
     assert!(
-        ok && out.contains("0 key-encryption key(s) moved, 1 already there"),
+        ok && out.contains("0 key-encryption key(s) moved to the database, 1 already there"),
         "{out}"
     );
 

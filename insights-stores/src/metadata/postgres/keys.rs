@@ -192,8 +192,8 @@ async fn delete_keks_before(
     tenant: TenantId,
     version: u32,
 ) -> StoreResult<u64> {
-    let version = i32::try_from(version)
-        .map_err(|_| StoreError::Invalid("key-encryption key version too large".into()))?;
+    // Every stored version is below i32::MAX + 1.
+    let version = i64::from(version);
     let done = sqlx::query("DELETE FROM tenant_keks WHERE tenant_id = $1 AND version < $2")
         .bind(tenant.0)
         .bind(version)
