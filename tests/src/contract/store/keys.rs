@@ -159,13 +159,14 @@ pub async fn data_keys_rewrap_in_batches(s: &Store) {
 pub async fn keks_versions_and_destruction(s: &Store) {
     let t = tenant(s, "contoso").await;
     let other = tenant(s, "fabrikam").await;
+    let at = now();
     let kek = |tenant, version: u32, fill: u8| WrappedKek {
         tenant_id: tenant,
         version,
         kek_id: format!("db:{tenant}:{version}"),
         root_check: vec![1; 8],
         wrapped: vec![fill; 60],
-        created_at: now(),
+        created_at: at,
     };
     assert!(must(s.list_keks(t).await, "empty").is_empty());
     assert!(must(s.put_kek(t, &kek(t, 1, 1)).await, "v1"));
