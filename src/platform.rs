@@ -45,13 +45,16 @@ impl Platform {
                 Err(CryptoError::NoKek(_)) if !self.has_data_keys(t.id).await? => {
                     self.create_kek(&t).await?;
                 }
-                // The provider raised the alarm already.
-                Err(e) => tracing::error!(
-                    tenant = %t.id,
-                    error = %e,
-                    "tenant has no usable key-encryption key: its calls are not recorded \
-                     (see `insights keys ensure`)"
-                ),
+                Err(e) => {
+                    // Alarm (error log, metric); the node serves the
+                    // other tenants.
+                    insights_core::crypto::key_alarm(self.keys.backend(), t.id, &e);
+                    tracing::warn!(
+                        tenant = %t.id,
+                        "calls of this tenant are refused until it has a usable key-encryption \
+                         key (see `insights keys ensure`)"
+                    );
+                }
             }
             self.ensure_container(&t).await?;
         }

@@ -207,7 +207,10 @@ pub async fn database_key_provider_across_nodes(s: &Store) {
     let ttl = std::time::Duration::from_millis(300);
     let open = |hex: String| {
         let kek_store = kek_store.clone();
-        async move { DatabaseKeyProvider::open(kek_store, RootKey::from_hex(&hex).unwrap(), ttl).await }
+        async move {
+            DatabaseKeyProvider::open(kek_store, must(RootKey::from_hex(&hex), "root key"), ttl)
+                .await
+        }
     };
     let a = must(open(hex.clone()).await, "node a");
 
@@ -262,7 +265,10 @@ pub async fn database_key_provider_across_nodes(s: &Store) {
     assert!(a.unwrap(&w1).await.is_err(), "the old version is gone");
     // Another node forgets it within the cache's TTL.
     tokio::time::sleep(ttl * 2).await;
-    assert!(b.unwrap(&w1).await.is_err(), "the old version is gone everywhere");
+    assert!(
+        b.unwrap(&w1).await.is_err(),
+        "the old version is gone everywhere"
+    );
 
     // An edited row is refused by name, for that tenant only.
     let other = tenant(s, "fabrikam").await;
