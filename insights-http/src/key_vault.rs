@@ -547,6 +547,17 @@ impl KeyProvider for AzureKeyVaultProvider {
         Ok(kid)
     }
 
+    /// The vault key's id; a key the vault does not have (404) is
+    /// [`CryptoError::NoKek`] here only, so that start-up can create one
+    /// for a tenant without data. A disabled key is refused as revoked.
+    async fn current_kek(&self, tenant: TenantId) -> Result<String, CryptoError> {
+        match self.get_key(tenant).await {
+            Ok(kid) => Ok(kid),
+            Err(VaultError::Refused { status: 404, .. }) => Err(CryptoError::NoKek(tenant)),
+            Err(e) => Err(self.fail(tenant, "get", e)),
+        }
+    }
+
     /// Reads the key first, every time: Key Vault still wraps with a
     /// disabled key (only unwrapping is blocked), so a revoked key is
     /// recognised by its `enabled` attribute before anything is recorded.

@@ -160,6 +160,16 @@ pub(crate) async fn seed(settings: TenantSettings) -> World {
         .await
         .unwrap()
         .id;
+    // Its key-encryption key, as `admin tenant add` makes it: a node
+    // never makes one for a tenant that has data.
+    {
+        use insights_core::crypto::KeyProvider as _;
+        insights_core::crypto::LocalKeyFile::open(data.join("keys").join("kek.json"))
+            .unwrap()
+            .ensure_kek(tenant)
+            .await
+            .unwrap();
+    }
     store
         .update_tenant_settings(tenant, &settings)
         .await

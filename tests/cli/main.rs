@@ -26,6 +26,8 @@ mod gdpr_wiring;
 mod invite_variants;
 mod jobs_fault;
 mod key_vault;
+mod keys_cluster;
+mod keys_local;
 mod legal_hold;
 mod login_attack;
 mod residue;
@@ -193,6 +195,18 @@ fn simulated_call_end_to_end_on_postgres_and_azurite() {
         Some(&insights_tests::azurite_endpoint()),
         "pcm16",
     );
+}
+
+#[test]
+fn two_nodes_share_tenant_keks_through_the_database_key_provider() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let url = rt.block_on(insights_tests::fresh_pg_database());
+    keys_cluster::two_nodes_share_keks_and_rotate(&url, &insights_tests::azurite_endpoint());
+}
+
+#[test]
+fn local_file_installation_moves_to_the_database_key_provider() {
+    keys_local::migrate_local_file_installation_to_database();
 }
 
 #[test]

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
 use chrono::{DateTime, Utc};
-use insights_core::crypto::{CryptoError, DataKey, KeyProvider};
+use insights_core::crypto::{DataKey, KeyProvider};
 use insights_core::domain::{KeyId, RecordingId};
 use insights_core::fsio;
 
@@ -130,13 +130,10 @@ impl Spool {
         req: NewRecording,
     ) -> Result<(SpoolRecording, Entry), SpoolError> {
         let key = DataKey::generate(KeyId::new());
-        let wrapped = match self.inner.keys.wrap(req.tenant_id, &key).await {
-            Err(CryptoError::NoKek(_)) => {
-                self.inner.keys.ensure_kek(req.tenant_id).await?;
-                self.inner.keys.wrap(req.tenant_id, &key).await?
-            }
-            r => r?,
-        };
+        // Never creates the tenant's KEK: a missing or unusable one refuses
+        // the recording (the provider raised the alarm; the session
+        // reports `failed` to Teams).
+        let wrapped = self.inner.keys.wrap(req.tenant_id, &key).await?;
         let now = insights_core::domain::now();
         let header = FileHeader::new(
             req.tenant_id,

@@ -110,6 +110,9 @@ mod tests {
             LocalKeyFile::open(dir.path().join("kek.json")).unwrap_or_else(|e| panic!("{e}"));
         let t = TenantId::new();
         let a = AccountId::new();
+        // The tenant's KEK comes from provisioning, never from enrolment.
+        assert!(enrol(&keys, t, a, "ann@contoso.com").await.is_err());
+        keys.ensure_kek(t).await.unwrap_or_else(|e| panic!("{e}"));
         let e = enrol(&keys, t, a, "ann@contoso.com")
             .await
             .unwrap_or_else(|e| panic!("{e}"));

@@ -49,6 +49,8 @@ async fn world() -> World {
         })
         .await
         .unwrap();
+    // As `admin tenant add` does: nothing creates a KEK later.
+    app.keys.ensure_kek(other.id).await.unwrap();
     let contoso_t = app.tenant.clone();
     let roles: [(&'static str, Option<&Tenant>, Role); 8] = [
         ("tenant-admin", Some(&contoso_t), Role::TenantAdmin),

@@ -152,27 +152,52 @@ pub struct AzureSettings {
     pub ca_file: Option<PathBuf>,
 }
 
-/// Key provider settings.
+/// Key provider settings (`[keys]`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct KeySettings {
-    /// `local` (a key file, the default) or `azure-key-vault`.
+    /// Who holds the tenants' key-encryption keys: `local-file` (default),
+    /// `database` or `azure-key-vault`.
     pub provider: KeyProviderKind,
-    /// Path of the local key file. Default: `keys/kek.json` in the data dir.
+    /// Path of the local key file (`local-file`). Default:
+    /// `keys/kek.json` in the data dir.
     pub key_file: Option<PathBuf>,
+    /// `database`: file holding the root key (64 hex digits, mode 0600).
+    pub root_key_file: Option<PathBuf>,
+    /// `database`: name of the environment variable holding the root key
+    /// (64 hex digits); the alternative to `root_key_file`.
+    pub root_key_env: Option<String>,
+    /// How long an unwrapped key-encryption key stays in memory before it
+    /// is zeroised and fetched again. Default 300.
+    pub cache_ttl_secs: u64,
     /// `[keys.azure_key_vault]`, read when `provider = "azure-key-vault"`.
     pub azure_key_vault: AzureKeyVaultSettings,
 }
 
 /// Which key provider holds the key-encryption keys.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum KeyProviderKind {
-    /// A local key file.
-    #[serde(rename = "local", alias = "local-file")]
-    Local,
-    /// Azure Key Vault (`[keys.azure_key_vault]`).
-    #[serde(rename = "azure-key-vault")]
+    /// A 0600 JSON key file on this machine (the embedded default).
+    /// `local` is accepted for configurations written before 0.2.
+    #[serde(alias = "local")]
+    LocalFile,
+    /// Tenant KEKs in the metadata store, wrapped by a root key from a
+    /// file or an environment variable.
+    Database,
+    /// Tenant KEKs wrapped by Azure Key Vault.
     AzureKeyVault,
+}
+
+impl KeyProviderKind {
+    /// The name used in configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::LocalFile => "local-file",
+            Self::Database => "database",
+            Self::AzureKeyVault => "azure-key-vault",
+        }
+    }
 }
 
 /// Log output settings.
@@ -261,8 +286,11 @@ impl Default for BlobSettings {
 impl Default for KeySettings {
     fn default() -> Self {
         Self {
-            provider: KeyProviderKind::Local,
+            provider: KeyProviderKind::LocalFile,
             key_file: None,
+            root_key_file: None,
+            root_key_env: None,
+            cache_ttl_secs: 300,
             azure_key_vault: AzureKeyVaultSettings::default(),
         }
     }
@@ -368,6 +396,31 @@ impl Settings {
                     problem: "must start with sqlite:, postgres:// or postgresql://".into(),
                 });
             }
+        }
+        if self.keys.provider == KeyProviderKind::Database {
+            match (&self.keys.root_key_file, &self.keys.root_key_env) {
+                (None, None) => {
+                    return Err(ConfigError::Invalid {
+                        key: "keys.root_key_file",
+                        problem:
+                            "required (or keys.root_key_env) when keys.provider = \"database\""
+                                .into(),
+                    });
+                }
+                (Some(_), Some(_)) => {
+                    return Err(ConfigError::Invalid {
+                        key: "keys.root_key_env",
+                        problem: "set keys.root_key_file or keys.root_key_env, not both".into(),
+                    });
+                }
+                _ => {}
+            }
+        }
+        if self.keys.cache_ttl_secs == 0 || self.keys.cache_ttl_secs > 86_400 {
+            return Err(ConfigError::Invalid {
+                key: "keys.cache_ttl_secs",
+                problem: "must be between 1 and 86400".into(),
+            });
         }
         if self.blob.backend == BlobBackend::Azure && !self.blob.azure.use_emulator {
             if self.blob.azure.account.as_deref().unwrap_or("").is_empty() {

@@ -79,7 +79,59 @@ pub struct WrappedDataKey {
     pub created_at: DateTime<Utc>,
 }
 
+/// One version of a tenant's key-encryption key as the `database` provider
+/// stores it: wrapped by the root key ([`crate::crypto::RootKey`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WrappedKek {
+    pub tenant_id: TenantId,
+    /// 1, 2, …: the highest is the current one.
+    pub version: u32,
+    /// The id data keys name in [`WrappedDataKey::kek_id`].
+    pub kek_id: String,
+    /// Key-check value of the root key that wrapped it.
+    pub root_check: Vec<u8>,
+    /// `nonce (12) || encrypted KEK (32) || tag (16)`.
+    pub wrapped: Vec<u8>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// The metric counting key-provider failures, by `kind`.
+pub const KEY_PROVIDER_ERRORS_METRIC: &str = "insights_key_provider_errors_total";
+/// The stable event code of the error log line of a key-provider failure.
+pub const KEY_PROVIDER_ALARM_EVENT: &str = "key-provider-error";
+
+/// Raises the alarm for a key-provider failure that stops work on a
+/// tenant's data: an error log line with the stable event code
+/// [`KEY_PROVIDER_ALARM_EVENT`] (the tenant id and the error, which never
+/// holds key material or personal data) and the counter
+/// [`KEY_PROVIDER_ERRORS_METRIC`]`{kind}`.
+pub fn key_alarm(provider: &'static str, tenant: TenantId, err: &CryptoError) {
+    let kind = match err {
+        CryptoError::NoKek(_) => "missing-kek",
+        CryptoError::BadWrappedKek { .. } => "bad-wrapped-kek",
+        CryptoError::WrongRootKey { .. } | CryptoError::RootKey(_) => "root-key",
+        CryptoError::Unwrap => "unwrap",
+        CryptoError::Unavailable(_) | CryptoError::Io(_) => "unavailable",
+        _ => "other",
+    };
+    metrics::counter!(KEY_PROVIDER_ERRORS_METRIC, "kind" => kind).increment(1);
+    tracing::error!(
+        event = KEY_PROVIDER_ALARM_EVENT,
+        kind,
+        provider,
+        tenant = %tenant,
+        error = %err,
+        "key provider failure: the tenant's media cannot be encrypted or decrypted"
+    );
+}
+
 /// Holds per-tenant key-encryption keys and wraps/unwraps data keys.
+///
+/// Only [`KeyProvider::ensure_kek`] creates a KEK, and only provisioning
+/// calls it (`insights admin tenant add`, `insights keys ensure`):
+/// recording, playback and the workers fail with [`CryptoError::NoKek`]
+/// naming the tenant, so a node never invents a KEK for a tenant whose
+/// data another node wrote.
 #[async_trait]
 pub trait KeyProvider: Send + Sync + 'static {
     /// Short provider name (`local`) for health output.
@@ -87,13 +139,93 @@ pub trait KeyProvider: Send + Sync + 'static {
     /// Checks that the provider is usable.
     async fn health(&self) -> Result<(), CryptoError>;
     /// Creates the tenant's key-encryption key if it has none; returns
-    /// its id. Idempotent.
+    /// its id. Idempotent. Provisioning only (see the trait's docs).
     async fn ensure_kek(&self, tenant: TenantId) -> Result<String, CryptoError>;
+    /// The id of the tenant's current key-encryption key; never creates
+    /// one ([`CryptoError::NoKek`] if there is none).
+    async fn current_kek(&self, tenant: TenantId) -> Result<String, CryptoError>;
     /// Wraps a data key under the tenant's current key-encryption key.
     async fn wrap(&self, tenant: TenantId, key: &DataKey) -> Result<WrappedDataKey, CryptoError>;
     /// Unwraps a data key; fails if it was wrapped for another tenant or
     /// was tampered with.
     async fn unwrap(&self, wrapped: &WrappedDataKey) -> Result<DataKey, CryptoError>;
+    /// Key rotation, step 1: creates a new version of the tenant's KEK and
+    /// makes it current (older versions still unwrap), or, if a rotation
+    /// was interrupted, returns the version it had created. Returns the
+    /// current KEK id.
+    async fn begin_rotation(&self, _tenant: TenantId) -> Result<String, CryptoError> {
+        Err(CryptoError::Unsupported {
+            provider: self.backend(),
+            what: "key-encryption key rotation",
+        })
+    }
+    /// Key rotation, last step (after every data key was rewrapped under
+    /// the current version): destroys the older versions. Returns how
+    /// many were destroyed.
+    async fn finish_rotation(&self, _tenant: TenantId) -> Result<u64, CryptoError> {
+        Err(CryptoError::Unsupported {
+            provider: self.backend(),
+            what: "key-encryption key rotation",
+        })
+    }
+}
+
+/// Wraps `key` for `tenant` under `kek` (AES-256-GCM, random nonce, the
+/// tenant, data key id and KEK id in the associated data): the one data
+/// key format of every provider that holds KEK bytes itself.
+pub(crate) fn wrap_data_key(
+    kek: &[u8; 32],
+    kek_id: &str,
+    tenant: TenantId,
+    key: &DataKey,
+) -> Result<WrappedDataKey, CryptoError> {
+    let mut nonce = [0u8; WRAP_NONCE_LEN];
+    fill_random(&mut nonce);
+    let mut wrapped = vec![0u8; LOCAL_WRAPPED_LEN];
+    let (nonce_out, rest) = wrapped.split_at_mut(WRAP_NONCE_LEN);
+    let (ct, tag_out) = rest.split_at_mut(32);
+    nonce_out.copy_from_slice(&nonce);
+    let buf = InOutBuf::new(&key.bytes()[..], ct)
+        .map_err(|_| CryptoError::InvalidInput("data key length".into()))?;
+    let tag = Aes256Gcm::new(kek.into())
+        .encrypt_inout_detached(&nonce.into(), &wrap_aad(tenant, key.id, kek_id), buf)
+        .map_err(|_| CryptoError::Unwrap)?;
+    tag_out.copy_from_slice(&tag);
+    Ok(WrappedDataKey {
+        id: key.id,
+        tenant_id: tenant,
+        kek_id: kek_id.to_owned(),
+        wrapped,
+        created_at: Utc::now(),
+    })
+}
+
+/// Unwraps a data key wrapped by [`wrap_data_key`] under `kek` (whose id
+/// the caller matched with `wrapped.kek_id`).
+pub(crate) fn unwrap_data_key(
+    kek: &[u8; 32],
+    wrapped: &WrappedDataKey,
+) -> Result<DataKey, CryptoError> {
+    if wrapped.wrapped.len() != LOCAL_WRAPPED_LEN {
+        return Err(CryptoError::Unwrap);
+    }
+    let (nonce, rest) = wrapped.wrapped.split_at(WRAP_NONCE_LEN);
+    let (ct, tag) = rest.split_at(32);
+    let mut n = [0u8; WRAP_NONCE_LEN];
+    n.copy_from_slice(nonce);
+    let mut t = aes_gcm::aead::Tag::<Aes256Gcm>::default();
+    t.copy_from_slice(tag);
+    let mut key = Zeroizing::new([0u8; 32]);
+    let buf = InOutBuf::new(ct, &mut key[..]).map_err(|_| CryptoError::Unwrap)?;
+    Aes256Gcm::new(kek.into())
+        .decrypt_inout_detached(
+            &n.into(),
+            &wrap_aad(wrapped.tenant_id, wrapped.id, &wrapped.kek_id),
+            buf,
+            &t,
+        )
+        .map_err(|_| CryptoError::Unwrap)?;
+    Ok(DataKey::from_bytes(wrapped.id, key))
 }
 
 // ---------------------------------------------------------------------------
@@ -129,10 +261,6 @@ impl Kek {
             created_at: Utc::now(),
             key,
         }
-    }
-
-    fn cipher(&self) -> Aes256Gcm {
-        Aes256Gcm::new((&*self.key).into())
     }
 }
 
@@ -291,7 +419,7 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| CryptoError::Io(format!("key file task failed: {e}")))?
 }
 
-fn wrap_aad(tenant: TenantId, key_id: KeyId, kek_id: &str) -> Vec<u8> {
+pub(crate) fn wrap_aad(tenant: TenantId, key_id: KeyId, kek_id: &str) -> Vec<u8> {
     let mut aad = Vec::with_capacity(WRAP_AAD_LABEL.len() + 32 + kek_id.len());
     aad.extend_from_slice(WRAP_AAD_LABEL);
     aad.extend_from_slice(tenant.as_uuid().as_bytes());
@@ -428,6 +556,23 @@ impl LocalKeyFile {
         }
     }
 
+    /// Every tenant's KEK (id and bytes) as in the key file now, for
+    /// `insights keys migrate`. The bytes are in zeroizing buffers.
+    pub async fn export_keks(
+        &self,
+    ) -> Result<Vec<(TenantId, String, Zeroizing<[u8; 32]>)>, CryptoError> {
+        let (path, lock_path) = (self.path.clone(), self.lock_path.clone());
+        let keks = blocking(move || {
+            let _lock = lock(&lock_path, false)?;
+            read_key_file(&path)
+        })
+        .await?;
+        Ok(keks
+            .iter()
+            .map(|(t, k)| (*t, k.id.clone(), Zeroizing::new(*k.key)))
+            .collect())
+    }
+
     /// Tenant-level crypto-shredding: destroys the tenant's KEK, in memory
     /// and in the key file (crash-safe rewrite, previous version scrubbed).
     /// Every data key wrapped under it, and so all of the tenant's media,
@@ -482,56 +627,33 @@ impl KeyProvider for LocalKeyFile {
         .await
     }
 
+    async fn current_kek(&self, tenant: TenantId) -> Result<String, CryptoError> {
+        self.with_kek(tenant, |kek| Ok(kek.id.clone())).await
+    }
+
     async fn wrap(&self, tenant: TenantId, key: &DataKey) -> Result<WrappedDataKey, CryptoError> {
-        self.with_kek(tenant, |kek| {
-            let mut nonce = [0u8; WRAP_NONCE_LEN];
-            fill_random(&mut nonce);
-            let mut wrapped = vec![0u8; LOCAL_WRAPPED_LEN];
-            let (nonce_out, rest) = wrapped.split_at_mut(WRAP_NONCE_LEN);
-            let (ct, tag_out) = rest.split_at_mut(32);
-            nonce_out.copy_from_slice(&nonce);
-            let buf = InOutBuf::new(&key.bytes()[..], ct)
-                .map_err(|_| CryptoError::InvalidInput("data key length".into()))?;
-            let tag = kek
-                .cipher()
-                .encrypt_inout_detached(&nonce.into(), &wrap_aad(tenant, key.id, &kek.id), buf)
-                .map_err(|_| CryptoError::Unwrap)?;
-            tag_out.copy_from_slice(&tag);
-            Ok(WrappedDataKey {
-                id: key.id,
-                tenant_id: tenant,
-                kek_id: kek.id.clone(),
-                wrapped,
-                created_at: Utc::now(),
-            })
-        })
-        .await
+        let out = self
+            .with_kek(tenant, |kek| wrap_data_key(&kek.key, &kek.id, tenant, key))
+            .await;
+        if let Err(e) = &out {
+            key_alarm(self.backend(), tenant, e);
+        }
+        out
     }
 
     async fn unwrap(&self, wrapped: &WrappedDataKey) -> Result<DataKey, CryptoError> {
-        self.with_kek(wrapped.tenant_id, |kek| {
-            if kek.id != wrapped.kek_id || wrapped.wrapped.len() != LOCAL_WRAPPED_LEN {
-                return Err(CryptoError::Unwrap);
-            }
-            let (nonce, rest) = wrapped.wrapped.split_at(WRAP_NONCE_LEN);
-            let (ct, tag) = rest.split_at(32);
-            let mut n = [0u8; WRAP_NONCE_LEN];
-            n.copy_from_slice(nonce);
-            let mut t = aes_gcm::aead::Tag::<Aes256Gcm>::default();
-            t.copy_from_slice(tag);
-            let mut key = Zeroizing::new([0u8; 32]);
-            let buf = InOutBuf::new(ct, &mut key[..]).map_err(|_| CryptoError::Unwrap)?;
-            kek.cipher()
-                .decrypt_inout_detached(
-                    &n.into(),
-                    &wrap_aad(wrapped.tenant_id, wrapped.id, &kek.id),
-                    buf,
-                    &t,
-                )
-                .map_err(|_| CryptoError::Unwrap)?;
-            Ok(DataKey::from_bytes(wrapped.id, key))
-        })
-        .await
+        let out = self
+            .with_kek(wrapped.tenant_id, |kek| {
+                if kek.id != wrapped.kek_id {
+                    return Err(CryptoError::Unwrap);
+                }
+                unwrap_data_key(&kek.key, wrapped)
+            })
+            .await;
+        if let Err(e) = &out {
+            key_alarm(self.backend(), wrapped.tenant_id, e);
+        }
+        out
     }
 }
 

@@ -15,6 +15,7 @@
 pub mod envelope;
 pub mod installation_key;
 pub mod keys;
+pub mod root;
 pub mod sealed;
 
 pub use envelope::{
@@ -22,7 +23,8 @@ pub use envelope::{
     StreamOpener, decrypt_range, decrypt_to_vec, encrypt_to_vec,
 };
 pub use installation_key::{InstallationKeyError, InstallationKeyFile};
-pub use keys::{DataKey, KeyProvider, LocalKeyFile, WrappedDataKey};
+pub use keys::{DataKey, KeyProvider, LocalKeyFile, WrappedDataKey, WrappedKek, key_alarm};
+pub use root::{DatabaseKeyProvider, RootKey};
 pub use sealed::{PLATFORM_KEY_OWNER, SealedSecret, open_secret, seal_secret};
 
 /// Errors of the crypto layer. Messages never contain key material.
@@ -80,6 +82,38 @@ pub enum CryptoError {
     /// The data key is gone (crypto-shredded).
     #[error("data key {0} was destroyed (crypto-shredded)")]
     Shredded(crate::domain::KeyId),
+    /// The root key of the `database` provider is not the one that
+    /// wrapped the key-encryption keys in the database.
+    #[error(
+        "wrong root key: {count} key-encryption key(s) in the database were wrapped by the root \
+         key with key check {stored}, this node's root key has key check {ours}; start every \
+         node with the same root key"
+    )]
+    WrongRootKey {
+        ours: String,
+        stored: String,
+        count: usize,
+    },
+    /// A stored (wrapped) key-encryption key is truncated, edited, or was
+    /// wrapped for another tenant, version or root key.
+    #[error("key-encryption key version {version} of tenant {tenant} is unusable: {problem}")]
+    BadWrappedKek {
+        tenant: crate::domain::TenantId,
+        version: u32,
+        problem: &'static str,
+    },
+    /// The root key could not be loaded.
+    #[error("root key: {0}")]
+    RootKey(String),
+    /// The key provider cannot be reached or failed (store, vault).
+    #[error("key provider unavailable: {0}")]
+    Unavailable(String),
+    /// The provider does not support the operation.
+    #[error("not supported by the {provider} key provider: {what}")]
+    Unsupported {
+        provider: &'static str,
+        what: &'static str,
+    },
     /// Key file or other I/O failure.
     #[error("key store I/O: {0}")]
     Io(String),

@@ -58,7 +58,9 @@ fn aad(owner: TenantId, key: KeyId, context: &str) -> Vec<u8> {
 }
 
 /// Seals `secret` for `owner` (a tenant, or [`PLATFORM_KEY_OWNER`]) and
-/// `context`. Creates the owner's KEK if it has none.
+/// `context`. Creates the KEK of [`PLATFORM_KEY_OWNER`] if it has none; a
+/// tenant's KEK must exist (it is made when the tenant is added), so a
+/// node never invents one for a tenant ([`CryptoError::NoKek`]).
 pub async fn seal_secret(
     keys: &dyn KeyProvider,
     owner: TenantId,
@@ -68,7 +70,9 @@ pub async fn seal_secret(
     if secret.len() > MAX_SECRET {
         return Err(CryptoError::InvalidInput("secret too long".into()));
     }
-    keys.ensure_kek(owner).await?;
+    if owner == PLATFORM_KEY_OWNER {
+        keys.ensure_kek(owner).await?;
+    }
     let dk = DataKey::generate(KeyId::new());
     let wrapped = keys.wrap(owner, &dk).await?;
     let mut nonce = [0u8; NONCE_LEN];
@@ -127,6 +131,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let kf = LocalKeyFile::open(dir.path().join("kek.json")).unwrap();
         let t = TenantId::new();
+        // A tenant's KEK is never made on the way.
+        assert!(matches!(
+            seal_secret(&kf, t, "totp:a", b"x").await,
+            Err(CryptoError::NoKek(_))
+        ));
+        kf.ensure_kek(t).await.unwrap();
         let s = seal_secret(&kf, t, "totp:a", b"JBSWY3DPEHPK3PXP")
             .await
             .unwrap();

@@ -25,6 +25,9 @@ string_enum!(
         UserChange => "user-change",
         TenantCreate => "tenant-create",
         KeyShred => "key-shred",
+        /// A tenant's key-encryption key was created explicitly
+        /// (`insights keys ensure`) or rotated (`insights keys rotate`).
+        KeyRotate => "key-rotate",
         /// A supervisor asked to play a recording (four-eyes playback).
         AccessRequest => "access-request",
         /// Someone approved or denied such a request.

@@ -80,6 +80,17 @@ pub trait AccountStore: Send + Sync + 'static {
         id: AccountId,
         sealed: &crate::crypto::SealedSecret,
     ) -> StoreResult<()>;
+    /// Replaces an account's sealed TOTP seed, confirmed or pending, that
+    /// is still `old` by `new` (the same seed, its data key wrapped under
+    /// another key-encryption key: key rotation). Returns whether one was
+    /// replaced.
+    async fn rewrap_totp(
+        &self,
+        realm: Realm,
+        id: AccountId,
+        old: &crate::crypto::SealedSecret,
+        new: &crate::crypto::SealedSecret,
+    ) -> StoreResult<bool>;
     /// Completes a first sign-in atomically: the new password, the proven
     /// TOTP seed (if any) and its step, the recovery codes; clears the
     /// pending seed and `must_change_password`, resets failures. Returns
@@ -151,6 +162,7 @@ macro_rules! __delegate_account_store {
             fn claim_login_attempt(&self, key: &str, at: chrono::DateTime<chrono::Utc>, lock_after: u32, lock_for: chrono::Duration) -> StoreResult<LoginAttempt>;
             fn clear_login_attempts(&self, key: &str) -> StoreResult<()>;
             fn set_pending_totp(&self, realm: Realm, id: AccountId, sealed: &$crate::crypto::SealedSecret) -> StoreResult<()>;
+            fn rewrap_totp(&self, realm: Realm, id: AccountId, old: &$crate::crypto::SealedSecret, new: &$crate::crypto::SealedSecret) -> StoreResult<bool>;
             fn complete_first_sign_in(&self, realm: Realm, id: AccountId, old_password_hash: &str, done: &FirstSignIn) -> StoreResult<bool>;
             fn use_recovery_code(&self, realm: Realm, id: AccountId, code_hash: &str) -> StoreResult<bool>;
             fn create_session(&self, realm: Realm, session: &LoginSession) -> StoreResult<()>;

@@ -87,7 +87,7 @@ macro_rules! __delegate_impl {
     ) => {
         const _: () = {
             #[allow(unused_imports)]
-            use $crate::crypto::WrappedDataKey;
+            use $crate::crypto::{WrappedDataKey, WrappedKek};
             #[allow(unused_imports)]
             use $crate::domain::*;
             use $crate::store::*;

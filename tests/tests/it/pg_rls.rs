@@ -5,7 +5,7 @@
 //! table added later without a policy fails here.
 
 use chrono::Duration;
-use insights_core::crypto::WrappedDataKey;
+use insights_core::crypto::{WrappedDataKey, WrappedKek};
 use insights_core::domain::*;
 use insights_core::store::prelude::*;
 use insights_stores::metadata::postgres::{APP_ROLE, PgStore};
@@ -115,6 +115,16 @@ async fn seed(s: &PgStore, name: &str) -> TenantId {
         created_at: now(),
     };
     ok(s.put_data_key(t, &key).await, "data key");
+    // A key-encryption key of the `database` key provider.
+    let kek = WrappedKek {
+        tenant_id: t,
+        version: 1,
+        kek_id: format!("db:{}", Uuid::new_v4()),
+        root_check: vec![1; 8],
+        wrapped: vec![2; 60],
+        created_at: now(),
+    };
+    ok(s.put_kek(t, &kek).await, "key-encryption key");
 
     let mut r = Recording::new(t, RecordingKind::Call, Direction::Inbound, now());
     r.participants.push(Participant {

@@ -123,6 +123,8 @@ impl World {
             .await
             .unwrap();
         let keys: Arc<dyn KeyProvider> = keys;
+        // As `admin tenant add` does: recording never creates a KEK.
+        keys.ensure_kek(tenant.id).await.unwrap();
         let mut cfg = SpoolConfig::in_dir(dir.path().join("spool"));
         cfg.fsync_interval = Duration::from_millis(50);
         tweak(&mut cfg);

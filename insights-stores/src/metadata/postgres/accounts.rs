@@ -110,6 +110,17 @@ impl AccountStore for PgStore {
         in_realm!(self, realm, |c| set_pending_totp(c, realm, id, json))
     }
 
+    async fn rewrap_totp(
+        &self,
+        realm: Realm,
+        id: AccountId,
+        old: &SealedSecret,
+        new: &SealedSecret,
+    ) -> StoreResult<bool> {
+        let (old, new) = (to_json(old)?, to_json(new)?);
+        in_realm!(self, realm, |c| rewrap_totp(c, realm, id, old, new))
+    }
+
     async fn complete_first_sign_in(
         &self,
         realm: Realm,
@@ -580,6 +591,35 @@ async fn set_pending_totp(
         return Err(StoreError::NotFound);
     }
     Ok(())
+}
+
+async fn rewrap_totp(
+    c: &mut PgConnection,
+    realm: Realm,
+    id: AccountId,
+    old: String,
+    new: String,
+) -> StoreResult<bool> {
+    let s = sql(realm);
+    let q = sqlx::query(AssertSqlSafe(numbered(&format!(
+        "UPDATE {} SET \
+           totp_sealed = CASE WHEN totp_sealed = ? THEN ? ELSE totp_sealed END, \
+           totp_pending = CASE WHEN totp_pending = ? THEN ? ELSE totp_pending END \
+         WHERE {}id = ? AND (totp_sealed = ? OR totp_pending = ?)",
+        s.accounts, s.tenant_filter
+    ))))
+    .bind(old.clone())
+    .bind(new.clone())
+    .bind(old.clone())
+    .bind(new);
+    let done = bind_tenant(realm, q)
+        .bind(id.0)
+        .bind(old.clone())
+        .bind(old)
+        .execute(&mut *c)
+        .await
+        .db()?;
+    Ok(done.rows_affected() > 0)
 }
 
 async fn complete_first_sign_in(

@@ -109,6 +109,36 @@ impl AccountStore for SqliteStore {
         Ok(())
     }
 
+    async fn rewrap_totp(
+        &self,
+        realm: Realm,
+        id: AccountId,
+        old: &SealedSecret,
+        new: &SealedSecret,
+    ) -> StoreResult<bool> {
+        let (old, new) = (to_json(old)?, to_json(new)?);
+        let s = sql(realm);
+        let q = sqlx::query(AssertSqlSafe(format!(
+            "UPDATE {} SET \
+               totp_sealed = CASE WHEN totp_sealed = ? THEN ? ELSE totp_sealed END, \
+               totp_pending = CASE WHEN totp_pending = ? THEN ? ELSE totp_pending END \
+             WHERE {}id = ? AND (totp_sealed = ? OR totp_pending = ?)",
+            s.accounts, s.tenant_filter
+        )))
+        .bind(old.clone())
+        .bind(new.clone())
+        .bind(old.clone())
+        .bind(new);
+        let done = bind_tenant(realm, q)
+            .bind(id.0)
+            .bind(old.clone())
+            .bind(old)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(done.rows_affected() > 0)
+    }
+
     async fn complete_first_sign_in(
         &self,
         realm: Realm,

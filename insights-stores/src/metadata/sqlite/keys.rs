@@ -1,10 +1,11 @@
 //! Wrapped data keys and crypto-shredding.
 
 use async_trait::async_trait;
-use insights_core::crypto::WrappedDataKey;
+use insights_core::crypto::{WrappedDataKey, WrappedKek};
 use insights_core::domain::{KeyId, TenantId};
 use insights_core::store::{DataKeyStore, StoreError, StoreResult};
 use sqlx::SqlitePool;
+use sqlx::sqlite::SqliteRow;
 
 use super::SqliteStore;
 use super::util::{check_tenant, col, conflict_as, db, id, micros, ts};
@@ -22,6 +23,141 @@ impl DataKeyStore for SqliteStore {
     async fn shred_data_key(&self, tenant: TenantId, id: KeyId) -> StoreResult<bool> {
         shred(&self.pool, tenant, id).await
     }
+
+    async fn data_keys_not_under(
+        &self,
+        tenant: TenantId,
+        kek_id: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<WrappedDataKey>> {
+        let rows = sqlx::query(
+            "SELECT tenant_id, id, kek_id, wrapped, created_at FROM data_keys \
+             WHERE tenant_id = ? AND kek_id <> ? ORDER BY created_at, id LIMIT ?",
+        )
+        .bind(tenant.0)
+        .bind(kek_id)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.iter().map(data_key_row).collect()
+    }
+
+    async fn count_data_keys_not_under(&self, tenant: TenantId, kek_id: &str) -> StoreResult<u64> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM data_keys WHERE tenant_id = ? AND kek_id <> ?",
+        )
+        .bind(tenant.0)
+        .bind(kek_id)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn rewrap_data_key(
+        &self,
+        tenant: TenantId,
+        key: &WrappedDataKey,
+        old_kek_id: &str,
+    ) -> StoreResult<bool> {
+        check_tenant(tenant, key.tenant_id, "the data key")?;
+        let done = sqlx::query(
+            "UPDATE data_keys SET kek_id = ?, wrapped = ? \
+             WHERE tenant_id = ? AND id = ? AND kek_id = ?",
+        )
+        .bind(&key.kek_id)
+        .bind(&key.wrapped)
+        .bind(tenant.0)
+        .bind(key.id.0)
+        .bind(old_kek_id)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn put_kek(&self, tenant: TenantId, kek: &WrappedKek) -> StoreResult<bool> {
+        check_tenant(tenant, kek.tenant_id, "the key-encryption key")?;
+        let done = sqlx::query(
+            "INSERT INTO tenant_keks (tenant_id, version, kek_id, root_check, wrapped, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (tenant_id, version) DO NOTHING",
+        )
+        .bind(tenant.0)
+        .bind(i64::from(kek.version))
+        .bind(&kek.kek_id)
+        .bind(&kek.root_check)
+        .bind(&kek.wrapped)
+        .bind(micros(kek.created_at))
+        .execute(&self.pool)
+        .await
+        .map_err(conflict_as("a key-encryption key with this id exists"))?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn list_keks(&self, tenant: TenantId) -> StoreResult<Vec<WrappedKek>> {
+        let rows = sqlx::query(
+            "SELECT tenant_id, version, kek_id, root_check, wrapped, created_at FROM tenant_keks \
+             WHERE tenant_id = ? ORDER BY version",
+        )
+        .bind(tenant.0)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.iter().map(kek_row).collect()
+    }
+
+    async fn delete_keks_before(&self, tenant: TenantId, version: u32) -> StoreResult<u64> {
+        let done = sqlx::query("DELETE FROM tenant_keks WHERE tenant_id = ? AND version < ?")
+            .bind(tenant.0)
+            .bind(i64::from(version))
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        if done.rows_affected() > 0 {
+            // As for shredded data keys: secure_delete zeroed the freed
+            // bytes; the checkpoint moves that into the main file.
+            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .execute(&self.pool)
+                .await
+                .map_err(db)?;
+        }
+        Ok(done.rows_affected())
+    }
+
+    async fn all_keks(&self) -> StoreResult<Vec<WrappedKek>> {
+        let rows = sqlx::query(
+            "SELECT tenant_id, version, kek_id, root_check, wrapped, created_at FROM tenant_keks \
+             ORDER BY tenant_id, version",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.iter().map(kek_row).collect()
+    }
+}
+
+fn data_key_row(row: &SqliteRow) -> StoreResult<WrappedDataKey> {
+    Ok(WrappedDataKey {
+        id: id(row, "id")?,
+        tenant_id: id(row, "tenant_id")?,
+        kek_id: col(row, "kek_id")?,
+        wrapped: col(row, "wrapped")?,
+        created_at: ts(row, "created_at")?,
+    })
+}
+
+fn kek_row(row: &SqliteRow) -> StoreResult<WrappedKek> {
+    let version: i64 = col(row, "version")?;
+    Ok(WrappedKek {
+        tenant_id: id(row, "tenant_id")?,
+        version: u32::try_from(version)
+            .map_err(|_| StoreError::Corrupt(format!("key-encryption key version {version}")))?,
+        kek_id: col(row, "kek_id")?,
+        root_check: col(row, "root_check")?,
+        wrapped: col(row, "wrapped")?,
+        created_at: ts(row, "created_at")?,
+    })
 }
 
 /// Stores a wrapped key. An existing id is a `Conflict`: replacing a key

@@ -7,7 +7,7 @@ pub(super) use std::fmt::Debug;
 pub(super) use std::sync::Arc;
 
 pub(super) use chrono::{DateTime, Duration, Utc};
-pub(super) use insights_core::crypto::WrappedDataKey;
+pub(super) use insights_core::crypto::{WrappedDataKey, WrappedKek};
 pub(super) use insights_core::domain::*;
 pub(super) use insights_core::store::{StoreError, StoreResult};
 pub(super) use uuid::Uuid;
