@@ -581,7 +581,9 @@ async fn azure_result_links_elsewhere_are_never_fetched() {
     .await;
     let stt = azure_stt(&server.base);
     let err = stt.transcribe(vec![tone(0, 200)]).await.err();
-    assert!(matches!(err, Some(SttError::Unavailable(_))), "{err:?}");
+    // Refused for good: asking again would upload the audio again and get
+    // the same link back.
+    assert!(matches!(err, Some(SttError::Rejected(_))), "{err:?}");
     assert!(
         !err.is_some_and(|e| e.is_transient()),
         "refused, not attempted (a network error would be transient)"
