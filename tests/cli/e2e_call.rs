@@ -818,3 +818,82 @@ pub fn storage_outage(pg_url: &str) {
     drop(server);
     azurite("stop");
 }
+
+/// Very short simulated calls, one after another: the simulator closes the
+/// media, then hangs up, so the uploader (woken when the media closes) and
+/// the call-end race. Whatever the order, every recording ends `stored`:
+/// a call-end processed after the upload never moves it back (a
+/// regression left it `spooled` for good, its spool copy gone).
+pub fn short_calls_all_end_stored(calls: usize) {
+    let cwd = tempfile::tempdir().unwrap();
+    let data = cwd.path().join("data");
+    let d = data.to_str().unwrap().to_owned();
+    let env = backend_env(None, None);
+    add_tenant(cwd.path(), &d, &env, "contoso");
+    let a = speak(cwd.path(), "a", "Short call.", "en-us");
+    let b = speak(cwd.path(), "b", "Yes.", "en-gb");
+    let logs = cwd.path().join("serve.log");
+    let server = serve_with_env(cwd.path(), &data, &env, &logs);
+    let mut ids = Vec::new();
+    for i in 0..calls {
+        ids.push(simulate(
+            cwd.path(),
+            &env,
+            &[
+                "simulate-call",
+                "--gateway",
+                &server.base,
+                "--tenant",
+                "contoso",
+                "--speed",
+                "0",
+                "--data-dir",
+                &d,
+                "--participant",
+                &format!("Caller {i}:caller{i}@contoso.com:{}", a.display()),
+                "--participant",
+                &format!("Callee {i}:+1425555{:04}:{}", 1000 + i, b.display()),
+            ],
+        ));
+    }
+    let settings = settings_for(&data, None, None);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let platform = insights::platform::Platform::open(&settings).await.unwrap();
+        let tenant = platform.store.tenant_by_name("contoso").await.unwrap();
+        for id in &ids {
+            wait_stored(&platform, tenant.id, *id).await;
+        }
+        // Every call-end has been processed (its "recording ended" line)...
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let log = std::fs::read_to_string(&logs).unwrap_or_default();
+            let ended = ids
+                .iter()
+                .filter(|id| {
+                    log.lines()
+                        .any(|l| l.contains("recording ended") && l.contains(&id.to_string()))
+                })
+                .count();
+            if ended == ids.len() {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{ended} of {} call-ends processed",
+                ids.len()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let log = std::fs::read_to_string(&logs).unwrap_or_default();
+        let late = log.lines().filter(|l| l.contains("late call end")).count();
+        eprintln!("{late} of {} call-ends came after the upload", ids.len());
+        // ...and left every recording stored, with its end.
+        for id in &ids {
+            let r = platform.store.get_recording(tenant.id, *id).await.unwrap();
+            assert_eq!(r.status, RecordingStatus::Stored, "recording {id}");
+            assert!(r.media.is_some() && r.ended_at.is_some(), "recording {id}");
+        }
+    });
+    drop(server);
+}

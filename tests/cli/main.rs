@@ -182,6 +182,11 @@ fn storage_down_two_minutes_while_twenty_calls_finish() {
 }
 
 #[test]
+fn short_calls_all_end_stored_whatever_the_call_end_order() {
+    e2e_call::short_calls_all_end_stored(20);
+}
+
+#[test]
 fn gateway_killed_mid_call_keeps_all_but_the_last_second() {
     e2e_call::kill_mid_call();
 }

@@ -24,7 +24,7 @@ use serde_json::json;
 const T0: i64 = 638_700_000_000_000_000;
 const FRAMES: usize = 500; // 10 s
 
-fn tone(freq: f64, frame: usize, amp: f64) -> Vec<i16> {
+pub(crate) fn tone(freq: f64, frame: usize, amp: f64) -> Vec<i16> {
     (0..320)
         .map(|i| {
             let n = (frame * 320 + i) as f64;
@@ -37,7 +37,7 @@ fn le(pcm: &[i16]) -> Vec<u8> {
     pcm.iter().flat_map(|s| s.to_le_bytes()).collect()
 }
 
-fn message(i: usize, buffers: Vec<(u32, Vec<i16>)>) -> Vec<u8> {
+pub(crate) fn message(i: usize, buffers: Vec<(u32, Vec<i16>)>) -> Vec<u8> {
     AudioMessage {
         encoding: Encoding::Pcm16,
         sequence: i as u64,
@@ -76,7 +76,7 @@ fn correlation(a: &[i16], b: &[f64]) -> f64 {
     best
 }
 
-fn uploader(w: &World) -> Uploader {
+pub(crate) fn uploader(w: &World) -> Uploader {
     let signer = Arc::new(
         InstallationKey::open_or_create(w.dir.path().join("keys/installation.json")).unwrap(),
     );

@@ -9,6 +9,7 @@ mod support;
 mod uploader_support;
 
 mod ingest;
+mod late_call_end;
 mod simulator;
 mod spool;
 mod spool_metrics;

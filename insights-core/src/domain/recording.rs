@@ -35,6 +35,34 @@ string_enum!(
     }
 );
 
+impl RecordingStatus {
+    /// The statuses a recording may be in for `self` to become its status:
+    /// the lifecycle only moves forward. `recording → spooled → stored`;
+    /// `failed` only from before `stored`; `media-deleted` from anything and
+    /// final. A status may always be set again (to update `ended_at` or
+    /// `result_code`). `stored` also follows `failed`: media verified in the
+    /// tenant's container outranks a failure guessed at call end.
+    ///
+    /// Stores apply this inside the UPDATE itself, so a late writer (a
+    /// call-end notification processed after the uploader stored the media)
+    /// cannot move a stored recording back, even under concurrency.
+    pub fn may_follow(self) -> &'static [RecordingStatus] {
+        use RecordingStatus::*;
+        match self {
+            Recording => &[Recording],
+            Spooled => &[Recording, Spooled],
+            Stored => &[Recording, Spooled, Stored, Failed],
+            Failed => &[Recording, Spooled, Failed],
+            MediaDeleted => RecordingStatus::ALL,
+        }
+    }
+
+    /// Whether a recording in status `self` may move to `next`.
+    pub fn can_become(self, next: RecordingStatus) -> bool {
+        next.may_follow().contains(&self)
+    }
+}
+
 string_enum!(
     /// The part a participant played in a call or meeting (seed §4.8.1).
     ParticipantRole {
@@ -281,6 +309,20 @@ pub fn normalize_phone(raw: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn recording_status_never_moves_back() {
+        use RecordingStatus::*;
+        assert!(Recording.can_become(Spooled) && Spooled.can_become(Stored));
+        assert!(Stored.can_become(Stored), "a status may be set again");
+        for late in [Recording, Spooled, Failed] {
+            assert!(!Stored.can_become(late), "stored never becomes {late}");
+        }
+        for s in RecordingStatus::ALL {
+            assert!(s.can_become(MediaDeleted));
+            assert_eq!(MediaDeleted.can_become(*s), *s == MediaDeleted, "{s}");
+        }
+    }
 
     #[test]
     fn phones_normalise_to_e164() {

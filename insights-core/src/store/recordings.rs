@@ -44,6 +44,12 @@ pub trait RecordingStore: Send + Sync + 'static {
     ) -> StoreResult<()>;
     /// Sets the lifecycle status; `ended_at`/`result_code` are kept when
     /// `None`. Sets `duration_ms` from `ended_at - started_at`.
+    ///
+    /// The status only moves forward: when the recording's current status
+    /// may not precede `status` ([`RecordingStatus::may_follow`]), e.g. a
+    /// late call-end `spooled` after the uploader's `stored`, the status is
+    /// kept (the other fields are still set). Decided atomically in the
+    /// store, so it holds against concurrent writers.
     async fn update_recording_status(
         &self,
         tenant: TenantId,

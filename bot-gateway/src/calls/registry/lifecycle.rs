@@ -112,17 +112,24 @@ impl CallRegistry {
         let current = self.store.get_recording(rec.tenant, rec.id).await?.status;
         // Never regress what the media side has already moved on
         // (spooled/stored). A call that never got as far as recording is
-        // a failed recording; the result code says why.
-        let status = status_at_end(current, rec.media_began);
+        // a failed recording; the result code says why. The uploader may
+        // store the recording between the read above and the write below:
+        // the store keeps the later status then (the status only moves
+        // forward), so the status logged is the one read back.
+        let asked = status_at_end(current, rec.media_began);
         self.store
             .update_recording_status(
                 rec.tenant,
                 rec.id,
-                status,
+                asked,
                 Some(ended_at),
                 result_code.as_deref(),
             )
             .await?;
+        let status = self.store.get_recording(rec.tenant, rec.id).await?.status;
+        if status != asked {
+            tracing::info!(%call_id, %recording_id, asked = asked.as_str(), kept = status.as_str(), "late call end: the recording keeps its later status");
+        }
         tracing::info!(%call_id, %recording_id, status = status.as_str(), result_code = result_code.as_deref().unwrap_or("-"), "recording ended");
         if let Some(rec) = inner.recordings.remove(&recording_id) {
             if let Some(c) = rec.chain_key {

@@ -104,6 +104,15 @@ pub struct World {
 
 impl World {
     pub async fn start(tweak: impl FnOnce(&mut SpoolConfig)) -> World {
+        Self::start_wrapped(tweak, |s| s).await
+    }
+
+    /// As [`World::start`], the gateway's metadata store wrapped by `wrap`
+    /// (a test double that injects an interleaving); `store` is the wrapper.
+    pub async fn start_wrapped(
+        tweak: impl FnOnce(&mut SpoolConfig),
+        wrap: impl FnOnce(Arc<dyn MetadataStore>) -> Arc<dyn MetadataStore>,
+    ) -> World {
         let ms = StandIn::start().await;
         let key = TestKey::generate("key-1");
         ms.publish(vec![key.jwk()]);
@@ -122,6 +131,7 @@ impl World {
             })
             .await
             .unwrap();
+        let store = wrap(store);
         let keys: Arc<dyn KeyProvider> = keys;
         // As `admin tenant add` does: recording never creates a KEK.
         keys.ensure_kek(tenant.id).await.unwrap();

@@ -508,8 +508,12 @@ pub(super) async fn update_status(
 ) -> StoreResult<()> {
     // EXTRACT(EPOCH ...) is exact (numeric); trunc rounds toward zero like
     // chrono's `num_milliseconds`.
+    // The status only moves forward (`RecordingStatus::may_follow`),
+    // decided inside the UPDATE: it sees the row as it is once locked, so a
+    // late call-end cannot undo a concurrent `stored`.
+    let before: Vec<&str> = status.may_follow().iter().map(|s| s.as_str()).collect();
     let done = sqlx::query(
-        "UPDATE recordings SET status = $3, \
+        "UPDATE recordings SET status = CASE WHEN status = ANY($6) THEN $3 ELSE status END, \
          ended_at = COALESCE($4, ended_at), \
          result_code = COALESCE($5, result_code), \
          duration_ms = CASE WHEN COALESCE($4, ended_at) IS NULL THEN duration_ms \
@@ -521,6 +525,7 @@ pub(super) async fn update_status(
     .bind(status.as_str())
     .bind(ended_at)
     .bind(result_code)
+    .bind(before)
     .execute(c)
     .await
     .db()?;

@@ -545,8 +545,19 @@ pub(super) async fn update_status(
 ) -> StoreResult<()> {
     // duration_ms follows the (new or kept) end; integer division of
     // microseconds truncates to whole milliseconds.
+    // The status only moves forward (`RecordingStatus::may_follow`),
+    // decided inside the UPDATE so that it holds against a concurrent
+    // writer; ?6 is the statuses it may move from, as a JSON array of the
+    // enum's fixed strings.
+    let before = status
+        .may_follow()
+        .iter()
+        .map(|s| format!("\"{}\"", s.as_str()))
+        .collect::<Vec<_>>()
+        .join(",");
     let done = sqlx::query(
-        "UPDATE recordings SET status = ?1, \
+        "UPDATE recordings SET status = CASE WHEN status IN (SELECT value FROM json_each(?6)) \
+         THEN ?1 ELSE status END, \
          ended_at = COALESCE(?2, ended_at), \
          result_code = COALESCE(?3, result_code), \
          duration_ms = CASE WHEN COALESCE(?2, ended_at) IS NULL THEN duration_ms \
@@ -558,6 +569,7 @@ pub(super) async fn update_status(
     .bind(result_code)
     .bind(tenant.0)
     .bind(id.0)
+    .bind(format!("[{before}]"))
     .execute(pool)
     .await
     .map_err(db)?;

@@ -171,18 +171,18 @@ pub async fn status_update_sets_duration(s: &Store) {
         s.update_recording_status(
             t,
             r.id,
-            RecordingStatus::Failed,
+            RecordingStatus::MediaDeleted,
             Some(ended2),
             Some("err-7"),
         )
         .await,
-        "failed",
+        "media deleted",
     );
     let got = must(s.get_recording(t, r.id).await, "get");
     assert_eq!(
         got,
         Recording {
-            status: RecordingStatus::Failed,
+            status: RecordingStatus::MediaDeleted,
             ended_at: Some(ended2),
             result_code: Some("err-7".into()),
             duration_ms: Some(200_000),
@@ -194,6 +194,89 @@ pub async fn status_update_sets_duration(s: &Store) {
             .await,
         "missing",
     );
+}
+
+/// A call-end that arrives after the uploader stored the recording (it
+/// read `spooled` before, writes it after) must not move a stored
+/// recording back; its end time and result code are still kept. Every
+/// backward step is refused the same way, and `media-deleted` is final.
+pub async fn status_never_moves_back(s: &Store) {
+    use RecordingStatus::{MediaDeleted, Spooled, Stored};
+    let t = tenant(s, "contoso").await;
+    let started = now() - Duration::hours(1);
+    let r = Recording::new(t, RecordingKind::Call, Direction::Inbound, started);
+    must(s.insert_recording(t, &r).await, "insert");
+    must(
+        s.update_recording_status(t, r.id, Spooled, None, None)
+            .await,
+        "spooled",
+    );
+    must(
+        s.update_recording_status(t, r.id, Stored, None, None).await,
+        "stored",
+    );
+    // The late call-end.
+    let ended = started + Duration::milliseconds(2_000);
+    must(
+        s.update_recording_status(t, r.id, Spooled, Some(ended), Some("5000"))
+            .await,
+        "late spooled",
+    );
+    let got = must(s.get_recording(t, r.id).await, "get");
+    assert_eq!(got.status, Stored, "a late spooled leaves stored");
+    assert_eq!(got.ended_at, Some(ended), "the end time is still set");
+    assert_eq!(got.result_code.as_deref(), Some("5000"));
+    assert_eq!(got.duration_ms, Some(2_000));
+
+    for late in [RecordingStatus::Recording, Spooled, RecordingStatus::Failed] {
+        must(
+            s.update_recording_status(t, r.id, late, None, None).await,
+            "late update",
+        );
+        let got = must(s.get_recording(t, r.id).await, "get");
+        assert_eq!(got.status, Stored, "stored never becomes {late}");
+    }
+    must(
+        s.update_recording_status(t, r.id, MediaDeleted, None, None)
+            .await,
+        "media deleted",
+    );
+    for late in [
+        RecordingStatus::Recording,
+        Spooled,
+        Stored,
+        RecordingStatus::Failed,
+    ] {
+        must(
+            s.update_recording_status(t, r.id, late, None, None).await,
+            "after deletion",
+        );
+        let got = must(s.get_recording(t, r.id).await, "get");
+        assert_eq!(
+            got.status, MediaDeleted,
+            "media-deleted never becomes {late}"
+        );
+    }
+
+    // Concurrent writers: whatever the interleaving, a recording that
+    // has been stored ends stored.
+    for _ in 0..10 {
+        let r = Recording::new(t, RecordingKind::Call, Direction::Inbound, started);
+        must(s.insert_recording(t, &r).await, "insert");
+        must(
+            s.update_recording_status(t, r.id, Spooled, None, None)
+                .await,
+            "spooled",
+        );
+        let (stored, late) = tokio::join!(
+            s.update_recording_status(t, r.id, Stored, None, None),
+            s.update_recording_status(t, r.id, Spooled, Some(now()), None),
+        );
+        must(stored, "stored");
+        must(late, "late spooled");
+        let got = must(s.get_recording(t, r.id).await, "get");
+        assert_eq!(got.status, Stored, "the concurrent late spooled lost");
+    }
 }
 
 pub async fn add_participant_and_stream(s: &Store) {
