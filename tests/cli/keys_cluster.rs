@@ -59,17 +59,73 @@ struct Node {
     server: Server,
     data: PathBuf,
     log: PathBuf,
+    /// The cluster's environment plus this node's `node_name`.
+    env: Vec<(String, String)>,
 }
 
+/// Starts node `name` (data directory `cwd/name`, `node_name` `node-<name>`).
 fn start_node(cwd: &Path, name: &str, env: &[(String, String)]) -> Node {
     let data = cwd.join(name);
     let log = cwd.join(format!("{name}.log"));
-    let server = serve_with_env(cwd, &data, env, &log);
-    Node { server, data, log }
+    let mut env = env.to_vec();
+    env.push(("INSIGHTS_NODE_NAME".into(), format!("node-{name}")));
+    let server = serve_with_env(cwd, &data, &env, &log);
+    Node {
+        server,
+        data,
+        log,
+        env,
+    }
+}
+
+impl Node {
+    /// `insights ARGS --data-dir <node>` with the node's environment.
+    fn run(&self, cwd: &Path, args: &[&str]) -> (bool, String, String) {
+        let mut all = args.to_vec();
+        all.extend(["--data-dir", self.data.to_str().unwrap()]);
+        run(cwd, &self.env, &all)
+    }
+
+    /// `insights verify-recording ID` with this node's configuration:
+    /// must pass, signed by `signer` (a node name); returns the key id.
+    #[track_caller]
+    fn verify(&self, cwd: &Path, id: RecordingId, signer: &str) -> String {
+        let (ok, out, err) = self.run(cwd, &["verify-recording", &id.to_string()]);
+        assert!(
+            ok,
+            "verify-recording {id} failed with {}'s configuration: {out}{err}",
+            self.data.display()
+        );
+        out.lines()
+            .find_map(|l| l.split("manifest signer is trusted: key ").nth(1))
+            .filter(|rest| rest.ends_with(&format!(" of node {signer}")))
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("recording {id} not signed by {signer}: {out}"))
+            .to_owned()
+    }
 }
 
 /// A short simulated call of tenant `tenant` through `node`.
-fn call(cwd: &Path, env: &[(String, String)], node: &Node, tenant: &str, n: u32) -> RecordingId {
+fn call(cwd: &Path, node: &Node, tenant: &str, n: u32) -> RecordingId {
+    call_with(
+        cwd,
+        node,
+        tenant,
+        n,
+        "Agent Example",
+        &format!("agent@{tenant}.com"),
+    )
+}
+
+/// [`call`] with the first participant's name and e-mail address given.
+fn call_with(
+    cwd: &Path,
+    node: &Node,
+    tenant: &str,
+    n: u32,
+    name: &str,
+    email: &str,
+) -> RecordingId {
     let a = speak(
         cwd,
         &format!("a{n}"),
@@ -79,7 +135,7 @@ fn call(cwd: &Path, env: &[(String, String)], node: &Node, tenant: &str, n: u32)
     let b = speak(cwd, &format!("b{n}"), "Confirmed, thank you.", "en-gb");
     simulate(
         cwd,
-        env,
+        &node.env,
         &[
             "simulate-call",
             "--gateway",
@@ -91,7 +147,7 @@ fn call(cwd: &Path, env: &[(String, String)], node: &Node, tenant: &str, n: u32)
             "--data-dir",
             node.data.to_str().unwrap(),
             "--participant",
-            &format!("Agent Example:agent@{tenant}.com:{}", a.display()),
+            &format!("{name}:{email}:{}", a.display()),
             "--participant",
             &format!("Other Party:+14255550123:{}", b.display()),
         ],
@@ -241,14 +297,22 @@ pub fn two_nodes_share_keks_and_rotate(pg: &str, azurite: &str) {
 
     // Recorded through A, played through B; recorded through B, played
     // through A: the same bytes either way.
-    let r1 = call(cwd, &env, &a, "contoso", 1);
-    let r2 = call(cwd, &env, &b, "contoso", 2);
+    let r1 = call(cwd, &a, "contoso", 1);
+    let r2 = call(cwd, &b, "contoso", 2);
     let r1_on_b = play(&http, &b, &token, r1);
     assert_eq!(play(&http, &a, &token, r1), r1_on_b);
     let r2_on_a = play(&http, &a, &token, r2);
     assert_eq!(play(&http, &b, &token, r2), r2_on_a);
     // Both nodes started without making another KEK.
     assert_eq!(rt.block_on(keks(pg, tenant)), before);
+    // Each recording's chain of custody verifies with either node's
+    // configuration, signed by the node that recorded it (its key found
+    // in the registry, not in the verifying node's own key file).
+    let key_a = a.verify(cwd, r1, "node-a");
+    assert_eq!(b.verify(cwd, r1, "node-a"), key_a);
+    let key_b = b.verify(cwd, r2, "node-b");
+    assert_eq!(a.verify(cwd, r2, "node-b"), key_b);
+    assert_ne!(key_a, key_b, "each node signs with its own key");
 
     // Rotation while both nodes run: new version, every data key
     // rewrapped, the old version destroyed, no media re-encrypted.
@@ -284,8 +348,13 @@ pub fn two_nodes_share_keks_and_rotate(pg: &str, azurite: &str) {
     assert_eq!(play(&http, &a, &token, r2), r2_on_a);
     assert_eq!(play(&http, &a, &token, r1), r1_on_b);
     assert_eq!(play(&http, &b, &token, r2), r2_on_a);
+    // ... and verifies on both nodes.
+    for node in [&a, &b] {
+        assert_eq!(node.verify(cwd, r1, "node-a"), key_a);
+        assert_eq!(node.verify(cwd, r2, "node-b"), key_b);
+    }
     // New calls use the new version on both nodes.
-    let r3 = call(cwd, &env, &b, "contoso", 3);
+    let r3 = call(cwd, &b, "contoso", 3);
     let r3_on_a = play(&http, &a, &token, r3);
     assert_eq!(play(&http, &b, &token, r3), r3_on_a);
     let (ok, out, _) = run(
@@ -305,7 +374,61 @@ pub fn two_nodes_share_keks_and_rotate(pg: &str, azurite: &str) {
         assert_eq!(&play(&http, &a, &token, r), bytes);
         assert_eq!(&play(&http, &b, &token, r), bytes);
     }
+    for node in [&a, &b] {
+        assert_eq!(node.verify(cwd, r1, "node-a"), key_a);
+        assert_eq!(node.verify(cwd, r2, "node-b"), key_b);
+        assert_eq!(node.verify(cwd, r3, "node-b"), key_b);
+    }
     let current = rt.block_on(keks(pg, tenant));
+
+    // An erasure executed through node B's CLI: its certificate, signed
+    // with B's key, verifies on node A (through the registry).
+    let r4 = call_with(cwd, &a, "contoso", 4, "Erin Example", "erin@contoso.com");
+    play(&http, &b, &token, r4);
+    let cert = cwd.join("certificate.json");
+    let (ok, out, err) = b.run(
+        cwd,
+        &[
+            "gdpr",
+            "erase",
+            "--tenant",
+            "contoso",
+            "--name",
+            "Erin Example",
+            "--reason",
+            "Art. 17 request 7",
+            "--certificate",
+            cert.to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "gdpr erase on B: {out}{err}");
+    assert!(out.contains(&r4.to_string()), "{out}");
+    let (ok, out, err) = a.run(cwd, &["gdpr", "verify-certificate", cert.to_str().unwrap()]);
+    assert!(ok, "certificate refused on A: {out}{err}");
+    assert!(out.contains("certificate OK"), "{out}");
+    assert!(
+        out.contains(&format!("(key {key_b},")),
+        "not B's key: {out}"
+    );
+    // An edited certificate is refused on A.
+    let edited = cwd.join("edited-certificate.json");
+    let text = std::fs::read_to_string(&cert).unwrap();
+    assert!(text.contains("Art. 17 request 7"), "{text}");
+    std::fs::write(
+        &edited,
+        text.replace("Art. 17 request 7", "Art. 17 request 8"),
+    )
+    .unwrap();
+    let (ok, out, err) = a.run(
+        cwd,
+        &["gdpr", "verify-certificate", edited.to_str().unwrap()],
+    );
+    assert!(!ok, "edited certificate accepted: {out}");
+    assert!(!out.contains("certificate OK"), "{out}{err}");
+    // The other recordings are untouched by the erasure.
+    for (r, bytes) in [(r1, &r1_on_b), (r2, &r2_on_a), (r3, &r3_on_a)] {
+        assert_eq!(&play(&http, &a, &token, r), bytes);
+    }
 
     // A node with the wrong root key refuses to start, clearly, and
     // writes nothing: no file in its data directory, no KEK changed.
@@ -449,9 +572,167 @@ pub fn two_nodes_share_keks_and_rotate(pg: &str, azurite: &str) {
             "Agent Example",
             "agent@contoso.com",
             "4255550123",
+            "Erin Example",
+            "erin@contoso.com",
             &root_hex,
         ] {
             assert!(!text.contains(secret), "log contains `{secret}`");
         }
     }
+}
+
+/// `insights keys rotate --tenant T --batch 1` is killed (SIGKILL) after
+/// its first progress line, while it has batches left; the old version
+/// stays readable meanwhile; run again, it carries on with the version
+/// the killed run made, rewraps the rest, destroys the old version, and
+/// every recording plays as before. The kill lands mid-run for certain:
+/// the test holds a row lock on the second data key (as a concurrent
+/// writer would), so the rewrap of batch 2 waits on it.
+pub fn killed_rotation_resumes(pg: &str, azurite: &str) {
+    use sqlx::Connection;
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::process::ExitStatusExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    let root = root_key_file(cwd, "root.key", &random_hex());
+    let env = node_env(pg, azurite, &root, &cwd.join("api-token.key"));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let http = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    add_tenant(cwd, cwd.join("a").to_str().unwrap(), &env, "contoso");
+    let tenant = rt.block_on(async {
+        PgStore::connect(pg, 2)
+            .await
+            .unwrap()
+            .tenant_by_name("contoso")
+            .await
+            .unwrap()
+            .id
+    });
+    let a = start_node(cwd, "a", &env);
+    let mut officer = crate::accounts::sign_in_new_user_with(
+        cwd,
+        &a.data,
+        &env.iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect::<Vec<_>>(),
+        &a.server.base,
+        Some("contoso"),
+        "officer@contoso.com",
+        "compliance-officer",
+        &[],
+    );
+    let token = officer.token.clone();
+    assert!(officer.totp_seed.is_some(), "the officer has a TOTP seed");
+    // Four recordings: four data keys, four batches of one.
+    let recs: Vec<(RecordingId, Vec<u8>)> = (1..=4)
+        .map(|n| {
+            let r = call(cwd, &a, "contoso", n);
+            (r, play(&http, &a, &token, r))
+        })
+        .collect();
+    let v1 = rt.block_on(keks(pg, tenant));
+    assert_eq!(v1.len(), 1);
+
+    // A concurrent writer holds the second data key (in rewrap order).
+    let mut lock = rt.block_on(sqlx::PgConnection::connect(pg)).unwrap();
+    rt.block_on(async {
+        sqlx::query("BEGIN").execute(&mut lock).await.unwrap();
+        // (Two statements: FOR UPDATE with OFFSET locks the skipped
+        // rows too.)
+        let second: uuid::Uuid = sqlx::query_scalar(
+            "SELECT id FROM data_keys WHERE tenant_id = $1 \
+             ORDER BY created_at, id OFFSET 1 LIMIT 1",
+        )
+        .bind(tenant.0)
+        .fetch_one(&mut lock)
+        .await
+        .unwrap();
+        sqlx::query("SELECT id FROM data_keys WHERE id = $1 FOR UPDATE")
+            .bind(second)
+            .execute(&mut lock)
+            .await
+            .unwrap();
+    });
+
+    let rotate_args = [
+        "keys",
+        "rotate",
+        "--tenant",
+        "contoso",
+        "--batch",
+        "1",
+        "--data-dir",
+        a.data.to_str().unwrap(),
+    ];
+    let mut child = insights(cwd, &rotate_args)
+        .envs(env.iter().cloned())
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(cwd.join("rotate-1.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let first = rx
+        .recv_timeout(Duration::from_secs(60))
+        .unwrap_or_else(|_| {
+            let _ = child.kill();
+            panic!(
+                "no progress line in 60 s: {}",
+                std::fs::read_to_string(cwd.join("rotate-1.log")).unwrap_or_default()
+            )
+        });
+    assert_eq!(first, "rewrapped 1/4 data keys");
+    child.kill().unwrap(); // SIGKILL
+    let status = child.wait().unwrap();
+    assert_eq!(status.signal(), Some(9), "rotate ended by itself: {status}");
+    assert!(rx.try_recv().is_err(), "more progress after the kill");
+
+    // Interrupted: both versions there, one data key under the new one,
+    // three under the old; everything plays meanwhile.
+    let mid = rt.block_on(keks(pg, tenant));
+    assert_eq!(mid.len(), 2, "{mid:?}");
+    assert_eq!(mid[0], v1[0], "the old version is kept until the end");
+    assert_eq!(mid[1].version, 2);
+    let new_kek = mid[1].kek_id.clone();
+    let left = rt.block_on(async {
+        PgStore::connect(pg, 2)
+            .await
+            .unwrap()
+            .count_data_keys_not_under(tenant, &new_kek)
+            .await
+            .unwrap()
+    });
+    assert_eq!(left, 3);
+    rt.block_on(async { sqlx::query("ROLLBACK").execute(&mut lock).await.unwrap() });
+    for (r, bytes) in &recs {
+        assert_eq!(&play(&http, &a, &token, *r), bytes);
+    }
+    // A call recorded mid-rotation is wrapped under the new version.
+    let r5 = call(cwd, &a, "contoso", 5);
+    let r5_bytes = play(&http, &a, &token, r5);
+
+    // Run again: it resumes with the killed run's version.
+    let (ok, out, err) = run(cwd, &env, &rotate_args);
+    assert!(ok, "keys rotate (resumed): {out}{err}");
+    assert!(out.contains(&format!("rotated to {new_kek};")), "{out}");
+    assert!(out.contains("rewrapped 3/3 data keys"), "{out}");
+    assert!(out.contains("3 data keys rewrapped"), "{out}");
+    assert!(out.contains("1 old version(s) destroyed"), "{out}");
+    let after = rt.block_on(keks(pg, tenant));
+    assert_eq!(after, vec![mid[1].clone()], "only the new version is left");
+    for (r, bytes) in recs.iter().chain([&(r5, r5_bytes)]) {
+        assert_eq!(&play(&http, &a, &token, *r), bytes);
+    }
+    // The officer's TOTP seed (a sealed secret of the tenant) was
+    // rewrapped too: signing in still works with the old version gone.
+    crate::accounts::sign_in(&a.server.base, &mut officer, false);
 }

@@ -204,6 +204,14 @@ fn two_nodes_share_tenant_keks_through_the_database_key_provider() {
     keys_cluster::two_nodes_share_keks_and_rotate(&url, &insights_tests::azurite_endpoint());
 }
 
+/// Issue 14: `insights keys rotate` killed mid-run resumes when run again.
+#[test]
+fn a_killed_key_rotation_resumes_through_the_binary() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let url = rt.block_on(insights_tests::fresh_pg_database());
+    keys_cluster::killed_rotation_resumes(&url, &insights_tests::azurite_endpoint());
+}
+
 #[test]
 fn local_file_installation_moves_to_the_database_key_provider() {
     keys_local::migrate_local_file_installation_to_database();
