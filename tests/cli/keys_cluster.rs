@@ -813,7 +813,7 @@ pub fn spooled_call_survives_rotation(pg: &str) {
     );
     // The uploader stores the call's data key before it fails on the blob:
     // wait for it, so that the rotation rewraps it under the new version
-    // and the upload later finds it so (the same key, wrapped otherwise).
+    // while the call itself is still spooled.
     let deadline = Instant::now() + Duration::from_secs(60);
     while rt
         .block_on(store.count_data_keys_not_under(tenant, ""))
