@@ -50,8 +50,10 @@ pub enum KeysCommand {
     },
     /// Rotate a tenant's key-encryption key: a new KEK version, every data
     /// key of the tenant rewrapped under it in batches (no media is
-    /// re-encrypted), then the old versions destroyed. Resumable: run it
-    /// again after an interruption and it carries on.
+    /// re-encrypted), then the old versions destroyed, unless recordings
+    /// not yet stored (still in a node's spool) may use them: those are
+    /// kept, and it says to run it again once they are stored. Resumable:
+    /// run it again after an interruption and it carries on.
     Rotate {
         /// Tenant name or id.
         #[arg(long)]
@@ -345,6 +347,12 @@ async fn rotate(settings: &Settings, tenant: &str, batch: u32) -> anyhow::Result
             }
         }
     }
+    // A call not yet stored has its data key, wrapped when the call began
+    // (perhaps under an old version), only in a node's spool: the old
+    // versions stay until it is stored, or that evidence could never be
+    // decrypted. Counted before the stored keys are checked: a recording
+    // stored after this count has its key in the store by then.
+    let unstored = platform.store.count_unstored_recordings(t.id).await?;
     anyhow::ensure!(
         platform
             .store
@@ -355,6 +363,21 @@ async fn rotate(settings: &Settings, tenant: &str, batch: u32) -> anyhow::Result
          rotate` again",
         t.id
     );
+    if unstored > 0 {
+        audit(
+            &platform,
+            &t,
+            serde_json::json!({ "step": "kept-old-versions", "kek_id": kek_id, "rewrapped": rewrapped, "sealed_secrets": secrets, "unstored_recordings": unstored }),
+        )
+        .await?;
+        println!(
+            "tenant {}: key-encryption key rotated to {kek_id}; {rewrapped} data keys rewrapped, \
+             old version(s) kept: {unstored} recordings not yet stored still use the old \
+             key-encryption key; run `insights keys rotate` again once they are stored",
+            t.name
+        );
+        return Ok(());
+    }
     // Step 3: nothing is left under an old version: destroy them.
     let destroyed = keys.finish_rotation(t.id).await?;
     audit(

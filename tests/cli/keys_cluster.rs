@@ -736,3 +736,109 @@ pub fn killed_rotation_resumes(pg: &str, azurite: &str) {
     // rewrapped too: signing in still works with the old version gone.
     crate::accounts::sign_in(&a.server.base, &mut officer, false);
 }
+
+/// A call still in a node's spool when `insights keys rotate` runs (its
+/// data key was wrapped when the call began and reaches the store only at
+/// upload): the rotation keeps the old KEK version and says why; once the
+/// call is stored, rotating again destroys it, and the recording plays on
+/// a node started afterwards. Runs its own Azurite, stopped while the
+/// call is recorded so that the call stays spooled.
+pub fn spooled_call_survives_rotation(pg: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    let scripts = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/azurite.sh");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let az_dir = cwd.join("azurite");
+    let azurite = |cmd: &str| {
+        let st = std::process::Command::new(&scripts)
+            .args([cmd, az_dir.to_str().unwrap()])
+            .env("AZURITE_PORT", port.to_string())
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(st.success(), "azurite.sh {cmd} failed");
+    };
+    azurite("start");
+    // Stops this test's Azurite however the test ends.
+    struct StopAzurite<F: Fn(&str)>(F);
+    impl<F: Fn(&str)> Drop for StopAzurite<F> {
+        fn drop(&mut self) {
+            (self.0)("stop");
+        }
+    }
+    let azurite = StopAzurite(azurite);
+    let endpoint = format!("http://127.0.0.1:{port}/devstoreaccount1");
+    let root = root_key_file(cwd, "root.key", &random_hex());
+    let mut env = node_env(pg, &endpoint, &root, &cwd.join("api-token.key"));
+    env.push(("INSIGHTS_SPOOL__BACKOFF_MAX_MS".into(), "2000".into()));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let http = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    add_tenant(cwd, cwd.join("a").to_str().unwrap(), &env, "contoso");
+    let store = rt.block_on(PgStore::connect(pg, 2)).unwrap();
+    let tenant = rt.block_on(store.tenant_by_name("contoso")).unwrap().id;
+    let a = start_node(cwd, "a", &env);
+    let officer = crate::accounts::sign_in_new_user_with(
+        cwd,
+        &a.data,
+        &env.iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect::<Vec<_>>(),
+        &a.server.base,
+        Some("contoso"),
+        "officer@contoso.com",
+        "compliance-officer",
+        &[],
+    );
+    let stored = call(cwd, &a, "contoso", 1);
+    let stored_media = play(&http, &a, &officer.token, stored);
+
+    // Blob storage down: the next call stays in node A's spool.
+    (azurite.0)("stop");
+    let spooled = call(cwd, &a, "contoso", 2);
+    let status = rt
+        .block_on(store.get_recording(tenant, spooled))
+        .unwrap()
+        .status;
+    assert_ne!(
+        status,
+        insights_core::domain::RecordingStatus::Stored,
+        "the call was not spooled"
+    );
+    let rotate = ["keys", "rotate", "--tenant", "contoso"];
+    let (ok, out, err) = a.run(cwd, &rotate);
+    assert!(ok, "keys rotate failed: {out}{err}");
+    assert!(
+        out.contains(
+            "1 recordings not yet stored still use the old key-encryption key; run `insights keys \
+             rotate` again once they are stored"
+        ),
+        "{out}"
+    );
+    assert!(out.contains(" data keys rewrapped"), "{out}");
+    assert_eq!(
+        rt.block_on(keks(pg, tenant)).len(),
+        2,
+        "the old version was kept"
+    );
+
+    // Blob storage back: the upload completes with the kept version.
+    (azurite.0)("start");
+    let spooled_media = play(&http, &a, &officer.token, spooled);
+    let (ok, out, err) = a.run(cwd, &rotate);
+    assert!(ok, "keys rotate failed: {out}{err}");
+    assert!(out.contains("1 old version(s) destroyed"), "{out}");
+    assert_eq!(rt.block_on(keks(pg, tenant)).len(), 1);
+
+    // A node that never cached the old version plays both.
+    let b = start_node(cwd, "b", &env);
+    assert_eq!(play(&http, &b, &officer.token, spooled), spooled_media);
+    assert_eq!(play(&http, &b, &officer.token, stored), stored_media);
+    drop(azurite);
+}

@@ -217,6 +217,15 @@ fn a_killed_key_rotation_resumes_through_the_binary() {
     keys_cluster::killed_rotation_resumes(&url, &insights_tests::azurite_endpoint());
 }
 
+/// `insights keys rotate` keeps the old KEK version while a call is still
+/// spooled on a node (its data key is not in the store yet).
+#[test]
+fn key_rotation_keeps_the_old_kek_while_a_call_is_spooled() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let url = rt.block_on(insights_tests::fresh_pg_database());
+    keys_cluster::spooled_call_survives_rotation(&url);
+}
+
 #[test]
 fn local_file_installation_moves_to_the_database_key_provider() {
     keys_local::migrate_local_file_installation_to_database();

@@ -6,8 +6,8 @@
 //!
 //! 1. The recording's metadata row must exist (the webhook inserts it);
 //!    until it does, the upload is retried.
-//! 2. The wrapped data key is stored (`put_data_key`; an identical key
-//!    already there is fine).
+//! 2. The wrapped data key is stored (`put_data_key`; the same key
+//!    already there is fine, even rewrapped by a KEK rotation since).
 //! 3. Each stream's spool records are authenticated, decrypted and
 //!    re-encrypted into a blob envelope (format v1, 64 KiB chunks),
 //!    streamed into `BlobStore::put` at a deterministic key (see
@@ -711,7 +711,13 @@ impl Ctx {
             Ok(()) => {}
             Err(StoreError::Conflict(_)) => {
                 let stored = self.store.get_data_key(tenant, j.data_key.id).await?;
-                if stored.wrapped != j.data_key.wrapped || stored.kek_id != j.data_key.kek_id {
+                // A rotation may have rewrapped it under a newer KEK version
+                // since an earlier attempt stored it: the same key if its
+                // bytes are the same.
+                let same = (stored.wrapped == j.data_key.wrapped
+                    && stored.kek_id == j.data_key.kek_id)
+                    || self.keys.unwrap(&stored).await?.bytes() == key.bytes();
+                if !same {
                     return Err(UploadError::Integrity(
                         "another data key with this id is stored".into(),
                     ));

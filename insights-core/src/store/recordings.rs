@@ -102,6 +102,10 @@ pub trait RecordingStore: Send + Sync + 'static {
         participant: ParticipantId,
         object_id: &str,
     ) -> StoreResult<()>;
+    /// How many of the tenant's recordings are not yet stored (status
+    /// `recording` or `spooled`): their data keys, wrapped when the call
+    /// began, still live only in a node's spool.
+    async fn count_unstored_recordings(&self, tenant: TenantId) -> StoreResult<u64>;
 }
 
 /// Implementation detail of [`delegate_store_areas!`](crate::delegate_store_areas):
@@ -127,6 +131,7 @@ macro_rules! __delegate_recording_store {
             fn update_participant_presence(&self, tenant: TenantId, recording: RecordingId, participant: ParticipantId, recorded_user: bool, left_ms: Option<i64>) -> StoreResult<()>;
             fn delete_recording(&self, tenant: TenantId, id: RecordingId) -> StoreResult<()>;
             fn set_participant_object_id(&self, tenant: TenantId, recording: RecordingId, participant: ParticipantId, object_id: &str) -> StoreResult<()>;
+            fn count_unstored_recordings(&self, tenant: TenantId) -> StoreResult<u64>;
         }
     };
 }

@@ -18,6 +18,10 @@ use super::error::{DbResultExt, col, enum_col, found};
 
 #[async_trait]
 impl RecordingStore for PgStore {
+    async fn count_unstored_recordings(&self, tenant: TenantId) -> StoreResult<u64> {
+        in_tenant!(self, tenant, |c| count_unstored(c, tenant))
+    }
+
     async fn insert_recording(&self, tenant: TenantId, recording: &Recording) -> StoreResult<()> {
         if recording.tenant_id != tenant {
             return Err(StoreError::Invalid(
@@ -642,4 +646,17 @@ pub(super) async fn delete(
         .await
         .db()?;
     found(done).map(Ok)
+}
+
+async fn count_unstored(c: &mut PgConnection, tenant: TenantId) -> StoreResult<u64> {
+    let n: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM recordings WHERE tenant_id = $1 AND status IN ($2, $3)",
+    )
+    .bind(tenant.0)
+    .bind(RecordingStatus::Recording.as_str())
+    .bind(RecordingStatus::Spooled.as_str())
+    .fetch_one(c)
+    .await
+    .db()?;
+    Ok(u64::try_from(n).unwrap_or(0))
 }

@@ -19,6 +19,19 @@ use super::util::{
 
 #[async_trait]
 impl RecordingStore for SqliteStore {
+    async fn count_unstored_recordings(&self, tenant: TenantId) -> StoreResult<u64> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM recordings WHERE tenant_id = ? AND status IN (?, ?)",
+        )
+        .bind(tenant.0)
+        .bind(RecordingStatus::Recording.as_str())
+        .bind(RecordingStatus::Spooled.as_str())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
     async fn insert_recording(&self, tenant: TenantId, recording: &Recording) -> StoreResult<()> {
         insert(&self.pool, tenant, recording).await
     }
