@@ -144,6 +144,9 @@ impl RecordingStore for UploadBeforeCallEnd {
             .set_participant_object_id(tenant, recording, participant, object_id)
             .await
     }
+    async fn count_unstored_recordings(&self, tenant: TenantId) -> StoreResult<u64> {
+        self.inner.count_unstored_recordings(tenant).await
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
