@@ -485,26 +485,37 @@ fn rotate_signing_takes_effect_on_a_running_serve_and_retired_keys_vouch_only_fo
     std::fs::write(&manifest, &genuine).unwrap();
     ok(a.run(cwd, &["verify-recording", &rec1.to_string()]));
 
-    // Certificates: the retired key vouches for one completed before its
-    // retirement, not for one completed after it.
+    // Certificates: the retired key vouches for one completed while it
+    // was valid, not for one completed after its retirement, nor for one
+    // dated before it existed.
     let set: serde_json::Value = serde_json::from_str(&export).unwrap();
-    let retired_at: chrono::DateTime<chrono::Utc> = set["keys"]
+    let old_entry = set["keys"]
         .as_array()
         .unwrap()
         .iter()
         .find(|k| k["key_id"] == key1.as_str())
-        .and_then(|k| serde_json::from_value(k["valid_until"].clone()).ok())
-        .unwrap_or_else(|| panic!("no retirement in {export}"));
+        .unwrap_or_else(|| panic!("no {key1} in {export}"));
+    let time = |field: &str| -> chrono::DateTime<chrono::Utc> {
+        serde_json::from_value(old_entry[field].clone())
+            .unwrap_or_else(|_| panic!("no {field} in {export}"))
+    };
+    let (valid_from, retired_at) = (time("valid_from"), time("valid_until"));
+    assert!(valid_from < retired_at);
     let signer = gdpr_tools::certificate::CertificateSigner::open_or_create(&old_key).unwrap();
     for (name, at, good) in [
         (
             "before.json",
-            retired_at - chrono::Duration::seconds(5),
+            valid_from + (retired_at - valid_from) / 2,
             true,
         ),
         (
             "after.json",
             retired_at + chrono::Duration::seconds(5),
+            false,
+        ),
+        (
+            "early.json",
+            valid_from - chrono::Duration::seconds(5),
             false,
         ),
     ] {
@@ -524,7 +535,12 @@ fn rotate_signing_takes_effect_on_a_running_serve_and_retired_keys_vouch_only_fo
                 assert!(t.contains("certificate OK"), "{t}");
             } else {
                 let t = fails(out);
-                assert!(t.contains("signing-key-retired"), "{t}");
+                let want = if name == "early.json" {
+                    "signing-key-not-yet-valid"
+                } else {
+                    "signing-key-retired"
+                };
+                assert!(t.contains(want), "{t}");
             }
         }
     }
