@@ -467,6 +467,8 @@ fn azure_blob_over_https_trusts_a_private_ca_from_ca_file() {
     // `admin tenant add` creates the tenant's container over HTTPS.
     let add = |name: &str, ca: Option<&Path>| {
         let data = cwd.join(format!("data-{name}"));
+        // A directory tenant id, so that a Teams call can be simulated.
+        let directory_tenant = uuid::Uuid::new_v4().to_string();
         let mut c = insights(
             cwd,
             &[
@@ -474,6 +476,8 @@ fn azure_blob_over_https_trusts_a_private_ca_from_ca_file() {
                 "tenant",
                 "add",
                 name,
+                "--directory-tenant-id",
+                &directory_tenant,
                 "--data-dir",
                 data.to_str().unwrap(),
             ],
