@@ -33,7 +33,7 @@
 use std::path::{Path, PathBuf};
 
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
-use insights_core::crypto::installation_key::{InstallationKeyError, InstallationKeyFile};
+use insights_core::crypto::installation_key::{FollowedKeyFile, InstallationKeyError};
 use insights_core::domain::{PublicKeySet, SignerTrustError, signing_key_id};
 use serde::Serialize;
 use serde_json::Value;
@@ -65,16 +65,22 @@ impl From<InstallationKeyError> for CertificateError {
     }
 }
 
-/// The installation key that signs certificates.
+/// The installation key that signs certificates. Opened from the key
+/// file, it follows a rotation made by another process (`insights keys
+/// rotate-signing` while `insights serve` runs): each certificate is
+/// signed by the key current at that moment (see
+/// [`insights_core::crypto::installation_key`]).
 pub struct CertificateSigner {
     installation_id: Uuid,
     signing: SigningKey,
+    /// The key file, followed across rotations (`None`: a fixed key).
+    file: Option<FollowedKeyFile>,
 }
 
 impl std::fmt::Debug for CertificateSigner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CertificateSigner")
-            .field("installation_id", &self.installation_id)
+            .field("installation_id", &self.installation_id())
             .field("public_key", &self.public_key_hex())
             .finish_non_exhaustive()
     }
@@ -84,10 +90,12 @@ impl CertificateSigner {
     /// Opens the installation key file, creating it (0600, in a 0700
     /// directory) when missing. Blocking.
     pub fn open_or_create(path: impl AsRef<Path>) -> Result<Self, CertificateError> {
-        let file = InstallationKeyFile::open_or_create(path)?;
+        let file = FollowedKeyFile::open_or_create(path)?;
+        let last = file.last();
         Ok(Self {
-            installation_id: file.installation_id(),
-            signing: SigningKey::from_bytes(file.secret_key()),
+            installation_id: last.installation_id(),
+            signing: SigningKey::from_bytes(last.secret_key()),
+            file: Some(file),
         })
     }
 
@@ -96,15 +104,30 @@ impl CertificateSigner {
         Self {
             installation_id,
             signing: SigningKey::from_bytes(secret),
+            file: None,
+        }
+    }
+
+    /// The key as last read (the fixed one without a file).
+    fn current(&self) -> (Uuid, SigningKey) {
+        match &self.file {
+            Some(f) => {
+                let last = f.last();
+                (
+                    last.installation_id(),
+                    SigningKey::from_bytes(last.secret_key()),
+                )
+            }
+            None => (self.installation_id, self.signing.clone()),
         }
     }
 
     pub fn installation_id(&self) -> Uuid {
-        self.installation_id
+        self.current().0
     }
 
     pub fn verifying_key(&self) -> VerifyingKey {
-        self.signing.verifying_key()
+        self.current().1.verifying_key()
     }
 
     /// The public key, lower-case hex.
@@ -118,23 +141,41 @@ impl CertificateSigner {
     }
 
     /// Signs `certificate` and returns the file contents (canonical JSON
-    /// and a newline).
+    /// and a newline), with the key current now.
     pub fn sign(&self, certificate: &Value) -> Result<String, CertificateError> {
-        let signer = serde_json::json!({
-            "algorithm": "Ed25519",
-            "installation_id": self.installation_id,
-            "key_id": self.key_id(),
-            "public_key": self.public_key_hex(),
-        });
-        let message = signed_message(certificate, &signer)?;
-        let sig: Signature = self.signing.sign(&message);
-        let doc = serde_json::json!({
-            "certificate": certificate,
-            "signature": hex::encode(sig.to_bytes()),
-            "signer": signer,
-        });
-        Ok(format!("{}\n", canonical(&doc)?))
+        match &self.file {
+            Some(f) => f.with_current(|k| {
+                sign_with(
+                    k.installation_id(),
+                    &SigningKey::from_bytes(k.secret_key()),
+                    certificate,
+                )
+            })?,
+            None => sign_with(self.installation_id, &self.signing, certificate),
+        }
     }
+}
+
+fn sign_with(
+    installation_id: Uuid,
+    signing: &SigningKey,
+    certificate: &Value,
+) -> Result<String, CertificateError> {
+    let public = signing.verifying_key();
+    let signer = serde_json::json!({
+        "algorithm": "Ed25519",
+        "installation_id": installation_id,
+        "key_id": signing_key_id(public.as_bytes()),
+        "public_key": hex::encode(public.as_bytes()),
+    });
+    let message = signed_message(certificate, &signer)?;
+    let sig: Signature = signing.sign(&message);
+    let doc = serde_json::json!({
+        "certificate": certificate,
+        "signature": hex::encode(sig.to_bytes()),
+        "signer": signer,
+    });
+    Ok(format!("{}\n", canonical(&doc)?))
 }
 
 /// Canonical JSON: serde_json's map keeps keys sorted (no
@@ -166,9 +207,24 @@ pub struct Verified {
 /// signing-key registry or its export): the key id the certificate names
 /// must be registered for the public key that signed; a certificate
 /// without key id must be signed by a key in the set.
+///
+/// The certificate's time (`completed_at`, when the erasure finished and
+/// the certificate was signed) must lie within the key's validity: a key
+/// retired before that time does not vouch for it
+/// ([`SignerTrustError::RetiredBefore`]).
 pub fn verify_trusting(bytes: &[u8], trusted: &PublicKeySet) -> Result<Verified, CertificateError> {
     let v = verify(bytes, None)?;
-    trusted.check(v.key_id.as_deref(), &v.public_key)?;
+    let at = match v.certificate.get("completed_at") {
+        None | Some(Value::Null) => None,
+        Some(t) => Some(
+            serde_json::from_value::<chrono::DateTime<chrono::Utc>>(t.clone())
+                .map_err(|_| CertificateError::Malformed("`completed_at` is not a time".into()))?,
+        ),
+    };
+    match at {
+        Some(at) => trusted.check_at(v.key_id.as_deref(), &v.public_key, at)?,
+        None => trusted.check(v.key_id.as_deref(), &v.public_key)?,
+    };
     Ok(v)
 }
 

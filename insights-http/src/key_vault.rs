@@ -8,7 +8,15 @@
 //! * `POST {vault}/keys/{name}/create` `{"kty":"RSA","key_size":3072,
 //!   "key_ops":["wrapKey","unwrapKey"]}`: a new tenant's key;
 //! * `POST {vault}/keys/{name}/{version}/wrapkey` and `/unwrapkey`
-//!   `{"alg":"RSA-OAEP-256","value":<base64url>}` → `{"kid":…,"value":…}`.
+//!   `{"alg":"RSA-OAEP-256","value":<base64url>}` → `{"kid":…,"value":…}`;
+//! * rotation (`insights keys rotate`): `POST {vault}/keys/{name}/create`
+//!   on an existing key makes a new version, current at once (older
+//!   versions still unwrap); `GET {vault}/keys/{name}/versions` (pages
+//!   followed through `nextLink`, only within the configured vault) lists
+//!   them; at the end `PATCH {vault}/keys/{name}/{version}`
+//!   `{"attributes":{"enabled":false}}` disables every older version.
+//!   A rotation is under way while more than one version is enabled, so
+//!   an interrupted one resumes without making a third version.
 //!
 //! What is wrapped is `tenant id (16) || data key id (16) || data key (32)`,
 //! so an unwrapped value is checked against the tenant and data key it is
@@ -271,6 +279,16 @@ impl AzureKeyVaultProvider {
         body: Option<&Value>,
     ) -> Result<Value, VaultError> {
         let url = format!("{}{path}?api-version={API_VERSION}", self.vault);
+        self.call_url(method, &url, body).await
+    }
+
+    /// [`Self::call`] with the whole URL (a `nextLink`).
+    async fn call_url(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, VaultError> {
         let mut attempt = 0;
         let mut refreshed = false;
         loop {
@@ -278,7 +296,7 @@ impl AzureKeyVaultProvider {
             let token = self.auth.token().await?;
             let mut req = self
                 .http
-                .request(method.clone(), &url)
+                .request(method.clone(), url)
                 .bearer_auth(token.as_str())
                 .header("accept", "application/json")
                 .timeout(self.opts.request_timeout);
@@ -417,6 +435,72 @@ impl AzureKeyVaultProvider {
         kid_of(&v)
     }
 
+    /// Every version of the tenant's key: `(version, enabled)`, following
+    /// `nextLink` pages of this vault only.
+    async fn versions(&self, tenant: TenantId) -> Result<Vec<(String, bool)>, VaultError> {
+        let name = self.key_name(tenant);
+        let mut out = Vec::new();
+        let mut page = self
+            .call(Method::GET, &format!("/keys/{name}/versions"), None)
+            .await?;
+        for _ in 0..10_000 {
+            let items = page
+                .get("value")
+                .and_then(Value::as_array)
+                .ok_or(VaultError::BadAnswer("no version list"))?;
+            for item in items {
+                let kid = item
+                    .get("kid")
+                    .and_then(Value::as_str)
+                    .ok_or(VaultError::BadAnswer("a version without kid"))?;
+                let Some((n, version)) = Self::split_kid(kid) else {
+                    return Err(VaultError::BadAnswer("a version kid of another shape"));
+                };
+                if n != name {
+                    return Err(VaultError::BadAnswer("a version of another key"));
+                }
+                let enabled = item.pointer("/attributes/enabled") != Some(&Value::Bool(false));
+                out.push((version.to_owned(), enabled));
+            }
+            match page.get("nextLink").and_then(Value::as_str) {
+                None | Some("") => return Ok(out),
+                Some(next) => {
+                    // Never a host read from an answer: only this vault.
+                    if !next.starts_with(&format!("{}/", self.vault)) {
+                        return Err(VaultError::BadAnswer("nextLink outside the vault"));
+                    }
+                    page = self.call_url(Method::GET, next, None).await?;
+                }
+            }
+        }
+        Err(VaultError::BadAnswer("endless version list"))
+    }
+
+    /// Creates a new version of the tenant's key (or its first one).
+    async fn create_version(&self, tenant: TenantId) -> Result<String, VaultError> {
+        let body = json!({
+            "kty": "RSA",
+            "key_size": KEY_SIZE,
+            "key_ops": ["wrapKey", "unwrapKey"],
+        });
+        let v = self
+            .call(
+                Method::POST,
+                &format!("/keys/{}/create", self.key_name(tenant)),
+                Some(&body),
+            )
+            .await?;
+        kid_of(&v)
+    }
+
+    /// Whether `w` is wrapped under a version of its tenant's key in this
+    /// provider's naming (`insights keys migrate` tells keys already in
+    /// the vault from those its source provider must unwrap).
+    pub fn wraps(&self, w: &WrappedDataKey) -> bool {
+        let name = self.key_name(w.tenant_id);
+        Self::split_kid(&w.kek_id).is_some_and(|(n, _)| n == name)
+    }
+
     fn cache_key(w: &WrappedDataKey) -> Vec<u8> {
         let mut k = Vec::with_capacity(32 + w.kek_id.len() + 1 + w.wrapped.len());
         k.extend_from_slice(w.tenant_id.as_uuid().as_bytes());
@@ -529,20 +613,10 @@ impl KeyProvider for AzureKeyVaultProvider {
             Err(VaultError::Refused { status: 404, .. }) => {}
             Err(e) => return Err(self.fail(tenant, "get", e)),
         }
-        let body = json!({
-            "kty": "RSA",
-            "key_size": KEY_SIZE,
-            "key_ops": ["wrapKey", "unwrapKey"],
-        });
-        let v = self
-            .call(
-                Method::POST,
-                &format!("/keys/{}/create", self.key_name(tenant)),
-                Some(&body),
-            )
+        let kid = self
+            .create_version(tenant)
             .await
             .map_err(|e| self.fail(tenant, "create", e))?;
-        let kid = kid_of(&v).map_err(|e| self.fail(tenant, "create", e))?;
         tracing::info!(event = "key_provider.kek_created", tenant = %tenant, "tenant key-encryption key created in the key vault");
         Ok(kid)
     }
@@ -660,6 +734,73 @@ impl KeyProvider for AzureKeyVaultProvider {
         let key = DataKey::from_bytes(w.id, key);
         self.remember(w, &key).await;
         Ok(key)
+    }
+
+    /// A new version of the tenant's vault key, current at once; the
+    /// older ones still unwrap. With more than one version enabled a
+    /// rotation is under way already: resumed, no new version. A key the
+    /// vault does not have is [`CryptoError::NoKek`]; a disabled current
+    /// version is refused as revoked (never rotated away silently).
+    async fn begin_rotation(&self, tenant: TenantId) -> Result<String, CryptoError> {
+        let current = match self.get_key(tenant).await {
+            Ok(kid) => kid,
+            Err(VaultError::Refused { status: 404, .. }) => return Err(CryptoError::NoKek(tenant)),
+            Err(e) => return Err(self.fail(tenant, "get", e)),
+        };
+        let versions = self
+            .versions(tenant)
+            .await
+            .map_err(|e| self.fail(tenant, "versions", e))?;
+        if versions.iter().filter(|(_, enabled)| *enabled).count() > 1 {
+            return Ok(current);
+        }
+        let kid = self
+            .create_version(tenant)
+            .await
+            .map_err(|e| self.fail(tenant, "create", e))?;
+        tracing::info!(event = "key_provider.rotation_begun", tenant = %tenant, "new version of the tenant key created in the key vault");
+        Ok(kid)
+    }
+
+    /// Disables every enabled version but the current one
+    /// (`PATCH …/keys/{name}/{version}` `{"attributes":{"enabled":false}}`):
+    /// data keys wrapped under them no longer unwrap. Disabled, not
+    /// deleted: Key Vault deletes whole keys only, and the vault's own
+    /// soft-delete and purge protection govern that. Returns how many
+    /// versions were disabled. Forgets every cached data key.
+    async fn finish_rotation(&self, tenant: TenantId) -> Result<u64, CryptoError> {
+        let current = self
+            .get_key(tenant)
+            .await
+            .map_err(|e| self.fail(tenant, "get", e))?;
+        let current = Self::split_kid(&current)
+            .map(|(_, v)| v.to_owned())
+            .ok_or_else(|| {
+                self.fail(tenant, "get", VaultError::BadAnswer("kid of another shape"))
+            })?;
+        let versions = self
+            .versions(tenant)
+            .await
+            .map_err(|e| self.fail(tenant, "versions", e))?;
+        let name = self.key_name(tenant);
+        let mut disabled = 0;
+        for (version, enabled) in versions {
+            if !enabled || version == current {
+                continue;
+            }
+            self.call(
+                Method::PATCH,
+                &format!("/keys/{name}/{version}"),
+                Some(&json!({ "attributes": { "enabled": false } })),
+            )
+            .await
+            .map_err(|e| self.fail(tenant, "update", e))?;
+            disabled += 1;
+        }
+        // Dropping the entries zeroises them.
+        self.keys.lock().await.clear();
+        tracing::info!(event = "key_provider.rotation_finished", tenant = %tenant, disabled, "older versions of the tenant key disabled in the key vault");
+        Ok(disabled)
     }
 }
 

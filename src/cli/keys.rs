@@ -1,17 +1,29 @@
 //! `insights keys`: crypto-shredding a data key (`shred`), creating a
 //! tenant's key-encryption key explicitly (`ensure`), rotating it
-//! (`rotate`) and moving an installation off the local key file
-//! (`migrate --to database`), audited as the actor `cli`; the signing
-//! keys: `export-public`, `rotate-signing` (`signing.rs`).
+//! (`rotate`, every provider) and moving an installation to another
+//! provider (`migrate --to database|azure-key-vault`), audited as the
+//! actor `cli`; the signing keys: `export-public`, `rotate-signing`
+//! (`signing.rs`).
+//!
+//! Rotation and the move to the vault share one rewrap loop
+//! ([`rewrap_owner`]): every data key of a tenant not yet under the
+//! target key-encryption key, in batches, then the sealed secrets (TOTP
+//! seeds) of its accounts. Progress is the data itself (a key under the
+//! target is not picked again), so a killed run resumes where it stopped.
 
 use std::io::IsTerminal as _;
 
 use anyhow::Context as _;
 use clap::{Subcommand, ValueEnum};
+use insights_core::config::KeyProviderKind;
 use insights_core::config::Settings;
-use insights_core::crypto::{CryptoError, LocalKeyFile, PLATFORM_KEY_OWNER, SealedSecret};
-use insights_core::domain::{AuditAction, KeyId, NewAuditEvent, Realm, Tenant};
-use insights_core::store::StoreError;
+use insights_core::crypto::{
+    CryptoError, DataKey, KeyProvider, LocalKeyFile, PLATFORM_KEY_OWNER, SealedSecret,
+    WrappedDataKey,
+};
+use insights_core::domain::{AuditAction, KeyId, NewAuditEvent, Realm, Tenant, TenantId};
+use insights_core::store::{MetadataStore, StoreError};
+use insights_http::key_vault::AzureKeyVaultProvider;
 
 use super::lookup::find_tenant;
 use crate::platform::Platform;
@@ -48,12 +60,15 @@ pub enum KeysCommand {
         #[arg(long)]
         accept_unreadable_data: bool,
     },
-    /// Rotate a tenant's key-encryption key: a new KEK version, every data
-    /// key of the tenant rewrapped under it in batches (no media is
-    /// re-encrypted), then the old versions destroyed, unless recordings
-    /// not yet stored (still in a node's spool) may use them: those are
-    /// kept, and it says to run it again once they are stored. Resumable:
-    /// run it again after an interruption and it carries on.
+    /// Rotate a tenant's key-encryption key: a new KEK version (local-file:
+    /// in the key file; database: a new row; azure-key-vault: a new
+    /// version of the tenant's vault key), every data key and sealed
+    /// secret of the tenant rewrapped under it in batches (no media is
+    /// re-encrypted), then the old versions destroyed (azure-key-vault:
+    /// disabled), unless recordings not yet stored (still in a node's
+    /// spool) may use them: those are kept, and it says to run it again
+    /// once they are stored. Resumable: run it again after an
+    /// interruption and it carries on.
     Rotate {
         /// Tenant name or id.
         #[arg(long)]
@@ -62,14 +77,23 @@ pub enum KeysCommand {
         #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=10_000))]
         batch: u32,
     },
-    /// Move the installation's key-encryption keys off the local key file:
-    /// each tenant's KEK is wrapped under the root key and stored in the
-    /// metadata store, keeping its id, so no data key changes. Idempotent
-    /// and resumable. Then set `[keys] provider = "database"` on every node.
+    /// Move the installation to another key provider. `--to database`:
+    /// each tenant's KEK is taken from the local key file, wrapped under
+    /// the root key and stored in the metadata store, keeping its id, so
+    /// no data key changes. `--to azure-key-vault` (run with `[keys]
+    /// provider` still local-file or database, and `[keys.azure_key_vault]`
+    /// set): every data key and sealed secret of every tenant is unwrapped
+    /// by the current provider and wrapped again by the tenant's vault key
+    /// (created if missing), in batches, with progress. Both are
+    /// idempotent and resumable. Then set `[keys] provider` to the target
+    /// on every node.
     Migrate {
         /// The provider to move to.
         #[arg(long, value_enum)]
         to: MigrateTarget,
+        /// Data keys rewrapped per batch (azure-key-vault).
+        #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+        batch: u32,
     },
 }
 
@@ -77,6 +101,7 @@ pub enum KeysCommand {
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum MigrateTarget {
     Database,
+    AzureKeyVault,
 }
 
 /// Runs a `keys` subcommand.
@@ -102,7 +127,12 @@ pub async fn run(command: KeysCommand, settings: &Settings) -> anyhow::Result<()
         KeysCommand::Rotate { tenant, batch } => rotate(settings, &tenant, batch).await,
         KeysCommand::Migrate {
             to: MigrateTarget::Database,
+            ..
         } => migrate_to_database(settings).await,
+        KeysCommand::Migrate {
+            to: MigrateTarget::AzureKeyVault,
+            batch,
+        } => migrate_to_vault(settings, batch).await,
     }
 }
 
@@ -164,8 +194,15 @@ async fn audit(
     tenant: &Tenant,
     details: serde_json::Value,
 ) -> anyhow::Result<()> {
-    platform
-        .store
+    audit_in(platform.store.as_ref(), tenant, details).await
+}
+
+async fn audit_in(
+    store: &dyn MetadataStore,
+    tenant: &Tenant,
+    details: serde_json::Value,
+) -> anyhow::Result<()> {
+    store
         .append_audit(
             tenant.id,
             NewAuditEvent {
@@ -278,75 +315,20 @@ async fn rotate(settings: &Settings, tenant: &str, batch: u32) -> anyhow::Result
     // Step 2: rewrap in batches. Progress is the data itself: a key
     // already under the new version is not picked again, so a killed
     // run resumes where it stopped.
-    let total = platform
-        .store
-        .count_data_keys_not_under(t.id, &kek_id)
-        .await?;
-    let mut progress = Progress::new(total);
-    let mut rewrapped = 0u64;
-    loop {
-        let keys_batch = platform
-            .store
-            .data_keys_not_under(t.id, &kek_id, batch)
-            .await?;
-        if keys_batch.is_empty() {
-            break;
-        }
-        let mut n = 0u64;
-        for old in &keys_batch {
-            let dk = keys
-                .unwrap(old)
-                .await
-                .with_context(|| format!("unwrapping data key {} of tenant {}", old.id, t.id))?;
-            let new = keys.wrap(t.id, &dk).await?;
-            anyhow::ensure!(
-                new.kek_id == kek_id,
-                "the current key-encryption key of tenant {} changed during the rotation; run \
-                 `insights keys rotate` again",
-                t.id
-            );
-            if platform
-                .store
-                .rewrap_data_key(t.id, &new, &old.kek_id)
-                .await?
-            {
-                n += 1;
-            }
-        }
-        rewrapped += n;
-        progress.add(keys_batch.len() as u64);
-    }
-    progress.finish();
-    // The tenant's sealed secrets (TOTP seeds of its accounts) have data
-    // keys of their own: rewrapped too, or their owners could no longer
-    // sign in once the old version is gone.
-    let realm = Realm::Tenant(t.id);
-    let mut secrets = 0u64;
-    for account in platform.store.list_accounts(realm).await? {
-        for old in [account.totp.as_ref(), account.totp_pending.as_ref()]
-            .into_iter()
-            .flatten()
-        {
-            if old.key.kek_id == kek_id {
-                continue;
-            }
-            let dk = keys
-                .unwrap(&old.key)
-                .await
-                .with_context(|| format!("unwrapping a sealed secret of account {}", account.id))?;
-            let new = SealedSecret {
-                key: keys.wrap(t.id, &dk).await?,
-                sealed: old.sealed.clone(),
-            };
-            if platform
-                .store
-                .rewrap_totp(realm, account.id, old, &new)
-                .await?
-            {
-                secrets += 1;
-            }
-        }
-    }
+    let rewrap = Rewrap {
+        from: keys.as_ref(),
+        vault: None,
+        to: keys.as_ref(),
+    };
+    let (rewrapped, secrets) = rewrap_owner(
+        platform.store.as_ref(),
+        &rewrap,
+        &t,
+        &kek_id,
+        batch,
+        "insights keys rotate",
+    )
+    .await?;
     // A call not yet stored has its data key, wrapped when the call began
     // (perhaps under an old version), only in a node's spool: the old
     // versions stay until it is stored, or that evidence could never be
@@ -386,9 +368,15 @@ async fn rotate(settings: &Settings, tenant: &str, batch: u32) -> anyhow::Result
         serde_json::json!({ "step": "finished", "kek_id": kek_id, "rewrapped": rewrapped, "sealed_secrets": secrets, "destroyed_versions": destroyed }),
     )
     .await?;
+    // The vault disables old key versions; the other providers delete them.
+    let gone = if keys.backend() == "azure-key-vault" {
+        "disabled"
+    } else {
+        "destroyed"
+    };
     println!(
         "tenant {}: key-encryption key rotated to {kek_id}; {rewrapped} data keys rewrapped, \
-         {destroyed} old version(s) destroyed",
+         {destroyed} old version(s) {gone}",
         t.name
     );
     Ok(())
@@ -429,6 +417,211 @@ async fn migrate_to_database(settings: &Settings) -> anyhow::Result<()> {
          [keys] provider = \"database\" (with the same root key) on every node, then keep the \
          local key file {} offline until the nodes run on the database provider",
         path.display()
+    );
+    Ok(())
+}
+
+/// Who unwraps and who wraps during a rewrap: one provider (rotation), or,
+/// on the way to the vault, the source provider for data keys not yet
+/// there and the vault for those already moved (a run resumed after the
+/// vault key was rotated).
+struct Rewrap<'a> {
+    from: &'a dyn KeyProvider,
+    vault: Option<&'a AzureKeyVaultProvider>,
+    to: &'a dyn KeyProvider,
+}
+
+impl Rewrap<'_> {
+    async fn unwrap(&self, w: &WrappedDataKey) -> Result<DataKey, CryptoError> {
+        match self.vault {
+            Some(v) if v.wraps(w) => v.unwrap(w).await,
+            _ => self.from.unwrap(w).await,
+        }
+    }
+
+    /// Wraps `dk` for `owner`, checking it lands under `target`.
+    async fn wrap(
+        &self,
+        owner: TenantId,
+        dk: &DataKey,
+        target: &str,
+        again: &str,
+    ) -> anyhow::Result<WrappedDataKey> {
+        let new = self.to.wrap(owner, dk).await?;
+        anyhow::ensure!(
+            new.kek_id == target,
+            "the current key-encryption key of tenant {owner} changed while its keys were \
+             rewrapped; run `{again}` again"
+        );
+        Ok(new)
+    }
+}
+
+/// Rewraps every data key of `tenant` not under `target`, in batches of
+/// `batch` (progress shown), then the sealed secrets of its accounts.
+/// Returns how many data keys and secrets were rewrapped.
+async fn rewrap_owner(
+    store: &dyn MetadataStore,
+    rewrap: &Rewrap<'_>,
+    t: &Tenant,
+    target: &str,
+    batch: u32,
+    again: &str,
+) -> anyhow::Result<(u64, u64)> {
+    let total = store.count_data_keys_not_under(t.id, target).await?;
+    let mut progress = Progress::new(total);
+    let mut rewrapped = 0u64;
+    loop {
+        let keys_batch = store.data_keys_not_under(t.id, target, batch).await?;
+        if keys_batch.is_empty() {
+            break;
+        }
+        let mut n = 0u64;
+        for old in &keys_batch {
+            let dk = rewrap
+                .unwrap(old)
+                .await
+                .with_context(|| format!("unwrapping data key {} of tenant {}", old.id, t.id))?;
+            let new = rewrap.wrap(t.id, &dk, target, again).await?;
+            if store.rewrap_data_key(t.id, &new, &old.kek_id).await? {
+                n += 1;
+            }
+        }
+        rewrapped += n;
+        progress.add(keys_batch.len() as u64);
+    }
+    progress.finish();
+    // The tenant's sealed secrets (TOTP seeds of its accounts) have data
+    // keys of their own: rewrapped too, or their owners could no longer
+    // sign in once the old version is gone.
+    let secrets = rewrap_secrets(store, rewrap, Realm::Tenant(t.id), target, again).await?;
+    Ok((rewrapped, secrets))
+}
+
+/// Rewraps the sealed secrets (TOTP seeds, pending and enrolled) of the
+/// accounts of `realm` not under `target`.
+async fn rewrap_secrets(
+    store: &dyn MetadataStore,
+    rewrap: &Rewrap<'_>,
+    realm: Realm,
+    target: &str,
+    again: &str,
+) -> anyhow::Result<u64> {
+    let mut secrets = 0u64;
+    for account in store.list_accounts(realm).await? {
+        for old in [account.totp.as_ref(), account.totp_pending.as_ref()]
+            .into_iter()
+            .flatten()
+        {
+            if old.key.kek_id == target {
+                continue;
+            }
+            let dk = rewrap
+                .unwrap(&old.key)
+                .await
+                .with_context(|| format!("unwrapping a sealed secret of account {}", account.id))?;
+            let new = SealedSecret {
+                key: rewrap.wrap(old.key.tenant_id, &dk, target, again).await?,
+                sealed: old.sealed.clone(),
+            };
+            if store.rewrap_totp(realm, account.id, old, &new).await? {
+                secrets += 1;
+            }
+        }
+    }
+    Ok(secrets)
+}
+
+/// `insights keys migrate --to azure-key-vault`: see [`KeysCommand::Migrate`].
+async fn migrate_to_vault(settings: &Settings, batch: u32) -> anyhow::Result<()> {
+    let source = settings.keys.provider;
+    anyhow::ensure!(
+        source != KeyProviderKind::AzureKeyVault,
+        "`insights keys migrate --to azure-key-vault` unwraps the data keys with the provider \
+         that holds them now: run it with `[keys] provider` still set to local-file or database \
+         (and `[keys.azure_key_vault]` set), then switch the provider"
+    );
+    settings
+        .keys
+        .azure_key_vault
+        .validate(settings.allow_insecure_http)?;
+    let platform = Platform::open(settings).await?;
+    let vault = insights_http::key_vault::from_settings(settings)
+        .context("opening the Azure Key Vault key provider")?;
+    let from = platform.keys.as_ref();
+    let rewrap = Rewrap {
+        from,
+        vault: Some(&vault),
+        to: &vault,
+    };
+    let again = "insights keys migrate --to azure-key-vault";
+    let (mut tenants, mut data_keys, mut secrets, mut unstored) = (0usize, 0u64, 0u64, 0u64);
+    for t in platform.store.list_tenants().await? {
+        // The tenant's vault key: made now if it has none (the operator's
+        // explicit move), read otherwise.
+        let kid = vault
+            .ensure_kek(t.id)
+            .await
+            .with_context(|| format!("the vault key of tenant {}", t.id))?;
+        println!("tenant {}: moving its data keys to the vault", t.name);
+        let (n, s) = rewrap_owner(platform.store.as_ref(), &rewrap, &t, &kid, batch, again).await?;
+        let left = platform.store.count_data_keys_not_under(t.id, &kid).await?;
+        anyhow::ensure!(
+            left == 0,
+            "{left} data keys of tenant {} are not under its vault key yet; run `{again}` again",
+            t.id
+        );
+        // Calls not yet stored keep their data key, wrapped by the source
+        // provider, in a node's spool until they are stored.
+        let waiting = platform.store.count_unstored_recordings(t.id).await?;
+        audit(
+            &platform,
+            &t,
+            serde_json::json!({ "step": "migrated", "from": from.backend(), "to": vault.backend(), "kek_id": kid, "rewrapped": n, "sealed_secrets": s, "unstored_recordings": waiting }),
+        )
+        .await?;
+        tenants += 1;
+        data_keys += n;
+        secrets += s;
+        unstored += waiting;
+    }
+    // The platform operators' sealed secrets, under the reserved owner.
+    let operators = platform.store.list_accounts(Realm::Platform).await?;
+    let sealed = operators
+        .iter()
+        .flat_map(|a| [a.totp.as_ref(), a.totp_pending.as_ref()])
+        .flatten()
+        .any(|s| s.key.tenant_id == PLATFORM_KEY_OWNER);
+    if sealed {
+        let kid = vault
+            .ensure_kek(PLATFORM_KEY_OWNER)
+            .await
+            .context("the vault key of the platform operators' secrets")?;
+        secrets += rewrap_secrets(
+            platform.store.as_ref(),
+            &rewrap,
+            Realm::Platform,
+            &kid,
+            again,
+        )
+        .await?;
+    }
+    if unstored > 0 {
+        println!(
+            "{tenants} tenant(s): {data_keys} data keys and {secrets} sealed secrets moved to the \
+             vault, but {unstored} recordings are not stored yet: their data keys wait in a node's \
+             spool under the {} provider. Keep `[keys] provider` as it is until they are stored, \
+             then run `{again}` again",
+            from.backend()
+        );
+        return Ok(());
+    }
+    println!(
+        "{tenants} tenant(s): {data_keys} data keys and {secrets} sealed secrets moved to the \
+         vault; every data key is under its tenant's vault key. Set [keys] provider = \
+         \"azure-key-vault\" on every node (stop them, switch, start them), then keep the {} \
+         provider's keys offline until the nodes run on the vault",
+        from.backend()
     );
     Ok(())
 }

@@ -96,16 +96,31 @@ pub async fn export_public(store: &dyn MetadataStore) -> anyhow::Result<()> {
 }
 
 /// `insights keys rotate-signing`: a new signing key for this node. The
-/// old key's public half stays registered with `valid_until` set, so the
-/// evidence it signed keeps verifying; new evidence uses the new key once
-/// this node's processes restart.
+/// old key's public half stays registered with `valid_until` set to the
+/// new key's creation, so the evidence it signed before keeps verifying.
+///
+/// No restart: the whole rotation (file replaced, new key registered, old
+/// one retired) happens under the exclusive lock of the key file, and a
+/// running `insights serve` signs each manifest or certificate under the
+/// shared lock after checking whether the file changed (see
+/// [`installation_key`]): its next evidence is signed by the new key, and
+/// nothing it signed with the old key is dated after the retirement.
 pub async fn rotate_signing(settings: &Settings, store: &dyn MetadataStore) -> anyhow::Result<()> {
     let node = node_name(settings)?;
+    let path = key_file(settings);
+    // The key file must exist for its lock to sit beside it.
+    let p = path.clone();
+    let lock = tokio::task::spawn_blocking(move || {
+        InstallationKey::open_or_create(&p)?;
+        Ok::<_, anyhow::Error>(installation_key::lock(&p, true)?)
+    })
+    .await
+    .context("locking the installation signing key")?
+    .context("locking the installation signing key")?;
     // The old key is registered before its secret is replaced: whatever
     // happens next, the evidence it signed stays verifiable.
     let old = open_and_register(settings, store).await?;
     let old_record: SigningKeyRecord = old.record(&node);
-    let path = key_file(settings);
     let p = path.clone();
     tokio::task::spawn_blocking(move || installation_key::rotate(p))
         .await
@@ -121,9 +136,10 @@ pub async fn rotate_signing(settings: &Settings, store: &dyn MetadataStore) -> a
         .retire_signing_key(&old_record.key_id, new_record.valid_from)
         .await
         .context("retiring the old signing key")?;
+    drop(lock);
     println!(
-        "signing key rotated on node {node}: {} retired (still verifies old evidence), {} signs from now on; restart this node's services",
-        old_record.key_id, new_record.key_id
+        "signing key rotated on node {node}: {} retired at {} (still verifies the evidence it signed before), {} signs from now on, also in this node's running services",
+        old_record.key_id, new_record.valid_from, new_record.key_id
     );
     Ok(())
 }

@@ -10,15 +10,29 @@
 //! * playback, warm: `unwrap` of a key unwrapped before (the vault's
 //!   in-memory cache): what a playback start adds once the cache is warm.
 //!
-//! Providers: `local-file` (`LocalKeyFile`) and `azure-key-vault`
-//! (`insights_http::key_vault::from_settings`, the production
-//! construction) against the Key Vault stand-in on loopback
-//! (`insights_tests::key_vault`: client-credentials token, real
-//! RSA-OAEP-256 with a 3072-bit key, one HTTP round trip per operation,
-//! plus the key read that precedes every wrap). Raw: the same data key
-//! generation and a 12-byte-nonce AES-256-GCM seal/open of 32 bytes under
-//! an in-memory key, no provider. Paths are interleaved per iteration;
-//! p50 and p95 are printed with the ratio ours/raw.
+//! Providers, each built as production builds it:
+//!
+//! * `local-file` (`LocalKeyFile`): KEKs in memory, one `stat` of the key
+//!   file per operation (to follow a rotation made by another process);
+//!   cold and warm are the same work;
+//! * `database` (`DatabaseKeyProvider` over the SQLite metadata store in
+//!   a file, root key in memory): wrap reads the tenant's KEK versions
+//!   from the store every time (a rotation elsewhere counts at once);
+//!   cold unwrap through a provider whose cache holds nothing (TTL 0: it
+//!   reads and unwraps the KEK rows), warm through one with the default
+//!   TTL;
+//! * `azure-key-vault` (`insights_http::key_vault::from_settings`)
+//!   against the Key Vault stand-in on loopback
+//!   (`insights_tests::key_vault`: client-credentials token, real
+//!   RSA-OAEP-256 with a 3072-bit key, one HTTP round trip per operation,
+//!   plus the key read that precedes every wrap); cold through a provider
+//!   with `cache_ttl_secs = 0`.
+//!
+//! Raw: the same data key generation and a 12-byte-nonce AES-256-GCM
+//! seal/open of 32 bytes under an in-memory key, no provider. Paths are
+//! interleaved per iteration; p50 and p95 are printed with the ratio
+//! ours/raw. (This replaces the former `insights-core` bench of the same
+//! name: one bench for every provider.)
 //!
 //! `cargo bench -p insights-tests --bench key_path`
 //!
@@ -32,8 +46,12 @@ use aes_gcm::Aes256Gcm;
 use aes_gcm::aead::inout::InOutBuf;
 use aes_gcm::aead::{AeadInOut, KeyInit};
 use insights_core::config::{KeyProviderKind, Overrides, Settings};
-use insights_core::crypto::{DataKey, KeyProvider, LocalKeyFile, WrappedDataKey};
-use insights_core::domain::{KeyId, TenantId};
+use insights_core::crypto::{
+    DataKey, DatabaseKeyProvider, KeyProvider, LocalKeyFile, RootKey, WrappedDataKey,
+};
+use insights_core::domain::{KeyId, NewTenant, TenantId};
+use insights_core::store::prelude::*;
+use insights_stores::metadata::sqlite::SqliteStore;
 use insights_tests::key_vault::{CLIENT_ID, CLIENT_SECRET, KeyVaultStandIn};
 use rand::RngCore;
 
@@ -159,7 +177,16 @@ fn main() -> Res<()> {
         .enable_all()
         .build()?;
     let dir = tempfile::tempdir()?;
-    let tenant = TenantId::new();
+    // A tenant of the metadata store (the database provider's KEK rows
+    // belong to it); the other providers take its id too.
+    let url = format!("sqlite://{}", dir.path().join("insights.db").display());
+    let store = rt.block_on(SqliteStore::connect(&url, 4))?;
+    let tenant = rt
+        .block_on(store.create_tenant(NewTenant {
+            name: "bench".into(),
+            directory_tenant_id: None,
+        }))?
+        .id;
 
     let mut kek = [0u8; 32];
     rand::rng().fill_bytes(&mut kek);
@@ -169,6 +196,20 @@ fn main() -> Res<()> {
 
     let local = LocalKeyFile::open(dir.path().join("keys").join("kek.json"))?;
     rt.block_on(local.ensure_kek(tenant))?;
+
+    let store: Arc<dyn MetadataStore> = Arc::new(store);
+    let root_hex = hex::encode(kek.map(|b| b ^ 0x5a));
+    let db_open = |ttl: Duration| -> Res<DatabaseKeyProvider> {
+        let kek_store: Arc<dyn DataKeyStore> = store.clone();
+        Ok(rt.block_on(DatabaseKeyProvider::open(
+            kek_store,
+            RootKey::from_hex(&root_hex)?,
+            ttl,
+        ))?)
+    };
+    let db = db_open(Duration::from_secs(300))?;
+    let db_cold = db_open(Duration::ZERO)?;
+    rt.block_on(db.ensure_kek(tenant))?;
 
     let kv = KeyVaultStandIn::start();
     let vault: Arc<dyn KeyProvider> = Arc::new(insights_http::key_vault::from_settings(
@@ -186,9 +227,13 @@ fn main() -> Res<()> {
 
     let mut raw_p = Path::new("raw AES-256-GCM");
     let mut local_p = Path::new("local-file");
+    let mut db_p = Path::new("database (SQLite store)");
     let mut vault_p = Path::new("azure-key-vault (stand-in)");
     // Warm-up: connections, tokens, code paths.
     for _ in 0..5 {
+        let (_, w) = rt.block_on(record(&db, tenant))?;
+        rt.block_on(db_cold.unwrap(&w))?;
+        rt.block_on(db.unwrap(&w))?;
         let (_, w) = rt.block_on(record(&*vault, tenant))?;
         rt.block_on(vault_cold.unwrap(&w))?;
         rt.block_on(vault.unwrap(&w))?;
@@ -206,6 +251,12 @@ fn main() -> Res<()> {
         let (_, w) = timed(&mut local_p.record, || rt.block_on(record(&local, tenant)))?;
         timed(&mut local_p.cold, || Ok(rt.block_on(local.unwrap(&w))?))?;
         timed(&mut local_p.warm, || Ok(rt.block_on(local.unwrap(&w))?))?;
+
+        // database: cold through a provider that caches nothing (reads
+        // and unwraps the KEK rows); warm through the caching one.
+        let (_, w) = timed(&mut db_p.record, || rt.block_on(record(&db, tenant)))?;
+        timed(&mut db_p.cold, || Ok(rt.block_on(db_cold.unwrap(&w))?))?;
+        timed(&mut db_p.warm, || Ok(rt.block_on(db.unwrap(&w))?))?;
 
         // azure-key-vault: cold through a provider without a cache; warm
         // after one unwrap filled the cache of the caching provider.
@@ -230,8 +281,8 @@ fn main() -> Res<()> {
         "{:<28} {:>9.4} / {:>9.4} {:>9.4} / {:>9.4} {:>9.4} / {:>9.4}",
         raw_p.name, rr50, rr95, rc50, rc95, rw50, rw95
     );
-    let mut warm_vault_p95 = 0.0;
-    for p in [&mut local_p, &mut vault_p] {
+    let mut warm_worst_p95: f64 = 0.0;
+    for p in [&mut local_p, &mut db_p, &mut vault_p] {
         let (r50, r95) = p.record.stats();
         let (c50, c95) = p.cold.stats();
         let (w50, w95) = p.warm.stats();
@@ -249,13 +300,11 @@ fn main() -> Res<()> {
             w50 / rw50,
             w95 / rw95
         );
-        if p.name.starts_with("azure") {
-            warm_vault_p95 = w95;
-        }
+        warm_worst_p95 = warm_worst_p95.max(w95);
     }
-    let verdict = if warm_vault_p95 < 1.0 { "PASS" } else { "FAIL" };
+    let verdict = if warm_worst_p95 < 1.0 { "PASS" } else { "FAIL" };
     println!(
-        "\nwarm-cache playback start adds {warm_vault_p95:.4} ms at p95 with azure-key-vault (goal < 1 ms): {verdict}"
+        "\nwarm-cache playback start adds at most {warm_worst_p95:.4} ms at p95 over every provider (goal < 1 ms): {verdict}"
     );
     println!(
         "vault requests: {} token, {} get, {} wrapkey, {} unwrapkey",

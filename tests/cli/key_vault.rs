@@ -24,7 +24,7 @@ use crate::{insights, serve_with_env};
 const ENTRA_TENANT: &str = "0b8c4f2e-5d1a-4c3b-9e7f-2a6d8c1b3e50";
 
 /// The environment selecting the vault provider against `kv`.
-fn vault_env(kv: &KeyVaultStandIn, dir: &Path) -> Vec<(String, String)> {
+pub(crate) fn vault_env(kv: &KeyVaultStandIn, dir: &Path) -> Vec<(String, String)> {
     let secret = dir.join("vault-client-secret");
     std::fs::write(&secret, format!("{CLIENT_SECRET}\n")).unwrap();
     let p = "INSIGHTS_KEYS__AZURE_KEY_VAULT__";
@@ -64,7 +64,7 @@ fn vault_settings(kv: &KeyVaultStandIn, data: &Path, dir: &Path) -> Settings {
     s
 }
 
-fn tenant_id(cwd: &Path, d: &str, env: &[(String, String)], name: &str) -> TenantId {
+pub(crate) fn tenant_id(cwd: &Path, d: &str, env: &[(String, String)], name: &str) -> TenantId {
     let out = insights(cwd, &["--data-dir", d, "admin", "tenant", "list", "--json"])
         .envs(env.iter().cloned())
         .output()

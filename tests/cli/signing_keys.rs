@@ -396,3 +396,160 @@ fn evidence_signed_on_one_node_verifies_on_another_and_after_rotation() {
     assert!(t.contains("was retired"), "{t}");
     assert!(!cwd.join("never.json").exists());
 }
+
+/// The key id `insights keys rotate-signing` says signs from now on.
+fn new_key(rotated: &str) -> String {
+    rotated
+        .split("), ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no new key in: {rotated}"))
+        .to_owned()
+}
+
+/// Issue 14: `insights keys rotate-signing` takes effect on a running
+/// `insights serve` without a restart (the node signs under the key
+/// file's lock and reads the file again when it was replaced), and
+/// evidence is checked against its key's validity: the manifest (or
+/// certificate) dated after its key's retirement is refused by name,
+/// while what the key signed before keeps verifying.
+#[test]
+fn rotate_signing_takes_effect_on_a_running_serve_and_retired_keys_vouch_only_for_older_evidence() {
+    let root = tempfile::tempdir().unwrap();
+    let cwd = root.path();
+    let url = format!("sqlite://{}", cwd.join("shared/insights.db").display());
+    let a = Node::new(cwd, "node-a", &url);
+    let settings = a.settings(cwd, &url);
+    add_tenant(cwd, a.d(), &a.env, "contoso");
+    let key_file = a.data.join("keys/installation-signing-key.json");
+
+    let log = cwd.join("serve.log");
+    let server = serve_with_env(cwd, &a.data, &a.env, &log);
+    let rec1 = record(cwd, &a, &server.base, &settings, &["alice", "bob"], &log);
+    let key1 = signer_key(&ok(a.run(cwd, &["verify-recording", &rec1.to_string()])));
+    let old_key = cwd.join("old-signing-key.json");
+    std::fs::copy(&key_file, &old_key).unwrap();
+
+    // Rotated while serve runs: its next manifest names the new key and
+    // verifies, without a restart.
+    let rotated = ok(a.run(cwd, &["keys", "rotate-signing"]));
+    assert!(rotated.contains(&key1), "{rotated}");
+    let key2 = new_key(&rotated);
+    assert_ne!(key1, key2);
+    let rec2 = record(cwd, &a, &server.base, &settings, &["alice", "carol"], &log);
+    let r2 = ok(a.run(cwd, &["verify-recording", &rec2.to_string()]));
+    assert_eq!(signer_key(&r2), key2, "{r2}");
+    let r1 = ok(a.run(cwd, &["verify-recording", &rec1.to_string()]));
+    assert_eq!(signer_key(&r1), key1, "evidence from before the rotation");
+    drop(server);
+    let served = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        served.contains("the installation signing key was rotated"),
+        "{served}"
+    );
+
+    // Evidence dated after the retirement, signed by the retired key (a
+    // copy of its file): refused with a named error. The genuine manifest
+    // verifies again once restored.
+    let manifest = cwd
+        .join("shared/blobs")
+        .join(Tenant::container_name(tenant_of(&settings, "contoso")))
+        .join(bot_gateway::custody::manifest_key(rec1));
+    let genuine = std::fs::read(&manifest).unwrap();
+    let signed = bot_gateway::custody::SignedManifest::from_bytes(&genuine).unwrap();
+    let retired = bot_gateway::custody::InstallationKey::open_or_create(&old_key).unwrap();
+    let forged =
+        bot_gateway::custody::SignedManifest::sign(signed.manifest.clone(), &retired).unwrap();
+    assert_eq!(
+        forged.manifest.signing_key_id.as_deref(),
+        Some(key1.as_str())
+    );
+    std::fs::write(&manifest, forged.to_bytes().unwrap()).unwrap();
+    let r = fails(a.run(cwd, &["verify-recording", &rec1.to_string()]));
+    assert!(r.contains("signing-key-retired"), "{r}");
+    assert!(r.contains(&key1), "{r}");
+    // Offline against the exported set: the same.
+    let export = stdout(a.run(cwd, &["keys", "export-public"]));
+    let trusted = cwd.join("keys.json");
+    std::fs::write(&trusted, &export).unwrap();
+    let r = fails(a.run(
+        cwd,
+        &[
+            "verify-recording",
+            &rec1.to_string(),
+            "--trusted-keys",
+            trusted.to_str().unwrap(),
+        ],
+    ));
+    assert!(r.contains("signing-key-retired"), "{r}");
+    std::fs::write(&manifest, &genuine).unwrap();
+    ok(a.run(cwd, &["verify-recording", &rec1.to_string()]));
+
+    // Certificates: the retired key vouches for one completed while it
+    // was valid, not for one completed after its retirement, nor for one
+    // dated before it existed.
+    let set: serde_json::Value = serde_json::from_str(&export).unwrap();
+    let old_entry = set["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["key_id"] == key1.as_str())
+        .unwrap_or_else(|| panic!("no {key1} in {export}"));
+    let time = |field: &str| -> chrono::DateTime<chrono::Utc> {
+        serde_json::from_value(old_entry[field].clone())
+            .unwrap_or_else(|_| panic!("no {field} in {export}"))
+    };
+    let (valid_from, retired_at) = (time("valid_from"), time("valid_until"));
+    assert!(valid_from < retired_at);
+    let signer = gdpr_tools::certificate::CertificateSigner::open_or_create(&old_key).unwrap();
+    for (name, at, good) in [
+        (
+            "before.json",
+            valid_from + (retired_at - valid_from) / 2,
+            true,
+        ),
+        (
+            "after.json",
+            retired_at + chrono::Duration::seconds(5),
+            false,
+        ),
+        (
+            "early.json",
+            valid_from - chrono::Duration::seconds(5),
+            false,
+        ),
+    ] {
+        let cert = serde_json::json!({
+            "type": "insights-gdpr-erasure-certificate",
+            "version": 1,
+            "completed_at": at,
+        });
+        let path = cwd.join(name);
+        std::fs::write(&path, signer.sign(&cert).unwrap()).unwrap();
+        for extra in [&[][..], &["--trusted-keys", trusted.to_str().unwrap()][..]] {
+            let mut args = vec!["gdpr", "verify-certificate", path.to_str().unwrap()];
+            args.extend_from_slice(extra);
+            let out = a.run(cwd, &args);
+            if good {
+                let t = ok(out);
+                assert!(t.contains("certificate OK"), "{t}");
+            } else {
+                let t = fails(out);
+                let want = if name == "early.json" {
+                    "signing-key-not-yet-valid"
+                } else {
+                    "signing-key-retired"
+                };
+                assert!(t.contains(want), "{t}");
+            }
+        }
+    }
+}
+
+fn tenant_of(settings: &Settings, name: &str) -> TenantId {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let store = insights_stores::open_metadata(settings).await.unwrap();
+        store.tenant_by_name(name).await.unwrap().id
+    })
+}

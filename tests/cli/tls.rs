@@ -467,6 +467,8 @@ fn azure_blob_over_https_trusts_a_private_ca_from_ca_file() {
     // `admin tenant add` creates the tenant's container over HTTPS.
     let add = |name: &str, ca: Option<&Path>| {
         let data = cwd.join(format!("data-{name}"));
+        // A directory tenant id, so that a Teams call can be simulated.
+        let directory_tenant = uuid::Uuid::new_v4().to_string();
         let mut c = insights(
             cwd,
             &[
@@ -474,6 +476,8 @@ fn azure_blob_over_https_trusts_a_private_ca_from_ca_file() {
                 "tenant",
                 "add",
                 name,
+                "--directory-tenant-id",
+                &directory_tenant,
                 "--data-dir",
                 data.to_str().unwrap(),
             ],
@@ -496,6 +500,7 @@ fn azure_blob_over_https_trusts_a_private_ca_from_ca_file() {
     };
     let (ok, out) = add("trusted", Some(&ca_file));
     assert!(ok, "with the private CA: {out}");
+    record_and_play_over_https(cwd, &cwd.join("data-trusted"), &azurite.endpoint, &ca_file);
     let (ok, out) = add("untrusted", None);
     assert!(
         !ok,
@@ -506,4 +511,92 @@ fn azure_blob_over_https_trusts_a_private_ca_from_ca_file() {
     let (ok, out) = add("wrong", Some(&wrong_ca));
     assert!(!ok, "with another CA the endpoint was trusted: {out}");
     assert!(out.contains("creating the blob container"), "{out}");
+}
+
+/// A call recorded through `insights serve` on the HTTPS Azurite (custom
+/// CA): the uploader puts its envelope and manifest over HTTPS, the
+/// officer plays it back through the API (blob read over HTTPS), and
+/// `verify-recording` checks the stored blobs.
+fn record_and_play_over_https(cwd: &Path, data: &Path, endpoint: &str, ca: &Path) {
+    let env: Vec<(String, String)> = vec![
+        ("INSIGHTS_BLOB__BACKEND".into(), "azure".into()),
+        ("INSIGHTS_BLOB__AZURE__USE_EMULATOR".into(), "true".into()),
+        ("INSIGHTS_BLOB__AZURE__ENDPOINT".into(), endpoint.into()),
+        (
+            "INSIGHTS_BLOB__AZURE__CA_FILE".into(),
+            ca.to_str().unwrap().into(),
+        ),
+    ];
+    let d = data.to_str().unwrap();
+    let server = crate::serve_with_env(cwd, data, &env, &cwd.join("serve.log"));
+    let env_ref: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let officer = crate::accounts::sign_in_new_user_with(
+        cwd,
+        data,
+        &env_ref,
+        &server.base,
+        Some("trusted"),
+        "officer@trusted.example",
+        "compliance-officer",
+        &[],
+    );
+    let a = crate::e2e_call::speak(cwd, "a", "Stored over HTTPS with a private CA.", "en-us");
+    let b = crate::e2e_call::speak(cwd, "b", "And played back the same way.", "en-gb");
+    let id = crate::e2e_call::simulate(
+        cwd,
+        &env,
+        &[
+            "simulate-call",
+            "--gateway",
+            &server.base,
+            "--tenant",
+            "trusted",
+            "--speed",
+            "0",
+            "--data-dir",
+            d,
+            "--participant",
+            &format!("Agent:agent@trusted.example:{}", a.display()),
+            "--participant",
+            &format!("Other:+14255550199:{}", b.display()),
+        ],
+    );
+    let http = reqwest::blocking::Client::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    let ogg = loop {
+        let r = http
+            .get(format!("{}/api/recordings/{id}/media", server.base))
+            .bearer_auth(&officer.token)
+            .header("x-access-reason", "TLS storage test")
+            .send()
+            .unwrap();
+        let status = r.status();
+        let body = r.bytes().unwrap();
+        if status.is_success() {
+            break body;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not playable over HTTPS storage: {status} {}\n{}",
+            String::from_utf8_lossy(&body),
+            std::fs::read_to_string(cwd.join("serve.log")).unwrap_or_default()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    };
+    assert!(ogg.starts_with(b"OggS"), "not an Ogg file");
+    let decoded = recorder::decode_ogg_opus(std::io::Cursor::new(&ogg[..]), 16_000).unwrap();
+    assert_eq!(decoded.channels.len(), 2);
+    assert!(
+        decoded.channels[0].len() > 8_000,
+        "too short to be the call"
+    );
+    drop(server);
+    let mut verify = insights(cwd, &["verify-recording", &id.to_string(), "--data-dir", d]);
+    let out = verify.envs(env.iter().cloned()).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

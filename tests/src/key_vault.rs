@@ -13,6 +13,14 @@
 //!   real RSA-OAEP with SHA-256 (the `rsa` crate); unwrapping with a
 //!   disabled key is refused (403 `Forbidden`, inner `KeyDisabled`),
 //!   wrapping is not (as in Azure);
+//! * `POST /keys/{name}/create` on an existing key adds a version, which
+//!   becomes the current one; `GET /keys/{name}/{version}` reads one
+//!   version; `GET /keys/{name}/versions` lists them as `{"value":[{"kid",
+//!   "attributes"}…],"nextLink"}` (pages of `maxresults`, default 25,
+//!   continued by a `nextLink` carrying `$skiptoken`);
+//!   `PATCH /keys/{name}/{version}` `{"attributes":{"enabled":false}}`
+//!   updates a version's attributes. Attributes are per version, as in
+//!   Azure;
 //! * every vault request needs `?api-version=7.4` (else 400
 //!   `BadParameter`) and `Authorization: Bearer <token>` (else 401
 //!   `Unauthorized` with a `WWW-Authenticate` challenge);
@@ -50,11 +58,12 @@ struct KeyVersion {
     private: RsaPrivateKey,
     key_ops: Vec<String>,
     created: i64,
+    updated: i64,
+    enabled: bool,
 }
 
 struct Key {
     versions: Vec<KeyVersion>,
-    enabled: bool,
 }
 
 #[derive(Default)]
@@ -63,6 +72,7 @@ struct State {
     tokens: Vec<String>,
     throttle: Option<u64>,
     requests: HashMap<String, u64>,
+    page_size: Option<usize>,
 }
 
 /// A running stand-in (vault and token endpoints on one port); serves
@@ -123,13 +133,33 @@ impl KeyVaultStandIn {
     }
 
     /// Disables key `name` (all versions), as `az keyvault key set-attributes
-    /// --enabled false` does. Returns whether it existed.
+    /// --enabled false` on each does. Returns whether it existed.
     pub fn disable(&self, name: &str) -> bool {
         lock(&self.state)
             .keys
             .get_mut(name)
-            .map(|k| k.enabled = false)
+            .map(|k| k.versions.iter_mut().for_each(|v| v.enabled = false))
             .is_some()
+    }
+
+    /// The versions of key `name`, oldest first: `(version, enabled)`.
+    pub fn versions(&self, name: &str) -> Vec<(String, bool)> {
+        lock(&self.state)
+            .keys
+            .get(name)
+            .map(|k| {
+                k.versions
+                    .iter()
+                    .map(|v| (v.version.clone(), v.enabled))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Lists versions `n` per page when the client asks for no
+    /// `maxresults` (default 25), so that paging is exercised.
+    pub fn page_size(&self, n: usize) {
+        lock(&self.state).page_size = Some(n.max(1));
     }
 
     /// Deletes key `name`. Returns whether it existed.
@@ -143,7 +173,8 @@ impl KeyVaultStandIn {
     }
 
     /// How many requests of `kind` were answered (`token`, `get`,
-    /// `create`, `wrapkey`, `unwrapkey`, `throttled`, `unauthorized`).
+    /// `create`, `versions`, `update`, `wrapkey`, `unwrapkey`,
+    /// `throttled`, `unauthorized`).
     pub fn count(&self, kind: &str) -> u64 {
         lock(&self.state).requests.get(kind).copied().unwrap_or(0)
     }
@@ -367,10 +398,82 @@ impl KeyVaultStandIn {
         match (method, segs.as_slice()) {
             ("GET", ["keys", name]) => {
                 count(&mut st, "get");
-                match st.keys.get(*name) {
-                    Some(k) => (200, vec![], bundle(&base, name, k)),
+                match st.keys.get(*name).and_then(|k| k.versions.last()) {
+                    Some(v) => (200, vec![], bundle(&base, name, v)),
                     None => not_found(name),
                 }
+            }
+            ("GET", ["keys", name, "versions"]) => {
+                count(&mut st, "versions");
+                let Some(key) = st.keys.get(*name) else {
+                    return not_found(name);
+                };
+                let per_page = query
+                    .get("maxresults")
+                    .and_then(|m| m.parse::<usize>().ok())
+                    .filter(|m| (1..=25).contains(m))
+                    .or(st.page_size)
+                    .unwrap_or(25);
+                let skip = query
+                    .get("$skiptoken")
+                    .and_then(|t| t.parse::<usize>().ok())
+                    .unwrap_or(0);
+                let value: Vec<Value> = key
+                    .versions
+                    .iter()
+                    .skip(skip)
+                    .take(per_page)
+                    .map(|v| {
+                        json!({
+                            "kid": format!("{base}/keys/{name}/{}", v.version),
+                            "attributes": attributes(v),
+                            "tags": {},
+                        })
+                    })
+                    .collect();
+                let next = (skip + per_page < key.versions.len()).then(|| {
+                    format!(
+                        "{base}/keys/{name}/versions?api-version={API_VERSION}&$skiptoken={}&maxresults={per_page}",
+                        skip + per_page
+                    )
+                });
+                (200, vec![], json!({ "value": value, "nextLink": next }))
+            }
+            ("GET", ["keys", name, version]) => {
+                count(&mut st, "get");
+                match st
+                    .keys
+                    .get(*name)
+                    .and_then(|k| k.versions.iter().find(|v| v.version == *version))
+                {
+                    Some(v) => (200, vec![], bundle(&base, name, v)),
+                    None => not_found(&format!("{name}/{version}")),
+                }
+            }
+            ("PATCH", ["keys", name, version]) => {
+                count(&mut st, "update");
+                let Some(v) = st
+                    .keys
+                    .get_mut(*name)
+                    .and_then(|k| k.versions.iter_mut().find(|v| v.version == *version))
+                else {
+                    return not_found(&format!("{name}/{version}"));
+                };
+                if let Some(attrs) = body.get("attributes") {
+                    match attrs.get("enabled") {
+                        Some(Value::Bool(e)) => v.enabled = *e,
+                        None => {}
+                        Some(_) => {
+                            return (
+                                400,
+                                vec![],
+                                err("BadParameter", "attributes.enabled must be a boolean."),
+                            );
+                        }
+                    }
+                }
+                v.updated = chrono::Utc::now().timestamp();
+                (200, vec![], bundle(&base, name, v))
             }
             ("POST", ["keys", name, "create"]) => {
                 count(&mut st, "create");
@@ -412,15 +515,20 @@ impl KeyVaultStandIn {
                 let mut st = lock(&self.state);
                 let key = st.keys.entry((*name).to_owned()).or_insert_with(|| Key {
                     versions: Vec::new(),
-                    enabled: true,
                 });
+                let now = chrono::Utc::now().timestamp();
                 key.versions.push(KeyVersion {
                     version: uuid::Uuid::new_v4().simple().to_string(),
                     private,
                     key_ops,
-                    created: chrono::Utc::now().timestamp(),
+                    created: now,
+                    updated: now,
+                    enabled: true,
                 });
-                (200, vec![], bundle(&base, name, key))
+                match key.versions.last() {
+                    Some(v) => (200, vec![], bundle(&base, name, v)),
+                    None => not_found(name),
+                }
             }
             ("POST", ["keys", name, version, op @ ("wrapkey" | "unwrapkey")]) => {
                 count(&mut st, op);
@@ -442,7 +550,7 @@ impl KeyVaultStandIn {
                         json!({"error": {"code": "Forbidden", "message": format!("Operation {op_name} is not allowed on this key."), "innererror": {"code": "OperationNotAllowed"}}}),
                     );
                 }
-                if *op == "unwrapkey" && !key.enabled {
+                if *op == "unwrapkey" && !v.enabled {
                     return (
                         403,
                         vec![],
@@ -515,10 +623,17 @@ fn rand_core_06() -> rsa::rand_core::OsRng {
     rsa::rand_core::OsRng
 }
 
-fn bundle(base: &str, name: &str, key: &Key) -> Value {
-    let Some(v) = key.versions.last() else {
-        return json!({});
-    };
+fn attributes(v: &KeyVersion) -> Value {
+    json!({
+        "enabled": v.enabled,
+        "created": v.created,
+        "updated": v.updated,
+        "recoveryLevel": "Recoverable+Purgeable",
+        "recoverableDays": 90,
+    })
+}
+
+fn bundle(base: &str, name: &str, v: &KeyVersion) -> Value {
     let public = v.private.to_public_key();
     json!({
         "key": {
@@ -528,13 +643,7 @@ fn bundle(base: &str, name: &str, key: &Key) -> Value {
             "n": URL_SAFE_NO_PAD.encode(public.n().to_bytes_be()),
             "e": URL_SAFE_NO_PAD.encode(public.e().to_bytes_be()),
         },
-        "attributes": {
-            "enabled": key.enabled,
-            "created": v.created,
-            "updated": v.created,
-            "recoveryLevel": "Recoverable+Purgeable",
-            "recoverableDays": 90,
-        },
+        "attributes": attributes(v),
         "tags": {},
     })
 }

@@ -1,12 +1,14 @@
 //! The chain-of-custody manifest and its signature.
 
 use chrono::{DateTime, Utc};
-use ed25519_dalek::{Signature, VerifyingKey};
-use insights_core::domain::{KeyId, ParticipantId, RecordingId, StreamId, TenantId};
+use ed25519_dalek::{Signature, Signer, VerifyingKey};
+use insights_core::domain::{
+    KeyId, ParticipantId, RecordingId, StreamId, TenantId, signing_key_id,
+};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::signing::{InstallationKey, verifying_key_from_hex};
+use super::signing::{InstallationKey, SigningKeyError, verifying_key_from_hex};
 
 /// Value of [`Manifest::format`].
 pub const MANIFEST_FORMAT: &str = "insights-custody-manifest/v1";
@@ -132,20 +134,37 @@ fn signed_bytes(m: &Manifest) -> Result<Vec<u8>, serde_json::Error> {
     Ok(out)
 }
 
+/// Why a manifest could not be signed.
+#[derive(Debug, thiserror::Error)]
+pub enum SignManifestError {
+    #[error("{0}")]
+    Json(#[from] serde_json::Error),
+    #[error(transparent)]
+    Key(#[from] SigningKeyError),
+}
+
 impl SignedManifest {
-    /// Signs `manifest` with the installation key, naming its key id in
-    /// the signed manifest.
-    pub fn sign(mut manifest: Manifest, key: &InstallationKey) -> Result<Self, serde_json::Error> {
-        manifest.signing_key_id = Some(key.key_id());
-        let sig = key.sign(&signed_bytes(&manifest)?);
-        Ok(Self {
-            manifest,
-            signature: ManifestSignature {
-                algorithm: ALGORITHM.into(),
-                public_key: key.public_key_hex(),
-                value: hex::encode(sig.to_bytes()),
-            },
-        })
+    /// Signs `manifest` with the installation key's current version (read
+    /// again if `insights keys rotate-signing` replaced it), naming its key
+    /// id, and stamps `uploaded_at` with the signing time under the key
+    /// file's lock: the manifest's time always lies within the validity
+    /// of the key that signed it (see
+    /// [`insights_core::crypto::installation_key`]).
+    pub fn sign(mut manifest: Manifest, key: &InstallationKey) -> Result<Self, SignManifestError> {
+        key.with_current(|signing| {
+            let public = signing.verifying_key();
+            manifest.uploaded_at = insights_core::domain::now();
+            manifest.signing_key_id = Some(signing_key_id(public.as_bytes()));
+            let sig = signing.sign(&signed_bytes(&manifest)?);
+            Ok(Self {
+                manifest,
+                signature: ManifestSignature {
+                    algorithm: ALGORITHM.into(),
+                    public_key: hex::encode(public.as_bytes()),
+                    value: hex::encode(sig.to_bytes()),
+                },
+            })
+        })?
     }
 
     /// The stored form (pretty JSON).

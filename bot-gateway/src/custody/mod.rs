@@ -33,7 +33,8 @@ pub mod signing;
 mod verify;
 
 pub use manifest::{
-    MANIFEST_FORMAT, Manifest, ManifestRecord, ManifestSignature, ManifestStream, SignedManifest,
+    MANIFEST_FORMAT, Manifest, ManifestRecord, ManifestSignature, ManifestStream,
+    SignManifestError, SignedManifest,
 };
 pub use signing::{InstallationKey, SigningKeyError, verifying_key_from_hex};
 pub use verify::{

@@ -14,7 +14,9 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
-use insights_core::crypto::installation_key::{InstallationKeyError, InstallationKeyFile};
+use insights_core::crypto::installation_key::{
+    FollowedKeyFile, InstallationKeyError, InstallationKeyFile,
+};
 use insights_core::domain::{SigningKeyRecord, signing_key_id};
 use uuid::Uuid;
 
@@ -34,20 +36,25 @@ impl From<InstallationKeyError> for SigningKeyError {
     }
 }
 
-/// This installation's identity and manifest signing key.
+/// This installation's identity and manifest signing key. It follows a
+/// rotation of the key file made by another process (`insights keys
+/// rotate-signing` while `insights serve` runs): see
+/// [`insights_core::crypto::installation_key`].
 pub struct InstallationKey {
-    installation_id: Uuid,
-    created_at: DateTime<Utc>,
-    signing: SigningKey,
+    file: FollowedKeyFile,
 }
 
 impl std::fmt::Debug for InstallationKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("InstallationKey")
-            .field("installation_id", &self.installation_id)
+            .field("installation_id", &self.installation_id())
             .field("public_key", &self.public_key_hex())
             .finish_non_exhaustive()
     }
+}
+
+fn signing_key(file: &InstallationKeyFile) -> SigningKey {
+    SigningKey::from_bytes(file.secret_key())
 }
 
 impl InstallationKey {
@@ -56,27 +63,24 @@ impl InstallationKey {
     /// readable by group or others is tightened to 0600 with a warning.
     /// Blocking.
     pub fn open_or_create(path: impl AsRef<Path>) -> Result<Self, SigningKeyError> {
-        let file = InstallationKeyFile::open_or_create(path)?;
         Ok(Self {
-            installation_id: file.installation_id(),
-            created_at: file.created_at(),
-            signing: SigningKey::from_bytes(file.secret_key()),
+            file: FollowedKeyFile::open_or_create(path)?,
         })
     }
 
-    /// The installation id (named in every manifest).
+    /// The installation id (named in every manifest; a rotation keeps it).
     pub fn installation_id(&self) -> Uuid {
-        self.installation_id
+        self.file.last().installation_id()
     }
 
-    /// When the key was created.
+    /// When the key (as last read) was created.
     pub fn created_at(&self) -> DateTime<Utc> {
-        self.created_at
+        self.file.last().created_at()
     }
 
-    /// The public key, to trust when verifying.
+    /// The public key (as last read), to trust when verifying.
     pub fn verifying_key(&self) -> VerifyingKey {
-        self.signing.verifying_key()
+        signing_key(&self.file.last()).verifying_key()
     }
 
     /// The public key, lower-case hex.
@@ -92,19 +96,30 @@ impl InstallationKey {
     /// This key's entry for the signing-key registry, valid from the key
     /// file's creation.
     pub fn record(&self, node_name: &str) -> SigningKeyRecord {
+        let file = self.file.last();
+        let key = signing_key(&file).verifying_key();
         SigningKeyRecord {
-            key_id: self.key_id(),
-            public_key: self.public_key_hex(),
+            key_id: signing_key_id(key.as_bytes()),
+            public_key: hex::encode(key.as_bytes()),
             node_name: node_name.to_owned(),
-            installation_id: self.installation_id,
-            valid_from: self.created_at,
+            installation_id: file.installation_id(),
+            valid_from: file.created_at(),
             valid_until: None,
         }
     }
 
-    /// Signs `message`.
+    /// Signs `message` with the key as last read.
     pub fn sign(&self, message: &[u8]) -> Signature {
-        self.signing.sign(message)
+        signing_key(&self.file.last()).sign(message)
+    }
+
+    /// Runs `f` with the current signing key under the key file's shared
+    /// lock, having read the file again if it was rotated meanwhile: `f`
+    /// stamps the evidence with the time and signs it, so the time lies
+    /// within the validity of the key that signs. Blocking (a `stat`; a
+    /// wait only while a rotation holds the lock).
+    pub fn with_current<T>(&self, f: impl FnOnce(&SigningKey) -> T) -> Result<T, SigningKeyError> {
+        Ok(self.file.with_current(|file| f(&signing_key(file)))?)
     }
 }
 

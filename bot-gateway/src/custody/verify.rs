@@ -364,9 +364,13 @@ pub async fn verify_recording_trusting(
     match signed.verify_signature() {
         Ok(key) => {
             r.pass("manifest signature");
-            match trusted.check(
+            // The manifest's time (when it was signed) must lie within
+            // the key's validity: a retired key vouches only for what it
+            // signed before its retirement.
+            match trusted.check_at(
                 signed.manifest.signing_key_id.as_deref(),
                 &hex::encode(key.as_bytes()),
+                signed.manifest.uploaded_at,
             ) {
                 Ok(k) => r.pass(format!(
                     "manifest signer is trusted: key {} of node {}",

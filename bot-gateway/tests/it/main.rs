@@ -16,6 +16,7 @@ mod spool_metrics;
 mod uploader;
 mod uploader_erasure;
 mod uploader_pg_azure;
+mod uploader_rewrap;
 mod webhook_auth;
 mod webhook_calls;
 mod webhook_logs;

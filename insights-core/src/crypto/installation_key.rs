@@ -29,6 +29,18 @@
 //! This module knows the file, not the signature scheme: callers turn
 //! [`InstallationKeyFile::secret_key`] into an Ed25519 signing key. The
 //! secret stays in zeroizing buffers and is never echoed in errors.
+//!
+//! # Rotation while a node runs
+//!
+//! `insights keys rotate-signing` replaces the file ([`rotate`]) while
+//! holding an exclusive advisory lock on `<file>.lock` ([`lock`]), and
+//! registers the new key and retires the old one before releasing it.
+//! A running process signs through [`FollowedKeyFile::with_current`]:
+//! under the shared lock it `stat`s the file, reads it again if it was
+//! replaced, and stamps and signs the evidence before releasing the
+//! lock. So evidence is either dated before the rotation and signed by
+//! the old key, or dated after it and signed by the new one: never
+//! dated after a key's retirement, which verification refuses.
 
 use std::fs::{self, Permissions};
 use std::io;
@@ -198,6 +210,117 @@ pub fn rotate(path: impl AsRef<Path>) -> Result<InstallationKeyFile, Installatio
     InstallationKeyFile::read(path)
 }
 
+/// Takes the advisory lock on `<path>.lock` (created 0600 in the key's
+/// directory): exclusive for a rotation, shared for signing. Released when
+/// the returned file is dropped. Blocking.
+pub fn lock(path: impl AsRef<Path>, exclusive: bool) -> Result<fs::File, InstallationKeyError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = path.as_ref();
+    let mut lock_path = path.as_os_str().to_owned();
+    lock_path.push(".lock");
+    let lock_path = PathBuf::from(lock_path);
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&lock_path)
+        .map_err(|e| file_err(&lock_path, e))?;
+    if exclusive {
+        file.lock()
+    } else {
+        file.lock_shared()
+    }
+    .map_err(|e| file_err(&lock_path, e))?;
+    Ok(file)
+}
+
+/// What identifies one version of the file on disk (replaced by rename:
+/// another inode or modification time).
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    mtime: i64,
+    mtime_nsec: i64,
+}
+
+fn stamp(path: &Path) -> Option<Stamp> {
+    use std::os::unix::fs::MetadataExt;
+    let m = fs::metadata(path).ok()?;
+    Some(Stamp {
+        dev: m.dev(),
+        ino: m.ino(),
+        len: m.len(),
+        mtime: m.mtime(),
+        mtime_nsec: m.mtime_nsec(),
+    })
+}
+
+/// The installation key file of a running process, following rotations
+/// made by another process (see the module docs).
+pub struct FollowedKeyFile {
+    path: PathBuf,
+    current: std::sync::Mutex<(std::sync::Arc<InstallationKeyFile>, Option<Stamp>)>,
+}
+
+impl std::fmt::Debug for FollowedKeyFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FollowedKeyFile")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FollowedKeyFile {
+    /// Opens (creating on first use) the key file at `path`. Blocking.
+    pub fn open_or_create(path: impl AsRef<Path>) -> Result<Self, InstallationKeyError> {
+        let path = path.as_ref().to_path_buf();
+        let file = InstallationKeyFile::open_or_create(&path)?;
+        let st = stamp(&path);
+        Ok(Self {
+            path,
+            current: std::sync::Mutex::new((std::sync::Arc::new(file), st)),
+        })
+    }
+
+    /// The key as last read (no file access).
+    pub fn last(&self) -> std::sync::Arc<InstallationKeyFile> {
+        self.current
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .0
+            .clone()
+    }
+
+    /// Runs `f` with the current key under the shared lock, after reading
+    /// the file again if another process replaced it. `f` stamps and signs
+    /// the evidence (see the module docs). Blocking (a `stat`, and a wait
+    /// only while a rotation holds the lock).
+    pub fn with_current<T>(
+        &self,
+        f: impl FnOnce(&InstallationKeyFile) -> T,
+    ) -> Result<T, InstallationKeyError> {
+        let _lock = lock(&self.path, false)?;
+        let now = stamp(&self.path);
+        let key = {
+            let mut cur = self
+                .current
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if now != cur.1 {
+                let file = InstallationKeyFile::read(&self.path)?;
+                tracing::info!(path = %self.path.display(), "the installation signing key was rotated: signing with the new key from now on");
+                *cur = (std::sync::Arc::new(file), now);
+            }
+            cur.0.clone()
+        };
+        Ok(f(&key))
+    }
+}
+
 fn fresh_secret(path: &Path) -> Result<Zeroizing<[u8; 32]>, InstallationKeyError> {
     let mut secret = Zeroizing::new([0u8; 32]);
     OsRng
@@ -312,6 +435,28 @@ mod tests {
         let e = InstallationKeyFile::read(&path).unwrap_err().to_string();
         assert!(e.contains("unsupported version 2"), "{e}");
         assert!(InstallationKeyFile::read(dir.path()).is_err());
+    }
+
+    #[test]
+    fn a_followed_file_follows_a_rotation_made_elsewhere() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys/k.json");
+        let followed = FollowedKeyFile::open_or_create(&path).unwrap();
+        let before = followed.with_current(|k| *k.secret_key()).unwrap();
+        assert_eq!(followed.last().secret_key(), &before);
+        {
+            let _rotating = lock(&path, true).unwrap();
+            rotate(&path).unwrap();
+        }
+        let after = followed.with_current(|k| *k.secret_key()).unwrap();
+        assert_ne!(before, after);
+        assert_eq!(followed.last().secret_key(), &after);
+        let mode = fs::metadata(dir.path().join("keys/k.json.lock"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600);
     }
 
     #[test]

@@ -250,6 +250,12 @@ struct Kek {
     created_at: DateTime<Utc>,
     #[serde(with = "hex_key")]
     key: Zeroizing<[u8; 32]>,
+    /// Older versions while a rotation is under way (`insights keys
+    /// rotate`): they still unwrap, nothing is wrapped under them, and
+    /// they are destroyed when the rotation finishes. Absent (and so the
+    /// file unchanged from before rotation existed) otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    previous: Vec<Kek>,
 }
 
 impl Kek {
@@ -260,8 +266,49 @@ impl Kek {
             id: format!("local:{}", uuid::Uuid::new_v4()),
             created_at: Utc::now(),
             key,
+            previous: Vec::new(),
         }
     }
+
+    /// The version named `id`: the current one or an older one kept by a
+    /// rotation under way.
+    fn version(&self, id: &str) -> Option<&Kek> {
+        if self.id == id {
+            return Some(self);
+        }
+        self.previous.iter().find(|k| k.id == id)
+    }
+}
+
+/// What identifies one version of the key file on disk (it is replaced
+/// by rename, so any change gives another inode or modification time):
+/// a process notices that another one (`insights keys rotate`) changed
+/// the file with one `stat`, and reads it again.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    mtime: i64,
+    mtime_nsec: i64,
+}
+
+fn stamp(path: &Path) -> Option<Stamp> {
+    use std::os::unix::fs::MetadataExt;
+    let m = fs::metadata(path).ok()?;
+    Some(Stamp {
+        dev: m.dev(),
+        ino: m.ino(),
+        len: m.len(),
+        mtime: m.mtime(),
+        mtime_nsec: m.mtime_nsec(),
+    })
+}
+
+/// The key file's content as this process last read or wrote it.
+struct Loaded {
+    keks: Keks,
+    stamp: Option<Stamp>,
 }
 
 type Keks = BTreeMap<TenantId, Kek>;
@@ -447,13 +494,20 @@ pub(crate) fn wrap_aad(tenant: TenantId, key_id: KeyId, kek_id: &str) -> Vec<u8>
 ///   96-bit nonce and associated data binding the tenant id, the data key
 ///   id and the KEK id; [`WrappedDataKey::wrapped`] is
 ///   `nonce (12) || encrypted key (32) || tag (16)`.
+/// * Rotation (`insights keys rotate`): [`KeyProvider::begin_rotation`]
+///   puts a new KEK version in the file and keeps the old one (listed
+///   under `previous`, it still unwraps); once every data key was
+///   rewrapped, [`KeyProvider::finish_rotation`] removes it and scrubs
+///   the previous file. Every operation `stat`s the file first, so a
+///   running `insights serve` follows a rotation made by another process
+///   at once (it never wraps under a version that was destroyed).
 ///
 /// Whoever can read the key file can decrypt every tenant's media: keep it
 /// off the media volume, and out of backups that outlive retention.
 pub struct LocalKeyFile {
     path: PathBuf,
     lock_path: PathBuf,
-    keks: tokio::sync::Mutex<Keks>,
+    keks: tokio::sync::Mutex<Loaded>,
 }
 
 impl LocalKeyFile {
@@ -497,10 +551,11 @@ impl LocalKeyFile {
             }
             Err(e) => return Err(io_err("cannot stat key file", &path, e)),
         };
+        let stamp = stamp(&path);
         Ok(Self {
             path,
             lock_path,
-            keks: tokio::sync::Mutex::new(keks),
+            keks: tokio::sync::Mutex::new(Loaded { keks, stamp }),
         })
     }
 
@@ -527,47 +582,75 @@ impl LocalKeyFile {
             if changed {
                 write_key_file(&path, &on_disk)?;
             }
-            Ok((on_disk, out))
+            Ok((
+                Loaded {
+                    keks: on_disk,
+                    stamp: stamp(&path),
+                },
+                out,
+            ))
         })
         .await?;
         *keks = fresh;
         Ok(out)
     }
 
-    /// Runs `f` with the tenant's KEK, re-reading the file once if it is
-    /// not in memory (another process may have created it).
+    /// Reads the key file again (under the shared lock).
+    async fn reload(&self) -> Result<Loaded, CryptoError> {
+        let (path, lock_path) = (self.path.clone(), self.lock_path.clone());
+        blocking(move || {
+            let _lock = lock(&lock_path, false)?;
+            // The stamp first: a change after it is seen next time.
+            let stamp = stamp(&path);
+            Ok(Loaded {
+                keks: read_key_file(&path)?,
+                stamp,
+            })
+        })
+        .await
+    }
+
+    /// Runs `f` with the tenant's KEK. The file is read again first if
+    /// another process replaced it since (a rotation: one `stat` per
+    /// call tells), or if the tenant or the version `want` is not in
+    /// memory (another process may have created it).
     async fn with_kek<T>(
         &self,
         tenant: TenantId,
+        want: Option<&str>,
         f: impl FnOnce(&Kek) -> Result<T, CryptoError>,
     ) -> Result<T, CryptoError> {
         let mut keks = self.keks.lock().await;
-        if !keks.contains_key(&tenant) {
-            let (path, lock_path) = (self.path.clone(), self.lock_path.clone());
-            *keks = blocking(move || {
-                let _lock = lock(&lock_path, false)?;
-                read_key_file(&path)
-            })
-            .await?;
+        let missing = match keks.keks.get(&tenant) {
+            None => true,
+            Some(k) => want.is_some_and(|id| k.version(id).is_none()),
+        };
+        if missing || stamp(&self.path) != keks.stamp {
+            *keks = self.reload().await?;
         }
-        match keks.get(&tenant) {
+        match keks.keks.get(&tenant) {
             Some(kek) => f(kek),
             None => Err(CryptoError::NoKek(tenant)),
         }
     }
 
     /// Every tenant's KEK (id and bytes) as in the key file now, for
-    /// `insights keys migrate`. The bytes are in zeroizing buffers.
+    /// `insights keys migrate --to database`. The bytes are in zeroizing
+    /// buffers. Refused while a tenant's rotation is under way (older
+    /// versions still in the file): finish it first.
     pub async fn export_keks(
         &self,
     ) -> Result<Vec<(TenantId, String, Zeroizing<[u8; 32]>)>, CryptoError> {
-        let (path, lock_path) = (self.path.clone(), self.lock_path.clone());
-        let keks = blocking(move || {
-            let _lock = lock(&lock_path, false)?;
-            read_key_file(&path)
-        })
-        .await?;
-        Ok(keks
+        let loaded = self.reload().await?;
+        if loaded.keks.values().any(|k| !k.previous.is_empty()) {
+            return Err(CryptoError::Unsupported {
+                provider: "local",
+                what: "moving key-encryption keys while a rotation is under way (run `insights \
+                       keys rotate` for the tenant again until it finishes)",
+            });
+        }
+        Ok(loaded
+            .keks
             .iter()
             .map(|(t, k)| (*t, k.id.clone(), Zeroizing::new(*k.key)))
             .collect())
@@ -613,7 +696,7 @@ impl KeyProvider for LocalKeyFile {
     }
 
     async fn ensure_kek(&self, tenant: TenantId) -> Result<String, CryptoError> {
-        if let Some(kek) = self.keks.lock().await.get(&tenant) {
+        if let Some(kek) = self.keks.lock().await.keks.get(&tenant) {
             return Ok(kek.id.clone());
         }
         self.modify(move |keks| {
@@ -628,12 +711,14 @@ impl KeyProvider for LocalKeyFile {
     }
 
     async fn current_kek(&self, tenant: TenantId) -> Result<String, CryptoError> {
-        self.with_kek(tenant, |kek| Ok(kek.id.clone())).await
+        self.with_kek(tenant, None, |kek| Ok(kek.id.clone())).await
     }
 
     async fn wrap(&self, tenant: TenantId, key: &DataKey) -> Result<WrappedDataKey, CryptoError> {
         let out = self
-            .with_kek(tenant, |kek| wrap_data_key(&kek.key, &kek.id, tenant, key))
+            .with_kek(tenant, None, |kek| {
+                wrap_data_key(&kek.key, &kek.id, tenant, key)
+            })
             .await;
         if let Err(e) = &out {
             key_alarm(self.backend(), tenant, e);
@@ -643,17 +728,55 @@ impl KeyProvider for LocalKeyFile {
 
     async fn unwrap(&self, wrapped: &WrappedDataKey) -> Result<DataKey, CryptoError> {
         let out = self
-            .with_kek(wrapped.tenant_id, |kek| {
-                if kek.id != wrapped.kek_id {
-                    return Err(CryptoError::Unwrap);
-                }
-                unwrap_data_key(&kek.key, wrapped)
+            .with_kek(wrapped.tenant_id, Some(wrapped.kek_id.as_str()), |kek| {
+                let v = kek.version(&wrapped.kek_id).ok_or(CryptoError::Unwrap)?;
+                unwrap_data_key(&v.key, wrapped)
             })
             .await;
         if let Err(e) = &out {
             key_alarm(self.backend(), wrapped.tenant_id, e);
         }
         out
+    }
+
+    /// A new random KEK version becomes current; the old one is kept in
+    /// the file (it still unwraps) until [`KeyProvider::finish_rotation`].
+    /// If older versions are there already, an interrupted rotation is
+    /// resumed: no new version.
+    async fn begin_rotation(&self, tenant: TenantId) -> Result<String, CryptoError> {
+        let out = self
+            .modify(move |keks| {
+                let Some(kek) = keks.get_mut(&tenant) else {
+                    return (false, Err(CryptoError::NoKek(tenant)));
+                };
+                if !kek.previous.is_empty() {
+                    return (false, Ok(kek.id.clone()));
+                }
+                let old = std::mem::replace(kek, Kek::generate());
+                kek.previous.push(old);
+                (true, Ok(kek.id.clone()))
+            })
+            .await??;
+        tracing::info!(tenant = %tenant, kek_id = %out, "key-encryption key rotation begun");
+        Ok(out)
+    }
+
+    /// Removes the older versions from the file (crash-safe rewrite, the
+    /// previous file's blocks overwritten with zeros, best effort).
+    async fn finish_rotation(&self, tenant: TenantId) -> Result<u64, CryptoError> {
+        let destroyed = self
+            .modify(move |keks| match keks.get_mut(&tenant) {
+                Some(kek) if !kek.previous.is_empty() => {
+                    let n = kek.previous.len() as u64;
+                    kek.previous.clear();
+                    (true, Ok(n))
+                }
+                Some(_) => (false, Ok(0)),
+                None => (false, Err(CryptoError::NoKek(tenant))),
+            })
+            .await??;
+        tracing::info!(tenant = %tenant, destroyed, "key-encryption key rotation finished");
+        Ok(destroyed)
     }
 }
 
@@ -785,6 +908,51 @@ mod tests {
         assert!(matches!(kf.unwrap(&bad).await, Err(CryptoError::Unwrap)));
         // The original still works.
         assert_eq!(kf.unwrap(&wrapped).await.unwrap().bytes(), key.bytes());
+    }
+
+    #[tokio::test]
+    async fn rotation_keeps_old_versions_readable_until_finished_and_other_processes_follow() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kek.json");
+        let kf = LocalKeyFile::open(&path).unwrap();
+        let serve = LocalKeyFile::open(&path).unwrap();
+        let t = TenantId::new();
+        let v1 = kf.ensure_kek(t).await.unwrap();
+        let before = fs::read_to_string(&path).unwrap();
+        assert!(!before.contains("previous"), "{before}");
+        let key = DataKey::generate(KeyId::new());
+        let old = serve.wrap(t, &key).await.unwrap();
+        assert_eq!(old.kek_id, v1);
+
+        let v2 = kf.begin_rotation(t).await.unwrap();
+        assert_ne!(v1, v2);
+        assert_eq!(
+            kf.begin_rotation(t).await.unwrap(),
+            v2,
+            "resumed, no third version"
+        );
+        // The other process wraps under the new version at once, and
+        // still unwraps the old.
+        let new = serve.wrap(t, &key).await.unwrap();
+        assert_eq!(new.kek_id, v2);
+        assert_eq!(serve.unwrap(&old).await.unwrap().bytes(), key.bytes());
+        assert_eq!(kf.unwrap(&new).await.unwrap().bytes(), key.bytes());
+        assert!(matches!(
+            kf.export_keks().await,
+            Err(CryptoError::Unsupported { .. })
+        ));
+
+        assert_eq!(kf.finish_rotation(t).await.unwrap(), 1);
+        assert_eq!(kf.finish_rotation(t).await.unwrap(), 0);
+        assert!(matches!(serve.unwrap(&old).await, Err(CryptoError::Unwrap)));
+        assert_eq!(serve.unwrap(&new).await.unwrap().bytes(), key.bytes());
+        let after = fs::read_to_string(&path).unwrap();
+        assert!(!after.contains(v1.as_str()) && !after.contains("previous"));
+        assert_eq!(kf.export_keks().await.unwrap().len(), 1);
+        assert!(matches!(
+            kf.begin_rotation(TenantId::new()).await,
+            Err(CryptoError::NoKek(_))
+        ));
     }
 
     #[tokio::test]

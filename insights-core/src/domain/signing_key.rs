@@ -51,6 +51,28 @@ impl SigningKeyRecord {
     pub fn retired_at(&self, at: DateTime<Utc>) -> bool {
         self.valid_until.is_some_and(|u| u <= at)
     }
+
+    /// Whether evidence dated `at` lies within the key's validity:
+    /// `valid_from <= at < valid_until`.
+    pub fn valid_at(&self, at: DateTime<Utc>) -> Result<(), SignerTrustError> {
+        if let Some(until) = self.valid_until
+            && until <= at
+        {
+            return Err(SignerTrustError::RetiredBefore {
+                key_id: self.key_id.clone(),
+                retired_at: until,
+                evidence_at: at,
+            });
+        }
+        if at < self.valid_from {
+            return Err(SignerTrustError::NotYetValid {
+                key_id: self.key_id.clone(),
+                valid_from: self.valid_from,
+                evidence_at: at,
+            });
+        }
+        Ok(())
+    }
 }
 
 /// Why a signer is not trusted.
@@ -65,6 +87,27 @@ pub enum SignerTrustError {
     /// Evidence without key id, signed by a key the set does not hold.
     #[error("public key {public_key} is not registered (not in the trusted key set)")]
     UnknownPublicKey { public_key: String },
+    /// The key was retired (rotated out) at or before the evidence's time:
+    /// it vouches only for evidence dated before its retirement.
+    #[error(
+        "signing-key-retired: signing key {key_id} was retired at {retired_at}, before the \
+         evidence's time {evidence_at}; it does not vouch for evidence dated after its retirement"
+    )]
+    RetiredBefore {
+        key_id: String,
+        retired_at: DateTime<Utc>,
+        evidence_at: DateTime<Utc>,
+    },
+    /// The evidence is dated before the key existed.
+    #[error(
+        "signing-key-not-yet-valid: signing key {key_id} is valid from {valid_from}, after the \
+         evidence's time {evidence_at}"
+    )]
+    NotYetValid {
+        key_id: String,
+        valid_from: DateTime<Utc>,
+        evidence_at: DateTime<Utc>,
+    },
 }
 
 /// A set of trusted signing keys: the registry's content, or its export.
@@ -154,6 +197,20 @@ impl PublicKeySet {
                 }),
         }
     }
+
+    /// [`Self::check`], and that the evidence's time `at` (a manifest's
+    /// `uploaded_at`, a certificate's `completed_at`: when it was signed)
+    /// lies within the key's validity ([`SigningKeyRecord::valid_at`]).
+    pub fn check_at(
+        &self,
+        key_id: Option<&str>,
+        public_key: &str,
+        at: DateTime<Utc>,
+    ) -> Result<&SigningKeyRecord, SignerTrustError> {
+        let k = self.check(key_id, public_key)?;
+        k.valid_at(at)?;
+        Ok(k)
+    }
 }
 
 #[cfg(test)]
@@ -197,5 +254,31 @@ mod tests {
         assert_eq!(PublicKeySet::from_json(json.as_bytes()).unwrap(), set);
         let edited = json.replace(&a.public_key, &b.public_key);
         assert!(PublicKeySet::from_json(edited.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn evidence_must_be_dated_within_the_keys_validity() {
+        let t = crate::domain::now();
+        let mut a = record([1; 32]);
+        a.valid_from = t - chrono::Duration::hours(2);
+        a.valid_until = Some(t);
+        let set = PublicKeySet::new(vec![a.clone()]);
+        let before = t - chrono::Duration::minutes(1);
+        assert_eq!(set.check_at(Some(&a.key_id), &a.public_key, before), Ok(&a));
+        for after in [t, t + chrono::Duration::seconds(1)] {
+            let e = set
+                .check_at(Some(&a.key_id), &a.public_key, after)
+                .unwrap_err();
+            assert!(matches!(e, SignerTrustError::RetiredBefore { .. }), "{e}");
+            assert!(e.to_string().starts_with("signing-key-retired"), "{e}");
+        }
+        let early = t - chrono::Duration::hours(3);
+        let e = set.check_at(None, &a.public_key, early).unwrap_err();
+        assert!(matches!(e, SignerTrustError::NotYetValid { .. }), "{e}");
+        // Still the registry first: an unknown key is that, whatever the time.
+        assert!(matches!(
+            set.check_at(Some("ed25519:00"), &a.public_key, before),
+            Err(SignerTrustError::UnknownKeyId { .. })
+        ));
     }
 }
