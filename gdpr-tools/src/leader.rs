@@ -34,7 +34,7 @@
 //! new leader's run repeats or finds done; its audit event is refused.
 
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -89,20 +89,16 @@ struct Held {
     until: Instant,
 }
 
-type Shared = Arc<Mutex<Option<Held>>>;
+/// The keeper's view of the lease, watched by the runner (which wakes
+/// as soon as this node becomes the leader) and by every fence.
+type Shared = tokio::sync::watch::Sender<Option<Held>>;
 
 fn current(shared: &Shared) -> Option<Held> {
-    match shared.lock() {
-        Ok(g) => g.clone(),
-        Err(p) => p.into_inner().clone(),
-    }
+    shared.borrow().clone()
 }
 
 fn set(shared: &Shared, v: Option<Held>) {
-    match shared.lock() {
-        Ok(mut g) => *g = v,
-        Err(p) => *p.into_inner() = v,
-    }
+    shared.send_replace(v);
 }
 
 /// The right to write for one run: the lease (token) the run was claimed
@@ -220,7 +216,7 @@ impl LeasedJob {
         Fut: Future<Output = Result<(), String>> + Send + 'static,
     {
         let stop = CancellationToken::new();
-        let shared: Shared = Arc::new(Mutex::new(None));
+        let (shared, _) = tokio::sync::watch::channel(None);
         let keeper = tokio::spawn(keep(
             job,
             leadership.clone(),
@@ -377,9 +373,12 @@ async fn run<F, Fut>(
             false => poll,
         }
         .max(Duration::from_millis(50));
+        let mut changed = shared.subscribe();
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep(wait) => {}
+            // Leadership gained (or renewed, or lost): look again.
+            _ = changed.changed(), if done != Some(at) => {}
         }
     }
 }
