@@ -9,6 +9,7 @@ pub mod certificate;
 pub mod directory;
 pub mod erasure;
 pub mod holds;
+pub mod leader;
 mod media_mask;
 pub mod retention;
 pub mod subject;

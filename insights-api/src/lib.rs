@@ -1,6 +1,7 @@
 //! The Insights HTTP API (actix-web).
 //!
-//! Today: `GET /healthz` (per-component status), `GET /metrics`
+//! Today: `GET /livez`, `/readyz` and `/healthz` (per-component status;
+//! also served alone by nodes without the API role, [`Application::build_node`]), `GET /metrics`
 //! (Prometheus), authentication (`/api/auth/login`, `/logout`, `/me`),
 //! the Range-capable media streaming of [`playback`] and the Excel export
 //! library ([`export`]) that the export endpoint and its background job
@@ -27,4 +28,5 @@ pub mod tls;
 pub use auth::{AuthMethod, Authenticator, Principal, Subject};
 pub use error::ApiError;
 pub use routes::gdpr::GdprContext;
+pub use routes::health::{Readiness, ReadyCheck};
 pub use startup::{AppState, Application};

@@ -10,6 +10,7 @@ use insights_core::store::MetadataStore;
 
 use crate::auth::Authenticator;
 use crate::routes::gdpr::GdprContext;
+use crate::routes::health::Readiness;
 use crate::{error, metrics_setup, routes};
 
 /// What every handler may use: the tenant-scoped stores, the key
@@ -97,7 +98,26 @@ impl Application {
     where
         F: Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
     {
+        let ready = Readiness::new(state.store.clone(), state.blobs.clone(), state.keys.clone());
+        Self::build_serving_ready(state, gdpr, listen, tls, ready, extra)
+    }
+
+    /// [`Self::build_serving`] with the node's own [`Readiness`] (the
+    /// checks of its other roles, e.g. the gateway's spool, for
+    /// `/readyz` and `/healthz`).
+    pub fn build_serving_ready<F>(
+        state: AppState,
+        gdpr: GdprContext,
+        listen: SocketAddr,
+        tls: Option<Arc<crate::tls::ReloadingCert>>,
+        ready: Readiness,
+        extra: F,
+    ) -> anyhow::Result<Self>
+    where
+        F: Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
+    {
         let https = tls.is_some();
+        let ready = web::Data::new(ready);
         let listener = TcpListener::bind(listen)
             .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
         let addr = listener.local_addr()?;
@@ -112,12 +132,62 @@ impl Application {
             let extra = extra.clone();
             App::new()
                 .app_data(data.clone())
+                .app_data(ready.clone())
                 .app_data(exports.clone())
                 .app_data(gdpr.clone())
                 .app_data(error::json_config())
                 .wrap(from_fn(metrics_setup::track))
                 .wrap(security_headers(https))
                 .configure(routes::configure)
+                .configure(extra)
+                .default_service(web::to(error::not_found))
+        });
+        let server = match tls {
+            Some(cert) => server.listen_rustls_0_23(listener, cert.server_config()?)?,
+            None => server.listen(listener)?,
+        }
+        .disable_signals()
+        .run();
+        let metrics = match metrics_setup::config().listen {
+            Some(at) => Some(metrics_server(at)?),
+            None => None,
+        };
+        Ok(Self {
+            addr,
+            server,
+            metrics,
+        })
+    }
+
+    /// Binds `listen` for a node without the API role (gateway, worker,
+    /// scheduler): `/livez`, `/readyz`, `/healthz` and `/metrics`, plus
+    /// whatever `extra` mounts (the gateway's webhook and media
+    /// WebSocket); no `/api` route and no web UI. HTTPS when `tls` is
+    /// given, as [`Self::build_serving`].
+    pub fn build_node<F>(
+        ready: Readiness,
+        listen: SocketAddr,
+        tls: Option<Arc<crate::tls::ReloadingCert>>,
+        extra: F,
+    ) -> anyhow::Result<Self>
+    where
+        F: Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
+    {
+        let https = tls.is_some();
+        let listener = TcpListener::bind(listen)
+            .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+        let addr = listener.local_addr()?;
+        metrics_setup::handle();
+        let ready = web::Data::new(ready);
+        let server = HttpServer::new(move || {
+            let extra = extra.clone();
+            App::new()
+                .app_data(ready.clone())
+                .app_data(error::json_config())
+                .wrap(from_fn(metrics_setup::track))
+                .wrap(security_headers(https))
+                .configure(routes::health::configure)
+                .route("/metrics", web::get().to(routes::metrics::metrics))
                 .configure(extra)
                 .default_service(web::to(error::not_found))
         });

@@ -2,8 +2,8 @@
 //! set-up, dispatch, and exit codes (0 success, 1 failure at run time,
 //! 2 bad usage or bad configuration).
 //!
-//! One module per command group of the tree: `serve` (`serve`,
-//! `gateway`), `admin` (`admin tenant`, `admin user`), `keys`,
+//! One module per command group of the tree: `serve` (`serve` and its
+//! role shorthands `api`, `gateway`, `worker`, `scheduler`), `admin` (`admin tenant`, `admin user`), `keys`,
 //! `verify_recording`, `audit`, `directory`, `config`, `transcribe`,
 //! `simulate_call`, `worker` (`worker`, `reprocess`) and `gdpr`
 //! (`retention`, and the data-subject requests in `gdpr::subject`).
@@ -56,16 +56,35 @@ pub struct GlobalArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run every service in one process (HTTP API, health, metrics).
+    /// Run a node: every role in one process by default (HTTP API and
+    /// web UI, Teams gateway, AI worker, periodic jobs), or the roles
+    /// named. Every node serves /livez, /readyz and /metrics.
     Serve {
         /// Address to listen on (default 127.0.0.1:8080).
         #[arg(long, value_name = "ADDR")]
         listen: Option<SocketAddr>,
+        /// The roles to run, comma-separated (default: all).
+        #[arg(long, value_name = "ROLES", value_delimiter = ',', num_args = 1..)]
+        roles: Option<Vec<serve::Role>>,
     },
-    /// Run the Teams recording gateway alone: the bot webhook, the
-    /// spool and the uploader, with health and metrics.
+    /// The API role alone (`serve --roles api`): the HTTP API and web UI.
+    Api {
+        /// Address to listen on (default 127.0.0.1:8080).
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<SocketAddr>,
+    },
+    /// The gateway role alone (`serve --roles gateway`): the Teams bot
+    /// webhook, the media WebSocket, the spool and the uploader, with
+    /// health and metrics (no API).
     Gateway {
         /// Address to listen on (default 127.0.0.1:8080).
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<SocketAddr>,
+    },
+    /// The scheduler role alone (`serve --roles scheduler`): retention and
+    /// directory sync, each on the one node that holds its lease.
+    Scheduler {
+        /// Address of the health and metrics listener (default 127.0.0.1:8080).
         #[arg(long, value_name = "ADDR")]
         listen: Option<SocketAddr>,
     },
@@ -110,8 +129,9 @@ pub enum Command {
     /// notifications, media frames over `insights-media/1`, roster changes
     /// and hang-up (for tests and demos).
     SimulateCall(simulate_call::SimulateCallArgs),
-    /// Run the AI pipeline's job workers (transcription, recaps) for
-    /// every tenant until SIGTERM or ctrl-c.
+    /// The worker role alone (`serve --roles worker`): the AI pipeline's
+    /// job workers (transcription, recaps) for every tenant until SIGTERM
+    /// or ctrl-c, with health and metrics on `--listen`.
     Worker(worker::WorkerArgs),
     /// Run a recording's AI pipeline again (queues a transcription job).
     Reprocess(worker::ReprocessArgs),
@@ -131,7 +151,11 @@ pub fn main() -> ExitCode {
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> ExitCode {
     let listen = match &cli.command {
-        Command::Serve { listen } | Command::Gateway { listen } => *listen,
+        Command::Serve { listen, .. }
+        | Command::Api { listen }
+        | Command::Gateway { listen }
+        | Command::Scheduler { listen } => *listen,
+        Command::Worker(args) => args.listen,
         _ => None,
     };
     let overrides = Overrides {
@@ -147,8 +171,14 @@ pub fn run(cli: Cli) -> ExitCode {
         return ExitCode::from(1);
     }
     // `[metrics]` (listener, token, tenant labels) before any server is built.
-    if matches!(cli.command, Command::Serve { .. } | Command::Gateway { .. })
-        && let Err(e) = insights_api::configure_metrics(&settings.metrics)
+    if matches!(
+        cli.command,
+        Command::Serve { .. }
+            | Command::Api { .. }
+            | Command::Gateway { .. }
+            | Command::Scheduler { .. }
+            | Command::Worker(_)
+    ) && let Err(e) = insights_api::configure_metrics(&settings.metrics)
     {
         return config_error(&e);
     }
@@ -172,6 +202,16 @@ pub fn run(cli: Cli) -> ExitCode {
     }
 }
 
+/// A shorthand: `serve` with one role.
+async fn node(settings: Settings, role: serve::Role) -> anyhow::Result<()> {
+    serve::serve(
+        settings,
+        serve::Roles::of(&[role]),
+        serve::WorkerOptions::default(),
+    )
+    .await
+}
+
 fn config_error(e: &ConfigError) -> ExitCode {
     eprintln!("insights: {e}");
     ExitCode::from(2)
@@ -179,9 +219,17 @@ fn config_error(e: &ConfigError) -> ExitCode {
 
 async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<()> {
     match command {
-        Command::Serve { .. } => serve::serve(settings, true).await,
-        Command::Gateway { .. } => serve::serve(settings, false).await,
-        Command::Worker(args) => worker::worker(&settings, args).await,
+        Command::Serve { roles, .. } => {
+            let roles = match roles {
+                Some(list) => serve::Roles::of(&list),
+                None => serve::Roles::all(),
+            };
+            serve::serve(settings, roles, serve::WorkerOptions::default()).await
+        }
+        Command::Api { .. } => node(settings, serve::Role::Api).await,
+        Command::Gateway { .. } => node(settings, serve::Role::Gateway).await,
+        Command::Scheduler { .. } => node(settings, serve::Role::Scheduler).await,
+        Command::Worker(args) => worker::worker(settings, args).await,
         Command::Reprocess(args) => worker::reprocess(&settings, args).await,
         Command::Admin { command } => admin::run(command, &settings).await,
         Command::Keys { command } => keys::run(command, &settings).await,

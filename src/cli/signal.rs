@@ -1,5 +1,5 @@
-//! The signal that stops the long-running commands (`serve`, `gateway`,
-//! `worker`).
+//! The signal that stops the long-running commands (`serve` and its role
+//! shorthands `api`, `gateway`, `worker`, `scheduler`).
 
 /// Waits for ctrl-c or (on Unix) SIGTERM.
 pub(crate) async fn shutdown_signal() {

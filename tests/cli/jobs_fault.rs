@@ -221,6 +221,8 @@ pub fn worker_killed_mid_job(pg_url: &str) {
         ("INSIGHTS_DATABASE__URL".into(), pg_url.to_owned()),
         ("INSIGHTS_WORKER__LEASE_SECS".into(), "5".into()),
         ("INSIGHTS_WORKER__POLL_INTERVAL_MS".into(), "100".into()),
+        // The worker's health listener on a free port.
+        ("INSIGHTS_LISTEN".into(), "127.0.0.1:0".into()),
     ];
     let out = insights(
         cwd.path(),

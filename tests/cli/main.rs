@@ -31,6 +31,8 @@ mod keys_local;
 mod legal_hold;
 mod login_attack;
 mod residue;
+mod roles;
+mod scheduler_lease;
 mod serve_hardening;
 mod signing_keys;
 mod tls;
@@ -224,6 +226,17 @@ fn key_rotation_keeps_the_old_kek_while_a_call_is_spooled() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let url = rt.block_on(insights_tests::fresh_pg_database());
     keys_cluster::spooled_call_survives_rotation(&url);
+}
+
+/// Issue 15: two `insights scheduler` processes on one PostgreSQL: one
+/// leader per interval, takeover within two lease periods after SIGKILL,
+/// a frozen leader fenced out, no duplicate audit event.
+#[test]
+fn two_schedulers_share_one_lease_on_postgres() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let url = rt.block_on(insights_tests::fresh_pg_database());
+    drop(rt);
+    scheduler_lease::two_schedulers_one_leader(&url);
 }
 
 #[test]

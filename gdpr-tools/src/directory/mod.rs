@@ -48,7 +48,7 @@ use serde_json::Value;
 
 pub use active::{ActiveCheck, UserState};
 pub use graph::{DeltaPage, Fetched, GraphClient, GraphConfig, USER_SELECT, retry_after};
-pub use schedule::{SCHEDULE_ACTOR, Scheduler};
+pub use schedule::{JOB, SCHEDULE_ACTOR, Scheduler};
 
 /// Why a sync run failed.
 #[derive(Debug, thiserror::Error)]

@@ -34,8 +34,9 @@
 //! nothing. [`due`] counts what is due now per policy and records it in
 //! the `insights_retention_due_recordings` gauge.
 //!
-//! [`Scheduler`] runs the enforcement periodically for every tenant (the
-//! schedule of `insights serve`, `schedule.rs`).
+//! [`Scheduler`] runs the enforcement periodically for every tenant, on
+//! the node that leads the `retention` lease (`schedule.rs`, over
+//! [`crate::leader`]).
 
 use std::collections::HashMap;
 
@@ -53,7 +54,7 @@ use crate::holds::{HoldRef, covering_in};
 
 mod schedule;
 
-pub use schedule::{Scheduler, run_all};
+pub use schedule::{JOB, Scheduler, run_all};
 
 /// Recordings read per page.
 const PAGE: u32 = 500;

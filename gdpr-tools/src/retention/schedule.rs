@@ -1,8 +1,11 @@
-//! Periodic retention enforcement (`[retention] enabled`, run by
-//! `insights serve`): every tenant, every `interval_secs` after a first
-//! run `initial_delay_secs` after start, as the actor `scheduler`; the
-//! due gauge is refreshed after each tenant's run. Errors are logged (ids
-//! only) and retried at the next tick.
+//! Periodic retention enforcement (`[retention] enabled`, run by the
+//! nodes with the `scheduler` role): every tenant, once per
+//! `interval_secs` interval (aligned on the Unix epoch) on whichever node
+//! leads the `retention` lease ([`crate::leader`]), not before
+//! `initial_delay_secs` after start, as the actor `scheduler`; the due
+//! gauge is refreshed after each tenant's run. Errors are logged (ids
+//! only) and retried at the next interval; a run cut short by a lost
+//! lease is finished by the next leader.
 
 use std::sync::Arc;
 
@@ -10,55 +13,47 @@ use insights_core::blob::BlobStore;
 use insights_core::config::RetentionSettings;
 use insights_core::domain::now;
 use insights_core::store::MetadataStore;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 
 use super::{RunOptions, due_with_minimum, run};
+use crate::leader::{Fence, Leadership, LeasedJob, Schedule};
+
+/// The name of retention's lease and runs.
+pub const JOB: &str = "retention";
 
 /// The running schedule; [`Scheduler::stop`] ends it.
 pub struct Scheduler {
-    stop: CancellationToken,
-    task: JoinHandle<()>,
+    job: LeasedJob,
 }
 
 impl Scheduler {
-    /// Starts the schedule on the current Tokio runtime (`None` when
-    /// `[retention] enabled = false`).
+    /// Starts competing for the `retention` lease on the current Tokio
+    /// runtime (`None` when `[retention] enabled = false`).
     pub fn start(
         settings: &RetentionSettings,
+        leadership: &Leadership,
         store: Arc<dyn MetadataStore>,
         blobs: Arc<dyn BlobStore>,
     ) -> Option<Scheduler> {
         if !settings.enabled {
             return None;
         }
-        let stop = CancellationToken::new();
-        let (interval, delay) = (settings.interval(), settings.initial_delay());
+        let schedule = Schedule {
+            every: settings.interval(),
+            first_after: settings.initial_delay(),
+        };
         let minimum_days = settings.minimum_days;
-        let token = stop.clone();
-        let task = tokio::spawn(async move {
-            let mut wait = delay;
-            loop {
-                tokio::select! {
-                    _ = token.cancelled() => return,
-                    _ = tokio::time::sleep(wait) => {}
-                }
-                wait = interval;
-                tokio::select! {
-                    _ = token.cancelled() => return,
-                    _ = run_all_with_minimum(store.as_ref(), blobs.as_ref(), minimum_days) => {}
-                }
-            }
+        let job = LeasedJob::start(JOB, schedule, leadership, store, move |store, fence| {
+            let blobs = blobs.clone();
+            async move { run_all_fenced(store.as_ref(), blobs.as_ref(), minimum_days, &fence).await }
         });
-        Some(Scheduler { stop, task })
+        Some(Scheduler { job })
     }
 
     /// Stops the schedule (a run in progress is abandoned between two
     /// store calls; whatever it did is complete and audited, the rest is
-    /// done by the next run).
+    /// done by the next run) and gives the lease up.
     pub async fn stop(self) {
-        self.stop.cancel();
-        let _ = self.task.await;
+        self.job.stop().await;
     }
 }
 
@@ -73,14 +68,37 @@ pub async fn run_all_with_minimum(
     blobs: &dyn BlobStore,
     minimum_days: u32,
 ) {
+    let _ = run_tenants(store, blobs, minimum_days, &|| true).await;
+}
+
+/// [`run_all_with_minimum`] as the leader: stops at the first tenant
+/// after the lease was lost and says so (the run is then not finished).
+async fn run_all_fenced(
+    store: &dyn MetadataStore,
+    blobs: &dyn BlobStore,
+    minimum_days: u32,
+    fence: &Fence,
+) -> Result<(), String> {
+    run_tenants(store, blobs, minimum_days, &|| fence.valid()).await
+}
+
+async fn run_tenants(
+    store: &dyn MetadataStore,
+    blobs: &dyn BlobStore,
+    minimum_days: u32,
+    leading: &(dyn Fn() -> bool + Send + Sync),
+) -> Result<(), String> {
     let tenants = match store.list_tenants().await {
         Ok(t) => t,
         Err(e) => {
             tracing::warn!(error = %e, "retention: cannot list tenants");
-            return;
+            return Err(format!("cannot list tenants: {e}"));
         }
     };
     for t in tenants {
+        if !leading() {
+            return Err(insights_core::domain::LEASE_LOST.into());
+        }
         let opts = RunOptions {
             dry_run: false,
             actor: "scheduler".into(),
@@ -94,6 +112,10 @@ pub async fn run_all_with_minimum(
         if let Err(e) = due_with_minimum(store, t.id, now(), minimum_days).await {
             tracing::warn!(tenant = %t.id, error = %e, "retention: cannot count due recordings");
         }
+    }
+    match leading() {
+        true => Ok(()),
+        false => Err(insights_core::domain::LEASE_LOST.into()),
     }
 }
 
@@ -111,6 +133,13 @@ mod tests {
     use insights_stores::metadata::sqlite::SqliteStore;
 
     use super::*;
+
+    fn leadership() -> Leadership {
+        Leadership::new(
+            "test-node",
+            &insights_core::config::SchedulerSettings::default(),
+        )
+    }
 
     async fn world() -> (
         tempfile::TempDir,
@@ -131,7 +160,7 @@ mod tests {
             enabled: false,
             ..RetentionSettings::default()
         };
-        assert!(Scheduler::start(&off, store, blobs).is_none());
+        assert!(Scheduler::start(&off, &leadership(), store, blobs).is_none());
     }
 
     #[tokio::test]
@@ -168,7 +197,7 @@ mod tests {
             initial_delay_secs: 0,
             minimum_days: 0,
         };
-        let scheduler = Scheduler::start(&settings, store.clone(), blobs).unwrap();
+        let scheduler = Scheduler::start(&settings, &leadership(), store.clone(), blobs).unwrap();
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             match store.get_recording(t.id, old.id).await {

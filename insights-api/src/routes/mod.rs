@@ -6,7 +6,7 @@ pub mod directory;
 pub mod exports;
 pub mod gdpr;
 mod governance;
-mod health;
+pub mod health;
 mod jobs;
 pub(crate) mod metrics;
 pub(crate) mod openapi;
@@ -16,7 +16,7 @@ use actix_web::web;
 
 /// Registers every route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(health::healthz))
+    cfg.configure(health::configure)
         .route("/metrics", web::get().to(metrics::metrics))
         .route("/api/auth/login", web::post().to(auth::login))
         .route(

@@ -80,6 +80,8 @@ impl Modify for Security {
     info(title = "Insights API", description = "Compliance recording: search, play, transcripts, audit and export."),
     paths(
         super::health::healthz,
+        super::health::livez,
+        super::health::readyz,
         super::metrics::metrics,
         super::auth::login,
         super::auth::first_sign_in,

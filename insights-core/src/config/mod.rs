@@ -17,6 +17,7 @@ mod http;
 mod key_vault;
 mod metrics;
 mod retention;
+mod scheduler;
 mod spool;
 mod stt;
 mod worker;
@@ -33,6 +34,7 @@ pub use http::HttpSettings;
 pub use key_vault::{AzureKeyVaultSettings, IMDS_TOKEN_ENDPOINT};
 pub use metrics::MetricsSettings;
 pub use retention::RetentionSettings;
+pub use scheduler::SchedulerSettings;
 pub use spool::SpoolSettings;
 pub use stt::{SttBatching, SttSettings};
 pub use worker::WorkerSettings;
@@ -59,6 +61,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "stt",
     "worker",
     "retention",
+    "scheduler",
     "directory",
     "metrics",
     "gdpr",
@@ -96,6 +99,9 @@ pub struct Settings {
     pub worker: WorkerSettings,
     #[serde(default)]
     pub retention: RetentionSettings,
+    /// `[scheduler]`: the lease of the periodic jobs' leader.
+    #[serde(default)]
+    pub scheduler: SchedulerSettings,
     pub directory: DirectorySettings,
     /// `[metrics]`: where and to whom `/metrics` is served.
     #[serde(default)]
@@ -257,6 +263,7 @@ impl Default for Settings {
             stt: SttSettings::default(),
             worker: WorkerSettings::default(),
             retention: RetentionSettings::default(),
+            scheduler: SchedulerSettings::default(),
             directory: DirectorySettings::default(),
             metrics: MetricsSettings::default(),
             gdpr: GdprSettings::default(),
@@ -450,6 +457,7 @@ impl Settings {
         self.stt.validate()?;
         self.worker.validate()?;
         self.retention.validate()?;
+        self.scheduler.validate()?;
         self.directory.validate()?;
         self.metrics.validate(self.listen)?;
         endpoints::validate(self)?;

@@ -11,6 +11,7 @@ mod directory;
 mod gdpr;
 mod ids;
 mod job;
+mod lease;
 mod policy;
 mod processing;
 mod recording;
@@ -36,6 +37,7 @@ pub use job::{
     Backoff, ClaimRequest, ClaimedJob, DEFAULT_MAX_ATTEMPTS, Enqueued, Job, JobFailure, JobId,
     JobKind, JobLease, JobState, NewJob,
 };
+pub use lease::{LEASE_LOST, Lease, RunClaim, ScheduledRun, interval_start};
 pub use policy::{HoldScope, LegalHold, RetentionAction, RetentionPolicy, RetentionScope};
 pub use processing::{ProviderCall, ProviderCallOutcome, ProviderCallQuery};
 pub use recording::{

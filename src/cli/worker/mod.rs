@@ -1,4 +1,4 @@
-//! `insights worker` (the AI pipeline's job workers), `insights reprocess`
+//! `insights worker` (the node with the worker role alone, see `serve`), `insights reprocess`
 //! (run a recording's pipeline again) and the worker embedded in
 //! `insights serve`. The job loop itself is `ai_pipeline::worker::Worker`;
 //! this module wires it (handlers, providers, the speech-to-text engine
@@ -31,6 +31,9 @@ pub struct WorkerArgs {
     /// Jobs at a time in this process (default: `worker.concurrency`).
     #[arg(long, value_name = "N")]
     pub concurrency: Option<usize>,
+    /// Address of the health and metrics listener (default 127.0.0.1:8080).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<std::net::SocketAddr>,
     /// Tests only: a stand-in engine that takes this long per batch and
     /// returns placeholder text, so queue behaviour can be tested without
     /// a speech model.
@@ -84,29 +87,36 @@ fn build_worker(
         })))
 }
 
-/// `insights worker`: runs until SIGTERM or ctrl-c, then lets running
-/// jobs finish (up to `worker.shutdown_grace_secs`) or hands them back.
-pub async fn worker(settings: &Settings, args: WorkerArgs) -> anyhow::Result<()> {
-    // A dedicated worker without its model is a configuration error: say
-    // so at once rather than dead-lettering every job.
+/// `insights worker`: the node with the worker role alone (`serve
+/// --roles worker`): the job workers, with `/livez`, `/readyz` and
+/// `/metrics` on `listen`; runs until SIGTERM or ctrl-c, then lets
+/// running jobs finish (up to `worker.shutdown_grace_secs`) or hands
+/// them back.
+pub async fn worker(settings: Settings, args: WorkerArgs) -> anyhow::Result<()> {
+    crate::cli::serve::serve(
+        settings,
+        crate::cli::serve::Roles::of(&[crate::cli::serve::Role::Worker]),
+        crate::cli::serve::WorkerOptions {
+            concurrency: args.concurrency,
+            test_engine_delay_ms: args.test_engine_delay_ms,
+        },
+    )
+    .await
+}
+
+/// A worker started on purpose (not the embedded default) needs its
+/// speech model: a missing one is a configuration error at start, not a
+/// dead job later.
+pub(crate) fn check_engine(
+    settings: &Settings,
+    test_engine_delay_ms: Option<u64>,
+) -> anyhow::Result<()> {
     #[cfg(feature = "whisper")]
-    if args.test_engine_delay_ms.is_none() {
+    if test_engine_delay_ms.is_none() {
         ai_pipeline::whisper::check_model_dir(&settings.stt.resolved_model_dir())?;
     }
-    let platform = Platform::open(settings).await?;
-    let worker = Arc::new(build_worker(
-        settings,
-        &platform,
-        args.concurrency,
-        args.test_engine_delay_ms,
-    )?);
-    let stop = CancellationToken::new();
-    let task = tokio::spawn(Arc::clone(&worker).run(stop.clone()));
-    println!("insights: worker running ({:?})", worker.kinds());
-    crate::cli::signal::shutdown_signal().await;
-    tracing::info!("worker shutting down");
-    stop.cancel();
-    task.await.context("worker task")?;
+    #[cfg(not(feature = "whisper"))]
+    let _ = (settings, test_engine_delay_ms);
     Ok(())
 }
 
@@ -126,6 +136,26 @@ impl Embedded {
         let stop = CancellationToken::new();
         let task = tokio::spawn(worker.run(stop.clone()));
         Ok(Some(Embedded { stop, task }))
+    }
+
+    /// Starts the worker role of a node (`insights worker`, `serve
+    /// --roles ...,worker`), whatever `worker.embedded` says.
+    pub fn start_dedicated(
+        settings: &Settings,
+        platform: &Platform,
+        concurrency: Option<usize>,
+        test_delay_ms: Option<u64>,
+    ) -> anyhow::Result<Embedded> {
+        let worker = Arc::new(build_worker(
+            settings,
+            platform,
+            concurrency,
+            test_delay_ms,
+        )?);
+        let stop = CancellationToken::new();
+        println!("insights: worker running ({:?})", worker.kinds());
+        let task = tokio::spawn(worker.run(stop.clone()));
+        Ok(Embedded { stop, task })
     }
 
     /// Stops it (running jobs finish or are handed back).

@@ -43,6 +43,18 @@ pub(super) async fn append(
     new: NewAuditEvent,
 ) -> StoreResult<insights_core::domain::AuditEvent> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
+    let ev = append_on(&mut tx, tenant, new).await?;
+    tx.commit().await.map_err(db)?;
+    Ok(ev)
+}
+
+/// The append of [`append`] inside the caller's `BEGIN IMMEDIATE`
+/// transaction (the fenced append of a scheduled job uses it).
+pub(super) async fn append_on(
+    tx: &mut sqlx::SqliteConnection,
+    tenant: TenantId,
+    new: NewAuditEvent,
+) -> StoreResult<insights_core::domain::AuditEvent> {
     let head: Option<(i64, String)> =
         sqlx::query_as("SELECT seq, hash FROM audit_heads WHERE tenant_id = ?")
             .bind(tenant.0)
@@ -85,7 +97,6 @@ pub(super) async fn append(
     .execute(&mut *tx)
     .await
     .map_err(db)?;
-    tx.commit().await.map_err(db)?;
     Ok(ev)
 }
 

@@ -20,6 +20,7 @@ mod entra;
 mod governance;
 mod jobs;
 mod keys;
+mod leases;
 mod processing;
 mod recordings;
 mod search;

@@ -80,6 +80,7 @@ pub mod audit;
 pub mod directory;
 pub mod governance;
 pub mod keys;
+pub mod leases;
 pub mod recordings;
 pub mod search;
 pub mod tenants;
