@@ -94,7 +94,11 @@ fn start_load(
                         let mut i = c as usize;
                         while Instant::now() < deadline {
                             i += 1;
-                            let kind = if i % 2 == 0 { Kind::Search } else { Kind::Play };
+                            let kind = if i.is_multiple_of(2) {
+                                Kind::Search
+                            } else {
+                                Kind::Play
+                            };
                             let start = Instant::now();
                             let outcome = one_request(&http, &base, &load, kind, i / 2).await;
                             samples.push(Sample {
@@ -149,18 +153,37 @@ async fn one_request(
             }
         }
         Kind::Play => {
+            // Read as a player reads: a stream cut by a dying node is
+            // resumed with a Range request (see api::media).
             let (id, len) = &load.media[n % load.media.len()];
-            let r = http
-                .get(format!("{base}/api/recordings/{id}/media"))
-                .bearer_auth(&load.token)
-                .header(a, b)
-                .send()
-                .await
-                .map_err(|e| format!("media: {e}"))?;
-            let status = r.status();
-            let body = r.bytes().await.map_err(|e| format!("media body: {e}"))?;
-            if !status.is_success() || body.len() != *len {
-                return Err(format!("media {id}: {status}, {} bytes", body.len()));
+            let mut got = 0usize;
+            for attempt in 0..3 {
+                let mut req = http
+                    .get(format!("{base}/api/recordings/{id}/media"))
+                    .bearer_auth(&load.token)
+                    .header(a, b);
+                if attempt > 0 {
+                    req = req.header("range", format!("bytes={got}-"));
+                }
+                let mut r = req.send().await.map_err(|e| format!("media: {e}"))?;
+                let status = r.status().as_u16();
+                if status != if attempt == 0 { 200 } else { 206 } {
+                    return Err(format!("media {id}: {status}"));
+                }
+                let cut = loop {
+                    match r.chunk().await {
+                        Ok(Some(c)) => got += c.len(),
+                        Ok(None) => break false,
+                        Err(_) => break true,
+                    }
+                };
+                if !cut {
+                    break;
+                }
+                api::RESUMED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+            if got != *len {
+                return Err(format!("media {id}: {got} of {len} bytes"));
             }
         }
     }
@@ -327,11 +350,13 @@ fn main() {
     }
     println!(
         "kill run: api-2 out of rotation {:.2} s after SIGKILL, back {:.2} s after its restart \
-         ({:.1} s away in all); errors: {}",
+         ({:.1} s away in all); errors: {}; media reads resumed with a Range request (all \
+         runs): {}",
         out_after.as_secs_f64(),
         back.as_secs_f64(),
         down_for.as_secs_f64(),
-        killing.iter().filter(|s| !s.ok).count()
+        killing.iter().filter(|s| !s.ok).count(),
+        api::RESUMED.load(std::sync::atomic::Ordering::SeqCst)
     );
     let failed = table.iter().map(|r| r.errors).sum::<usize>();
     assert!(

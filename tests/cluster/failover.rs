@@ -89,10 +89,10 @@ pub fn two_api_nodes_survive_a_kill() {
             );
             std::thread::spawn(move || {
                 let http = api::client();
-                let mut i = t;
+                let mut i: usize = t;
                 while !stop.load(Ordering::SeqCst) {
                     i += 1;
-                    if i % 2 == 0 {
+                    if i.is_multiple_of(2) {
                         let (status, page) = api::search(&http, &lb, &token, &query);
                         if status == 200 && api::ids(&page) == expected {
                             tally.ok.fetch_add(1, Ordering::SeqCst);

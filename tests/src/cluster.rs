@@ -883,7 +883,7 @@ pub fn tone_wav(path: &Path, secs: u32, hz: f32) {
     let mut w = hound::WavWriter::create(path, spec).unwrap_or_else(|e| fail(e));
     for i in 0..spec.sample_rate * secs {
         let t = i as f32 / spec.sample_rate as f32;
-        let on = (t / 0.3) as u32 % 2 == 0;
+        let on = ((t / 0.3) as u32).is_multiple_of(2);
         let v = if on {
             (t * hz * std::f32::consts::TAU).sin() * 8000.0
         } else {
