@@ -63,6 +63,9 @@ command -v espeak-ng >/dev/null || need_apt+=(espeak-ng)
 # recorder's Ogg Opus in Debian's headless Chromium and Firefox ESR.
 [ -x "${INSIGHTS_TEST_CHROMIUM:-/usr/bin/chromium}" ] || need_apt+=(chromium)
 [ -x "${INSIGHTS_TEST_FIREFOX:-/usr/bin/firefox-esr}" ] || need_apt+=(firefox-esr)
+# The cluster tests and benchmark (tests/cluster/, tests/benches/cluster_load.rs)
+# put Debian's HAProxy in front of several `insights` nodes.
+command -v haproxy >/dev/null || need_apt+=(haproxy)
 if [ ${#need_apt[@]} -gt 0 ]; then
     log "installing ${need_apt[*]} from apt"
     SUDO=""

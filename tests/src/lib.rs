@@ -10,7 +10,8 @@
 //! * [`keys`]: RSA test keys and hand-built JWTs;
 //! * [`fault`]: fault-injecting wrappers of the metadata and blob stores;
 //! * [`contract`]: the contract suites run on every backend;
-//! * [`synth`]: synthetic data of the benchmarks.
+//! * [`synth`]: synthetic data of the benchmarks;
+//! * [`cluster`]: several real `insights` nodes behind HAProxy.
 //!
 //! External services are started by `scripts/test.sh`, which exports
 //! where they listen:
@@ -23,6 +24,7 @@
 //! A test that needs a service that is not there fails: a missing service
 //! is never a silent skip.
 
+pub mod cluster;
 pub mod contract;
 pub mod fault;
 pub mod key_vault;

@@ -1,0 +1,39 @@
+//! Insights as a cluster (issue 15): several real `insights` processes on
+//! one PostgreSQL database and one Azurite, behind HAProxy
+//! (`insights_tests::cluster`), and the deployment files of
+//! docs/deployment.md (HAProxy configuration, systemd units).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod api;
+mod deployment;
+mod failover;
+
+/// Two API nodes behind HAProxy: calls recorded through either node are
+/// found and played through HAProxy and through each node alike; one
+/// node is killed (SIGKILL) while requests run through HAProxy and none
+/// of them fails; restarted, it rejoins the rotation and serves again.
+#[test]
+fn two_api_nodes_behind_haproxy_survive_a_kill() {
+    failover::two_api_nodes_survive_a_kill();
+}
+
+/// The systemd units of deploy/systemd/ are valid (`systemd-analyze
+/// verify` and our own parser), hardened, and start the command of their
+/// role.
+#[test]
+fn systemd_units_are_valid_and_hardened() {
+    deployment::systemd_units();
+}
+
+/// docs/deployment.md shows the HAProxy configuration the tests render
+/// and the unit files as they are.
+#[test]
+fn deployment_doc_shows_the_tested_files() {
+    deployment::doc_shows_the_tested_files();
+}
+
+/// Each node's configuration in docs/deployment.md loads.
+#[test]
+fn deployment_doc_node_configs_load() {
+    deployment::doc_node_configs_load();
+}
