@@ -201,13 +201,13 @@ pub fn systemd_units() {
         );
         assert_eq!(
             &words[3..],
-            role.args(),
-            "{}: ExecStart does not run the {} role's command (tests/src/cluster.rs, Role::args)",
+            role.unit_args(),
+            "{}: ExecStart does not run the {} role's command (tests/src/cluster.rs, Role::unit_args)",
             path.display(),
             role.name()
         );
         let out = Command::new(&bin)
-            .args(role.args())
+            .args(role.unit_args())
             .arg("--help")
             .output()
             .unwrap();
@@ -215,7 +215,7 @@ pub fn systemd_units() {
             out.status.success(),
             "{}: `insights {}` is no subcommand of the binary: {}",
             path.display(),
-            role.args().join(" "),
+            role.unit_args().join(" "),
             String::from_utf8_lossy(&out.stderr)
         );
 

@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 /// The path HAProxy's health check asks every API node: 200 means "send
 /// me requests". Today's `insights serve` answers `/healthz`; with the
 /// node roles it becomes `/readyz`.
-pub const HEALTH_PATH: &str = "/healthz";
+pub const HEALTH_PATH: &str = "/readyz";
 
 /// The HAProxy configuration template (`tests/cluster/haproxy.cfg.tmpl`),
 /// which docs/deployment.md shows as it is.
@@ -65,18 +65,28 @@ impl Role {
         }
     }
 
-    /// The `insights` subcommand (and its arguments) that runs a node of
-    /// this role; global flags (`--config`) come before it. Today's
-    /// binary has no role split: an API node is `insights serve`
-    /// (API, gateway, embedded worker and schedules), and the schedules
-    /// run nowhere else. With the node roles: `api`, `gateway`, `worker`,
-    /// `scheduler`.
+    /// The `insights` subcommand (and its arguments) that runs a test
+    /// node of this role; global flags (`--config`) come before it. A test
+    /// API node runs every role (`insights serve`): calls are recorded
+    /// through each API node's own gateway, and the schedules of both API
+    /// nodes share their leases.
     pub fn args(self) -> &'static [&'static str] {
         match self {
             Role::Api => &["serve"],
             Role::Gateway => &["gateway"],
             Role::Worker => &["worker"],
-            Role::Scheduler => &["serve"],
+            Role::Scheduler => &["scheduler"],
+        }
+    }
+
+    /// The role's shorthand as a deployment runs it (the systemd units
+    /// under `deploy/systemd/`: one unit per role).
+    pub fn unit_args(self) -> &'static [&'static str] {
+        match self {
+            Role::Api => &["api"],
+            Role::Gateway => &["gateway"],
+            Role::Worker => &["worker"],
+            Role::Scheduler => &["scheduler"],
         }
     }
 
