@@ -364,6 +364,7 @@ async fn stream_frames(
         }
     }
     let streaming_time = started.elapsed();
+    let last_audio_sent_at = std::time::Instant::now();
     sink.send(Message::text(Control::End.encode()))
         .await
         .map_err(send_err)?;
@@ -382,6 +383,7 @@ async fn stream_frames(
         frames_sent,
         audio_duration: Duration::from_millis(20 * total as u64),
         streaming_time,
+        last_audio_sent_at,
         participants: parties
             .iter()
             .zip(&counts)

@@ -203,6 +203,9 @@ pub struct SimReport {
     pub audio_duration: Duration,
     /// Wall-clock time of the media phase.
     pub streaming_time: Duration,
+    /// When the last audio message was sent (before `end`): where the
+    /// gateway's time to store the recording starts.
+    pub last_audio_sent_at: std::time::Instant,
     /// In input order.
     pub participants: Vec<SimParticipantReport>,
 }
