@@ -11,6 +11,7 @@ mod directory;
 mod gdpr;
 mod ids;
 mod job;
+mod meeting_claim;
 mod policy;
 mod processing;
 mod recording;
@@ -36,6 +37,7 @@ pub use job::{
     Backoff, ClaimRequest, ClaimedJob, DEFAULT_MAX_ATTEMPTS, Enqueued, Job, JobFailure, JobId,
     JobKind, JobLease, JobState, NewJob,
 };
+pub use meeting_claim::{ClaimTakeover, FAILOVER_PRIMARY_NODE_LOST, MeetingClaim, MeetingFailover};
 pub use policy::{HoldScope, LegalHold, RetentionAction, RetentionPolicy, RetentionScope};
 pub use processing::{ProviderCall, ProviderCallOutcome, ProviderCallQuery};
 pub use recording::{

@@ -19,6 +19,7 @@
 //! | provider-call records | [`ProcessingStore`] |
 //! | data-subject requests (GDPR) | [`SubjectStore`] |
 //! | registered signing keys (platform scope) | [`SigningKeyStore`] |
+//! | meeting claims of gateway nodes | [`MeetingClaimStore`] |
 //!
 //! Every type that implements all the area traits is a [`MetadataStore`]
 //! (blanket impl), and the area methods can be called on a
@@ -41,6 +42,7 @@ mod directory;
 mod governance;
 mod jobs;
 mod keys;
+mod meeting_claims;
 mod processing;
 mod recordings;
 mod search;
@@ -56,6 +58,7 @@ pub use directory::DirectoryStore;
 pub use governance::{GovernanceQuery, GovernanceStore};
 pub use jobs::JobStore;
 pub use keys::DataKeyStore;
+pub use meeting_claims::MeetingClaimStore;
 pub use processing::ProcessingStore;
 pub use recordings::RecordingStore;
 pub use search::SearchStore;
@@ -71,8 +74,8 @@ pub use transcripts::TranscriptStore;
 pub mod prelude {
     pub use super::{
         AccountStore, ApprovalStore, AuditStore, DataKeyStore, DirectoryStore, GovernanceStore,
-        JobStore, MetadataStore, ProcessingStore, RecordingStore, SearchStore, SigningKeyStore,
-        SubjectStore, TenantStore, TranscriptStore,
+        JobStore, MeetingClaimStore, MetadataStore, ProcessingStore, RecordingStore, SearchStore,
+        SigningKeyStore, SubjectStore, TenantStore, TranscriptStore,
     };
 }
 
@@ -128,6 +131,7 @@ pub trait MetadataStore:
     + ProcessingStore
     + SubjectStore
     + SigningKeyStore
+    + MeetingClaimStore
 {
 }
 
@@ -146,6 +150,7 @@ impl<T> MetadataStore for T where
         + ProcessingStore
         + SubjectStore
         + SigningKeyStore
+        + MeetingClaimStore
         + ?Sized
 {
 }

@@ -62,6 +62,7 @@ mod error;
 mod governance;
 mod jobs;
 mod keys;
+mod meeting_claims;
 mod processing;
 mod recordings;
 mod search;

@@ -20,6 +20,7 @@ mod entra;
 mod governance;
 mod jobs;
 mod keys;
+mod meeting_claims;
 mod processing;
 mod recordings;
 mod search;

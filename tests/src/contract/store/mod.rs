@@ -80,6 +80,7 @@ pub mod audit;
 pub mod directory;
 pub mod governance;
 pub mod keys;
+pub mod meeting_claims;
 pub mod recordings;
 pub mod search;
 pub mod tenants;
