@@ -295,7 +295,12 @@ impl Cluster {
                 .unwrap();
             let mut all = Vec::new();
             for s in &page.items {
-                all.push(self.store.get_recording(self.tenant, s.id).await.unwrap());
+                all.push(
+                    self.store
+                        .get_recording(self.tenant, s.recording.id)
+                        .await
+                        .unwrap(),
+                );
             }
             if all.len() == n && all.iter().all(&done) {
                 return all;
@@ -335,7 +340,7 @@ impl Cluster {
                 .as_array()
                 .unwrap()
                 .iter()
-                .map(|r| r["id"].as_str().unwrap().to_owned())
+                .map(|r| r["recording"]["id"].as_str().unwrap().to_owned())
                 .collect();
             found.sort();
             let mut want = expect.clone();
@@ -496,12 +501,16 @@ async fn meeting_continues_from_the_standby_leg_when_the_primary_node_dies() {
     let deadline = Instant::now() + Duration::from_secs(90);
     let cont_rec = loop {
         let r = c.store.get_recording(c.tenant, cont).await;
-        if let Ok(r) = r
+        if let Ok(r) = &r
             && r.status == RecordingStatus::Stored
         {
-            break r;
+            break r.clone();
         }
-        assert!(Instant::now() < deadline, "continuation not stored: {r:?}");
+        assert!(
+            Instant::now() < deadline,
+            "continuation not stored: {:?}",
+            r.map(|r| r.status)
+        );
         tokio::time::sleep(Duration::from_millis(250)).await;
     };
     let marks = c.store.meeting_failovers(c.tenant, cont).await.unwrap();
