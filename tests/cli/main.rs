@@ -30,6 +30,7 @@ mod keys_cluster;
 mod keys_local;
 mod legal_hold;
 mod login_attack;
+mod meeting_legs;
 mod residue;
 mod roles;
 mod scheduler_lease;

@@ -23,15 +23,20 @@
 //!   that identity the *callee*. One recording is inserted with the
 //!   recorded user(s); the answer is then sent from a spawned task within
 //!   `gateway.answer_timeout_ms` of the invite's arrival (Microsoft: 5 s).
-//! * **the same call or meeting again**: an invite whose `callChainId`
-//!   (else `chatInfo.threadId`) belongs to a live recording of the same
-//!   tenant joins that recording: its recorded user is added, nothing is
-//!   duplicated, and the new call leg is answered too. With participant
+//! * **the same call or meeting again**: every invite with a
+//!   `callChainId` (else `chatInfo.threadId`) claims that chain key for its
+//!   tenant in the metadata store (`MeetingClaimStore`, atomic, shared by
+//!   every gateway node). The first leg's recording is the meeting's; any
+//!   later leg, on this node or another, is a *standby*: answered and
+//!   reported `recording` too, its recorded user stored on the meeting's
+//!   recording (entitled to it), nothing duplicated, its own media held in
+//!   memory until it takes over from a lost primary (see the registry's
+//!   `claims` module). With participant
 //!   capacity > 1, later recorded users arrive instead as a
 //!   *participant-joining* notification on the existing call; they are
 //!   added the same way and accepted (`acceptJoinResponse` in the response
 //!   body) until the capacity is reached (`rejectJoinResponse`, reason
-//!   `busy`: Graph then invites a bot anew, which merges by chain id).
+//!   `busy`: Graph then invites a bot anew, which joins by chain id).
 //! * **state updates** (`updated` on the call): see [`state`]; never
 //!   regress, ignore replays.
 //! * **roster** (`…/participants`, `…/participants/{id}`): new people are
@@ -97,7 +102,8 @@ mod registry;
 pub mod state;
 
 pub use registry::{
-    AdmitAll, CallAdmission, CallInfo, CallRegistry, MediaConfigSource, RecordingError,
-    RecordingHandle, RegistryConfig, RosterMember, StaticMediaConfig,
+    AdmitAll, CallAdmission, CallInfo, CallRegistry, MediaConfigSource, PRIMARY_LEG_ENDED,
+    REPLAY_LEAD, RecordingError, RecordingHandle, RegistryConfig, RosterMember, STANDBY_BUFFER,
+    StandbyState, StaticMediaConfig,
 };
 pub use state::CallState;

@@ -30,6 +30,12 @@
 //! 4. `registry.begin_recording` reports `recording` to Teams and waits
 //!    for the acknowledgement (`recording-failed`, and `failed` is
 //!    reported).
+//!    A **standby leg** (a meeting another leg records, see
+//!    `crate::calls`) gets `ready` now and persists nothing: its audio is
+//!    held in memory (the last `calls::STANDBY_BUFFER`) until the leg
+//!    takes the meeting over, then steps 5-6 follow and what it held
+//!    since its recording's start is replayed first; a standby that ends
+//!    as one gets `closed` and Teams `notRecording`.
 //! 5. Only then is the spool entry created ([`Spool::begin`]); if the
 //!    spool filled up in between, `failed` is reported and the adapter
 //!    gets `spool-full`. So no spool entry — let alone a media byte —
@@ -97,6 +103,7 @@
 
 pub mod protocol;
 mod session;
+mod standby;
 
 use std::sync::Arc;
 

@@ -162,19 +162,14 @@ async fn start(
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    let recording = state
-        .store
-        .get_recording(info.tenant_id, info.recording_id)
-        .await
-        .map_err(|e| {
-            tracing::error!(%call_id, error = %e, "cannot read the recording");
-            Refusal(
-                RefusalCode::RecordingFailed,
-                "recording metadata unavailable".into(),
-            )
-        })?;
+    // A standby leg's recording is not stored (yet): read it after.
+    let mut recording = if info.standby {
+        None
+    } else {
+        Some(read_recording(state, &info).await?)
+    };
     // 3. spool room (the spool decides again in step 5)
-    if !super::spool_has_room(&state.spool) {
+    if !info.standby && !super::spool_has_room(&state.spool) {
         metrics::counter!(super::CALLS_REFUSED_METRIC, "code" => "spool-full").increment(1);
         if let Err(e) = state.registry.report_recording_failed(call_id).await {
             tracing::warn!(%call_id, error = %e, "cannot report the failed recording");
@@ -196,6 +191,39 @@ async fn start(
             }
             return Err(Refusal(code, e.to_string()));
         }
+    };
+    // 4b. a standby leg holds the media in memory until it takes over
+    let mut info = info;
+    let mut replay = None;
+    if handle.standby {
+        let ready = Control::Ready {
+            recording_id: handle.recording_id.to_string(),
+        };
+        if ws.text(ready.encode()).await.is_err() {
+            return Ok(None);
+        }
+        tracing::info!(%call_id, recording_id = %handle.recording_id, "media ingest ready: standby leg");
+        match super::standby::hold(state, &handle, encoding, ws, stream).await {
+            super::standby::Held::Over => return Ok(None),
+            super::standby::Held::Promoted {
+                started_at,
+                audio,
+                sources,
+            } => {
+                info = state
+                    .registry
+                    .call_info(call_id)
+                    .await
+                    .ok_or_else(unknown)?;
+                let mut r = read_recording(state, &info).await?;
+                r.started_at = started_at;
+                recording = Some(r);
+                replay = Some((audio, sources));
+            }
+        }
+    }
+    let Some(recording) = recording else {
+        return Err(unknown());
     };
     // 5. the spool entry
     let layout = Layout::plan(&recording, &info, state.config.spare_streams);
@@ -245,6 +273,17 @@ async fn start(
             ));
         }
     };
+    if let Some((audio, sources)) = replay {
+        // Promoted: the adapter was told `ready` long ago; what the
+        // standby held since the recording's start goes in first.
+        let mut live = live;
+        if let Err(e) = live.replay(state, audio, sources).await {
+            tracing::error!(%call_id, error = %e, "cannot replay the standby's media");
+            live.abandon(state).await;
+            return Ok(None);
+        }
+        return Ok(Some(live));
+    }
     // 6. ready
     if ws
         .text(
@@ -263,6 +302,21 @@ async fn start(
     }
     tracing::info!(%call_id, recording_id = %live.handle.recording_id, kind = live.layout.kind.as_str(), streams = live.layout.streams.len(), "media ingest ready");
     Ok(Some(live))
+}
+
+/// The leg's stored recording.
+async fn read_recording(state: &IngestState, info: &CallInfo) -> Result<Recording, Refusal> {
+    state
+        .store
+        .get_recording(info.tenant_id, info.recording_id)
+        .await
+        .map_err(|e| {
+            tracing::error!(call_id = %info.call_id, error = %e, "cannot read the recording");
+            Refusal(
+                RefusalCode::RecordingFailed,
+                "recording metadata unavailable".into(),
+            )
+        })
 }
 
 /// The streams of the spool entry.
@@ -447,6 +501,28 @@ impl Live {
         if let Some(info) = state.registry.call_info(&self.handle.call_id).await {
             self.apply_roster(info.participants);
         }
+    }
+
+    /// A promoted standby's held media: the adapter's `source` bindings,
+    /// then the audio from the recording's start, timed by its arrival.
+    async fn replay(
+        &mut self,
+        state: &IngestState,
+        audio: std::collections::VecDeque<(chrono::DateTime<chrono::Utc>, AudioMessage)>,
+        sources: Vec<(u32, String)>,
+    ) -> Result<(), String> {
+        for (source_id, participant_id) in sources {
+            self.pending.insert(source_id, participant_id);
+            self.sources.remove(&source_id);
+        }
+        self.refresh(state, true).await;
+        if let Some((first, _)) = audio.front() {
+            self.origin_ms = Some((*first - self.started_at).num_milliseconds().max(0));
+        }
+        for (_, m) in audio {
+            self.audio(m, state).await?;
+        }
+        Ok(())
     }
 
     /// Reads and applies messages until `end` (`Ok`) or the connection

@@ -149,6 +149,13 @@ pub struct SimulatedCall {
     /// does not attribute: no `sourceId` in the roster, no `source`
     /// binding, so the gateway records their voice in the mix only.
     pub mix_only: Vec<usize>,
+    /// The `callChainId` of the invite (default: a new UUID). Legs of one
+    /// meeting (one per recorded user, possibly on different gateway
+    /// nodes) share it.
+    pub chain_id: Option<String>,
+    /// The index of the participant this leg records (the invite's
+    /// source; default 0). In a meeting participant 0 organises it.
+    pub recorded_user: usize,
 }
 
 impl SimulatedCall {
@@ -173,6 +180,8 @@ impl SimulatedCall {
             control_timeout: Duration::from_secs(30),
             request_timeout: Duration::from_secs(15),
             mix_only: Vec::new(),
+            chain_id: None,
+            recorded_user: 0,
         }
     }
 }
@@ -467,6 +476,11 @@ impl SimulatedCall {
         if self.participants.iter().all(|p| p.pcm.is_empty()) {
             return Err(SimError::Invalid("no participant has any audio".into()));
         }
+        if self.recorded_user >= self.participants.len() {
+            return Err(SimError::Invalid(
+                "the recorded user must be one of the participants".into(),
+            ));
+        }
         if self.call_id.trim().is_empty() || self.call_id.contains(['/', '?', '#']) {
             return Err(SimError::Invalid("bad call id".into()));
         }
@@ -508,7 +522,10 @@ impl SimulatedCall {
         };
         let tenant = self.directory_tenant_id.to_string();
         let call_id = self.call_id.as_str();
-        let chain_id = Uuid::new_v4().to_string();
+        let chain_id = self
+            .chain_id
+            .clone()
+            .unwrap_or_else(|| Uuid::new_v4().to_string());
 
         tracing::info!(call_id, meeting = self.meeting, "simulated call: invite");
         notifier
@@ -520,6 +537,7 @@ impl SimulatedCall {
                     &tenant,
                     self.meeting,
                     &parties,
+                    self.recorded_user,
                 )],
             )
             .await?;

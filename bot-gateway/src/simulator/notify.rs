@@ -65,19 +65,22 @@ fn other_side_user(p: &Party, tenant: &str, method: &str) -> Value {
 }
 
 /// The incoming-call `created` notification of a policy-based recording
-/// invite. The recorded user is `parties[0]`, the invite's `source` and
-/// observed participant. A call: they are the `caller`, `parties[1]` the
-/// `callee` (`botData.otherSideUser`). A meeting: they organise it
-/// (`meetingInfo.organizer`, `chatInfo.threadId`); everyone else joins
-/// through the roster as an attendee.
+/// invite. The recorded user is `parties[recorded]` (usually 0), the
+/// invite's `source` and observed participant. A call: they are the
+/// `caller`, `parties[1]` the `callee` (`botData.otherSideUser`). A
+/// meeting: `parties[0]` organises it (`meetingInfo.organizer`,
+/// `chatInfo.threadId`); everyone else joins through the roster as an
+/// attendee.
 pub(crate) fn invite(
     call_id: &str,
     chain_id: &str,
     tenant: &str,
     meeting: bool,
     parties: &[Party],
+    recorded: usize,
 ) -> Value {
-    let recorded = &parties[0];
+    let organizer = &parties[0];
+    let recorded = &parties[recorded.min(parties.len() - 1)];
     let mut bot = json!({
         "mediaHostedRegion": "EUWE",
         "user": {
@@ -123,7 +126,7 @@ pub(crate) fn invite(
     if meeting {
         call["meetingInfo"] = json!({
             "@odata.type": "#microsoft.graph.organizerMeetingInfo",
-            "organizer": identity_set(recorded, tenant),
+            "organizer": identity_set(organizer, tenant),
         });
         call["chatInfo"] = json!({
             "@odata.type": "#microsoft.graph.chatInfo",

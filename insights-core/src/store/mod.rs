@@ -19,7 +19,11 @@
 //! | provider-call records | [`ProcessingStore`] |
 //! | data-subject requests (GDPR) | [`SubjectStore`] |
 //! | registered signing keys (platform scope) | [`SigningKeyStore`] |
+<<<<<<< HEAD
 //! | periodic jobs' leases and runs (platform scope) | [`LeaseStore`] |
+=======
+//! | meeting claims of gateway nodes | [`MeetingClaimStore`] |
+>>>>>>> h-meetings
 //!
 //! Every type that implements all the area traits is a [`MetadataStore`]
 //! (blanket impl), and the area methods can be called on a
@@ -42,7 +46,11 @@ mod directory;
 mod governance;
 mod jobs;
 mod keys;
+<<<<<<< HEAD
 mod leases;
+=======
+mod meeting_claims;
+>>>>>>> h-meetings
 mod processing;
 mod recordings;
 mod search;
@@ -58,7 +66,11 @@ pub use directory::DirectoryStore;
 pub use governance::{GovernanceQuery, GovernanceStore};
 pub use jobs::JobStore;
 pub use keys::DataKeyStore;
+<<<<<<< HEAD
 pub use leases::LeaseStore;
+=======
+pub use meeting_claims::MeetingClaimStore;
+>>>>>>> h-meetings
 pub use processing::ProcessingStore;
 pub use recordings::RecordingStore;
 pub use search::SearchStore;
@@ -74,7 +86,11 @@ pub use transcripts::TranscriptStore;
 pub mod prelude {
     pub use super::{
         AccountStore, ApprovalStore, AuditStore, DataKeyStore, DirectoryStore, GovernanceStore,
+<<<<<<< HEAD
         JobStore, LeaseStore, MetadataStore, ProcessingStore, RecordingStore, SearchStore,
+=======
+        JobStore, MeetingClaimStore, MetadataStore, ProcessingStore, RecordingStore, SearchStore,
+>>>>>>> h-meetings
         SigningKeyStore, SubjectStore, TenantStore, TranscriptStore,
     };
 }
@@ -131,7 +147,11 @@ pub trait MetadataStore:
     + ProcessingStore
     + SubjectStore
     + SigningKeyStore
+<<<<<<< HEAD
     + LeaseStore
+=======
+    + MeetingClaimStore
+>>>>>>> h-meetings
 {
 }
 
@@ -150,7 +170,11 @@ impl<T> MetadataStore for T where
         + ProcessingStore
         + SubjectStore
         + SigningKeyStore
+<<<<<<< HEAD
         + LeaseStore
+=======
+        + MeetingClaimStore
+>>>>>>> h-meetings
         + ?Sized
 {
 }

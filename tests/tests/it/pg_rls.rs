@@ -125,6 +125,11 @@ async fn seed(s: &PgStore, name: &str) -> TenantId {
         created_at: now(),
     };
     ok(s.put_kek(t, &kek).await, "key-encryption key");
+    ok(
+        s.claim_meeting(t, "chain", RecordingId::new(), "node-a", now(), now())
+            .await,
+        "meeting claim",
+    );
 
     let mut r = Recording::new(t, RecordingKind::Call, Direction::Inbound, now());
     r.participants.push(Participant {
@@ -158,6 +163,19 @@ async fn seed(s: &PgStore, name: &str) -> TenantId {
         plaintext_size: 8,
     });
     ok(s.insert_recording(t, &r).await, "recording");
+    let failover = MeetingFailover {
+        tenant_id: t,
+        recording_id: r.id,
+        continues: RecordingId::new(),
+        gap_from: now(),
+        gap_to: now(),
+        reason: FAILOVER_PRIMARY_NODE_LOST.into(),
+        node: "node-b".into(),
+    };
+    ok(
+        s.record_meeting_failover(t, &failover).await,
+        "meeting failover",
+    );
     ok(
         s.enqueue_job(t, &NewJob::now(r.id, JobKind::Transcribe))
             .await,

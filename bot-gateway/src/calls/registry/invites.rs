@@ -3,12 +3,14 @@
 //! participant-joining notifications (capacity > 1).
 
 use insights_core::domain::{
-    Direction, ParticipantRole, Recording, RecordingKind, RecordingStatus, TenantId, now,
+    Direction, ParticipantRole, Recording, RecordingId, RecordingKind, RecordingStatus, TenantId,
+    now,
 };
 use insights_core::store::{StoreError, StoreResult};
 use tokio::time::Instant;
 use uuid::Uuid;
 
+use super::claims::{Joined, LegRole, MeetingLink, Standby};
 use super::roster::entry;
 use super::{
     ANSWERS_METRIC, AnswerJob, AnswerState, CallRegistry, Inner, InviteParty, Leg, LiveRecording,
@@ -125,59 +127,98 @@ impl CallRegistry {
         let directory_tenant = directory_tenant.to_string();
         let (parties, direction) = plan_invite(&call, &bot, kind, &directory_tenant);
         let chain_key = chain_key(&call);
-        let existing = chain_key
-            .as_ref()
-            .and_then(|c| inner.by_chain.get(&(tenant, c.clone())))
-            .copied()
-            .filter(|id| inner.recordings.contains_key(id));
-
-        let recording_id = match existing {
-            Some(id) => {
-                // Another recorded user of a call or meeting we record
-                // already: one recording, one more recorded user.
-                let Some(rec) = inner.recordings.get_mut(&id) else {
-                    return Ok(None);
+        let mine = RecordingId::new();
+        // One recording per meeting across nodes: the claim in the store
+        // says whether this leg records it (see `claims`).
+        let (joined, link) = match &chain_key {
+            Some(key) => {
+                let holder = self.holder(&call_id);
+                let joined = self.claim_for_invite(tenant, key, &holder, mine).await?;
+                let role = match &joined {
+                    Joined::Standby { joins } => LegRole::Standby(Standby {
+                        joins: *joins,
+                        shadow: Vec::new(),
+                        entitled: Vec::new(),
+                        free_since: None,
+                    }),
+                    Joined::Primary { epoch } | Joined::Continues { epoch, .. } => {
+                        LegRole::Primary { epoch: *epoch }
+                    }
                 };
-                self.add_invite_parties(rec, parties).await?;
-                tracing::info!(%call_id, recording_id = %id, tenant_id = %tenant, "invite joins an existing recording");
-                id
+                let link = MeetingLink {
+                    chain_key: key.clone(),
+                    call_chain_id: call.call_chain_id.clone(),
+                    holder,
+                    role,
+                };
+                (Some(joined), Some(link))
             }
-            None => {
-                if let Err(code) = self.admission.admit(tenant) {
-                    self.store_refused(
-                        tenant,
-                        &directory_tenant,
-                        &call_id,
-                        &call,
-                        (kind, direction),
-                        parties,
-                        &code,
-                    )
-                    .await?;
-                    inner.ended.insert(&call_id);
-                    return Ok(None);
+            None => (None, None),
+        };
+        let standby = matches!(joined, Some(Joined::Standby { .. }));
+        if !standby && let Err(code) = self.admission.admit(tenant) {
+            if let Some(l) = &link
+                && let Err(e) = self
+                    .store
+                    .release_meeting_claim(tenant, &l.chain_key, &l.holder)
+                    .await
+            {
+                tracing::warn!(%call_id, error = %e, "cannot release the meeting claim of a refused call");
+            }
+            self.store_refused(
+                tenant,
+                &directory_tenant,
+                &call_id,
+                &call,
+                (kind, direction),
+                parties,
+                &code,
+            )
+            .await?;
+            inner.ended.insert(&call_id);
+            return Ok(None);
+        }
+        let created = self
+            .new_recording(
+                (tenant, &directory_tenant),
+                mine,
+                &call_id,
+                &call,
+                (kind, direction),
+                link,
+                parties,
+            )
+            .await;
+        let mut rec = match created {
+            Ok(r) => r,
+            Err(e) => {
+                // Nothing of this leg stays: the claim goes, Graph retries.
+                if let Some(key) = &chain_key
+                    && !standby
+                {
+                    let _ = self
+                        .store
+                        .release_meeting_claim(tenant, key, &self.holder(&call_id))
+                        .await;
                 }
-                let rec = self
-                    .new_recording(
-                        tenant,
-                        &directory_tenant,
-                        &call_id,
-                        &call,
-                        kind,
-                        direction,
-                        chain_key.clone(),
-                        parties,
-                    )
-                    .await?;
-                let id = rec.id;
-                if let Some(c) = chain_key {
-                    inner.by_chain.insert((tenant, c), id);
-                }
-                inner.recordings.insert(id, rec);
-                tracing::info!(%call_id, recording_id = %id, tenant_id = %tenant, kind = kind.as_str(), "policy invite accepted");
-                id
+                return Err(e);
             }
         };
+        match &joined {
+            Some(Joined::Standby { joins }) => {
+                self.entitle_standby(&mut rec).await?;
+                tracing::info!(%call_id, recording_id = %mine, joins = %joins, tenant_id = %tenant, "invite joins a meeting another leg records: standby");
+            }
+            Some(Joined::Continues { previous, .. }) => {
+                self.continue_lost(&rec, previous).await?;
+                tracing::info!(%call_id, recording_id = %mine, continues = %previous.recording_id, tenant_id = %tenant, "invite continues a meeting whose node was lost");
+            }
+            _ => {
+                tracing::info!(%call_id, recording_id = %mine, tenant_id = %tenant, kind = kind.as_str(), "policy invite accepted");
+            }
+        }
+        inner.recordings.insert(mine, rec);
+        let recording_id = mine;
         if let Some(rec) = inner.recordings.get_mut(&recording_id) {
             rec.legs.push(call_id.clone());
         }
@@ -208,32 +249,34 @@ impl CallRegistry {
         }))
     }
 
+    /// The live recording of a new leg: stored (with its recorded users),
+    /// or kept unstored for a standby leg.
     #[expect(
         clippy::too_many_arguments,
         reason = "one call site, all facts of the invite"
     )]
     async fn new_recording(
         &self,
-        tenant: TenantId,
-        directory_tenant: &str,
+        (tenant, directory_tenant): (TenantId, &str),
+        id: RecordingId,
         call_id: &str,
         call: &CallResource,
-        kind: RecordingKind,
-        direction: Direction,
-        chain_key: Option<String>,
+        (kind, direction): (RecordingKind, Direction),
+        meeting: Option<MeetingLink>,
         parties: Vec<InviteParty>,
     ) -> StoreResult<LiveRecording> {
         let started_at = now();
         let mut recording = Recording::new(tenant, kind, direction, started_at);
+        recording.id = id;
         recording.external_call_id = Some(call_id.to_owned());
         recording.call_chain_id = call.call_chain_id.clone();
         let mut rec = LiveRecording {
             tenant,
             directory_tenant: directory_tenant.to_owned(),
-            id: recording.id,
+            id,
             kind,
             started_at,
-            chain_key,
+            meeting,
             legs: Vec::new(),
             roster: Vec::new(),
             pending: Vec::new(),
@@ -256,7 +299,7 @@ impl CallRegistry {
                         continue;
                     }
                     let p = party.participant(ip.role, true, 0);
-                    stored.push((p.id, party.clone()));
+                    stored.push((p.clone(), party.clone()));
                     rec.roster.push(entry(&p, party.keys, ip.graph_id, 0));
                     recording.participants.push(p);
                 }
@@ -268,15 +311,19 @@ impl CallRegistry {
                 }),
             }
         }
+        if let Some(standby) = rec.standby_mut() {
+            standby.shadow = stored;
+            return Ok(rec);
+        }
         self.store.insert_recording(tenant, &recording).await?;
-        for (id, party) in stored {
+        for (p, party) in stored {
             party
                 .store_object_id(
                     self.store.as_ref(),
                     tenant,
                     directory_tenant,
                     recording.id,
-                    id,
+                    p.id,
                 )
                 .await?;
         }
@@ -348,6 +395,7 @@ impl CallRegistry {
                 .map(|p| p.keys.clone())
                 .unwrap_or_default();
             if let Some(i) = rec.find_entry(ip.graph_id.as_deref(), &keys) {
+                let unstored = rec.is_unstored();
                 let e = &mut rec.roster[i];
                 if let Some(g) = ip.graph_id {
                     push_unique(&mut e.graph_ids, g);
@@ -363,6 +411,7 @@ impl CallRegistry {
                         participant: e.participant_id,
                         recorded: true,
                         left_ms: e.left_ms,
+                        unstored,
                     };
                     tracing::info!(recording_id = %rec.id, participant_id = %e.participant_id, "a stored participant turned out to be policy-recorded: marked");
                     self.persist_presence(p).await;
@@ -440,6 +489,8 @@ impl CallRegistry {
             return Ok(ParticipantJoiningResponse::reject_busy());
         }
         let added = self.add_invite_parties(rec, parties).await?;
+        // A standby's joining user is entitled to the meeting's recording.
+        self.entitle_standby(rec).await?;
         if let Some(leg) = inner.legs.get_mut(call_id) {
             leg.recorded_users += added;
         }

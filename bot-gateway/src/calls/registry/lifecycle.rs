@@ -5,6 +5,7 @@
 use insights_core::domain::{RecordingStatus, now};
 use insights_core::store::{StoreError, StoreResult};
 
+use super::claims::LegRole;
 use super::roster::entry;
 use super::{
     AnswerState, CallRegistry, FOREIGN_NOTIFICATIONS_METRIC, Inner, Leg, LiveRecording, Presence,
@@ -91,9 +92,23 @@ impl CallRegistry {
         let Some(rec) = inner.recordings.get_mut(&recording_id) else {
             return Ok(());
         };
+        if rec.is_unstored() {
+            // A standby that never took over: nothing of it is stored.
+            tracing::info!(%call_id, %recording_id, "standby leg ended; the meeting's recording is another leg's");
+            if let Some(rec) = inner.recordings.remove(&recording_id) {
+                for l in rec.legs {
+                    inner.legs.remove(&l);
+                    inner.ended.insert(&l);
+                }
+            }
+            inner.legs.remove(call_id);
+            inner.ended.insert(call_id);
+            return Ok(());
+        }
         self.flush_pending(rec, true).await?;
         let ended_at = now();
         let left = rec.offset_ms();
+        let unstored = rec.is_unstored();
         let mut gone = Vec::new();
         for e in rec.roster.iter_mut().filter(|e| e.present) {
             e.present = false;
@@ -104,6 +119,7 @@ impl CallRegistry {
                 participant: e.participant_id,
                 recorded: e.recorded,
                 left_ms: Some(left),
+                unstored,
             });
         }
         for p in gone {
@@ -132,8 +148,17 @@ impl CallRegistry {
         }
         tracing::info!(%call_id, %recording_id, status = status.as_str(), result_code = result_code.as_deref().unwrap_or("-"), "recording ended");
         if let Some(rec) = inner.recordings.remove(&recording_id) {
-            if let Some(c) = rec.chain_key {
-                inner.by_chain.remove(&(rec.tenant, c));
+            if let Some(link) = &rec.meeting
+                && matches!(link.role, LegRole::Primary { .. })
+            {
+                // Released: a standby still in the meeting continues it.
+                if let Err(e) = self
+                    .store
+                    .release_meeting_claim(rec.tenant, &link.chain_key, &link.holder)
+                    .await
+                {
+                    tracing::warn!(%recording_id, error = %e, "cannot release the meeting claim; it lapses with its lease");
+                }
             }
             for l in rec.legs {
                 inner.legs.remove(&l);
@@ -202,7 +227,9 @@ impl CallRegistry {
             id: stored.id,
             kind: stored.kind,
             started_at: started,
-            chain_key: stored.call_chain_id.clone(),
+            // A leg resumed after a restart holds no claim (the old node's
+            // lapses; a standby may continue the meeting meanwhile).
+            meeting: None,
             legs: vec![call_id.to_owned()],
             roster: stored
                 .participants
@@ -214,9 +241,6 @@ impl CallRegistry {
             // Unknown after a restart: never mark such a recording failed.
             media_began: true,
         };
-        if let Some(c) = &rec.chain_key {
-            inner.by_chain.insert((tenant, c.clone()), rec.id);
-        }
         inner.legs.insert(
             call_id.to_owned(),
             Leg {

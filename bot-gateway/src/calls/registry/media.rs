@@ -40,15 +40,18 @@ impl CallRegistry {
             return Err(RecordingError::CallEnded(call_id.to_owned()));
         };
         leg.reported = Some(RecordingStatusReport::Recording);
+        let mut standby = false;
         if let Some(rec) = inner.recordings.get_mut(&recording_id) {
             rec.media_began = true;
+            standby = rec.is_unstored();
         }
-        tracing::info!(%call_id, %recording_id, "recording status reported; media may be persisted");
+        tracing::info!(%call_id, %recording_id, standby, "recording status reported; media may be persisted");
         Ok(RecordingHandle {
             registry: Arc::clone(self),
             call_id: call_id.to_owned(),
             tenant_id: tenant,
             recording_id,
+            standby,
         })
     }
 
@@ -91,6 +94,7 @@ impl CallRegistry {
             state: leg.state,
             answered: leg.answer == AnswerState::Answered,
             reported_status: leg.reported,
+            standby: rec.is_unstored(),
             participants: rec
                 .roster
                 .iter()
@@ -108,6 +112,23 @@ impl CallRegistry {
         })
     }
 
+    /// Whether a standby leg's media may be persisted now: once its leg
+    /// took the meeting over, its recording is stored and starts at
+    /// `started_at` (the media side replays what it holds from there).
+    pub async fn standby_state(&self, call_id: &str) -> StandbyState {
+        let inner = self.inner.lock().await;
+        let Some(leg) = inner.legs.get(call_id).filter(|l| !l.state.is_over()) else {
+            return StandbyState::Gone;
+        };
+        match inner.recordings.get(&leg.recording_id) {
+            Some(rec) if rec.is_unstored() => StandbyState::Standby,
+            Some(rec) => StandbyState::Promoted {
+                started_at: rec.started_at,
+            },
+            None => StandbyState::Gone,
+        }
+    }
+
     /// Number of live call legs.
     pub async fn active_calls(&self) -> usize {
         self.inner.lock().await.legs.len()
@@ -120,6 +141,24 @@ pub struct RecordingHandle {
     pub call_id: String,
     pub tenant_id: TenantId,
     pub recording_id: RecordingId,
+    /// A standby leg of a meeting another leg records: its media is held
+    /// in memory, not persisted, until [`CallRegistry::standby_state`]
+    /// says it took over.
+    pub standby: bool,
+}
+
+/// A standby leg as the media side sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StandbyState {
+    /// Another leg records the meeting.
+    Standby,
+    /// This leg took the meeting over: its recording (stored now) starts
+    /// at `started_at`.
+    Promoted {
+        started_at: chrono::DateTime<chrono::Utc>,
+    },
+    /// The leg is over.
+    Gone,
 }
 
 impl RecordingHandle {

@@ -28,6 +28,7 @@ use crate::auth::{TokenIssuer, VerifiedToken};
 use crate::graph::model::{ParticipantJoiningResponse, RecordingStatusReport};
 use crate::graph::{CallContext, CallControl, GraphError};
 
+mod claims;
 mod invites;
 mod lifecycle;
 mod media;
@@ -35,7 +36,8 @@ mod roster;
 
 use self::roster::mark_left;
 
-pub use self::media::RecordingHandle;
+pub use self::claims::{PRIMARY_LEG_ENDED, REPLAY_LEAD, STANDBY_BUFFER};
+pub use self::media::{RecordingHandle, StandbyState};
 
 /// How many ended call ids are remembered to recognise replays.
 const RECENT_ENDED: usize = 10_000;
@@ -141,6 +143,9 @@ pub struct CallInfo {
     pub answered: bool,
     /// `updateRecordingStatus` last acknowledged for this leg.
     pub reported_status: Option<RecordingStatusReport>,
+    /// A standby leg of a meeting another leg records (see
+    /// [`CallRegistry::standby_state`]).
+    pub standby: bool,
     pub participants: Vec<RosterMember>,
 }
 
@@ -195,7 +200,9 @@ struct LiveRecording {
     id: RecordingId,
     kind: RecordingKind,
     started_at: DateTime<Utc>,
-    chain_key: Option<String>,
+    /// The meeting claim (see [`claims`]): this recording's leg holds it
+    /// (the primary) or waits on it (a standby). None: no call chain.
+    meeting: Option<claims::MeetingLink>,
     legs: Vec<String>,
     roster: Vec<RosterEntry>,
     pending: Vec<PendingParty>,
@@ -214,7 +221,6 @@ struct RecentIds {
 struct Inner {
     legs: HashMap<String, Leg>,
     recordings: HashMap<RecordingId, LiveRecording>,
-    by_chain: HashMap<(TenantId, String), RecordingId>,
     ended: RecentIds,
 }
 
@@ -243,6 +249,8 @@ struct Presence {
     participant: ParticipantId,
     recorded: bool,
     left_ms: Option<i64>,
+    /// The recording is a standby's, not stored (yet): nothing to write.
+    unstored: bool,
 }
 
 /// The live calls of this gateway and their recordings.
@@ -254,6 +262,11 @@ pub struct CallRegistry {
     media: Arc<dyn MediaConfigSource>,
     admission: Arc<dyn CallAdmission>,
     inner: Mutex<Inner>,
+    /// This process as a holder of meeting claims (a node id, new at
+    /// every start: a restarted node holds nothing it held before).
+    node_id: String,
+    /// The lease heartbeat runs (started with the first batch).
+    heartbeat: std::sync::atomic::AtomicBool,
 }
 
 /// What the webhook does with a batch's outcome.
@@ -280,6 +293,8 @@ impl CallRegistry {
             media,
             admission,
             inner: Mutex::new(Inner::default()),
+            node_id: Uuid::new_v4().to_string(),
+            heartbeat: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -360,6 +375,7 @@ impl CallRegistry {
     /// Sends the answers of a batch, each in its own task so the callback
     /// returns at once.
     pub(crate) fn spawn_answers(self: &Arc<Self>, jobs: Vec<AnswerJob>) {
+        self.start_heartbeat();
         for job in jobs {
             let me = Arc::clone(self);
             tokio::spawn(async move { me.run_answer(job).await });

@@ -60,6 +60,25 @@ impl CallRegistry {
             return Ok(i);
         }
         let joined = rec.offset_ms();
+        if rec.is_unstored() {
+            // A standby's recording is stored only if it takes over: the
+            // participant waits with it (under the id its media uses).
+            let p = party.participant(role, recorded, joined);
+            rec.roster
+                .push(entry(&p, party.keys.clone(), graph_id, joined));
+            if let Some(standby) = rec.standby_mut() {
+                standby.shadow.push((p, party));
+            }
+            return Ok(rec.roster.len() - 1);
+        }
+        if rec.meeting.is_some()
+            && let Some(i) = self.adopt_stored(rec, &party, recorded).await?
+        {
+            if let Some(g) = graph_id {
+                push_unique(&mut rec.roster[i].graph_ids, g);
+            }
+            return Ok(i);
+        }
         let p = party.participant(role, recorded, joined);
         self.store.add_participant(rec.tenant, rec.id, &p).await?;
         party
@@ -74,6 +93,45 @@ impl CallRegistry {
         tracing::debug!(recording_id = %rec.id, participant_id = %p.id, role = role.as_str(), recorded, "participant stored");
         rec.roster.push(entry(&p, party.keys, graph_id, joined));
         Ok(rec.roster.len() - 1)
+    }
+
+    /// A meeting recording's legs may be on several nodes, each storing
+    /// who it sees: a party another leg stored already (recognised by
+    /// directory user or phone number) is taken over from the store
+    /// rather than stored twice, and marked recorded if it is.
+    async fn adopt_stored(
+        &self,
+        rec: &mut LiveRecording,
+        party: &Party,
+        recorded: bool,
+    ) -> StoreResult<Option<usize>> {
+        let stored = self.store.get_recording(rec.tenant, rec.id).await?;
+        let Some(p) = stored
+            .participants
+            .iter()
+            .find(|p| party.same_as(&Party::keys_of_stored(p)))
+        else {
+            return Ok(None);
+        };
+        if rec.roster.iter().any(|e| e.participant_id == p.id) {
+            return Ok(None);
+        }
+        if recorded && !p.recorded_user {
+            self.persist_presence(Presence {
+                tenant: rec.tenant,
+                recording: rec.id,
+                participant: p.id,
+                recorded: true,
+                left_ms: p.left_ms,
+                unstored: false,
+            })
+            .await;
+        }
+        let mut e = entry(p, party.keys.clone(), None, p.joined_ms.unwrap_or(0));
+        e.recorded = recorded || p.recorded_user;
+        rec.roster.push(e);
+        tracing::debug!(recording_id = %rec.id, participant_id = %p.id, "participant stored by another leg: adopted");
+        Ok(Some(rec.roster.len() - 1))
     }
 
     /// Stores waiting parties: all of them, or only those we can identify.
@@ -102,6 +160,9 @@ impl CallRegistry {
     /// Stores a presence change. A failure is logged and not retried:
     /// the participant row keeps its earlier presence, the call goes on.
     pub(super) async fn persist_presence(&self, p: Presence) {
+        if p.unstored {
+            return;
+        }
         if let Err(e) = self
             .store
             .update_participant_presence(
@@ -189,6 +250,7 @@ impl CallRegistry {
             };
             if let Some(i) = index {
                 let offset = rec.offset_ms();
+                let unstored = rec.is_unstored();
                 let e = &mut rec.roster[i];
                 if let Some(g) = &graph_id {
                     push_unique(&mut e.graph_ids, g.clone());
@@ -206,6 +268,7 @@ impl CallRegistry {
                         participant: e.participant_id,
                         recorded: e.recorded,
                         left_ms: None,
+                        unstored,
                     };
                     self.persist_presence(p).await;
                 }
@@ -251,6 +314,7 @@ pub(super) fn mark_left(
     let leg = inner.legs.get(call_id)?;
     let rec = inner.recordings.get_mut(&leg.recording_id)?;
     let offset = rec.offset_ms();
+    let unstored = rec.is_unstored();
     let i = rec.find_entry(graph_id, keys)?;
     let e = &mut rec.roster[i];
     if !e.present {
@@ -265,6 +329,7 @@ pub(super) fn mark_left(
         participant: e.participant_id,
         recorded: e.recorded,
         left_ms: Some(offset),
+        unstored,
     })
 }
 
@@ -330,7 +395,7 @@ mod tests {
             id: RecordingId::new(),
             kind,
             started_at: now(),
-            chain_key: None,
+            meeting: None,
             legs: vec!["leg-1".into()],
             roster: vec![
                 member(&["aad:rita"], "g-rita", true),

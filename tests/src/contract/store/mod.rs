@@ -81,6 +81,7 @@ pub mod directory;
 pub mod governance;
 pub mod keys;
 pub mod leases;
+pub mod meeting_claims;
 pub mod recordings;
 pub mod search;
 pub mod tenants;
