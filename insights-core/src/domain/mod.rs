@@ -11,11 +11,8 @@ mod directory;
 mod gdpr;
 mod ids;
 mod job;
-<<<<<<< HEAD
 mod lease;
-=======
 mod meeting_claim;
->>>>>>> h-meetings
 mod policy;
 mod processing;
 mod recording;
@@ -41,11 +38,8 @@ pub use job::{
     Backoff, ClaimRequest, ClaimedJob, DEFAULT_MAX_ATTEMPTS, Enqueued, Job, JobFailure, JobId,
     JobKind, JobLease, JobState, NewJob,
 };
-<<<<<<< HEAD
 pub use lease::{LEASE_LOST, Lease, RunClaim, ScheduledRun, interval_start};
-=======
 pub use meeting_claim::{ClaimTakeover, FAILOVER_PRIMARY_NODE_LOST, MeetingClaim, MeetingFailover};
->>>>>>> h-meetings
 pub use policy::{HoldScope, LegalHold, RetentionAction, RetentionPolicy, RetentionScope};
 pub use processing::{ProviderCall, ProviderCallOutcome, ProviderCallQuery};
 pub use recording::{

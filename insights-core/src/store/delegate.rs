@@ -46,11 +46,8 @@ macro_rules! delegate_store_areas {
         __delegate_store_area_unless_excepted!(ProcessingStore);
         __delegate_store_area_unless_excepted!(SubjectStore);
         __delegate_store_area_unless_excepted!(SigningKeyStore);
-<<<<<<< HEAD
         __delegate_store_area_unless_excepted!(LeaseStore);
-=======
         __delegate_store_area_unless_excepted!(MeetingClaimStore);
->>>>>>> h-meetings
     };
     ($ty:ty => $inner:ident $(, before $hook:ident)? $(; except $($area:ident),+ $(,)?)?) => {
         $crate::delegate_store_areas!(
@@ -77,11 +74,8 @@ macro_rules! __delegate_store_area {
     (ProcessingStore, $($rest:tt)*) => { $crate::__delegate_processing_store!($($rest)*); };
     (SubjectStore, $($rest:tt)*) => { $crate::__delegate_subject_store!($($rest)*); };
     (SigningKeyStore, $($rest:tt)*) => { $crate::__delegate_signing_key_store!($($rest)*); };
-<<<<<<< HEAD
     (LeaseStore, $($rest:tt)*) => { $crate::__delegate_lease_store!($($rest)*); };
-=======
     (MeetingClaimStore, $($rest:tt)*) => { $crate::__delegate_meeting_claim_store!($($rest)*); };
->>>>>>> h-meetings
 }
 
 /// Implementation detail of [`delegate_store_areas!`]: the forwarding impl

@@ -19,11 +19,8 @@
 //! | provider-call records | [`ProcessingStore`] |
 //! | data-subject requests (GDPR) | [`SubjectStore`] |
 //! | registered signing keys (platform scope) | [`SigningKeyStore`] |
-<<<<<<< HEAD
 //! | periodic jobs' leases and runs (platform scope) | [`LeaseStore`] |
-=======
 //! | meeting claims of gateway nodes | [`MeetingClaimStore`] |
->>>>>>> h-meetings
 //!
 //! Every type that implements all the area traits is a [`MetadataStore`]
 //! (blanket impl), and the area methods can be called on a
@@ -46,11 +43,8 @@ mod directory;
 mod governance;
 mod jobs;
 mod keys;
-<<<<<<< HEAD
 mod leases;
-=======
 mod meeting_claims;
->>>>>>> h-meetings
 mod processing;
 mod recordings;
 mod search;
@@ -66,11 +60,8 @@ pub use directory::DirectoryStore;
 pub use governance::{GovernanceQuery, GovernanceStore};
 pub use jobs::JobStore;
 pub use keys::DataKeyStore;
-<<<<<<< HEAD
 pub use leases::LeaseStore;
-=======
 pub use meeting_claims::MeetingClaimStore;
->>>>>>> h-meetings
 pub use processing::ProcessingStore;
 pub use recordings::RecordingStore;
 pub use search::SearchStore;
@@ -86,11 +77,7 @@ pub use transcripts::TranscriptStore;
 pub mod prelude {
     pub use super::{
         AccountStore, ApprovalStore, AuditStore, DataKeyStore, DirectoryStore, GovernanceStore,
-<<<<<<< HEAD
-        JobStore, LeaseStore, MetadataStore, ProcessingStore, RecordingStore, SearchStore,
-=======
-        JobStore, MeetingClaimStore, MetadataStore, ProcessingStore, RecordingStore, SearchStore,
->>>>>>> h-meetings
+        JobStore, LeaseStore, MeetingClaimStore, MetadataStore, ProcessingStore, RecordingStore, SearchStore,
         SigningKeyStore, SubjectStore, TenantStore, TranscriptStore,
     };
 }
@@ -147,11 +134,8 @@ pub trait MetadataStore:
     + ProcessingStore
     + SubjectStore
     + SigningKeyStore
-<<<<<<< HEAD
     + LeaseStore
-=======
     + MeetingClaimStore
->>>>>>> h-meetings
 {
 }
 
@@ -170,11 +154,8 @@ impl<T> MetadataStore for T where
         + ProcessingStore
         + SubjectStore
         + SigningKeyStore
-<<<<<<< HEAD
         + LeaseStore
-=======
         + MeetingClaimStore
->>>>>>> h-meetings
         + ?Sized
 {
 }

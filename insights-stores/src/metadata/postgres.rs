@@ -62,11 +62,8 @@ mod error;
 mod governance;
 mod jobs;
 mod keys;
-<<<<<<< HEAD
 mod leases;
-=======
 mod meeting_claims;
->>>>>>> h-meetings
 mod processing;
 mod recordings;
 mod search;

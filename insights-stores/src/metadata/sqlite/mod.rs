@@ -20,11 +20,8 @@ mod entra;
 mod governance;
 mod jobs;
 mod keys;
-<<<<<<< HEAD
 mod leases;
-=======
 mod meeting_claims;
->>>>>>> h-meetings
 mod processing;
 mod recordings;
 mod search;
