@@ -39,18 +39,20 @@ pub async fn serve(settings: Settings, with_worker: bool) -> anyhow::Result<()> 
         Arc::new(super::signing::open_and_register(&settings, platform.store.as_ref()).await?);
     // The data-subject tools: certificates signed with the installation
     // key (the custody manifests' key), erasure reaching this process's
-    // spool through the spool itself, bundles sealed under the data dir.
-    let bundle_dir = settings.data_dir.join("gdpr").join("bundles");
+    // spool through the spool itself. Exports and access bundles are
+    // sealed in the blob store, their jobs in the metadata store: a sweep
+    // deletes expired ones (any node may run it).
     let gdpr = insights_api::GdprContext::new(
         gdpr_tools::certificate::CertificateSigner::open_or_create(&signing_key)
             .context("opening the installation signing key for certificates")?,
         Some(Arc::new(spool.clone())),
-        bundle_dir.clone(),
         &settings.gdpr,
     )
-    .with_context(|| format!("preparing {}", bundle_dir.display()))?;
+    .context("preparing the data-subject tools")?;
+    gdpr_tools::bundles::remove_legacy_folder(&settings.data_dir);
     let bundle_sweeper = gdpr_tools::bundles::Sweeper::start(
-        gdpr_tools::bundles::BundleDir::at(&bundle_dir),
+        platform.store.clone(),
+        platform.blobs.clone(),
         std::time::Duration::from_secs(3600),
     );
     let uploader = Uploader::new(

@@ -46,6 +46,7 @@ macro_rules! delegate_store_areas {
         __delegate_store_area_unless_excepted!(ProcessingStore);
         __delegate_store_area_unless_excepted!(SubjectStore);
         __delegate_store_area_unless_excepted!(SigningKeyStore);
+        __delegate_store_area_unless_excepted!(TransientStore);
     };
     ($ty:ty => $inner:ident $(, before $hook:ident)? $(; except $($area:ident),+ $(,)?)?) => {
         $crate::delegate_store_areas!(
@@ -72,6 +73,7 @@ macro_rules! __delegate_store_area {
     (ProcessingStore, $($rest:tt)*) => { $crate::__delegate_processing_store!($($rest)*); };
     (SubjectStore, $($rest:tt)*) => { $crate::__delegate_subject_store!($($rest)*); };
     (SigningKeyStore, $($rest:tt)*) => { $crate::__delegate_signing_key_store!($($rest)*); };
+    (TransientStore, $($rest:tt)*) => { $crate::__delegate_transient_store!($($rest)*); };
 }
 
 /// Implementation detail of [`delegate_store_areas!`]: the forwarding impl

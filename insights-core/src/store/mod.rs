@@ -19,6 +19,7 @@
 //! | provider-call records | [`ProcessingStore`] |
 //! | data-subject requests (GDPR) | [`SubjectStore`] |
 //! | registered signing keys (platform scope) | [`SigningKeyStore`] |
+//! | pending sign-ins, address throttles, export and bundle jobs | [`TransientStore`] |
 //!
 //! Every type that implements all the area traits is a [`MetadataStore`]
 //! (blanket impl), and the area methods can be called on a
@@ -48,6 +49,7 @@ mod signing_keys;
 mod subjects;
 mod tenants;
 mod transcripts;
+mod transient;
 
 pub use accounts::{AccountChange, AccountStore};
 pub use approvals::ApprovalStore;
@@ -63,6 +65,7 @@ pub use signing_keys::SigningKeyStore;
 pub use subjects::SubjectStore;
 pub use tenants::TenantStore;
 pub use transcripts::TranscriptStore;
+pub use transient::TransientStore;
 
 /// The store traits in one import, for code that calls store methods on a
 /// concrete backend type (`SqliteStore`, `PgStore`, a test double):
@@ -72,7 +75,7 @@ pub mod prelude {
     pub use super::{
         AccountStore, ApprovalStore, AuditStore, DataKeyStore, DirectoryStore, GovernanceStore,
         JobStore, MetadataStore, ProcessingStore, RecordingStore, SearchStore, SigningKeyStore,
-        SubjectStore, TenantStore, TranscriptStore,
+        SubjectStore, TenantStore, TranscriptStore, TransientStore,
     };
 }
 
@@ -128,6 +131,7 @@ pub trait MetadataStore:
     + ProcessingStore
     + SubjectStore
     + SigningKeyStore
+    + TransientStore
 {
 }
 
@@ -146,6 +150,7 @@ impl<T> MetadataStore for T where
         + ProcessingStore
         + SubjectStore
         + SigningKeyStore
+        + TransientStore
         + ?Sized
 {
 }
