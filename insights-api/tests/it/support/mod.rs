@@ -92,6 +92,12 @@ impl TestApp {
             .await
             .unwrap();
         keys.ensure_kek(tenant.id).await.unwrap();
+        // Its container, as `insights serve` provisions it: exports and
+        // access bundles are kept there.
+        blobs
+            .ensure_container(&Tenant::container_name(tenant.id))
+            .await
+            .unwrap();
         let mut settings = AuthSettings::default();
         let issuer = if oidc {
             let i = Issuer::start().await;
