@@ -1,276 +1,523 @@
-//! Access bundles kept for download: sealed on disk, expiring.
+//! Files kept for download — access bundles and Excel exports — sealed in
+//! the tenant's blob container and tracked as [`FileJob`]s in the metadata
+//! store, so a job started on one API node is polled and downloaded
+//! through any other.
 //!
-//! A bundle built through the API is written straight into an envelope
-//! (`insights_core::crypto::envelope`, the format of exports and media)
-//! under a data key of its own, generated per bundle and kept only
-//! wrapped by the tenant's key-encryption key, in the bundle's metadata
-//! file beside it. The folder (`<data_dir>/gdpr/bundles`, 0700) holds per
-//! bundle:
+//! * The file is written straight into an envelope
+//!   (`insights_core::crypto::envelope`, the format of media) under a
+//!   data key of its own, wrapped by the tenant's key-encryption key
+//!   through the key provider and kept only in the job's row; the
+//!   ciphertext streams into the blob store as it is produced
+//!   ([`SealedWriter`] → a bounded channel → [`BlobStore::put`]), so
+//!   nothing of it touches a local disk, in clear or sealed. A writer
+//!   dropped without [`SealedWriter::finish`] fails the upload: no partial
+//!   object is ever stored.
+//! * A running job holds a lease ([`LEASE`]) that [`JobRun`] renews with
+//!   its progress every [`RENEW_EVERY`]; readers see a job past its lease
+//!   as failed (`node-lost`, [`current`]): a node that died mid-job never
+//!   leaves it running forever, and its file is never half stored.
+//! * Downloads decrypt chunk by chunk as the client reads ([`download`]).
+//! * A file is deleted when it expires ([`sweep_expired`], run by
+//!   [`Sweeper`] and on reads), when an erasure erases one of its
+//!   recordings ([`delete_containing`]) and when its build fails. The
+//!   blob goes first, then the row with the only wrapped key.
 //!
-//! * `<id>.bundle`: the sealed zip (envelope object id = bundle id);
-//! * `<id>.json`: [`BundleMeta`] (owner, tenant, expiry, the recordings it
-//!   holds, the wrapped data key), written crash-safely once the sealed
-//!   file is complete, so a bundle without metadata is an unfinished one
-//!   and is swept.
-//!
-//! No clear byte of a bundle touches the disk. A bundle is deleted when it
-//! expires ([`BundleDir::sweep`]), when an erasure erases one of its
-//! recordings ([`BundleDir::delete_containing`]) and when its build fails.
-//! Deleting the metadata file deletes the only copy of the wrapped key.
+//! Blob keys: `insights_core::blob::layout::file_job_key`.
 
 use std::collections::BTreeSet;
-use std::io;
-use std::path::{Path, PathBuf};
+use std::io::{self, Read, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
+use futures::stream::BoxStream;
+use futures::{SinkExt, StreamExt};
+use insights_core::blob::{BlobError, BlobStore, PutOutcome, layout};
 use insights_core::crypto::{
-    DataKey, EnvelopeReader, EnvelopeWriter, ExpectedIds, Header, KeyProvider, WrappedDataKey,
+    CryptoError, DataKey, EnvelopeReader, EnvelopeWriter, ExpectedIds, Header, KeyProvider,
 };
-use insights_core::domain::{KeyId, RecordingId, TenantId};
-use insights_core::fsio;
-use serde::{Deserialize, Serialize};
-use uuid::Uuid;
+use insights_core::domain::{
+    FileJob, FileJobEnd, FileJobOutput, FileJobState, KeyId, RecordingId, Tenant, TenantId, now,
+};
+use insights_core::store::{MetadataStore, StoreError};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
-/// What is known of a finished bundle.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BundleMeta {
-    pub id: Uuid,
-    pub tenant_id: TenantId,
-    /// The actor who asked for it: the only one who may download it.
-    pub owner: String,
-    pub created_at: DateTime<Utc>,
-    pub expires_at: DateTime<Utc>,
-    /// The recordings it holds (an erasure of any deletes the bundle).
-    pub recordings: Vec<RecordingId>,
-    /// Whether decrypted media is inside.
-    pub include_media: bool,
-    /// The bundle's data key, wrapped by the tenant's key-encryption key.
-    pub data_key: WrappedDataKey,
+/// How long a running job stays alive without its node renewing it.
+pub const LEASE: chrono::Duration = chrono::Duration::seconds(60);
+/// How often a running job's node renews its lease (and saves progress).
+pub const RENEW_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+/// The error code of a job whose node stopped renewing its lease.
+pub const LOST: &str = "node-lost";
+/// Sealed chunks in flight between the writer and the upload.
+const CHANNEL_CHUNKS: usize = 8;
+/// Bytes per chunk of a download.
+const DOWNLOAD_CHUNK: usize = 64 * 1024;
+
+/// Errors of stored files.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    #[error("file key: {0}")]
+    Crypto(#[from] CryptoError),
+    #[error("blob store: {0}")]
+    Blob(#[from] BlobError),
+    #[error("metadata store: {0}")]
+    Store(#[from] StoreError),
+    #[error("file stream: {0}")]
+    Io(#[from] io::Error),
 }
 
-/// The folder of sealed bundles.
-#[derive(Clone, Debug)]
-pub struct BundleDir {
-    dir: PathBuf,
+enum Piece {
+    Data(Bytes),
+    End,
 }
 
-/// A bundle being written: the sealed file and its key.
-pub struct BundleWriter {
-    pub id: Uuid,
-    pub key: DataKey,
-    pub wrapped: WrappedDataKey,
-    pub writer: EnvelopeWriter<io::BufWriter<std::fs::File>>,
+/// The sink under the envelope: hands each sealed chunk to the upload,
+/// blocking while the channel is full (so call it from a blocking thread).
+struct ChunkSink {
+    tx: futures::channel::mpsc::Sender<Piece>,
 }
 
-impl BundleDir {
-    /// The folder (created, 0700).
-    pub fn open(dir: impl Into<PathBuf>) -> io::Result<Self> {
-        let dir = dir.into();
-        std::fs::create_dir_all(&dir)?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
+fn send(tx: &mut futures::channel::mpsc::Sender<Piece>, p: Piece) -> io::Result<()> {
+    futures::executor::block_on(tx.send(p))
+        .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the upload stopped"))
+}
+
+impl Write for ChunkSink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if !buf.is_empty() {
+            send(&mut self.tx, Piece::Data(Bytes::copy_from_slice(buf)))?;
         }
-        Ok(Self { dir })
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Writes a file's clear bytes; they are sealed and uploaded as they come.
+/// Writes block while the upload catches up: use it on a blocking thread
+/// (`spawn_blocking`), never on an async task's thread.
+pub struct SealedWriter(EnvelopeWriter<ChunkSink>);
+
+impl Write for SealedWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
+}
+
+impl SealedWriter {
+    /// Seals the last chunk and ends the upload's stream. Without it the
+    /// upload fails (nothing is stored).
+    pub fn finish(self) -> io::Result<()> {
+        let mut sink = self.0.finish()?;
+        send(&mut sink.tx, Piece::End)
+    }
+}
+
+/// How much of a job is done, shared by the job and its lease renewer.
+#[derive(Debug, Default)]
+pub struct Progress {
+    done: AtomicU64,
+    total: AtomicU64,
+}
+
+impl Progress {
+    pub fn set(&self, done: u64, total: u64) {
+        self.done.store(done, Ordering::Relaxed);
+        self.total.store(total, Ordering::Relaxed);
     }
 
-    /// The folder at `dir`, as it is (nothing created).
-    pub fn at(dir: impl Into<PathBuf>) -> Self {
-        Self { dir: dir.into() }
-    }
-
-    /// The folder's path.
-    pub fn path(&self) -> &Path {
-        &self.dir
-    }
-
-    fn sealed(&self, id: Uuid) -> PathBuf {
-        self.dir.join(format!("{id}.bundle"))
-    }
-
-    fn meta(&self, id: Uuid) -> PathBuf {
-        self.dir.join(format!("{id}.json"))
-    }
-
-    /// Starts bundle `id` of `tenant`: a fresh data key (wrapped by the
-    /// tenant's key) and the sealed file, written as the zip is produced.
-    pub async fn create(
-        &self,
-        keys: &dyn KeyProvider,
-        tenant: TenantId,
-        id: Uuid,
-    ) -> Result<BundleWriter, BundleError> {
-        let key = DataKey::generate(KeyId::new());
-        let wrapped = keys.wrap(tenant, &key).await.map_err(BundleError::Crypto)?;
-        let file = fsio_create(&self.sealed(id))?;
-        let writer = EnvelopeWriter::new(
-            io::BufWriter::new(file),
-            &key,
-            &Header::new(tenant, id, key.id),
+    fn get(&self) -> (u64, u64) {
+        (
+            self.done.load(Ordering::Relaxed),
+            self.total.load(Ordering::Relaxed),
         )
-        .map_err(BundleError::Crypto)?;
-        Ok(BundleWriter {
-            id,
-            key,
-            wrapped,
-            writer,
-        })
     }
+}
 
-    /// Completes a bundle: seals the last chunk, syncs the file and writes
-    /// its metadata (crash-safely); from then on it can be downloaded.
-    pub fn finish(
-        &self,
-        writer: EnvelopeWriter<io::BufWriter<std::fs::File>>,
-        meta: &BundleMeta,
-    ) -> Result<(), BundleError> {
-        let buf = writer.finish()?;
-        let file = buf
-            .into_inner()
-            .map_err(|e| BundleError::Io(e.into_error()))?;
-        file.sync_all()?;
-        let body = serde_json::to_vec(meta).map_err(|e| BundleError::Io(io::Error::other(e)))?;
-        fsio::write_atomic(&self.meta(meta.id), &body)?;
-        Ok(())
-    }
+/// What a successful job produced (besides its file).
+#[derive(Clone, Debug, Default)]
+pub struct Completed {
+    /// The recordings whose content the file holds.
+    pub recordings: Vec<RecordingId>,
+    /// What the API shows about the finished job (no personal data).
+    pub details: serde_json::Value,
+    pub done: u64,
+    pub total: u64,
+}
 
-    /// Deletes a bundle's files (both, whatever exists).
-    pub fn delete(&self, id: Uuid) -> io::Result<()> {
-        // The metadata first: without it the wrapped key is gone.
-        for p in [self.meta(id), self.sealed(id)] {
-            match std::fs::remove_file(&p) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
-    }
+/// A job running on this node: its row (leased), its sealed upload and
+/// the task renewing the lease. End it with [`JobRun::finish`].
+pub struct JobRun {
+    store: Arc<dyn MetadataStore>,
+    blobs: Arc<dyn BlobStore>,
+    job: FileJob,
+    blob_key: String,
+    data_key: insights_core::crypto::WrappedDataKey,
+    upload: JoinHandle<Result<PutOutcome, BlobError>>,
+    progress: Arc<Progress>,
+    stop: CancellationToken,
+    renewer: JoinHandle<()>,
+}
 
-    /// A finished bundle's metadata; `None` when there is none (never
-    /// finished, expired, erased) or it has expired (then it is deleted).
-    pub fn get(&self, id: Uuid, now: DateTime<Utc>) -> Result<Option<BundleMeta>, BundleError> {
-        let bytes = match std::fs::read(self.meta(id)) {
-            Ok(b) => b,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e.into()),
-        };
-        let meta: BundleMeta =
-            serde_json::from_slice(&bytes).map_err(|e| BundleError::Io(io::Error::other(e)))?;
-        if meta.expires_at <= now {
-            self.delete(id)?;
-            return Ok(None);
-        }
-        Ok(Some(meta))
-    }
-
-    /// Opens a finished bundle for reading its clear zip as a stream.
-    pub async fn open_reader(
-        &self,
+impl JobRun {
+    /// Stores `job` (state running, leased from now) and starts its sealed
+    /// upload: a fresh data key wrapped by the tenant's KEK, the envelope
+    /// streaming into `exports/…` or `bundles/…` of the tenant's
+    /// container. If the key or upload cannot start, the job is stored
+    /// failed and the error returned.
+    pub async fn start(
+        store: Arc<dyn MetadataStore>,
+        blobs: Arc<dyn BlobStore>,
         keys: &dyn KeyProvider,
-        meta: &BundleMeta,
-    ) -> Result<EnvelopeReader<io::BufReader<std::fs::File>>, BundleError> {
-        let key = keys
-            .unwrap(&meta.data_key)
-            .await
-            .map_err(BundleError::Crypto)?;
-        let file = std::fs::File::open(self.sealed(meta.id))?;
-        let expected = ExpectedIds::new(meta.tenant_id, meta.id, meta.data_key.id);
-        EnvelopeReader::new(io::BufReader::new(file), &key, &expected).map_err(BundleError::Crypto)
-    }
-
-    /// Every bundle id in the folder (finished or not).
-    fn ids(&self) -> io::Result<BTreeSet<Uuid>> {
-        let entries = match std::fs::read_dir(&self.dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(BTreeSet::new()),
-            Err(e) => return Err(e),
-        };
-        let mut ids = BTreeSet::new();
-        for entry in entries {
-            let name = entry?.file_name();
-            let name = name.to_string_lossy();
-            if let Some((stem, _)) = name.split_once('.')
-                && let Ok(id) = stem.parse::<Uuid>()
-            {
-                ids.insert(id);
+        mut job: FileJob,
+    ) -> Result<(JobRun, SealedWriter), FileError> {
+        let tenant = job.tenant_id;
+        job.state = FileJobState::Running;
+        job.lease_until = now() + LEASE;
+        store.create_file_job(tenant, &job).await?;
+        let key = DataKey::generate(KeyId::new());
+        let data_key = match keys.wrap(tenant, &key).await {
+            Ok(k) => k,
+            Err(e) => {
+                let end = FileJobEnd::Failed {
+                    error: "file-key-unavailable".into(),
+                };
+                let _ = store.finish_file_job(tenant, job.id, &end).await;
+                return Err(e.into());
             }
-        }
-        Ok(ids)
+        };
+        let header = Header::new(tenant, job.id.as_uuid(), key.id);
+        let (tx, rx) = futures::channel::mpsc::channel::<Piece>(CHANNEL_CHUNKS);
+        let writer = SealedWriter(EnvelopeWriter::new(ChunkSink { tx }, &key, &header)?);
+        drop(key);
+        let blob_key = layout::file_job_key(job.kind, job.id);
+        let upload = {
+            let blobs = blobs.clone();
+            let container = Tenant::container_name(tenant);
+            let blob_key = blob_key.clone();
+            // The stream ends cleanly only at `Piece::End`: a writer
+            // dropped early is an error, and the put stores nothing.
+            let stream = futures::stream::unfold((rx, false), |(mut rx, over)| async move {
+                if over {
+                    return None;
+                }
+                match rx.next().await {
+                    Some(Piece::Data(b)) => Some((Ok(b), (rx, false))),
+                    Some(Piece::End) => None,
+                    None => Some((
+                        Err(io::Error::other("the file was not finished")),
+                        (rx, true),
+                    )),
+                }
+            });
+            tokio::spawn(async move {
+                let mut reader = tokio_util::io::StreamReader::new(Box::pin(stream));
+                blobs.put(&container, &blob_key, &mut reader).await
+            })
+        };
+        let progress = Arc::new(Progress::default());
+        let stop = CancellationToken::new();
+        let renewer = tokio::spawn(renew(
+            store.clone(),
+            tenant,
+            job.id,
+            progress.clone(),
+            stop.clone(),
+        ));
+        Ok((
+            JobRun {
+                store,
+                blobs,
+                job,
+                blob_key,
+                data_key,
+                upload,
+                progress,
+                stop,
+                renewer,
+            },
+            writer,
+        ))
     }
 
-    /// Deletes expired bundles and, when `unfinished_before` is given,
-    /// sealed files without metadata older than it (builds that a stopped
-    /// process left behind). Returns how many bundles were deleted.
-    pub fn sweep(
-        &self,
-        now: DateTime<Utc>,
-        unfinished_before: Option<std::time::SystemTime>,
-    ) -> io::Result<usize> {
-        let mut n = 0;
-        for id in self.ids()? {
-            match self.get(id, now) {
-                Ok(Some(_)) => {}
-                Ok(None) => {
-                    let sealed = self.sealed(id);
-                    let stale = match (unfinished_before, std::fs::metadata(&sealed)) {
-                        (_, Err(_)) => false,
-                        (Some(t), Ok(m)) => m.modified().map(|m| m < t).unwrap_or(true),
-                        (None, Ok(_)) => false,
-                    };
-                    if stale {
-                        self.delete(id)?;
-                        n += 1;
-                    } else if !self.meta(id).exists() && !sealed.exists() {
-                        // `get` deleted an expired one.
-                        n += 1;
+    /// The job as stored at its start.
+    pub fn job(&self) -> &FileJob {
+        &self.job
+    }
+
+    /// Where the job reports its progress (saved with each renewal).
+    pub fn progress(&self) -> Arc<Progress> {
+        self.progress.clone()
+    }
+
+    /// Ends the job. `Ok`: the writer was finished; once the upload is
+    /// verified the job is `done` with the file's wrapped key. `Err(code)`:
+    /// the job is `failed` with that stable code, nothing is stored. A job
+    /// declared lost meanwhile stays failed and its file is deleted.
+    /// Returns the job's final state.
+    pub async fn finish(self, outcome: Result<Completed, &str>) -> FileJobState {
+        let JobRun {
+            store,
+            blobs,
+            job,
+            blob_key,
+            data_key,
+            upload,
+            progress: _,
+            stop,
+            renewer,
+        } = self;
+        stop.cancel();
+        let _ = renewer.await;
+        let tenant = job.tenant_id;
+        let container = Tenant::container_name(tenant);
+        let uploaded = match &outcome {
+            Ok(_) => upload.await,
+            // The writer may still be alive somewhere: stop the upload
+            // rather than wait for its end (nothing partial is stored).
+            Err(_) => {
+                upload.abort();
+                let _ = upload.await;
+                Ok(Err(BlobError::Io(Box::new(io::Error::other("job failed")))))
+            }
+        };
+        let end = match (outcome, uploaded) {
+            (Ok(c), Ok(Ok(put))) => FileJobEnd::Done {
+                output: FileJobOutput {
+                    blob_key: blob_key.clone(),
+                    data_key,
+                    byte_size: put.byte_size,
+                },
+                recordings: c.recordings,
+                details: c.details,
+                done: c.done,
+                total: c.total,
+            },
+            (Ok(_), Ok(Err(e))) => {
+                tracing::warn!(job = %job.id, error = %e, "a file job's upload failed");
+                FileJobEnd::Failed {
+                    error: "file-not-stored".into(),
+                }
+            }
+            (Ok(_), Err(e)) => {
+                tracing::warn!(job = %job.id, error = %e, "a file job's upload task failed");
+                FileJobEnd::Failed {
+                    error: "file-not-stored".into(),
+                }
+            }
+            (Err(code), _) => FileJobEnd::Failed {
+                error: code.to_owned(),
+            },
+        };
+        let done = matches!(end, FileJobEnd::Done { .. });
+        let recorded = store.finish_file_job(tenant, job.id, &end).await;
+        match recorded {
+            Ok(true) if done => return FileJobState::Done,
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(job = %job.id, "a file job ended after it was declared lost")
+            }
+            Err(e) => tracing::warn!(job = %job.id, error = %e, "cannot record a file job's end"),
+        }
+        // Failed, lost meanwhile or unrecorded: no file may stay behind.
+        if let Err(e) = blobs.delete(&container, &blob_key).await {
+            tracing::warn!(job = %job.id, error = %e, "cannot delete a failed job's file");
+        }
+        FileJobState::Failed
+    }
+}
+
+async fn renew(
+    store: Arc<dyn MetadataStore>,
+    tenant: TenantId,
+    id: insights_core::domain::FileJobId,
+    progress: Arc<Progress>,
+    stop: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(RENEW_EVERY) => {}
+        }
+        let (done, total) = progress.get();
+        match store
+            .renew_file_job(tenant, id, done, total, now() + LEASE)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => tracing::warn!(job = %id, error = %e, "cannot renew a file job's lease"),
+        }
+    }
+}
+
+/// The caller-visible state of a job: `None` when there is none or it
+/// has expired (then it is deleted); a running job past its lease is
+/// recorded failed ([`LOST`]) first.
+pub async fn current(
+    store: &dyn MetadataStore,
+    blobs: &dyn BlobStore,
+    tenant: TenantId,
+    id: insights_core::domain::FileJobId,
+    at: DateTime<Utc>,
+) -> Result<Option<FileJob>, FileError> {
+    let mut job = match store.get_file_job(tenant, id).await {
+        Ok(j) => j,
+        Err(StoreError::NotFound) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    if job.expired(at) {
+        delete_job(store, blobs, &job).await?;
+        return Ok(None);
+    }
+    if job.lost(at) {
+        let end = FileJobEnd::Failed { error: LOST.into() };
+        if store.finish_file_job(tenant, id, &end).await? {
+            tracing::warn!(job = %id, "a file job's node stopped renewing it: failed");
+        }
+        job = store.get_file_job(tenant, id).await?;
+    }
+    Ok(Some(job))
+}
+
+/// A finished job's file, decrypted as the stream is read (64 KiB at a
+/// time, memory bounded by a small channel). The header is checked before
+/// this returns: a missing object is [`BlobError::NotFound`], a wrong key
+/// or tampered file a [`CryptoError`].
+pub async fn download(
+    keys: &dyn KeyProvider,
+    blobs: &dyn BlobStore,
+    job: &FileJob,
+) -> Result<BoxStream<'static, io::Result<Bytes>>, FileError> {
+    let output = job
+        .output
+        .as_ref()
+        .ok_or_else(|| FileError::Io(io::Error::other("the job has no file")))?;
+    let key = keys.unwrap(&output.data_key).await?;
+    let container = Tenant::container_name(job.tenant_id);
+    let stream = blobs.get_stream(&container, &output.blob_key).await?;
+    let expected = ExpectedIds::new(job.tenant_id, job.id.as_uuid(), output.data_key.id);
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<Result<(), FileError>>();
+    let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(4);
+    let id = job.id;
+    let reader = tokio_util::io::StreamReader::new(stream.map(|c| c.map_err(io::Error::other)));
+    let bridge = tokio_util::io::SyncIoBridge::new(reader);
+    tokio::task::spawn_blocking(move || {
+        let mut r = match EnvelopeReader::new(bridge, &key, &expected) {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = ready_tx.send(Err(e.into()));
+                return;
+            }
+        };
+        drop(key);
+        if ready_tx.send(Ok(())).is_err() {
+            return;
+        }
+        loop {
+            let mut buf = vec![0u8; DOWNLOAD_CHUNK];
+            match r.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    buf.truncate(n);
+                    if tx.blocking_send(Ok(Bytes::from(buf))).is_err() {
+                        break;
                     }
                 }
-                // Unreadable metadata: not ours to keep.
-                Err(_) => {
-                    self.delete(id)?;
-                    n += 1;
+                Err(e) => {
+                    tracing::warn!(job = %id, error = %e, "a stored file is unreadable");
+                    let _ = tx.blocking_send(Err(e));
+                    break;
                 }
             }
         }
-        Ok(n)
-    }
+    });
+    ready_rx
+        .await
+        .map_err(|_| FileError::Io(io::Error::other("the download task stopped")))??;
+    Ok(
+        futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) })
+            .boxed(),
+    )
+}
 
-    /// Deletes every bundle that holds any of `erased`; returns how many.
-    pub fn delete_containing(&self, erased: &BTreeSet<RecordingId>) -> io::Result<usize> {
-        let mut n = 0;
-        for id in self.ids()? {
-            let bytes = match std::fs::read(self.meta(id)) {
-                Ok(b) => b,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(e),
-            };
-            let holds = match serde_json::from_slice::<BundleMeta>(&bytes) {
-                Ok(m) => m.recordings.iter().any(|r| erased.contains(r)),
-                // Unreadable: cannot prove it holds none of them.
-                Err(_) => true,
-            };
-            if holds {
-                self.delete(id)?;
+/// Deletes a job's file, then the job (with the only wrapped key).
+pub async fn delete_job(
+    store: &dyn MetadataStore,
+    blobs: &dyn BlobStore,
+    job: &FileJob,
+) -> Result<(), FileError> {
+    let container = Tenant::container_name(job.tenant_id);
+    // The key is fixed by kind and id: a lost job's partial upload (if the
+    // backend kept any) goes too.
+    let key = job
+        .output
+        .as_ref()
+        .map(|o| o.blob_key.clone())
+        .unwrap_or_else(|| layout::file_job_key(job.kind, job.id));
+    blobs.delete(&container, &key).await?;
+    store.delete_file_job(job.tenant_id, job.id).await?;
+    Ok(())
+}
+
+/// Deletes every file of `tenant` that holds any of `erased` (an erasure
+/// does, as its last step); returns how many.
+pub async fn delete_containing(
+    store: &dyn MetadataStore,
+    blobs: &dyn BlobStore,
+    tenant: TenantId,
+    erased: &BTreeSet<RecordingId>,
+) -> Result<usize, FileError> {
+    let mut n = 0;
+    for job in store.list_file_jobs(tenant).await? {
+        if job.recordings.iter().any(|r| erased.contains(r)) {
+            delete_job(store, blobs, &job).await?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+/// Deletes the expired files of every tenant; returns how many. Any node
+/// may run it at any time (deleting twice is harmless).
+pub async fn sweep_expired(
+    store: &dyn MetadataStore,
+    blobs: &dyn BlobStore,
+    at: DateTime<Utc>,
+) -> Result<usize, FileError> {
+    let mut n = 0;
+    for tenant in store.list_tenants().await? {
+        for job in store.list_file_jobs(tenant.id).await? {
+            if job.expired(at) {
+                delete_job(store, blobs, &job).await?;
                 n += 1;
             }
         }
-        Ok(n)
     }
+    Ok(n)
 }
 
-/// Deletes expired bundles every `interval` (run by `insights serve`);
+/// Runs [`sweep_expired`] every `interval` (started by `insights serve`);
 /// [`Sweeper::stop`] ends it.
 pub struct Sweeper {
-    stop: tokio_util::sync::CancellationToken,
-    task: tokio::task::JoinHandle<()>,
+    stop: CancellationToken,
+    task: JoinHandle<()>,
 }
 
 impl Sweeper {
-    /// Starts sweeping `dir` on the current Tokio runtime.
-    pub fn start(dir: BundleDir, interval: std::time::Duration) -> Sweeper {
-        let stop = tokio_util::sync::CancellationToken::new();
+    /// Starts sweeping on the current Tokio runtime.
+    pub fn start(
+        store: Arc<dyn MetadataStore>,
+        blobs: Arc<dyn BlobStore>,
+        interval: std::time::Duration,
+    ) -> Sweeper {
+        let stop = CancellationToken::new();
         let token = stop.clone();
         let task = tokio::spawn(async move {
             loop {
@@ -278,12 +525,14 @@ impl Sweeper {
                     _ = token.cancelled() => return,
                     _ = tokio::time::sleep(interval) => {}
                 }
-                let d = dir.clone();
-                match tokio::task::spawn_blocking(move || d.sweep(Utc::now(), None)).await {
-                    Ok(Ok(0)) => {}
-                    Ok(Ok(n)) => tracing::info!(bundles = n, "expired access bundles deleted"),
-                    Ok(Err(e)) => tracing::warn!(error = %e, "cannot sweep access bundles"),
-                    Err(e) => tracing::warn!(error = %e, "bundle sweep task failed"),
+                match sweep_expired(store.as_ref(), blobs.as_ref(), now()).await {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        tracing::info!(files = n, "expired exports and access bundles deleted")
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot sweep expired exports and bundles")
+                    }
                 }
             }
         });
@@ -297,80 +546,15 @@ impl Sweeper {
     }
 }
 
-fn fsio_create(path: &Path) -> io::Result<std::fs::File> {
-    let mut o = std::fs::OpenOptions::new();
-    o.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        o.mode(0o600);
-    }
-    o.open(path)
-}
-
-/// Errors of the bundle folder.
-#[derive(Debug, thiserror::Error)]
-pub enum BundleError {
-    #[error("bundle folder: {0}")]
-    Io(#[from] io::Error),
-    #[error("bundle key: {0}")]
-    Crypto(insights_core::crypto::CryptoError),
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-    use insights_core::crypto::LocalKeyFile;
-    use std::io::{Read, Write};
-
-    #[tokio::test]
-    async fn sealed_on_disk_readable_until_expiry_deleted_by_erasure() {
-        let dir = tempfile::tempdir().unwrap();
-        let keys = LocalKeyFile::open(dir.path().join("kek.json")).unwrap();
-        let tenant = TenantId::new();
-        keys.ensure_kek(tenant).await.unwrap();
-        let bundles = BundleDir::open(dir.path().join("bundles")).unwrap();
-        let id = Uuid::new_v4();
-        let mut w = bundles.create(&keys, tenant, id).await.unwrap();
-        let clear = b"PK zip bytes of the subject: Kim Subject +15551234567".repeat(2000);
-        w.writer.write_all(&clear).unwrap();
-        let rec = RecordingId::new();
-        let now = Utc::now();
-        let meta = BundleMeta {
-            id,
-            tenant_id: tenant,
-            owner: "dpo".into(),
-            created_at: now,
-            expires_at: now + chrono::Duration::days(7),
-            recordings: vec![rec],
-            include_media: false,
-            data_key: w.wrapped.clone(),
-        };
-        bundles.finish(w.writer, &meta).unwrap();
-        // Nothing readable on disk.
-        for e in std::fs::read_dir(bundles.path()).unwrap() {
-            let bytes = std::fs::read(e.unwrap().path()).unwrap();
-            assert!(!bytes.windows(11).any(|w| w == b"Kim Subject"));
-        }
-        let got = bundles.get(id, now).unwrap().unwrap();
-        let mut r = bundles.open_reader(&keys, &got).await.unwrap();
-        let mut out = Vec::new();
-        r.read_to_end(&mut out).unwrap();
-        assert_eq!(out, clear);
-        // Unrelated erasure: kept; erasure of its recording: deleted.
-        let other: BTreeSet<_> = [RecordingId::new()].into();
-        assert_eq!(bundles.delete_containing(&other).unwrap(), 0);
-        assert!(bundles.get(id, now).unwrap().is_some());
-        // Expired: gone.
-        assert_eq!(
-            bundles
-                .sweep(now + chrono::Duration::days(8), None)
-                .unwrap(),
-            1
-        );
-        assert!(bundles.get(id, now).unwrap().is_none());
-        assert_eq!(std::fs::read_dir(bundles.path()).unwrap().count(), 0);
-        let _ = rec;
+/// Earlier versions kept access bundles sealed under
+/// `<data_dir>/gdpr/bundles`, their wrapped keys in files beside them:
+/// the folder goes (called by `insights serve` at start; nothing in it can
+/// be downloaded any more).
+pub fn remove_legacy_folder(data_dir: &std::path::Path) {
+    let dir = data_dir.join("gdpr").join("bundles");
+    match std::fs::remove_dir_all(&dir) {
+        Ok(()) => tracing::info!("removed the access-bundle folder of an earlier version"),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => tracing::warn!(error = %e, "cannot remove the old access-bundle folder"),
     }
 }

@@ -70,7 +70,7 @@ impl Application {
     /// not depend on).
     ///
     /// The data-subject routes' state ([`GdprContext`]: the installation's
-    /// certificate signer, the spool, the bundle folder) is a required
+    /// certificate signer, the spool) is a required
     /// argument: there is no fallback, so a binary that forgot it does not
     /// compile, rather than improvising a signer at the first request.
     pub fn build_with<F>(
@@ -125,8 +125,8 @@ impl Application {
         let data = web::Data::new(state);
         let gdpr = web::Data::new(gdpr);
         let exports = web::Data::new(
-            routes::exports::ExportJobs::new(&std::env::temp_dir())
-                .map_err(|e| anyhow::anyhow!("cannot create the export spool: {e}"))?,
+            routes::exports::ExportJobs::new()
+                .map_err(|e| anyhow::anyhow!("export jobs need a Tokio runtime: {e}"))?,
         );
         let server = HttpServer::new(move || {
             let extra = extra.clone();

@@ -126,7 +126,7 @@ pub fn validate_container(name: &str) -> BlobResult<()> {
 pub mod layout {
     use uuid::Uuid;
 
-    use crate::domain::{RecordingId, StreamId};
+    use crate::domain::{FileJobId, FileJobKind, RecordingId, StreamId};
 
     /// The blob key prefix of a recording (a "folder").
     pub fn recording_prefix(id: RecordingId) -> String {
@@ -157,6 +157,16 @@ pub mod layout {
             recording.as_uuid()
         } else {
             stream.as_uuid()
+        }
+    }
+
+    /// The blob key of a [`FileJob`](crate::domain::FileJob)'s sealed
+    /// file (`exports/<id>.xlsx.env`, `bundles/<id>.zip.env`); its
+    /// envelope object id is the job id.
+    pub fn file_job_key(kind: FileJobKind, id: FileJobId) -> String {
+        match kind {
+            FileJobKind::Export => format!("exports/{id}.xlsx.env"),
+            FileJobKind::AccessBundle => format!("bundles/{id}.zip.env"),
         }
     }
 }

@@ -3,8 +3,8 @@
 //! long-running services of one node, by role.
 //!
 //! * `api`: the HTTP API and the web UI (sign-in, OIDC, exports, GDPR
-//!   routes, `POST /api/directory/sync`) and the sweeper of this node's
-//!   access bundles;
+//!   routes, `POST /api/directory/sync`) and the sweep of expired
+//!   exports and access bundles (sealed in the blob store);
 //! * `gateway`: the Teams webhook, the media WebSocket, the spool (this
 //!   node's `spool.lock`), the uploader and the custody signer;
 //! * `worker`: the AI pipeline's job workers;
@@ -207,23 +207,23 @@ pub async fn serve(settings: Settings, roles: Roles, opts: WorkerOptions) -> any
         // The data-subject tools: certificates signed with the
         // installation key (the custody manifests' key), erasure reaching
         // this process's spool through the spool itself (none without the
-        // gateway role), bundles sealed under the data dir.
+        // gateway role). Exports and access bundles are sealed in the blob
+        // store, their jobs in the metadata store: a sweep deletes expired
+        // ones (any API node may run it).
         let spool_copies: Option<Arc<dyn insights_core::spool::SpoolCopies>> = gateway
             .as_ref()
             .map(|g| Arc::new(g.spool.clone()) as Arc<dyn insights_core::spool::SpoolCopies>);
-        let bundle_dir = settings.data_dir.join("gdpr").join("bundles");
         let gdpr = insights_api::GdprContext::new(
             gdpr_tools::certificate::CertificateSigner::open_or_create(&signing_key)
                 .context("opening the installation signing key for certificates")?,
             spool_copies,
-            bundle_dir.clone(),
             &settings.gdpr,
         )
-        .with_context(|| format!("preparing {}", bundle_dir.display()))?;
-        // This node's sealed bundles (its own folder): swept here, under
-        // no lease, as they are no other node's.
+        .context("preparing the data-subject tools")?;
+        gdpr_tools::bundles::remove_legacy_folder(&settings.data_dir);
         bundle_sweeper = Some(gdpr_tools::bundles::Sweeper::start(
-            gdpr_tools::bundles::BundleDir::at(&bundle_dir),
+            platform.store.clone(),
+            platform.blobs.clone(),
             std::time::Duration::from_secs(3600),
         ));
         let state = api_state(&settings, &platform)?;

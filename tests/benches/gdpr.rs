@@ -496,7 +496,6 @@ async fn bench_erase(label: &str, store: Arc<dyn MetadataStore>, count: usize) -
         blobs: &blobs,
         signer: &signer,
         spool: None,
-        bundle_dir: None,
         find: FindOptions::default(),
     };
     let ids = SubjectIdentifiers {

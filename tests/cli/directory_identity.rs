@@ -27,32 +27,32 @@ use serde_json::{Value, json};
 
 use super::{Server, insights, serve_with_env};
 
-const TID: &str = "3c1a7e52-8d4b-4f0a-9e61-2b7d5c9a0f13";
+pub(crate) const TID: &str = "3c1a7e52-8d4b-4f0a-9e61-2b7d5c9a0f13";
 const GRAPH_TOKEN: &str = "graph-app-token";
-const LOGIN_CLIENT: &str = "web-client";
+pub(crate) const LOGIN_CLIENT: &str = "web-client";
 
 /// What the stand-in serves; the test changes it as it goes.
 #[derive(Default)]
-struct World {
+pub(crate) struct World {
     /// Graph user resources (`id`, `userPrincipalName`, `mail`,
     /// `accountEnabled`...).
     users: Vec<Value>,
     /// Graph's user reads answer 503 while set.
     graph_down: bool,
     /// The id token the OIDC token endpoint hands out next.
-    id_token: Option<String>,
+    pub(crate) id_token: Option<String>,
     /// "METHOD target" of every request.
     seen: Vec<String>,
 }
 
-struct StandIn {
-    base: String,
-    world: Arc<Mutex<World>>,
+pub(crate) struct StandIn {
+    pub(crate) base: String,
+    pub(crate) world: Arc<Mutex<World>>,
     key: RsaKeyPair,
 }
 
 impl StandIn {
-    fn start(users: Vec<Value>) -> StandIn {
+    pub(crate) fn start(users: Vec<Value>) -> StandIn {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let world = Arc::new(Mutex::new(World {
@@ -97,7 +97,13 @@ impl StandIn {
     }
 
     /// An Entra-shaped id token for `oid` with `nonce`, signed RS256.
-    fn id_token(&self, oid: &str, nonce: &str, roles: &[&str], groups: &[&str]) -> String {
+    pub(crate) fn id_token(
+        &self,
+        oid: &str,
+        nonce: &str,
+        roles: &[&str],
+        groups: &[&str],
+    ) -> String {
         let now = chrono::Utc::now().timestamp();
         let header = json!({"alg": "RS256", "typ": "JWT", "kid": "k1"});
         let claims = json!({
@@ -128,7 +134,7 @@ impl StandIn {
 
     /// `[directory]` pointed at the stand-in (schedule off: syncs run when
     /// the test says).
-    fn directory_env(&self) -> Vec<(String, String)> {
+    pub(crate) fn directory_env(&self) -> Vec<(String, String)> {
         [
             ("INSIGHTS_ALLOW_INSECURE_HTTP", "true".to_owned()),
             ("INSIGHTS_DIRECTORY__CLIENT_ID", "directory-app".to_owned()),
@@ -534,7 +540,7 @@ impl Browser {
     }
 }
 
-fn cookie(res: &reqwest::blocking::Response, name: &str) -> String {
+pub(crate) fn cookie(res: &reqwest::blocking::Response, name: &str) -> String {
     res.headers()
         .get_all("set-cookie")
         .iter()

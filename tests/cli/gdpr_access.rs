@@ -1,8 +1,9 @@
 //! Access bundles through `insights serve` (issue 13, §2): media needs
 //! `download-media` and every bundle a reason; the request and the
 //! download are audited (recording ids, salted hashes of the identifiers,
-//! reason, client address); the bundle is sealed on disk under the data
-//! directory, streamed on download and gone after its expiry.
+//! reason, client address); the bundle is sealed in the tenant's blob
+//! container (its job in the metadata store), streamed on download and
+//! gone after its expiry.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -342,13 +343,21 @@ fn access_bundle_with_media_needs_permission_and_reason_is_sealed_audited_stream
     let done = wait_bundle(&w, &media_dpo, &bundle);
     assert_eq!(done["status"], "done", "{done}");
 
-    // Sealed under the data directory, nowhere in the temp folder.
-    let bundles = w.data.join("gdpr").join("bundles");
-    let on_disk = files_under(&bundles);
-    assert_eq!(
-        on_disk.len(),
-        2,
-        "sealed bundle and its metadata: {on_disk:?}"
+    // Sealed in the tenant's blob container (the local blob store under
+    // the data directory here), nothing in a bundle folder or the temp
+    // folder.
+    assert!(
+        !w.data.join("gdpr").join("bundles").exists(),
+        "no local bundle folder"
+    );
+    let on_disk: Vec<_> = files_under(&w.data.join("blobs"))
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains("/bundles/"))
+        .collect();
+    assert_eq!(on_disk.len(), 1, "the sealed bundle: {on_disk:?}");
+    assert!(
+        on_disk[0].ends_with(format!("bundles/{bundle}.zip.env")),
+        "{on_disk:?}"
     );
     for f in &on_disk {
         let bytes = std::fs::read(f).unwrap();
@@ -447,20 +456,14 @@ fn access_bundle_with_media_needs_permission_and_reason_is_sealed_audited_stream
             .unwrap()["status"],
         "done"
     );
-    // Expiry: a day later (moved back in time in its metadata file).
-    let meta_path = bundles.join(format!("{bundle}.json"));
-    let mut meta: Value = serde_json::from_slice(&std::fs::read(&meta_path).unwrap()).unwrap();
-    let expires: chrono::DateTime<chrono::Utc> =
-        meta["expires_at"].as_str().unwrap().parse().unwrap();
-    let created: chrono::DateTime<chrono::Utc> =
-        meta["created_at"].as_str().unwrap().parse().unwrap();
+    // Expiry: a day later (moved back in time in its job's row).
+    let (created, expires) = bundle_times(&w.data, &bundle);
     assert_eq!(
         expires - created,
         chrono::Duration::days(1),
         "bundle_expiry_days"
     );
-    meta["expires_at"] = json!(chrono::Utc::now() - chrono::Duration::seconds(1));
-    std::fs::write(&meta_path, serde_json::to_vec(&meta).unwrap()).unwrap();
+    expire_bundle(&w.data, &bundle);
     assert_eq!(
         w.get(&media_dpo, &format!("/api/gdpr/access/{bundle}/file"))
             .status(),
@@ -468,9 +471,51 @@ fn access_bundle_with_media_needs_permission_and_reason_is_sealed_audited_stream
         "expired"
     );
     assert!(
-        files_under(&bundles).is_empty(),
+        files_under(&w.data.join("blobs"))
+            .iter()
+            .all(|p| !p.to_string_lossy().contains("/bundles/")),
         "an expired bundle is deleted"
     );
+}
+
+/// A bundle job's (created_at, expires_at), from the SQLite file.
+fn bundle_times(
+    data: &Path,
+    bundle: &str,
+) -> (chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>) {
+    use sqlx::{Connection, Row};
+    let id: uuid::Uuid = bundle.parse().unwrap();
+    let url = format!("sqlite://{}", data.join("insights.db").display());
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        let row = sqlx::query("SELECT created_at, expires_at FROM file_jobs WHERE id = ?")
+            .bind(id)
+            .fetch_one(&mut c)
+            .await
+            .unwrap();
+        let t =
+            |col: &str| chrono::DateTime::from_timestamp_micros(row.get::<i64, _>(col)).unwrap();
+        (t("created_at"), t("expires_at"))
+    })
+}
+
+/// Moves a bundle job's expiry into the past (SQLite).
+fn expire_bundle(data: &Path, bundle: &str) {
+    use sqlx::Connection;
+    let id: uuid::Uuid = bundle.parse().unwrap();
+    let url = format!("sqlite://{}", data.join("insights.db").display());
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        let past = (chrono::Utc::now() - chrono::Duration::seconds(1)).timestamp_micros();
+        let n = sqlx::query("UPDATE file_jobs SET expires_at = ? WHERE id = ?")
+            .bind(past)
+            .bind(id)
+            .execute(&mut c)
+            .await
+            .unwrap()
+            .rows_affected();
+        assert_eq!(n, 1);
+    });
 }
 
 /// Pearson correlation of two speech envelopes (RMS per 20 ms).

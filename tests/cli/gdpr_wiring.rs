@@ -2,8 +2,8 @@
 //!
 //! * every route family answers from real state (no `500` for a missing
 //!   piece, no improvised GDPR context): the erasure certificate verifies
-//!   with the installation key, bundles are kept under the data directory
-//!   and nothing of the GDPR tools lands in the temp folder;
+//!   with the installation key, bundles are kept sealed in the tenant's
+//!   blob container (and erased with their recordings), and nothing of the GDPR tools lands in the temp folder;
 //! * a call that sits in the spool while the blob store is down, erased
 //!   through the API, is never stored: its spool copy is deleted at once
 //!   (the erasure itself answers 503 until it can check the blob store,
@@ -184,13 +184,18 @@ fn serve_wires_every_route_family_with_real_state() {
         assert!(Instant::now() < deadline, "bundle not built");
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert!(
-        w.data
-            .join("gdpr")
-            .join("bundles")
-            .join(format!("{bundle_id}.bundle"))
-            .exists(),
-        "bundles are kept under the data directory"
+    // `bundles/<id>.zip.env` in the tenant's container.
+    let sealed_bundle = format!("{bundle_id}.zip.env");
+    let bundle_blobs = || {
+        files_named(&w.data.join("blobs"), &bundle_id)
+            .into_iter()
+            .filter(|name| *name == sealed_bundle)
+            .count()
+    };
+    assert_eq!(
+        bundle_blobs(),
+        1,
+        "bundles are kept sealed in the tenant's blob container"
     );
     expect(
         w.get(&dpo, &format!("/api/gdpr/access/{bundle_id}/file")),
@@ -228,13 +233,10 @@ fn serve_wires_every_route_family_with_real_state() {
     // Signed with the installation key, not a per-process one.
     verify_certificate(&w, &cert);
     // The erasure deleted the bundle that held the recording.
-    assert!(
-        !w.data
-            .join("gdpr")
-            .join("bundles")
-            .join(format!("{bundle_id}.bundle"))
-            .exists(),
-        "the erasure reached the real bundle folder"
+    assert_eq!(
+        bundle_blobs(),
+        0,
+        "the erasure reached the bundle in the blob store"
     );
     assert!(
         files_named(&w.cwd.path().join("tmp"), "insights-gdpr").is_empty(),

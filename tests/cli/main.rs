@@ -36,6 +36,7 @@ mod roles;
 mod scheduler_lease;
 mod serve_hardening;
 mod signing_keys;
+mod stateless_api;
 mod tls;
 #[cfg(feature = "whisper")]
 mod transcribe;
@@ -210,6 +211,18 @@ fn two_nodes_share_tenant_keks_through_the_database_key_provider() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let url = rt.block_on(insights_tests::fresh_pg_database());
     keys_cluster::two_nodes_share_keks_and_rotate(&url, &insights_tests::azurite_endpoint());
+}
+
+/// Issue 15 §2: any request may reach any API node (sign-ins in progress,
+/// export and access-bundle jobs and their files, login throttles).
+#[test]
+fn two_api_nodes_share_sign_ins_jobs_files_and_throttles() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let url = rt.block_on(insights_tests::fresh_pg_database());
+    stateless_api::two_api_nodes_share_sign_ins_jobs_and_throttles(
+        &url,
+        &insights_tests::azurite_endpoint(),
+    );
 }
 
 /// Issue 14: `insights keys rotate` killed mid-run resumes when run again.

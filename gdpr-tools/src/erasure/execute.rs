@@ -110,9 +110,14 @@ pub async fn execute(
         state.directory_done.insert(u.id, outcome);
         save(env.store, tenant, &mut record, &state).await?;
     }
-    if let Some(dir) = &env.bundle_dir {
-        crate::bundles::BundleDir::at(dir).delete_containing(&erased_ids)?;
-    }
+    // Access bundles (sealed in the blob store) holding an erased recording.
+    crate::bundles::delete_containing(env.store, env.blobs, tenant, &erased_ids)
+        .await
+        .map_err(|e| match e {
+            crate::bundles::FileError::Store(e) => ErasureError::Store(e),
+            crate::bundles::FileError::Blob(e) => ErasureError::Blob(e),
+            other => ErasureError::Io(std::io::Error::other(other)),
+        })?;
 
     let blocked = state
         .recordings_done

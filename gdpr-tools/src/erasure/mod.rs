@@ -52,7 +52,6 @@
 //! state (signing and verification are `crate::certificate`'s).
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -86,7 +85,7 @@ pub enum ErasureError {
     Store(#[from] StoreError),
     #[error("blob store: {0}")]
     Blob(#[from] BlobError),
-    #[error("bundle folder: {0}")]
+    #[error("access bundles: {0}")]
     Io(#[from] std::io::Error),
     #[error(transparent)]
     Spool(#[from] SpoolCopiesError),
@@ -107,9 +106,6 @@ pub struct ErasureEnv<'a> {
     /// deleted from it, with the spool's own protocol (`None`: no spool on
     /// this installation).
     pub spool: Option<Arc<dyn SpoolCopies>>,
-    /// Where access bundles are kept: bundles that contain an erased
-    /// recording are deleted.
-    pub bundle_dir: Option<PathBuf>,
     pub find: FindOptions,
 }
 

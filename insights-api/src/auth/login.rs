@@ -242,11 +242,7 @@ impl Authenticator {
     ) -> Result<LoginAnswer, ApiError> {
         let at = now();
         if let Some(ip) = client {
-            self.throttle
-                .check_address(ip, at)
-                .map_err(|s| ApiError::TooManyRequests {
-                    retry_after_secs: s,
-                })?;
+            self.throttle.check_address(ip, at).await?;
         }
         if too_long(&req) {
             return Err(ApiError::BadRequest {
@@ -295,7 +291,7 @@ impl Authenticator {
             let pw = Zeroizing::new(req.password);
             blocking(move || password::burn_verification(&pw)).await?;
             if let Some(ip) = client {
-                self.throttle.address_failed(ip, at);
+                self.throttle.address_failed(ip, at).await;
             }
             self.audit_failure(realm, None, Failure::UnknownAccount, client)
                 .await;
@@ -486,11 +482,7 @@ impl Authenticator {
     ) -> Result<LoginOutcome, ApiError> {
         let at = now();
         if let Some(ip) = client {
-            self.throttle
-                .check_address(ip, at)
-                .map_err(|s| ApiError::TooManyRequests {
-                    retry_after_secs: s,
-                })?;
+            self.throttle.check_address(ip, at).await?;
         }
         if req.challenge.len() > 4096
             || req.totp.as_ref().is_some_and(|c| c.len() > 16)
@@ -637,7 +629,7 @@ impl Authenticator {
 
     async fn fail(&self, a: &LocalAccount, f: Failure, client: Option<IpAddr>, at: DateTime<Utc>) {
         if let Some(ip) = client {
-            self.throttle.address_failed(ip, at);
+            self.throttle.address_failed(ip, at).await;
         }
         self.audit_failure(Some(a.realm()), Some(a), f, client)
             .await;

@@ -124,9 +124,11 @@ impl Authenticator {
             .follow_redirects()
             .build()
             .map_err(|e| AuthSetupError::Http(e.to_string()))?;
-        let oidc_login = oidc_login::OidcLogin::new(http.clone(), &settings.oidc)?;
+        let oidc_login =
+            oidc_login::OidcLogin::new(http.clone(), &settings.oidc, store.clone(), keys.clone())?;
         let oidc = OidcValidator::new(http, &settings.oidc);
         let throttle = Throttle::new(
+            store.clone(),
             settings.address_max_failures,
             secs(settings.address_window_secs),
         );

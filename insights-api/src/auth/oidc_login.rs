@@ -8,16 +8,20 @@
 //!   `response_type=code`, `client_id`, `redirect_uri`, `scope=openid
 //!   profile`, a random `state` and `nonce` and the PKCE `code_challenge`
 //!   (S256 of a random `code_verifier`). State, nonce, verifier and
-//!   `return_to` stay on the server (in memory, single use, 10 minutes);
-//!   the browser gets only the state again, in the `HttpOnly`
+//!   `return_to` stay on the server, in the metadata store shared by every
+//!   API node ([`PendingSignIn`]: found by the SHA-256 of the state; the
+//!   rest sealed under the platform key owner's KEK and bound to that
+//!   hash, so a database reader can neither finish nor replay a sign-in;
+//!   single use, 10 minutes): the callback may reach any node. The
+//!   browser gets only the state again, in the `HttpOnly`
 //!   `insights_oidc_state` cookie (`SameSite=Lax`: it must come back on
 //!   the provider's top-level redirect), which binds the flow to the
 //!   browser that started it (no login CSRF). `return_to` must be a
 //!   same-origin path (`/…`, not `//…`, no backslash or control
 //!   character), else `400 invalid-return-to`.
-//! * `GET /api/auth/oidc/callback?code&state` → the state is taken (a
-//!   replay finds nothing: `400 invalid-state`) and must match the
-//!   cookie; the code is redeemed at the discovered `token_endpoint` with
+//! * `GET /api/auth/oidc/callback?code&state` → the state is taken
+//!   (deleted and returned in one statement, on whichever node: a replay
+//!   finds nothing, `400 invalid-state`) and must match the cookie; the code is redeemed at the discovered `token_endpoint` with
 //!   the `code_verifier` (and the client secret, when configured); the
 //!   `id_token` is validated with the same JWKS machinery as bearer
 //!   tokens (RS256, our client id as audience, the issuer with
@@ -32,14 +36,8 @@
 //! (`login` / `login-failed` with `method: oidc` and a reason; the actor
 //! `oidc:<oid>`); earlier failures are logged with a reason only. No
 //! code, token, state or claim value is logged.
-//!
-//! Known limit: pending sign-ins live in this process's memory, so with
-//! several API processes behind a load balancer the callback must reach
-//! the process that started the flow (sticky sessions), or the user
-//! simply starts again.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_web::cookie::{Cookie, SameSite, time::Duration as CookieDuration};
@@ -47,14 +45,15 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use insights_core::config::OidcSettings;
+use insights_core::crypto::{KeyProvider, PLATFORM_KEY_OWNER, open_secret, seal_secret};
 use insights_core::domain::{
-    AuditAction, NewAuditEvent, OidcSession, OidcSessionClaims, Realm, TenantId, now,
+    AuditAction, NewAuditEvent, OidcSession, OidcSessionClaims, PendingSignIn, Realm, TenantId, now,
 };
-use insights_core::store::StoreError;
+use insights_core::store::{MetadataStore, StoreError};
 use insights_http::jwks::{JwksCache, KeyLookupError, KeyRef};
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, Validation};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -68,12 +67,12 @@ use crate::error::ApiError;
 pub const STATE_COOKIE: &str = "insights_oidc_state";
 /// How long a started sign-in may take.
 const PENDING_TTL: Duration = Duration::from_secs(600);
-/// At most this many sign-ins pending at once (memory bound).
-const MAX_PENDING: usize = 10_000;
+/// At most this many sign-ins pending at once (table bound).
+const MAX_PENDING: u32 = 10_000;
 /// At most this many pending per client address: a further start from
 /// the same address replaces its oldest, so nobody can fill the table
 /// and lock everyone else out of sign-in.
-const MAX_PENDING_PER_CLIENT: usize = 20;
+const MAX_PENDING_PER_CLIENT: u32 = 20;
 /// The discovery document is fetched again after this long.
 const DISCOVERY_TTL: Duration = Duration::from_secs(3600);
 /// Session token prefix: `o1.<tenant>.<secret>` (local sessions are `v1.`).
@@ -92,13 +91,20 @@ struct Endpoints {
     token: String,
 }
 
+/// What a pending sign-in keeps sealed.
+#[derive(Serialize, Deserialize)]
 struct Pending {
     nonce: String,
-    verifier: Zeroizing<String>,
+    verifier: String,
     return_to: String,
-    created: Instant,
-    /// Where the sign-in was started from.
-    client: Option<std::net::IpAddr>,
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        self.nonce.zeroize();
+        self.verifier.zeroize();
+    }
 }
 
 /// The sign-in flow's configuration and state; one per process, in the
@@ -115,7 +121,9 @@ pub struct OidcLogin {
     request_timeout: Duration,
     jwks: Arc<JwksCache>,
     endpoints: tokio::sync::Mutex<Option<(Instant, Endpoints)>>,
-    pending: Mutex<HashMap<String, Pending>>,
+    /// Where pending sign-ins are kept, and the keys that seal them.
+    store: Arc<dyn MetadataStore>,
+    keys: Arc<dyn KeyProvider>,
 }
 
 /// Why sign-in cannot be set up.
@@ -125,7 +133,12 @@ pub struct SecretFileError(String);
 
 impl OidcLogin {
     /// `Ok(None)` unless sign-in is configured (`login_enabled`).
-    pub fn new(http: reqwest::Client, s: &OidcSettings) -> Result<Option<Self>, SecretFileError> {
+    pub fn new(
+        http: reqwest::Client,
+        s: &OidcSettings,
+        store: Arc<dyn MetadataStore>,
+        keys: Arc<dyn KeyProvider>,
+    ) -> Result<Option<Self>, SecretFileError> {
         if !s.login_enabled() {
             return Ok(None);
         }
@@ -167,7 +180,8 @@ impl OidcLogin {
             request_timeout: Duration::from_millis(s.request_timeout_ms),
             jwks,
             endpoints: tokio::sync::Mutex::new(None),
-            pending: Mutex::new(HashMap::new()),
+            store,
+            keys,
         }))
     }
 
@@ -218,41 +232,83 @@ impl OidcLogin {
         Ok(e)
     }
 
-    /// Remembers a started sign-in under its state.
-    fn remember(&self, state: String, p: Pending) -> Result<(), ApiError> {
-        let mut map = self
-            .pending
-            .lock()
-            .map_err(|_| ApiError::internal(anyhow::anyhow!("pending sign-ins lock poisoned")))?;
-        map.retain(|_, v| v.created.elapsed() < PENDING_TTL);
-        if let Some(client) = p.client {
-            let mut mine: Vec<(Instant, String)> = map
-                .iter()
-                .filter(|(_, v)| v.client == Some(client))
-                .map(|(k, v)| (v.created, k.clone()))
-                .collect();
-            if mine.len() >= MAX_PENDING_PER_CLIENT {
-                mine.sort();
-                for (_, k) in mine.iter().take(mine.len() + 1 - MAX_PENDING_PER_CLIENT) {
-                    map.remove(k);
-                }
+    /// Remembers a started sign-in under the hash of its state (sealed,
+    /// in the store every node shares).
+    async fn remember(
+        &self,
+        state: &str,
+        p: &Pending,
+        client: Option<std::net::IpAddr>,
+    ) -> Result<(), ApiError> {
+        let hash = state_hash(state);
+        let clear = Zeroizing::new(serde_json::to_vec(p).map_err(ApiError::internal)?);
+        let sealed = seal_secret(
+            self.keys.as_ref(),
+            PLATFORM_KEY_OWNER,
+            &context(&hash),
+            &clear,
+        )
+        .await
+        .map_err(|e| {
+            tracing::warn!(error = %e, "cannot seal a pending sign-in");
+            ApiError::Unavailable {
+                code: "key-service-unavailable",
             }
-        }
-        if map.len() >= MAX_PENDING {
-            return Err(ApiError::Unavailable {
+        })?;
+        let at = now();
+        let pending = PendingSignIn {
+            state_hash: hash,
+            sealed,
+            client_key: client.map(|c| super::throttle::address_key(&c)),
+            created_at: at,
+            expires_at: at + chrono::Duration::from_std(PENDING_TTL).unwrap_or_default(),
+        };
+        match self
+            .store
+            .put_pending_sign_in(&pending, MAX_PENDING_PER_CLIENT, MAX_PENDING)
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(StoreError::Refused(_)) => Err(ApiError::Unavailable {
                 code: "too-many-pending-sign-ins",
-            });
+            }),
+            Err(e) => Err(e.into()),
         }
-        map.insert(state, p);
-        Ok(())
     }
 
-    /// Takes (single use) the pending sign-in of `state`, if still fresh.
-    fn take(&self, state: &str) -> Option<Pending> {
-        let mut map = self.pending.lock().ok()?;
-        map.remove(state)
-            .filter(|p| p.created.elapsed() < PENDING_TTL)
+    /// Takes (single use, on whichever node) the pending sign-in of
+    /// `state`, if still fresh.
+    async fn take(&self, state: &str) -> Result<Option<Pending>, ApiError> {
+        let hash = state_hash(state);
+        let Some(p) = self.store.take_pending_sign_in(&hash, now()).await? else {
+            return Ok(None);
+        };
+        let clear = match open_secret(
+            self.keys.as_ref(),
+            PLATFORM_KEY_OWNER,
+            &context(&hash),
+            &p.sealed,
+        )
+        .await
+        {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "a pending sign-in cannot be opened");
+                return Ok(None);
+            }
+        };
+        Ok(serde_json::from_slice(&clear).ok())
     }
+}
+
+/// The stored form of a state: its SHA-256 (hex).
+fn state_hash(state: &str) -> String {
+    hex::encode(Sha256::digest(state.as_bytes()))
+}
+
+/// The sealing context of a pending sign-in: bound to its row.
+fn context(hash: &str) -> String {
+    format!("oidc-sign-in:{hash}")
 }
 
 /// A random 32-byte value, base64url (43 characters).
@@ -429,15 +485,15 @@ pub(crate) async fn login(
         .append_pair("code_challenge", &challenge)
         .append_pair("code_challenge_method", "S256");
     o.remember(
-        st.clone(),
-        Pending {
+        &st,
+        &Pending {
             nonce,
-            verifier,
+            verifier: verifier.to_string(),
             return_to,
-            created: Instant::now(),
-            client: state.auth.client_ip(&req),
         },
-    )?;
+        state.auth.client_ip(&req),
+    )
+    .await?;
     Ok(HttpResponse::Found()
         .insert_header(("Location", url.to_string()))
         .cookie(state_cookie(
@@ -486,7 +542,7 @@ pub(crate) async fn callback(
         .as_deref()
         .filter(|s| s.len() <= 128)
         .ok_or_else(bad_state)?;
-    let Some(pending) = o.take(st) else {
+    let Some(pending) = o.take(st).await? else {
         tracing::info!(reason = "unknown-state", "OIDC sign-in refused");
         return Err(bad_state());
     };
@@ -631,7 +687,7 @@ pub(crate) async fn callback(
     let mut gone = state_cookie("", 0);
     gone.make_removal();
     Ok(HttpResponse::Found()
-        .insert_header(("Location", pending.return_to))
+        .insert_header(("Location", pending.return_to.clone()))
         .cookie(session::cookie(&token, max))
         .cookie(session::issue_csrf_cookie(&token, max))
         .cookie(gone)

@@ -1,80 +1,70 @@
-//! In-memory login throttling per client address, on top of the lockout
-//! per tenant and email kept in the store (see [`super::login`]): at most
-//! `address_max_failures` failed logins per `address_window_secs` (fixed
-//! window), then `429` until it ends.
+//! Login throttling per client address, on top of the lockout per tenant
+//! and email (see [`super::login`]): at most `address_max_failures` failed
+//! logins per `address_window_secs` (fixed window), then `429` until it
+//! ends.
 //!
-//! Bounded: at most [`MAX_ENTRIES`] addresses, expired ones are dropped
-//! first, and if still full the table is cleared (an attacker filling it
-//! gains at most a reset of the in-memory counters; the store's lockout
-//! is unaffected).
+//! The windows live in the metadata store
+//! ([`TransientStore`](insights_core::store::TransientStore)), counted
+//! with one atomic upsert, so every API node behind a load balancer sees
+//! the same count: an attacker gains nothing by spreading attempts over
+//! nodes. Addresses are kept as a digest ([`address_key`]), never in
+//! clear; windows that are over are forgotten.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
+use insights_core::store::MetadataStore;
+use sha2::{Digest, Sha256};
 
-/// Largest number of tracked addresses (and unknown accounts).
-pub const MAX_ENTRIES: usize = 100_000;
+use crate::error::ApiError;
 
-#[derive(Clone, Copy)]
-struct Window {
-    start: DateTime<Utc>,
-    failures: u32,
-}
-
-/// The in-memory throttle.
+/// The store-backed throttle.
 pub struct Throttle {
+    store: Arc<dyn MetadataStore>,
     max_failures: u32,
     window: Duration,
-    addresses: Mutex<HashMap<IpAddr, Window>>,
+}
+
+/// The stored key of a client address: a SHA-256 digest (hex).
+pub fn address_key(ip: &IpAddr) -> String {
+    hex::encode(Sha256::digest(format!("insights-address\u{0}{ip}")))
 }
 
 impl Throttle {
-    pub fn new(max_failures: u32, window: Duration) -> Self {
+    pub fn new(store: Arc<dyn MetadataStore>, max_failures: u32, window: Duration) -> Self {
         Self {
+            store,
             max_failures: max_failures.max(1),
             window,
-            addresses: Mutex::new(HashMap::new()),
         }
     }
 
-    /// `Err(retry after seconds)` while `ip` is over its budget.
-    pub fn check_address(&self, ip: IpAddr, now: DateTime<Utc>) -> Result<(), u64> {
-        let Ok(map) = self.addresses.lock() else {
-            return Ok(());
-        };
-        match map.get(&ip) {
-            Some(w) if w.start + self.window > now && w.failures >= self.max_failures => {
-                Err(secs_until(w.start + self.window, now))
-            }
+    /// `429` (with the seconds until the window ends) while `ip` is over
+    /// its budget.
+    pub async fn check_address(&self, ip: IpAddr, now: DateTime<Utc>) -> Result<(), ApiError> {
+        let w = self
+            .store
+            .address_window(&address_key(&ip), now - self.window)
+            .await?;
+        match w {
+            Some(w) if w.failures >= self.max_failures => Err(ApiError::TooManyRequests {
+                retry_after_secs: secs_until(w.started_at + self.window, now),
+            }),
             _ => Ok(()),
         }
     }
 
-    /// Counts a failed login from `ip`.
-    pub fn address_failed(&self, ip: IpAddr, now: DateTime<Utc>) {
-        let Ok(mut map) = self.addresses.lock() else {
-            return;
-        };
-        if map.len() >= MAX_ENTRIES && !map.contains_key(&ip) {
-            let window = self.window;
-            map.retain(|_, w| w.start + window > now);
-            if map.len() >= MAX_ENTRIES {
-                map.clear();
-            }
+    /// Counts a failed login from `ip` (a store failure is logged: the
+    /// login fails anyway).
+    pub async fn address_failed(&self, ip: IpAddr, now: DateTime<Utc>) {
+        if let Err(e) = self
+            .store
+            .count_address_failure(&address_key(&ip), now, self.window)
+            .await
+        {
+            tracing::warn!(error = %e, "cannot count a failed login of a client address");
         }
-        let w = map.entry(ip).or_insert(Window {
-            start: now,
-            failures: 0,
-        });
-        if w.start + self.window <= now {
-            *w = Window {
-                start: now,
-                failures: 0,
-            };
-        }
-        w.failures = w.failures.saturating_add(1);
     }
 }
 
@@ -88,16 +78,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn addresses_are_limited_per_window() {
-        let t = Throttle::new(3, Duration::seconds(60));
-        let ip: IpAddr = [10, 0, 0, 1].into();
+    fn address_keys_are_digests() {
+        let a: IpAddr = [10, 0, 0, 1].into();
+        let b: IpAddr = [10, 0, 0, 2].into();
+        assert_eq!(address_key(&a).len(), 64);
+        assert_ne!(address_key(&a), address_key(&b));
+        assert!(!address_key(&a).contains("10.0.0.1"));
         let now = Utc::now();
-        for _ in 0..3 {
-            assert!(t.check_address(ip, now).is_ok());
-            t.address_failed(ip, now);
-        }
-        assert_eq!(t.check_address(ip, now + Duration::seconds(10)), Err(50));
-        assert!(t.check_address([10, 0, 0, 2].into(), now).is_ok());
-        assert!(t.check_address(ip, now + Duration::seconds(61)).is_ok());
+        assert_eq!(secs_until(now + Duration::seconds(50), now), 50);
+        assert_eq!(secs_until(now - Duration::seconds(5), now), 1);
     }
 }

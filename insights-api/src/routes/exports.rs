@@ -1,34 +1,37 @@
 //! Excel export as a background job: `POST /api/exports` starts it,
 //! `GET /api/exports/{id}` shows its progress, `GET /api/exports/{id}/file`
-//! downloads the finished .xlsx.
+//! downloads the finished .xlsx — through any API node: the job lives in
+//! the metadata store and the file in the tenant's blob container
+//! ([`gdpr_tools::bundles`]).
 //!
 //! The job runs [`crate::export::export_search`] (which appends the
 //! `export` audit event before it reads anything, and leaves out the
 //! columns the caller may not see) on the caller's search with the
 //! caller's visibility scope forced onto it. The finished workbook is
-//! stored **encrypted** (envelope, under a data key that exists only in
-//! this process's memory) in a private spool directory, so an export
-//! artifact is unreadable on disk and dies with the process; the rows'
-//! temp files of `rust_xlsxwriter` are in clear while the job runs (a
-//! limit of the library, documented in `export/writer.rs`). A job is
-//! visible only to the account that started it, in its tenant; anyone
-//! else gets `404`. Finished jobs are kept for [`KEEP_FOR`].
+//! sealed as it is written (envelope, under a data key of its own wrapped
+//! by the tenant's KEK) and streamed into `exports/<id>.xlsx.env` of the
+//! tenant's container: no local file holds it. The rows' temp files of
+//! `rust_xlsxwriter` are in clear while the job runs (a limit of the
+//! library, documented in `export/writer.rs`). A running job's node renews
+//! its lease; a job whose node died is reported `failed` (`node-lost`). A
+//! job is visible only to the account that started it, in its tenant;
+//! anyone else gets `404`. Files are kept for [`KEEP_FOR`], then deleted
+//! (on read and by the sweeper of `insights serve`).
 
-use std::collections::HashMap;
-use std::io::{self, Read, Write};
-use std::path::PathBuf;
+use std::io::{self, Write};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
-use insights_core::crypto::DataKey;
-use insights_core::crypto::envelope::{EnvelopeReader, EnvelopeWriter, ExpectedIds, Header};
-use insights_core::domain::{KeyId, Permission, RecordingQuery, TenantId};
+use gdpr_tools::bundles::{self, Completed, JobRun, SealedWriter};
+use insights_core::domain::{
+    FileJob, FileJobId, FileJobKind, FileJobState, Permission, RecordingQuery,
+};
 use serde::Deserialize;
 use serde_json::json;
-use uuid::Uuid;
 
+use super::gdpr::{file_error, own_file_job};
 use crate::AppState;
 use crate::auth::Principal;
 use crate::error::ApiError;
@@ -49,71 +52,19 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/api/exports/{id}/file", web::get().to(file));
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-enum State {
-    Running,
-    Done,
-    Failed,
-}
-
-struct Job {
-    tenant: TenantId,
-    owner: String,
-    state: State,
-    rows_written: u64,
-    total: u64,
-    columns: Vec<ColumnId>,
-    omitted: Vec<ColumnId>,
-    key: Arc<DataKey>,
-    path: PathBuf,
-    finished: Option<Instant>,
-}
-
-/// The export jobs of this process and their private spool directory.
+/// Where export jobs run: the runtime the server was built on (`insights
+/// serve`'s multi-threaded one), not an HTTP worker's. Their state is in
+/// the metadata store, their files in the blob store.
 pub struct ExportJobs {
-    dir: PathBuf,
-    jobs: Mutex<HashMap<Uuid, Job>>,
+    runtime: tokio::runtime::Handle,
 }
 
 impl ExportJobs {
-    /// Jobs spooled in a new private directory (0700) under `parent`;
-    /// it is removed when the jobs are dropped. Files in it are
-    /// encrypted under keys that only this value holds.
-    pub fn new(parent: &std::path::Path) -> io::Result<Self> {
-        let dir = parent.join(format!("insights-exports-{}", Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&dir)?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
-        }
+    /// Jobs on the current Tokio runtime (fails outside one).
+    pub fn new() -> io::Result<Self> {
         Ok(Self {
-            dir,
-            jobs: Mutex::new(HashMap::new()),
+            runtime: tokio::runtime::Handle::try_current().map_err(io::Error::other)?,
         })
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, Job>> {
-        self.jobs.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Drops finished jobs older than [`KEEP_FOR`] with their files.
-    fn expire(&self) {
-        let mut jobs = self.lock();
-        jobs.retain(|_, j| {
-            let keep = j.finished.is_none_or(|t| t.elapsed() < KEEP_FOR);
-            if !keep {
-                let _ = std::fs::remove_file(&j.path);
-            }
-            keep
-        });
-    }
-}
-
-impl Drop for ExportJobs {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -159,9 +110,9 @@ fn export_error(e: ExportError) -> ApiError {
     }
 }
 
-/// Forwards writes to the envelope writer it shares with the job, so the
+/// Forwards writes to the sealed writer it shares with the job, so the
 /// job can seal the final chunk after `export_search` has let go.
-struct Shared(Arc<Mutex<Option<EnvelopeWriter<std::fs::File>>>>);
+struct Shared(Arc<Mutex<Option<SealedWriter>>>);
 
 impl Write for Shared {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
@@ -194,7 +145,6 @@ async fn start(
 ) -> Result<HttpResponse, ApiError> {
     p.require(Permission::Export)?;
     let tenant = p.tenant()?;
-    jobs.expire();
     let body = body.into_inner();
     let mut columns = Vec::with_capacity(body.columns.len());
     for c in &body.columns {
@@ -242,75 +192,73 @@ async fn start(
         reason,
     };
 
-    let id = Uuid::new_v4();
-    let key = Arc::new(DataKey::generate(KeyId::new()));
-    let path = jobs.dir.join(format!("{id}.xlsx.env"));
-    let file = std::fs::File::create(&path).map_err(ApiError::internal)?;
-    let writer = EnvelopeWriter::new(file, &key, &Header::new(tenant, id, key.id))
-        .map_err(ApiError::internal)?;
-    jobs.lock().insert(
-        id,
-        Job {
-            tenant,
-            owner: p.actor(),
-            state: State::Running,
-            rows_written: 0,
-            total: 0,
-            columns: plan.columns.clone(),
-            omitted: plan.omitted.clone(),
-            key,
-            path,
-            finished: None,
-        },
-    );
-
+    let created_at = insights_core::domain::now();
+    let details = json!({ "columns": plan.columns, "omitted": plan.omitted });
+    let job = FileJob {
+        id: FileJobId::new(),
+        tenant_id: tenant,
+        kind: FileJobKind::Export,
+        owner: p.actor(),
+        state: FileJobState::Running,
+        error: None,
+        done: 0,
+        total: 0,
+        details: details.clone(),
+        recordings: Vec::new(),
+        output: None,
+        lease_until: created_at,
+        created_at,
+        expires_at: created_at
+            + chrono::Duration::from_std(KEEP_FOR).unwrap_or(chrono::Duration::days(1)),
+    };
+    let (run, writer) = JobRun::start(
+        state.store.clone(),
+        state.blobs.clone(),
+        state.keys.as_ref(),
+        job,
+    )
+    .await
+    .map_err(file_error)?;
+    let id = run.job().id;
     let store = state.store.clone();
-    let jobs_bg = jobs.clone();
-    let tempdir = jobs.dir.clone();
-    tokio::spawn(async move {
+    jobs.runtime.spawn(async move {
         let shared = Arc::new(Mutex::new(Some(writer)));
-        let progress_jobs = jobs_bg.clone();
+        let progress = run.progress();
         let result = export_search(
             store.as_ref(),
             &request,
-            WriterOptions {
-                tempdir: Some(tempdir),
-                ..WriterOptions::default()
-            },
+            WriterOptions::default(),
             Shared(shared.clone()),
-            move |pr| {
-                if let Some(j) = progress_jobs.lock().get_mut(&id) {
-                    j.rows_written = pr.rows_written;
-                    j.total = pr.total;
-                }
-            },
+            move |pr| progress.set(pr.rows_written, pr.total),
         )
         .await;
-        let sealed = shared
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-            .map(|w| w.finish().map(|_| ()));
-        let outcome = match (result, sealed) {
-            (Ok(summary), Some(Ok(()))) => Ok(summary),
-            (Err(e), _) => Err(e.to_string()),
-            (_, Some(Err(e))) => Err(e.to_string()),
-            (_, None) => Err("export file lost".to_owned()),
+        // The last chunk is sealed (and the upload's stream ended) on a
+        // blocking thread: it waits for the upload to take it.
+        let writer = shared.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let sealed = match writer {
+            Some(w) => tokio::task::spawn_blocking(move || w.finish())
+                .await
+                .map_err(io::Error::other)
+                .and_then(|r| r),
+            None => Err(io::Error::other("export file lost")),
         };
-        if let Some(j) = jobs_bg.lock().get_mut(&id) {
-            j.finished = Some(Instant::now());
-            match outcome {
-                Ok(summary) => {
-                    j.state = State::Done;
-                    j.rows_written = summary.rows;
-                }
-                Err(e) => {
-                    tracing::error!(export_id = %id, error = %e, "export failed");
-                    j.state = State::Failed;
-                    let _ = std::fs::remove_file(&j.path);
-                }
+        let outcome = match (result, sealed) {
+            (Ok(summary), Ok(())) => Ok(Completed {
+                recordings: Vec::new(),
+                details,
+                done: summary.rows,
+                total: summary.rows,
+            }),
+            (Err(e), _) => {
+                tracing::error!(export_id = %id, error = %e, "export failed");
+                Err("export-failed")
             }
-        }
+            (_, Err(e)) => {
+                tracing::error!(export_id = %id, error = %e, "export failed");
+                Err("export-failed")
+            }
+        };
+        run.finish(outcome).await;
     });
     Ok(HttpResponse::Accepted()
         .insert_header((header::LOCATION, format!("/api/exports/{id}")))
@@ -322,85 +270,64 @@ async fn start(
         })))
 }
 
-/// The job, if it belongs to the caller.
-fn own<'a>(
-    jobs: &'a HashMap<Uuid, Job>,
-    p: &Principal,
-    id: &str,
-) -> Result<(Uuid, &'a Job), ApiError> {
-    let tenant = p.tenant()?;
-    let id: Uuid = id.parse().map_err(|_| ApiError::NotFound)?;
-    match jobs.get(&id) {
-        Some(j) if j.tenant == tenant && j.owner == p.actor() => Ok((id, j)),
-        _ => Err(ApiError::NotFound),
-    }
-}
-
 #[utoipa::path(get, path = "/api/exports/{id}", tag = "exports",
     params(("id" = String, Path, description = "Export job id")),
     responses(
-        (status = 200, description = "State and progress", body = Object),
+        (status = 200, description = "State (running, done, failed with an error code) and progress", body = Object),
         (status = 404, description = "No such job of the caller", body = super::openapi::Problem)))]
 async fn status(
     p: Principal,
-    jobs: web::Data<ExportJobs>,
+    state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     p.require(Permission::Export)?;
-    let all = jobs.lock();
-    let (id, j) = own(&all, &p, &path)?;
+    let tenant = p.tenant()?;
+    let j = own_file_job(&state, &p, tenant, FileJobKind::Export, &path).await?;
+    let id = j.id;
+    let empty = json!([]);
     Ok(HttpResponse::Ok().json(json!({
         "id": id,
         "state": j.state,
-        "rows_written": j.rows_written,
+        "error": j.error,
+        "rows_written": j.done,
         "total": j.total,
-        "columns": j.columns,
-        "omitted": j.omitted,
-        "file_url": (j.state == State::Done).then(|| format!("/api/exports/{id}/file")),
+        "columns": j.details.get("columns").unwrap_or(&empty),
+        "omitted": j.details.get("omitted").unwrap_or(&empty),
+        "file_url": (j.state == FileJobState::Done).then(|| format!("/api/exports/{id}/file")),
     })))
 }
 
 #[utoipa::path(get, path = "/api/exports/{id}/file", tag = "exports",
     params(("id" = String, Path, description = "Export job id")),
     responses(
-        (status = 200, description = "The .xlsx", content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+        (status = 200, description = "The .xlsx, streamed", content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
         (status = 404, description = "No such job of the caller", body = super::openapi::Problem),
-        (status = 409, description = "Not finished", body = super::openapi::Problem)))]
+        (status = 409, description = "Not finished", body = super::openapi::Problem),
+        (status = 503, description = "The blob store is unavailable", body = super::openapi::Problem)))]
 async fn file(
     p: Principal,
-    jobs: web::Data<ExportJobs>,
+    state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     p.require(Permission::Export)?;
-    let (id, tenant, key, file) = {
-        let all = jobs.lock();
-        let (id, j) = own(&all, &p, &path)?;
-        if j.state != State::Done {
-            return Err(ApiError::Conflict {
-                code: "export-not-ready",
-                detail: "the export is not finished".into(),
-            });
-        }
-        (id, j.tenant, j.key.clone(), j.path.clone())
-    };
-    let bytes = web::block(move || -> io::Result<Vec<u8>> {
-        let f = std::fs::File::open(&file)?;
-        let expected = ExpectedIds::new(tenant, id, key.id);
-        let mut r = EnvelopeReader::new(io::BufReader::new(f), &key, &expected)
-            .map_err(io::Error::other)?;
-        let mut out = Vec::new();
-        r.read_to_end(&mut out)?;
-        Ok(out)
-    })
-    .await
-    .map_err(ApiError::internal)?
-    .map_err(ApiError::internal)?;
+    let tenant = p.tenant()?;
+    let j = own_file_job(&state, &p, tenant, FileJobKind::Export, &path).await?;
+    if j.state != FileJobState::Done {
+        return Err(ApiError::Conflict {
+            code: "export-not-ready",
+            detail: "the export is not finished".into(),
+        });
+    }
+    // Decrypted chunk by chunk as the client reads.
+    let stream = bundles::download(state.keys.as_ref(), state.blobs.as_ref(), &j)
+        .await
+        .map_err(file_error)?;
     Ok(HttpResponse::Ok()
         .content_type(XLSX)
         .insert_header((
             header::CONTENT_DISPOSITION,
-            format!("attachment; filename=\"export-{id}.xlsx\""),
+            format!("attachment; filename=\"export-{}.xlsx\"", j.id),
         ))
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .body(bytes))
+        .streaming(stream))
 }

@@ -8,40 +8,40 @@
 //! here (`search` for a find, with the count only; `gdpr-access` for a
 //! bundle's download).
 //!
-//! The erasure signer, the spool and the bundle folder come from the
-//! [`GdprContext`] that [`crate::Application::build`] requires (`insights
-//! serve`: the installation key, its open spool,
-//! `<data_dir>/gdpr/bundles`). There is no fallback: a server without the
-//! context cannot be built.
+//! The erasure signer and the spool come from the [`GdprContext`] that
+//! [`crate::Application::build`] requires (`insights serve`: the
+//! installation key, its open spool). There is no fallback: a server
+//! without the context cannot be built.
 //!
 //! # Access bundles
 //!
 //! `POST /api/gdpr/access` needs a reason; with `include_media` also
 //! `download-media` (decrypted audio leaves the platform). The bundle is
-//! built in the background straight into a sealed envelope
-//! ([`gdpr_tools::bundles`]) and kept for `[gdpr] bundle_expiry_days`;
-//! only the account that asked may download it, streamed and decrypted
-//! on the fly; the download is audited.
+//! built in the background straight into a sealed envelope streamed into
+//! the tenant's blob container, its job kept in the metadata store
+//! ([`gdpr_tools::bundles`]), so any API node shows its progress and
+//! serves it; it is kept for `[gdpr] bundle_expiry_days`; only the
+//! account that asked may download it, streamed and decrypted on the
+//! fly; the download is audited.
 
-use std::collections::HashMap;
-use std::io::Read;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
-use bytes::Bytes;
 use gdpr_tools::access::{AccessEnv, AccessError, AccessOptions, Requester, build_bundle};
-use gdpr_tools::bundles::{BundleDir, BundleError, BundleMeta};
+use gdpr_tools::bundles::{self, Completed, FileError, JobRun};
 use gdpr_tools::certificate::CertificateSigner;
 use gdpr_tools::erasure::{self, ErasureEnv, ErasureError};
 use gdpr_tools::subject::{FindOptions, SubjectError, SubjectIdentifiers};
+use insights_core::blob::BlobError;
 use insights_core::config::GdprSettings;
-use insights_core::domain::{AuditAction, NewAuditEvent, Permission, TenantId};
+use insights_core::domain::{
+    AuditAction, FileJob, FileJobId, FileJobKind, FileJobState, NewAuditEvent, Permission, TenantId,
+};
 use insights_core::spool::{SpoolCopies, SpoolCopiesError};
 use insights_core::store::StoreError;
 use serde::Deserialize;
 use serde_json::json;
-use uuid::Uuid;
 
 use crate::AppState;
 use crate::auth::Principal;
@@ -69,90 +69,48 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 /// The longest reason kept.
 const MAX_REASON: usize = 500;
-/// Bytes per chunk of a streamed download.
-const DOWNLOAD_CHUNK: usize = 64 * 1024;
-
-/// A bundle being built (or whose build failed) in this process; a
-/// finished one is known from its metadata on disk.
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum JobState {
-    Running,
-    Failed(&'static str),
-}
-
-struct AccessJob {
-    tenant: TenantId,
-    owner: String,
-    state: JobState,
-}
-
 /// What the GDPR routes need beyond [`AppState`]: built by the binary and
 /// required by [`crate::Application::build`].
 pub struct GdprContext {
     signer: CertificateSigner,
     spool: Option<Arc<dyn SpoolCopies>>,
-    bundles: BundleDir,
     find: FindOptions,
     bundle_expiry: chrono::Duration,
     media_max_secs: u64,
-    jobs: Mutex<HashMap<Uuid, AccessJob>>,
+    /// The runtime bundle builds run on (the one the context was made
+    /// on: `insights serve`'s multi-threaded runtime, not an HTTP worker's).
+    runtime: tokio::runtime::Handle,
 }
 
 impl GdprContext {
     /// A context with the installation's certificate signer, the spool
     /// (erasure deletes copies not uploaded yet from it; `None` only where
-    /// this process has no spool), the folder for access bundles (created,
-    /// 0700; expired bundles and builds a stopped process left unfinished
-    /// are deleted)
-    /// and `[gdpr]`.
+    /// this process has no spool) and `[gdpr]`. Access bundles are kept
+    /// in the tenant's blob container, their jobs in the metadata store
+    /// ([`gdpr_tools::bundles`]). Must be called within a Tokio runtime.
     pub fn new(
         signer: CertificateSigner,
         spool: Option<Arc<dyn SpoolCopies>>,
-        bundle_dir: std::path::PathBuf,
         settings: &GdprSettings,
     ) -> std::io::Result<Self> {
-        let bundles = BundleDir::open(bundle_dir)?;
-        // Builds older than a day without metadata were left by a stopped
-        // process (another process may share the folder: a younger one may
-        // be in progress there).
-        let stale = std::time::SystemTime::now()
-            .checked_sub(std::time::Duration::from_secs(24 * 3600))
-            .unwrap_or(std::time::UNIX_EPOCH);
-        bundles.sweep(insights_core::domain::now(), Some(stale))?;
         let expiry =
             chrono::Duration::from_std(settings.bundle_expiry()).map_err(std::io::Error::other)?;
+        let runtime = tokio::runtime::Handle::try_current().map_err(std::io::Error::other)?;
         Ok(Self {
             signer,
             spool,
-            bundles,
             find: FindOptions {
                 default_region: settings.default_region.clone(),
             },
             bundle_expiry: expiry,
             media_max_secs: settings.bundle_media_max_secs,
-            jobs: Mutex::new(HashMap::new()),
+            runtime,
         })
     }
 
     /// The public key (hex) certificates are signed with.
     pub fn signer_public_key(&self) -> String {
         self.signer.public_key_hex()
-    }
-
-    /// Where bundles are kept.
-    pub fn bundle_dir(&self) -> &std::path::Path {
-        self.bundles.path()
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, AccessJob>> {
-        self.jobs.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Deletes expired bundles (each request that touches bundles does).
-    fn sweep(&self) {
-        if let Err(e) = self.bundles.sweep(insights_core::domain::now(), None) {
-            tracing::warn!(error = %e, "cannot sweep expired access bundles");
-        }
     }
 }
 
@@ -265,10 +223,6 @@ fn yes() -> bool {
     true
 }
 
-fn bundle_error(e: BundleError) -> AccessError {
-    AccessError::Write(e.to_string())
-}
-
 #[utoipa::path(post, path = "/api/gdpr/access", tag = "gdpr", request_body = AccessBody,
     responses(
         (status = 202, description = "`{id, status, expires_at}`: the bundle is being built", body = Object),
@@ -312,130 +266,144 @@ async fn access_start(
             detail: "a column is not in the catalogue".into(),
         });
     }
-    ctx.sweep();
-    let id = Uuid::now_v7();
-    ctx.lock().insert(
-        id,
-        AccessJob {
-            tenant,
-            owner: p.actor(),
-            state: JobState::Running,
-        },
-    );
+    let created_at = insights_core::domain::now();
+    let expires_at = created_at + ctx.bundle_expiry;
+    let job = FileJob {
+        id: FileJobId::new(),
+        tenant_id: tenant,
+        kind: FileJobKind::AccessBundle,
+        owner: p.actor(),
+        state: FileJobState::Running,
+        error: None,
+        done: 0,
+        total: 0,
+        details: json!({ "include_media": body.include_media }),
+        recordings: Vec::new(),
+        output: None,
+        lease_until: created_at,
+        created_at,
+        expires_at,
+    };
+    let (run, sealed) = JobRun::start(
+        state.store.clone(),
+        state.blobs.clone(),
+        state.keys.as_ref(),
+        job,
+    )
+    .await
+    .map_err(file_error)?;
+    let id = run.job().id;
     let who = Requester {
         actor: p.actor(),
         reason: Some(reason),
         source: super::recordings::client(&state, &req),
-        bundle_id: Some(id),
+        bundle_id: Some(id.as_uuid()),
     };
-    let created_at = insights_core::domain::now();
-    let expires_at = created_at + ctx.bundle_expiry;
     let state = state.into_inner();
-    let ctx2 = ctx.clone();
-    tokio::spawn(async move {
-        let opts = AccessOptions {
-            include_media: body.include_media,
-            columns: body.columns,
-            mask_others: body.mask_others,
-            media_max_secs: ctx2.media_max_secs,
-        };
-        let env = AccessEnv {
-            store: state.store.as_ref(),
-            blobs: state.blobs.as_ref(),
-            keys: state.keys.as_ref(),
-            find: ctx2.find.clone(),
-        };
-        let result: Result<(), AccessError> = async {
-            let sealed = ctx2
-                .bundles
-                .create(state.keys.as_ref(), tenant, id)
-                .await
-                .map_err(bundle_error)?;
-            let (summary, writer) =
-                build_bundle(&env, tenant, &body.identifiers, &opts, &who, sealed.writer).await?;
-            let recordings = summary
-                .recordings
-                .iter()
-                .filter_map(|r| r.parse().ok())
-                .collect();
-            let meta = BundleMeta {
-                id,
-                tenant_id: tenant,
-                owner: who.actor.clone(),
-                created_at,
-                expires_at,
-                recordings,
-                include_media: opts.include_media,
-                data_key: sealed.wrapped,
-            };
-            let bundles = ctx2.bundles.clone();
-            tokio::task::spawn_blocking(move || bundles.finish(writer, &meta))
-                .await
-                .map_err(|e| AccessError::Write(e.to_string()))?
-                .map_err(bundle_error)
-        }
+    let ctx2 = ctx.clone().into_inner();
+    let opts = AccessOptions {
+        include_media: body.include_media,
+        columns: body.columns,
+        mask_others: body.mask_others,
+        media_max_secs: ctx2.media_max_secs,
+    };
+    let identifiers = body.identifiers;
+    // The zip is written synchronously as the bundle is built, and each
+    // sealed chunk waits for the blob upload: the build runs on a
+    // blocking thread of the context's runtime, the upload on its tasks.
+    let runtime = ctx2.runtime.clone();
+    let on = runtime.clone();
+    on.spawn(async move {
+        let include_media = opts.include_media;
+        let build = tokio::task::spawn_blocking(move || {
+            runtime.block_on(async {
+                let env = AccessEnv {
+                    store: state.store.as_ref(),
+                    blobs: state.blobs.as_ref(),
+                    keys: state.keys.as_ref(),
+                    find: ctx2.find.clone(),
+                };
+                let (summary, writer) =
+                    build_bundle(&env, tenant, &identifiers, &opts, &who, sealed).await?;
+                writer
+                    .finish()
+                    .map_err(|e| AccessError::Write(e.to_string()))?;
+                Ok::<_, AccessError>(summary)
+            })
+        })
         .await;
-        let mut jobs = ctx2.lock();
-        match result {
-            Ok(()) => {
-                // Finished: known from its metadata on disk from now on.
-                jobs.remove(&id);
+        let outcome = match build {
+            Ok(Ok(summary)) => Ok(Completed {
+                recordings: summary
+                    .recordings
+                    .iter()
+                    .filter_map(|r| r.parse().ok())
+                    .collect(),
+                details: json!({ "include_media": include_media }),
+                done: 1,
+                total: 1,
+            }),
+            Ok(Err(e)) => {
+                tracing::warn!(job = %id, error = %e, "access bundle failed");
+                Err(match e {
+                    // Says which limit to raise (`[gdpr]
+                    // bundle_media_max_secs`), or to leave media out.
+                    AccessError::TooLong => "media-too-long",
+                    _ => "bundle-failed",
+                })
             }
             Err(e) => {
-                let _ = ctx2.bundles.delete(id);
-                tracing::warn!(job = %id, error = %e, "access bundle failed");
-                if let Some(j) = jobs.get_mut(&id) {
-                    j.state = JobState::Failed(match e {
-                        // Says which limit to raise (`[gdpr]
-                        // bundle_media_max_secs`), or to leave media out.
-                        AccessError::TooLong => "media-too-long",
-                        _ => "bundle-failed",
-                    });
-                }
+                tracing::warn!(job = %id, error = %e, "access bundle task failed");
+                Err("bundle-failed")
             }
-        }
+        };
+        run.finish(outcome).await;
     });
     Ok(HttpResponse::Accepted().json(json!({
         "id": id, "status": "running", "expires_at": expires_at,
     })))
 }
 
-/// Where the caller's bundle `id` stands: running or failed here, or
-/// finished (with its metadata); anyone else's: `404`.
-enum Own {
-    Running,
-    Failed(&'static str),
-    Done(BundleMeta),
+/// Maps a stored-file error: the blob store or key service unreachable is
+/// `503`, anything else `500`.
+pub(super) fn file_error(e: FileError) -> ApiError {
+    match e {
+        FileError::Store(s) => s.into(),
+        FileError::Blob(BlobError::NotFound) => ApiError::NotFound,
+        FileError::Blob(e) => {
+            tracing::warn!(error = %e, "stored file: blob store unavailable");
+            ApiError::Unavailable {
+                code: "blob-store-unavailable",
+            }
+        }
+        other => ApiError::internal(other),
+    }
 }
 
-fn own_job(
-    ctx: &GdprContext,
+/// The caller's job `id` of `kind` (current state; expired: gone); anyone
+/// else's: `404`, like a missing one.
+pub(super) async fn own_file_job(
+    state: &AppState,
     p: &Principal,
     tenant: TenantId,
+    kind: FileJobKind,
     id: &str,
-) -> Result<(Uuid, Own), ApiError> {
-    let id: Uuid = id.parse().map_err(|_| ApiError::NotFound)?;
-    if let Some(j) = ctx.lock().get(&id) {
-        if j.tenant != tenant || j.owner != p.actor() {
-            return Err(ApiError::NotFound);
-        }
-        return Ok((
-            id,
-            match j.state {
-                JobState::Running => Own::Running,
-                JobState::Failed(c) => Own::Failed(c),
-            },
-        ));
-    }
-    let meta = ctx
-        .bundles
-        .get(id, insights_core::domain::now())
-        .map_err(ApiError::internal)?
-        .ok_or(ApiError::NotFound)?;
-    if meta.tenant_id != tenant || meta.owner != p.actor() {
+) -> Result<FileJob, ApiError> {
+    let id: FileJobId = id.parse().map_err(|_| ApiError::NotFound)?;
+    let job = bundles::current(
+        state.store.as_ref(),
+        state.blobs.as_ref(),
+        tenant,
+        id,
+        insights_core::domain::now(),
+    )
+    .await
+    .map_err(file_error)?
+    .ok_or(ApiError::NotFound)?;
+    if job.kind != kind || job.owner != p.actor() {
         return Err(ApiError::NotFound);
     }
-    Ok((id, Own::Done(meta)))
+    Ok(job)
 }
 
 #[utoipa::path(get, path = "/api/gdpr/access/{id}", tag = "gdpr",
@@ -447,19 +415,19 @@ fn own_job(
         (status = 404, description = "No such bundle of yours (or expired, or erased)", body = super::openapi::Problem)))]
 async fn access_status(
     p: Principal,
-    ctx: web::Data<GdprContext>,
+    state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     p.require(Permission::GdprActions)?;
     let tenant = p.tenant()?;
-    let (_, own) = own_job(&ctx, &p, tenant, &id)?;
-    let (status, progress, error, expires_at) = match own {
-        Own::Running => ("running", 0, None, None),
-        Own::Done(meta) => ("done", 100, None, Some(meta.expires_at)),
-        Own::Failed(code) => ("failed", 100, Some(code), None),
+    let job = own_file_job(&state, &p, tenant, FileJobKind::AccessBundle, &id).await?;
+    let (status, progress, expires_at) = match job.state {
+        FileJobState::Running => ("running", 0, None),
+        FileJobState::Done => ("done", 100, Some(job.expires_at)),
+        FileJobState::Failed => ("failed", 100, None),
     };
     Ok(HttpResponse::Ok().json(json!({
-        "id": id.as_str(), "status": status, "progress": progress, "error": error,
+        "id": job.id, "status": status, "progress": progress, "error": job.error,
         "expires_at": expires_at,
     })))
 }
@@ -471,39 +439,36 @@ async fn access_status(
         (status = 401, description = "Not signed in", body = super::openapi::Problem),
         (status = 403, description = "Not permitted", body = super::openapi::Problem),
         (status = 404, description = "No such bundle of yours (or expired, or erased)", body = super::openapi::Problem),
-        (status = 409, description = "Not finished", body = super::openapi::Problem)))]
+        (status = 409, description = "Not finished", body = super::openapi::Problem),
+        (status = 503, description = "The blob store is unavailable", body = super::openapi::Problem)))]
 async fn access_file(
     p: Principal,
     state: web::Data<AppState>,
-    ctx: web::Data<GdprContext>,
     req: HttpRequest,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     p.require(Permission::GdprActions)?;
     let tenant = p.tenant()?;
-    ctx.sweep();
-    let (bundle_id, own) = own_job(&ctx, &p, tenant, &id)?;
-    let meta = match own {
-        Own::Done(meta) => meta,
-        Own::Running | Own::Failed(_) => {
-            return Err(ApiError::Conflict {
-                code: "not-ready",
-                detail: "the bundle is not finished".into(),
-            });
-        }
-    };
-    if meta.include_media {
+    let job = own_file_job(&state, &p, tenant, FileJobKind::AccessBundle, &id).await?;
+    if job.state != FileJobState::Done {
+        return Err(ApiError::Conflict {
+            code: "not-ready",
+            detail: "the bundle is not finished".into(),
+        });
+    }
+    let include_media = job
+        .details
+        .get("include_media")
+        .and_then(serde_json::Value::as_bool)
+        .unwrap_or(true);
+    if include_media {
         // Still allowed to take media out now?
         p.require(Permission::DownloadMedia)?;
     }
-    let mut reader = match ctx.bundles.open_reader(state.keys.as_ref(), &meta).await {
-        Ok(r) => r,
-        // Deleted meanwhile (an erasure of a recording it held, expiry).
-        Err(BundleError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(ApiError::NotFound);
-        }
-        Err(e) => return Err(ApiError::internal(e)),
-    };
+    // Deleted meanwhile (an erasure of a recording it held, expiry): 404.
+    let stream = bundles::download(state.keys.as_ref(), state.blobs.as_ref(), &job)
+        .await
+        .map_err(file_error)?;
     state
         .store
         .append_audit(
@@ -512,46 +477,25 @@ async fn access_file(
                 actor: p.actor(),
                 action: AuditAction::GdprAccess,
                 recording_id: None,
-                target: Some(bundle_id.to_string()),
+                target: Some(job.id.to_string()),
                 reason: None,
                 source: super::recordings::client(&state, &req),
                 details: json!({
                     "step": "download",
-                    "bundle_id": bundle_id,
-                    "recording_ids": meta.recordings,
-                    "include_media": meta.include_media,
+                    "bundle_id": job.id,
+                    "recording_ids": job.recordings,
+                    "include_media": include_media,
                 }),
             },
         )
         .await?;
     // Decrypted chunk by chunk as the client reads: no clear copy, and
     // memory bounded by the channel.
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
-    tokio::task::spawn_blocking(move || {
-        loop {
-            let mut buf = vec![0u8; DOWNLOAD_CHUNK];
-            match reader.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => {
-                    buf.truncate(n);
-                    if tx.blocking_send(Ok(Bytes::from(buf))).is_err() {
-                        break;
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(bundle = %bundle_id, error = %e, "access bundle unreadable");
-                    let _ = tx.blocking_send(Err(e));
-                    break;
-                }
-            }
-        }
-    });
-    let stream = futures::stream::poll_fn(move |cx| rx.poll_recv(cx));
     Ok(HttpResponse::Ok()
         .content_type("application/zip")
         .insert_header((
             header::CONTENT_DISPOSITION,
-            format!("attachment; filename=\"subject-access-{bundle_id}.zip\""),
+            format!("attachment; filename=\"subject-access-{}.zip\"", job.id),
         ))
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .streaming(stream))
@@ -604,12 +548,11 @@ fn env<'a>(state: &'a AppState, ctx: &'a GdprContext) -> ErasureEnv<'a> {
         blobs: state.blobs.as_ref(),
         signer: &ctx.signer,
         spool: ctx.spool.clone(),
-        bundle_dir: Some(ctx.bundles.path().to_path_buf()),
         find: ctx.find.clone(),
     }
 }
 
-fn parse_id(id: &str) -> Result<Uuid, ApiError> {
+fn parse_id(id: &str) -> Result<uuid::Uuid, ApiError> {
     id.parse().map_err(|_| ApiError::NotFound)
 }
 

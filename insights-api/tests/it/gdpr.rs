@@ -133,21 +133,20 @@ async fn dpo_finds_exports_and_erases_a_subject() {
     assert_eq!(res.status(), 202);
     let job: Value = res.json().await.unwrap();
     let id = job["id"].as_str().unwrap().to_owned();
-    let mut status = String::new();
+    let mut status = Value::Null;
     for _ in 0..100 {
-        let v: Value = dpo
+        status = dpo
             .call("GET", &format!("/api/gdpr/access/{id}"), None)
             .await
             .json()
             .await
             .unwrap();
-        status = v["status"].as_str().unwrap().to_owned();
-        if status != "running" {
+        if status["status"] != "running" {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    assert_eq!(status, "done");
+    assert_eq!(status["status"], "done", "{status}");
     // Another account cannot see the job.
     let res = admin
         .call("GET", &format!("/api/gdpr/access/{id}"), None)
@@ -218,6 +217,19 @@ async fn dpo_finds_exports_and_erases_a_subject() {
     assert_eq!(res.status(), 200);
     let e: Value = res.json().await.unwrap();
     assert_eq!(e["status"], "partially-deferred");
+    // The access bundle held the erased recording: it is gone, job, key
+    // and sealed file.
+    let res = dpo
+        .call("GET", &format!("/api/gdpr/access/{id}/file"), None)
+        .await;
+    assert_eq!(res.status(), 404);
+    assert!(
+        app.store
+            .list_file_jobs(app.tenant.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let list: Value = dpo
         .call("GET", "/api/gdpr/erasures", None)
         .await

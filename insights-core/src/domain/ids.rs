@@ -119,3 +119,8 @@ id_type!(
     /// One recorded call to an external AI provider (processing records).
     ProviderCallId, now_v7
 );
+id_type!(
+    /// An export or access-bundle job ([`FileJob`](super::FileJob)); also
+    /// the envelope object id of its sealed file.
+    FileJobId, now_v7
+);

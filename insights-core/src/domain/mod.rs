@@ -19,6 +19,7 @@ mod recording;
 mod signing_key;
 mod tenant;
 mod transcript;
+mod transient;
 
 pub use access::{Permission, Role, SecurityProfile, VisibilityScope};
 pub use account::{
@@ -51,6 +52,9 @@ pub use signing_key::{
 };
 pub use tenant::{NewTenant, Tenant, TenantSettings, validate_tenant_name};
 pub use transcript::{Citation, Insight, InsightKind, TranscriptSegment};
+pub use transient::{
+    AddressWindow, FileJob, FileJobEnd, FileJobKind, FileJobOutput, FileJobState, PendingSignIn,
+};
 
 /// Error returned when a stored string does not name a variant of an enum.
 #[derive(Debug, thiserror::Error)]

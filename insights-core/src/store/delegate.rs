@@ -48,6 +48,7 @@ macro_rules! delegate_store_areas {
         __delegate_store_area_unless_excepted!(SigningKeyStore);
         __delegate_store_area_unless_excepted!(LeaseStore);
         __delegate_store_area_unless_excepted!(MeetingClaimStore);
+        __delegate_store_area_unless_excepted!(TransientStore);
     };
     ($ty:ty => $inner:ident $(, before $hook:ident)? $(; except $($area:ident),+ $(,)?)?) => {
         $crate::delegate_store_areas!(
@@ -76,6 +77,7 @@ macro_rules! __delegate_store_area {
     (SigningKeyStore, $($rest:tt)*) => { $crate::__delegate_signing_key_store!($($rest)*); };
     (LeaseStore, $($rest:tt)*) => { $crate::__delegate_lease_store!($($rest)*); };
     (MeetingClaimStore, $($rest:tt)*) => { $crate::__delegate_meeting_claim_store!($($rest)*); };
+    (TransientStore, $($rest:tt)*) => { $crate::__delegate_transient_store!($($rest)*); };
 }
 
 /// Implementation detail of [`delegate_store_areas!`]: the forwarding impl

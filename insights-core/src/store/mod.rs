@@ -21,6 +21,7 @@
 //! | registered signing keys (platform scope) | [`SigningKeyStore`] |
 //! | periodic jobs' leases and runs (platform scope) | [`LeaseStore`] |
 //! | meeting claims of gateway nodes | [`MeetingClaimStore`] |
+//! | pending sign-ins, address throttles, export and bundle jobs | [`TransientStore`] |
 //!
 //! Every type that implements all the area traits is a [`MetadataStore`]
 //! (blanket impl), and the area methods can be called on a
@@ -52,6 +53,7 @@ mod signing_keys;
 mod subjects;
 mod tenants;
 mod transcripts;
+mod transient;
 
 pub use accounts::{AccountChange, AccountStore};
 pub use approvals::ApprovalStore;
@@ -69,6 +71,7 @@ pub use signing_keys::SigningKeyStore;
 pub use subjects::SubjectStore;
 pub use tenants::TenantStore;
 pub use transcripts::TranscriptStore;
+pub use transient::TransientStore;
 
 /// The store traits in one import, for code that calls store methods on a
 /// concrete backend type (`SqliteStore`, `PgStore`, a test double):
@@ -78,7 +81,7 @@ pub mod prelude {
     pub use super::{
         AccountStore, ApprovalStore, AuditStore, DataKeyStore, DirectoryStore, GovernanceStore,
         JobStore, LeaseStore, MeetingClaimStore, MetadataStore, ProcessingStore, RecordingStore, SearchStore,
-        SigningKeyStore, SubjectStore, TenantStore, TranscriptStore,
+        SigningKeyStore, SubjectStore, TenantStore, TranscriptStore, TransientStore,
     };
 }
 
@@ -136,6 +139,7 @@ pub trait MetadataStore:
     + SigningKeyStore
     + LeaseStore
     + MeetingClaimStore
+    + TransientStore
 {
 }
 
@@ -156,6 +160,7 @@ impl<T> MetadataStore for T where
         + SigningKeyStore
         + LeaseStore
         + MeetingClaimStore
+        + TransientStore
         + ?Sized
 {
 }

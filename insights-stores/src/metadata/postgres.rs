@@ -71,6 +71,7 @@ mod signing_keys;
 mod subjects;
 mod tenants;
 mod transcripts;
+mod transient;
 
 use insights_core::domain::TenantId;
 use insights_core::store::{StoreError, StoreResult};

@@ -23,7 +23,7 @@ use std::sync::atomic::Ordering;
 
 use chrono::{Duration, TimeZone, Utc};
 use gdpr_tools::access::{AccessEnv, AccessOptions, Requester, build_bundle};
-use gdpr_tools::bundles::{BundleDir, BundleMeta};
+use gdpr_tools::bundles::{Completed, JobRun};
 use gdpr_tools::certificate::{CertificateSigner, verify};
 use gdpr_tools::erasure::{self, ErasureEnv};
 use gdpr_tools::subject::{FindOptions, SubjectIdentifiers, find};
@@ -124,7 +124,6 @@ impl World {
             spool: Some(Arc::new(bot_gateway::spool::SpoolDir::new(
                 self.root.join("spool"),
             ))),
-            bundle_dir: Some(self.root.join("bundles")),
             find: find_opts(),
         }
     }
@@ -604,33 +603,52 @@ async fn find_access_erase_end_to_end(pg: bool) {
         assert!(t.contains("cancel my contract") && !t.contains("Good morning"));
     }
     zip.by_name(&format!("directory/{}.json", s.user)).unwrap();
-    // A bundle kept on disk (by the API) goes with an erasure.
-    let bundle_id = uuid::Uuid::new_v4();
-    let kept = BundleDir::open(w.root.join("bundles")).unwrap();
-    let mut sealed = kept
-        .create(w.keys.as_ref(), tenant, bundle_id)
-        .await
-        .unwrap();
-    std::io::Write::write_all(&mut sealed.writer, &bytes).unwrap();
-    let now = insights_core::domain::now();
-    kept.finish(
-        sealed.writer,
-        &BundleMeta {
-            id: bundle_id,
+    // A bundle kept for download (by the API: sealed in the blob store,
+    // its job in the metadata store) goes with an erasure.
+    let at = insights_core::domain::now();
+    let (run, mut sealed) = JobRun::start(
+        w.store.clone(),
+        w.blobs.clone(),
+        w.keys.as_ref(),
+        FileJob {
+            id: FileJobId::new(),
             tenant_id: tenant,
+            kind: FileJobKind::AccessBundle,
             owner: actor.into(),
-            created_at: now,
-            expires_at: now + Duration::days(7),
+            state: FileJobState::Running,
+            error: None,
+            done: 0,
+            total: 0,
+            details: serde_json::json!({}),
+            recordings: Vec::new(),
+            output: None,
+            lease_until: at,
+            created_at: at,
+            expires_at: at + Duration::days(7),
+        },
+    )
+    .await
+    .unwrap();
+    let bundle_id = run.job().id;
+    let clear = bytes.clone();
+    tokio::task::spawn_blocking(move || {
+        std::io::Write::write_all(&mut sealed, &clear).unwrap();
+        sealed.finish().unwrap();
+    })
+    .await
+    .unwrap();
+    let finished = run
+        .finish(Ok(Completed {
             recordings: summary
                 .recordings
                 .iter()
                 .map(|r| r.parse().unwrap())
                 .collect(),
-            include_media: true,
-            data_key: sealed.wrapped,
-        },
-    )
-    .unwrap();
+            ..Completed::default()
+        }))
+        .await;
+    assert_eq!(finished, FileJobState::Done);
+    let kept_key = layout::file_job_key(FileJobKind::AccessBundle, bundle_id);
     // Unmasked on request.
     let mut plain = Cursor::new(Vec::new());
     let unmasked = AccessOptions {
@@ -791,8 +809,15 @@ async fn find_access_erase_end_to_end(pg: bool) {
         "nothing left in the spool but its lock file"
     );
     assert!(
-        files_under(&w.root.join("bundles")).is_empty(),
-        "the access bundle is gone"
+        matches!(
+            w.store.get_file_job(tenant, bundle_id).await,
+            Err(StoreError::NotFound)
+        ),
+        "the access bundle's job (and its wrapped key) is gone"
+    );
+    assert!(
+        !blob_files.iter().any(|p| p.ends_with(&kept_key)),
+        "the access bundle's file is gone"
     );
     for q in ["dana", "dana.subject", "2079460958"] {
         let page = w

@@ -16,7 +16,9 @@ use uuid::Uuid;
 /// `operator_*`: platform operators belong to no tenant;
 /// `login_throttles`: sign-in attempts per digest of (tenant name, email),
 /// counted before the tenant is even known to exist;
-/// `signing_keys`: the public halves of the nodes' evidence-signing keys.
+/// `signing_keys`: the public halves of the nodes' evidence-signing keys;
+/// `pending_sign_ins` and `address_throttles`: OIDC sign-ins in progress
+/// and failed logins per client address, before a tenant is known.
 const PLATFORM_TABLES: &[&str] = &[
     "tenants",
     "_sqlx_migrations",
@@ -24,6 +26,8 @@ const PLATFORM_TABLES: &[&str] = &[
     "operator_sessions",
     "login_throttles",
     "signing_keys",
+    "pending_sign_ins",
+    "address_throttles",
 ];
 
 async fn store(max_connections: u32) -> PgStore {
@@ -261,6 +265,24 @@ async fn seed(s: &PgStore, name: &str) -> TenantId {
     ok(s.create_legal_hold(t, &hold).await, "hold");
     let request = AccessRequest::new(t, r.id, "acc-2".into(), "case 1".into(), now());
     ok(s.create_access_request(t, &request).await, "access request");
+    let at = now();
+    let file_job = FileJob {
+        id: FileJobId::new(),
+        tenant_id: t,
+        kind: FileJobKind::Export,
+        owner: "account:admin".into(),
+        state: FileJobState::Running,
+        error: None,
+        done: 0,
+        total: 0,
+        details: serde_json::json!({}),
+        recordings: Vec::new(),
+        output: None,
+        lease_until: at,
+        created_at: at,
+        expires_at: at + chrono::Duration::days(1),
+    };
+    ok(s.create_file_job(t, &file_job).await, "file job");
     let change = GovernanceChange::new(
         t,
         ChangeKind::LegalHoldLift,
@@ -554,6 +576,8 @@ async fn a_tenant_session_sees_only_its_tenant() {
         "operator_sessions",
         "login_throttles",
         "signing_keys",
+        "pending_sign_ins",
+        "address_throttles",
     ] {
         let mut tx = ok(s.tenant_session(a).await, "session");
         let err =

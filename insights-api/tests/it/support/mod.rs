@@ -25,8 +25,8 @@ pub const PASSWORD: &str = "correct horse battery staple";
 pub const INITIAL_PASSWORD: &str = "initial password from the admin";
 pub const AUDIENCE: &str = "api://insights-test";
 
-/// The data-subject routes' state for a test server: a signing key and a
-/// bundle folder in the test's own temp dir, no spool (these servers run
+/// The data-subject routes' state for a test server: a signing key in the
+/// test's own temp dir, no spool (these servers run
 /// no gateway). Test-only: `insights serve` builds the real one.
 pub fn test_gdpr_context(dir: &std::path::Path) -> insights_api::GdprContext {
     let signer =
@@ -35,7 +35,6 @@ pub fn test_gdpr_context(dir: &std::path::Path) -> insights_api::GdprContext {
     insights_api::GdprContext::new(
         signer,
         None,
-        dir.join("gdpr").join("bundles"),
         &insights_core::config::GdprSettings::default(),
     )
     .unwrap()
@@ -93,6 +92,12 @@ impl TestApp {
             .await
             .unwrap();
         keys.ensure_kek(tenant.id).await.unwrap();
+        // Its container, as `insights serve` provisions it: exports and
+        // access bundles are kept there.
+        blobs
+            .ensure_container(&Tenant::container_name(tenant.id))
+            .await
+            .unwrap();
         let mut settings = AuthSettings::default();
         let issuer = if oidc {
             let i = Issuer::start().await;

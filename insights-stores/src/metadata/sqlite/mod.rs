@@ -29,6 +29,7 @@ mod signing_keys;
 mod subjects;
 mod tenants;
 mod transcripts;
+mod transient;
 mod util;
 
 use std::str::FromStr;

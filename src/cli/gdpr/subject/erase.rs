@@ -54,7 +54,6 @@ pub async fn erase(settings: &Settings, args: EraseArgs) -> anyhow::Result<()> {
         spool: Some(std::sync::Arc::new(bot_gateway::spool::SpoolDir::new(
             settings.spool.dir(&settings.data_dir),
         ))),
-        bundle_dir: Some(settings.data_dir.join("gdpr").join("bundles")),
         find: args.subject.options(),
     };
     let id = match args.resume {

@@ -62,7 +62,7 @@
 //!
 //! One module per area of the store (`tenants`, `directory`, `recordings`,
 //! `search`, `transcripts`, `audit`, `governance`, `accounts`,
-//! `approvals`, `keys`), shared helpers in `fixtures`. Every `pub async fn`
+//! `approvals`, `keys`, `transient`), shared helpers in `fixtures`. Every `pub async fn`
 //! of an area module is a case: `build.rs` lists them into
 //! [`store_contract_tests!`](crate::store_contract_tests), so a new case
 //! runs on every backend without being listed anywhere.
@@ -86,6 +86,7 @@ pub mod recordings;
 pub mod search;
 pub mod tenants;
 pub mod transcripts;
+pub mod transient;
 
 /// A store under test, plus whatever must outlive it (a temp dir...).
 pub struct StoreUnderTest {
