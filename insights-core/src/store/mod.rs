@@ -80,8 +80,8 @@ pub use transient::TransientStore;
 pub mod prelude {
     pub use super::{
         AccountStore, ApprovalStore, AuditStore, DataKeyStore, DirectoryStore, GovernanceStore,
-        JobStore, LeaseStore, MeetingClaimStore, MetadataStore, ProcessingStore, RecordingStore, SearchStore,
-        SigningKeyStore, SubjectStore, TenantStore, TranscriptStore, TransientStore,
+        JobStore, LeaseStore, MeetingClaimStore, MetadataStore, ProcessingStore, RecordingStore,
+        SearchStore, SigningKeyStore, SubjectStore, TenantStore, TranscriptStore, TransientStore,
     };
 }
 
