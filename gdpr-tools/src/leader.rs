@@ -143,7 +143,7 @@ pub struct FencedStore {
 
 impl FencedStore {
     /// Wraps `inner` for one run under `fence`.
-    pub fn new(inner: Arc<dyn MetadataStore>, fence: Fence) -> Arc<dyn MetadataStore> {
+    pub fn wrap(inner: Arc<dyn MetadataStore>, fence: Fence) -> Arc<dyn MetadataStore> {
         Arc::new(FencedStore { inner, fence })
     }
 
@@ -341,7 +341,7 @@ async fn run<F, Fut>(
                 Ok(RunClaim::Done) => done = Some(at),
                 Ok(claim) => {
                     tracing::info!(job, interval_start = %at, ?claim, "scheduled run starting");
-                    let fenced = FencedStore::new(store.clone(), fence.clone());
+                    let fenced = FencedStore::wrap(store.clone(), fence.clone());
                     let outcome = tokio::select! {
                         _ = stop.cancelled() => return,
                         r = body(fenced, fence.clone()) => r,

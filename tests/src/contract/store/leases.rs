@@ -1,3 +1,4 @@
+#![allow(clippy::expect_used, clippy::unwrap_used)] // contract cases: a failed expectation is the case failing
 //! Scheduler leases and interval runs ([`LeaseStore`]): acquire, renew,
 //! release, the fencing token, the fenced writes and the runs recorded
 //! once per interval.

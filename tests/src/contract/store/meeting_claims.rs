@@ -1,3 +1,4 @@
+#![allow(clippy::expect_used, clippy::unwrap_used)] // contract cases: a failed expectation is the case failing
 //! Meeting claims of gateway nodes ([`MeetingClaimStore`]): one recording
 //! per (tenant, call chain) whichever node claims first, a lease renewed
 //! only by its holder, taken over only once it ran out.
@@ -125,8 +126,8 @@ pub async fn concurrent_meeting_claims_agree_on_one_recording(s: &Store) {
 }
 
 /// A claim whose lease ran out (its node died) is taken over by another
-/// node for its continuation recording: new recording, new holder, epoch
-/// + 1, what was lost in `previous`; the old holder can no longer renew
+/// node for its continuation recording: new recording, new holder, the
+/// next epoch, what was lost in `previous`; the old holder can no longer renew
 /// or release it.
 pub async fn expired_meeting_claim_is_taken_over_with_a_new_epoch(s: &Store) {
     let t = tenant(s, "contoso").await;

@@ -1,3 +1,4 @@
+#![allow(clippy::expect_used, clippy::unwrap_used)] // contract cases: a failed expectation is the case failing
 //! Short-lived state shared by API nodes ([`TransientStore`]): pending
 //! sign-ins (single use under concurrency), address throttle windows
 //! (atomic counts), export and access-bundle jobs (lease, end, tenant
