@@ -945,6 +945,8 @@ async fn the_openapi_document_lists_every_route_and_the_real_search_fields() {
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
     let routes = [
         ("get", "/healthz"),
+        ("get", "/livez"),
+        ("get", "/readyz"),
         ("get", "/metrics"),
         ("post", "/api/auth/login"),
         ("post", "/api/auth/first-sign-in"),

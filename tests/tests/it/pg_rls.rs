@@ -18,7 +18,9 @@ use uuid::Uuid;
 /// counted before the tenant is even known to exist;
 /// `signing_keys`: the public halves of the nodes' evidence-signing keys;
 /// `pending_sign_ins` and `address_throttles`: OIDC sign-ins in progress
-/// and failed logins per client address, before a tenant is known.
+/// and failed logins per client address, before a tenant is known;
+/// `scheduler_leases` and `scheduler_runs`: the periodic jobs' leases and
+/// interval runs, one per job for the whole installation.
 const PLATFORM_TABLES: &[&str] = &[
     "tenants",
     "_sqlx_migrations",
@@ -28,6 +30,8 @@ const PLATFORM_TABLES: &[&str] = &[
     "signing_keys",
     "pending_sign_ins",
     "address_throttles",
+    "scheduler_leases",
+    "scheduler_runs",
 ];
 
 async fn store(max_connections: u32) -> PgStore {
@@ -578,6 +582,8 @@ async fn a_tenant_session_sees_only_its_tenant() {
         "signing_keys",
         "pending_sign_ins",
         "address_throttles",
+        "scheduler_leases",
+        "scheduler_runs",
     ] {
         let mut tx = ok(s.tenant_session(a).await, "session");
         let err =
