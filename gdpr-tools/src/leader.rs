@@ -249,6 +249,116 @@ impl LeasedJob {
     }
 }
 
+/// A lease held for one piece of work started on demand (not a
+/// schedule), which any node may start but only one may do at a time —
+/// a tenant's directory sync, say. [`HeldLease::acquire`] takes it once
+/// (`None` while someone else holds it), a task renews it every third of
+/// its length while the work runs, and [`HeldLease::release`] gives it
+/// up. The work checks [`HeldLease::valid`] before each write (the same
+/// local deadline as a [`Fence`]) and appends its audit event fenced with
+/// [`HeldLease::lease`].
+pub struct HeldLease {
+    shared: Shared,
+    stop: CancellationToken,
+    keeper: JoinHandle<()>,
+    margin: Duration,
+}
+
+impl HeldLease {
+    /// Takes `job`'s lease for `holder` for `ttl`, or `None` while another
+    /// holder's lease runs.
+    pub async fn acquire(
+        store: Arc<dyn MetadataStore>,
+        job: &str,
+        holder: &str,
+        ttl: Duration,
+    ) -> StoreResult<Option<HeldLease>> {
+        let sent = Instant::now();
+        let Some(lease) = store.acquire_lease(job, holder, ttl).await? else {
+            return Ok(None);
+        };
+        let (shared, _) = tokio::sync::watch::channel(Some(Held {
+            lease,
+            until: sent + ttl,
+        }));
+        let stop = CancellationToken::new();
+        let keeper = tokio::spawn(renew_held(store, shared.clone(), stop.clone(), ttl));
+        Ok(Some(HeldLease {
+            shared,
+            stop,
+            keeper,
+            margin: ttl / 4,
+        }))
+    }
+
+    /// Whether the work may still write: the lease was renewed recently
+    /// enough (a quarter of its length before anyone may take it over).
+    pub fn valid(&self) -> bool {
+        current(&self.shared).is_some_and(|h| Instant::now() + self.margin < h.until)
+    }
+
+    /// [`valid`](Self::valid) as a store result: refused with
+    /// [`LEASE_LOST`] once the lease is lost.
+    pub fn check(&self) -> StoreResult<()> {
+        match self.valid() {
+            true => Ok(()),
+            false => Err(StoreError::Refused(LEASE_LOST.into())),
+        }
+    }
+
+    /// The lease as last renewed (holder and token do not change while
+    /// it is held); `None` once it was lost.
+    pub fn lease(&self) -> Option<Lease> {
+        current(&self.shared).map(|h| h.lease)
+    }
+
+    /// Stops renewing and gives the lease up, so the next one need not
+    /// wait for the expiry.
+    pub async fn release(self) {
+        self.stop.cancel();
+        let _ = self.keeper.await;
+    }
+}
+
+/// The renewal task of a [`HeldLease`]; releases the lease when stopped.
+async fn renew_held(
+    store: Arc<dyn MetadataStore>,
+    shared: Shared,
+    stop: CancellationToken,
+    ttl: Duration,
+) {
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = tokio::time::sleep(ttl / 3) => {}
+        }
+        let Some(was) = current(&shared) else { return };
+        let sent = Instant::now();
+        match store.renew_lease(&was.lease, ttl).await {
+            Ok(Some(lease)) => set(
+                &shared,
+                Some(Held {
+                    lease,
+                    until: sent + ttl,
+                }),
+            ),
+            Ok(None) => {
+                tracing::warn!(job = %was.lease.job, "lease lost while its work ran");
+                set(&shared, None);
+                return;
+            }
+            // Kept as it is: the local deadline stops the writes in time.
+            Err(e) => tracing::warn!(job = %was.lease.job, error = %e, "lease: store unreachable"),
+        }
+    }
+    if let Some(h) = current(&shared) {
+        set(&shared, None);
+        if let Err(e) = store.release_lease(&h.lease).await {
+            tracing::warn!(job = %h.lease.job, error = %e, "lease not released; it expires by itself");
+        }
+    }
+}
+
 /// The keeper: takes, renews and finally releases the lease.
 async fn keep(
     job: &'static str,
@@ -380,5 +490,95 @@ async fn run<F, Fut>(
             // Leadership gained (or renewed, or lost): look again.
             _ = changed.changed(), if done != Some(at) => {}
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use insights_stores::metadata::sqlite::SqliteStore;
+
+    use super::*;
+
+    async fn store() -> (tempfile::TempDir, Arc<dyn MetadataStore>) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("insights.db").display());
+        let store = SqliteStore::connect(&url, 2).await.unwrap();
+        (dir, Arc::new(store))
+    }
+
+    /// One holder at a time; renewed while held (it outlives its first
+    /// expiry); released at the end for the next one at once.
+    #[tokio::test]
+    async fn a_held_lease_excludes_others_is_renewed_and_released() {
+        let (_dir, store) = store().await;
+        let ttl = Duration::from_millis(600);
+        let a = HeldLease::acquire(store.clone(), "work:t1", "a", ttl)
+            .await
+            .unwrap()
+            .expect("free");
+        assert!(a.valid() && a.check().is_ok());
+        let token = a.lease().unwrap().token;
+        assert!(
+            HeldLease::acquire(store.clone(), "work:t1", "b", ttl)
+                .await
+                .unwrap()
+                .is_none(),
+            "held by a"
+        );
+        // Other work is independent.
+        let other = HeldLease::acquire(store.clone(), "work:t2", "b", ttl)
+            .await
+            .unwrap()
+            .expect("another job");
+        tokio::time::sleep(ttl * 2).await;
+        assert!(a.valid(), "renewed past its first expiry");
+        assert_eq!(a.lease().unwrap().token, token, "same token while held");
+        assert!(
+            HeldLease::acquire(store.clone(), "work:t1", "b", ttl)
+                .await
+                .unwrap()
+                .is_none(),
+            "still held by a"
+        );
+        a.release().await;
+        other.release().await;
+        let b = HeldLease::acquire(store.clone(), "work:t1", "b", ttl)
+            .await
+            .unwrap()
+            .expect("free after release");
+        assert!(b.lease().unwrap().token > token, "a new fencing token");
+        b.release().await;
+    }
+
+    /// A lease taken over (its holder stopped renewing long enough) is
+    /// lost: the old holder may not write any more.
+    #[tokio::test]
+    async fn a_lost_lease_refuses_writes() {
+        let (_dir, store) = store().await;
+        let ttl = Duration::from_millis(300);
+        let a = HeldLease::acquire(store.clone(), "work:t1", "a", ttl)
+            .await
+            .unwrap()
+            .unwrap();
+        // Someone breaks the lease in the store (as an expiry + takeover
+        // would), then the renewal finds it gone.
+        let lease = a.lease().unwrap();
+        store.release_lease(&lease).await.unwrap();
+        let b = store
+            .acquire_lease("work:t1", "b", Duration::from_secs(30))
+            .await
+            .unwrap()
+            .expect("taken over");
+        tokio::time::sleep(ttl).await;
+        assert!(!a.valid());
+        assert!(matches!(a.check(), Err(StoreError::Refused(_))));
+        assert!(a.lease().is_none());
+        a.release().await;
+        assert_eq!(
+            store.get_lease("work:t1").await.unwrap().unwrap().holder,
+            b.holder,
+            "the old holder's release leaves the new lease alone"
+        );
     }
 }

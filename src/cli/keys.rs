@@ -21,7 +21,9 @@ use insights_core::crypto::{
     CryptoError, DataKey, KeyProvider, LocalKeyFile, PLATFORM_KEY_OWNER, SealedSecret,
     WrappedDataKey,
 };
-use insights_core::domain::{AuditAction, KeyId, NewAuditEvent, Realm, Tenant, TenantId};
+use insights_core::domain::{
+    AuditAction, FileJobState, KeyId, NewAuditEvent, Realm, Tenant, TenantId,
+};
 use insights_core::store::{MetadataStore, StoreError};
 use insights_http::key_vault::AzureKeyVaultProvider;
 
@@ -329,6 +331,11 @@ async fn rotate(settings: &Settings, tenant: &str, batch: u32) -> anyhow::Result
         "insights keys rotate",
     )
     .await?;
+    // Export and access-bundle files kept for download: a finished one's
+    // wrapped key (the only copy) is rewrapped; a running one wraps its
+    // key when it starts and stores it when it ends, so it holds the old
+    // versions back like an unstored call.
+    let (files, running) = rewrap_file_jobs(platform.store.as_ref(), &rewrap, &t, &kek_id).await?;
     // A call not yet stored has its data key, wrapped when the call began
     // (perhaps under an old version), only in a node's spool: the old
     // versions stay until it is stored, or that evidence could never be
@@ -345,17 +352,18 @@ async fn rotate(settings: &Settings, tenant: &str, batch: u32) -> anyhow::Result
          rotate` again",
         t.id
     );
-    if unstored > 0 {
+    if unstored > 0 || running > 0 {
         audit(
             &platform,
             &t,
-            serde_json::json!({ "step": "kept-old-versions", "kek_id": kek_id, "rewrapped": rewrapped, "sealed_secrets": secrets, "unstored_recordings": unstored }),
+            serde_json::json!({ "step": "kept-old-versions", "kek_id": kek_id, "rewrapped": rewrapped, "sealed_secrets": secrets, "file_keys": files, "unstored_recordings": unstored, "running_file_jobs": running }),
         )
         .await?;
         println!(
             "tenant {}: key-encryption key rotated to {kek_id}; {rewrapped} data keys rewrapped, \
-             old version(s) kept: {unstored} recordings not yet stored still use the old \
-             key-encryption key; run `insights keys rotate` again once they are stored",
+             old version(s) kept: {unstored} recordings not yet stored and {running} export or \
+             access-bundle jobs still running may use the old key-encryption key; run \
+             `insights keys rotate` again once they are stored and finished",
             t.name
         );
         return Ok(());
@@ -498,6 +506,46 @@ async fn rewrap_owner(
     Ok((rewrapped, secrets))
 }
 
+/// Rewraps the keys of the tenant's finished export and access-bundle
+/// files not under `target`; returns how many were rewrapped and how many
+/// jobs are still running (their keys are not stored yet).
+async fn rewrap_file_jobs(
+    store: &dyn MetadataStore,
+    rewrap: &Rewrap<'_>,
+    t: &Tenant,
+    target: &str,
+) -> anyhow::Result<(u64, u64)> {
+    let (mut rewrapped, mut running) = (0u64, 0u64);
+    for job in store.list_file_jobs(t.id).await? {
+        if job.state == FileJobState::Running {
+            running += 1;
+            continue;
+        }
+        let Some(output) = job.output.as_ref() else {
+            continue;
+        };
+        if output.data_key.kek_id == target {
+            continue;
+        }
+        let dk = rewrap.unwrap(&output.data_key).await.with_context(|| {
+            format!(
+                "unwrapping the key of file job {} of tenant {}",
+                job.id, t.id
+            )
+        })?;
+        let new = rewrap
+            .wrap(t.id, &dk, target, "insights keys rotate")
+            .await?;
+        if store
+            .rewrap_file_job_key(t.id, job.id, &output.data_key.kek_id, &new)
+            .await?
+        {
+            rewrapped += 1;
+        }
+    }
+    Ok((rewrapped, running))
+}
+
 /// Rewraps the sealed secrets (TOTP seeds, pending and enrolled) of the
 /// accounts of `realm` not under `target`.
 async fn rewrap_secrets(
@@ -571,13 +619,16 @@ async fn migrate_to_vault(settings: &Settings, batch: u32) -> anyhow::Result<()>
             "{left} data keys of tenant {} are not under its vault key yet; run `{again}` again",
             t.id
         );
+        // Finished export and bundle files move too; running ones store
+        // a key of the source provider when they end.
+        let (files, running) = rewrap_file_jobs(platform.store.as_ref(), &rewrap, &t, &kid).await?;
         // Calls not yet stored keep their data key, wrapped by the source
         // provider, in a node's spool until they are stored.
-        let waiting = platform.store.count_unstored_recordings(t.id).await?;
+        let waiting = platform.store.count_unstored_recordings(t.id).await? + running;
         audit(
             &platform,
             &t,
-            serde_json::json!({ "step": "migrated", "from": from.backend(), "to": vault.backend(), "kek_id": kid, "rewrapped": n, "sealed_secrets": s, "unstored_recordings": waiting }),
+            serde_json::json!({ "step": "migrated", "from": from.backend(), "to": vault.backend(), "kek_id": kid, "rewrapped": n, "sealed_secrets": s, "file_keys": files, "unstored_recordings": waiting - running, "running_file_jobs": running }),
         )
         .await?;
         tenants += 1;
@@ -609,9 +660,9 @@ async fn migrate_to_vault(settings: &Settings, batch: u32) -> anyhow::Result<()>
     if unstored > 0 {
         println!(
             "{tenants} tenant(s): {data_keys} data keys and {secrets} sealed secrets moved to the \
-             vault, but {unstored} recordings are not stored yet: their data keys wait in a node's \
-             spool under the {} provider. Keep `[keys] provider` as it is until they are stored, \
-             then run `{again}` again",
+             vault, but {unstored} recordings (or export and access-bundle jobs) are not stored \
+             (finished) yet: their data keys are under the {} provider. Keep `[keys] provider` as \
+             it is until they are stored, then run `{again}` again",
             from.backend()
         );
         return Ok(());

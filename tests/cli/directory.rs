@@ -9,6 +9,10 @@ use std::path::Path;
 use std::process::Output;
 use std::sync::{Arc, Mutex};
 
+use insights_core::domain::Lease;
+use insights_core::store::prelude::*;
+use insights_stores::metadata::sqlite::SqliteStore;
+
 use super::insights;
 
 /// Serves requests until the process ends; records "METHOD path?query".
@@ -250,6 +254,23 @@ fn serve_syncs_on_schedule_and_through_the_api() {
         "tenant-admin",
     );
     let token = admin.token;
+    // While another run (another node, say) holds the tenant's lease, a
+    // sync asked for through the API does nothing and says why.
+    let tenant = super::key_vault::tenant_id(dir.path(), data.to_str().unwrap(), &[], "contoso");
+    let job = format!("directory-sync:{}", tenant.as_uuid());
+    let db = data.join("insights.db");
+    let other = hold_lease(&db, &job, "node-b#other", 60);
+    let before = seen.lock().unwrap().len();
+    let res = http
+        .post(format!("{}/api/directory/sync", server.base))
+        .bearer_auth(&token)
+        .send()
+        .unwrap();
+    assert_eq!(res.status(), 409);
+    let problem: serde_json::Value = res.json().unwrap();
+    assert_eq!(problem["code"], "directory-sync-running", "{problem}");
+    assert_eq!(seen.lock().unwrap().len(), before, "Graph not called");
+    release_lease(&db, &other);
     let res = http
         .post(format!("{}/api/directory/sync", server.base))
         .bearer_auth(&token)
@@ -272,4 +293,26 @@ fn serve_syncs_on_schedule_and_through_the_api() {
     let log = std::fs::read_to_string(dir.path().join("serve.log")).unwrap_or_default();
     assert!(log.contains("directory sync done"), "{log}");
     assert!(!log.contains("Ann") && !log.contains("s3cret"), "{log}");
+}
+
+/// Takes `job`'s lease in the node's database for another holder, as a
+/// run on another node would.
+fn hold_lease(db: &Path, job: &str, holder: &str, secs: u64) -> Lease {
+    let url = format!("sqlite://{}", db.display());
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let store = SqliteStore::connect(&url, 1).await.unwrap();
+        store
+            .acquire_lease(job, holder, std::time::Duration::from_secs(secs))
+            .await
+            .unwrap()
+            .expect("the lease is free")
+    })
+}
+
+fn release_lease(db: &Path, lease: &Lease) {
+    let url = format!("sqlite://{}", db.display());
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let store = SqliteStore::connect(&url, 1).await.unwrap();
+        store.release_lease(lease).await.unwrap();
+    })
 }

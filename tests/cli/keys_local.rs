@@ -224,6 +224,49 @@ pub fn migrate_local_file_installation_to_database() {
 
 /// The wrapped data keys of the installation's SQLite store: `(tenant,
 /// key id, kek id)`.
+/// Starts an Excel export and waits until it is done; its id.
+fn start_export(server: &Server, token: &str) -> String {
+    let http = reqwest::blocking::Client::new();
+    let res = http
+        .post(format!("{}/api/exports", server.base))
+        .bearer_auth(token)
+        .json(&serde_json::json!({"columns": ["recording-id", "direction"], "reason": "rotation check"}))
+        .send()
+        .unwrap();
+    assert_eq!(res.status(), 202, "{}", res.text().unwrap_or_default());
+    let started: serde_json::Value = res.json().unwrap();
+    let id = started["id"].as_str().unwrap().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let v: serde_json::Value = http
+            .get(format!("{}/api/exports/{id}", server.base))
+            .bearer_auth(token)
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        if v["state"] != "running" {
+            assert_eq!(v["state"], "done", "{v}");
+            return id;
+        }
+        assert!(Instant::now() < deadline, "export still running: {v}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The export's file, downloaded.
+fn export_file(server: &Server, token: &str, id: &str) -> Vec<u8> {
+    let res = reqwest::blocking::Client::new()
+        .get(format!("{}/api/exports/{id}/file", server.base))
+        .bearer_auth(token)
+        .send()
+        .unwrap();
+    assert_eq!(res.status(), 200, "export {id}");
+    let bytes = res.bytes().unwrap().to_vec();
+    assert!(bytes.starts_with(b"PK"), "not an xlsx");
+    bytes
+}
+
 fn stored_keys(data: &Path) -> Vec<(String, String, String)> {
     use sqlx::{Connection, Row};
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -318,6 +361,18 @@ fn local_file_rotates_then_moves_to_the_vault_and_rotates_there() {
     let r1_bytes = play(&server, &officer.token, r1);
     let v1 = local_kek_ids(&data, &t);
     assert_eq!(v1.len(), 1);
+    // An export kept for download: its file's key (only in the job row)
+    // must follow every rotation and the move, or the file is lost.
+    let mut admin = accounts::sign_in_new_user(
+        cwd,
+        &data,
+        &server.base,
+        Some("contoso"),
+        "admin@contoso.com",
+        "tenant-admin",
+    );
+    let export = start_export(&server, &admin.token);
+    let export_bytes = export_file(&server, &admin.token, &export);
 
     // Local-file rotation while serve runs.
     let (ok, out, err) = run(
@@ -344,6 +399,11 @@ fn local_file_rotates_then_moves_to_the_vault_and_rotates_there() {
     assert!(stored_keys(&data).iter().all(|(_, _, k)| *k == v2[0]));
     let again = accounts::sign_in(&server.base, &mut officer, false);
     assert_eq!(play(&server, &again.token, r2), r2_bytes);
+    assert_eq!(
+        export_file(&server, &admin.token, &export),
+        export_bytes,
+        "the export survives the local rotation"
+    );
     drop(server);
 
     // The move to the vault, run with the local provider still set.
@@ -361,7 +421,7 @@ fn local_file_rotates_then_moves_to_the_vault_and_rotates_there() {
     let (ok, out, err) = run(cwd, &vault, &migrate);
     assert!(ok, "{out}{err}");
     assert!(
-        out.contains("2 data keys and 1 sealed secrets moved"),
+        out.contains("2 data keys and 2 sealed secrets moved"),
         "{out}"
     );
     assert!(out.contains("provider = \"azure-key-vault\""), "{out}");
@@ -395,6 +455,12 @@ fn local_file_rotates_then_moves_to_the_vault_and_rotates_there() {
     let s = accounts::sign_in(&server.base, &mut officer, false);
     assert_eq!(play(&server, &s.token, r1), r1_bytes);
     assert_eq!(play(&server, &s.token, r2), r2_bytes);
+    let adm = accounts::sign_in(&server.base, &mut admin, false);
+    assert_eq!(
+        export_file(&server, &adm.token, &export),
+        export_bytes,
+        "the export survives the move to the vault"
+    );
     let (ok, out, err) = run(
         cwd,
         &on_vault,
@@ -431,6 +497,12 @@ fn local_file_rotates_then_moves_to_the_vault_and_rotates_there() {
     assert_eq!(play(&server, &s.token, r2), r2_bytes);
     let r3 = record(cwd, &on_vault, &call_args(&server.base, &d, &a, &b));
     play(&server, &s.token, r3);
+    let adm = accounts::sign_in(&server.base, &mut admin, false);
+    assert_eq!(
+        export_file(&server, &adm.token, &export),
+        export_bytes,
+        "the export survives the vault rotation"
+    );
     for r in [r1, r2, r3] {
         let (ok, out, err) = run(
             cwd,

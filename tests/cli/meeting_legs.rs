@@ -319,10 +319,20 @@ impl Cluster {
     /// Signs in recorded user `i` on `node`: their search finds exactly
     /// `expect`, and each of those plays (Ogg media); returns the mix of
     /// the first as PCM at 16 kHz.
-    async fn user_finds_and_plays(&self, i: usize, node: &Node, expect: &[RecordingId]) {
+    /// Recorded user `i` searches through `node`, finds exactly `expect`,
+    /// plays each, and sees each failover mark of `marks` (recording,
+    /// side, other recording) in the recording's detail.
+    async fn user_finds_and_plays(
+        &self,
+        i: usize,
+        node: &Node,
+        expect: &[RecordingId],
+        marks: &[(RecordingId, &'static str, RecordingId)],
+    ) {
         let email = self.users[i].1.clone();
         let base = node.base.clone();
         let expect: Vec<String> = expect.iter().map(ToString::to_string).collect();
+        let marks = marks.to_vec();
         tokio::task::spawn_blocking(move || {
             let session = crate::accounts::first_sign_in(&base, Some("fabrikam"), &email);
             let http = reqwest::blocking::Client::new();
@@ -360,6 +370,23 @@ impl Cluster {
                 let bytes = res.bytes().unwrap();
                 assert!(status.is_success(), "{email}: play {id}: {status}");
                 assert!(bytes.starts_with(b"OggS"), "{email}: {id} is not Ogg");
+            }
+            for (id, side, other) in marks {
+                let res = http
+                    .get(format!("{base}/api/recordings/{id}"))
+                    .bearer_auth(&session.token)
+                    .header("x-access-reason", REASON)
+                    .send()
+                    .unwrap();
+                let status = res.status();
+                let body: Value = res.json().unwrap();
+                assert!(status.is_success(), "{email}: detail {status} {body}");
+                let got = body["failovers"].as_array().unwrap();
+                assert_eq!(got.len(), 1, "{body}");
+                assert_eq!(got[0]["side"], side, "{body}");
+                assert_eq!(got[0]["recording_id"], other.to_string(), "{body}");
+                assert_eq!(got[0]["reason"], FAILOVER_PRIMARY_NODE_LOST, "{body}");
+                assert!(got[0]["gap_from"].is_string() && got[0]["gap_to"].is_string());
             }
         })
         .await
@@ -451,8 +478,8 @@ async fn meeting_legs_on_two_nodes_make_one_recording_for_both_users() {
         "no failover"
     );
     // Each recorded user finds and plays it, through either node.
-    c.user_finds_and_plays(0, &a, &[rec.id]).await;
-    c.user_finds_and_plays(1, &b, &[rec.id]).await;
+    c.user_finds_and_plays(0, &a, &[rec.id], &[]).await;
+    c.user_finds_and_plays(1, &b, &[rec.id], &[]).await;
     drop((a, b));
 }
 
@@ -579,9 +606,16 @@ async fn meeting_continues_from_the_standby_leg_when_the_primary_node_dies() {
         cont_rec.started_at
     );
     assert!(media_gap <= 1_000, "gap of at most 1 s: {media_gap} ms");
-    // Both users find both parts of the meeting and play them.
-    c.user_finds_and_plays(0, &a2, &[lost_id, cont]).await;
-    c.user_finds_and_plays(1, &b, &[lost_id, cont]).await;
+    // Both users find both parts of the meeting and play them, and read
+    // the failover marks on both parts through the API.
+    let marks = [
+        (cont, "continues", lost_id),
+        (lost_id, "continued_by", cont),
+    ];
+    c.user_finds_and_plays(0, &a2, &[lost_id, cont], &marks)
+        .await;
+    c.user_finds_and_plays(1, &b, &[lost_id, cont], &marks)
+        .await;
     let log = std::fs::read_to_string(&b.log).unwrap();
     assert!(
         log.contains("a standby leg took over the meeting"),

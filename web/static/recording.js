@@ -37,6 +37,21 @@
       .flatMap(([k, v]) => [el('dt', {}, k), el('dd', {}, v)]));
   }
 
+  // A meeting recording continued on another gateway node after the node
+  // recording it was lost: say so, with the gap and the other part.
+  function failovers(marks) {
+    const rows = (marks || []).flatMap((m) => {
+      const link = el('a', { href: `/recordings/${encodeURIComponent(m.recording_id)}` },
+        m.side === 'continues' ? 'the earlier part' : 'the later part');
+      const what = m.side === 'continues'
+        ? 'Continues after the recording node was lost; see '
+        : 'Ends where the recording node was lost; continued in ';
+      return [el('dt', {}, 'Failover'),
+        el('dd', {}, what, link, ` (no node held the meeting from ${fmtDate(m.gap_from)} to ${fmtDate(m.gap_to)}; reason: ${m.reason})`)];
+    });
+    $('#meta').append(...rows);
+  }
+
   function participants(r) {
     names = {};
     const rows = r.participants.map((p) => {
@@ -214,8 +229,10 @@
     if (r.legal_hold) b.push(badge('On legal hold', 'hold'));
     if (r.has_transcript) b.push(badge('Transcript'));
     b.push(badge(r.status));
+    if ((d.failovers || []).length) b.push(badge('Continued across nodes'));
     $('#badges').replaceChildren(...b);
     details(r);
+    failovers(d.failovers);
     participants(r);
     hasMedia = !!r.media;
     if (can.has('download-media') && r.media) $('#download').hidden = false;

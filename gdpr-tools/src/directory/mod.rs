@@ -23,6 +23,9 @@
 //!    before its user was synchronised is then found by a data-subject
 //!    request by e-mail or UPN, like one linked at capture.
 //!
+//! One run per tenant at a time on every node: the run holds the
+//! tenant's lease (see [`DirectorySync`]).
+//!
 //! A delta link the service no longer knows (`410 Gone`) starts a full
 //! run. Inactive users stay (recordings may reference them) until an
 //! admin deletes them; deleting an active user is refused by the store.
@@ -39,10 +42,12 @@ use std::sync::Arc;
 
 use insights_core::config::DirectorySettings;
 use insights_core::domain::{
-    AuditAction, DirectorySyncState, DirectoryUser, NewAuditEvent, Tenant, TenantId, UserId,
-    normalize_phone, now,
+    AuditAction, DirectorySyncState, DirectoryUser, LEASE_LOST, NewAuditEvent, Tenant, TenantId,
+    UserId, normalize_phone, now,
 };
 use insights_core::store::{MetadataStore, StoreError};
+
+use crate::leader::HeldLease;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -73,6 +78,10 @@ pub enum DirectoryError {
     Protocol(String),
     #[error("the delta link expired twice in one run")]
     DeltaExpiredAgain,
+    /// Another run of the same tenant holds its lease (on this node or
+    /// another): nothing was done.
+    #[error("a directory sync of this tenant is already running")]
+    Busy,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -99,12 +108,26 @@ pub struct SyncReport {
     pub participants_linked: u64,
 }
 
-/// Runs directory syncs; one per process (runs are serialised, so the
-/// scheduler and an API call never sync the same tenant at once).
+/// Runs directory syncs. A tenant is synced by one run at a time across
+/// every node and request: each run holds the tenant's lease
+/// (`directory-sync:<tenant id>`, [`TENANT_LEASE`] long, renewed while it
+/// runs), writes only while it holds it and appends its audit event
+/// fenced by it; a run that finds the lease held ends at once with
+/// [`DirectoryError::Busy`] (the API's `409 directory-sync-running`; the
+/// schedule counts the tenant as synced by that other run).
 pub struct DirectorySync {
     graph: GraphClient,
     store: Arc<dyn MetadataStore>,
-    running: tokio::sync::Mutex<()>,
+    /// This runner's lease holder name (a per-instance suffix).
+    holder: String,
+}
+
+/// How long a tenant's sync lease lasts without renewal.
+pub const TENANT_LEASE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The lease a run of `tenant` holds.
+pub fn tenant_lease_job(tenant: TenantId) -> String {
+    format!("directory-sync:{}", tenant.as_uuid())
 }
 
 impl DirectorySync {
@@ -120,7 +143,10 @@ impl DirectorySync {
         Ok(Self {
             graph: GraphClient::new(cfg)?,
             store,
-            running: tokio::sync::Mutex::new(()),
+            holder: format!(
+                "directory-sync#{}",
+                &uuid::Uuid::new_v4().simple().to_string()[..12]
+            ),
         })
     }
 
@@ -148,6 +174,10 @@ impl DirectorySync {
                     throttled_retries = rep.throttled_retries, delta = rep.delta,
                     "directory sync done"
                 ),
+                Err(DirectoryError::Busy) => tracing::info!(
+                    tenant = %t.id,
+                    "directory sync skipped: another run of the tenant holds its lease"
+                ),
                 Err(e) => tracing::warn!(tenant = %t.id, error = %e, "directory sync failed"),
             }
             out.push((t.id, r));
@@ -165,7 +195,27 @@ impl DirectorySync {
         let tid = tenant
             .directory_tenant_id
             .ok_or(DirectoryError::NoDirectoryTenant(tenant.id))?;
-        let _one_at_a_time = self.running.lock().await;
+        let held = HeldLease::acquire(
+            self.store.clone(),
+            &tenant_lease_job(tenant.id),
+            &self.holder,
+            TENANT_LEASE,
+        )
+        .await?
+        .ok_or(DirectoryError::Busy)?;
+        let r = self.sync_held(tenant, tid, actor, &held).await;
+        held.release().await;
+        r
+    }
+
+    /// [`sync_tenant`](Self::sync_tenant) under the tenant's lease.
+    async fn sync_held(
+        &self,
+        tenant: &Tenant,
+        tid: uuid::Uuid,
+        actor: &str,
+        held: &HeldLease,
+    ) -> Result<SyncReport, DirectoryError> {
         let token = self.graph.token(tid).await?;
         let stored = self.store.get_directory_sync_state(tenant.id).await?;
         let mut report = SyncReport::default();
@@ -177,7 +227,7 @@ impl DirectorySync {
                 .take()
                 .unwrap_or_else(|| self.graph.config().initial_delta_url());
             match self
-                .run_pages(tenant.id, &start, &token, &mut report)
+                .run_pages(tenant.id, &start, &token, &mut report, held)
                 .await?
             {
                 Some(delta_link) => {
@@ -192,6 +242,7 @@ impl DirectorySync {
                             Some(at)
                         },
                     };
+                    held.check()?;
                     self.store
                         .put_directory_sync_state(tenant.id, &state)
                         .await?;
@@ -211,10 +262,17 @@ impl DirectorySync {
             }
         }
         // Participants recorded before their user was synchronised.
+        held.check()?;
         report.participants_linked = self.store.link_participants_to_directory(tenant.id).await?;
+        // Fenced in the store: a run whose lease was taken over writes no
+        // audit event, so concurrent runs never log one sync twice.
+        let lease = held
+            .lease()
+            .ok_or_else(|| StoreError::Refused(LEASE_LOST.into()))?;
         self.store
-            .append_audit(
+            .append_audit_fenced(
                 tenant.id,
+                &lease,
                 NewAuditEvent {
                     actor: actor.to_owned(),
                     action: AuditAction::UserChange,
@@ -237,6 +295,7 @@ impl DirectorySync {
         start: &str,
         token: &str,
         report: &mut SyncReport,
+        held: &HeldLease,
     ) -> Result<Option<String>, DirectoryError> {
         let full = !report.delta;
         let mut by_oid: HashMap<String, DirectoryUser> = self
@@ -268,12 +327,14 @@ impl DirectorySync {
             for item in &page.value {
                 apply(tenant, item, &mut by_oid, &mut seen, report, &mut writes)?;
             }
+            held.check()?;
             self.store.upsert_directory_users(tenant, &writes).await?;
             match (page.next_link, page.delta_link) {
                 (Some(next), _) => url = next,
                 (None, Some(delta)) => {
                     if full {
                         let writes = deactivate_unseen(&mut by_oid, &seen, report);
+                        held.check()?;
                         self.store.upsert_directory_users(tenant, &writes).await?;
                     }
                     return Ok(Some(delta));

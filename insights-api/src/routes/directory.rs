@@ -8,7 +8,8 @@
 //!   `409 directory-sync-not-configured` when `[directory]` is not set up
 //!   in this process, `503 directory-sync-failed` when Graph or the token
 //!   endpoint failed (the cause is logged), `409 no-directory-tenant` when the tenant has no
-//!   directory tenant id;
+//!   directory tenant id, `409 directory-sync-running` while a sync of the
+//!   tenant (scheduled, or asked for on any node) holds its lease;
 //! * `DELETE /api/directory/users/{id}` → `204`; `409 user-active` while
 //!   the user is still in the directory (only users that left may be
 //!   deleted, by an admin, as the seed describes).
@@ -61,7 +62,7 @@ async fn list_users(p: Principal, state: web::Data<AppState>) -> Result<HttpResp
         (status = 200, description = "The run's report: {added, updated, deactivated, pages, throttled_retries, delta, participants_linked}", body = Object),
         (status = 401, description = "Not signed in", body = super::openapi::Problem),
         (status = 403, description = "Not permitted", body = super::openapi::Problem),
-        (status = 409, description = "Directory sync is not configured, or the tenant has no directory tenant id", body = super::openapi::Problem),
+        (status = 409, description = "Directory sync is not configured (`directory-sync-not-configured`), the tenant has no directory tenant id (`no-directory-tenant`), or a sync of the tenant is already running on some node (`directory-sync-running`)", body = super::openapi::Problem),
         (status = 503, description = "Graph or the token endpoint failed", body = super::openapi::Problem)))]
 async fn sync(
     p: Principal,
@@ -82,6 +83,10 @@ async fn sync(
         Err(DirectoryError::NoDirectoryTenant(_)) => Err(ApiError::Conflict {
             code: "no-directory-tenant",
             detail: "the tenant has no directory (Entra) tenant id".into(),
+        }),
+        Err(DirectoryError::Busy) => Err(ApiError::Conflict {
+            code: "directory-sync-running",
+            detail: "a directory sync of this tenant is already running; try again shortly".into(),
         }),
         Err(DirectoryError::Store(e)) => Err(e.into()),
         Err(e) => {

@@ -304,7 +304,7 @@ async fn content_gate(
     params(("id" = String, Path, description = "Recording id"),
         ("x-access-reason" = Option<String>, Header, description = "Reason for access, when the tenant requires one (for the insights)")),
     responses(
-        (status = 200, description = "The recording with participants, streams and (when permitted) insights"),
+        (status = 200, description = "The recording with participants, streams, failover marks (a meeting continued on another gateway node: `failovers`, each with `side` `continues` or `continued_by`, the other `recording_id`, the gap and the `reason`) and (when permitted) insights"),
         (status = 401, description = "Not signed in", body = super::openapi::Problem),
         (status = 403, description = "Not permitted", body = super::openapi::Problem),
         (status = 404, description = "No such recording in the caller's tenant and scope", body = super::openapi::Problem)))]
@@ -317,16 +317,19 @@ async fn detail(
     p.require(Permission::Search)?;
     let tenant = p.tenant()?;
     let rec = visible(&state, &p, tenant, &path).await?;
+    let failovers = failovers(&state, tenant, rec.id).await?;
     if !p.has(Permission::ViewTranscript) {
         return Ok(HttpResponse::Ok().json(json!({
-            "recording": rec, "insights": null, "insights_withheld": WITHHELD_PERMISSION,
+            "recording": rec, "failovers": failovers,
+            "insights": null, "insights_withheld": WITHHELD_PERMISSION,
         })));
     }
     let (reason, approval) = match content_gate(&state, &p, tenant, &req, rec.id).await {
         Ok(gate) => gate,
         Err(ApiError::BadRequest { code, .. } | ApiError::Forbidden { code }) => {
             return Ok(HttpResponse::Ok().json(json!({
-                "recording": rec, "insights": null, "insights_withheld": code,
+                "recording": rec, "failovers": failovers,
+                "insights": null, "insights_withheld": code,
             })));
         }
         Err(e) => return Err(e),
@@ -350,8 +353,39 @@ async fn detail(
     )
     .await?;
     Ok(HttpResponse::Ok().json(json!({
-        "recording": rec, "insights": insights, "insights_withheld": null,
+        "recording": rec, "failovers": failovers,
+        "insights": insights, "insights_withheld": null,
     })))
+}
+
+/// The failover marks of a meeting recording, either side: `continues`
+/// names the recording this one continues after the node recording it
+/// was lost, `continued_by` the one that continued this one; the gap is
+/// the interval in which no node held the meeting. Node names are
+/// infrastructure, not shown.
+async fn failovers(
+    state: &AppState,
+    tenant: TenantId,
+    id: RecordingId,
+) -> Result<Vec<serde_json::Value>, ApiError> {
+    let marks = state.store.meeting_failovers(tenant, id).await?;
+    Ok(marks
+        .into_iter()
+        .map(|m| {
+            let (side, other) = if m.recording_id == id {
+                ("continues", m.continues)
+            } else {
+                ("continued_by", m.recording_id)
+            };
+            json!({
+                "side": side,
+                "recording_id": other,
+                "gap_from": m.gap_from,
+                "gap_to": m.gap_to,
+                "reason": m.reason,
+            })
+        })
+        .collect())
 }
 
 /// `GET /api/recordings/{id}/transcript`.

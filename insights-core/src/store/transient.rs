@@ -5,6 +5,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::StoreResult;
+use crate::crypto::WrappedDataKey;
 use crate::domain::*;
 
 /// Pending OIDC sign-ins and failed-login windows per client address
@@ -80,6 +81,17 @@ pub trait TransientStore: Send + Sync + 'static {
     /// Deletes a job and with it the only copy of its file's wrapped data
     /// key; returns whether it existed.
     async fn delete_file_job(&self, tenant: TenantId, id: FileJobId) -> StoreResult<bool>;
+    /// Replaces the wrapped data key of a finished job's file with `new`
+    /// (the same data key under another key-encryption key version), if
+    /// the job is `done` and its key is still under `old_kek_id`; returns
+    /// whether it changed (compare-and-swap, for `insights keys rotate`).
+    async fn rewrap_file_job_key(
+        &self,
+        tenant: TenantId,
+        id: FileJobId,
+        old_kek_id: &str,
+        new: &WrappedDataKey,
+    ) -> StoreResult<bool>;
 }
 
 /// Implementation detail of [`delegate_store_areas!`](crate::delegate_store_areas):
@@ -100,6 +112,7 @@ macro_rules! __delegate_transient_store {
             fn renew_file_job(&self, tenant: TenantId, id: FileJobId, done: u64, total: u64, lease_until: chrono::DateTime<chrono::Utc>) -> StoreResult<bool>;
             fn finish_file_job(&self, tenant: TenantId, id: FileJobId, end: &FileJobEnd) -> StoreResult<bool>;
             fn delete_file_job(&self, tenant: TenantId, id: FileJobId) -> StoreResult<bool>;
+            fn rewrap_file_job_key(&self, tenant: TenantId, id: FileJobId, old_kek_id: &str, new: &WrappedDataKey) -> StoreResult<bool>;
         }
     };
 }

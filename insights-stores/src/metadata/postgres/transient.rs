@@ -4,6 +4,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use insights_core::crypto::WrappedDataKey;
 use insights_core::domain::{
     AddressWindow, FileJob, FileJobEnd, FileJobId, FileJobOutput, FileJobState, PendingSignIn,
     RecordingId, TenantId,
@@ -331,6 +332,30 @@ impl TransientStore for PgStore {
                 .await
                 .db()
                 .map(|r| r.rows_affected() == 1)
+        })
+    }
+
+    async fn rewrap_file_job_key(
+        &self,
+        tenant: TenantId,
+        id: FileJobId,
+        old_kek_id: &str,
+        new: &WrappedDataKey,
+    ) -> StoreResult<bool> {
+        in_tenant!(self, tenant, |conn| async {
+            sqlx::query(
+                "UPDATE file_jobs SET output = jsonb_set(output, '{data_key}', $3) \
+                 WHERE tenant_id = $1 AND id = $2 AND state = 'done' \
+                   AND output->'data_key'->>'kek_id' = $4",
+            )
+            .bind(tenant.0)
+            .bind(id.0)
+            .bind(Json(new))
+            .bind(old_kek_id)
+            .execute(&mut *conn)
+            .await
+            .db()
+            .map(|r| r.rows_affected() == 1)
         })
     }
 }

@@ -2,6 +2,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use insights_core::crypto::WrappedDataKey;
 use insights_core::domain::{
     AddressWindow, FileJob, FileJobEnd, FileJobId, FileJobState, PendingSignIn, TenantId,
 };
@@ -312,6 +313,28 @@ impl TransientStore for SqliteStore {
             .execute(&self.pool)
             .await
             .map_err(db)?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    async fn rewrap_file_job_key(
+        &self,
+        tenant: TenantId,
+        id: FileJobId,
+        old_kek_id: &str,
+        new: &WrappedDataKey,
+    ) -> StoreResult<bool> {
+        let r = sqlx::query(
+            "UPDATE file_jobs SET output = json_set(output, '$.data_key', json(?)) \
+             WHERE tenant_id = ? AND id = ? AND state = 'done' \
+               AND json_extract(output, '$.data_key.kek_id') = ?",
+        )
+        .bind(to_json(new)?)
+        .bind(tenant.0)
+        .bind(id.0)
+        .bind(old_kek_id)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
         Ok(r.rows_affected() == 1)
     }
 }

@@ -236,3 +236,73 @@ pub async fn file_jobs_run_end_and_stay_in_their_tenant(s: &Store) {
     assert_not_found(s.get_file_job(t, a.id).await, "deleted");
     assert_eq!(must(s.list_file_jobs(t).await, "left").len(), 1);
 }
+
+pub async fn file_job_keys_are_rewrapped_once_and_only_when_done(s: &Store) {
+    let t = tenant(s, "contoso").await;
+    let other = tenant(s, "fabrikam").await;
+    let at = now();
+    let key = |kek: &str, byte: u8| WrappedDataKey {
+        id: KeyId::new(),
+        tenant_id: t,
+        kek_id: kek.into(),
+        wrapped: vec![byte; 60],
+        created_at: at,
+    };
+    let running = job(t, FileJobKind::Export, at);
+    must(s.create_file_job(t, &running).await, "running");
+    let new = key("local:kek#2", 9);
+    assert!(
+        !must(
+            s.rewrap_file_job_key(t, running.id, "local:kek", &new)
+                .await,
+            "running"
+        ),
+        "a running job has no stored key to rewrap"
+    );
+    let output = FileJobOutput {
+        blob_key: format!("exports/{}.xlsx.env", running.id),
+        data_key: key("local:kek", 5),
+        byte_size: 10,
+    };
+    let done = FileJobEnd::Done {
+        output: output.clone(),
+        recordings: vec![],
+        details: serde_json::json!({}),
+        done: 1,
+        total: 1,
+    };
+    assert!(must(
+        s.finish_file_job(t, running.id, &done).await,
+        "finish"
+    ));
+    assert!(!must(
+        s.rewrap_file_job_key(other, running.id, "local:kek", &new)
+            .await,
+        "other tenant"
+    ));
+    assert!(!must(
+        s.rewrap_file_job_key(t, running.id, "local:kek#7", &new)
+            .await,
+        "not under that version"
+    ));
+    assert!(must(
+        s.rewrap_file_job_key(t, running.id, "local:kek", &new)
+            .await,
+        "rewrap"
+    ));
+    assert!(
+        !must(
+            s.rewrap_file_job_key(t, running.id, "local:kek", &new)
+                .await,
+            "again"
+        ),
+        "compare-and-swap: done once"
+    );
+    let got = must(s.get_file_job(t, running.id).await, "get");
+    let want = FileJobOutput {
+        data_key: new,
+        ..output
+    };
+    assert_eq!(got.output, Some(want), "only the key changed");
+    assert_eq!(got.state, FileJobState::Done);
+}
