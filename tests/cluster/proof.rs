@@ -75,8 +75,9 @@ const CALLS: u32 = 40;
 /// `[scheduler] lease_secs` and `[retention] interval_secs`.
 const LEASE_SECS: u64 = 3;
 const RETENTION_EVERY_SECS: u64 = 2;
-/// `[worker] lease_secs` (the smallest allowed).
-const WORKER_LEASE_SECS: u64 = 5;
+/// `[worker] lease_secs`: short, so a killed worker's job is claimed
+/// again soon, yet renewed often enough on a busy 2-core machine.
+const WORKER_LEASE_SECS: u64 = 8;
 
 /// The Entra ID / Graph stand-in.
 struct Idp {
