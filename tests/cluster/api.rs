@@ -51,17 +51,14 @@ fn totp_code(uri: &str) -> String {
 /// enrolment, own password) at `base` (HAProxy or a node); the bearer
 /// token.
 pub fn sign_in_new_officer(node: &Node, base: &str, tenant: &str, email: &str) -> String {
+    sign_in_new_user(node, base, tenant, email, "compliance-officer")
+}
+
+/// Like [`sign_in_new_officer`], for an account of `role`.
+pub fn sign_in_new_user(node: &Node, base: &str, tenant: &str, email: &str, role: &str) -> String {
     let mut child = node
         .command(&[
-            "admin",
-            "user",
-            "add",
-            "--tenant",
-            tenant,
-            "--email",
-            email,
-            "--role",
-            "compliance-officer",
+            "admin", "user", "add", "--tenant", tenant, "--email", email, "--role", role,
         ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

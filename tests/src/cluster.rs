@@ -206,6 +206,11 @@ pub struct Node {
     child: Option<Child>,
     /// Starts so far (each appends a header to the log).
     starts: u32,
+    /// The command line instead of [`Role::args`] (a node of several
+    /// roles, [`Cluster::start_layout`]).
+    args: Option<Vec<String>>,
+    /// Environment variables of the node's processes (node and CLI).
+    env: Vec<(String, String)>,
 }
 
 impl Node {
@@ -267,6 +272,7 @@ impl Node {
                 c.env_remove(k);
             }
         }
+        c.envs(self.env.iter().map(|(k, v)| (k, v)));
         c
     }
 
@@ -304,8 +310,12 @@ impl Node {
             .open(self.log_path())
             .unwrap_or_else(|e| panic!("{}: {e}", self.log_path().display()));
         let _ = writeln!(log, "---- start {} of {}", self.starts, self.name);
+        let args: Vec<&str> = match &self.args {
+            Some(a) => a.iter().map(String::as_str).collect(),
+            None => self.role.args().to_vec(),
+        };
         let mut child = self
-            .command(self.role.args())
+            .command(&args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log)
@@ -748,6 +758,8 @@ impl Cluster {
                 bin: bin.clone(),
                 child: None,
                 starts: 0,
+                args: None,
+                env: Vec::new(),
             };
             std::fs::write(
                 node.config_path(),
@@ -902,4 +914,158 @@ pub fn tone_wav(path: &Path, secs: u32, hz: f32) {
         w.write_sample(v as i16).unwrap_or_else(|e| fail(e));
     }
     w.finalize().unwrap_or_else(|e| fail(e));
+}
+
+// ---- Clusters of mixed roles (tests/cluster/proof.rs) ---------------------
+
+/// One node of [`Cluster::start_layout`]: its name (also its
+/// `node_name`) and its roles.
+#[derive(Clone, Debug)]
+pub struct NodeSpec {
+    pub name: String,
+    pub roles: Vec<Role>,
+}
+
+impl NodeSpec {
+    pub fn new(name: &str, roles: &[Role]) -> NodeSpec {
+        assert!(!roles.is_empty(), "node {name} needs a role");
+        NodeSpec {
+            name: name.to_owned(),
+            roles: roles.to_vec(),
+        }
+    }
+
+    /// The command line a deployment runs: the shorthand of a single
+    /// role (`insights gateway`), `insights serve --roles a,b,…` for
+    /// several.
+    pub fn args(&self) -> Vec<String> {
+        match self.roles.as_slice() {
+            [one] => one.unit_args().iter().map(|s| (*s).to_owned()).collect(),
+            many => vec![
+                "serve".to_owned(),
+                "--roles".to_owned(),
+                many.iter().map(|r| r.name()).collect::<Vec<_>>().join(","),
+            ],
+        }
+    }
+}
+
+/// What every node of a [`Cluster::start_layout`] adds to the
+/// configuration the harness writes (database, blob store, keys, name,
+/// address, `[auth]` token key and trusted proxies, `[gateway]`
+/// simulator trust).
+#[derive(Clone, Debug, Default)]
+pub struct NodeExtras {
+    /// Top-level keys, written before any table (`allow_insecure_http =
+    /// true`).
+    pub top: String,
+    /// Tables appended at the end: new ones (`[worker]`, `[stt]`, …) or
+    /// sub-tables of the written ones (`[auth.oidc]`).
+    pub tables: String,
+    /// Environment variables of the nodes' processes (secrets named by
+    /// `*_env` settings).
+    pub env: Vec<(String, String)>,
+}
+
+impl Node {
+    /// The media adapter token a gateway node generated in its data
+    /// directory (`keys/media-adapter.token`).
+    pub fn media_token(&self) -> String {
+        let path = self.data_dir().join("keys").join("media-adapter.token");
+        std::fs::read_to_string(&path)
+            .map(|t| t.trim().to_owned())
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+
+    /// The simulator signing key a gateway node trusts
+    /// (`keys/simulator-signing.pem` of its data directory).
+    pub fn simulator_key_path(&self) -> PathBuf {
+        self.data_dir().join("keys").join("simulator-signing.pem")
+    }
+}
+
+impl Cluster {
+    /// Like [`Cluster::start`], for a layout of nodes with their own
+    /// roles (`layout` in start order: the first applies the
+    /// migrations); HAProxy balances the nodes with the API role. Every
+    /// node gets `extras`.
+    pub fn start_layout(layout: &[NodeSpec], extras: &NodeExtras) -> Cluster {
+        assert!(
+            layout.iter().any(|n| n.roles.contains(&Role::Api)),
+            "a cluster needs an API node"
+        );
+        let bin = insights_bin();
+        let azurite = crate::azurite_endpoint();
+        let pg_url = block_on(crate::fresh_pg_database());
+        let dir = tempfile::Builder::new()
+            .prefix("insights-cluster.")
+            .tempdir()
+            .unwrap_or_else(|e| panic!("temp dir: {e}"));
+        let shared = dir.path().join("shared");
+        std::fs::create_dir_all(&shared).unwrap_or_else(|e| panic!("{e}"));
+        write_private(&shared.join("root.key"), &format!("{}\n", random_hex()));
+        write_private(
+            &shared.join("api-token.key"),
+            &format!("{}\n", random_hex()),
+        );
+        let mut nodes = Vec::new();
+        for spec in layout {
+            let node_dir = dir.path().join(&spec.name);
+            std::fs::create_dir_all(&node_dir).unwrap_or_else(|e| panic!("{e}"));
+            let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+            let node = Node {
+                name: spec.name.clone(),
+                role: spec.roles[0],
+                addr,
+                dir: node_dir,
+                bin: bin.clone(),
+                child: None,
+                starts: 0,
+                args: Some(spec.args()),
+                env: extras.env.clone(),
+            };
+            let base = node_config(
+                &spec.name,
+                addr,
+                &node.data_dir(),
+                &pg_url,
+                &azurite,
+                &shared,
+            );
+            std::fs::write(
+                node.config_path(),
+                format!("{}\n{base}\n{}\n", extras.top, extras.tables),
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+            nodes.push(node);
+        }
+        for n in &mut nodes {
+            n.start();
+        }
+        let servers: Vec<(String, SocketAddr)> = layout
+            .iter()
+            .zip(&nodes)
+            .filter(|(spec, _)| spec.roles.contains(&Role::Api))
+            .map(|(_, n)| (n.name.clone(), n.addr))
+            .collect();
+        let haproxy = HaProxy::start(dir.path(), &servers);
+        for (name, _) in &servers {
+            haproxy.wait_state(name, ServerState::Up, Duration::from_secs(10));
+        }
+        Cluster {
+            haproxy,
+            nodes,
+            pg_url,
+            azurite,
+            dir,
+        }
+    }
+
+    /// The index of the node called `name`.
+    pub fn index_of(&self, name: &str) -> usize {
+        self.nodes
+            .iter()
+            .position(|n| n.name == name)
+            .unwrap_or_else(|| panic!("no node {name}"))
+    }
 }
