@@ -55,34 +55,25 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::collections::HashMap;
-use std::error::Error;
-use std::hint::black_box;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bot_gateway::ingest::protocol::{AudioMessage, Buffer, Encoding};
+use bot_gateway::ingest::protocol::Encoding;
 use bot_gateway::simulator::{SimParticipant, SimulatedCall, TokenSource};
-use bot_gateway::spool::{NewRecording, NewStream, Spool, SpoolConfig};
+use bot_gateway::spool::{Spool, SpoolConfig};
+use common::{FRAME_MS, Res, adapter_messages, adapter_opus_messages, baseline, ours, ours_opus};
 use cpu_time::ProcessTime;
 use insights_core::config::{Overrides, Settings};
 use insights_core::crypto::{KeyProvider, LocalKeyFile};
-use insights_core::domain::{ParticipantId, RecordingId, RecordingStatus, StreamId, TenantId};
-use recorder::passthrough::DEFAULT_PASSTHROUGH_PRE_SKIP;
-use recorder::{
-    CallPassthrough, CallRecorder, EncoderConfig, FRAME_SAMPLES, Layout, OpusEncoder, PcmFrame,
-    RecorderConfig, SAMPLE_RATE, Side, frame_from_s16le,
-};
+use insights_core::domain::{RecordingId, RecordingStatus, TenantId};
+use recorder::{FRAME_SAMPLES, RecorderConfig, SAMPLE_RATE};
 
-type Res<T> = Result<T, Box<dyn Error + Send + Sync>>;
-
-const FRAME_MS: usize = 20;
-const FLUSH_MS: usize = 250;
-const CALLER: u32 = 1;
-const CALLEE: u32 = 2;
 const TENANT: &str = "bench";
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
@@ -768,7 +759,7 @@ fn in_process(a: &[i16], b: &[i16], rounds: usize) -> Res<InProcess> {
     for round in 0..=rounds {
         let t = [
             measure(&|| baseline(a, b, &config.encoder))?,
-            measure(&|| ours(&rt, &spool, tenant, &messages, &config, sync_every))?,
+            measure(&|| ours(&rt, &spool, tenant, &messages, &config, Some(sync_every)))?,
             measure(&|| ours_opus(&rt, &spool, tenant, &opus_messages, &config, sync_every))?,
         ];
         if round > 0 {
@@ -783,174 +774,4 @@ fn in_process(a: &[i16], b: &[i16], rounds: usize) -> Res<InProcess> {
         pipeline: sum[1],
         passthrough: sum[2],
     })
-}
-
-/// Timestamp of frame `i` in 100 ns ticks, with a deterministic ±3 ms
-/// jitter (as in the recorder bench).
-fn ticks(i: usize) -> i64 {
-    i as i64 * 200_000 + ((i * 7919) % 61) as i64 * 1000 - 30_000
-}
-
-fn adapter_messages(a: &[i16], b: &[i16]) -> Res<Vec<Vec<u8>>> {
-    let bytes = |f: &[i16]| f.iter().flat_map(|s| s.to_le_bytes()).collect::<Vec<u8>>();
-    a.chunks_exact(FRAME_SAMPLES)
-        .zip(b.chunks_exact(FRAME_SAMPLES))
-        .enumerate()
-        .map(|(i, (fa, fb))| {
-            Ok(AudioMessage {
-                encoding: Encoding::Pcm16,
-                sequence: i as u64,
-                timestamp: ticks(i),
-                buffers: vec![
-                    Buffer {
-                        source_id: CALLER,
-                        payload: bytes(fa),
-                    },
-                    Buffer {
-                        source_id: CALLEE,
-                        payload: bytes(fb),
-                    },
-                ],
-            }
-            .encode()?)
-        })
-        .collect()
-}
-
-fn adapter_opus_messages(a: &[i16], b: &[i16], config: &EncoderConfig) -> Res<Vec<Vec<u8>>> {
-    let mut enc_a = OpusEncoder::new(Layout::Mono, config)?;
-    let mut enc_b = OpusEncoder::new(Layout::Mono, config)?;
-    a.chunks_exact(FRAME_SAMPLES)
-        .zip(b.chunks_exact(FRAME_SAMPLES))
-        .enumerate()
-        .map(|(i, (fa, fb))| {
-            Ok(AudioMessage {
-                encoding: Encoding::Opus,
-                sequence: i as u64,
-                timestamp: ticks(i),
-                buffers: vec![
-                    Buffer {
-                        source_id: CALLER,
-                        payload: enc_a.encode(fa)?.to_vec(),
-                    },
-                    Buffer {
-                        source_id: CALLEE,
-                        payload: enc_b.encode(fb)?.to_vec(),
-                    },
-                ],
-            }
-            .encode()?)
-        })
-        .collect()
-}
-
-fn baseline(a: &[i16], b: &[i16], config: &EncoderConfig) -> Res<()> {
-    let mut total = 0;
-    for pcm in [a, b] {
-        let mut enc =
-            opus::Encoder::new(SAMPLE_RATE, opus::Channels::Mono, opus::Application::Voip)?;
-        enc.set_bitrate(opus::Bitrate::Bits(config.bitrate_per_channel as i32))?;
-        enc.set_complexity(i32::from(config.complexity))?;
-        let mut out = [0u8; 1500];
-        for frame in pcm.chunks_exact(FRAME_SAMPLES) {
-            total += enc.encode(frame, &mut out)?;
-        }
-    }
-    black_box(total);
-    Ok(())
-}
-
-fn new_recording(tenant: TenantId) -> NewRecording {
-    NewRecording {
-        tenant_id: tenant,
-        recording_id: RecordingId::new(),
-        started_at: chrono::Utc::now(),
-        participants: vec![ParticipantId::new(), ParticipantId::new()],
-        streams: vec![NewStream {
-            stream_id: StreamId::new(),
-            participant_id: None,
-            content_type: "audio/ogg".into(),
-        }],
-    }
-}
-
-fn side(source: u32) -> Side {
-    if source == CALLER {
-        Side::Caller
-    } else {
-        Side::Callee
-    }
-}
-
-/// (b+): messages -> decode -> CallRecorder -> spool, sync every 500 ms
-/// of audio.
-fn ours(
-    rt: &tokio::runtime::Runtime,
-    spool: &Spool,
-    tenant: TenantId,
-    messages: &[Vec<u8>],
-    config: &RecorderConfig,
-    sync_every: usize,
-) -> Res<()> {
-    let spooled = rt.block_on(spool.begin(new_recording(tenant)))?;
-    let mut rec = CallRecorder::new(spooled.stream(0)?, config, None)?;
-    for (i, bytes) in messages.iter().enumerate() {
-        let m = AudioMessage::decode(bytes)?;
-        for buf in &m.buffers {
-            let frame = frame_from_s16le(&buf.payload)?;
-            rec.push(
-                side(buf.source_id),
-                PcmFrame {
-                    seq: m.sequence,
-                    ticks: m.timestamp,
-                    pcm: &frame,
-                },
-            )?;
-        }
-        if ((i + 1) * FRAME_MS) / FLUSH_MS != (i * FRAME_MS) / FLUSH_MS {
-            rec.flush_page()?;
-        }
-        if (i + 1) % sync_every == 0 {
-            spooled.sync()?;
-        }
-    }
-    let (_, summary) = rec.finish()?;
-    black_box(summary);
-    spooled.finish_blocking()?;
-    Ok(())
-}
-
-/// (d): Opus messages -> decode -> CallPassthrough -> spool + sync.
-fn ours_opus(
-    rt: &tokio::runtime::Runtime,
-    spool: &Spool,
-    tenant: TenantId,
-    messages: &[Vec<u8>],
-    config: &RecorderConfig,
-    sync_every: usize,
-) -> Res<()> {
-    let spooled = rt.block_on(spool.begin(new_recording(tenant)))?;
-    let mut rec = CallPassthrough::new(
-        spooled.stream(0)?,
-        &config.timeline,
-        &config.ogg,
-        DEFAULT_PASSTHROUGH_PRE_SKIP,
-        None,
-    )?;
-    for (i, bytes) in messages.iter().enumerate() {
-        let m = AudioMessage::decode(bytes)?;
-        for buf in &m.buffers {
-            rec.push(side(buf.source_id), m.sequence, m.timestamp, &buf.payload)?;
-        }
-        if ((i + 1) * FRAME_MS) / FLUSH_MS != (i * FRAME_MS) / FLUSH_MS {
-            rec.flush_page()?;
-        }
-        if (i + 1) % sync_every == 0 {
-            spooled.sync()?;
-        }
-    }
-    let (_, summary) = rec.finish()?;
-    black_box(summary);
-    spooled.finish_blocking()?;
-    Ok(())
 }
