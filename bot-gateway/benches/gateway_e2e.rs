@@ -200,7 +200,7 @@ fn main() -> Res<()> {
             ramp,
             Duration::ZERO,
         ))?;
-        print_run(v.name(), &r, calls, call_s);
+        print_run(v.name(), &r, calls, calls, call_s);
         results.push((v, r));
     }
     if soak_secs > 0 {
@@ -214,7 +214,7 @@ fn main() -> Res<()> {
             Duration::from_secs(soak_secs),
         ))?;
         let done = r.stored_calls;
-        print_run("soak: two-party, PCM in", &r, done, call_s);
+        print_run("soak: two-party, PCM in", &r, done, calls, call_s);
         if let (Some(early), Some(end)) = (r.rss_early, r.rss_end) {
             println!(
                 "  RSS after the first minute (or quarter) {:.1} MiB, at the end {:.1} MiB: {:+.1} %",
@@ -492,16 +492,18 @@ struct RunResult {
     rss_end: Option<u64>,
 }
 
-fn print_run(name: &str, r: &RunResult, calls: usize, call_s: f64) {
-    println!("== {name}: {calls} calls through `insights gateway`");
+/// `calls` stored in all, at most `concurrent` at a time (RSS per call
+/// is per concurrent call).
+fn print_run(name: &str, r: &RunResult, calls: usize, concurrent: usize, call_s: f64) {
+    println!("== {name}: {calls} calls through `insights gateway`, {concurrent} at a time");
     println!(
-        "  server CPU {:.2} s over {:.1} s wall -> {:.0} calls/core; RSS before {:.1} MiB, peak {:.1} MiB ({:.0} KiB per call)",
+        "  server CPU {:.2} s over {:.1} s wall -> {:.0} calls/core; RSS before {:.1} MiB, peak {:.1} MiB ({:.0} KiB per concurrent call)",
         r.cpu_s,
         r.wall_s,
         calls as f64 * call_s / r.cpu_s,
         mib(r.rss_before),
         mib(r.peak_rss),
-        r.peak_rss.saturating_sub(r.rss_before) as f64 / 1024.0 / calls as f64
+        r.peak_rss.saturating_sub(r.rss_before) as f64 / 1024.0 / concurrent as f64
     );
     println!(
         "  last audio message -> stored: p50 {:.3} s, p99 {:.3} s, max {:.3} s",
