@@ -55,34 +55,25 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::collections::HashMap;
-use std::error::Error;
-use std::hint::black_box;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bot_gateway::ingest::protocol::{AudioMessage, Buffer, Encoding};
+use bot_gateway::ingest::protocol::Encoding;
 use bot_gateway::simulator::{SimParticipant, SimulatedCall, TokenSource};
-use bot_gateway::spool::{NewRecording, NewStream, Spool, SpoolConfig};
+use bot_gateway::spool::{Spool, SpoolConfig};
+use common::{FRAME_MS, Res, adapter_messages, adapter_opus_messages, baseline, ours, ours_opus};
 use cpu_time::ProcessTime;
 use insights_core::config::{Overrides, Settings};
 use insights_core::crypto::{KeyProvider, LocalKeyFile};
-use insights_core::domain::{ParticipantId, RecordingId, RecordingStatus, StreamId, TenantId};
-use recorder::passthrough::DEFAULT_PASSTHROUGH_PRE_SKIP;
-use recorder::{
-    CallPassthrough, CallRecorder, EncoderConfig, FRAME_SAMPLES, Layout, OpusEncoder, PcmFrame,
-    RecorderConfig, SAMPLE_RATE, Side, frame_from_s16le,
-};
+use insights_core::domain::{RecordingId, RecordingStatus, TenantId};
+use recorder::{FRAME_SAMPLES, RecorderConfig, SAMPLE_RATE};
 
-type Res<T> = Result<T, Box<dyn Error + Send + Sync>>;
-
-const FRAME_MS: usize = 20;
-const FLUSH_MS: usize = 250;
-const CALLER: u32 = 1;
-const CALLEE: u32 = 2;
 const TENANT: &str = "bench";
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
@@ -209,7 +200,7 @@ fn main() -> Res<()> {
             ramp,
             Duration::ZERO,
         ))?;
-        print_run(v.name(), &r, calls, call_s);
+        print_run(v.name(), &r, calls, calls, call_s);
         results.push((v, r));
     }
     if soak_secs > 0 {
@@ -223,7 +214,7 @@ fn main() -> Res<()> {
             Duration::from_secs(soak_secs),
         ))?;
         let done = r.stored_calls;
-        print_run("soak: two-party, PCM in", &r, done, call_s);
+        print_run("soak: two-party, PCM in", &r, done, calls, call_s);
         if let (Some(early), Some(end)) = (r.rss_early, r.rss_end) {
             println!(
                 "  RSS after the first minute (or quarter) {:.1} MiB, at the end {:.1} MiB: {:+.1} %",
@@ -501,16 +492,18 @@ struct RunResult {
     rss_end: Option<u64>,
 }
 
-fn print_run(name: &str, r: &RunResult, calls: usize, call_s: f64) {
-    println!("== {name}: {calls} calls through `insights gateway`");
+/// `calls` stored in all, at most `concurrent` at a time (RSS per call
+/// is per concurrent call).
+fn print_run(name: &str, r: &RunResult, calls: usize, concurrent: usize, call_s: f64) {
+    println!("== {name}: {calls} calls through `insights gateway`, {concurrent} at a time");
     println!(
-        "  server CPU {:.2} s over {:.1} s wall -> {:.0} calls/core; RSS before {:.1} MiB, peak {:.1} MiB ({:.0} KiB per call)",
+        "  server CPU {:.2} s over {:.1} s wall -> {:.0} calls/core; RSS before {:.1} MiB, peak {:.1} MiB ({:.0} KiB per concurrent call)",
         r.cpu_s,
         r.wall_s,
         calls as f64 * call_s / r.cpu_s,
         mib(r.rss_before),
         mib(r.peak_rss),
-        r.peak_rss.saturating_sub(r.rss_before) as f64 / 1024.0 / calls as f64
+        r.peak_rss.saturating_sub(r.rss_before) as f64 / 1024.0 / concurrent as f64
     );
     println!(
         "  last audio message -> stored: p50 {:.3} s, p99 {:.3} s, max {:.3} s",
@@ -768,7 +761,7 @@ fn in_process(a: &[i16], b: &[i16], rounds: usize) -> Res<InProcess> {
     for round in 0..=rounds {
         let t = [
             measure(&|| baseline(a, b, &config.encoder))?,
-            measure(&|| ours(&rt, &spool, tenant, &messages, &config, sync_every))?,
+            measure(&|| ours(&rt, &spool, tenant, &messages, &config, Some(sync_every)))?,
             measure(&|| ours_opus(&rt, &spool, tenant, &opus_messages, &config, sync_every))?,
         ];
         if round > 0 {
@@ -783,174 +776,4 @@ fn in_process(a: &[i16], b: &[i16], rounds: usize) -> Res<InProcess> {
         pipeline: sum[1],
         passthrough: sum[2],
     })
-}
-
-/// Timestamp of frame `i` in 100 ns ticks, with a deterministic ±3 ms
-/// jitter (as in the recorder bench).
-fn ticks(i: usize) -> i64 {
-    i as i64 * 200_000 + ((i * 7919) % 61) as i64 * 1000 - 30_000
-}
-
-fn adapter_messages(a: &[i16], b: &[i16]) -> Res<Vec<Vec<u8>>> {
-    let bytes = |f: &[i16]| f.iter().flat_map(|s| s.to_le_bytes()).collect::<Vec<u8>>();
-    a.chunks_exact(FRAME_SAMPLES)
-        .zip(b.chunks_exact(FRAME_SAMPLES))
-        .enumerate()
-        .map(|(i, (fa, fb))| {
-            Ok(AudioMessage {
-                encoding: Encoding::Pcm16,
-                sequence: i as u64,
-                timestamp: ticks(i),
-                buffers: vec![
-                    Buffer {
-                        source_id: CALLER,
-                        payload: bytes(fa),
-                    },
-                    Buffer {
-                        source_id: CALLEE,
-                        payload: bytes(fb),
-                    },
-                ],
-            }
-            .encode()?)
-        })
-        .collect()
-}
-
-fn adapter_opus_messages(a: &[i16], b: &[i16], config: &EncoderConfig) -> Res<Vec<Vec<u8>>> {
-    let mut enc_a = OpusEncoder::new(Layout::Mono, config)?;
-    let mut enc_b = OpusEncoder::new(Layout::Mono, config)?;
-    a.chunks_exact(FRAME_SAMPLES)
-        .zip(b.chunks_exact(FRAME_SAMPLES))
-        .enumerate()
-        .map(|(i, (fa, fb))| {
-            Ok(AudioMessage {
-                encoding: Encoding::Opus,
-                sequence: i as u64,
-                timestamp: ticks(i),
-                buffers: vec![
-                    Buffer {
-                        source_id: CALLER,
-                        payload: enc_a.encode(fa)?.to_vec(),
-                    },
-                    Buffer {
-                        source_id: CALLEE,
-                        payload: enc_b.encode(fb)?.to_vec(),
-                    },
-                ],
-            }
-            .encode()?)
-        })
-        .collect()
-}
-
-fn baseline(a: &[i16], b: &[i16], config: &EncoderConfig) -> Res<()> {
-    let mut total = 0;
-    for pcm in [a, b] {
-        let mut enc =
-            opus::Encoder::new(SAMPLE_RATE, opus::Channels::Mono, opus::Application::Voip)?;
-        enc.set_bitrate(opus::Bitrate::Bits(config.bitrate_per_channel as i32))?;
-        enc.set_complexity(i32::from(config.complexity))?;
-        let mut out = [0u8; 1500];
-        for frame in pcm.chunks_exact(FRAME_SAMPLES) {
-            total += enc.encode(frame, &mut out)?;
-        }
-    }
-    black_box(total);
-    Ok(())
-}
-
-fn new_recording(tenant: TenantId) -> NewRecording {
-    NewRecording {
-        tenant_id: tenant,
-        recording_id: RecordingId::new(),
-        started_at: chrono::Utc::now(),
-        participants: vec![ParticipantId::new(), ParticipantId::new()],
-        streams: vec![NewStream {
-            stream_id: StreamId::new(),
-            participant_id: None,
-            content_type: "audio/ogg".into(),
-        }],
-    }
-}
-
-fn side(source: u32) -> Side {
-    if source == CALLER {
-        Side::Caller
-    } else {
-        Side::Callee
-    }
-}
-
-/// (b+): messages -> decode -> CallRecorder -> spool, sync every 500 ms
-/// of audio.
-fn ours(
-    rt: &tokio::runtime::Runtime,
-    spool: &Spool,
-    tenant: TenantId,
-    messages: &[Vec<u8>],
-    config: &RecorderConfig,
-    sync_every: usize,
-) -> Res<()> {
-    let spooled = rt.block_on(spool.begin(new_recording(tenant)))?;
-    let mut rec = CallRecorder::new(spooled.stream(0)?, config, None)?;
-    for (i, bytes) in messages.iter().enumerate() {
-        let m = AudioMessage::decode(bytes)?;
-        for buf in &m.buffers {
-            let frame = frame_from_s16le(&buf.payload)?;
-            rec.push(
-                side(buf.source_id),
-                PcmFrame {
-                    seq: m.sequence,
-                    ticks: m.timestamp,
-                    pcm: &frame,
-                },
-            )?;
-        }
-        if ((i + 1) * FRAME_MS) / FLUSH_MS != (i * FRAME_MS) / FLUSH_MS {
-            rec.flush_page()?;
-        }
-        if (i + 1) % sync_every == 0 {
-            spooled.sync()?;
-        }
-    }
-    let (_, summary) = rec.finish()?;
-    black_box(summary);
-    spooled.finish_blocking()?;
-    Ok(())
-}
-
-/// (d): Opus messages -> decode -> CallPassthrough -> spool + sync.
-fn ours_opus(
-    rt: &tokio::runtime::Runtime,
-    spool: &Spool,
-    tenant: TenantId,
-    messages: &[Vec<u8>],
-    config: &RecorderConfig,
-    sync_every: usize,
-) -> Res<()> {
-    let spooled = rt.block_on(spool.begin(new_recording(tenant)))?;
-    let mut rec = CallPassthrough::new(
-        spooled.stream(0)?,
-        &config.timeline,
-        &config.ogg,
-        DEFAULT_PASSTHROUGH_PRE_SKIP,
-        None,
-    )?;
-    for (i, bytes) in messages.iter().enumerate() {
-        let m = AudioMessage::decode(bytes)?;
-        for buf in &m.buffers {
-            rec.push(side(buf.source_id), m.sequence, m.timestamp, &buf.payload)?;
-        }
-        if ((i + 1) * FRAME_MS) / FLUSH_MS != (i * FRAME_MS) / FLUSH_MS {
-            rec.flush_page()?;
-        }
-        if (i + 1) % sync_every == 0 {
-            spooled.sync()?;
-        }
-    }
-    let (_, summary) = rec.finish()?;
-    black_box(summary);
-    spooled.finish_blocking()?;
-    Ok(())
 }

@@ -25,10 +25,14 @@ use crate::spool::{NewRecording, NewStream, SpoolError, SpoolRecording, SpoolStr
 
 /// How often the recorder completes its Ogg pages. Durability budget
 /// after a crash (issue: at most 1 s of audio lost): ≤ 80 ms held by the
-/// recorder (reorder window + newest packet) + this interval + the
-/// spool's seal-and-fsync tick (500 ms default) ≈ 0.83 s. Each extra
-/// page costs ~30 bytes.
+/// recorder (reorder window + newest packet) + this interval (plus
+/// [`FLUSH_GRACE`] when the audio stalls) + the spool's seal-and-fsync
+/// tick (500 ms default) ≈ 0.88 s. Each extra page costs ~30 bytes.
 const FLUSH_EVERY: Duration = Duration::from_millis(250);
+/// How much later than [`FLUSH_EVERY`] the fallback timer completes the
+/// pages when no message came (a flowing call flushes from its
+/// messages, every 20 ms, without a timer wake-up).
+const FLUSH_GRACE: Duration = Duration::from_millis(50);
 /// Least time between two roster refreshes for unknown sources.
 const REFRESH_EVERY: Duration = Duration::from_millis(200);
 /// How long an adapter may wait for the call's answer.
@@ -386,7 +390,12 @@ struct Live {
     /// as a stream's start is known (its first audio), so a recording
     /// recovered after a crash still has them.
     rows_stored: HashSet<StreamId>,
+    /// The primary stream's row is among them (checked per message).
+    primary_row_stored: bool,
     started_at: chrono::DateTime<chrono::Utc>,
+    /// `insights_ingest_frames_received_total`, looked up once per
+    /// session rather than once per frame.
+    frames_received: metrics::Counter,
 }
 
 impl Live {
@@ -459,7 +468,9 @@ impl Live {
             last_refresh: None,
             origin_ms: None,
             rows_stored: HashSet::new(),
+            primary_row_stored: false,
             started_at: recording.started_at,
+            frames_received: metrics::counter!("insights_ingest_frames_received_total"),
         };
         live.apply_roster(info.participants);
         Ok(live)
@@ -533,22 +544,35 @@ impl Live {
         stream: &mut AggregatedMessageStream,
         state: &IngestState,
     ) -> Result<(), String> {
-        let mut flush = tokio::time::interval(FLUSH_EVERY);
-        flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Pages are completed from the message path once `FLUSH_EVERY`
+        // has passed, so a flowing call costs no timer wake-ups; the
+        // timer (a little later) completes them when the audio stalls,
+        // and checks the idle timeout.
         let idle = state.config.idle_timeout;
         let mut last_message = Instant::now();
+        let mut next_flush = last_message + FLUSH_EVERY;
+        let fallback = tokio::time::sleep_until(next_flush + FLUSH_GRACE);
+        tokio::pin!(fallback);
         loop {
             let msg = tokio::select! {
                 m = stream.next() => m,
-                _ = flush.tick() => {
+                () = &mut fallback => {
                     self.flush_pages()?;
-                    if last_message.elapsed() > idle {
+                    let now = Instant::now();
+                    next_flush = now + FLUSH_EVERY;
+                    fallback.as_mut().reset(next_flush + FLUSH_GRACE);
+                    if now.duration_since(last_message) > idle {
                         return Err("idle timeout".into());
                     }
                     continue;
                 }
             };
             last_message = Instant::now();
+            if last_message >= next_flush {
+                self.flush_pages()?;
+                next_flush = last_message + FLUSH_EVERY;
+                fallback.as_mut().reset(next_flush + FLUSH_GRACE);
+            }
             match msg {
                 None => return Err("connection closed".into()),
                 Some(Err(e)) => return Err(format!("websocket error: {e}")),
@@ -604,16 +628,17 @@ impl Live {
                     .max(0),
             );
         }
+        self.frames_received.increment(m.buffers.len() as u64);
         for buf in &m.buffers {
-            metrics::counter!("insights_ingest_frames_received_total").increment(1);
             let pcm_frame = match m.encoding {
                 Encoding::Pcm16 => Some(frame_from_s16le(&buf.payload).map_err(|e| e.to_string())?),
                 Encoding::Opus => None,
             };
-            if !self.sources.contains_key(&buf.source_id) {
+            let mut who = self.sources.get(&buf.source_id).copied();
+            if who.is_none() {
                 self.refresh(state, false).await;
+                who = self.sources.get(&buf.source_id).copied();
             }
-            let who = self.sources.get(&buf.source_id).copied();
             let side = |p: ParticipantId, roster: &[RosterMember]| {
                 let caller = roster
                     .iter()
@@ -677,7 +702,13 @@ impl Live {
             };
             count(outcome);
         }
-        self.store_started_rows(state).await;
+        let started = match &self.rec {
+            Some(Rec::Meeting(ms)) => !ms.started.is_empty(),
+            _ => false,
+        };
+        if !self.primary_row_stored || started {
+            self.store_started_rows(state).await;
+        }
         Ok(())
     }
 
@@ -818,6 +849,9 @@ impl Live {
             match state.store.add_stream(tenant, id, r).await {
                 Ok(()) => {
                     self.rows_stored.insert(r.id);
+                    if r.id == self.layout.streams[0].0 {
+                        self.primary_row_stored = true;
+                    }
                 }
                 Err(e) => {
                     tracing::error!(recording_id = %id, stream_id = %r.id, error = %e, "cannot store the media stream row");

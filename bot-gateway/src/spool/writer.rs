@@ -14,8 +14,10 @@ use super::SpoolError;
 use super::format::{MAX_RECORD_PLAINTEXT, RecordSealer};
 
 /// Plaintext per stream that is sealed into a record without waiting for
-/// the tick (keeps memory per call bounded).
-pub(crate) const RECORD_TARGET: usize = 64 * 1024;
+/// the tick (keeps memory per call bounded). Audio reaches it only at
+/// more than 256 kbit/s (the tick seals every 500 ms); a call's stereo
+/// Opus at 48 kbit/s buffers about 3 KiB per tick.
+pub(crate) const RECORD_TARGET: usize = 16 * 1024;
 /// Sealed bytes that may wait in memory when the disk refuses writes; past
 /// it, writers get an error (backpressure rather than unbounded memory).
 pub(crate) const MAX_UNWRITTEN: usize = 8 * 1024 * 1024;
@@ -33,6 +35,10 @@ pub(crate) enum WriterState {
 }
 
 struct StreamBuf {
+    /// Allocated at the stream's first write, at full size, so it never
+    /// reallocates (which would leave plaintext in freed memory); only
+    /// the bytes written are wiped after each seal, so pages the stream
+    /// never used are never touched (RSS follows what is buffered).
     pending: Zeroizing<Vec<u8>>,
     plaintext_len: u64,
     sha: Sha256,
@@ -62,6 +68,15 @@ pub(crate) struct RecordingWriter {
     pub(crate) state: WriterState,
 }
 
+/// Zeroes the bytes a buffer holds and empties it. Unlike
+/// `Vec::zeroize` it leaves the spare capacity alone: it was zeroed when
+/// it last held data (or never held any), and writing it would make
+/// every page of the buffer resident.
+fn wipe(buf: &mut Vec<u8>) {
+    buf.as_mut_slice().zeroize();
+    buf.clear();
+}
+
 fn now_micros() -> i64 {
     chrono::Utc::now().timestamp_micros()
 }
@@ -83,9 +98,7 @@ impl RecordingWriter {
             sealer,
             streams: (0..n)
                 .map(|_| StreamBuf {
-                    // Allocated once at full size so it never reallocates
-                    // (which would leave plaintext in freed memory).
-                    pending: Zeroizing::new(Vec::with_capacity(RECORD_TARGET)),
+                    pending: Zeroizing::new(Vec::new()),
                     plaintext_len: 0,
                     sha: Sha256::new(),
                     ended: false,
@@ -122,6 +135,9 @@ impl RecordingWriter {
         let mut sealed = false;
         while !data.is_empty() {
             let buf = &mut self.streams[stream];
+            if buf.pending.capacity() == 0 {
+                buf.pending.reserve_exact(RECORD_TARGET);
+            }
             let take = (RECORD_TARGET - buf.pending.len()).min(data.len());
             buf.pending.extend_from_slice(&data[..take]);
             buf.sha.update(&data[..take]);
@@ -148,7 +164,7 @@ impl RecordingWriter {
             &buf.pending,
             &mut self.unwritten,
         )?;
-        buf.pending.zeroize();
+        wipe(&mut buf.pending);
         if last {
             buf.ended = true;
         }
@@ -286,7 +302,7 @@ impl RecordingWriter {
             tracing::warn!(error = %e, "could not make the rest of a partial recording durable");
         }
         for s in &mut self.streams {
-            s.pending.zeroize();
+            wipe(&mut s.pending);
         }
         self.state = WriterState::Closed;
     }
