@@ -257,15 +257,11 @@ impl Stream {
             self.stats.ignored += 1;
             return Vec::new();
         };
-        if Some(p.payload_type) == self.dtmf_payload_type {
-            self.stats.dtmf += 1;
-            return Vec::new();
-        }
-        if p.payload_type != self.payload_type || p.payload.is_empty() {
+        let dtmf = Some(p.payload_type) == self.dtmf_payload_type;
+        if !dtmf && (p.payload_type != self.payload_type || p.payload.is_empty()) {
             self.stats.ignored += 1;
             return Vec::new();
         }
-        self.stats.packets += 1;
         if self.ssrc != Some(p.ssrc) {
             if self.ssrc.is_some() {
                 self.stats.ssrc_changes += 1;
@@ -304,8 +300,6 @@ impl Stream {
     }
 
     fn accept(&mut self, p: &Packet<'_>) -> Vec<Frame> {
-        let ts = Self::extend(self.last_ts, p.timestamp, 1 << 32);
-        self.last_ts = Some(self.last_ts.map_or(ts, |l| l.max(ts)));
         let seq = Self::extend(self.seq_hi, u32::from(p.seq), 1 << 16);
         if self.recent.contains(&seq) {
             self.stats.duplicates += 1;
@@ -318,6 +312,15 @@ impl Stream {
         self.seq_hi = Some(self.seq_hi.map_or(seq, |h| h.max(seq)));
         self.seq_lo = Some(self.seq_lo.map_or(seq, |l| l.min(seq)));
         self.seen += 1;
+        // telephone-event shares the stream's sequence numbers (and
+        // clock), never its audio.
+        if Some(p.payload_type) == self.dtmf_payload_type {
+            self.stats.dtmf += 1;
+            return Vec::new();
+        }
+        self.stats.packets += 1;
+        let ts = Self::extend(self.last_ts, p.timestamp, 1 << 32);
+        self.last_ts = Some(self.last_ts.map_or(ts, |l| l.max(ts)));
         // Sample offset of the packet on this source's clock.
         let offset = ts - self.anchor.0;
         let mut out = Vec::new();
