@@ -6,7 +6,10 @@
 //!   routes, `POST /api/directory/sync`) and the sweep of expired
 //!   exports and access bundles (sealed in the blob store);
 //! * `gateway`: the Teams webhook, the media WebSocket, the spool (this
-//!   node's `spool.lock`), the uploader and the custody signer;
+//!   node's `spool.lock`), the uploader and the custody signer; with
+//!   `[siprec] listen` set, also the SIPREC recording server (its SIP
+//!   listeners open before the node reports it is listening, or start-up
+//!   fails);
 //! * `worker`: the AI pipeline's job workers;
 //! * `scheduler`: the periodic jobs (retention, directory sync), each run
 //!   only by the node holding its lease (`gdpr_tools::leader`).

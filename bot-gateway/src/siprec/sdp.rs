@@ -152,7 +152,7 @@ pub fn parse(sdp: &[u8]) -> Result<Offer, String> {
                 match (f.next(), f.next(), f.next()) {
                     (Some("IN"), Some("IP4" | "IP6"), Some(a)) => {
                         let a = a.split('/').next().unwrap_or_default();
-                        if a.parse::<IpAddr>().is_err() && a.is_empty() {
+                        if a.is_empty() {
                             return Err("c= without an address".into());
                         }
                     }

@@ -58,7 +58,9 @@ pub fn frame(buf: &[u8]) -> Option<Result<usize, &'static str>> {
             return None;
         }
     };
-    let head = std::str::from_utf8(&buf[..head_end]).ok()?;
+    let Ok(head) = std::str::from_utf8(&buf[..head_end]) else {
+        return Some(Err("message head is not UTF-8"));
+    };
     let mut len = None;
     for line in head.split("\r\n").skip(1) {
         if let Some((name, value)) = line.split_once(':') {
@@ -356,7 +358,7 @@ pub fn multipart(body: &[u8], boundary: &str) -> Result<Vec<Part>, String> {
     let mut pos = if body.starts_with(delim) {
         0
     } else {
-        match find(body, &[b"\r\n", delim].concat()) {
+        match find(body, &[&b"\r\n"[..], delim].concat()) {
             Some(i) => i + 2,
             None => return Err("multipart body without its boundary".into()),
         }
@@ -377,7 +379,7 @@ pub fn multipart(body: &[u8], boundary: &str) -> Result<Vec<Part>, String> {
             return Err("text after a multipart delimiter".into());
         }
         let start = after + line_end + 2;
-        let next = match find(&body[start..], &[b"\r\n", delim].concat()) {
+        let next = match find(&body[start..], &[&b"\r\n"[..], delim].concat()) {
             Some(i) => start + i,
             None => return Err("multipart body without its closing boundary".into()),
         };
