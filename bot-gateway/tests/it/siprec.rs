@@ -16,7 +16,7 @@ Call-ID: fuzz@127.0.0.1\r\n\
 CSeq: 1 INVITE\r\n\
 Require: siprec\r\n\
 Content-Type: multipart/mixed;boundary=XX\r\n\
-Content-Length: 120\r\n\r\n\
+Content-Length: 140\r\n\r\n\
 --XX\r\nContent-Type: application/sdp\r\n\r\nv=0\r\nm=audio 1 RTP/AVP 0\r\n\r\n\
 --XX\r\nContent-Type: application/rs-metadata+xml\r\n\r\n<recording/>\r\n--XX--\r\n";
 
