@@ -577,7 +577,7 @@ CSeq: 1 {method}\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
             .collect();
         // The call, and the cancelled attempt if it got as far as a row.
         assert!(ids.contains(&rec.id.to_string().as_str()), "search {q}: {body}");
-        assert_eq!(ids.len(), 1 + cancelled, "search {q}: {body}");
+        assert!(ids.len() <= 1 + cancelled, "search {q}: {body}");
     }
 
     // PCMU over TCP (signalling), three seconds, sides by the metadata.

@@ -87,7 +87,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use ezk_sip_types::{Method, Name};
+use ezk_sip_types::Method;
 use insights_core::config::{Cidr, SiprecSettings};
 use insights_core::domain::TenantId;
 use insights_core::store::MetadataStore;
@@ -132,7 +132,6 @@ pub(crate) struct Trunk {
 #[derive(Clone, Debug)]
 pub(crate) struct Config {
     pub rtp_timeout: Duration,
-    pub ports: (u16, u16),
     pub media_address: Option<IpAddr>,
     pub max_sessions: usize,
     pub trunks: Vec<Trunk>,
@@ -331,7 +330,6 @@ impl SiprecServer {
         let inner = Arc::new(Inner {
             cfg: Config {
                 rtp_timeout: settings.rtp_timeout(),
-                ports,
                 media_address: settings.media_address,
                 max_sessions: settings.max_sessions,
                 trunks,

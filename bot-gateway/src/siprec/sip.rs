@@ -303,6 +303,7 @@ pub fn response(
     }
     out.push_str("Server: Insights SRS\r\n");
     for (name, value) in extra {
+        let value = value.replace(['\r', '\n'], " ");
         out.push_str(&format!("{name}: {value}\r\n"));
     }
     let mut bytes = match body {
