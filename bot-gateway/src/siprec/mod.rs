@@ -677,3 +677,38 @@ pub(crate) fn contact(local: SocketAddr, reply: &Reply) -> String {
     let t = if reply.reliable() { "tcp" } else { "udp" };
     format!("<sip:srs@{local};transport={t}>;+sip.srs")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn rtp_ports_are_consecutive_even_and_given_back() {
+        let lo = 41_001 + 2 * (std::process::id() % 2000) as u16;
+        let pool = Arc::new(Mutex::new(PortPool {
+            lo,
+            hi: lo + 60,
+            next: lo,
+            in_use: HashSet::new(),
+        }));
+        let ip: IpAddr = [127, 0, 0, 1].into();
+        let Some((a, sa)) = PortPool::allocate(&pool, ip, 2) else {
+            panic!("no ports")
+        };
+        assert_eq!(a.ports.len(), 2);
+        assert_eq!(a.ports[0] % 2, 0);
+        assert_eq!(a.ports[1], a.ports[0] + 2);
+        assert!(a.ports[0] > lo && a.ports[1] <= lo + 60);
+        assert_eq!(sa[1].local_addr().map(|x| x.port()).ok(), Some(a.ports[1]));
+        let Some((b, _sb)) = PortPool::allocate(&pool, ip, 3) else {
+            panic!("no ports")
+        };
+        assert!(b.ports.iter().all(|p| !a.ports.contains(p)));
+        assert_eq!(lock(&pool).in_use.len(), 5);
+        drop(a);
+        drop(sa);
+        assert_eq!(lock(&pool).in_use.len(), 3);
+        // Asking for more than the range holds finds nothing.
+        assert!(PortPool::allocate(&pool, ip, 40).is_none());
+    }
+}

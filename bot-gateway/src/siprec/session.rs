@@ -311,7 +311,7 @@ async fn run(
             live.abandon(code).await;
             send_bye(&req, reply, local, to_tag).await;
             lock(dialog).bye.cancel();
-            "rtp-timeout"
+            if code == "rtp-timeout" { "rtp-timeout" } else { "failed" }
         }
     }
 }
