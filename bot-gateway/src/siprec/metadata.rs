@@ -56,7 +56,7 @@ fn attr(e: &BytesStart<'_>, names: &[&str]) -> Result<Option<String>, String> {
         let key = a.key.local_name();
         if names.contains(&key.as_ref()) {
             let v = a
-                .unescape_value()
+                .normalized_value(quick_xml::XmlVersion::default())
                 .map_err(|e| format!("metadata has a malformed attribute value: {e}"))?;
             let v = v.trim();
             if v.len() > MAX_TEXT {

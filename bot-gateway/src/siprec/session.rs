@@ -723,7 +723,7 @@ impl Live {
         Ok(())
     }
 
-    async fn set_status(&self, code: Option<&str>) {
+    async fn set_status(&mut self, code: Option<&str>) {
         if let Err(e) = self
             .inner
             .store
