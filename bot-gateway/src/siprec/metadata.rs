@@ -405,7 +405,7 @@ pub(crate) mod tests {
         for (xml, want) in [
             ("", "metadata has no <recording> element"),
             ("<x/>", "metadata root element is not <recording>"),
-            ("<recording><participant></recording>", "metadata is not well-formed XML"),
+            ("<recording><participant id=\"a\"></recording>", "metadata is not well-formed XML"),
             ("<recording><participant/></recording>", "a <participant> without participant_id"),
             (
                 "<recording><participantstreamassoc participant_id=\"nobody\"/></recording>",
