@@ -144,7 +144,8 @@ pub fn parse(body: &[u8]) -> Result<Metadata, String> {
                     if md.streams.len() == MAX_ITEMS {
                         return Err("metadata names more than 64 streams".into());
                     }
-                    let id = attr(&e, &["stream_id", "id"])?.ok_or("a <stream> without stream_id")?;
+                    let id =
+                        attr(&e, &["stream_id", "id"])?.ok_or("a <stream> without stream_id")?;
                     md.streams.push(Stream { id, label: None });
                     stream = Some(md.streams.len() - 1);
                 }
@@ -168,12 +169,8 @@ pub fn parse(body: &[u8]) -> Result<Metadata, String> {
                     sink = Sink::Aor
                 }
                 "label" if stream.is_some() && !empty => sink = Sink::Label,
-                "send" if (participant.is_some() || assoc.is_some()) && !empty => {
-                    sink = Sink::Send
-                }
-                "recv" if (participant.is_some() || assoc.is_some()) && !empty => {
-                    sink = Sink::Recv
-                }
+                "send" if (participant.is_some() || assoc.is_some()) && !empty => sink = Sink::Send,
+                "recv" if (participant.is_some() || assoc.is_some()) && !empty => sink = Sink::Recv,
                 "datamode" | "dataMode" if in_root && !empty => sink = Sink::DataMode,
                 _ => {}
             }
@@ -373,9 +370,15 @@ pub(crate) mod tests {
         assert_eq!(md.session_ids, vec!["hVpd7YQgRW2nD22h7q60JQ==".to_owned()]);
         assert_eq!(md.participants.len(), 2);
         let bob = &md.participants[0];
-        assert_eq!(bob.aor.as_deref(), Some("sip:+14255550100@pbx.example.com;user=phone"));
+        assert_eq!(
+            bob.aor.as_deref(),
+            Some("sip:+14255550100@pbx.example.com;user=phone")
+        );
         assert_eq!(bob.name.as_deref(), Some("Bob & Co"));
-        assert_eq!(md.participants[1].aor.as_deref(), Some("tel:+44-20-7946-0958"));
+        assert_eq!(
+            md.participants[1].aor.as_deref(),
+            Some("tel:+44-20-7946-0958")
+        );
         assert_eq!(md.streams.len(), 2);
         assert_eq!(md.sender_of_label("1"), Some(0));
         assert_eq!(md.sender_of_label("2"), Some(1));
@@ -395,7 +398,10 @@ pub(crate) mod tests {
 </recording>"#;
         let md = parse(xml.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(md.participants[0].name.as_deref(), Some("Alice"));
-        assert_eq!(md.participants[1].aor.as_deref(), Some("sip:0049301234567@example.com"));
+        assert_eq!(
+            md.participants[1].aor.as_deref(),
+            Some("sip:0049301234567@example.com")
+        );
         assert_eq!(md.sender_of_label("10"), Some(0));
         assert_eq!(md.sender_of_label("11"), Some(1));
     }
@@ -405,14 +411,23 @@ pub(crate) mod tests {
         for (xml, want) in [
             ("", "metadata has no <recording> element"),
             ("<x/>", "metadata root element is not <recording>"),
-            ("<recording><participant id=\"a\"></recording>", "metadata is not well-formed XML"),
-            ("<recording><participant/></recording>", "a <participant> without participant_id"),
+            (
+                "<recording><participant id=\"a\"></recording>",
+                "metadata is not well-formed XML",
+            ),
+            (
+                "<recording><participant/></recording>",
+                "a <participant> without participant_id",
+            ),
             (
                 "<recording><participantstreamassoc participant_id=\"nobody\"/></recording>",
                 "a <participantstreamassoc> names an unknown participant",
             ),
             ("<recording>", "metadata ends inside an element"),
-            ("<!DOCTYPE x [<!ENTITY a \"b\">]><recording/>", "metadata must not have a DOCTYPE"),
+            (
+                "<!DOCTYPE x [<!ENTITY a \"b\">]><recording/>",
+                "metadata must not have a DOCTYPE",
+            ),
         ] {
             let got = parse(xml.as_bytes()).err().unwrap_or_default();
             assert!(got.starts_with(want), "{xml:?}: {got}");

@@ -79,8 +79,8 @@
 pub mod metadata;
 pub mod rtp;
 pub mod sdp;
-pub mod sip;
 mod session;
+pub mod sip;
 
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
@@ -240,7 +240,11 @@ impl PortPool {
                 p.in_use.insert(*x);
             }
             let next = base + need + 2;
-            p.next = if next > u32::from(p.hi) { lo } else { next as u16 };
+            p.next = if next > u32::from(p.hi) {
+                lo
+            } else {
+                next as u16
+            };
             return Some((
                 PortLease {
                     ports,
@@ -352,13 +356,14 @@ impl SiprecServer {
         let mut addrs = Vec::new();
         for l in listeners {
             if l.tcp {
-                let sock = TcpListener::bind(l.addr)
-                    .await
-                    .map_err(|source| SiprecError::Listen {
-                        transport: "tcp",
-                        addr: l.addr,
-                        source,
-                    })?;
+                let sock =
+                    TcpListener::bind(l.addr)
+                        .await
+                        .map_err(|source| SiprecError::Listen {
+                            transport: "tcp",
+                            addr: l.addr,
+                            source,
+                        })?;
                 let local = sock.local_addr().unwrap_or(l.addr);
                 addrs.push(("tcp", local));
                 lock(&inner.tasks).push(tokio::spawn(serve_tcp(inner.clone(), sock, local)));
@@ -402,7 +407,12 @@ impl SiprecServer {
             t.abort();
         }
         let deadline = Instant::now() + Duration::from_secs(20);
-        while self.inner.sessions.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+        while self
+            .inner
+            .sessions
+            .load(std::sync::atomic::Ordering::SeqCst)
+            > 0
+        {
             if Instant::now() > deadline {
                 tracing::warn!("SIPREC sessions did not end in 20 s");
                 break;
@@ -481,7 +491,10 @@ async fn serve_tcp(inner: Arc<Inner>, sock: TcpListener, local: SocketAddr) {
                 buf.extend_from_slice(&chunk[..n]);
                 loop {
                     // CRLF keep-alives between messages (RFC 5626).
-                    let skip = buf.iter().take_while(|b| **b == b'\r' || **b == b'\n').count();
+                    let skip = buf
+                        .iter()
+                        .take_while(|b| **b == b'\r' || **b == b'\n')
+                        .count();
                     buf.drain(..skip);
                     match sip::frame(&buf) {
                         None => break,
@@ -513,7 +526,13 @@ async fn respond_and_remember(inner: &Inner, r: &sip::Request, reply: &Reply, by
 }
 
 /// One message from the network.
-async fn handle(inner: &Arc<Inner>, data: &[u8], from: SocketAddr, local: SocketAddr, reply: Reply) {
+async fn handle(
+    inner: &Arc<Inner>,
+    data: &[u8],
+    from: SocketAddr,
+    local: SocketAddr,
+    reply: Reply,
+) {
     let req = match sip::parse(data) {
         sip::Parsed::Request(r) => r,
         sip::Parsed::Response => return,

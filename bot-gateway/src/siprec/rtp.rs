@@ -115,7 +115,11 @@ pub fn alaw_encode(s: i16) -> u8 {
         return (0x7f ^ mask) as u8;
     }
     let mut a = (seg as i32) << 4;
-    a |= if seg < 2 { (v >> 1) & 0x0f } else { (v >> seg) & 0x0f };
+    a |= if seg < 2 {
+        (v >> 1) & 0x0f
+    } else {
+        (v >> seg) & 0x0f
+    };
     (a ^ mask) as u8
 }
 
@@ -331,7 +335,9 @@ impl Stream {
             let slot = match self.assembling.iter().position(|a| a.index == index) {
                 Some(s) => s,
                 None => {
-                    if index <= self.newest.saturating_sub(ASSEMBLING as i64) || self.released.contains(&index) {
+                    if index <= self.newest.saturating_sub(ASSEMBLING as i64)
+                        || self.released.contains(&index)
+                    {
                         continue; // released already
                     }
                     self.assembling.push(Assembling {
@@ -419,12 +425,20 @@ mod tests {
 
     #[test]
     fn g711_round_trips_within_its_quantisation() {
-        for s in [-32768i16, -20000, -1000, -100, -1, 0, 1, 100, 1000, 20000, 32767] {
+        for s in [
+            -32768i16, -20000, -1000, -100, -1, 0, 1, 100, 1000, 20000, 32767,
+        ] {
             let u = ulaw(ulaw_encode(s));
             let a = alaw(alaw_encode(s));
             let tol = (i32::from(s).abs() / 16).max(16);
-            assert!((i32::from(u) - i32::from(s)).abs() <= tol, "µ-law {s} → {u}");
-            assert!((i32::from(a) - i32::from(s)).abs() <= tol, "A-law {s} → {a}");
+            assert!(
+                (i32::from(u) - i32::from(s)).abs() <= tol,
+                "µ-law {s} → {u}"
+            );
+            assert!(
+                (i32::from(a) - i32::from(s)).abs() <= tol,
+                "A-law {s} → {a}"
+            );
         }
         // Reference points of G.711.
         assert_eq!(ulaw(0xff), 0);
@@ -449,7 +463,13 @@ mod tests {
         let mut s = Stream::new(Codec::Pcmu, 0, Some(101));
         let mut frames = Vec::new();
         for k in 0..5u16 {
-            let p = build(0, 100 + k, 9000 + u32::from(k) * 160, 7, &tone(160, usize::from(k) * 160));
+            let p = build(
+                0,
+                100 + k,
+                9000 + u32::from(k) * 160,
+                7,
+                &tone(160, usize::from(k) * 160),
+            );
             frames.extend(s.push(&p, 1_000_000 + i64::from(k) * 200_000));
         }
         assert_eq!(frames.len(), 5);
@@ -473,7 +493,11 @@ mod tests {
         }
         let seqs: Vec<u64> = frames.iter().map(|f| f.seq).collect();
         assert_eq!(seqs, vec![0, 1, 2, 3]);
-        assert!(frames.iter().all(|f| f.pcm.iter().all(|&x| x == 8 || x == 4)));
+        assert!(
+            frames
+                .iter()
+                .all(|f| f.pcm.iter().all(|&x| x == 8 || x == 4))
+        );
         // Sequence 8 and 9 missing, then 10.. : counted as lost at the end.
         frames.extend(s.push(&pkt(10), 0));
         frames.extend(s.finish());

@@ -239,7 +239,11 @@ impl Offer {
 
     /// Why nothing can be recorded, for the 488.
     pub fn refusal(&self) -> String {
-        if self.media.iter().any(|m| m.has_crypto || m.proto.contains("SAVP")) {
+        if self
+            .media
+            .iter()
+            .any(|m| m.has_crypto || m.proto.contains("SAVP"))
+        {
             "SRTP is not supported yet: offer RTP/AVP".into()
         } else {
             "no audio m-line in PCMU or PCMA over RTP/AVP".into()
@@ -282,13 +286,7 @@ impl Offer {
                     s.push_str("a=recvonly\r\n");
                 }
                 None => {
-                    let _ = write!(
-                        s,
-                        "m={} 0 {} {}\r\n",
-                        m.media,
-                        m.proto,
-                        m.formats.join(" ")
-                    );
+                    let _ = write!(s, "m={} 0 {} {}\r\n", m.media, m.proto, m.formats.join(" "));
                     if let Some(l) = &m.label {
                         let _ = write!(s, "a=label:{l}\r\n");
                     }
@@ -332,12 +330,18 @@ a=label:3\r\n";
         );
         assert_eq!((acc[1].payload_type, acc[1].codec), (0, Codec::Pcmu));
         assert_eq!(acc[1].label.as_deref(), Some("2"));
-        let ans = offer.answer("198.51.100.9".parse().unwrap_or(IpAddr::from([0; 4])), &[30000, 30002], 42);
+        let ans = offer.answer(
+            "198.51.100.9".parse().unwrap_or(IpAddr::from([0; 4])),
+            &[30000, 30002],
+            42,
+        );
         assert!(ans.contains("c=IN IP4 198.51.100.9\r\n"));
         assert!(ans.contains(
             "m=audio 30000 RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\na=label:1\r\na=recvonly\r\n"
         ));
-        assert!(ans.contains("m=audio 30002 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=label:2\r\na=recvonly\r\n"));
+        assert!(ans.contains(
+            "m=audio 30002 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=label:2\r\na=recvonly\r\n"
+        ));
         assert!(ans.contains("m=video 0 RTP/AVP 96\r\na=label:3\r\na=inactive\r\n"));
     }
 
@@ -349,13 +353,22 @@ a=label:3\r\n";
             ("v=0\r\ns=-\r\n", "SDP offers no m-line"),
             ("v=0\r\nm=audio\r\n", "m-line 1 is incomplete"),
             ("v=0\r\nm=audio x RTP/AVP 0\r\n", "m-line 1 has a bad port"),
-            ("v=0\r\nm=audio 1 RTP/AVP 0\r\na=rtpmap:300 X/8000\r\n", "a=rtpmap with a bad payload type"),
+            (
+                "v=0\r\nm=audio 1 RTP/AVP 0\r\na=rtpmap:300 X/8000\r\n",
+                "a=rtpmap with a bad payload type",
+            ),
             ("v=0\r\nc=IN\r\n", "malformed c= line"),
         ] {
-            assert_eq!(parse(sdp.as_bytes()).err().as_deref(), Some(want), "{sdp:?}");
+            assert_eq!(
+                parse(sdp.as_bytes()).err().as_deref(),
+                Some(want),
+                "{sdp:?}"
+            );
         }
-        let srtp = parse(b"v=0\r\nm=audio 1 RTP/SAVP 0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:x\r\n")
-            .unwrap_or_else(|e| panic!("{e}"));
+        let srtp = parse(
+            b"v=0\r\nm=audio 1 RTP/SAVP 0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:x\r\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
         assert!(srtp.accepted().is_empty());
         assert!(srtp.refusal().contains("SRTP"));
     }

@@ -104,14 +104,23 @@ async fn send_final(
     to_tag: &str,
     r: Refusal,
 ) {
-    metrics::counter!("insights_siprec_responses_total", "code" => r.code.to_string())
-        .increment(1);
+    metrics::counter!("insights_siprec_responses_total", "code" => r.code.to_string()).increment(1);
     let mut extra = r.extra;
     let phrase = r.why.as_ref().map(|w| {
-        extra.push(("Warning", format!("399 insights \"{}\"", w.replace('"', "'"))));
+        extra.push((
+            "Warning",
+            format!("399 insights \"{}\"", w.replace('"', "'")),
+        ));
         format!("{} ({w})", sip::reason(r.code))
     });
-    let bytes = sip::response(&req.headers, r.code, phrase.as_deref(), Some(to_tag), &extra, None);
+    let bytes = sip::response(
+        &req.headers,
+        r.code,
+        phrase.as_deref(),
+        Some(to_tag),
+        &extra,
+        None,
+    );
     lock(dialog).last_invite_response = bytes.clone();
     reply.send(bytes).await;
 }
@@ -129,7 +138,11 @@ async fn run(
     let checked = match check(inner, &req, from) {
         Ok(c) => c,
         Err(r) => {
-            tracing::warn!(code = r.code, why = r.why.as_deref().unwrap_or(""), "SIPREC INVITE refused");
+            tracing::warn!(
+                code = r.code,
+                why = r.why.as_deref().unwrap_or(""),
+                "SIPREC INVITE refused"
+            );
             send_final(reply, &req, dialog, to_tag, r).await;
             return "refused";
         }
@@ -162,7 +175,14 @@ async fn run(
     let (tenant, recording_id) = (checked.tenant, recording.id);
     if let Err(e) = inner.store.insert_recording(tenant, &recording).await {
         tracing::error!(error = %e, "cannot store the SIPREC recording");
-        send_final(reply, &req, dialog, to_tag, refuse(500, "recording metadata unavailable")).await;
+        send_final(
+            reply,
+            &req,
+            dialog,
+            to_tag,
+            refuse(500, "recording metadata unavailable"),
+        )
+        .await;
         return "failed";
     }
     let fail = |code: &'static str| {
@@ -219,20 +239,19 @@ async fn run(
             return "refused";
         }
     };
-    let rec = match spooled
-        .stream(0)
-        .map_err(|e| e.to_string())
-        .and_then(|s| CallRecorder::new(s, &inner.cfg.recorder, None).map_err(|e| e.to_string()))
-    {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::error!(%recording_id, error = %e, "cannot start the recorder");
-            fail("recorder-failed").await;
-            drop(spooled);
-            send_final(reply, &req, dialog, to_tag, refuse(500, "recorder failed")).await;
-            return "failed";
-        }
-    };
+    let rec =
+        match spooled.stream(0).map_err(|e| e.to_string()).and_then(|s| {
+            CallRecorder::new(s, &inner.cfg.recorder, None).map_err(|e| e.to_string())
+        }) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(%recording_id, error = %e, "cannot start the recorder");
+                fail("recorder-failed").await;
+                drop(spooled);
+                send_final(reply, &req, dialog, to_tag, refuse(500, "recorder failed")).await;
+                return "failed";
+            }
+        };
     if cancelled() {
         drop(rec);
         drop(spooled);
@@ -241,7 +260,9 @@ async fn run(
         return "cancelled";
     }
     // 200 OK with the answer.
-    let answer = checked.offer.answer(media_ip, &lease.ports, rand::rng().random::<u32>().into());
+    let answer = checked
+        .offer
+        .answer(media_ip, &lease.ports, rand::rng().random::<u32>().into());
     let ok = sip::response(
         &req.headers,
         200,
@@ -283,7 +304,12 @@ async fn run(
             .accepted
             .iter()
             .zip(sides)
-            .map(|(a, side)| (rtp::Stream::new(a.codec, a.payload_type, a.dtmf_payload_type), side))
+            .map(|(a, side)| {
+                (
+                    rtp::Stream::new(a.codec, a.payload_type, a.dtmf_payload_type),
+                    side,
+                )
+            })
             .collect(),
     };
     let bye = lock(dialog).bye.clone();
@@ -311,7 +337,11 @@ async fn run(
             live.abandon(code).await;
             send_bye(&req, reply, local, to_tag).await;
             lock(dialog).bye.cancel();
-            if code == "rtp-timeout" { "rtp-timeout" } else { "failed" }
+            if code == "rtp-timeout" {
+                "rtp-timeout"
+            } else {
+                "failed"
+            }
         }
     }
 }
@@ -365,11 +395,15 @@ fn check(inner: &Inner, req: &sip::Request, from: SocketAddr) -> Result<Checked,
     }
     let sdp_part = sdp_part.ok_or_else(|| refuse(400, "no application/sdp body part"))?;
     let md_part = md_part.ok_or_else(|| {
-        refuse(400, "no recording metadata body part (application/rs-metadata+xml)")
+        refuse(
+            400,
+            "no recording metadata body part (application/rs-metadata+xml)",
+        )
     })?;
-    let offer = sdp::parse(&sdp_part.body).map_err(|e| refuse(400, format!("malformed SDP: {e}")))?;
-    let metadata =
-        metadata::parse(&md_part.body).map_err(|e| refuse(400, format!("malformed metadata: {e}")))?;
+    let offer =
+        sdp::parse(&sdp_part.body).map_err(|e| refuse(400, format!("malformed SDP: {e}")))?;
+    let metadata = metadata::parse(&md_part.body)
+        .map_err(|e| refuse(400, format!("malformed metadata: {e}")))?;
     let accepted = offer.accepted();
     if accepted.is_empty() {
         return Err(refuse(488, offer.refusal()));
@@ -400,7 +434,9 @@ fn phone_of(aor: &str) -> Option<String> {
     if lower.starts_with("tel:") {
         return normalize_phone(&a[4..]);
     }
-    let rest = a.strip_prefix("sip:").or_else(|| a.strip_prefix("sips:"))
+    let rest = a
+        .strip_prefix("sip:")
+        .or_else(|| a.strip_prefix("sips:"))
         .or_else(|| lower.starts_with("sip:").then(|| &a[4..]))?;
     let user = rest.split('@').next()?.split(';').next()?;
     if user.len() < 3
@@ -556,7 +592,11 @@ impl Live {
                             Err(_) => continue,
                         },
                     };
-                    if tx.send((i, buf[..n].to_vec(), Instant::now())).await.is_err() {
+                    if tx
+                        .send((i, buf[..n].to_vec(), Instant::now()))
+                        .await
+                        .is_err()
+                    {
                         return;
                     }
                 }
@@ -610,15 +650,18 @@ impl Live {
         let before = stream.stats;
         let frames = stream.push(data, ticks);
         let after = stream.stats;
-        metrics::counter!("insights_siprec_rtp_packets_total").increment(after.packets - before.packets);
+        metrics::counter!("insights_siprec_rtp_packets_total")
+            .increment(after.packets - before.packets);
         if after.dtmf > before.dtmf {
             metrics::counter!("insights_siprec_rtp_ignored_total", "reason" => "dtmf").increment(1);
         }
         if after.duplicates > before.duplicates {
-            metrics::counter!("insights_siprec_rtp_ignored_total", "reason" => "duplicate").increment(1);
+            metrics::counter!("insights_siprec_rtp_ignored_total", "reason" => "duplicate")
+                .increment(1);
         }
         if after.ignored > before.ignored {
-            metrics::counter!("insights_siprec_rtp_ignored_total", "reason" => "other").increment(1);
+            metrics::counter!("insights_siprec_rtp_ignored_total", "reason" => "other")
+                .increment(1);
         }
         let Some(side) = *side else {
             return Ok(());
@@ -778,12 +821,18 @@ mod tests {
 
     #[test]
     fn numbers_come_from_tel_and_numeric_sip_users() {
-        assert_eq!(phone_of("tel:+44-20-7946-0958").as_deref(), Some("+442079460958"));
+        assert_eq!(
+            phone_of("tel:+44-20-7946-0958").as_deref(),
+            Some("+442079460958")
+        );
         assert_eq!(
             phone_of("sip:+14255550100@pbx.example.com;user=phone").as_deref(),
             Some("+14255550100")
         );
-        assert_eq!(phone_of("<sip:0049301234567@h>").as_deref(), Some("+49301234567"));
+        assert_eq!(
+            phone_of("<sip:0049301234567@h>").as_deref(),
+            Some("+49301234567")
+        );
         assert_eq!(phone_of("sip:alice@example.com"), None);
         assert_eq!(phone_of("sips:12@x"), None);
     }

@@ -200,7 +200,10 @@ pub fn parse(buf: &[u8]) -> Parsed {
         return bad("empty Call-ID header".into(), headers);
     }
     if cseq.method != request.method && request.method != Method::ACK {
-        return bad("CSeq method differs from the request method".into(), headers);
+        return bad(
+            "CSeq method differs from the request method".into(),
+            headers,
+        );
     }
     let uri_user = match &request.uri.user_part {
         SipUriUserPart::User(u) => Some(u.as_str().to_owned()),
@@ -499,6 +502,9 @@ Content-Type: application/rs-metadata+xml\r\nContent-Disposition: recording-sess
         assert!(multipart(b"--XX\r\nContent-Type: a/b\r\n\r\nno end", "XX").is_err());
         assert!(multipart(b"nothing", "XX").is_err());
         let (mt, b) = media_type("multipart/mixed; boundary=\"abc\"");
-        assert_eq!((mt.as_str(), b.as_deref()), ("multipart/mixed", Some("abc")));
+        assert_eq!(
+            (mt.as_str(), b.as_deref()),
+            ("multipart/mixed", Some("abc"))
+        );
     }
 }

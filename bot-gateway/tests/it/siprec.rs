@@ -35,12 +35,45 @@ const METADATA: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
 </recording>"#;
 
 const TOKENS: &[&str] = &[
-    "\r\n", "\n", "\r\n\r\n", ":", ";", "=", "<", ">", "</", "/>", "\"", "&amp;", "&#x0;", "&#99999999;",
-    "&bogus;", "<![CDATA[", "]]>", "<!DOCTYPE", "<participant>", "<participant participant_id=\"x\">",
-    "<participantstreamassoc participant_id=\"zz\">", "<send>", "</send>", "m=audio 0 RTP/AVP 0\r\n",
-    "m=audio 65536 RTP/AVP x\r\n", "a=rtpmap:255 X/0\r\n", "a=label:\r\n", "c=IN IP4\r\n", "v=0\r\n",
-    "--XX", "--XX--", "Content-Length: 99999\r\n", "l: -1\r\n", "Via: SIP/2.0/UDP ;branch\r\n",
-    "CSeq: 4294967296 INVITE\r\n", "\u{fffd}", "\0", " ", "\t",
+    "\r\n",
+    "\n",
+    "\r\n\r\n",
+    ":",
+    ";",
+    "=",
+    "<",
+    ">",
+    "</",
+    "/>",
+    "\"",
+    "&amp;",
+    "&#x0;",
+    "&#99999999;",
+    "&bogus;",
+    "<![CDATA[",
+    "]]>",
+    "<!DOCTYPE",
+    "<participant>",
+    "<participant participant_id=\"x\">",
+    "<participantstreamassoc participant_id=\"zz\">",
+    "<send>",
+    "</send>",
+    "m=audio 0 RTP/AVP 0\r\n",
+    "m=audio 65536 RTP/AVP x\r\n",
+    "a=rtpmap:255 X/0\r\n",
+    "a=label:\r\n",
+    "c=IN IP4\r\n",
+    "v=0\r\n",
+    "--XX",
+    "--XX--",
+    "Content-Length: 99999\r\n",
+    "l: -1\r\n",
+    "Via: SIP/2.0/UDP ;branch\r\n",
+    "CSeq: 4294967296 INVITE\r\n",
+    "\u{fffd}",
+    "\0",
+    " ",
+    "\t",
 ];
 
 fn mutate(rng: &mut StdRng, seed: &[u8]) -> Vec<u8> {
@@ -113,13 +146,22 @@ fn sdp_parser_survives_any_input() {
             let acc = offer.accepted();
             assert!(acc.len() <= offer.media.len());
             let ports: Vec<u16> = (0..acc.len() as u16).map(|k| 30000 + 2 * k).collect();
-            let answer = offer.answer("127.0.0.1".parse().unwrap_or(std::net::IpAddr::from([0; 4])), &ports, 1);
+            let answer = offer.answer(
+                "127.0.0.1"
+                    .parse()
+                    .unwrap_or(std::net::IpAddr::from([0; 4])),
+                &ports,
+                1,
+            );
             // Our answer is itself a valid offer-shaped SDP with as many m-lines.
             let back = sdp::parse(answer.as_bytes()).unwrap_or_else(|e| panic!("{e}: {answer}"));
             assert_eq!(back.media.len(), offer.media.len());
         }
     }
-    assert!(parsed > 1000, "mutations too destructive: only {parsed} parsed");
+    assert!(
+        parsed > 1000,
+        "mutations too destructive: only {parsed} parsed"
+    );
 }
 
 #[test]
@@ -135,7 +177,11 @@ fn metadata_parser_survives_any_input() {
         if let Ok(md) = metadata::parse(&input) {
             parsed += 1;
             assert!(md.participants.len() <= 64 && md.streams.len() <= 64);
-            assert!(md.participants.iter().all(|p| p.send.len() <= 64 && p.recv.len() <= 64));
+            assert!(
+                md.participants
+                    .iter()
+                    .all(|p| p.send.len() <= 64 && p.recv.len() <= 64)
+            );
             for s in &md.streams {
                 if let Some(l) = &s.label {
                     let _ = md.sender_of_label(l);
@@ -143,7 +189,10 @@ fn metadata_parser_survives_any_input() {
             }
         }
     }
-    assert!(parsed > 1000, "mutations too destructive: only {parsed} parsed");
+    assert!(
+        parsed > 1000,
+        "mutations too destructive: only {parsed} parsed"
+    );
     // A billion laughs is refused (no DOCTYPE), not expanded.
     let bomb = r#"<!DOCTYPE r [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;">]><recording>&b;</recording>"#;
     assert!(metadata::parse(bomb.as_bytes()).is_err());
@@ -180,7 +229,10 @@ fn sip_parser_and_framing_survive_any_input() {
             _ => {}
         }
     }
-    assert!(requests > 1000, "mutations too destructive: only {requests} parsed");
+    assert!(
+        requests > 1000,
+        "mutations too destructive: only {requests} parsed"
+    );
 }
 
 #[test]
