@@ -183,31 +183,25 @@ pub fn parse(body: &[u8]) -> Result<Metadata, String> {
             continue;
         }
         match ev {
-            Event::Text(t) => {
-                if sink != Sink::None {
-                    push_text(&mut buf, &t.xml10_content())?;
-                }
+            Event::Text(t) if sink != Sink::None => {
+                push_text(&mut buf, &t.xml10_content())?;
             }
-            Event::CData(t) => {
-                if sink != Sink::None {
-                    push_text(&mut buf, &t.xml10_content())?;
-                }
+            Event::CData(t) if sink != Sink::None => {
+                push_text(&mut buf, &t.xml10_content())?;
             }
-            Event::GeneralRef(r) => {
-                if sink != Sink::None {
-                    let c = if r.is_char_ref() {
-                        r.resolve_char_ref()
-                            .ok()
-                            .flatten()
-                            .map(String::from)
-                            .ok_or("metadata has a bad character reference")?
-                    } else {
-                        resolve_predefined_entity(&r)
-                            .map(str::to_owned)
-                            .ok_or("metadata uses an undefined entity")?
-                    };
-                    push_text(&mut buf, &c)?;
-                }
+            Event::GeneralRef(r) if sink != Sink::None => {
+                let c = if r.is_char_ref() {
+                    r.resolve_char_ref()
+                        .ok()
+                        .flatten()
+                        .map(String::from)
+                        .ok_or("metadata has a bad character reference")?
+                } else {
+                    resolve_predefined_entity(&r)
+                        .map(str::to_owned)
+                        .ok_or("metadata uses an undefined entity")?
+                };
+                push_text(&mut buf, &c)?;
             }
             Event::End(e) => {
                 let name = e.local_name().as_ref().to_owned();

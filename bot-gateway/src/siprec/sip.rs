@@ -162,13 +162,12 @@ pub fn parse(buf: &[u8]) -> Parsed {
     if let Some(p) = problem {
         return bad(p, headers);
     }
-    match headers.get_raw(&Name::CONTENT_LENGTH).next() {
-        Some(v) => match v.trim().parse::<usize>() {
+    if let Some(v) = headers.get_raw(&Name::CONTENT_LENGTH).next() {
+        match v.trim().parse::<usize>() {
             Ok(n) if n <= body.len() => body = body.slice(..n),
             Ok(_) => return bad("Content-Length exceeds the body".into(), headers),
             Err(_) => return bad("malformed Content-Length".into(), headers),
-        },
-        None => {}
+        }
     }
     let vias = match headers.get::<Vec<Via>>(Name::VIA) {
         Ok(v) if !v.is_empty() => v,
