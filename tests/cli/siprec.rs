@@ -515,7 +515,7 @@ CSeq: 1 {method}\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
 
     // A recorded call: PCMA over UDP. The first m-line (label 2) is Bob's
     // (the callee), the second (label 1) Alice's (the caller).
-    let alice16 = recorder::decode_file(&speak(
+    let alice16 = recorder::decode_file(speak(
         cwd.path(),
         "alice",
         "Good morning, this is Alice about the settlement of the trade from Monday. \
@@ -524,7 +524,7 @@ CSeq: 1 {method}\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
     ))
     .unwrap()
     .samples;
-    let bob16 = recorder::decode_file(&speak(
+    let bob16 = recorder::decode_file(speak(
         cwd.path(),
         "bob",
         "Hello Alice, Bob here. Seven hundred and twenty thousand euros, value Thursday. \
