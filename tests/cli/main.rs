@@ -633,3 +633,10 @@ fn worker_killed_mid_job_is_taken_over_without_duplicate_segments() {
 fn siprec_sbc_calls_recorded_through_the_real_binary() {
     siprec::siprec_end_to_end();
 }
+
+/// A `[siprec]` listener that cannot be opened, or a trunk naming no
+/// tenant, stops `insights serve` at start-up with the reason.
+#[test]
+fn siprec_misconfiguration_stops_start_up() {
+    siprec::siprec_misconfiguration_stops_start_up();
+}

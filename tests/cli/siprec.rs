@@ -697,3 +697,73 @@ fn rand_byte() -> u8 {
         .subsec_nanos()
         % 251) as u8
 }
+
+/// `insights serve` with `[siprec]` that cannot work stops at start-up
+/// with an error naming the problem: a listener whose port is taken, and
+/// a trunk for a tenant that does not exist.
+pub fn siprec_misconfiguration_stops_start_up() {
+    let cwd = tempfile::tempdir().unwrap();
+    let data = cwd.path().join("data");
+    let d = data.to_str().unwrap().to_owned();
+    add_tenant(cwd.path(), &d, &[], "contoso");
+    let taken = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    for (trunk_tenant, listen, want) in [
+        (
+            "contoso",
+            format!("udp:127.0.0.1:{port}"),
+            format!("cannot listen on udp:127.0.0.1:{port}"),
+        ),
+        (
+            "fabrikam",
+            format!("udp:127.0.0.1:{}", free_port()),
+            "trunk tenant `fabrikam` does not exist".to_owned(),
+        ),
+    ] {
+        let config = cwd.path().join("insights.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[siprec]\nlisten = [\"{listen}\"]\n\n[[siprec.trunks]]\ntenant = \"{trunk_tenant}\"\nsources = [\"127.0.0.1\"]\n"
+            ),
+        )
+        .unwrap();
+        let mut child = insights(
+            cwd.path(),
+            &[
+                "serve",
+                "--config",
+                config.to_str().unwrap(),
+                "--data-dir",
+                &d,
+                "--listen",
+                "127.0.0.1:0",
+            ],
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("insights serve kept running with a broken [siprec] ({want})");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        let out = child.wait_with_output().unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!status.success(), "{text}");
+        assert!(text.contains(&want), "wanted `{want}` in: {text}");
+        assert!(!text.contains("insights: listening on"), "{text}");
+    }
+    drop(taken);
+}
