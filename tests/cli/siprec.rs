@@ -512,6 +512,7 @@ CSeq: 1 {method}\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
             .collect::<Vec<_>>()
     );
     let cancelled = after_cancel.len();
+    eprintln!("CANCEL before answer: {cancelled} recording row(s) left (failed, `cancelled`)");
 
     // A recorded call: PCMA over UDP. The first m-line (label 2) is Bob's
     // (the callee), the second (label 1) Alice's (the caller).
@@ -677,8 +678,26 @@ CSeq: 1 {method}\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
     assert_eq!(all.len(), cancelled + 3);
     drop(server);
 
-    // Privacy: the server's logs name nobody.
+    // Per stream the server counts what it received (counts only): the
+    // impaired stream's duplicate and DTMF packet, and no loss anywhere.
     let log = std::fs::read_to_string(&logs).unwrap();
+    let streams: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("SIPREC stream ended"))
+        .collect();
+    for l in &streams {
+        eprintln!("{l}");
+    }
+    assert_eq!(streams.len(), 6, "two streams per recorded call");
+    assert!(streams.iter().all(|l| l.contains("lost=0")), "RTP lost");
+    assert!(
+        streams
+            .iter()
+            .any(|l| l.contains("duplicates=1") && l.contains("dtmf=1")),
+        "the duplicate and the DTMF packet were not seen"
+    );
+
+    // Privacy: the server's logs name nobody.
     for secret in [
         "Alice",
         "Bob",
