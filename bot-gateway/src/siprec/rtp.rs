@@ -26,6 +26,8 @@ pub enum Codec {
     Pcmu,
     /// G.711 A-law.
     Pcma,
+    /// G.722 (64 kbit/s, 16 kHz audio on the 8 kHz RTP clock).
+    G722,
 }
 
 impl Codec {
@@ -34,6 +36,7 @@ impl Codec {
         match name {
             "PCMU" => Some(Codec::Pcmu),
             "PCMA" => Some(Codec::Pcma),
+            "G722" => Some(Codec::G722),
             _ => None,
         }
     }
@@ -43,14 +46,7 @@ impl Codec {
         match self {
             Codec::Pcmu => "PCMU",
             Codec::Pcma => "PCMA",
-        }
-    }
-
-    /// Decodes one sample.
-    pub fn decode(self, b: u8) -> i16 {
-        match self {
-            Codec::Pcmu => ulaw(b),
-            Codec::Pcma => alaw(b),
+            Codec::G722 => "G722",
         }
     }
 }
@@ -121,6 +117,21 @@ pub fn alaw_encode(s: i16) -> u8 {
         (v >> seg) & 0x0f
     };
     (a ^ mask) as u8
+}
+
+/// 16 kHz PCM → G.722 at 64 kbit/s (tests and the SIPp pcap generator).
+pub fn g722_encode(pcm16k: &[i16]) -> Vec<u8> {
+    use audio_codec::Encoder;
+    let mut enc = audio_codec::g722::G722Encoder::new();
+    let mut out = vec![0u8; enc.max_encode_bytes(pcm16k.len())];
+    let n = enc.encode_into(pcm16k, &mut out).unwrap_or(0);
+    out.truncate(n);
+    out
+}
+
+/// G.722 → 16 kHz PCM, one decoder over the whole stream (tests).
+pub fn g722_decode(bytes: &[u8]) -> Vec<i16> {
+    audio_codec::g722::G722Decoder::new().decode_frame(bytes)
 }
 
 /// An RTP packet's fixed header and payload.
@@ -203,7 +214,8 @@ pub struct Frame {
 
 struct Assembling {
     index: i64,
-    samples: [i16; FRAME_8K],
+    /// 16 kHz samples: two per tick of the 8 kHz RTP clock.
+    samples: [i16; 2 * FRAME_8K],
     filled: [u64; 3],
     count: usize,
 }
@@ -229,6 +241,8 @@ pub struct Stream {
     recent: std::collections::VecDeque<i64>,
     newest: i64,
     prev: i16,
+    /// G.722 decoder state (kept across packets, in arrival order).
+    g722: Option<audio_codec::g722::G722Decoder>,
     pub stats: StreamStats,
 }
 
@@ -250,6 +264,7 @@ impl Stream {
             recent: std::collections::VecDeque::new(),
             newest: i64::MIN,
             prev: 0,
+            g722: (codec == Codec::G722).then(audio_codec::g722::G722Decoder::new),
             stats: StreamStats::default(),
         }
     }
@@ -327,8 +342,9 @@ impl Stream {
         self.last_ts = Some(self.last_ts.map_or(ts, |l| l.max(ts)));
         // Sample offset of the packet on this source's clock.
         let offset = ts - self.anchor.0;
+        let pcm = self.decode(p.payload);
         let mut out = Vec::new();
-        for (i, &b) in p.payload.iter().enumerate() {
+        for (i, pair) in pcm.chunks_exact(2).enumerate() {
             let n = offset + i as i64;
             let index = n.div_euclid(FRAME_8K as i64);
             let at = n.rem_euclid(FRAME_8K as i64) as usize;
@@ -342,7 +358,7 @@ impl Stream {
                     }
                     self.assembling.push(Assembling {
                         index,
-                        samples: [0; FRAME_8K],
+                        samples: [0; 2 * FRAME_8K],
                         filled: [0; 3],
                         count: 0,
                     });
@@ -355,7 +371,8 @@ impl Stream {
             if a.filled[w] & bit == 0 {
                 a.filled[w] |= bit;
                 a.count += 1;
-                a.samples[at] = self.codec.decode(b);
+                a.samples[2 * at] = pair[0];
+                a.samples[2 * at + 1] = pair[1];
             }
         }
         // Complete frames, then any that fell out of the window.
@@ -374,19 +391,38 @@ impl Stream {
         out
     }
 
+    /// A payload as 16 kHz samples, two per RTP clock tick: G.711
+    /// decoded and interpolated (the midpoint to the previous sample),
+    /// G.722 decoded.
+    fn decode(&mut self, payload: &[u8]) -> Vec<i16> {
+        let mut pcm = Vec::with_capacity(2 * payload.len());
+        match (self.codec, &mut self.g722) {
+            (Codec::G722, Some(d)) => {
+                pcm = d.decode_frame(payload);
+                pcm.resize(2 * payload.len(), 0);
+            }
+            (codec, _) => {
+                for &b in payload {
+                    let s = if codec == Codec::Pcmu {
+                        ulaw(b)
+                    } else {
+                        alaw(b)
+                    };
+                    pcm.push(((i32::from(self.prev) + i32::from(s)) / 2) as i16);
+                    pcm.push(s);
+                    self.prev = s;
+                }
+            }
+        }
+        pcm
+    }
+
     fn frame(&mut self, a: Assembling) -> Frame {
         if self.released.len() == 2 * ASSEMBLING {
             self.released.pop_front();
         }
         self.released.push_back(a.index);
-        let mut pcm = Vec::with_capacity(2 * FRAME_8K);
-        let mut prev = self.prev;
-        for &s in &a.samples {
-            pcm.push(((i32::from(prev) + i32::from(s)) / 2) as i16);
-            pcm.push(s);
-            prev = s;
-        }
-        self.prev = prev;
+        let pcm = a.samples.to_vec();
         let ticks = self.anchor.1 + a.index * FRAME_8K as i64 * TICKS_PER_SAMPLE;
         debug_assert_eq!(FRAME_8K as i64 * TICKS_PER_SAMPLE, TICKS_PER_FRAME);
         Frame {
@@ -502,6 +538,35 @@ mod tests {
         frames.extend(s.push(&pkt(10), 0));
         frames.extend(s.finish());
         assert_eq!(s.stats.lost, 2);
+    }
+
+    #[test]
+    fn g722_streams_decode_to_16_khz_frames() {
+        let tone: Vec<i16> = (0..16_000)
+            .map(|i| {
+                (8000.0 * (2.0 * std::f64::consts::PI * 500.0 * i as f64 / 16_000.0).sin()) as i16
+            })
+            .collect();
+        let bytes = g722_encode(&tone);
+        assert_eq!(bytes.len(), 8000);
+        let mut s = Stream::new(Codec::G722, 9, None);
+        let mut pcm = Vec::new();
+        for (k, chunk) in bytes.chunks(160).enumerate() {
+            for f in s.push(
+                &build(9, k as u16, (k * 160) as u32, 3, chunk),
+                k as i64 * 200_000,
+            ) {
+                assert_eq!(f.pcm.len(), 320);
+                pcm.extend_from_slice(&f.pcm);
+            }
+        }
+        assert_eq!(pcm.len(), 16_000);
+        assert_eq!(pcm, g722_decode(&bytes));
+        let rms = |x: &[i16]| {
+            (x.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>() / x.len() as f64).sqrt()
+        };
+        let (a, b) = (rms(&tone[1600..]), rms(&pcm[1600..]));
+        assert!((b / a - 1.0).abs() < 0.15, "G.722 level {b:.0} vs {a:.0}");
     }
 
     #[test]

@@ -246,7 +246,7 @@ impl Offer {
         {
             "SRTP is not supported yet: offer RTP/AVP".into()
         } else {
-            "no audio m-line in PCMU or PCMA over RTP/AVP".into()
+            "no audio m-line in PCMU, PCMA or G722 over RTP/AVP".into()
         }
     }
 
