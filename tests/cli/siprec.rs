@@ -654,8 +654,49 @@ CSeq: 1 {method}\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
         .iter()
         .find(|x| x.status == RecordingStatus::Stored && x.id != rec.id)
         .unwrap();
+    let tcp_rec_id = tcp_rec.id;
     let ogg = rt.block_on(decrypt_primary(&platform, tenant, tcp_rec));
     check_channels(&ogg, &reference(&alice_u, true), &reference(&bob_u, true));
+
+    // G.722 (payload type 9) over UDP, three seconds: 16 kHz audio on
+    // the 8 kHz RTP clock, stored without resampling.
+    let (alice_g, bob_g) = (
+        rtp::g722_encode(&alice16[..(3 * 16_000).min(alice16.len())]),
+        rtp::g722_encode(&bob16[..(3 * 16_000).min(bob16.len())]),
+    );
+    let length = call_pcap(&cwd.path().join("media.pcap"), &bob_g, &alice_g, 9);
+    let pause = (length + Duration::from_millis(600))
+        .as_millis()
+        .to_string();
+    let (ok, out) = sbc.call(
+        "record.xml",
+        "127.0.0.1",
+        &[
+            "-s",
+            "rec-contoso",
+            "-key",
+            "codec_pt",
+            "9",
+            "-key",
+            "codec_name",
+            "G722",
+            "-d",
+            pause.as_str(),
+        ],
+    );
+    assert!(ok, "{out}");
+    let all = rt.block_on(wait_for(&platform, tenant, "the G.722 call stored", |r| {
+        r.iter()
+            .filter(|x| x.status == RecordingStatus::Stored)
+            .count()
+            == 3
+    }));
+    let g722_rec = all
+        .iter()
+        .find(|x| x.status == RecordingStatus::Stored && x.id != rec.id && x.id != tcp_rec_id)
+        .unwrap();
+    let ogg = rt.block_on(decrypt_primary(&platform, tenant, g722_rec));
+    check_channels(&ogg, &rtp::g722_decode(&alice_g), &rtp::g722_decode(&bob_g));
 
     // RTP stops and no BYE comes: after rtp_timeout (3 s) the server
     // closes the recording as partial and sends BYE (the scenario waits
@@ -675,7 +716,7 @@ CSeq: 1 {method}\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
             })
         },
     ));
-    assert_eq!(all.len(), cancelled + 3);
+    assert_eq!(all.len(), cancelled + 4);
     drop(server);
 
     // Per stream the server counts what it received (counts only): the
@@ -688,7 +729,7 @@ CSeq: 1 {method}\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
     for l in &streams {
         eprintln!("{l}");
     }
-    assert_eq!(streams.len(), 6, "two streams per recorded call");
+    assert_eq!(streams.len(), 8, "two streams per recorded call");
     assert!(streams.iter().all(|l| l.contains("lost=0")), "RTP lost");
     assert!(
         streams
