@@ -46,8 +46,9 @@
 //!
 //! # Media
 //!
-//! One UDP socket per accepted m-line; RTP per stream ([`rtp`]): PCMU and
-//! PCMA decoded, `telephone-event` counted and never stored as audio,
+//! One UDP socket per accepted m-line; RTP per stream ([`rtp`]): PCMU,
+//! PCMA and G.722 decoded (G.722 with `audio-codec`), `telephone-event`
+//! counted and never stored as audio,
 //! reordering and duplicates handled by the recorder's timeline (the
 //! jitter buffer), gaps silent. A two-party call's two streams become the
 //! Teams recorder's two-channel Ogg Opus layout (`recorder::CallRecorder`):
