@@ -66,6 +66,8 @@ command -v espeak-ng >/dev/null || need_apt+=(espeak-ng)
 # The cluster tests and benchmark (tests/cluster/, tests/benches/cluster_load.rs)
 # put Debian's HAProxy in front of several `insights` nodes.
 command -v haproxy >/dev/null || need_apt+=(haproxy)
+# SIPp plays the SBC in the SIPREC tests (tests/cli/siprec.rs, tests/siprec/).
+command -v sipp >/dev/null || need_apt+=(sip-tester)
 if [ ${#need_apt[@]} -gt 0 ]; then
     log "installing ${need_apt[*]} from apt"
     SUDO=""

@@ -6,7 +6,10 @@
 //!   routes, `POST /api/directory/sync`) and the sweep of expired
 //!   exports and access bundles (sealed in the blob store);
 //! * `gateway`: the Teams webhook, the media WebSocket, the spool (this
-//!   node's `spool.lock`), the uploader and the custody signer;
+//!   node's `spool.lock`), the uploader and the custody signer; with
+//!   `[siprec] listen` set, also the SIPREC recording server (its SIP
+//!   listeners open before the node reports it is listening, or start-up
+//!   fails);
 //! * `worker`: the AI pipeline's job workers;
 //! * `scheduler`: the periodic jobs (retention, directory sync), each run
 //!   only by the node holding its lease (`gdpr_tools::leader`).
@@ -107,6 +110,8 @@ struct GatewayParts {
     spool: Spool,
     stop_uploader: CancellationToken,
     uploader: JoinHandle<()>,
+    /// `[siprec]`: the SIPREC recording server, when configured.
+    siprec: Option<bot_gateway::siprec::SiprecServer>,
 }
 
 /// Runs a node with `roles` until SIGTERM or ctrl-c, then stops every
@@ -156,10 +161,24 @@ pub async fn serve(settings: Settings, roles: Roles, opts: WorkerOptions) -> any
             );
             let stop_uploader = CancellationToken::new();
             let uploader = tokio::spawn(uploader.run(stop_uploader.clone()));
+            // A listener that cannot be opened stops start-up here.
+            let siprec = bot_gateway::siprec::SiprecServer::start(
+                &settings.siprec,
+                platform.store.clone(),
+                spool.clone(),
+            )
+            .await
+            .context("starting the SIPREC recording server")?;
+            if let Some(s) = &siprec {
+                for (transport, addr) in s.local_addrs() {
+                    println!("insights: siprec listening on {transport}:{addr}");
+                }
+            }
             Some(GatewayParts {
                 spool,
                 stop_uploader,
                 uploader,
+                siprec,
             })
         }
         _ => None,
@@ -304,6 +323,9 @@ pub async fn serve(settings: Settings, roles: Roles, opts: WorkerOptions) -> any
         w.stop().await;
     }
     if let Some(g) = gateway {
+        if let Some(s) = g.siprec {
+            s.shutdown().await;
+        }
         g.stop_uploader.cancel();
         g.uploader.await.context("uploader task")?;
         g.spool.shutdown();

@@ -36,6 +36,7 @@ mod roles;
 mod scheduler_lease;
 mod serve_hardening;
 mod signing_keys;
+mod siprec;
 mod stateless_api;
 mod tls;
 #[cfg(feature = "whisper")]
@@ -624,4 +625,18 @@ fn worker_killed_mid_job_is_taken_over_without_duplicate_segments() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let url = rt.block_on(insights_tests::fresh_pg_database());
     jobs_fault::worker_killed_mid_job(&url);
+}
+
+/// SIPREC (issue 16): SIPp as an SBC records calls through `insights
+/// serve`; see tests/cli/siprec.rs.
+#[test]
+fn siprec_sbc_calls_recorded_through_the_real_binary() {
+    siprec::siprec_end_to_end();
+}
+
+/// A `[siprec]` listener that cannot be opened, or a trunk naming no
+/// tenant, stops `insights serve` at start-up with the reason.
+#[test]
+fn siprec_misconfiguration_stops_start_up() {
+    siprec::siprec_misconfiguration_stops_start_up();
 }

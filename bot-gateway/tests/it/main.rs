@@ -11,6 +11,7 @@ mod uploader_support;
 mod ingest;
 mod late_call_end;
 mod simulator;
+mod siprec;
 mod spool;
 mod spool_metrics;
 mod uploader;

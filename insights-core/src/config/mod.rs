@@ -18,6 +18,7 @@ mod key_vault;
 mod metrics;
 mod retention;
 mod scheduler;
+mod siprec;
 mod spool;
 mod stt;
 mod worker;
@@ -35,6 +36,7 @@ pub use key_vault::{AzureKeyVaultSettings, IMDS_TOKEN_ENDPOINT};
 pub use metrics::MetricsSettings;
 pub use retention::RetentionSettings;
 pub use scheduler::SchedulerSettings;
+pub use siprec::{SipListen, SiprecSettings, SiprecTrunk};
 pub use spool::SpoolSettings;
 pub use stt::{SttBatching, SttSettings};
 pub use worker::WorkerSettings;
@@ -65,6 +67,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "directory",
     "metrics",
     "gdpr",
+    "siprec",
 ];
 
 /// Every setting of the platform.
@@ -108,6 +111,10 @@ pub struct Settings {
     pub metrics: MetricsSettings,
     #[serde(default)]
     pub gdpr: GdprSettings,
+    /// `[siprec]`: the SIPREC recording server of a gateway node (off
+    /// unless `listen` is set).
+    #[serde(default)]
+    pub siprec: SiprecSettings,
 }
 
 /// Metadata store settings.
@@ -267,6 +274,7 @@ impl Default for Settings {
             directory: DirectorySettings::default(),
             metrics: MetricsSettings::default(),
             gdpr: GdprSettings::default(),
+            siprec: SiprecSettings::default(),
         }
     }
 }
@@ -386,6 +394,7 @@ impl Settings {
             });
         }
         self.http.validate()?;
+        self.siprec.validate()?;
         if self.database.max_connections == 0 {
             return Err(ConfigError::Invalid {
                 key: "database.max_connections",

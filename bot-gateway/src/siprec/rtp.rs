@@ -1,0 +1,585 @@
+//! RTP (RFC 3550) of one recorded stream: header parsing, G.711 decoding,
+//! 20 ms framing on the media clock and 8 → 16 kHz for the recorder.
+//!
+//! Each stream's RTP timestamps are mapped onto the session's clock (100 ns
+//! ticks since the answer) by anchoring its first packet (and the first
+//! after an SSRC change) at its arrival time; from there the timestamp
+//! alone places every 20 ms frame. Frames then go to the recorder's
+//! timeline, which is the jitter buffer: it puts frames back in order
+//! within its reorder window, drops duplicates and fills gaps with
+//! silence (see `recorder::timeline`).
+
+use recorder::TICKS_PER_FRAME;
+
+/// Samples of one 20 ms frame at 8 kHz.
+pub const FRAME_8K: usize = 160;
+/// 100 ns ticks per 8 kHz sample.
+const TICKS_PER_SAMPLE: i64 = 1_250;
+/// Frames assembled at once (packets shorter than 20 ms); older ones are
+/// released with their missing samples silent.
+const ASSEMBLING: usize = 6;
+
+/// Audio codecs we decode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Codec {
+    /// G.711 µ-law.
+    Pcmu,
+    /// G.711 A-law.
+    Pcma,
+    /// G.722 (64 kbit/s, 16 kHz audio on the 8 kHz RTP clock).
+    G722,
+}
+
+impl Codec {
+    /// From an `a=rtpmap` encoding name (upper case).
+    pub fn from_name(name: &str) -> Option<Codec> {
+        match name {
+            "PCMU" => Some(Codec::Pcmu),
+            "PCMA" => Some(Codec::Pcma),
+            "G722" => Some(Codec::G722),
+            _ => None,
+        }
+    }
+
+    /// The encoding name of `a=rtpmap`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Codec::Pcmu => "PCMU",
+            Codec::Pcma => "PCMA",
+            Codec::G722 => "G722",
+        }
+    }
+}
+
+/// G.711 µ-law → linear (ITU-T G.711, as in the reference decoder).
+pub fn ulaw(b: u8) -> i16 {
+    let u = !b;
+    let t = ((i32::from(u & 0x0f) << 3) + 0x84) << ((u & 0x70) >> 4);
+    let v = if u & 0x80 != 0 { 0x84 - t } else { t - 0x84 };
+    v as i16
+}
+
+/// G.711 A-law → linear.
+pub fn alaw(b: u8) -> i16 {
+    let a = b ^ 0x55;
+    let seg = (a & 0x70) >> 4;
+    let mut t = i32::from(a & 0x0f) << 4;
+    t = match seg {
+        0 => t + 8,
+        1 => t + 0x108,
+        s => (t + 0x108) << (s - 1),
+    };
+    (if a & 0x80 != 0 { t } else { -t }) as i16
+}
+
+fn segment(v: i32, ends: &[i32; 8]) -> usize {
+    ends.iter().position(|&e| v <= e).unwrap_or(8)
+}
+
+/// Linear → µ-law (ITU-T G.711 reference encoder; tests and the SIPp
+/// pcap generator).
+pub fn ulaw_encode(s: i16) -> u8 {
+    const ENDS: [i32; 8] = [0x3f, 0x7f, 0xff, 0x1ff, 0x3ff, 0x7ff, 0xfff, 0x1fff];
+    let mut v = i32::from(s) >> 2;
+    let mask = if v < 0 {
+        v = -v;
+        0x7f
+    } else {
+        0xff
+    };
+    v = v.min(8159) + 33;
+    let seg = segment(v, &ENDS);
+    if seg >= 8 {
+        return (0x7f ^ mask) as u8;
+    }
+    let u = ((seg as i32) << 4) | ((v >> (seg + 1)) & 0x0f);
+    (u ^ mask) as u8
+}
+
+/// Linear → A-law (ITU-T G.711 reference encoder).
+pub fn alaw_encode(s: i16) -> u8 {
+    const ENDS: [i32; 8] = [0x1f, 0x3f, 0x7f, 0xff, 0x1ff, 0x3ff, 0x7ff, 0xfff];
+    let mut v = i32::from(s) >> 3;
+    let mask = if v >= 0 {
+        0xd5
+    } else {
+        v = -v - 1;
+        0x55
+    };
+    let seg = segment(v, &ENDS);
+    if seg >= 8 {
+        return (0x7f ^ mask) as u8;
+    }
+    let mut a = (seg as i32) << 4;
+    a |= if seg < 2 {
+        (v >> 1) & 0x0f
+    } else {
+        (v >> seg) & 0x0f
+    };
+    (a ^ mask) as u8
+}
+
+/// 16 kHz PCM → G.722 at 64 kbit/s (tests and the SIPp pcap generator).
+pub fn g722_encode(pcm16k: &[i16]) -> Vec<u8> {
+    use audio_codec::Encoder;
+    let mut enc = audio_codec::g722::G722Encoder::new();
+    let mut out = vec![0u8; enc.max_encode_bytes(pcm16k.len())];
+    let n = enc.encode_into(pcm16k, &mut out).unwrap_or(0);
+    out.truncate(n);
+    out
+}
+
+/// G.722 → 16 kHz PCM, one decoder over the whole stream (tests).
+pub fn g722_decode(bytes: &[u8]) -> Vec<i16> {
+    audio_codec::g722::G722Decoder::new().decode_frame(bytes)
+}
+
+/// An RTP packet's fixed header and payload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Packet<'a> {
+    pub payload_type: u8,
+    pub seq: u16,
+    pub timestamp: u32,
+    pub ssrc: u32,
+    pub payload: &'a [u8],
+}
+
+/// Parses an RTP packet; `None` for anything else (RTCP, STUN, junk).
+pub fn parse(b: &[u8]) -> Option<Packet<'_>> {
+    if b.len() < 12 || b[0] >> 6 != 2 {
+        return None;
+    }
+    let pt = b[1] & 0x7f;
+    // RTCP multiplexed on the port (RFC 5761): PT 64-95 with the marker.
+    if (64..96).contains(&pt) {
+        return None;
+    }
+    let cc = usize::from(b[0] & 0x0f);
+    let mut off = 12 + 4 * cc;
+    if b[0] & 0x10 != 0 {
+        let ext = b.get(off..off + 4)?;
+        off += 4 + 4 * usize::from(u16::from_be_bytes([ext[2], ext[3]]));
+    }
+    let mut end = b.len();
+    if b[0] & 0x20 != 0 {
+        let pad = usize::from(*b.last()?);
+        end = end.checked_sub(pad)?;
+    }
+    let payload = b.get(off..end)?;
+    Some(Packet {
+        payload_type: pt,
+        seq: u16::from_be_bytes([b[2], b[3]]),
+        timestamp: u32::from_be_bytes([b[4], b[5], b[6], b[7]]),
+        ssrc: u32::from_be_bytes([b[8], b[9], b[10], b[11]]),
+        payload,
+    })
+}
+
+/// Builds an RTP packet (tests, pcap generation).
+pub fn build(pt: u8, seq: u16, ts: u32, ssrc: u32, payload: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(12 + payload.len());
+    v.extend_from_slice(&[0x80, pt & 0x7f]);
+    v.extend_from_slice(&seq.to_be_bytes());
+    v.extend_from_slice(&ts.to_be_bytes());
+    v.extend_from_slice(&ssrc.to_be_bytes());
+    v.extend_from_slice(payload);
+    v
+}
+
+/// Counters of one stream.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StreamStats {
+    pub packets: u64,
+    /// Sequence numbers never seen (between the lowest and highest).
+    pub lost: u64,
+    pub dtmf: u64,
+    /// Packets whose sequence number came before (dropped).
+    pub duplicates: u64,
+    /// Packets of a payload type not negotiated, or not RTP at all.
+    pub ignored: u64,
+    pub ssrc_changes: u64,
+}
+
+/// One 20 ms frame ready for the recorder.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Frame {
+    /// Frame number on this stream's clock (unique per slot: the
+    /// recorder's duplicate check).
+    pub seq: u64,
+    /// Capture time in 100 ns ticks since the session's answer.
+    pub ticks: i64,
+    /// 320 samples at 16 kHz.
+    pub pcm: Vec<i16>,
+}
+
+struct Assembling {
+    index: i64,
+    /// 16 kHz samples: two per tick of the 8 kHz RTP clock.
+    samples: [i16; 2 * FRAME_8K],
+    filled: [u64; 3],
+    count: usize,
+}
+
+/// The receive side of one stream.
+pub struct Stream {
+    codec: Codec,
+    payload_type: u8,
+    dtmf_payload_type: Option<u8>,
+    ssrc: Option<u32>,
+    /// Extended timestamp of the anchor and its session ticks.
+    anchor: (i64, i64),
+    /// Frame numbering continues across SSRC changes.
+    epoch_frames: i64,
+    last_ts: Option<i64>,
+    seq_hi: Option<i64>,
+    seen: u64,
+    seq_lo: Option<i64>,
+    assembling: Vec<Assembling>,
+    /// Frames released lately: a late duplicate must not open them again.
+    released: std::collections::VecDeque<i64>,
+    /// Sequence numbers seen lately (duplicates).
+    recent: std::collections::VecDeque<i64>,
+    newest: i64,
+    prev: i16,
+    /// G.722 decoder state (kept across packets, in arrival order).
+    g722: Option<audio_codec::g722::G722Decoder>,
+    pub stats: StreamStats,
+}
+
+impl Stream {
+    pub fn new(codec: Codec, payload_type: u8, dtmf_payload_type: Option<u8>) -> Self {
+        Self {
+            codec,
+            payload_type,
+            dtmf_payload_type,
+            ssrc: None,
+            anchor: (0, 0),
+            epoch_frames: 0,
+            last_ts: None,
+            seq_hi: None,
+            seen: 0,
+            seq_lo: None,
+            assembling: Vec::new(),
+            released: std::collections::VecDeque::new(),
+            recent: std::collections::VecDeque::new(),
+            newest: i64::MIN,
+            prev: 0,
+            g722: (codec == Codec::G722).then(audio_codec::g722::G722Decoder::new),
+            stats: StreamStats::default(),
+        }
+    }
+
+    /// One datagram, arrived `now_ticks` after the answer; returns the
+    /// frames it completes.
+    pub fn push(&mut self, datagram: &[u8], now_ticks: i64) -> Vec<Frame> {
+        let Some(p) = parse(datagram) else {
+            self.stats.ignored += 1;
+            return Vec::new();
+        };
+        let dtmf = Some(p.payload_type) == self.dtmf_payload_type;
+        if !dtmf && (p.payload_type != self.payload_type || p.payload.is_empty()) {
+            self.stats.ignored += 1;
+            return Vec::new();
+        }
+        if self.ssrc != Some(p.ssrc) {
+            if self.ssrc.is_some() {
+                self.stats.ssrc_changes += 1;
+                self.count_lost();
+            }
+            let mut out = self.release_all();
+            // Re-anchor: the new source starts where it arrives, on a
+            // frame number after everything so far.
+            self.epoch_frames = self.newest.saturating_add(1).max(0);
+            self.ssrc = Some(p.ssrc);
+            self.anchor = (i64::from(p.timestamp), now_ticks);
+            self.last_ts = None;
+            self.seq_hi = None;
+            self.seq_lo = None;
+            self.seen = 0;
+            self.released.clear();
+            self.recent.clear();
+            out.extend(self.accept(&p));
+            return out;
+        }
+        self.accept(&p)
+    }
+
+    fn extend(last: Option<i64>, v: u32, modulo: i64) -> i64 {
+        let v = i64::from(v);
+        match last {
+            None => v,
+            Some(l) => {
+                let base = l - l.rem_euclid(modulo);
+                [base - modulo + v, base + v, base + modulo + v]
+                    .into_iter()
+                    .min_by_key(|c| (c - l).abs())
+                    .unwrap_or(v)
+            }
+        }
+    }
+
+    fn accept(&mut self, p: &Packet<'_>) -> Vec<Frame> {
+        let seq = Self::extend(self.seq_hi, u32::from(p.seq), 1 << 16);
+        if self.recent.contains(&seq) {
+            self.stats.duplicates += 1;
+            return Vec::new();
+        }
+        if self.recent.len() == 128 {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(seq);
+        self.seq_hi = Some(self.seq_hi.map_or(seq, |h| h.max(seq)));
+        self.seq_lo = Some(self.seq_lo.map_or(seq, |l| l.min(seq)));
+        self.seen += 1;
+        // telephone-event shares the stream's sequence numbers (and
+        // clock), never its audio.
+        if Some(p.payload_type) == self.dtmf_payload_type {
+            self.stats.dtmf += 1;
+            return Vec::new();
+        }
+        self.stats.packets += 1;
+        let ts = Self::extend(self.last_ts, p.timestamp, 1 << 32);
+        self.last_ts = Some(self.last_ts.map_or(ts, |l| l.max(ts)));
+        // Sample offset of the packet on this source's clock.
+        let offset = ts - self.anchor.0;
+        let pcm = self.decode(p.payload);
+        let mut out = Vec::new();
+        for (i, pair) in pcm.chunks_exact(2).enumerate() {
+            let n = offset + i as i64;
+            let index = n.div_euclid(FRAME_8K as i64);
+            let at = n.rem_euclid(FRAME_8K as i64) as usize;
+            let slot = match self.assembling.iter().position(|a| a.index == index) {
+                Some(s) => s,
+                None => {
+                    if index <= self.newest.saturating_sub(ASSEMBLING as i64)
+                        || self.released.contains(&index)
+                    {
+                        continue; // released already
+                    }
+                    self.assembling.push(Assembling {
+                        index,
+                        samples: [0; 2 * FRAME_8K],
+                        filled: [0; 3],
+                        count: 0,
+                    });
+                    self.newest = self.newest.max(index);
+                    self.assembling.len() - 1
+                }
+            };
+            let a = &mut self.assembling[slot];
+            let (w, bit) = (at / 64, 1u64 << (at % 64));
+            if a.filled[w] & bit == 0 {
+                a.filled[w] |= bit;
+                a.count += 1;
+                a.samples[2 * at] = pair[0];
+                a.samples[2 * at + 1] = pair[1];
+            }
+        }
+        // Complete frames, then any that fell out of the window.
+        let newest = self.newest;
+        let mut i = 0;
+        while i < self.assembling.len() {
+            let a = &self.assembling[i];
+            if a.count == FRAME_8K || a.index <= newest.saturating_sub(ASSEMBLING as i64) {
+                let a = self.assembling.swap_remove(i);
+                out.push(self.frame(a));
+            } else {
+                i += 1;
+            }
+        }
+        out.sort_by_key(|f| f.seq);
+        out
+    }
+
+    /// A payload as 16 kHz samples, two per RTP clock tick: G.711
+    /// decoded and interpolated (the midpoint to the previous sample),
+    /// G.722 decoded.
+    fn decode(&mut self, payload: &[u8]) -> Vec<i16> {
+        let mut pcm = Vec::with_capacity(2 * payload.len());
+        match (self.codec, &mut self.g722) {
+            (Codec::G722, Some(d)) => {
+                pcm = d.decode_frame(payload);
+                pcm.resize(2 * payload.len(), 0);
+            }
+            (codec, _) => {
+                for &b in payload {
+                    let s = if codec == Codec::Pcmu {
+                        ulaw(b)
+                    } else {
+                        alaw(b)
+                    };
+                    pcm.push(((i32::from(self.prev) + i32::from(s)) / 2) as i16);
+                    pcm.push(s);
+                    self.prev = s;
+                }
+            }
+        }
+        pcm
+    }
+
+    fn frame(&mut self, a: Assembling) -> Frame {
+        if self.released.len() == 2 * ASSEMBLING {
+            self.released.pop_front();
+        }
+        self.released.push_back(a.index);
+        let pcm = a.samples.to_vec();
+        let ticks = self.anchor.1 + a.index * FRAME_8K as i64 * TICKS_PER_SAMPLE;
+        debug_assert_eq!(FRAME_8K as i64 * TICKS_PER_SAMPLE, TICKS_PER_FRAME);
+        Frame {
+            seq: (self.epoch_frames + a.index).max(0) as u64,
+            ticks,
+            pcm,
+        }
+    }
+
+    fn release_all(&mut self) -> Vec<Frame> {
+        let mut held = std::mem::take(&mut self.assembling);
+        held.sort_by_key(|a| a.index);
+        held.into_iter().map(|a| self.frame(a)).collect()
+    }
+
+    fn count_lost(&mut self) {
+        if let (Some(lo), Some(hi)) = (self.seq_lo, self.seq_hi) {
+            let expected = (hi - lo + 1).max(0) as u64;
+            self.stats.lost += expected.saturating_sub(self.seen);
+        }
+    }
+
+    /// Releases what is still being assembled (end of the session) and
+    /// settles the loss count.
+    pub fn finish(&mut self) -> Vec<Frame> {
+        self.count_lost();
+        self.seq_lo = None;
+        self.seq_hi = None;
+        self.release_all()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn g711_round_trips_within_its_quantisation() {
+        for s in [
+            -32768i16, -20000, -1000, -100, -1, 0, 1, 100, 1000, 20000, 32767,
+        ] {
+            let u = ulaw(ulaw_encode(s));
+            let a = alaw(alaw_encode(s));
+            let tol = (i32::from(s).abs() / 16).max(16);
+            assert!(
+                (i32::from(u) - i32::from(s)).abs() <= tol,
+                "µ-law {s} → {u}"
+            );
+            assert!(
+                (i32::from(a) - i32::from(s)).abs() <= tol,
+                "A-law {s} → {a}"
+            );
+        }
+        // Reference points of G.711.
+        assert_eq!(ulaw(0xff), 0);
+        assert_eq!(ulaw(0x80), 32124);
+        assert_eq!(ulaw(0x00), -32124);
+        assert_eq!(alaw(0xd5), 8);
+        assert_eq!(alaw(0xaa), 32256);
+        assert_eq!(alaw(0x2a), -32256);
+    }
+
+    fn tone(n: usize, phase: usize) -> Vec<u8> {
+        (0..n)
+            .map(|i| {
+                let t = (i + phase) as f64 / 8000.0;
+                ulaw_encode((8000.0 * (2.0 * std::f64::consts::PI * 440.0 * t).sin()) as i16)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn packets_become_frames_on_the_session_clock() {
+        let mut s = Stream::new(Codec::Pcmu, 0, Some(101));
+        let mut frames = Vec::new();
+        for k in 0..5u16 {
+            let p = build(
+                0,
+                100 + k,
+                9000 + u32::from(k) * 160,
+                7,
+                &tone(160, usize::from(k) * 160),
+            );
+            frames.extend(s.push(&p, 1_000_000 + i64::from(k) * 200_000));
+        }
+        assert_eq!(frames.len(), 5);
+        assert_eq!(frames[0].ticks, 1_000_000);
+        assert_eq!(frames[4].ticks, 1_000_000 + 4 * 200_000);
+        assert!(frames.iter().all(|f| f.pcm.len() == 320));
+        // DTMF and foreign payload types are not audio.
+        assert!(s.push(&build(101, 200, 0, 7, &[1, 2, 3, 4]), 0).is_empty());
+        assert!(s.push(&build(18, 201, 0, 7, &[1; 20]), 0).is_empty());
+        assert!(s.push(&[0x80, 0xc8, 0, 0], 0).is_empty());
+        assert_eq!((s.stats.dtmf, s.stats.ignored, s.stats.packets), (1, 2, 5));
+    }
+
+    #[test]
+    fn ten_ms_packets_reordered_and_duplicated_still_make_whole_frames() {
+        let mut s = Stream::new(Codec::Pcma, 8, None);
+        let pkt = |k: u16| build(8, k, u32::from(k) * 80, 1, &[0xd5; 80]);
+        let mut frames = Vec::new();
+        for k in [0u16, 1, 3, 2, 2, 5, 4, 6, 7] {
+            frames.extend(s.push(&pkt(k), 0));
+        }
+        let seqs: Vec<u64> = frames.iter().map(|f| f.seq).collect();
+        assert_eq!(seqs, vec![0, 1, 2, 3]);
+        assert!(
+            frames
+                .iter()
+                .all(|f| f.pcm.iter().all(|&x| x == 8 || x == 4))
+        );
+        // Sequence 8 and 9 missing, then 10.. : counted as lost at the end.
+        frames.extend(s.push(&pkt(10), 0));
+        frames.extend(s.finish());
+        assert_eq!(s.stats.lost, 2);
+    }
+
+    #[test]
+    fn g722_streams_decode_to_16_khz_frames() {
+        let tone: Vec<i16> = (0..16_000)
+            .map(|i| {
+                (8000.0 * (2.0 * std::f64::consts::PI * 500.0 * i as f64 / 16_000.0).sin()) as i16
+            })
+            .collect();
+        let bytes = g722_encode(&tone);
+        assert_eq!(bytes.len(), 8000);
+        let mut s = Stream::new(Codec::G722, 9, None);
+        let mut pcm = Vec::new();
+        for (k, chunk) in bytes.chunks(160).enumerate() {
+            for f in s.push(
+                &build(9, k as u16, (k * 160) as u32, 3, chunk),
+                k as i64 * 200_000,
+            ) {
+                assert_eq!(f.pcm.len(), 320);
+                pcm.extend_from_slice(&f.pcm);
+            }
+        }
+        assert_eq!(pcm.len(), 16_000);
+        assert_eq!(pcm, g722_decode(&bytes));
+        let rms = |x: &[i16]| {
+            (x.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>() / x.len() as f64).sqrt()
+        };
+        let (a, b) = (rms(&tone[1600..]), rms(&pcm[1600..]));
+        assert!((b / a - 1.0).abs() < 0.15, "G.722 level {b:.0} vs {a:.0}");
+    }
+
+    #[test]
+    fn timestamps_wrap_and_ssrc_changes_reanchor() {
+        let mut s = Stream::new(Codec::Pcmu, 0, None);
+        let a = s.push(&build(0, 65535, u32::MAX - 159, 5, &[0xff; 160]), 0);
+        let b = s.push(&build(0, 0, 0, 5, &[0xff; 160]), 200_000);
+        assert_eq!(a.len() + b.len(), 2);
+        assert_eq!(b[0].ticks - a[0].ticks, 200_000);
+        let c = s.push(&build(0, 7, 123_456, 6, &[0xff; 160]), 5_000_000);
+        assert_eq!(s.stats.ssrc_changes, 1);
+        assert_eq!(c.last().map(|f| f.ticks), Some(5_000_000));
+        assert!(c.last().map(|f| f.seq) > b.last().map(|f| f.seq));
+        assert_eq!(s.stats.lost, 0);
+    }
+}
