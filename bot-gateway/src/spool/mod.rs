@@ -164,7 +164,7 @@ mod recovery;
 mod ticker;
 mod writer;
 
-pub use self::api::{FinishedRecording, SpoolRecording, SpoolStream};
+pub use self::api::{Adoption, FinishedRecording, SpoolRecording, SpoolStream};
 pub use self::erase::SpoolDir;
 
 use std::collections::BTreeMap;

@@ -20,6 +20,7 @@ mod retention;
 mod scheduler;
 mod spool;
 mod stt;
+mod uploader;
 mod worker;
 
 pub use ai::{
@@ -37,6 +38,7 @@ pub use retention::RetentionSettings;
 pub use scheduler::SchedulerSettings;
 pub use spool::SpoolSettings;
 pub use stt::{SttBatching, SttSettings};
+pub use uploader::UploaderSettings;
 pub use worker::WorkerSettings;
 
 use figment::Figment;
@@ -56,6 +58,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "log",
     "gateway",
     "spool",
+    "uploader",
     "auth",
     "ai",
     "stt",
@@ -93,6 +96,9 @@ pub struct Settings {
     pub log: LogSettings,
     pub gateway: GatewaySettings,
     pub spool: SpoolSettings,
+    /// `[uploader]`: segmented upload of live calls.
+    #[serde(default)]
+    pub uploader: UploaderSettings,
     pub auth: AuthSettings,
     pub ai: AiSettings,
     pub stt: SttSettings,
@@ -258,6 +264,7 @@ impl Default for Settings {
             log: LogSettings::default(),
             gateway: GatewaySettings::default(),
             spool: SpoolSettings::default(),
+            uploader: UploaderSettings::default(),
             auth: AuthSettings::default(),
             ai: AiSettings::default(),
             stt: SttSettings::default(),
@@ -451,6 +458,7 @@ impl Settings {
                 .validate(self.allow_insecure_http)?;
         }
         self.spool.validate()?;
+        self.uploader.validate()?;
         self.gateway.validate()?;
         self.auth.validate()?;
         self.ai.validate()?;

@@ -16,6 +16,7 @@ mod meeting_claim;
 mod policy;
 mod processing;
 mod recording;
+mod segment_upload;
 mod signing_key;
 mod tenant;
 mod transcript;
@@ -41,6 +42,7 @@ pub use job::{
 };
 pub use lease::{LEASE_LOST, Lease, RunClaim, ScheduledRun, interval_start};
 pub use meeting_claim::{ClaimTakeover, FAILOVER_PRIMARY_NODE_LOST, MeetingClaim, MeetingFailover};
+pub use segment_upload::{PARTIAL_GATEWAY_NODE_LOST, SegmentUpload};
 pub use policy::{HoldScope, LegalHold, RetentionAction, RetentionPolicy, RetentionScope};
 pub use processing::{ProviderCall, ProviderCallOutcome, ProviderCallQuery};
 pub use recording::{

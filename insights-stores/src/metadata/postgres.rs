@@ -64,6 +64,7 @@ mod jobs;
 mod keys;
 mod leases;
 mod meeting_claims;
+mod segment_uploads;
 mod processing;
 mod recordings;
 mod search;
