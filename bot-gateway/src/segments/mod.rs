@@ -15,13 +15,15 @@
 //! ([`format::whole_records_end`], record headers only, no decryption),
 //! are staged as the next uncommitted block of one object per recording,
 //! [`layout::segment_log_key`] (`recordings/<id>/spool.log`), with
-//! [`BlobStore::put_block`]; then the row of the recording in the
-//! metadata store ([`SegmentUploadStore`], table `segment_uploads`)
-//! records the block count and staged length. A crash between the two
-//! leaves a block staged but not recorded: harmless, the next round
-//! stages the same index again (replacing it) and recovery commits every
-//! consecutive staged block anyway. Bytes staged may not be fsync'd
-//! locally yet: they are whole sealed records, so that is no risk.
+//! [`BlobStore::put_block`], after the row of the recording in the
+//! metadata store ([`SegmentUploadStore`], table `segment_uploads`) has
+//! recorded the new block count and staged length (a fenced write: a node
+//! that lost the recording stages nothing more). A crash between the two
+//! leaves a block recorded but not staged: harmless, the next round
+//! stages the same index again and recovery commits the consecutive
+//! staged blocks `0..k`, whatever the row says. Bytes staged may not be
+//! fsync'd locally yet: they are whole sealed records, so that is no
+//! risk.
 //!
 //! # Who holds a recording: leases and fencing
 //!
@@ -41,7 +43,11 @@
 //! The uploader stores the recording from the local spool as before;
 //! right after the spool copy is gone ([`Segments::finished`]), the
 //! staged blocks are discarded (an empty block list committed, then the
-//! object deleted) and the row deleted: nothing is left behind. The same
+//! object deleted) and the row deleted: nothing is left behind. (A row
+//! that was taken over is *retired* instead of deleted: journal emptied,
+//! nothing staged, a lease that never lapses. It is the mark that tells
+//! the lost node, should it come back with its disk, that the recording
+//! is stored: its uploader then drops its own copy.) The same
 //! happens when the recording was erased (the uploader drops it) or its
 //! spool copy vanished otherwise (an erasure through the spool).
 //!
@@ -347,7 +353,7 @@ impl Segments {
         };
         if stored || self.erased(tenant, id).await? {
             tracing::info!(recording = %id, stored, "recording of a lost node is stored or erased; only its segments are removed");
-            return self.discard(tenant, id, &row.object_key).await;
+            return self.discard(&row).await;
         }
         self.inner.held.lock().await.insert(id, held_row(&row));
         if self.inner.spool.entry(id).is_some() {
@@ -395,7 +401,7 @@ impl Segments {
                 // first round finished): nothing to store.
                 tracing::error!(recording = %id, "recording of a lost node has no staged segments; nothing to recover");
                 drop(adoption);
-                return self.discard(tenant, id, &row.object_key).await;
+                return self.discard(&row).await;
             }
             Err(e) => return Err(e.into()),
         };
@@ -505,7 +511,7 @@ impl Segments {
                 return Ok(());
             }
             let row = self.begin(j).await?;
-            if row.node != self.inner.cfg.node {
+            if row.node != self.inner.cfg.node || row.is_retired() || row.epoch > 1 {
                 // Taken over while this node was away: the uploader drops
                 // the local copy (may_upload).
                 return Ok(());
@@ -533,17 +539,19 @@ impl Segments {
             return Ok(());
         }
         let container = Tenant::container_name(tenant);
+        // The blocks this round stages.
+        let mut cuts = Vec::new();
         let (mut blocks, mut staged) = (h.blocks, h.staged_len);
         while staged < end {
             let to = end.min(staged + MAX_BLOCK);
-            let bytes = read_range(self.inner.spool.media_path(id), staged, to).await?;
-            self.inner
-                .blobs
-                .put_block(&container, &h.object_key, blocks, bytes)
-                .await?;
+            cuts.push((blocks, staged, to));
             blocks += 1;
             staged = to;
         }
+        // Recorded (fenced) before the blocks are put: a node that lost
+        // the recording stages nothing more. Recording more than is put
+        // (the put fails) is harmless: recovery commits what is staged,
+        // and the next round puts the same indexes again.
         let until = Utc::now() + chrono_duration(self.inner.cfg.lease);
         let still = self
             .inner
@@ -562,6 +570,13 @@ impl Segments {
             tracing::warn!(recording = %id, "the recording's segments were taken over by another node; staging stops");
             held.remove(&id);
             return Ok(());
+        }
+        for (index, from, to) in cuts {
+            let bytes = read_range(self.inner.spool.media_path(id), from, to).await?;
+            self.inner
+                .blobs
+                .put_block(&container, &h.object_key, index, bytes)
+                .await?;
         }
         if let Some(h) = held.get_mut(&id) {
             h.blocks = blocks;
@@ -615,6 +630,11 @@ impl Segments {
             self.inner.held.lock().await.remove(&id);
             return Ok(UploadRight::TakenOver);
         }
+        if row.is_retired() {
+            // Stored by this node after a takeover (a retry of an upload
+            // whose spool removal failed): nothing staged to renew.
+            return Ok(UploadRight::Mine);
+        }
         let until = Utc::now() + chrono_duration(self.inner.cfg.lease);
         let still = self
             .inner
@@ -649,24 +669,22 @@ impl Segments {
                 return;
             }
         };
-        let Some(row) = row.filter(|r| r.node == self.inner.cfg.node) else {
+        let Some(row) = row.filter(|r| r.node == self.inner.cfg.node && !r.is_retired()) else {
             held.remove(&id);
             return;
         };
         held.entry(id).or_insert_with(|| held_row(&row));
         drop(held);
-        if let Err(e) = self.discard(tenant, id, &row.object_key).await {
+        if let Err(e) = self.discard(&row).await {
             tracing::warn!(recording = %id, error = %e, "cannot clean up a recording's segments yet");
         }
     }
 
-    /// Discards the staged blocks and the object, then the row.
-    async fn discard(
-        &self,
-        tenant: TenantId,
-        id: RecordingId,
-        key: &str,
-    ) -> Result<(), SegmentError> {
+    /// Discards the staged blocks and the object, then deletes the row
+    /// (begun here, epoch 1) or retires it (taken over: the mark for the
+    /// lost node, see [`SegmentUpload::is_retired`]).
+    async fn discard(&self, row: &SegmentUpload) -> Result<(), SegmentError> {
+        let (tenant, id, key) = (row.tenant_id, row.recording_id, row.object_key.as_str());
         let container = Tenant::container_name(tenant);
         match self.inner.blobs.commit_blocks(&container, key, &[]).await {
             Ok(_) | Err(BlobError::ContainerNotFound) => {}
@@ -676,10 +694,17 @@ impl Segments {
             Ok(()) | Err(BlobError::ContainerNotFound) => {}
             Err(e) => return Err(e.into()),
         }
-        self.inner
-            .store
-            .delete_segment_upload(tenant, id, Some(&self.inner.cfg.node))
-            .await?;
+        if row.epoch > 1 {
+            self.inner
+                .store
+                .retire_segment_upload(tenant, id, &self.inner.cfg.node, row.epoch)
+                .await?;
+        } else {
+            self.inner
+                .store
+                .delete_segment_upload(tenant, id, Some(&self.inner.cfg.node))
+                .await?;
+        }
         self.inner.held.lock().await.remove(&id);
         tracing::debug!(recording = %id, "segments removed");
         Ok(())

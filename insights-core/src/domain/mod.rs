@@ -42,7 +42,9 @@ pub use job::{
 };
 pub use lease::{LEASE_LOST, Lease, RunClaim, ScheduledRun, interval_start};
 pub use meeting_claim::{ClaimTakeover, FAILOVER_PRIMARY_NODE_LOST, MeetingClaim, MeetingFailover};
-pub use segment_upload::{PARTIAL_GATEWAY_NODE_LOST, SegmentUpload};
+pub use segment_upload::{
+    PARTIAL_GATEWAY_NODE_LOST, RETIRED_LEASE_UNTIL, SegmentUpload, retired_lease_until,
+};
 pub use policy::{HoldScope, LegalHold, RetentionAction, RetentionPolicy, RetentionScope};
 pub use processing::{ProviderCall, ProviderCallOutcome, ProviderCallQuery};
 pub use recording::{

@@ -16,7 +16,11 @@ pub const PARTIAL_GATEWAY_NODE_LOST: &str = "gateway-node-lost";
 /// `lease_until` (all of its rows at once). When the lease has run out
 /// (the node is lost), another node takes the row over (`epoch` + 1, a
 /// fencing token), commits the blocks and stores the recording from them.
-/// The row is deleted once the recording is stored (or erased).
+/// The row is deleted once the recording is stored (or erased) by the
+/// node that began it; a row that was taken over is *retired* instead
+/// (journal emptied, nothing staged, lease until [`RETIRED_LEASE_UNTIL`]):
+/// the mark that tells the lost node, should it come back with its disk,
+/// that another node stored the recording.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SegmentUpload {
     pub tenant_id: TenantId,
@@ -39,4 +43,20 @@ pub struct SegmentUpload {
     pub journal: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// The lease of a retired row (9999-12-31): it never lapses.
+pub fn retired_lease_until() -> DateTime<Utc> {
+    DateTime::from_timestamp(RETIRED_LEASE_UNTIL, 0).unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// [`retired_lease_until`] in seconds since the epoch.
+pub const RETIRED_LEASE_UNTIL: i64 = 253_402_214_400;
+
+impl SegmentUpload {
+    /// Whether the row is retired (its recording stored by the node that
+    /// took it over).
+    pub fn is_retired(&self) -> bool {
+        self.journal.is_empty()
+    }
 }

@@ -55,6 +55,19 @@ pub trait SegmentUploadStore: Send + Sync + 'static {
         node: Option<&str>,
     ) -> StoreResult<bool>;
 
+    /// Fenced: retires the row `node` holds at `epoch` (its recording was
+    /// stored after a takeover): journal emptied, nothing staged, lease
+    /// until [`retired_lease_until`](crate::domain::retired_lease_until),
+    /// never renewed, never lapsing. `false` when `node` does not hold it
+    /// at that epoch.
+    async fn retire_segment_upload(
+        &self,
+        tenant: TenantId,
+        recording: RecordingId,
+        node: &str,
+        epoch: i64,
+    ) -> StoreResult<bool>;
+
     /// Takes over a row whose lease ran out at `now`, still at `epoch` (as
     /// the caller saw it): `node` holds it until `lease_until`, epoch + 1.
     /// `None` when another node was first or the holder renewed.
@@ -68,8 +81,9 @@ pub trait SegmentUploadStore: Send + Sync + 'static {
         lease_until: DateTime<Utc>,
     ) -> StoreResult<Option<SegmentUpload>>;
 
-    /// Platform scope: extends the lease of every row `node` holds to
-    /// `lease_until` (the node's heartbeat); the number of rows.
+    /// Platform scope: extends the lease of every row `node` holds (not
+    /// retired) to `lease_until` (the node's heartbeat); the number of
+    /// rows.
     async fn renew_segment_leases(&self, node: &str, lease_until: DateTime<Utc>)
     -> StoreResult<u64>;
 
@@ -81,8 +95,8 @@ pub trait SegmentUploadStore: Send + Sync + 'static {
         limit: u32,
     ) -> StoreResult<Vec<SegmentUpload>>;
 
-    /// Platform scope: every row `node` holds (what a restarted node had
-    /// staged before).
+    /// Platform scope: every row `node` holds, not retired (what a
+    /// restarted node had staged before).
     async fn node_segment_uploads(&self, node: &str) -> StoreResult<Vec<SegmentUpload>>;
 }
 
@@ -98,6 +112,7 @@ macro_rules! __delegate_segment_upload_store {
             fn record_segments(&self, tenant: TenantId, recording: RecordingId, node: &str, epoch: i64, blocks: u32, staged_len: u64, lease_until: chrono::DateTime<chrono::Utc>) -> StoreResult<bool>;
             fn segment_upload(&self, tenant: TenantId, recording: RecordingId) -> StoreResult<Option<SegmentUpload>>;
             fn delete_segment_upload(&self, tenant: TenantId, recording: RecordingId, node: Option<&str>) -> StoreResult<bool>;
+            fn retire_segment_upload(&self, tenant: TenantId, recording: RecordingId, node: &str, epoch: i64) -> StoreResult<bool>;
             fn take_over_segment_upload(&self, tenant: TenantId, recording: RecordingId, epoch: i64, node: &str, now: chrono::DateTime<chrono::Utc>, lease_until: chrono::DateTime<chrono::Utc>) -> StoreResult<Option<SegmentUpload>>;
             fn renew_segment_leases(&self, node: &str, lease_until: chrono::DateTime<chrono::Utc>) -> StoreResult<u64>;
             fn lapsed_segment_uploads(&self, now: chrono::DateTime<chrono::Utc>, limit: u32) -> StoreResult<Vec<SegmentUpload>>;

@@ -7,8 +7,11 @@
 -- the blocks and stores the recording as partial. `journal` is the spool
 -- journal as begun (ids, stream ids, content types, times, the data key
 -- wrapped under the tenant's KEK): no media, no clear key, no personal
--- data. Deleted when the recording is stored or erased; inserted before
--- the recording may exist (no foreign key to it).
+-- data. Deleted when the recording is stored or erased; a row that was
+-- taken over is retired instead (journal '', nothing staged, lease_until
+-- 9999-12-31): the mark that tells the lost node, should it come back,
+-- that another node stored the recording. Inserted before the recording
+-- may exist (no foreign key to it).
 -- Row-level security like every tenant table; the node heartbeat and
 -- the search for lapsed rows run as the platform (like the job claim).
 --

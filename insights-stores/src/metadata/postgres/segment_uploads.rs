@@ -118,6 +118,31 @@ impl SegmentUploadStore for PgStore {
         })
     }
 
+    async fn retire_segment_upload(
+        &self,
+        tenant: TenantId,
+        recording: RecordingId,
+        node: &str,
+        epoch: i64,
+    ) -> StoreResult<bool> {
+        in_tenant!(self, tenant, |c| async {
+            let done = sqlx::query(
+                "UPDATE segment_uploads SET journal = '', blocks = 0, staged_len = 0, \
+                 lease_until = $1, updated_at = now() \
+                 WHERE tenant_id = $2 AND recording_id = $3 AND node = $4 AND epoch = $5",
+            )
+            .bind(insights_core::domain::retired_lease_until())
+            .bind(tenant.0)
+            .bind(recording.0)
+            .bind(node)
+            .bind(epoch)
+            .execute(&mut *c)
+            .await
+            .db()?;
+            Ok::<_, StoreError>(done.rows_affected() == 1)
+        })
+    }
+
     async fn take_over_segment_upload(
         &self,
         tenant: TenantId,
@@ -153,7 +178,7 @@ impl SegmentUploadStore for PgStore {
         node: &str,
         lease_until: DateTime<Utc>,
     ) -> StoreResult<u64> {
-        let done = sqlx::query("UPDATE segment_uploads SET lease_until = $1 WHERE node = $2")
+        let done = sqlx::query("UPDATE segment_uploads SET lease_until = $1 WHERE node = $2 AND journal <> ''")
             .bind(lease_until)
             .bind(node)
             .execute(&self.pool)
@@ -183,7 +208,7 @@ impl SegmentUploadStore for PgStore {
 
     async fn node_segment_uploads(&self, node: &str) -> StoreResult<Vec<SegmentUpload>> {
         sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM segment_uploads WHERE node = $1 \
+            "SELECT {COLUMNS} FROM segment_uploads WHERE node = $1 AND journal <> '' \
              ORDER BY tenant_id, recording_id"
         )))
         .bind(node)

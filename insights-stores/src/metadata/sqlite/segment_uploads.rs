@@ -140,6 +140,30 @@ impl SegmentUploadStore for SqliteStore {
         Ok(done.rows_affected() == 1)
     }
 
+    async fn retire_segment_upload(
+        &self,
+        tenant: TenantId,
+        recording: RecordingId,
+        node: &str,
+        epoch: i64,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE segment_uploads SET journal = '', blocks = 0, staged_len = 0, \
+             lease_until = ?, updated_at = ? \
+             WHERE tenant_id = ? AND recording_id = ? AND node = ? AND epoch = ?",
+        )
+        .bind(micros(insights_core::domain::retired_lease_until()))
+        .bind(micros(insights_core::domain::now()))
+        .bind(tenant.0)
+        .bind(recording.0)
+        .bind(node)
+        .bind(epoch)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(done.rows_affected() == 1)
+    }
+
     async fn take_over_segment_upload(
         &self,
         tenant: TenantId,
@@ -175,7 +199,7 @@ impl SegmentUploadStore for SqliteStore {
         node: &str,
         lease_until: DateTime<Utc>,
     ) -> StoreResult<u64> {
-        let done = sqlx::query("UPDATE segment_uploads SET lease_until = ? WHERE node = ?")
+        let done = sqlx::query("UPDATE segment_uploads SET lease_until = ? WHERE node = ? AND journal <> ''")
             .bind(micros(lease_until))
             .bind(node)
             .execute(&self.pool)
@@ -205,7 +229,7 @@ impl SegmentUploadStore for SqliteStore {
 
     async fn node_segment_uploads(&self, node: &str) -> StoreResult<Vec<SegmentUpload>> {
         sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM segment_uploads WHERE node = ? \
+            "SELECT {COLUMNS} FROM segment_uploads WHERE node = ? AND journal <> '' \
              ORDER BY tenant_id, recording_id"
         )))
         .bind(node)
