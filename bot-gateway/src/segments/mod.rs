@@ -167,6 +167,9 @@ struct Inner {
     /// Rows this node holds. Locked across a recording's staging step, so
     /// a cleanup never races a block upload of the same recording.
     held: tokio::sync::Mutex<HashMap<RecordingId, Held>>,
+    /// Rows this node holds whose recovery failed: retried every
+    /// heartbeat.
+    pending: tokio::sync::Mutex<Vec<SegmentUpload>>,
 }
 
 /// The segmented upload of one gateway node. Cheap to clone.
@@ -206,6 +209,7 @@ impl Segments {
                 store,
                 blobs,
                 held: tokio::sync::Mutex::new(HashMap::new()),
+                pending: tokio::sync::Mutex::new(Vec::new()),
             }),
         }
     }
@@ -265,11 +269,23 @@ impl Segments {
             let id = row.recording_id;
             if self.inner.spool.entry(id).is_some() {
                 self.inner.held.lock().await.insert(id, held_row(&row));
-            } else if let Err(e) = self.recover(row).await {
-                tracing::warn!(recording = %id, error = %e, "cannot recover a recording from its segments yet");
+            } else {
+                self.recover_or_retry(row).await;
             }
         }
         Ok(())
+    }
+
+    /// [`Self::recover`]; on failure the row is retried every heartbeat
+    /// (this node holds it now and keeps renewing its lease).
+    async fn recover_or_retry(&self, row: SegmentUpload) {
+        let id = row.recording_id;
+        if let Err(e) = self.recover(row.clone()).await {
+            metrics::counter!("insights_segment_failures_total").increment(1);
+            tracing::warn!(recording = %id, error = %e, "cannot recover a recording from its segments yet; will retry");
+            self.inner.held.lock().await.remove(&id);
+            self.inner.pending.lock().await.push(row);
+        }
     }
 
     /// One heartbeat: renews this node's leases, recovers lapsed rows.
@@ -283,6 +299,10 @@ impl Segments {
         {
             tracing::warn!(error = %e, "cannot renew this node's segment leases");
             return;
+        }
+        let pending = std::mem::take(&mut *self.inner.pending.lock().await);
+        for row in pending {
+            self.recover_or_retry(row).await;
         }
         if let Err(e) = self.recover_lapsed().await {
             tracing::warn!(error = %e, "cannot look for recordings of lost gateway nodes");
@@ -328,13 +348,7 @@ impl Segments {
                 epoch = row.epoch,
                 "took over the segments of a recording whose gateway node was lost"
             );
-            let id = row.recording_id;
-            if let Err(e) = self.recover(row).await {
-                // Held now: retried on the next start (resume), or by
-                // another node if this one is lost too.
-                tracing::warn!(recording = %id, error = %e, "cannot recover a recording from its segments yet");
-                self.inner.held.lock().await.remove(&id);
-            }
+            self.recover_or_retry(row).await;
         }
         Ok(taken)
     }

@@ -55,6 +55,16 @@
 //!   So whichever comes first, nothing of the recording stays in blob
 //!   storage.
 //!
+//! # Segments of live calls
+//!
+//! With the node's segmented upload ([`Uploader::with_segments`], see
+//! [`crate::segments`]), before storing a recording the uploader asks
+//! whether another gateway node took its segments over (this node was
+//! presumed lost): then that node stores it, and this one only deletes
+//! its spool copy (`insights_uploads_total{result="taken-over"}`). Once
+//! the spool copy is gone (stored, erased or taken over), the recording's
+//! staged segments are removed.
+//!
 //! # Retries
 //!
 //! A failed attempt is retried after an exponential backoff with jitter

@@ -69,24 +69,16 @@ impl SegmentUploadStore for PgStore {
         lease_until: DateTime<Utc>,
     ) -> StoreResult<bool> {
         let staged_len = len_i64(staged_len)?;
-        in_tenant!(self, tenant, |c| async {
-            let done = sqlx::query(
-                "UPDATE segment_uploads SET blocks = $1, staged_len = $2, lease_until = $3, \
-                 updated_at = now() \
-                 WHERE tenant_id = $4 AND recording_id = $5 AND node = $6 AND epoch = $7",
-            )
-            .bind(i64::from(blocks))
-            .bind(staged_len)
-            .bind(lease_until)
-            .bind(tenant.0)
-            .bind(recording.0)
-            .bind(node)
-            .bind(epoch)
-            .execute(&mut *c)
-            .await
-            .db()?;
-            Ok::<_, StoreError>(done.rows_affected() == 1)
-        })
+        let p = Progress {
+            tenant,
+            recording,
+            node,
+            epoch,
+            blocks: i64::from(blocks),
+            staged_len,
+            lease_until,
+        };
+        in_tenant!(self, tenant, |c| p.record(c))
     }
 
     async fn segment_upload(
@@ -103,19 +95,7 @@ impl SegmentUploadStore for PgStore {
         recording: RecordingId,
         node: Option<&str>,
     ) -> StoreResult<bool> {
-        in_tenant!(self, tenant, |c| async {
-            let done = sqlx::query(
-                "DELETE FROM segment_uploads WHERE tenant_id = $1 AND recording_id = $2 \
-                 AND ($3::text IS NULL OR node = $3)",
-            )
-            .bind(tenant.0)
-            .bind(recording.0)
-            .bind(node)
-            .execute(&mut *c)
-            .await
-            .db()?;
-            Ok::<_, StoreError>(done.rows_affected() == 1)
-        })
+        in_tenant!(self, tenant, |c| delete(c, tenant, recording, node))
     }
 
     async fn retire_segment_upload(
@@ -125,22 +105,7 @@ impl SegmentUploadStore for PgStore {
         node: &str,
         epoch: i64,
     ) -> StoreResult<bool> {
-        in_tenant!(self, tenant, |c| async {
-            let done = sqlx::query(
-                "UPDATE segment_uploads SET journal = '', blocks = 0, staged_len = 0, \
-                 lease_until = $1, updated_at = now() \
-                 WHERE tenant_id = $2 AND recording_id = $3 AND node = $4 AND epoch = $5",
-            )
-            .bind(insights_core::domain::retired_lease_until())
-            .bind(tenant.0)
-            .bind(recording.0)
-            .bind(node)
-            .bind(epoch)
-            .execute(&mut *c)
-            .await
-            .db()?;
-            Ok::<_, StoreError>(done.rows_affected() == 1)
-        })
+        in_tenant!(self, tenant, |c| retire(c, tenant, recording, node, epoch))
     }
 
     async fn take_over_segment_upload(
@@ -152,25 +117,15 @@ impl SegmentUploadStore for PgStore {
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
     ) -> StoreResult<Option<SegmentUpload>> {
-        in_tenant!(self, tenant, |c| async {
-            // One statement: the row is locked, so two nodes never both win.
-            let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "UPDATE segment_uploads SET node = $1, epoch = epoch + 1, lease_until = $2, \
-                 updated_at = $3 \
-                 WHERE tenant_id = $4 AND recording_id = $5 AND epoch = $6 AND lease_until <= $3 \
-                 RETURNING {COLUMNS}"
-            )))
-            .bind(node)
-            .bind(lease_until)
-            .bind(now)
-            .bind(tenant.0)
-            .bind(recording.0)
-            .bind(epoch)
-            .fetch_optional(&mut *c)
-            .await
-            .db()?;
-            row.as_ref().map(from_row).transpose()
-        })
+        let t = TakeOver {
+            tenant,
+            recording,
+            epoch,
+            node,
+            now,
+            lease_until,
+        };
+        in_tenant!(self, tenant, |c| t.run(c))
     }
 
     async fn renew_segment_leases(
@@ -259,4 +214,108 @@ async fn get(
     .as_ref()
     .map(from_row)
     .transpose()
+}
+
+struct Progress<'a> {
+    tenant: TenantId,
+    recording: RecordingId,
+    node: &'a str,
+    epoch: i64,
+    blocks: i64,
+    staged_len: i64,
+    lease_until: DateTime<Utc>,
+}
+
+impl Progress<'_> {
+    async fn record(&self, c: &mut PgConnection) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE segment_uploads SET blocks = $1, staged_len = $2, lease_until = $3, \
+             updated_at = now() \
+             WHERE tenant_id = $4 AND recording_id = $5 AND node = $6 AND epoch = $7",
+        )
+        .bind(self.blocks)
+        .bind(self.staged_len)
+        .bind(self.lease_until)
+        .bind(self.tenant.0)
+        .bind(self.recording.0)
+        .bind(self.node)
+        .bind(self.epoch)
+        .execute(c)
+        .await
+        .db()?;
+        Ok(done.rows_affected() == 1)
+    }
+}
+
+async fn delete(
+    c: &mut PgConnection,
+    tenant: TenantId,
+    recording: RecordingId,
+    node: Option<&str>,
+) -> StoreResult<bool> {
+    let done = sqlx::query(
+        "DELETE FROM segment_uploads WHERE tenant_id = $1 AND recording_id = $2 \
+         AND ($3::text IS NULL OR node = $3)",
+    )
+    .bind(tenant.0)
+    .bind(recording.0)
+    .bind(node)
+    .execute(c)
+    .await
+    .db()?;
+    Ok(done.rows_affected() == 1)
+}
+
+async fn retire(
+    c: &mut PgConnection,
+    tenant: TenantId,
+    recording: RecordingId,
+    node: &str,
+    epoch: i64,
+) -> StoreResult<bool> {
+    let done = sqlx::query(
+        "UPDATE segment_uploads SET journal = '', blocks = 0, staged_len = 0, \
+         lease_until = $1, updated_at = now() \
+         WHERE tenant_id = $2 AND recording_id = $3 AND node = $4 AND epoch = $5",
+    )
+    .bind(insights_core::domain::retired_lease_until())
+    .bind(tenant.0)
+    .bind(recording.0)
+    .bind(node)
+    .bind(epoch)
+    .execute(c)
+    .await
+    .db()?;
+    Ok(done.rows_affected() == 1)
+}
+
+struct TakeOver<'a> {
+    tenant: TenantId,
+    recording: RecordingId,
+    epoch: i64,
+    node: &'a str,
+    now: DateTime<Utc>,
+    lease_until: DateTime<Utc>,
+}
+
+impl TakeOver<'_> {
+    async fn run(&self, c: &mut PgConnection) -> StoreResult<Option<SegmentUpload>> {
+        // One statement: the row is locked, so two nodes never both win.
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE segment_uploads SET node = $1, epoch = epoch + 1, lease_until = $2, \
+             updated_at = $3 \
+             WHERE tenant_id = $4 AND recording_id = $5 AND epoch = $6 AND lease_until <= $3 \
+             RETURNING {COLUMNS}"
+        )))
+        .bind(self.node)
+        .bind(self.lease_until)
+        .bind(self.now)
+        .bind(self.tenant.0)
+        .bind(self.recording.0)
+        .bind(self.epoch)
+        .fetch_optional(c)
+        .await
+        .db()?;
+        row.as_ref().map(from_row).transpose()
+    }
 }
