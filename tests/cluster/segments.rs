@@ -51,20 +51,38 @@ fn count(url: &str, sql: &'static str) -> i64 {
     query_row(url, sql, |r| r.get::<i64, _>(0)).unwrap_or(0)
 }
 
-/// Seconds of Opus audio in an Ogg file: the last page's granule
-/// position (48 kHz samples) less the pre-skip of the `OpusHead`.
+/// Seconds of Opus audio in an Ogg file: the granule position (48 kHz
+/// samples) of the last *whole* page, less the pre-skip of the
+/// `OpusHead` (a page cut short at the end of a partial recording does
+/// not count).
 fn ogg_opus_seconds(b: &[u8]) -> f64 {
-    let last = b
-        .windows(4)
-        .rposition(|w| w == b"OggS")
-        .expect("an Ogg page");
-    let granule = u64::from_le_bytes(b[last + 6..last + 14].try_into().unwrap());
     let head = b
         .windows(8)
         .position(|w| w == b"OpusHead")
         .expect("an OpusHead");
     let pre_skip = u16::from_le_bytes([b[head + 10], b[head + 11]]);
-    (granule.saturating_sub(u64::from(pre_skip))) as f64 / 48_000.0
+    let mut pos = 0;
+    let mut granule = 0u64;
+    while pos + 27 <= b.len() && &b[pos..pos + 4] == b"OggS" {
+        let segments = usize::from(b[pos + 26]);
+        if pos + 27 + segments > b.len() {
+            break;
+        }
+        let body: usize = b[pos + 27..pos + 27 + segments]
+            .iter()
+            .map(|&l| usize::from(l))
+            .sum();
+        let end = pos + 27 + segments + body;
+        if end > b.len() {
+            break;
+        }
+        let g = u64::from_le_bytes(b[pos + 6..pos + 14].try_into().unwrap());
+        if g != u64::MAX {
+            granule = g;
+        }
+        pos = end;
+    }
+    granule.saturating_sub(u64::from(pre_skip)) as f64 / 48_000.0
 }
 
 pub fn lost_gateway_node_call_is_recovered_from_segments() {

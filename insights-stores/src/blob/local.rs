@@ -435,9 +435,17 @@ impl BlobStore for LocalBlobStore {
         let outcome = self.put(container, key, &mut reader).await?;
         match fs::remove_dir_all(&dir).await {
             Ok(()) => {
-                if let Some(parent) = dir.parent() {
-                    sync_dir(parent).await.map_err(io_err)?;
+                // Empty parents too (one per recording otherwise), up to
+                // the staging root.
+                let root = self.existing_container(container).await?.join(BLOCKS_DIR);
+                let mut parent = dir.parent().map(Path::to_path_buf);
+                while let Some(p) = parent.filter(|p| p.starts_with(&root) && *p != root) {
+                    if fs::remove_dir(&p).await.is_err() {
+                        break;
+                    }
+                    parent = p.parent().map(Path::to_path_buf);
                 }
+                sync_dir(&root).await.map_err(io_err)?;
             }
             Err(e) if is_missing(&e) => {}
             Err(e) => return Err(io_err(e)),
