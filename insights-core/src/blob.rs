@@ -98,8 +98,13 @@ pub trait BlobStore: Send + Sync + 'static {
     /// Stages `data` as the uncommitted block `index` of `key` (replacing
     /// a block staged under the same index). Nothing is visible until
     /// [`commit_blocks`](Self::commit_blocks).
-    async fn put_block(&self, container: &str, key: &str, index: u32, data: Bytes)
-    -> BlobResult<()>;
+    async fn put_block(
+        &self,
+        container: &str,
+        key: &str,
+        index: u32,
+        data: Bytes,
+    ) -> BlobResult<()>;
     /// The uncommitted blocks of `key`, by index (none if nothing is
     /// staged).
     async fn staged_blocks(&self, container: &str, key: &str) -> BlobResult<Vec<StagedBlock>>;
@@ -108,8 +113,12 @@ pub trait BlobStore: Send + Sync + 'static {
     /// staged block of `key`. An index that is not staged fails with
     /// [`BlobError::NotFound`] and changes nothing. `indexes` empty
     /// commits an empty object (and so discards every staged block).
-    async fn commit_blocks(&self, container: &str, key: &str, indexes: &[u32])
-    -> BlobResult<BlobMeta>;
+    async fn commit_blocks(
+        &self,
+        container: &str,
+        key: &str,
+        indexes: &[u32],
+    ) -> BlobResult<BlobMeta>;
 }
 
 /// Checks a blob key: 1–512 characters, `/`-separated segments of

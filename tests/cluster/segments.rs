@@ -135,12 +135,7 @@ pub fn lost_gateway_node_call_is_recovered_from_segments() {
             &pg,
             "SELECT r.id, r.started_at FROM recordings r \
              JOIN segment_uploads s ON s.recording_id = r.id WHERE s.blocks > 0",
-            |r| {
-                (
-                    r.get::<uuid::Uuid, _>(0),
-                    r.get::<DateTime<Utc>, _>(1),
-                )
-            },
+            |r| (r.get::<uuid::Uuid, _>(0), r.get::<DateTime<Utc>, _>(1)),
         );
         if let Some(found) = live {
             break found;
@@ -191,10 +186,7 @@ pub fn lost_gateway_node_call_is_recovered_from_segments() {
     // Stored exactly once, by node 1, partial with the reason.
     assert_eq!(count(&pg, "SELECT count(*) FROM recordings"), 1);
     assert_eq!(
-        count(
-            &pg,
-            "SELECT count(*) FROM jobs WHERE kind = 'transcribe'"
-        ),
+        count(&pg, "SELECT count(*) FROM jobs WHERE kind = 'transcribe'"),
         1
     );
     let row = query_row(
@@ -237,9 +229,7 @@ pub fn lost_gateway_node_call_is_recovered_from_segments() {
                 .staged_blocks(&container, &layout::segment_log_key(rec))
                 .await
                 .unwrap();
-            let head = blobs
-                .head(&container, &layout::segment_log_key(rec))
-                .await;
+            let head = blobs.head(&container, &layout::segment_log_key(rec)).await;
             (chunks.concat(), staged, head)
         }
     });
@@ -254,11 +244,7 @@ pub fn lost_gateway_node_call_is_recovered_from_segments() {
     assert!(report.contains("no unlisted blobs"), "{report}");
     // The surviving node says what it did, without personal data.
     let log = c.node(0).log();
-    assert!(
-        log.contains("recovered from its segments"),
-        "{}",
-        c.logs()
-    );
+    assert!(log.contains("recovered from its segments"), "{}", c.logs());
     for secret in ["Agent 7", "agent7@contoso.com", "4255550007"] {
         assert!(!log.contains(secret), "node 1 logged `{secret}`");
     }

@@ -386,7 +386,9 @@ impl Spool {
     ) -> Result<Journal, SpoolError> {
         let id = adoption.id;
         if journal.recording_id != id {
-            return Err(SpoolError::Invalid("the journal names another recording".into()));
+            return Err(SpoolError::Invalid(
+                "the journal names another recording".into(),
+            ));
         }
         let key = self.inner.keys.unwrap(&journal.data_key).await?;
         let journal = Journal {

@@ -351,7 +351,10 @@ async fn a_node_whose_call_was_taken_over_drops_its_copy() {
     // A is back: its staging is fenced, its upload refused.
     let _p2 = write_part(&live, 1, 100_000, 2);
     a.stage_round().await;
-    assert!(staged(&w, id).await.is_empty(), "A staged after losing the call");
+    assert!(
+        staged(&w, id).await.is_empty(),
+        "A staged after losing the call"
+    );
     live.finish().await.unwrap();
     let up = Uploader::new(
         w.spool.clone(),

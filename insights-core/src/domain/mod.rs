@@ -42,14 +42,14 @@ pub use job::{
 };
 pub use lease::{LEASE_LOST, Lease, RunClaim, ScheduledRun, interval_start};
 pub use meeting_claim::{ClaimTakeover, FAILOVER_PRIMARY_NODE_LOST, MeetingClaim, MeetingFailover};
-pub use segment_upload::{
-    PARTIAL_GATEWAY_NODE_LOST, RETIRED_LEASE_UNTIL, SegmentUpload, retired_lease_until,
-};
 pub use policy::{HoldScope, LegalHold, RetentionAction, RetentionPolicy, RetentionScope};
 pub use processing::{ProviderCall, ProviderCallOutcome, ProviderCallQuery};
 pub use recording::{
     Direction, MediaObject, MediaStream, Participant, ParticipantRole, Recording, RecordingKind,
     RecordingQuery, RecordingStatus, RecordingSummary, SearchPage, SortKey, normalize_phone,
+};
+pub use segment_upload::{
+    PARTIAL_GATEWAY_NODE_LOST, RETIRED_LEASE_UNTIL, SegmentUpload, retired_lease_until,
 };
 pub use signing_key::{
     PUBLIC_KEY_SET_FORMAT, PublicKeySet, SignerTrustError, SigningKeyRecord, signing_key_id,

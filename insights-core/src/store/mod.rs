@@ -84,7 +84,8 @@ pub mod prelude {
     pub use super::{
         AccountStore, ApprovalStore, AuditStore, DataKeyStore, DirectoryStore, GovernanceStore,
         JobStore, LeaseStore, MeetingClaimStore, MetadataStore, ProcessingStore, RecordingStore,
-        SearchStore, SegmentUploadStore, SigningKeyStore, SubjectStore, TenantStore, TranscriptStore, TransientStore,
+        SearchStore, SegmentUploadStore, SigningKeyStore, SubjectStore, TenantStore,
+        TranscriptStore, TransientStore,
     };
 }
 

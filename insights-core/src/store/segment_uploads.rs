@@ -84,8 +84,11 @@ pub trait SegmentUploadStore: Send + Sync + 'static {
     /// Platform scope: extends the lease of every row `node` holds (not
     /// retired) to `lease_until` (the node's heartbeat); the number of
     /// rows.
-    async fn renew_segment_leases(&self, node: &str, lease_until: DateTime<Utc>)
-    -> StoreResult<u64>;
+    async fn renew_segment_leases(
+        &self,
+        node: &str,
+        lease_until: DateTime<Utc>,
+    ) -> StoreResult<u64>;
 
     /// Platform scope: rows of every tenant whose lease ran out before
     /// `now`, oldest lease first, at most `limit`.

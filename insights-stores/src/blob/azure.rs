@@ -715,9 +715,7 @@ impl BlobStore for AzureBlobStore {
     /// blob at all, has none).
     async fn staged_blocks(&self, container: &str, key: &str) -> BlobResult<Vec<StagedBlock>> {
         let url = self.blob_url(container, key, "comp=blocklist&blocklisttype=uncommitted")?;
-        let response = self
-            .send("get block list", http::Method::GET, url)
-            .await?;
+        let response = self.send("get block list", http::Method::GET, url).await?;
         let status = response.status();
         match status {
             http::StatusCode::OK => {}
@@ -1152,7 +1150,11 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
-        assert!(parse_uncommitted_blocks("<BlockList></BlockList>").unwrap().is_empty());
+        assert!(
+            parse_uncommitted_blocks("<BlockList></BlockList>")
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]

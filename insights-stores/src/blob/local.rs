@@ -428,9 +428,8 @@ impl BlobStore for LocalBlobStore {
                 Err(e) => return Err(io_err(e)),
             }
         }
-        let blocks = futures::stream::iter(paths).then(|p| async move {
-            fs::read(&p).await.map(Bytes::from)
-        });
+        let blocks = futures::stream::iter(paths)
+            .then(|p| async move { fs::read(&p).await.map(Bytes::from) });
         let mut reader = tokio_util::io::StreamReader::new(Box::pin(blocks));
         let outcome = self.put(container, key, &mut reader).await?;
         match fs::remove_dir_all(&dir).await {

@@ -523,7 +523,10 @@ pub async fn commit_discards_unnamed_blocks_and_refuses_unknown_ones(store: &dyn
         must(store.put_block(&c, key, i, data).await, "put_block");
     }
     // An index that is not staged: nothing changes.
-    assert_err!(store.commit_blocks(&c, key, &[0, 7]).await, BlobError::NotFound);
+    assert_err!(
+        store.commit_blocks(&c, key, &[0, 7]).await,
+        BlobError::NotFound
+    );
     assert_err!(store.head(&c, key).await, BlobError::NotFound);
     assert_eq!(staged(store, &c, key).await.len(), 3);
     // A subset, reordered: the others are discarded.
@@ -552,7 +555,10 @@ pub async fn blocks_in_a_missing_container_are_an_error(store: &dyn BlobStore) {
         store.put_block(&c, "k", 0, Bytes::from_static(b"x")).await,
         BlobError::ContainerNotFound
     );
-    assert_err!(store.staged_blocks(&c, "k").await, BlobError::ContainerNotFound);
+    assert_err!(
+        store.staged_blocks(&c, "k").await,
+        BlobError::ContainerNotFound
+    );
     assert_err!(
         store.commit_blocks(&c, "k", &[0]).await,
         BlobError::ContainerNotFound | BlobError::NotFound

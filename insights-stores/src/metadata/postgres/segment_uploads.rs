@@ -133,12 +133,14 @@ impl SegmentUploadStore for PgStore {
         node: &str,
         lease_until: DateTime<Utc>,
     ) -> StoreResult<u64> {
-        let done = sqlx::query("UPDATE segment_uploads SET lease_until = $1 WHERE node = $2 AND journal <> ''")
-            .bind(lease_until)
-            .bind(node)
-            .execute(&self.pool)
-            .await
-            .db()?;
+        let done = sqlx::query(
+            "UPDATE segment_uploads SET lease_until = $1 WHERE node = $2 AND journal <> ''",
+        )
+        .bind(lease_until)
+        .bind(node)
+        .execute(&self.pool)
+        .await
+        .db()?;
         Ok(done.rows_affected())
     }
 

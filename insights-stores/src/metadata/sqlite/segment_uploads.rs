@@ -199,12 +199,14 @@ impl SegmentUploadStore for SqliteStore {
         node: &str,
         lease_until: DateTime<Utc>,
     ) -> StoreResult<u64> {
-        let done = sqlx::query("UPDATE segment_uploads SET lease_until = ? WHERE node = ? AND journal <> ''")
-            .bind(micros(lease_until))
-            .bind(node)
-            .execute(&self.pool)
-            .await
-            .map_err(db)?;
+        let done = sqlx::query(
+            "UPDATE segment_uploads SET lease_until = ? WHERE node = ? AND journal <> ''",
+        )
+        .bind(micros(lease_until))
+        .bind(node)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
         Ok(done.rows_affected())
     }
 

@@ -37,22 +37,36 @@ pub async fn segment_upload_rows_are_fenced_by_node_and_epoch(s: &Store) {
 
     let begun = must(s.begin_segment_upload(t, &r).await, "begin");
     assert_eq!(
-        (begun.node.as_str(), begun.epoch, begun.blocks, begun.staged_len),
+        (
+            begun.node.as_str(),
+            begun.epoch,
+            begun.blocks,
+            begun.staged_len
+        ),
         (node_a.as_str(), 1, 0, 0)
     );
-    assert_eq!((&begun.object_key, &begun.journal), (&r.object_key, &r.journal));
+    assert_eq!(
+        (&begun.object_key, &begun.journal),
+        (&r.object_key, &r.journal)
+    );
     // Beginning again (another node, or a restart) returns the row as is.
     let again = must(
-        s.begin_segment_upload(t, &SegmentUpload {
-            node: node_b.clone(),
-            ..r.clone()
-        })
+        s.begin_segment_upload(
+            t,
+            &SegmentUpload {
+                node: node_b.clone(),
+                ..r.clone()
+            },
+        )
         .await,
         "begin again",
     );
     assert_eq!(again, begun);
     // Another tenant neither sees nor writes it; a row for the wrong tenant is refused.
-    assert_eq!(must(s.segment_upload(other, id).await, "other tenant"), None);
+    assert_eq!(
+        must(s.segment_upload(other, id).await, "other tenant"),
+        None
+    );
     assert_invalid(s.begin_segment_upload(other, &r).await, "wrong tenant");
     assert!(!must(
         s.record_segments(other, id, &node_a, 1, 1, 10, lease).await,
@@ -125,8 +139,15 @@ pub async fn lapsed_segment_uploads_are_taken_over_once(s: &Store) {
     // Not lapsed: no takeover.
     assert_eq!(
         must(
-            s.take_over_segment_upload(t, r1.recording_id, 1, &node_b, at, at + Duration::seconds(30))
-                .await,
+            s.take_over_segment_upload(
+                t,
+                r1.recording_id,
+                1,
+                &node_b,
+                at,
+                at + Duration::seconds(30)
+            )
+            .await,
             "early takeover"
         ),
         None
@@ -154,8 +175,15 @@ pub async fn lapsed_segment_uploads_are_taken_over_once(s: &Store) {
     );
     // One taker wins: the second (same epoch seen) gets nothing.
     let won = must(
-        s.take_over_segment_upload(t, r1.recording_id, 1, &node_b, dead, dead + Duration::seconds(30))
-            .await,
+        s.take_over_segment_upload(
+            t,
+            r1.recording_id,
+            1,
+            &node_b,
+            dead,
+            dead + Duration::seconds(30),
+        )
+        .await,
         "takeover",
     )
     .expect("the lapsed row is taken over");
@@ -163,20 +191,36 @@ pub async fn lapsed_segment_uploads_are_taken_over_once(s: &Store) {
     assert_eq!(won.journal, r1.journal);
     assert_eq!(
         must(
-            s.take_over_segment_upload(t, r1.recording_id, 1, &node_c, dead, dead + Duration::seconds(30))
-                .await,
+            s.take_over_segment_upload(
+                t,
+                r1.recording_id,
+                1,
+                &node_c,
+                dead,
+                dead + Duration::seconds(30)
+            )
+            .await,
             "second takeover"
         ),
         None
     );
     // The old holder is fenced out.
     assert!(!must(
-        s.record_segments(t, r1.recording_id, &node_a, 1, 9, 9, dead).await,
+        s.record_segments(t, r1.recording_id, &node_a, 1, 9, 9, dead)
+            .await,
         "old holder"
     ));
     assert!(must(
-        s.record_segments(t, r1.recording_id, &node_b, 2, 9, 9, dead + Duration::seconds(30))
-            .await,
+        s.record_segments(
+            t,
+            r1.recording_id,
+            &node_b,
+            2,
+            9,
+            9,
+            dead + Duration::seconds(30)
+        )
+        .await,
         "new holder"
     ));
     // Its heartbeat no longer covers the row taken over.
@@ -195,18 +239,25 @@ pub async fn lapsed_segment_uploads_are_taken_over_once(s: &Store) {
 
     // Stored by b: the row is retired, not deleted (the mark for a).
     assert!(!must(
-        s.retire_segment_upload(t, r1.recording_id, &node_a, 1).await,
+        s.retire_segment_upload(t, r1.recording_id, &node_a, 1)
+            .await,
         "retire by the old holder"
     ));
     assert!(must(
-        s.retire_segment_upload(t, r1.recording_id, &node_b, 2).await,
+        s.retire_segment_upload(t, r1.recording_id, &node_b, 2)
+            .await,
         "retire"
     ));
-    let retired = must(s.segment_upload(t, r1.recording_id).await, "get")
-        .expect("a retired row stays");
+    let retired =
+        must(s.segment_upload(t, r1.recording_id).await, "get").expect("a retired row stays");
     assert!(retired.is_retired());
     assert_eq!(
-        (retired.node.as_str(), retired.epoch, retired.blocks, retired.staged_len),
+        (
+            retired.node.as_str(),
+            retired.epoch,
+            retired.blocks,
+            retired.staged_len
+        ),
         (node_b.as_str(), 2, 0, 0)
     );
     assert_eq!(retired.lease_until, retired_lease_until());
@@ -222,8 +273,7 @@ pub async fn lapsed_segment_uploads_are_taken_over_once(s: &Store) {
     assert!(mine(must(s.node_segment_uploads(&node_b).await, "b rows")).is_empty());
     let far = dead + Duration::days(3650);
     assert!(
-        !mine(must(s.lapsed_segment_uploads(far, 100).await, "lapsed"))
-            .contains(&r1.recording_id)
+        !mine(must(s.lapsed_segment_uploads(far, 100).await, "lapsed")).contains(&r1.recording_id)
     );
     // An erasure deletes it.
     assert!(must(
