@@ -520,7 +520,7 @@ impl Segments {
         let id = j.recording_id;
         let tenant = j.tenant_id;
         let mut held = self.inner.held.lock().await;
-        if !held.contains_key(&id) {
+        if let std::collections::hash_map::Entry::Vacant(slot) = held.entry(id) {
             if j.state != EntryState::Live {
                 return Ok(());
             }
@@ -530,7 +530,7 @@ impl Segments {
                 // the local copy (may_upload).
                 return Ok(());
             }
-            held.insert(id, held_row(&row));
+            slot.insert(held_row(&row));
         }
         let Some(h) = held.get(&id).cloned() else {
             return Ok(());
