@@ -10,6 +10,7 @@ pub mod calls;
 pub mod custody;
 pub mod graph;
 pub mod ingest;
+pub mod segments;
 pub mod simulator;
 pub mod siprec;
 pub mod spool;

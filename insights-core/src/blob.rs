@@ -47,7 +47,23 @@ pub struct BlobMeta {
     pub byte_size: u64,
 }
 
+/// An uncommitted block staged for an object (see
+/// [`BlobStore::put_block`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StagedBlock {
+    /// The index the block was staged under.
+    pub index: u32,
+    pub byte_size: u64,
+}
+
 /// Ciphertext object storage, one container per tenant.
+///
+/// Besides whole objects ([`put`](Self::put)), an object can be built from
+/// blocks staged over time (Azure's Put Block / Put Block List): staged
+/// blocks are invisible (not listed, not readable) until
+/// [`commit_blocks`](Self::commit_blocks) makes the object of the named
+/// blocks, in order, and discards every other staged block of that key.
+/// The segmented upload of live calls uses them.
 #[async_trait]
 pub trait BlobStore: Send + Sync + 'static {
     /// Short backend name (`local`, `azure`) for health output.
@@ -79,6 +95,30 @@ pub trait BlobStore: Send + Sync + 'static {
     async fn delete(&self, container: &str, key: &str) -> BlobResult<()>;
     /// Keys under `prefix`, sorted.
     async fn list(&self, container: &str, prefix: &str) -> BlobResult<Vec<String>>;
+    /// Stages `data` as the uncommitted block `index` of `key` (replacing
+    /// a block staged under the same index). Nothing is visible until
+    /// [`commit_blocks`](Self::commit_blocks).
+    async fn put_block(
+        &self,
+        container: &str,
+        key: &str,
+        index: u32,
+        data: Bytes,
+    ) -> BlobResult<()>;
+    /// The uncommitted blocks of `key`, by index (none if nothing is
+    /// staged).
+    async fn staged_blocks(&self, container: &str, key: &str) -> BlobResult<Vec<StagedBlock>>;
+    /// Makes `key` the concatenation of the staged blocks `indexes`, in
+    /// that order (replacing an existing object), and discards every other
+    /// staged block of `key`. An index that is not staged fails with
+    /// [`BlobError::NotFound`] and changes nothing. `indexes` empty
+    /// commits an empty object (and so discards every staged block).
+    async fn commit_blocks(
+        &self,
+        container: &str,
+        key: &str,
+        indexes: &[u32],
+    ) -> BlobResult<BlobMeta>;
 }
 
 /// Checks a blob key: 1–512 characters, `/`-separated segments of
@@ -141,6 +181,13 @@ pub mod layout {
             _ => "bin",
         };
         format!("recordings/{id}/stream-{index}.{ext}.env")
+    }
+
+    /// The blob key of the recording's spool media log staged while its
+    /// call runs (segmented upload: uncommitted blocks, committed only
+    /// by a node recovering the recording; removed once it is stored).
+    pub fn segment_log_key(id: RecordingId) -> String {
+        format!("recordings/{id}/spool.log")
     }
 
     /// The blob key of the recording's signed manifest.

@@ -152,15 +152,28 @@ pub async fn serve(settings: Settings, roles: Roles, opts: WorkerOptions) -> any
             .await
             .context("opening the spool")?;
             ready = ready.with("spool", "local", spool_check(&spool));
+            // Segmented upload: live calls staged in the blob store every
+            // `[uploader] segment_seconds`; calls of lost nodes recovered.
+            let segments = bot_gateway::segments::Segments::new(
+                spool.clone(),
+                platform.store.clone(),
+                platform.blobs.clone(),
+                bot_gateway::segments::SegmentConfig::from_settings(
+                    &settings.uploader,
+                    &super::signing::node_name(&settings)?,
+                ),
+            );
             let uploader = Uploader::new(
                 spool.clone(),
                 platform.store.clone(),
                 platform.blobs.clone(),
                 signer.clone(),
                 UploaderConfig::from_settings(&settings.spool),
-            );
+            )
+            .with_segments(segments.clone());
             let stop_uploader = CancellationToken::new();
             let uploader = tokio::spawn(uploader.run(stop_uploader.clone()));
+            tokio::spawn(segments.run(stop_uploader.clone()));
             // A listener that cannot be opened stops start-up here.
             let siprec = bot_gateway::siprec::SiprecServer::start(
                 &settings.siprec,

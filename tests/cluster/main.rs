@@ -8,6 +8,7 @@ mod api;
 mod deployment;
 mod failover;
 mod proof;
+mod segments;
 
 /// Two API nodes behind HAProxy: calls recorded through either node are
 /// found and played through HAProxy and through each node alike; one
@@ -50,4 +51,13 @@ fn deployment_doc_node_configs_load() {
 #[test]
 fn cluster_proof_nodes_die_and_nothing_is_lost() {
     proof::cluster_proof();
+}
+
+/// A gateway node killed (SIGKILL) mid-call with its disk deleted: the
+/// other node recovers the call from the segments staged in Azurite
+/// (`[uploader] segment_seconds = 2`), stores it once as partial
+/// (`gateway-node-lost`) at most one segment short, and it verifies.
+#[test]
+fn lost_gateway_node_call_is_recovered_from_segments() {
+    segments::lost_gateway_node_call_is_recovered_from_segments();
 }

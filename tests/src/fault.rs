@@ -187,4 +187,20 @@ impl BlobStore for FlakyBlobs {
         self.check()?;
         self.inner.list(c, p).await
     }
+    async fn put_block(&self, c: &str, k: &str, i: u32, data: Bytes) -> BlobResult<()> {
+        self.check()?;
+        self.inner.put_block(c, k, i, data).await
+    }
+    async fn staged_blocks(
+        &self,
+        c: &str,
+        k: &str,
+    ) -> BlobResult<Vec<insights_core::blob::StagedBlock>> {
+        self.check()?;
+        self.inner.staged_blocks(c, k).await
+    }
+    async fn commit_blocks(&self, c: &str, k: &str, i: &[u32]) -> BlobResult<BlobMeta> {
+        self.check()?;
+        self.inner.commit_blocks(c, k, i).await
+    }
 }

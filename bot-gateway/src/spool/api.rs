@@ -18,6 +18,7 @@ use insights_core::fsio;
 use super::format::{FileHeader, MAX_STREAMS, RecordSealer};
 use super::journal::{
     Alarms, EntryState, JOURNAL_FILE, JOURNAL_VERSION, Journal, JournalStream, MEDIA_FILE,
+    PartialReason,
 };
 use super::recovery::{Found, finished_journal, recover_live, scan_dir};
 use super::ticker::ticker;
@@ -315,6 +316,137 @@ impl Spool {
     }
 }
 
+/// A recording lost on another gateway node, being taken into this spool
+/// ([`Spool::adoption`] → write the media log → [`Spool::adopt`]). Its
+/// directory is `.new-<id>` until adopted: dropped without adopting, or
+/// after a crash, it is deleted (as on every start).
+#[derive(Debug)]
+pub struct Adoption {
+    id: RecordingId,
+    tmp: PathBuf,
+    done: bool,
+}
+
+impl Adoption {
+    /// Where the media log goes (a new file, mode 0600, to be written and
+    /// fsync'd by the caller).
+    pub fn media_path(&self) -> PathBuf {
+        self.tmp.join(MEDIA_FILE)
+    }
+}
+
+impl Drop for Adoption {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = fs::remove_dir_all(&self.tmp);
+        }
+    }
+}
+
+impl Spool {
+    /// Starts adopting recording `id` lost on another node: a private
+    /// `.new-<id>` directory for its media log. Refused if the spool has
+    /// the recording already.
+    pub async fn adoption(&self, id: RecordingId) -> Result<Adoption, SpoolError> {
+        {
+            let st = lock(&self.inner.state);
+            if st.entries.contains_key(&id) || st.admitting_ids.contains(&id) {
+                return Err(SpoolError::AlreadyExists(id));
+            }
+        }
+        let root = self.inner.cfg.dir.clone();
+        blocking(move || {
+            if root.join(id.to_string()).exists() {
+                return Err(SpoolError::AlreadyExists(id));
+            }
+            let tmp = root.join(format!(".new-{id}"));
+            let _ = fs::remove_dir_all(&tmp);
+            fsio::create_dir_private(&tmp).map_err(|e| io_err("cannot create", &tmp, e))?;
+            Ok(Adoption {
+                id,
+                tmp,
+                done: false,
+            })
+        })
+        .await
+    }
+
+    /// Adopts the recording whose media log `adoption` holds (fsync'd):
+    /// `journal` is its journal as begun on the lost node. The log is
+    /// scanned like a log found live on start (every authentic record
+    /// kept, a torn tail counted), the entry closed as partial with
+    /// `reason` and atomically added to the spool (rename of the
+    /// directory), finished: the uploader then stores it like any other.
+    /// Not subject to the quota (it is evidence already recorded).
+    pub async fn adopt(
+        &self,
+        mut adoption: Adoption,
+        journal: Journal,
+        reason: PartialReason,
+    ) -> Result<Journal, SpoolError> {
+        let id = adoption.id;
+        if journal.recording_id != id {
+            return Err(SpoolError::Invalid(
+                "the journal names another recording".into(),
+            ));
+        }
+        let key = self.inner.keys.unwrap(&journal.data_key).await?;
+        let journal = Journal {
+            state: EntryState::Live,
+            finished_at: None,
+            partial: None,
+            valid_len: None,
+            discarded_tail_bytes: 0,
+            alarms: Alarms::default(),
+            streams: journal
+                .streams
+                .into_iter()
+                .map(|s| JournalStream { summary: None, ..s })
+                .collect(),
+            ..journal
+        };
+        let root = self.inner.cfg.dir.clone();
+        let tmp = adoption.tmp.clone();
+        let (journal, dir, size) = blocking(move || {
+            journal
+                .write(&tmp.join(JOURNAL_FILE))
+                .map_err(|e| io_err("cannot write journal in", &tmp, e))?;
+            let journal = super::recovery::close_from_disk(&tmp, journal, &key, Some(reason))?;
+            let dir = root.join(id.to_string());
+            if dir.exists() {
+                return Err(SpoolError::AlreadyExists(id));
+            }
+            fs::rename(&tmp, &dir).map_err(|e| io_err("cannot rename", &tmp, e))?;
+            fsio::sync_dir(&root).map_err(|e| io_err("cannot sync", &root, e))?;
+            let size = fsio::tree_size(&dir);
+            Ok((journal, dir, size))
+        })
+        .await?;
+        adoption.done = true;
+        let media_len = fs::metadata(dir.join(MEDIA_FILE)).map_or(0, |m| m.len());
+        self.inner.used.fetch_add(size, Ordering::Relaxed);
+        lock(&self.inner.state).entries.insert(
+            id,
+            Entry {
+                journal: journal.clone(),
+                dir,
+                media_len: Arc::new(AtomicU64::new(media_len)),
+                live: None,
+                unrecoverable: None,
+            },
+        );
+        self.inner.publish_metrics();
+        self.inner.work.notify_one();
+        tracing::warn!(
+            recording = %id,
+            reason = reason.as_str(),
+            valid_bytes = journal.valid_len.unwrap_or(0),
+            "recording of a lost gateway node adopted as partial"
+        );
+        Ok(journal)
+    }
+}
+
 /// Creates an entry atomically; returns the media log (positioned after
 /// its fsync'd header) and the entry directory.
 pub(super) fn create_entry(
@@ -438,7 +570,7 @@ impl Inner {
 }
 
 /// A recording being written to the spool. Writing is synchronous and
-/// cheap (it buffers; sealing and appending happen every 64 KiB per
+/// cheap (it buffers; sealing and appending happen every 16 KiB per
 /// stream and at each tick); call it from the media thread or
 /// `spawn_blocking`. Dropping it without [`SpoolRecording::finish`]
 /// closes the recording as partial at the next tick.

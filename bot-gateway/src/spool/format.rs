@@ -480,6 +480,48 @@ fn read_exact_or_torn(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     Ok(got)
 }
 
+/// The end of the last whole record of a log being appended to, for the
+/// segmented upload: walks the record headers of `file` from `from` (0,
+/// or the end of a whole record found before) without decrypting, and
+/// stops before a record that does not lie wholly within the first `len`
+/// bytes or whose header is not plausible (authenticity is checked by
+/// whoever reads the records). 0 while the file header itself is
+/// incomplete.
+pub fn whole_records_end(file: &std::fs::File, from: u64, len: u64) -> io::Result<u64> {
+    use std::os::unix::fs::FileExt;
+    let mut pos = from;
+    if pos == 0 {
+        if len < FIXED_HEADER_LEN as u64 {
+            return Ok(0);
+        }
+        let mut fixed = [0u8; FIXED_HEADER_LEN];
+        file.read_exact_at(&mut fixed, 0)?;
+        let n = match FileHeader::decode_fixed(&fixed) {
+            Ok((_, n)) => n,
+            Err(_) => return Ok(0),
+        };
+        let header_len = (FIXED_HEADER_LEN + 16 * n) as u64;
+        if len < header_len {
+            return Ok(0);
+        }
+        pos = header_len;
+    }
+    let mut rh = [0u8; RECORD_HEADER_LEN];
+    while pos + RECORD_HEADER_LEN as u64 <= len {
+        file.read_exact_at(&mut rh, pos)?;
+        let h = RecordHeader::decode(&rh);
+        if h.plaintext_len as usize > MAX_RECORD_PLAINTEXT || h.flags & !FLAG_LAST != 0 {
+            break;
+        }
+        let end = pos + h.stored_len();
+        if end > len {
+            break;
+        }
+        pos = end;
+    }
+    Ok(pos)
+}
+
 /// Reads, authenticates and decrypts the records of a media log in order.
 pub struct RecordReader<R> {
     inner: R,
@@ -890,6 +932,40 @@ mod tests {
             r.invalid_tail,
             Some((_, FormatError::AfterLast { .. }))
         ));
+    }
+
+    #[test]
+    fn whole_records_end_stops_before_a_partial_record() {
+        use std::io::Write as _;
+        let k = key();
+        let h = header(&k, 2);
+        let recs: Vec<_> = (0..4)
+            .map(|i| ((i % 2) as u16, vec![i as u8; 100 * i], false))
+            .collect();
+        let b = log(&k, &h, &recs);
+        let mut ends = vec![h.len() as u64];
+        for (_, p, _) in &recs {
+            let last = *ends.last().unwrap();
+            ends.push(last + (RECORD_HEADER_LEN + TAG_LEN + p.len()) as u64);
+        }
+        let mut f = tempfile::tempfile().unwrap();
+        f.write_all(&b).unwrap();
+        for cut in 0..=b.len() as u64 {
+            let expect = if cut < h.len() as u64 {
+                0
+            } else {
+                *ends.iter().filter(|&&e| e <= cut).max().unwrap()
+            };
+            assert_eq!(whole_records_end(&f, 0, cut).unwrap(), expect, "{cut}");
+            // Resuming from a record end gives the same answer.
+            if expect >= ends[1] {
+                assert_eq!(whole_records_end(&f, ends[1], cut).unwrap(), expect);
+            }
+        }
+        // What it found are whole, authentic records.
+        let end = whole_records_end(&f, 0, b.len() as u64 - 1).unwrap();
+        let r = scan_bytes(&k, &b[..end as usize]).unwrap();
+        assert_eq!((r.records, r.invalid_tail), (3, None));
     }
 
     #[test]

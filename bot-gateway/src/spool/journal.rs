@@ -42,6 +42,10 @@ pub enum PartialReason {
     Abandoned,
     /// Writing to the spool failed; closed with what was durable.
     WriteFailed,
+    /// The gateway node recording it was lost (with its disk); another
+    /// node stored it from the segments staged in the blob store
+    /// ([`crate::segments`]).
+    GatewayNodeLost,
 }
 
 impl PartialReason {
@@ -51,6 +55,7 @@ impl PartialReason {
             Self::RecoveredAfterRestart => "recovered-after-restart",
             Self::Abandoned => "abandoned",
             Self::WriteFailed => "write-failed",
+            Self::GatewayNodeLost => insights_core::domain::PARTIAL_GATEWAY_NODE_LOST,
         }
     }
 }

@@ -115,6 +115,12 @@
 //!   durable record was sealed. A call whose media resumes after the
 //!   restart starts a *new* spool entry (the old id is taken):
 //!   continuing the old log would require appending after a torn tail.
+//! * A recording of a *lost* gateway node, recovered here from the
+//!   segments it staged in the blob store ([`crate::segments`]), enters
+//!   the spool the same way: [`Spool::adoption`] gives a `.new-<id>`
+//!   directory for the staged log, [`Spool::adopt`] scans it like a live
+//!   log found on start, closes it as partial (`gateway-node-lost`) and
+//!   renames it into place; the uploader then stores it like any other.
 //! * A journal that cannot be read, or a data key that cannot be
 //!   unwrapped: the entry is left untouched (nothing is deleted), logged
 //!   and counted (`insights_spool_unrecoverable_entries`), and tried again
@@ -164,7 +170,7 @@ mod recovery;
 mod ticker;
 mod writer;
 
-pub use self::api::{FinishedRecording, SpoolRecording, SpoolStream};
+pub use self::api::{Adoption, FinishedRecording, SpoolRecording, SpoolStream};
 pub use self::erase::SpoolDir;
 
 use std::collections::BTreeMap;

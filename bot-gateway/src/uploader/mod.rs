@@ -55,6 +55,16 @@
 //!   So whichever comes first, nothing of the recording stays in blob
 //!   storage.
 //!
+//! # Segments of live calls
+//!
+//! With the node's segmented upload ([`Uploader::with_segments`], see
+//! [`crate::segments`]), before storing a recording the uploader asks
+//! whether another gateway node took its segments over (this node was
+//! presumed lost): then that node stores it, and this one only deletes
+//! its spool copy (`insights_uploads_total{result="taken-over"}`). Once
+//! the spool copy is gone (stored, erased or taken over), the recording's
+//! staged segments are removed.
+//!
 //! # Retries
 //!
 //! A failed attempt is retried after an exponential backoff with jitter
@@ -95,6 +105,7 @@ use crate::custody::{
     InstallationKey, MANIFEST_FORMAT, Manifest, ManifestRecord, ManifestStream, SignedManifest,
     envelope_object_id, manifest_key, stream_blob_key,
 };
+use crate::segments::{Segments, UploadRight};
 use crate::spool::format::{FileHeader, RecordReader, UPLOAD_NONCE_DOMAIN};
 use crate::spool::journal::{EntryState, Journal};
 use crate::spool::{AlarmDue, AlarmKind, Spool, SpoolError};
@@ -165,6 +176,8 @@ pub enum UploadError {
     ErasedMeanwhile,
     #[error("dropping an erased recording's spool copy: {0}")]
     SpoolCopies(#[from] SpoolCopiesError),
+    #[error("segments: {0}")]
+    Segments(#[from] crate::segments::SegmentError),
 }
 
 /// How an upload ended.
@@ -173,6 +186,10 @@ enum Done {
     Stored,
     /// Erased: nothing (left) stored, the spool copy deleted.
     Erased,
+    /// Another gateway node took the recording's segments over (this
+    /// node was presumed lost): the spool copy deleted, that node stores
+    /// it.
+    TakenOver,
 }
 
 /// Counters of a running uploader (also exported as metrics).
@@ -203,6 +220,8 @@ struct Ctx {
     keys: Arc<dyn KeyProvider>,
     signer: Arc<InstallationKey>,
     containers: tokio::sync::Mutex<HashSet<String>>,
+    /// The segmented upload of this node, if it runs.
+    segments: Option<Segments>,
 }
 
 /// The background uploader. Build with [`Uploader::new`], run with
@@ -230,10 +249,22 @@ impl Uploader {
                 keys,
                 signer,
                 containers: tokio::sync::Mutex::new(HashSet::new()),
+                segments: None,
             }),
             cfg,
             stats: Arc::new(UploaderStats::default()),
         }
+    }
+
+    /// With the segmented upload of this node ([`crate::segments`]):
+    /// before storing a recording the uploader checks that no other node
+    /// took its segments over (else it drops the local copy), and once
+    /// the spool copy is gone it has the segments removed.
+    pub fn with_segments(mut self, segments: Segments) -> Self {
+        if let Some(ctx) = Arc::get_mut(&mut self.ctx) {
+            ctx.segments = Some(segments);
+        }
+        self
     }
 
     /// Live counters.
@@ -333,6 +364,11 @@ impl Uploader {
         retry: &mut HashMap<RecordingId, (u32, Instant)>,
     ) {
         match result {
+            Ok(Done::TakenOver) => {
+                retry.remove(&id);
+                metrics::counter!("insights_uploads_total", "result" => "taken-over").increment(1);
+                tracing::warn!(recording = %id, "recording taken over by another gateway node; local copy dropped");
+            }
             Ok(Done::Erased) => {
                 retry.remove(&id);
                 self.stats.erased.fetch_add(1, Ordering::Relaxed);
@@ -661,6 +697,21 @@ impl Ctx {
 
     #[tracing::instrument(skip(self), fields(recording = %id))]
     async fn upload(&self, id: RecordingId) -> Result<Done, UploadError> {
+        let tenant = self
+            .spool
+            .entry(id)
+            .ok_or(SpoolError::NotFound(id))?
+            .journal
+            .tenant_id;
+        let done = self.upload_entry(id).await?;
+        // The spool copy is gone: the staged segments go too.
+        if let Some(s) = &self.segments {
+            s.finished(tenant, id).await;
+        }
+        Ok(done)
+    }
+
+    async fn upload_entry(&self, id: RecordingId) -> Result<Done, UploadError> {
         let entry = self.spool.entry(id).ok_or(SpoolError::NotFound(id))?;
         let j = entry.journal;
         if j.state != EntryState::Finished {
@@ -681,6 +732,15 @@ impl Ctx {
         let erased = self.erasure_outcome(tenant, id).await?;
         if erased == Erasure::MediaGone {
             return self.drop_erased(tenant, id).await;
+        }
+        // Another node took the segments over (this one was presumed
+        // lost): it stores the recording, this copy goes.
+        if let Some(s) = &self.segments
+            && s.may_upload(tenant, id).await? == UploadRight::TakenOver
+        {
+            let removed = self.spool.remove_recording(tenant, id).await?;
+            tracing::warn!(recording = %id, bytes = removed.bytes, "recording taken over by another gateway node; spool copy deleted");
+            return Ok(Done::TakenOver);
         }
         let container = self.ensure_container(tenant).await?;
         let result = self.store_media(id, j, rec, &container, erased).await;

@@ -10,6 +10,7 @@ mod uploader_support;
 
 mod ingest;
 mod late_call_end;
+mod segments;
 mod simulator;
 mod siprec;
 mod spool;

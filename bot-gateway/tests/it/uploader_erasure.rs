@@ -146,6 +146,19 @@ impl BlobStore for EraseDuringPut {
     async fn list(&self, c: &str, p: &str) -> BlobResult<Vec<String>> {
         self.inner.list(c, p).await
     }
+    async fn put_block(&self, c: &str, k: &str, i: u32, data: Bytes) -> BlobResult<()> {
+        self.inner.put_block(c, k, i, data).await
+    }
+    async fn staged_blocks(
+        &self,
+        c: &str,
+        k: &str,
+    ) -> BlobResult<Vec<insights_core::blob::StagedBlock>> {
+        self.inner.staged_blocks(c, k).await
+    }
+    async fn commit_blocks(&self, c: &str, k: &str, i: &[u32]) -> BlobResult<BlobMeta> {
+        self.inner.commit_blocks(c, k, i).await
+    }
 }
 
 #[tokio::test]

@@ -21,6 +21,7 @@ mod scheduler;
 mod siprec;
 mod spool;
 mod stt;
+mod uploader;
 mod worker;
 
 pub use ai::{
@@ -39,6 +40,7 @@ pub use scheduler::SchedulerSettings;
 pub use siprec::{SipListen, SiprecSettings, SiprecTrunk};
 pub use spool::SpoolSettings;
 pub use stt::{SttBatching, SttSettings};
+pub use uploader::UploaderSettings;
 pub use worker::WorkerSettings;
 
 use figment::Figment;
@@ -58,6 +60,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "log",
     "gateway",
     "spool",
+    "uploader",
     "auth",
     "ai",
     "stt",
@@ -96,6 +99,9 @@ pub struct Settings {
     pub log: LogSettings,
     pub gateway: GatewaySettings,
     pub spool: SpoolSettings,
+    /// `[uploader]`: segmented upload of live calls.
+    #[serde(default)]
+    pub uploader: UploaderSettings,
     pub auth: AuthSettings,
     pub ai: AiSettings,
     pub stt: SttSettings,
@@ -265,6 +271,7 @@ impl Default for Settings {
             log: LogSettings::default(),
             gateway: GatewaySettings::default(),
             spool: SpoolSettings::default(),
+            uploader: UploaderSettings::default(),
             auth: AuthSettings::default(),
             ai: AiSettings::default(),
             stt: SttSettings::default(),
@@ -460,6 +467,7 @@ impl Settings {
                 .validate(self.allow_insecure_http)?;
         }
         self.spool.validate()?;
+        self.uploader.validate()?;
         self.gateway.validate()?;
         self.auth.validate()?;
         self.ai.validate()?;

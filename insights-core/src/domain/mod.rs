@@ -16,6 +16,7 @@ mod meeting_claim;
 mod policy;
 mod processing;
 mod recording;
+mod segment_upload;
 mod signing_key;
 mod tenant;
 mod transcript;
@@ -46,6 +47,9 @@ pub use processing::{ProviderCall, ProviderCallOutcome, ProviderCallQuery};
 pub use recording::{
     Direction, MediaObject, MediaStream, Participant, ParticipantRole, Recording, RecordingKind,
     RecordingQuery, RecordingStatus, RecordingSummary, SearchPage, SortKey, normalize_phone,
+};
+pub use segment_upload::{
+    PARTIAL_GATEWAY_NODE_LOST, RETIRED_LEASE_UNTIL, SegmentUpload, retired_lease_until,
 };
 pub use signing_key::{
     PUBLIC_KEY_SET_FORMAT, PublicKeySet, SignerTrustError, SigningKeyRecord, signing_key_id,

@@ -21,6 +21,7 @@
 //! | registered signing keys (platform scope) | [`SigningKeyStore`] |
 //! | periodic jobs' leases and runs (platform scope) | [`LeaseStore`] |
 //! | meeting claims of gateway nodes | [`MeetingClaimStore`] |
+//! | segment uploads of live calls | [`SegmentUploadStore`] |
 //! | pending sign-ins, address throttles, export and bundle jobs | [`TransientStore`] |
 //!
 //! Every type that implements all the area traits is a [`MetadataStore`]
@@ -49,6 +50,7 @@ mod meeting_claims;
 mod processing;
 mod recordings;
 mod search;
+mod segment_uploads;
 mod signing_keys;
 mod subjects;
 mod tenants;
@@ -67,6 +69,7 @@ pub use meeting_claims::MeetingClaimStore;
 pub use processing::ProcessingStore;
 pub use recordings::RecordingStore;
 pub use search::SearchStore;
+pub use segment_uploads::SegmentUploadStore;
 pub use signing_keys::SigningKeyStore;
 pub use subjects::SubjectStore;
 pub use tenants::TenantStore;
@@ -81,7 +84,8 @@ pub mod prelude {
     pub use super::{
         AccountStore, ApprovalStore, AuditStore, DataKeyStore, DirectoryStore, GovernanceStore,
         JobStore, LeaseStore, MeetingClaimStore, MetadataStore, ProcessingStore, RecordingStore,
-        SearchStore, SigningKeyStore, SubjectStore, TenantStore, TranscriptStore, TransientStore,
+        SearchStore, SegmentUploadStore, SigningKeyStore, SubjectStore, TenantStore,
+        TranscriptStore, TransientStore,
     };
 }
 
@@ -139,6 +143,7 @@ pub trait MetadataStore:
     + SigningKeyStore
     + LeaseStore
     + MeetingClaimStore
+    + SegmentUploadStore
     + TransientStore
 {
 }
@@ -160,6 +165,7 @@ impl<T> MetadataStore for T where
         + SigningKeyStore
         + LeaseStore
         + MeetingClaimStore
+        + SegmentUploadStore
         + TransientStore
         + ?Sized
 {

@@ -20,6 +20,12 @@
 //!   between our hasher and the service's disks.
 //! * Uncommitted blocks of a failed or cancelled put are never visible;
 //!   Azure discards them after 7 days.
+//! * Staged blocks ([`BlobStore::put_block`], the segmented upload of live
+//!   calls) are Put Block / Get Block List (`blocklisttype=uncommitted`) /
+//!   Put Block List requests of our own, SAS-signed like the container
+//!   requests: block `i` has the id `base64("seg-" ‖ i as 10 digits)` (Azure
+//!   wants ids of one length per blob). Put Block List discards every
+//!   uncommitted block it does not name.
 //! * Errors never carry blob names, URLs (a SAS lives in the query) or
 //!   keys: `object_store` messages are rewritten before they are wrapped.
 //!
@@ -42,7 +48,8 @@ use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use insights_core::blob::{
-    BlobError, BlobMeta, BlobResult, BlobStore, PutOutcome, validate_container, validate_key,
+    BlobError, BlobMeta, BlobResult, BlobStore, PutOutcome, StagedBlock, validate_container,
+    validate_key,
 };
 use insights_core::config::{ConfigError, Secret, Settings};
 use object_store::azure::{MicrosoftAzure, MicrosoftAzureBuilder};
@@ -305,6 +312,41 @@ impl AzureBlobStore {
                 e.kind()
             )))
         })
+    }
+
+    /// Sends one of our own SAS-signed requests with a body.
+    async fn send_body(
+        &self,
+        op: &'static str,
+        method: http::Method,
+        url: String,
+        body: Bytes,
+    ) -> BlobResult<HttpResponse> {
+        let request = http::Request::builder()
+            .method(method)
+            .uri(url)
+            .header(http::header::CONTENT_LENGTH, body.len().to_string())
+            .body(HttpRequestBody::from(body))
+            .map_err(|_| io_err(AzureError(format!("{op}: cannot build the request"))))?;
+        self.http.execute(request).await.map_err(|e| {
+            io_err(AzureError(format!(
+                "{op}: request failed ({:?} error)",
+                e.kind()
+            )))
+        })
+    }
+
+    /// `{endpoint}/{container}/{key}?{query}&{sas}` with an object SAS
+    /// allowing read and write.
+    fn blob_url(&self, container: &str, key: &str, query: &str) -> BlobResult<String> {
+        validate_container(container)?;
+        validate_key(key)?;
+        let sas = sas::AccountSas::new("o", "rw", self.https_only());
+        let token = sas.query(&self.account, &self.key_bytes)?;
+        Ok(format!(
+            "{}/{container}/{key}?{query}&{token}",
+            self.endpoint
+        ))
     }
 
     /// Whether `container` exists (Get Container Properties).
@@ -644,6 +686,148 @@ impl BlobStore for AzureBlobStore {
         keys.sort_unstable();
         Ok(keys)
     }
+
+    /// Put Block (201).
+    async fn put_block(
+        &self,
+        container: &str,
+        key: &str,
+        index: u32,
+        data: Bytes,
+    ) -> BlobResult<()> {
+        let id: String = url::form_urlencoded::byte_serialize(block_id(index).as_bytes()).collect();
+        let url = self.blob_url(container, key, &format!("comp=block&blockid={id}"))?;
+        let response = self
+            .send_body("put block", http::Method::PUT, url, data)
+            .await?;
+        let status = response.status();
+        match status {
+            http::StatusCode::CREATED => {
+                let _ = response.into_body().bytes().await;
+                Ok(())
+            }
+            http::StatusCode::NOT_FOUND => Err(self.missing(container).await),
+            status => Err(status_err("put block", &response, status)),
+        }
+    }
+
+    /// Get Block List of the uncommitted blocks (a blob with none, or no
+    /// blob at all, has none).
+    async fn staged_blocks(&self, container: &str, key: &str) -> BlobResult<Vec<StagedBlock>> {
+        let url = self.blob_url(container, key, "comp=blocklist&blocklisttype=uncommitted")?;
+        let response = self.send("get block list", http::Method::GET, url).await?;
+        let status = response.status();
+        match status {
+            http::StatusCode::OK => {}
+            http::StatusCode::NOT_FOUND => {
+                return match self.missing(container).await {
+                    BlobError::NotFound => Ok(Vec::new()),
+                    e => Err(e),
+                };
+            }
+            status => return Err(status_err("get block list", &response, status)),
+        }
+        let body = response
+            .into_body()
+            .bytes()
+            .await
+            .map_err(|_| io_err(AzureError("get block list: cannot read the answer".into())))?;
+        let xml = String::from_utf8_lossy(&body);
+        let mut blocks = parse_uncommitted_blocks(&xml)?;
+        blocks.sort_by_key(|b| b.index);
+        Ok(blocks)
+    }
+
+    /// Put Block List (201); an id that is not staged is `InvalidBlockList`
+    /// (400), reported as `NotFound`.
+    async fn commit_blocks(
+        &self,
+        container: &str,
+        key: &str,
+        indexes: &[u32],
+    ) -> BlobResult<BlobMeta> {
+        let url = self.blob_url(container, key, "comp=blocklist")?;
+        let mut xml = String::from("<?xml version=\"1.0\" encoding=\"utf-8\"?><BlockList>");
+        for &i in indexes {
+            xml.push_str("<Uncommitted>");
+            xml.push_str(&block_id(i));
+            xml.push_str("</Uncommitted>");
+        }
+        xml.push_str("</BlockList>");
+        let response = self
+            .send_body("put block list", http::Method::PUT, url, Bytes::from(xml))
+            .await?;
+        let status = response.status();
+        let code = error_code(&response);
+        let _ = response.into_body().bytes().await;
+        match status {
+            http::StatusCode::CREATED => {}
+            http::StatusCode::BAD_REQUEST if code.as_deref() == Some("InvalidBlockList") => {
+                return Err(BlobError::NotFound);
+            }
+            http::StatusCode::NOT_FOUND => return Err(self.missing(container).await),
+            status => {
+                return Err(io_err(AzureError(format!(
+                    "put block list: HTTP {status}{}",
+                    code.map(|c| format!(" ({c})")).unwrap_or_default()
+                ))));
+            }
+        }
+        self.head(container, key).await
+    }
+}
+
+/// The block id of staged block `index` (base64, one length for all).
+fn block_id(index: u32) -> String {
+    BASE64.encode(format!("seg-{index:010}"))
+}
+
+/// The index of a block id made by [`block_id`] (`None` for others).
+fn parse_block_id(id: &str) -> Option<u32> {
+    let raw = BASE64.decode(id.trim()).ok()?;
+    let digits = std::str::from_utf8(&raw).ok()?.strip_prefix("seg-")?;
+    if digits.len() != 10 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// The `<UncommittedBlocks>` of a Get Block List answer: `<Block><Name>id
+/// </Name><Size>n</Size></Block>`… Blocks of ids we did not make are
+/// skipped.
+fn parse_uncommitted_blocks(xml: &str) -> BlobResult<Vec<StagedBlock>> {
+    let bad = || io_err(AzureError("get block list: malformed answer".into()));
+    let Some(start) = xml.find("<UncommittedBlocks") else {
+        return Ok(Vec::new());
+    };
+    let section = &xml[start..];
+    let section = match section.find("</UncommittedBlocks>") {
+        Some(end) => &section[..end],
+        None => section, // `<UncommittedBlocks />`
+    };
+    let mut blocks = Vec::new();
+    for block in section.split("<Block>").skip(1) {
+        let field = |name: &str| -> Option<&str> {
+            let open = format!("<{name}>");
+            let close = format!("</{name}>");
+            let from = block.find(&open)? + open.len();
+            let to = from + block[from..].find(&close)?;
+            Some(&block[from..to])
+        };
+        let name = field("Name").ok_or_else(bad)?;
+        let size: u64 = field("Size")
+            .ok_or_else(bad)?
+            .trim()
+            .parse()
+            .map_err(|_| bad())?;
+        if let Some(index) = parse_block_id(name) {
+            blocks.push(StagedBlock {
+                index,
+                byte_size: size,
+            });
+        }
+    }
+    Ok(blocks)
 }
 
 /// Reads up to one block from `data` (less only at the end of the data).
@@ -932,6 +1116,45 @@ mod tests {
         );
         let query = sas.query("acct", b"k").unwrap();
         assert!(query.contains("&spr=https&sig="), "{query}");
+    }
+
+    #[test]
+    fn block_ids_and_block_lists() {
+        assert_eq!(block_id(7).len(), block_id(4_000_000_000).len());
+        assert_eq!(parse_block_id(&block_id(42)), Some(42));
+        assert_eq!(parse_block_id("bm90IG91cnM="), None);
+        let xml = format!(
+            "<?xml version=\"1.0\" encoding=\"utf-8\"?><BlockList><CommittedBlocks />\
+             <UncommittedBlocks><Block><Name>{}</Name><Size>10</Size></Block>\
+             <Block><Name>bm90IG91cnM=</Name><Size>3</Size></Block>\
+             <Block><Name>{}</Name><Size>0</Size></Block></UncommittedBlocks></BlockList>",
+            block_id(1),
+            block_id(0)
+        );
+        let blocks = parse_uncommitted_blocks(&xml).unwrap();
+        assert_eq!(
+            blocks,
+            vec![
+                StagedBlock {
+                    index: 1,
+                    byte_size: 10
+                },
+                StagedBlock {
+                    index: 0,
+                    byte_size: 0
+                }
+            ]
+        );
+        assert!(
+            parse_uncommitted_blocks("<BlockList><UncommittedBlocks /></BlockList>")
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            parse_uncommitted_blocks("<BlockList></BlockList>")
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]

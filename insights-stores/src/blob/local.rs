@@ -14,6 +14,14 @@
 //! opened the old object keeps reading the old bytes (the rename swaps
 //! inodes). `~` cannot occur in a valid key, so temp files never show up
 //! in `list` and can never collide with an object.
+//!
+//! Staged blocks ([`BlobStore::put_block`]) live in
+//! `{container}/~blocks/{key}/{index:010}.blk`, each written crash-safely
+//! ([`fsio::write_atomic`]); a commit streams them, in the order named,
+//! through the same crash-safe `put` into `{key}` and then removes the
+//! staging directory (a crash in between leaves the committed object and
+//! blocks that the next commit of the key replaces). `~blocks` is not a
+//! valid key segment, so staged blocks never show up in `list`.
 
 use std::io::{self, SeekFrom};
 use std::ops::Range;
@@ -24,7 +32,8 @@ use bytes::Bytes;
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use insights_core::blob::{
-    BlobError, BlobMeta, BlobResult, BlobStore, PutOutcome, validate_container, validate_key,
+    BlobError, BlobMeta, BlobResult, BlobStore, PutOutcome, StagedBlock, validate_container,
+    validate_key,
 };
 use insights_core::fsio;
 use sha2::{Digest, Sha256};
@@ -38,6 +47,8 @@ use super::{io_err, normalize_prefix, sha256_hex};
 const CHUNK: usize = 256 * 1024;
 /// Name prefix of in-flight uploads; `~` is not allowed in keys.
 const TEMP_PREFIX: &str = "~put-";
+/// Directory of staged blocks in a container; `~` is not allowed in keys.
+const BLOCKS_DIR: &str = "~blocks";
 
 /// Blob store in a local directory tree.
 #[derive(Clone, Debug)]
@@ -67,6 +78,16 @@ impl LocalBlobStore {
             Err(e) if is_missing(&e) => Err(BlobError::ContainerNotFound),
             Err(e) => Err(io_err(e)),
         }
+    }
+
+    /// The staging directory of `key`'s blocks in an existing container.
+    async fn blocks_dir(&self, container: &str, key: &str) -> BlobResult<PathBuf> {
+        validate_key(key)?;
+        Ok(self
+            .existing_container(container)
+            .await?
+            .join(BLOCKS_DIR)
+            .join(key))
     }
 
     /// Opens an existing object for reading; returns it with its size.
@@ -348,6 +369,104 @@ impl BlobStore for LocalBlobStore {
         keys.sort_unstable();
         Ok(keys)
     }
+
+    async fn put_block(
+        &self,
+        container: &str,
+        key: &str,
+        index: u32,
+        data: Bytes,
+    ) -> BlobResult<()> {
+        let dir = self.blocks_dir(container, key).await?;
+        blocking(move || {
+            fsio::create_dir_private(&dir)?;
+            fsio::write_atomic(&dir.join(block_name(index)), &data)
+        })
+        .await
+        .map_err(io_err)
+    }
+
+    async fn staged_blocks(&self, container: &str, key: &str) -> BlobResult<Vec<StagedBlock>> {
+        let dir = self.blocks_dir(container, key).await?;
+        let mut entries = match fs::read_dir(&dir).await {
+            Ok(e) => e,
+            Err(e) if is_missing(&e) => return Ok(Vec::new()),
+            Err(e) => return Err(io_err(e)),
+        };
+        let mut blocks = Vec::new();
+        while let Some(entry) = entries.next_entry().await.map_err(io_err)? {
+            let name = entry.file_name();
+            let Some(index) = name.to_str().and_then(parse_block_name) else {
+                continue; // a temp file of an interrupted write
+            };
+            let meta = entry.metadata().await.map_err(io_err)?;
+            if meta.is_file() {
+                blocks.push(StagedBlock {
+                    index,
+                    byte_size: meta.len(),
+                });
+            }
+        }
+        blocks.sort_by_key(|b| b.index);
+        Ok(blocks)
+    }
+
+    async fn commit_blocks(
+        &self,
+        container: &str,
+        key: &str,
+        indexes: &[u32],
+    ) -> BlobResult<BlobMeta> {
+        let dir = self.blocks_dir(container, key).await?;
+        let mut paths = Vec::with_capacity(indexes.len());
+        for &i in indexes {
+            let path = dir.join(block_name(i));
+            match fs::metadata(&path).await {
+                Ok(m) if m.is_file() => paths.push(path),
+                Ok(_) => return Err(BlobError::NotFound),
+                Err(e) if is_missing(&e) => return Err(BlobError::NotFound),
+                Err(e) => return Err(io_err(e)),
+            }
+        }
+        let blocks = futures::stream::iter(paths)
+            .then(|p| async move { fs::read(&p).await.map(Bytes::from) });
+        let mut reader = tokio_util::io::StreamReader::new(Box::pin(blocks));
+        let outcome = self.put(container, key, &mut reader).await?;
+        match fs::remove_dir_all(&dir).await {
+            Ok(()) => {
+                // Empty parents too (one per recording otherwise), up to
+                // the staging root.
+                let root = self.existing_container(container).await?.join(BLOCKS_DIR);
+                let mut parent = dir.parent().map(Path::to_path_buf);
+                while let Some(p) = parent.filter(|p| p.starts_with(&root) && *p != root) {
+                    if fs::remove_dir(&p).await.is_err() {
+                        break;
+                    }
+                    parent = p.parent().map(Path::to_path_buf);
+                }
+                sync_dir(&root).await.map_err(io_err)?;
+            }
+            Err(e) if is_missing(&e) => {}
+            Err(e) => return Err(io_err(e)),
+        }
+        Ok(BlobMeta {
+            byte_size: outcome.byte_size,
+        })
+    }
+}
+
+/// File name of staged block `index`.
+fn block_name(index: u32) -> String {
+    format!("{index:010}.blk")
+}
+
+/// The index of a staged block's file name.
+fn parse_block_name(name: &str) -> Option<u32> {
+    let digits = name.strip_suffix(".blk")?;
+    if digits.len() != 10 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
 }
 
 #[cfg(test)]

@@ -67,6 +67,7 @@ mod meeting_claims;
 mod processing;
 mod recordings;
 mod search;
+mod segment_uploads;
 mod signing_keys;
 mod subjects;
 mod tenants;

@@ -461,3 +461,112 @@ pub async fn containers_are_separate(store: &dyn BlobStore) {
         6
     );
 }
+
+/// The indexes of the staged blocks of `key`.
+async fn staged(store: &dyn BlobStore, container: &str, key: &str) -> Vec<(u32, u64)> {
+    must(store.staged_blocks(container, key).await, "staged_blocks")
+        .into_iter()
+        .map(|b| (b.index, b.byte_size))
+        .collect()
+}
+
+pub async fn staged_blocks_are_invisible_until_committed_in_order(store: &dyn BlobStore) {
+    let c = fresh_container(store).await;
+    let key = "recordings/r1/spool.log";
+    assert!(staged(store, &c, key).await.is_empty());
+    let parts = [
+        seeded_bytes(31, 1000),
+        seeded_bytes(32, 70_000),
+        seeded_bytes(33, 5),
+    ];
+    // Block 2 is staged twice: the second one counts.
+    must(
+        store
+            .put_block(&c, key, 2, Bytes::from_static(b"replaced"))
+            .await,
+        "put_block 2",
+    );
+    for (i, p) in parts.iter().enumerate() {
+        must(
+            store
+                .put_block(&c, key, i as u32, Bytes::from(p.clone()))
+                .await,
+            "put_block",
+        );
+    }
+    assert_eq!(
+        staged(store, &c, key).await,
+        vec![(0, 1000), (1, 70_000), (2, 5)]
+    );
+    // Staged blocks are no object: not listed, not readable.
+    assert!(must(store.list(&c, "").await, "list").is_empty());
+    assert_err!(store.head(&c, key).await, BlobError::NotFound);
+    assert_err!(read_all(store, &c, key).await, BlobError::NotFound);
+
+    let meta = must(store.commit_blocks(&c, key, &[0, 1, 2]).await, "commit");
+    let whole = parts.concat();
+    assert_eq!(meta.byte_size, whole.len() as u64);
+    assert_eq!(
+        sha256_hex(&must(read_all(store, &c, key).await, "read")),
+        sha256_hex(&whole)
+    );
+    assert_eq!(must(store.list(&c, "").await, "list"), vec![key]);
+    // Committed blocks are no longer staged.
+    assert!(staged(store, &c, key).await.is_empty());
+}
+
+pub async fn commit_discards_unnamed_blocks_and_refuses_unknown_ones(store: &dyn BlobStore) {
+    let c = fresh_container(store).await;
+    let key = "recordings/r2/spool.log";
+    for i in 0..3u32 {
+        let data = Bytes::from(format!("block-{i}").into_bytes());
+        must(store.put_block(&c, key, i, data).await, "put_block");
+    }
+    // An index that is not staged: nothing changes.
+    assert_err!(
+        store.commit_blocks(&c, key, &[0, 7]).await,
+        BlobError::NotFound
+    );
+    assert_err!(store.head(&c, key).await, BlobError::NotFound);
+    assert_eq!(staged(store, &c, key).await.len(), 3);
+    // A subset, reordered: the others are discarded.
+    must(store.commit_blocks(&c, key, &[2, 0]).await, "commit");
+    assert_eq!(
+        must(read_all(store, &c, key).await, "read"),
+        b"block-2block-0"
+    );
+    assert!(staged(store, &c, key).await.is_empty());
+    // Staging again, then an empty commit and a delete leave nothing.
+    must(
+        store.put_block(&c, key, 0, Bytes::from_static(b"x")).await,
+        "put_block",
+    );
+    let meta = must(store.commit_blocks(&c, key, &[]).await, "empty commit");
+    assert_eq!(meta.byte_size, 0);
+    must(store.delete(&c, key).await, "delete");
+    assert!(staged(store, &c, key).await.is_empty());
+    assert!(must(store.list(&c, "").await, "list").is_empty());
+    assert_err!(store.head(&c, key).await, BlobError::NotFound);
+}
+
+pub async fn blocks_in_a_missing_container_are_an_error(store: &dyn BlobStore) {
+    let c = container_name();
+    assert_err!(
+        store.put_block(&c, "k", 0, Bytes::from_static(b"x")).await,
+        BlobError::ContainerNotFound
+    );
+    assert_err!(
+        store.staged_blocks(&c, "k").await,
+        BlobError::ContainerNotFound
+    );
+    assert_err!(
+        store.commit_blocks(&c, "k", &[0]).await,
+        BlobError::ContainerNotFound | BlobError::NotFound
+    );
+    assert_err!(
+        store
+            .put_block(&c, "../k", 0, Bytes::from_static(b"x"))
+            .await,
+        BlobError::InvalidName(_)
+    );
+}

@@ -138,6 +138,27 @@ async fn seed(s: &PgStore, name: &str) -> TenantId {
             .await,
         "meeting claim",
     );
+    let staged = RecordingId::new();
+    ok(
+        s.begin_segment_upload(
+            t,
+            &SegmentUpload {
+                tenant_id: t,
+                recording_id: staged,
+                node: "node-a".into(),
+                epoch: 1,
+                lease_until: now(),
+                object_key: format!("recordings/{staged}/spool.log"),
+                blocks: 0,
+                staged_len: 0,
+                journal: "{}".into(),
+                created_at: now(),
+                updated_at: now(),
+            },
+        )
+        .await,
+        "segment upload",
+    );
 
     let mut r = Recording::new(t, RecordingKind::Call, Direction::Inbound, now());
     r.participants.push(Participant {

@@ -84,6 +84,7 @@ pub mod leases;
 pub mod meeting_claims;
 pub mod recordings;
 pub mod search;
+pub mod segment_uploads;
 pub mod tenants;
 pub mod transcripts;
 pub mod transient;
