@@ -26,7 +26,7 @@ pub(crate) fn speak(dir: &Path, name: &str, text: &str, voice: &str) -> PathBuf 
     out
 }
 
-fn pearson(a: &[f64], b: &[f64]) -> f64 {
+pub(crate) fn pearson(a: &[f64], b: &[f64]) -> f64 {
     let n = a.len().min(b.len());
     let (a, b) = (&a[..n], &b[..n]);
     let ma = a.iter().sum::<f64>() / n as f64;
@@ -41,13 +41,13 @@ fn pearson(a: &[f64], b: &[f64]) -> f64 {
 }
 
 /// RMS per 20 ms frame: the speech envelope.
-fn envelope(s: &[i16]) -> Vec<f64> {
+pub(crate) fn envelope(s: &[i16]) -> Vec<f64> {
     s.chunks(320)
         .map(|c| (c.iter().map(|&x| (x as f64).powi(2)).sum::<f64>() / c.len() as f64).sqrt())
         .collect()
 }
 
-fn samples(s: &[i16]) -> Vec<f64> {
+pub(crate) fn samples(s: &[i16]) -> Vec<f64> {
     s.iter().map(|&x| x as f64).collect()
 }
 

@@ -15,7 +15,7 @@ use insights_core::crypto::envelope::{self, ExpectedIds};
 use insights_core::domain::*;
 use serde_json::json;
 
-use crate::e2e_call::{add_tenant, speak};
+use crate::e2e_call::{add_tenant, envelope, pearson, samples, speak};
 use crate::{TRUST_SIMULATOR, insights, start_serve};
 
 fn scenario(name: &str) -> PathBuf {
@@ -263,30 +263,6 @@ fn udp_request(to: SocketAddr, msg: &str) -> String {
             return r;
         }
     }
-}
-
-fn pearson(a: &[f64], b: &[f64]) -> f64 {
-    let n = a.len().min(b.len());
-    let (a, b) = (&a[..n], &b[..n]);
-    let ma = a.iter().sum::<f64>() / n as f64;
-    let mb = b.iter().sum::<f64>() / n as f64;
-    let (mut sab, mut saa, mut sbb) = (0.0, 0.0, 0.0);
-    for i in 0..n {
-        sab += (a[i] - ma) * (b[i] - mb);
-        saa += (a[i] - ma).powi(2);
-        sbb += (b[i] - mb).powi(2);
-    }
-    sab / (saa.sqrt() * sbb.sqrt())
-}
-
-fn envelope(s: &[i16]) -> Vec<f64> {
-    s.chunks(320)
-        .map(|c| (c.iter().map(|&x| (x as f64).powi(2)).sum::<f64>() / c.len() as f64).sqrt())
-        .collect()
-}
-
-fn samples(s: &[i16]) -> Vec<f64> {
-    s.iter().map(|&x| x as f64).collect()
 }
 
 async fn recordings(platform: &insights::platform::Platform, tenant: TenantId) -> Vec<Recording> {
