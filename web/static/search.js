@@ -74,15 +74,41 @@
         body.append(el('tr', {}, el('td', { colspan: 6, class: 'muted' }, 'No recordings match these filters.')));
       }
       const n = res.total;
-      $('#count').textContent = `(${n} recording${n === 1 ? '' : 's'})`;
+      const more = !!res.total_is_lower_bound;
+      const shown = more ? `${n.toLocaleString('en-GB')}+` : `${n}`;
+      $('#count').textContent = `(${shown} recording${n === 1 && !more ? '' : 's'})`;
+      $('#count-all').hidden = !more;
       const per = Number(val('#f-limit'));
-      $('#page-info').textContent = n ? `Page ${page + 1} of ${Math.max(1, Math.ceil(n / per))}` : '';
+      const pages = Math.max(1, Math.ceil(n / per));
+      $('#page-info').textContent = n ? `Page ${page + 1} of ${pages}${more ? '+' : ''}` : '';
       cursors[page + 1] = res.next_cursor || null;
       $('#next').disabled = !res.next_cursor;
       $('#prev').disabled = page === 0;
-      status(`${n} recording${n === 1 ? '' : 's'} found.`);
+      status(`${shown} recording${n === 1 && !more ? '' : 's'} found.`);
     } finally {
       $('#search-button').disabled = false;
+    }
+  }
+
+  // The exact number of matches of a broad search, on request: the
+  // server counts them all (the page shows "10,000+" until then).
+  async function countAll() {
+    const mine = seq;
+    $('#count-all').disabled = true;
+    status('Counting\u2026');
+    try {
+      const q = query();
+      delete q.cursor;
+      const res = await api('POST', '/api/recordings/count', q);
+      if (mine !== seq) return;
+      const n = res.total;
+      $('#count').textContent = `(${n.toLocaleString('en-GB')} recording${n === 1 ? '' : 's'})`;
+      $('#count-all').hidden = true;
+      const per = Number(val('#f-limit'));
+      $('#page-info').textContent = n ? `Page ${page + 1} of ${Math.max(1, Math.ceil(n / per))}` : '';
+      status(`${n} recording${n === 1 ? '' : 's'} found.`);
+    } finally {
+      $('#count-all').disabled = false;
     }
   }
 
@@ -118,6 +144,7 @@
     for (const th of document.querySelectorAll('th[data-sort]')) {
       th.querySelector('button').addEventListener('click', guard(() => setSort(th)));
     }
+    $('#count-all').addEventListener('click', guard(countAll));
     $('#next').addEventListener('click', guard(() => { page += 1; return run(); }));
     $('#prev').addEventListener('click', guard(() => { page = Math.max(0, page - 1); return run(); }));
     guard(fresh)();

@@ -244,6 +244,8 @@ where
     let mut query = req.query.clone();
     query.limit = PAGE_SIZE;
     query.cursor = None;
+    // The progress bar needs the real number of rows, not a lower bound.
+    query.exact_total = true;
     let mut total = None;
     loop {
         let page = store.search_recordings(req.tenant, &query).await?;

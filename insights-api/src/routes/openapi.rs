@@ -56,6 +56,11 @@ pub struct SearchRequest {
     cursor: Option<String>,
     /// Page size 1..=500 (default 50).
     limit: Option<u32>,
+    /// Count every match. By default the count stops at 10 000: `total`
+    /// is then `10000` and `total_is_lower_bound` is `true` (shown as
+    /// "10 000+"); ask for the exact figure with `true` (slower on broad
+    /// searches over a large tenant).
+    exact_total: Option<bool>,
 }
 
 struct Security;
@@ -91,6 +96,7 @@ impl Modify for Security {
         crate::auth::oidc_login::login,
         crate::auth::oidc_login::callback,
         super::recordings::search,
+        super::recordings::count,
         super::recordings::detail,
         super::recordings::transcript,
         super::recordings::media,

@@ -34,6 +34,7 @@ pub(super) const MAX_REASON: usize = 500;
 /// Registers the recording routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/api/recordings/search", web::post().to(search))
+        .route("/api/recordings/count", web::post().to(count))
         .route("/api/recordings/{id}", web::get().to(detail))
         .route("/api/recordings/{id}/transcript", web::get().to(transcript))
         .route("/api/recordings/{id}/media", web::get().to(media))
@@ -166,7 +167,7 @@ pub(super) struct Audited {
 #[utoipa::path(post, path = "/api/recordings/search", tag = "recordings",
     request_body = super::openapi::SearchRequest,
     responses(
-        (status = 200, description = "A page of recordings the caller may see, with the total and the next cursor", body = Object),
+        (status = 200, description = "A page of recordings the caller may see (`items`), the next page's `cursor` (`next_cursor`), and `total`: the number of matches, exact up to 10 000; beyond that `total` is 10000 and `total_is_lower_bound` is true unless the request asked for `exact_total`", body = Object),
         (status = 400, description = "Invalid filters", body = super::openapi::Problem),
         (status = 401, description = "Not signed in", body = super::openapi::Problem),
         (status = 403, description = "Not permitted", body = super::openapi::Problem)))]
@@ -266,6 +267,55 @@ async fn search(
     let mut body = serde_json::to_value(&page).map_err(ApiError::internal)?;
     body["snippets_withheld"] = json!(withheld);
     Ok(HttpResponse::Ok().json(body))
+}
+
+/// `POST /api/recordings/count`: the exact number of recordings a search
+/// matches, however many (a search page stops counting at 10 000). Same
+/// body, permissions and scope as the search; no rows, no snippets.
+#[utoipa::path(post, path = "/api/recordings/count", tag = "recordings",
+    request_body = super::openapi::SearchRequest,
+    responses(
+        (status = 200, description = "`{\"total\": n}`: every recording the caller may see that matches the filters (`cursor`, `limit` and `sort` are ignored)", body = Object),
+        (status = 400, description = "Invalid filters", body = super::openapi::Problem),
+        (status = 401, description = "Not signed in", body = super::openapi::Problem),
+        (status = 403, description = "Not permitted", body = super::openapi::Problem)))]
+async fn count(
+    p: Principal,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Json<RecordingQuery>,
+) -> Result<HttpResponse, ApiError> {
+    p.require(Permission::Search)?;
+    let tenant = p.tenant()?;
+    let mut query = body.into_inner();
+    query.visible_to_users = visible_users(&state, tenant, &p).await?;
+    if query.transcript_text.is_some() && !p.has(Permission::ViewTranscript) {
+        return Err(ApiError::Forbidden {
+            code: "permission-denied",
+        });
+    }
+    query.exact_total = true;
+    query.cursor = None;
+    query.limit = 1;
+    let total = state.store.search_recordings(tenant, &query).await?.total;
+    audit(
+        &state,
+        tenant,
+        &p,
+        &req,
+        Audited {
+            action: AuditAction::Search,
+            recording: None,
+            reason: None,
+            details: json!({
+                "filters": crate::export::filter_names(&query),
+                "results": total,
+                "count_only": true,
+            }),
+        },
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(json!({ "total": total })))
 }
 
 /// Why transcript-derived content was left out of an answer.

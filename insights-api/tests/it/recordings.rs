@@ -320,32 +320,38 @@ async fn role_endpoint_tenant_matrix() {
             "GET",
             "/api/gdpr/rectification".into(),
         ),
+        // The exact count of a search: the search's own rights.
+        ("count".into(), "POST", "/api/recordings/count".into()),
     ];
     // Expected status per role, in the order of `endpoints`.
-    let expect: Vec<(Option<&str>, [u16; 17])> = vec![
+    let expect: Vec<(Option<&str>, [u16; 18])> = vec![
         (
             Some("tenant-admin"),
             [
-                200, 200, 200, 200, 200, 200, 200, 404, 404, 404, 404, 404, 200, 200, 404, 403, 403,
+                200, 200, 200, 200, 200, 200, 200, 404, 404, 404, 404, 404, 200, 200, 404, 403,
+                403, 200,
             ],
         ),
         (
             Some("compliance-officer"),
             [
-                200, 200, 200, 200, 403, 200, 200, 404, 404, 404, 404, 404, 200, 200, 404, 403, 403,
+                200, 200, 200, 200, 403, 200, 200, 404, 404, 404, 404, 404, 200, 200, 404, 403,
+                403, 200,
             ],
         ),
         (
             Some("supervisor"),
             [
-                200, 200, 200, 200, 403, 200, 200, 404, 404, 404, 404, 404, 200, 200, 404, 403, 403,
+                200, 200, 200, 200, 403, 200, 200, 404, 404, 404, 404, 404, 200, 200, 404, 403,
+                403, 200,
             ],
         ),
         // A user sees only recordings they took part in: the rest is 404.
         (
             Some("user"),
             [
-                200, 200, 200, 200, 403, 404, 404, 404, 404, 404, 404, 404, 200, 200, 404, 403, 403,
+                200, 200, 200, 200, 403, 404, 404, 404, 404, 404, 404, 404, 200, 200, 404, 403,
+                403, 200,
             ],
         ),
         // A DPO searches and reads transcripts but does not play (a
@@ -353,19 +359,21 @@ async fn role_endpoint_tenant_matrix() {
         (
             Some("dpo"),
             [
-                200, 200, 200, 403, 403, 200, 403, 404, 403, 404, 404, 404, 403, 200, 404, 200, 200,
+                200, 200, 200, 403, 403, 200, 403, 404, 403, 404, 404, 404, 403, 200, 404, 200,
+                200, 200,
             ],
         ),
         // The platform operator is refused every content endpoint.
-        (Some("platform-operator"), [403; 17]),
+        (Some("platform-operator"), [403; 18]),
         // Another tenant's admin: contoso's recordings do not exist for them.
         (
             Some("fabrikam-admin"),
             [
-                200, 404, 404, 404, 404, 404, 404, 200, 200, 200, 404, 404, 200, 404, 200, 403, 403,
+                200, 404, 404, 404, 404, 404, 404, 200, 200, 200, 404, 404, 200, 404, 200, 403,
+                403, 200,
             ],
         ),
-        (None, [401; 17]),
+        (None, [401; 18]),
     ];
     let mut failures = Vec::new();
     for (role, statuses) in &expect {
@@ -443,6 +451,22 @@ async fn search_is_scoped_and_audited_without_personal_data() {
         .await
         .unwrap();
     assert_eq!(total(&widened), 1);
+    assert_eq!(widened["total_is_lower_bound"], json!(false));
+    // The exact count has the search's scope: a user counts only their own.
+    for (role, want) in [("tenant-admin", 2), ("user", 1), ("fabrikam-admin", 1)] {
+        let counted: Value = w
+            .call(
+                Some(role),
+                "POST",
+                "/api/recordings/count",
+                Some(json!({"visible_to_users": null})),
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(counted, json!({"total": want}), "{role}");
+    }
     let fab: Value = w
         .call(
             Some("fabrikam-admin"),
@@ -956,6 +980,7 @@ async fn the_openapi_document_lists_every_route_and_the_real_search_fields() {
         ("get", "/api/auth/oidc/login"),
         ("get", "/api/auth/oidc/callback"),
         ("post", "/api/recordings/search"),
+        ("post", "/api/recordings/count"),
         ("get", "/api/recordings/{id}"),
         ("get", "/api/recordings/{id}/transcript"),
         ("get", "/api/recordings/{id}/media"),

@@ -46,7 +46,8 @@ pub use policy::{HoldScope, LegalHold, RetentionAction, RetentionPolicy, Retenti
 pub use processing::{ProviderCall, ProviderCallOutcome, ProviderCallQuery};
 pub use recording::{
     Direction, MediaObject, MediaStream, Participant, ParticipantRole, Recording, RecordingKind,
-    RecordingQuery, RecordingStatus, RecordingSummary, SearchPage, SortKey, normalize_phone,
+    RecordingQuery, RecordingStatus, RecordingSummary, SEARCH_TOTAL_CAP, SearchPage, SortKey,
+    normalize_phone,
 };
 pub use segment_upload::{
     PARTIAL_GATEWAY_NODE_LOST, RETIRED_LEASE_UNTIL, SegmentUpload, retired_lease_until,

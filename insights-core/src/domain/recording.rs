@@ -229,7 +229,15 @@ pub struct RecordingQuery {
     pub cursor: Option<String>,
     /// Page size, 1..=500 (default 50).
     pub limit: u32,
+    /// Count every match for `total`. Without it the count stops at
+    /// [`SEARCH_TOTAL_CAP`] and the page says `total_is_lower_bound`, so
+    /// a broad search does not pay for counting a million rows.
+    pub exact_total: bool,
 }
+
+/// Matches counted for a search's `total` unless `exact_total` is asked
+/// for; beyond it the total is reported as a lower bound.
+pub const SEARCH_TOTAL_CAP: u64 = 10_000;
 
 impl Default for RecordingQuery {
     fn default() -> Self {
@@ -249,6 +257,7 @@ impl Default for RecordingQuery {
             sort: SortKey::StartedDesc,
             cursor: None,
             limit: 50,
+            exact_total: false,
         }
     }
 }
@@ -257,6 +266,24 @@ impl RecordingQuery {
     /// The page size clamped to 1..=500.
     pub fn effective_limit(&self) -> u32 {
         self.limit.clamp(1, 500)
+    }
+
+    /// How many matching rows a search counts: one past
+    /// [`SEARCH_TOTAL_CAP`] (to know there are more), or `None` (all of
+    /// them) when `exact_total` is asked for.
+    pub fn count_limit(&self) -> Option<i64> {
+        (!self.exact_total).then(|| i64::try_from(SEARCH_TOTAL_CAP).unwrap_or(i64::MAX) + 1)
+    }
+
+    /// A page's `total` and `total_is_lower_bound` from the rows counted
+    /// under [`Self::count_limit`].
+    pub fn reported_total(&self, counted: i64) -> (u64, bool) {
+        let n = u64::try_from(counted).unwrap_or_default();
+        if !self.exact_total && n > SEARCH_TOTAL_CAP {
+            (SEARCH_TOTAL_CAP, true)
+        } else {
+            (n, false)
+        }
     }
 }
 
@@ -273,8 +300,13 @@ pub struct RecordingSummary {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SearchPage {
     pub items: Vec<RecordingSummary>,
-    /// Number of recordings matching the filters (all pages).
+    /// Number of recordings matching the filters (all pages); at most
+    /// [`SEARCH_TOTAL_CAP`] unless the query asked for `exact_total`.
     pub total: u64,
+    /// More than `total` recordings match: the count stopped at
+    /// [`SEARCH_TOTAL_CAP`].
+    #[serde(default)]
+    pub total_is_lower_bound: bool,
     /// Cursor for the next page, if there is one.
     pub next_cursor: Option<String>,
 }

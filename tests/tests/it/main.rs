@@ -20,5 +20,6 @@ mod jobs_pg;
 mod jobs_sqlite;
 mod media_envelope;
 mod pg_rls;
+mod search_totals;
 mod store_pg;
 mod store_sqlite;

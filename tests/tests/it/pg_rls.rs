@@ -766,3 +766,94 @@ async fn session_settings_end_with_the_transaction() {
     );
     assert_ne!(user, APP_ROLE, "the role was reset after a rollback");
 }
+
+/// The text-search lookups of migration 0033 run as their owner so that
+/// they reach the full-text and trigram indexes; they must still answer
+/// only for the session's own tenant, nothing without one, and nobody but
+/// the application role may call them.
+#[tokio::test]
+async fn the_search_lookups_answer_only_for_the_sessions_tenant() {
+    let s = store(2).await;
+    let a = seed(&s, "contoso").await;
+    let b = seed(&s, "fabrikam").await;
+    let lookups = [
+        "SELECT r FROM search_participant_words(to_tsquery('simple', 'carol:*')) r",
+        "SELECT r FROM search_participant_digits('%4255550100%') r",
+        "SELECT r FROM search_transcript_words(to_tsquery('insights_english', 'merger:*')) r",
+    ];
+    // What each tenant owns, read by the owner.
+    let mut admin = ok(s.pool().acquire().await, "acquire");
+    let owned = |t: TenantId| {
+        sqlx::query_scalar::<_, Uuid>("SELECT id FROM recordings WHERE tenant_id = $1").bind(t.0)
+    };
+    let ids_a: Vec<Uuid> = ok(owned(a).fetch_all(&mut *admin).await, "ids a");
+    let ids_b: Vec<Uuid> = ok(owned(b).fetch_all(&mut *admin).await, "ids b");
+    drop(admin);
+    for (t, mine, theirs) in [(a, &ids_a, &ids_b), (b, &ids_b, &ids_a)] {
+        for sql in lookups {
+            let mut tx = ok(s.tenant_session(t).await, "session");
+            let got: Vec<Uuid> = ok(
+                sqlx::query_scalar(AssertSqlSafe(sql))
+                    .fetch_all(&mut *tx)
+                    .await,
+                sql,
+            );
+            assert!(!got.is_empty(), "{sql}: finds the tenant's own recording");
+            assert!(
+                got.iter().all(|id| mine.contains(id)),
+                "{sql}: only own ids"
+            );
+            assert!(!got.iter().any(|id| theirs.contains(id)), "{sql}: leaks");
+            // Counting through the store's search path: own rows only.
+            let n: i64 = ok(
+                sqlx::query_scalar(AssertSqlSafe(format!(
+                    "SELECT count(*) FROM recordings r WHERE r.id IN ({sql})"
+                )))
+                .fetch_one(&mut *tx)
+                .await,
+                "count",
+            );
+            assert_eq!(usize::try_from(n).unwrap_or(0), got.len());
+            ok(tx.rollback().await, "rollback");
+        }
+    }
+    // The app role without a tenant, or with an empty one: nothing.
+    for setup in [
+        "SELECT set_config('role', 'insights_app', true)",
+        "SELECT set_config('role', 'insights_app', true), set_config('app.tenant_id', '', true)",
+    ] {
+        for sql in lookups {
+            let mut tx = ok(s.pool().begin().await, "begin");
+            ok(sqlx::query(setup).execute(&mut *tx).await, "set role");
+            let got: Vec<Uuid> = ok(
+                sqlx::query_scalar(AssertSqlSafe(sql))
+                    .fetch_all(&mut *tx)
+                    .await,
+                sql,
+            );
+            assert!(got.is_empty(), "{sql} without a tenant: {got:?}");
+            ok(tx.rollback().await, "rollback");
+        }
+    }
+    // Nobody else may execute them (EXECUTE revoked from PUBLIC).
+    let mut admin = ok(s.pool().acquire().await, "acquire");
+    for f in [
+        "search_participant_words(tsquery)",
+        "search_participant_digits(text)",
+        "search_transcript_words(tsquery)",
+    ] {
+        let (app, public): (bool, bool) = ok(
+            sqlx::query_as(
+                "SELECT has_function_privilege('insights_app', $1, 'EXECUTE'), \
+                 EXISTS (SELECT FROM pg_proc p, aclexplode(p.proacl) a \
+                         WHERE p.oid = $1::regprocedure AND a.grantee = 0)",
+            )
+            .bind(f)
+            .fetch_one(&mut *admin)
+            .await,
+            f,
+        );
+        assert!(app, "{f}: the app role may call it");
+        assert!(!public, "{f}: PUBLIC must not hold EXECUTE");
+    }
+}

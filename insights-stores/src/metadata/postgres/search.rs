@@ -227,17 +227,19 @@ impl<'q> Plan<'q> {
              WHERE p.tenant_id = r.tenant_id AND p.recording_id = r.id AND ";
         match &self.participant {
             None => {}
+            // Text matches go through the lookups of migration 0033:
+            // under row-level security `@@` and `LIKE` (not LEAKPROOF)
+            // cannot use their indexes; the lookups can, and take the
+            // tenant from the session's own setting only.
             Some(TextMatch::Words(tsq)) => {
-                b.push(PARTICIPANT)
-                    .push("p.search @@ to_tsquery('simple', ")
+                b.push(" AND r.id IN (SELECT search_participant_words(to_tsquery('simple', ")
                     .push_bind(tsq.clone())
-                    .push("))");
+                    .push(")))");
             }
             Some(TextMatch::Digits(pattern)) => {
-                b.push(PARTICIPANT)
-                    .push("p.phone_digits LIKE ")
+                b.push(" AND r.id IN (SELECT search_participant_digits(")
                     .push_bind(pattern.clone())
-                    .push(")");
+                    .push("))");
             }
             Some(TextMatch::Nothing) => {
                 b.push(" AND false");
@@ -283,12 +285,10 @@ impl<'q> Plan<'q> {
             None | Some(TextMatch::Digits(_)) => {}
             Some(TextMatch::Words(tsq)) => {
                 b.push(
-                    " AND EXISTS (SELECT 1 FROM transcript_segments s \
-                     WHERE s.tenant_id = r.tenant_id AND s.recording_id = r.id \
-                     AND s.search @@ to_tsquery('insights_english', ",
+                    " AND r.id IN (SELECT search_transcript_words(to_tsquery('insights_english', ",
                 )
                 .push_bind(tsq.clone())
-                .push("))");
+                .push(")))");
             }
             Some(TextMatch::Nothing) => {
                 b.push(" AND false");
@@ -351,9 +351,16 @@ pub(super) async fn run(
     tenant: TenantId,
     plan: &Plan<'_>,
 ) -> StoreResult<SearchPage> {
-    let mut count = QueryBuilder::new("SELECT count(*)");
+    // The count stops one past the cap unless the caller asked for the
+    // exact figure: a broad search pays for 10 001 rows, not a million.
+    let mut count = QueryBuilder::new("SELECT count(*) FROM (SELECT 1");
     plan.push_from_where(&mut count, tenant);
+    if let Some(n) = plan.q.count_limit() {
+        count.push(" LIMIT ").push_bind(n);
+    }
+    count.push(") AS matches");
     let total: i64 = count.build_query_scalar().fetch_one(&mut *c).await.db()?;
+    let (total, total_is_lower_bound) = plan.q.reported_total(total);
 
     let rows = plan
         .page_query(tenant)?
@@ -383,7 +390,8 @@ pub(super) async fn run(
                 snippets,
             })
             .collect(),
-        total: u64::try_from(total).unwrap_or(0),
+        total,
+        total_is_lower_bound,
         next_cursor,
     })
 }

@@ -290,6 +290,7 @@ pub(super) async fn search(
         return Ok(SearchPage {
             items: Vec::new(),
             total: 0,
+            total_is_lower_bound: false,
             next_cursor: None,
         });
     }
@@ -299,8 +300,15 @@ pub(super) async fn search(
     // from the same snapshot.
     let mut tx = pool.begin().await.map_err(db)?;
 
-    let mut count = QueryBuilder::<Sqlite>::new("SELECT COUNT(*) FROM recordings r WHERE ");
+    // The count stops one past the cap unless the caller asked for the
+    // exact figure: a broad search pays for 10 001 rows, not a million.
+    let mut count =
+        QueryBuilder::<Sqlite>::new("SELECT COUNT(*) FROM (SELECT 1 FROM recordings r WHERE ");
     push_filters(&mut count, tenant, q, &text);
+    if let Some(n) = q.count_limit() {
+        count.push(" LIMIT ").push_bind(n);
+    }
+    count.push(")");
     let total: i64 = count
         .build_query_scalar()
         .fetch_one(&mut *tx)
@@ -359,9 +367,11 @@ pub(super) async fn search(
             recording,
         })
         .collect();
+    let (total, total_is_lower_bound) = q.reported_total(total);
     Ok(SearchPage {
         items,
-        total: u64::try_from(total).unwrap_or_default(),
+        total,
+        total_is_lower_bound,
         next_cursor,
     })
 }
