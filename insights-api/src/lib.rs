@@ -29,4 +29,5 @@ pub use auth::{AuthMethod, Authenticator, Principal, Subject};
 pub use error::ApiError;
 pub use routes::gdpr::GdprContext;
 pub use routes::health::{Readiness, ReadyCheck};
+pub use routes::recording_policy::change_details as recording_policy_change_details;
 pub use startup::{AppState, Application};

@@ -196,9 +196,12 @@ pub async fn serve(settings: Settings, roles: Roles, opts: WorkerOptions) -> any
         }
         _ => None,
     };
-    let gateway_routes = match &gateway {
-        Some(g) => Some(gateway_routes(&settings, &platform, &g.spool)?),
-        None => None,
+    let (gateway_routes, call_registry) = match &gateway {
+        Some(g) => {
+            let (routes, registry) = gateway_routes(&settings, &platform, &g.spool)?;
+            (Some(routes), Some(registry))
+        }
+        None => (None, None),
     };
     let leadership = match roles.scheduler {
         true => Some(gdpr_tools::leader::Leadership::new(
@@ -319,6 +322,11 @@ pub async fn serve(settings: Settings, roles: Roles, opts: WorkerOptions) -> any
     };
     super::signal::shutdown_signal().await;
     tracing::info!("shutting down");
+    if let Some(r) = &call_registry {
+        // Live recordings cannot go on: Teams hears each tenant's
+        // failure mode (`failed` or `notRecording`) before media stops.
+        r.shutdown().await;
+    }
     if let Some(r) = reload {
         r.abort();
     }
@@ -376,7 +384,7 @@ fn gateway_routes(
     settings: &Settings,
     platform: &Platform,
     spool: &Spool,
-) -> anyhow::Result<Routes> {
+) -> anyhow::Result<(Routes, Arc<bot_gateway::calls::CallRegistry>)> {
     let gateway = web::Data::new(
         GatewayState::builder(
             &settings.gateway,
@@ -401,12 +409,14 @@ fn gateway_routes(
         &media_token,
         bot_gateway::ingest::IngestConfig::default(),
     ));
+    let registry = gateway.registry.clone();
     let webhook = mount(gateway);
     let media = bot_gateway::ingest::mount(ingest);
-    Ok(Arc::new(move |cfg: &mut web::ServiceConfig| {
+    let routes: Routes = Arc::new(move |cfg: &mut web::ServiceConfig| {
         webhook(cfg);
         media(cfg);
-    }))
+    });
+    Ok((routes, registry))
 }
 
 /// The API role's state: stores, keys and the authenticator.

@@ -304,6 +304,36 @@ async function main() {
       assert(status === 403, `PUT without CSRF header: ${status}`);
     });
 
+    await step('recording policy: a never-record rule and the failure mode are saved and removed', async () => {
+      await page.goto(`${spec.base}/admin/recording-policy`);
+      await page.waitForSelector('#rules tbody tr');
+      assert(await page.isChecked('#p-mode-all'), 'record all by default');
+      assert(await page.isChecked('#p-fail-required'), 'fail closed by default');
+      await page.selectOption('#r-list', 'never-record');
+      await page.selectOption('#r-kind', 'number-prefix');
+      await page.fill('#r-value', '+49 30 555');
+      await page.fill('#r-label', "Doctor's line");
+      await page.click('#add-rule');
+      await page.waitForFunction(() => [...document.querySelectorAll('#rules td')].some((t) => t.textContent === '+4930555'));
+      await page.check('#p-fail-best');
+      await page.click('#save-policy');
+      await page.waitForFunction(() => document.querySelector('#status').textContent.includes('saved'));
+      await page.reload();
+      await page.waitForFunction(() => [...document.querySelectorAll('#rules td')].some((t) => t.textContent === '+4930555'));
+      assert(await page.isChecked('#p-fail-best'), 'best effort kept');
+      await shot(page, 'recording-policy');
+      await axe(page, 'recording-policy');
+      const stored = await page.evaluate(async () => (await fetch('/api/admin/recording-policy')).json());
+      assert(stored.failure_mode === 'best-effort' && stored.rules.length === 1, JSON.stringify(stored));
+      await page.click('#rules button.remove');
+      await page.waitForFunction(() => document.querySelector('#status').textContent.includes('removed'));
+      await page.check('#p-fail-required');
+      await page.click('#save-policy');
+      await page.waitForFunction(() => document.querySelector('#status').textContent.includes('saved'));
+      const after = await page.evaluate(async () => (await fetch('/api/admin/recording-policy')).json());
+      assert(after.failure_mode === 'required' && after.rules.length === 0, JSON.stringify(after));
+    });
+
     async function setSetting(id, on) {
       await page.goto(`${spec.base}/admin/settings`);
       await page.waitForFunction(() => document.querySelector('#status').textContent === '' && document.querySelector('#s-cloud') !== null);

@@ -31,6 +31,7 @@ mod keys_local;
 mod legal_hold;
 mod login_attack;
 mod meeting_legs;
+mod recording_policy;
 mod residue;
 mod roles;
 mod scheduler_lease;

@@ -25,6 +25,11 @@ static ASSETS: &[(&str, &str, &str)] = &[
     ("retention.js", JS, include_str!("../static/retention.js")),
     ("users.js", JS, include_str!("../static/users.js")),
     ("settings.js", JS, include_str!("../static/settings.js")),
+    (
+        "recording-policy.js",
+        JS,
+        include_str!("../static/recording-policy.js"),
+    ),
     ("gdpr.js", JS, include_str!("../static/gdpr.js")),
 ];
 

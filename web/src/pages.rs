@@ -114,6 +114,15 @@ pub static PAGES: &[Page] = &[
         admin: true,
         main: include_str!("../pages/settings.html"),
     },
+    Page {
+        path: "/admin/recording-policy",
+        title: "Recording policy",
+        id: "recording-policy",
+        needs: &[P::ManageSettings],
+        nav: Some("Recording policy"),
+        admin: true,
+        main: include_str!("../pages/recording-policy.html"),
+    },
 ];
 
 #[cfg(test)]

@@ -83,8 +83,20 @@
 //! [`CallRegistry::begin_recording`] reports `recording` through
 //! `updateRecordingStatus` and returns a [`RecordingHandle`] only once
 //! Graph acknowledged it: no media may be persisted before.
-//! [`RecordingHandle::fail`] / [`CallRegistry::report_recording_failed`]
-//! report `failed`, [`RecordingHandle::stop`] `notRecording`.
+//! [`RecordingHandle::fail`] / [`CallRegistry::recording_cannot_proceed`]
+//! report what the tenant's failure mode says (`required`: `failed`;
+//! `best-effort`: `notRecording`, and the `recording-failure` alert),
+//! [`RecordingHandle::stop`] `notRecording`.
+//!
+//! # Recording policy
+//!
+//! Before anything of an invite is stored, the tenant's recording policy
+//! decides ([`insights_core::domain::decide_recording`], from the parties
+//! the invite names and their synced directory users). A call it
+//! excludes is answered and reported `notRecording`; it gets no
+//! recording, no claim and no spool entry, its media is refused
+//! (`not-recorded`), and the decision is audited with the rule that made
+//! it (see the registry's `policy` module).
 //!
 //! # Metrics
 //!
@@ -102,8 +114,8 @@ mod registry;
 pub mod state;
 
 pub use registry::{
-    AdmitAll, CallAdmission, CallInfo, CallRegistry, MediaConfigSource, PRIMARY_LEG_ENDED,
-    REPLAY_LEAD, RecordingError, RecordingHandle, RegistryConfig, RosterMember, STANDBY_BUFFER,
-    StandbyState, StaticMediaConfig,
+    AdmitAll, CallAdmission, CallInfo, CallRegistry, FAILURES_METRIC, FailureReason,
+    MediaConfigSource, PRIMARY_LEG_ENDED, REPLAY_LEAD, RecordingError, RecordingHandle,
+    RegistryConfig, RosterMember, STANDBY_BUFFER, StandbyState, StaticMediaConfig, Unrecorded,
 };
 pub use state::CallState;

@@ -25,11 +25,20 @@
 //! 1. `hello`: protocol, encoding and mode are checked (`bad-request`).
 //! 2. The call must be live in the registry (`unknown-call`); an adapter
 //!    that connects while the answer is still in flight waits up to 5 s.
+//!    A call the tenant's recording policy excludes is refused
+//!    (`not-recorded`): nothing of it is ever spooled.
 //! 3. Spool room is checked without reserving (`spool-full`; the same
 //!    rule as [`Spool::begin`]).
 //! 4. `registry.begin_recording` reports `recording` to Teams and waits
 //!    for the acknowledgement (`recording-failed`, and `failed` is
 //!    reported).
+//!
+//!    Wherever recording cannot proceed (steps 3-5, a lost connection,
+//!    the node shutting down), what Teams is told follows the tenant's
+//!    failure mode: `required` reports `failed` (Teams blocks or ends the
+//!    call), `best-effort` reports `notRecording` (the call goes on
+//!    unrecorded); both raise the `recording-failure` alert
+//!    ([`crate::calls::CallRegistry::recording_cannot_proceed`]).
 //!    A **standby leg** (a meeting another leg records, see
 //!    `crate::calls`) gets `ready` now and persists nothing: its audio is
 //!    held in memory (the last `calls::STANDBY_BUFFER`) until the leg

@@ -33,7 +33,8 @@
 //!   reported to Teams and the spool accepted the call: send audio.
 //! * `{"type":"refused","code":"...","message":"..."}` — the call cannot
 //!   be recorded (`unknown-call`, `spool-full`, `recording-failed`,
-//!   `bad-request`); the gateway then closes the socket.
+//!   `bad-request`, `not-recorded`: the tenant's recording policy excludes
+//!   the call); the gateway then closes the socket.
 //! * `{"type":"closed","recording_id":"..."}` — after `end`.
 //!
 //! Unknown fields in control messages are ignored, so later versions can
@@ -149,6 +150,8 @@ pub enum RefusalCode {
     SpoolFull,
     RecordingFailed,
     BadRequest,
+    /// The tenant's recording policy excludes this call: send no media.
+    NotRecorded,
 }
 
 /// One speaker's 20 ms of audio in an [`AudioMessage`].

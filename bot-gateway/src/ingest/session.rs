@@ -20,7 +20,9 @@ use tokio::time::Instant;
 
 use super::IngestState;
 use super::protocol::{AudioMessage, Control, Encoding, PROTOCOL, RefusalCode};
-use crate::calls::{CallInfo, RecordingError, RecordingHandle, RosterMember};
+use crate::calls::{
+    CallInfo, FailureReason, RecordingError, RecordingHandle, RosterMember, Unrecorded,
+};
 use crate::spool::{NewRecording, NewStream, SpoolError, SpoolRecording, SpoolStream};
 
 /// How often the recorder completes its Ogg pages. Durability budget
@@ -147,11 +149,30 @@ async fn start(
     let unknown = || Refusal(RefusalCode::UnknownCall, "no live call with this id".into());
     let waited = Instant::now();
     let info = loop {
-        let info = state
-            .registry
-            .call_info(call_id)
-            .await
-            .ok_or_else(unknown)?;
+        let Some(info) = state.registry.call_info(call_id).await else {
+            let unrecorded = state.registry.unrecorded(call_id).await;
+            if let Some((_, false)) = unrecorded
+                && waited.elapsed() <= ANSWER_WAIT
+            {
+                // Refused once Teams was told the call's status.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+            return Err(match unrecorded.map(|(u, _)| u) {
+                Some(Unrecorded::Policy) => Refusal(
+                    RefusalCode::NotRecorded,
+                    "the recording policy excludes this call".into(),
+                ),
+                Some(Unrecorded::CannotProceed(FailureReason::SpoolFull)) => {
+                    Refusal(RefusalCode::SpoolFull, "the spool is full".into())
+                }
+                Some(Unrecorded::CannotProceed(_)) => Refusal(
+                    RefusalCode::RecordingFailed,
+                    "recording could not begin".into(),
+                ),
+                None => unknown(),
+            });
+        };
         if info.state.is_over() {
             return Err(unknown());
         }
@@ -175,8 +196,12 @@ async fn start(
     // 3. spool room (the spool decides again in step 5)
     if !info.standby && !super::spool_has_room(&state.spool) {
         metrics::counter!(super::CALLS_REFUSED_METRIC, "code" => "spool-full").increment(1);
-        if let Err(e) = state.registry.report_recording_failed(call_id).await {
-            tracing::warn!(%call_id, error = %e, "cannot report the failed recording");
+        if let Err(e) = state
+            .registry
+            .recording_cannot_proceed(call_id, FailureReason::SpoolFull)
+            .await
+        {
+            tracing::warn!(%call_id, error = %e, "cannot report the recording status");
         }
         return Err(Refusal(RefusalCode::SpoolFull, "the spool is full".into()));
     }
@@ -190,8 +215,13 @@ async fn start(
                 }
                 _ => RefusalCode::RecordingFailed,
             };
-            if let Err(e) = state.registry.report_recording_failed(call_id).await {
-                tracing::debug!(%call_id, error = %e, "cannot report the failed recording");
+            if code == RefusalCode::RecordingFailed
+                && let Err(e) = state
+                    .registry
+                    .recording_cannot_proceed(call_id, FailureReason::StatusNotAcknowledged)
+                    .await
+            {
+                tracing::debug!(%call_id, error = %e, "cannot report the recording status");
             }
             return Err(Refusal(code, e.to_string()));
         }
@@ -250,8 +280,14 @@ async fn start(
         Ok(s) => s,
         Err(e) => {
             // Nothing was spooled: the recording ends `failed`.
-            if let Err(e) = handle.fail_before_media().await {
-                tracing::warn!(%call_id, error = %e, "cannot report the failed recording");
+            let reason = match &e {
+                SpoolError::Full { .. } => FailureReason::SpoolFull,
+                SpoolError::Crypto(_) => FailureReason::KeyService,
+                SpoolError::Closed => FailureReason::Shutdown,
+                _ => FailureReason::SpoolError,
+            };
+            if let Err(e) = handle.fail_before_media(reason).await {
+                tracing::warn!(%call_id, error = %e, "cannot report the recording status");
             }
             return Err(match e {
                 SpoolError::Full { .. } => {
@@ -268,8 +304,8 @@ async fn start(
         Ok(l) => l,
         Err((e, handle)) => {
             tracing::error!(%call_id, error = %e, "cannot start the recorder");
-            if let Err(e) = handle.fail().await {
-                tracing::warn!(%call_id, error = %e, "cannot report the failed recording");
+            if let Err(e) = handle.fail(FailureReason::Recorder).await {
+                tracing::warn!(%call_id, error = %e, "cannot report the recording status");
             }
             return Err(Refusal(
                 RefusalCode::RecordingFailed,
@@ -786,7 +822,7 @@ impl Live {
             .call_info(&self.handle.call_id)
             .await
             .is_some_and(|c| !c.state.is_over());
-        if live && let Err(e) = self.handle.fail().await {
+        if live && let Err(e) = self.handle.fail(FailureReason::MediaLost).await {
             tracing::warn!(call_id = %self.handle.call_id, error = %e, "cannot report the failed recording");
         }
     }

@@ -133,7 +133,7 @@ pub(super) async fn hold(
         .call_info(call_id)
         .await
         .is_some_and(|c| !c.state.is_over());
-    if live && let Err(e) = handle.fail().await {
+    if live && let Err(e) = handle.fail(crate::calls::FailureReason::MediaLost).await {
         tracing::warn!(%call_id, error = %e, "cannot report the failed recording");
     }
     Held::Over

@@ -238,7 +238,10 @@ async fn out_of_order_states_never_regress_and_recording_status_gates_media() {
         Some(RecordingStatusReport::Recording)
     );
     // The media side gives up: `failed` is reported.
-    handle.fail().await.unwrap_or_else(|e| panic!("{e}"));
+    handle
+        .fail(bot_gateway::calls::FailureReason::SpoolError)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     let statuses =
         h.ms.wait_graph(
             2,

@@ -10,6 +10,7 @@ pub mod health;
 mod jobs;
 pub(crate) mod metrics;
 pub(crate) mod openapi;
+pub mod recording_policy;
 pub mod recordings;
 
 use actix_web::web;
@@ -30,6 +31,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(recordings::configure)
         .configure(access::configure)
         .configure(admin::configure)
+        .configure(recording_policy::configure)
         .configure(audit::configure)
         .configure(directory::configure)
         .configure(exports::configure)

@@ -117,6 +117,8 @@ impl Modify for Security {
         super::admin::list_profiles,
         super::admin::create_profile,
         super::admin::replace_profile,
+        super::recording_policy::get_policy,
+        super::recording_policy::put_policy,
         super::governance::list_holds,
         super::governance::place_hold,
         super::governance::lift_hold,
@@ -146,7 +148,7 @@ impl Modify for Security {
         super::gdpr::erasure_execute,
         super::gdpr::erasure_certificate,
     ),
-    components(schemas(Problem, SearchRequest, super::access::NewAccessRequest, super::access::Decision, super::admin::Settings, super::admin::ProfileBody, super::governance::NewHoldBody, super::governance::HoldScopeBody, super::governance::LiftBody, super::governance::PolicyBody, super::governance::RunBody, super::governance::NewUserBody, super::governance::UserChangeBody, super::gdpr::FindBody, super::gdpr::AccessBody, super::gdpr::ErasureBody)),
+    components(schemas(Problem, SearchRequest, super::access::NewAccessRequest, super::access::Decision, super::admin::Settings, super::admin::ProfileBody, super::recording_policy::RecordingPolicyBody, super::recording_policy::RecordingPolicyView, super::recording_policy::PolicyRuleBody, super::governance::NewHoldBody, super::governance::HoldScopeBody, super::governance::LiftBody, super::governance::PolicyBody, super::governance::RunBody, super::governance::NewUserBody, super::governance::UserChangeBody, super::gdpr::FindBody, super::gdpr::AccessBody, super::gdpr::ErasureBody)),
     security(("bearer" = []), ("session" = [])),
     modifiers(&Security)
 )]

@@ -1001,6 +1001,8 @@ async fn the_openapi_document_lists_every_route_and_the_real_search_fields() {
         ("get", "/api/security-profiles"),
         ("post", "/api/security-profiles"),
         ("put", "/api/security-profiles/{id}"),
+        ("get", "/api/admin/recording-policy"),
+        ("put", "/api/admin/recording-policy"),
         ("get", "/api/legal-holds"),
         ("post", "/api/legal-holds"),
         ("post", "/api/legal-holds/{id}/lift"),
@@ -1709,4 +1711,142 @@ async fn admins_manage_settings_and_security_profiles() {
         .filter(|e| e.action == AuditAction::PolicyChange)
         .count();
     assert_eq!(policy, 2, "create and replace are audited");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_admins_manage_the_recording_policy_per_tenant_and_changes_are_audited() {
+    let w = world().await;
+    let path = "/api/admin/recording-policy";
+    let status = |r: &reqwest::Response| r.status().as_u16();
+    let body = json!({
+        "mode": "include-only",
+        "failure_mode": "best-effort",
+        "rules": [
+            {"list": "include", "kind": "group", "value": "Trading"},
+            {"list": "never-record", "kind": "number-prefix", "value": "+49 30",
+             "label": "doctor's line"},
+            {"list": "never-record", "kind": "domain", "value": "@Works-Council.Example"},
+        ],
+    });
+    // The role matrix: only the tenant admin reads or changes it.
+    assert_eq!(status(&w.call(None, "GET", path, None).await), 401);
+    for role in [
+        "compliance-officer",
+        "supervisor",
+        "user",
+        "dpo",
+        "platform-operator",
+    ] {
+        assert_eq!(
+            status(&w.call(Some(role), "GET", path, None).await),
+            403,
+            "{role}"
+        );
+        let res = w.call(Some(role), "PUT", path, Some(body.clone())).await;
+        assert_eq!(status(&res), 403, "{role}");
+    }
+    // The defaults before anything is stored: record all, fail closed.
+    let got: Value = w
+        .call(Some("tenant-admin"), "GET", path, None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(got["mode"], "record-all");
+    assert_eq!(got["failure_mode"], "required");
+    assert_eq!(got["rules"], json!([]));
+
+    let res = w
+        .call(Some("tenant-admin"), "PUT", path, Some(body.clone()))
+        .await;
+    assert_eq!(status(&res), 200);
+    let stored: Value = res.json().await.unwrap();
+    assert_eq!(stored["mode"], "include-only");
+    assert_eq!(stored["failure_mode"], "best-effort");
+    let values: Vec<&str> = stored["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["value"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        values,
+        ["Trading", "+4930", "works-council.example"],
+        "normalised"
+    );
+    let policy = w
+        .app
+        .store
+        .recording_policy(w.app.tenant.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(policy.failure_mode, FailureMode::BestEffort);
+    assert_eq!(policy.rules.len(), 3);
+    // Another tenant's admin sees its own (default) policy.
+    let theirs: Value = w
+        .call(Some("fabrikam-admin"), "GET", path, None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(theirs["mode"], "record-all", "tenants are separate");
+
+    // Invalid rules and unknown fields are refused; nothing changes.
+    for bad in [
+        json!({"mode": "record-all", "failure_mode": "required",
+               "rules": [{"list": "include", "kind": "domain", "value": "x.com"}]}),
+        json!({"mode": "record-all", "failure_mode": "required",
+               "rules": [{"list": "never-record", "kind": "number", "value": "12"}]}),
+        json!({"mode": "sometimes", "failure_mode": "required", "rules": []}),
+        json!({"mode": "record-all", "failure_mode": "required", "rules": [], "debug": 1}),
+    ] {
+        let res = w
+            .call(Some("tenant-admin"), "PUT", path, Some(bad.clone()))
+            .await;
+        assert_eq!(status(&res), 400, "{bad}");
+    }
+    assert_eq!(
+        w.app
+            .store
+            .recording_policy(w.app.tenant.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .rules
+            .len(),
+        3
+    );
+
+    // Removing a rule keeps the others' ids; the audit names ids, never
+    // values.
+    let mut next = stored.clone();
+    next["rules"].as_array_mut().unwrap().remove(1);
+    next.as_object_mut().unwrap().remove("updated_at");
+    next.as_object_mut().unwrap().remove("updated_by");
+    let removed = stored["rules"][1]["id"].as_str().unwrap().to_owned();
+    let res = w.call(Some("tenant-admin"), "PUT", path, Some(next)).await;
+    assert_eq!(status(&res), 200);
+    let after: Value = res.json().await.unwrap();
+    assert_eq!(after["rules"][0]["id"], stored["rules"][0]["id"]);
+    let changes: Vec<AuditEvent> = w
+        .app
+        .audit()
+        .await
+        .into_iter()
+        .filter(|e| {
+            e.action == AuditAction::PolicyChange && e.details.get("recording_policy").is_some()
+        })
+        .collect();
+    assert_eq!(changes.len(), 2, "{changes:?}");
+    assert_eq!(
+        changes[1].details["recording_policy"]["removed"][0]["id"],
+        removed
+    );
+    for e in &changes {
+        let text = e.details.to_string();
+        for value in ["Trading", "+4930", "works-council"] {
+            assert!(!text.contains(value), "{value} in the audit: {text}");
+        }
+    }
 }

@@ -41,6 +41,14 @@ string_enum!(
         GovernanceChangeRequest => "governance-change-request",
         /// Someone approved (and so applied) or rejected such a change.
         GovernanceChangeDecision => "governance-change-decision",
+        /// The recording policy kept a call from being recorded (details:
+        /// the deciding rule's id, list and kind; never its value).
+        RecordingNotRecorded => "recording-not-recorded",
+        /// Recording could not proceed (spool full, key service or blob
+        /// store unreachable, node shutting down); details: the tenant's
+        /// failure mode, the reason and what Teams was told. The hook for
+        /// alerts.
+        RecordingFailure => "recording-failure",
     }
 );
 

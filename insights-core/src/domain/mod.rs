@@ -16,6 +16,7 @@ mod meeting_claim;
 mod policy;
 mod processing;
 mod recording;
+mod recording_policy;
 mod segment_upload;
 mod signing_key;
 mod tenant;
@@ -48,6 +49,10 @@ pub use recording::{
     Direction, MediaObject, MediaStream, Participant, ParticipantRole, Recording, RecordingKind,
     RecordingQuery, RecordingStatus, RecordingSummary, SEARCH_TOTAL_CAP, SearchPage, SortKey,
     normalize_phone,
+};
+pub use recording_policy::{
+    DecidedBy, FailureMode, PolicyDecision, PolicyList, PolicyMode, PolicyParty, PolicyRule,
+    RecordingPolicy, RuleKind, decide_recording,
 };
 pub use segment_upload::{
     PARTIAL_GATEWAY_NODE_LOST, RETIRED_LEASE_UNTIL, SegmentUpload, retired_lease_until,

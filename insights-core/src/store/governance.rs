@@ -1,4 +1,5 @@
-//! Retention policies, legal holds and governance sweeps.
+//! Retention policies, legal holds, governance sweeps and the tenant's
+//! recording policy.
 
 use async_trait::async_trait;
 
@@ -49,6 +50,16 @@ pub trait GovernanceStore: Send + Sync + 'static {
     /// recording is inserted or gains a participant, so recordings made
     /// after a hold was placed are held too.
     async fn apply_legal_holds(&self, tenant: TenantId, id: RecordingId) -> StoreResult<bool>;
+    /// The tenant's recording policy; `None` when none was ever stored
+    /// (the tenant then has [`RecordingPolicy::default_for`]).
+    async fn recording_policy(&self, tenant: TenantId) -> StoreResult<Option<RecordingPolicy>>;
+    /// Stores the tenant's recording policy, replacing the one there.
+    /// `Invalid` when it belongs to another tenant or does not validate.
+    async fn put_recording_policy(
+        &self,
+        tenant: TenantId,
+        policy: &RecordingPolicy,
+    ) -> StoreResult<()>;
 }
 
 /// Implementation detail of [`delegate_store_areas!`](crate::delegate_store_areas):
@@ -70,6 +81,8 @@ macro_rules! __delegate_governance_store {
             fn lift_legal_hold(&self, tenant: TenantId, id: LegalHoldId, by: &str) -> StoreResult<()>;
             fn list_recordings_for_governance(&self, tenant: TenantId, query: &GovernanceQuery) -> StoreResult<Vec<Recording>>;
             fn apply_legal_holds(&self, tenant: TenantId, id: RecordingId) -> StoreResult<bool>;
+            fn recording_policy(&self, tenant: TenantId) -> StoreResult<Option<RecordingPolicy>>;
+            fn put_recording_policy(&self, tenant: TenantId, policy: &RecordingPolicy) -> StoreResult<()>;
         }
     };
 }

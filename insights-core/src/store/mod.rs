@@ -12,7 +12,7 @@
 //! | transcripts and insights | [`TranscriptStore`] |
 //! | AI job queue | [`JobStore`] |
 //! | audit chain | [`AuditStore`] |
-//! | retention policies, legal holds, sweeps | [`GovernanceStore`] |
+//! | retention policies, legal holds, sweeps, recording policy | [`GovernanceStore`] |
 //! | local accounts, sessions, security profiles | [`AccountStore`] |
 //! | four-eyes access requests | [`ApprovalStore`] |
 //! | wrapped data keys | [`DataKeyStore`] |

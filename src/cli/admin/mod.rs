@@ -1,9 +1,11 @@
-//! `insights admin ...`: tenants (`admin tenant`, in `tenant`) and local
-//! accounts (`admin user`, in `users`).
+//! `insights admin ...`: tenants (`admin tenant`, in `tenant`), local
+//! accounts (`admin user`, in `users`) and a tenant's recording policy
+//! (`admin policy`, in `policy`).
 
 use clap::Subcommand;
 use insights_core::config::Settings;
 
+pub mod policy;
 pub mod setup;
 pub mod tenant;
 pub mod users;
@@ -21,6 +23,12 @@ pub enum AdminCommand {
         #[command(subcommand)]
         command: users::UserCommand,
     },
+    /// A tenant's recording policy: which calls are recorded, and what
+    /// happens when recording cannot proceed.
+    Policy {
+        #[command(subcommand)]
+        command: policy::PolicyCommand,
+    },
 }
 
 /// Runs an `admin` subcommand.
@@ -28,5 +36,6 @@ pub async fn run(command: AdminCommand, settings: &Settings) -> anyhow::Result<(
     match command {
         AdminCommand::Tenant { command } => tenant::run(command, settings).await,
         AdminCommand::User { command } => users::run(command, settings).await,
+        AdminCommand::Policy { command } => policy::run(command, settings).await,
     }
 }

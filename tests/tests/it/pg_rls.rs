@@ -250,6 +250,21 @@ async fn seed(s: &PgStore, name: &str) -> TenantId {
         duration_ms: 850,
     };
     ok(s.record_provider_call(t, &call).await, "provider call");
+    let policy = RecordingPolicy {
+        rules: vec![ok(
+            PolicyRule::new(
+                PolicyList::NeverRecord,
+                RuleKind::Number,
+                "+14255550100",
+                None,
+            ),
+            "rule",
+        )],
+        updated_at: now(),
+        updated_by: "cli".into(),
+        ..RecordingPolicy::default_for(t)
+    };
+    ok(s.put_recording_policy(t, &policy).await, "recording policy");
     for action in [AuditAction::Search, AuditAction::Play] {
         let ev = NewAuditEvent {
             actor: "acc-1".into(),

@@ -13,8 +13,8 @@ use uuid::Uuid;
 use super::claims::{Joined, LegRole, MeetingLink, Standby};
 use super::roster::entry;
 use super::{
-    ANSWERS_METRIC, AnswerJob, AnswerState, CallRegistry, Inner, InviteParty, Leg, LiveRecording,
-    PendingParty, Presence, gauge_active, push_unique,
+    ANSWERS_METRIC, AfterAnswer, AnswerJob, AnswerState, CallRegistry, FailureReason, Inner,
+    InviteParty, Leg, LiveRecording, PendingParty, Presence, Unrecorded, gauge_active, push_unique,
 };
 use crate::auth::VerifiedToken;
 use crate::calls::parties::{Party, call_role};
@@ -22,6 +22,7 @@ use crate::calls::state::CallState;
 use crate::graph::CallContext;
 use crate::graph::model::{
     AnswerRequest, AppHostedMediaConfig, BotData, CallResource, ParticipantJoiningResponse,
+    RecordingStatusReport,
 };
 
 impl CallRegistry {
@@ -46,6 +47,7 @@ impl CallRegistry {
         .await;
         let elapsed_ms = u64::try_from(job.received.elapsed().as_millis()).unwrap_or(u64::MAX);
         let mut inner = self.inner.lock().await;
+        let answered = sent.is_ok();
         match sent {
             Ok(()) => {
                 metrics::counter!(ANSWERS_METRIC, "outcome" => "answered").increment(1);
@@ -69,6 +71,26 @@ impl CallRegistry {
             }
         }
         gauge_active(&inner);
+        drop(inner);
+        if !answered {
+            return;
+        }
+        match job.then {
+            AfterAnswer::Record => {}
+            AfterAnswer::NotRecorded => {
+                if let Err(e) = self
+                    .report(&job.call_id, RecordingStatusReport::NotRecording)
+                    .await
+                {
+                    tracing::warn!(call_id = %job.call_id, error = %e, "cannot report notRecording for a call the policy excludes");
+                }
+            }
+            AfterAnswer::CannotProceed(reason) => {
+                if let Err(e) = self.recording_cannot_proceed(&job.call_id, reason).await {
+                    tracing::warn!(call_id = %job.call_id, error = %e, "cannot report the recording status of a refused call");
+                }
+            }
+        }
     }
 
     pub(super) async fn incoming(
@@ -126,6 +148,26 @@ impl CallRegistry {
         let kind = recording_kind(&call);
         let directory_tenant = directory_tenant.to_string();
         let (parties, direction) = plan_invite(&call, &bot, kind, &directory_tenant);
+        // The tenant's recording policy decides before anything is stored
+        // or claimed.
+        let decision = self
+            .decide_invite(tenant, &directory_tenant, &parties)
+            .await?;
+        if !decision.record {
+            let job = self
+                .not_recorded(
+                    inner,
+                    token,
+                    tenant,
+                    directory_tenant,
+                    call_id,
+                    call.call_chain_id.clone(),
+                    decision,
+                    received,
+                )
+                .await?;
+            return Ok(Some(job));
+        }
         let chain_key = chain_key(&call);
         let mine = RecordingId::new();
         // One recording per meeting across nodes: the claim in the store
@@ -165,18 +207,49 @@ impl CallRegistry {
             {
                 tracing::warn!(%call_id, error = %e, "cannot release the meeting claim of a refused call");
             }
-            self.store_refused(
+            let refused = self
+                .store_refused(
+                    tenant,
+                    &directory_tenant,
+                    &call_id,
+                    &call,
+                    (kind, direction),
+                    parties,
+                    &code,
+                )
+                .await?;
+            let reason = FailureReason::from_refusal(&code);
+            // Answered all the same, so that Teams hears the tenant's
+            // failure mode: `failed` (required) or `notRecording`
+            // (best effort, the call goes on unrecorded).
+            inner.legs.insert(
+                call_id.clone(),
+                Leg {
+                    tenant,
+                    directory_tenant: directory_tenant.clone(),
+                    recording_id: refused,
+                    route: token.issuer,
+                    creator_tid: token.directory_tenant_id,
+                    state: CallState::Incoming,
+                    answer: AnswerState::Pending,
+                    reported: None,
+                    recorded_users: 0,
+                    unrecorded: Some(Unrecorded::CannotProceed(reason)),
+                    failure_raised: false,
+                },
+            );
+            return Ok(Some(AnswerJob {
+                ctx: CallContext {
+                    call_id: call_id.clone(),
+                    directory_tenant_id: directory_tenant,
+                },
+                call_id,
+                route: token.issuer,
                 tenant,
-                &directory_tenant,
-                &call_id,
-                &call,
-                (kind, direction),
-                parties,
-                &code,
-            )
-            .await?;
-            inner.ended.insert(&call_id);
-            return Ok(None);
+                deadline: received + self.cfg.answer_timeout,
+                received,
+                then: AfterAnswer::CannotProceed(reason),
+            }));
         }
         let created = self
             .new_recording(
@@ -234,6 +307,8 @@ impl CallRegistry {
                 answer: AnswerState::Pending,
                 reported: None,
                 recorded_users: 1,
+                unrecorded: None,
+                failure_raised: false,
             },
         );
         Ok(Some(AnswerJob {
@@ -246,6 +321,7 @@ impl CallRegistry {
             tenant,
             deadline: received + self.cfg.answer_timeout,
             received,
+            then: AfterAnswer::Record,
         }))
     }
 
@@ -343,7 +419,7 @@ impl CallRegistry {
         (kind, direction): (RecordingKind, Direction),
         parties: Vec<InviteParty>,
         code: &str,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<RecordingId> {
         let at = now();
         let mut recording = Recording::new(tenant, kind, direction, at);
         recording.external_call_id = Some(call_id.to_owned());
@@ -375,8 +451,8 @@ impl CallRegistry {
                 )
                 .await?;
         }
-        tracing::warn!(%call_id, recording_id = %recording.id, %code, "call refused by admission control: not answered");
-        Ok(())
+        tracing::warn!(%call_id, recording_id = %recording.id, %code, "call refused by admission control: answered, not recorded");
+        Ok(recording.id)
     }
 
     /// Adds an invite's parties to an existing recording without

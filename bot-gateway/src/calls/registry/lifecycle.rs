@@ -90,6 +90,10 @@ impl CallRegistry {
             return Ok(());
         }
         let Some(rec) = inner.recordings.get_mut(&recording_id) else {
+            // A leg without a live recording (the policy excluded the
+            // call, or admission refused it): nothing more to store.
+            inner.legs.remove(call_id);
+            inner.ended.insert(call_id);
             return Ok(());
         };
         if rec.is_unstored() {
@@ -253,6 +257,8 @@ impl CallRegistry {
                 answer: AnswerState::Answered,
                 reported: None,
                 recorded_users: 1,
+                unrecorded: None,
+                failure_raised: false,
             },
         );
         tracing::info!(%call_id, recording_id = %rec.id, "resumed a call known from the store");

@@ -4,10 +4,12 @@
 
 use std::sync::Arc;
 
-use insights_core::domain::{RecordingId, TenantId};
+use insights_core::domain::{FailureMode, RecordingId, TenantId};
 use tokio::time::Instant;
 
-use super::{AnswerState, CallInfo, CallRegistry, Inner, RecordingError, RosterMember};
+use super::{
+    AnswerState, CallInfo, CallRegistry, FailureReason, Inner, RecordingError, RosterMember,
+};
 use crate::auth::TokenIssuer;
 use crate::graph::CallContext;
 use crate::graph::model::RecordingStatusReport;
@@ -55,13 +57,7 @@ impl CallRegistry {
         })
     }
 
-    /// Reports `failed` for a call whose recording cannot proceed (e.g.
-    /// the spool is full), whether or not recording had begun.
-    pub async fn report_recording_failed(&self, call_id: &str) -> Result<(), RecordingError> {
-        self.report(call_id, RecordingStatusReport::Failed).await
-    }
-
-    async fn report(
+    pub(super) async fn report(
         &self,
         call_id: &str,
         status: RecordingStatusReport,
@@ -162,18 +158,23 @@ pub enum StandbyState {
 }
 
 impl RecordingHandle {
-    /// Recording cannot go on: reports `failed`.
-    pub async fn fail(&self) -> Result<(), RecordingError> {
+    /// Recording cannot go on: reports what the tenant's failure mode
+    /// says (`failed` or `notRecording`) and raises the alert (see
+    /// [`CallRegistry::recording_cannot_proceed`]).
+    pub async fn fail(&self, reason: FailureReason) -> Result<FailureMode, RecordingError> {
         self.registry
-            .report(&self.call_id, RecordingStatusReport::Failed)
+            .recording_cannot_proceed(&self.call_id, reason)
             .await
     }
 
     /// Recording could not start (nothing was persisted: e.g. the spool
-    /// refused the entry because the tenant's key is revoked): reports
-    /// `failed` and marks the recording as never begun, so that it ends
-    /// `failed` in the store rather than staying `recording`.
-    pub async fn fail_before_media(&self) -> Result<(), RecordingError> {
+    /// refused the entry because the tenant's key is revoked): like
+    /// [`fail`](Self::fail), and marks the recording as never begun, so
+    /// that it ends `failed` in the store rather than staying `recording`.
+    pub async fn fail_before_media(
+        &self,
+        reason: FailureReason,
+    ) -> Result<FailureMode, RecordingError> {
         if let Some(rec) = self
             .registry
             .inner
@@ -184,7 +185,7 @@ impl RecordingHandle {
         {
             rec.media_began = false;
         }
-        self.fail().await
+        self.fail(reason).await
     }
 
     /// Recording stopped while the call goes on: reports `notRecording`
@@ -253,6 +254,8 @@ mod tests {
                 answer,
                 reported: None,
                 recorded_users: 1,
+                unrecorded: None,
+                failure_raised: false,
             },
         );
         (inner, rid)

@@ -32,12 +32,15 @@ mod claims;
 mod invites;
 mod lifecycle;
 mod media;
+mod policy;
 mod roster;
 
 use self::roster::mark_left;
 
 pub use self::claims::{PRIMARY_LEG_ENDED, REPLAY_LEAD, STANDBY_BUFFER};
 pub use self::media::{RecordingHandle, StandbyState};
+use self::policy::AfterAnswer;
+pub use self::policy::{FAILURES_METRIC, FailureReason, Unrecorded};
 
 /// How many ended call ids are remembered to recognise replays.
 const RECENT_ENDED: usize = 10_000;
@@ -169,6 +172,12 @@ struct Leg {
     reported: Option<RecordingStatusReport>,
     /// Policy-recorded users this leg took (invite + accepted joins).
     recorded_users: u32,
+    /// The leg records nothing (the policy excludes the call, or it was
+    /// refused at the invite): it has no live recording and its media is
+    /// refused.
+    unrecorded: Option<Unrecorded>,
+    /// The `recording-failure` alert was raised for this leg.
+    failure_raised: bool,
 }
 
 struct RosterEntry {
@@ -232,6 +241,8 @@ pub(crate) struct AnswerJob {
     tenant: TenantId,
     deadline: Instant,
     received: Instant,
+    /// What follows a successful answer.
+    then: AfterAnswer,
 }
 
 /// One party of an invite and what to do with them.
@@ -267,6 +278,8 @@ pub struct CallRegistry {
     node_id: String,
     /// The lease heartbeat runs (started with the first batch).
     heartbeat: std::sync::atomic::AtomicBool,
+    /// The node is stopping ([`CallRegistry::shutdown`]).
+    shutting_down: std::sync::atomic::AtomicBool,
 }
 
 /// What the webhook does with a batch's outcome.
@@ -295,6 +308,7 @@ impl CallRegistry {
             inner: Mutex::new(Inner::default()),
             node_id: Uuid::new_v4().to_string(),
             heartbeat: std::sync::atomic::AtomicBool::new(false),
+            shutting_down: std::sync::atomic::AtomicBool::new(false),
         }
     }
 

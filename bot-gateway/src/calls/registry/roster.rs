@@ -484,6 +484,8 @@ mod tests {
                 answer: AnswerState::Answered,
                 reported: None,
                 recorded_users: 1,
+                unrecorded: None,
+                failure_raised: false,
             },
         );
         let left = mark_left(&mut inner, "leg-1", Some("g-pstn"), &[]);

@@ -3,8 +3,8 @@
 use async_trait::async_trait;
 use insights_core::domain::{
     AccountId, HoldScope, LegalHold, LegalHoldId, LocalAccount, Permission, Realm, Recording,
-    RecordingId, RetentionPolicy, RetentionPolicyId, RetentionScope, Role, SecurityProfile,
-    SecurityProfileId, TenantId, UserId, VisibilityScope,
+    RecordingId, RecordingPolicy, RetentionPolicy, RetentionPolicyId, RetentionScope, Role,
+    SecurityProfile, SecurityProfileId, TenantId, UserId, VisibilityScope,
 };
 use insights_core::store::{
     AccountChange, GovernanceQuery, GovernanceStore, StoreError, StoreResult,
@@ -82,6 +82,76 @@ impl GovernanceStore for PgStore {
     async fn apply_legal_holds(&self, tenant: TenantId, id: RecordingId) -> StoreResult<bool> {
         in_tenant!(self, tenant, |c| apply_legal_holds(c, tenant, id))
     }
+
+    async fn recording_policy(&self, tenant: TenantId) -> StoreResult<Option<RecordingPolicy>> {
+        in_tenant!(self, tenant, |c| recording_policy(c, tenant))
+    }
+
+    async fn put_recording_policy(
+        &self,
+        tenant: TenantId,
+        policy: &RecordingPolicy,
+    ) -> StoreResult<()> {
+        if policy.tenant_id != tenant {
+            return Err(StoreError::Invalid(
+                "the recording policy belongs to another tenant".into(),
+            ));
+        }
+        policy.validate().map_err(StoreError::Invalid)?;
+        in_tenant!(self, tenant, |c| put_recording_policy(c, tenant, policy))
+    }
+}
+
+// ---- recording policy ----
+
+async fn recording_policy(
+    c: &mut PgConnection,
+    tenant: TenantId,
+) -> StoreResult<Option<RecordingPolicy>> {
+    let row = sqlx::query(
+        "SELECT tenant_id, mode, failure_mode, rules, updated_at, updated_by \
+         FROM recording_policies WHERE tenant_id = $1",
+    )
+    .bind(tenant.0)
+    .fetch_optional(c)
+    .await
+    .db()?;
+    row.map(|row| {
+        let Json(rules) = col(&row, "rules")?;
+        Ok(RecordingPolicy {
+            tenant_id: TenantId(col(&row, "tenant_id")?),
+            mode: enum_col(&row, "mode")?,
+            failure_mode: enum_col(&row, "failure_mode")?,
+            rules,
+            updated_at: col(&row, "updated_at")?,
+            updated_by: col(&row, "updated_by")?,
+        })
+    })
+    .transpose()
+}
+
+async fn put_recording_policy(
+    c: &mut PgConnection,
+    tenant: TenantId,
+    policy: &RecordingPolicy,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO recording_policies (tenant_id, mode, failure_mode, rules, updated_at, \
+         updated_by) VALUES ($1, $2, $3, $4, $5, $6) \
+         ON CONFLICT (tenant_id) DO UPDATE SET mode = EXCLUDED.mode, \
+         failure_mode = EXCLUDED.failure_mode, rules = EXCLUDED.rules, \
+         updated_at = EXCLUDED.updated_at, updated_by = EXCLUDED.updated_by",
+    )
+    .bind(tenant.0)
+    .bind(policy.mode.as_str())
+    .bind(policy.failure_mode.as_str())
+    .bind(Json(&policy.rules))
+    .bind(policy.updated_at)
+    .bind(&policy.updated_by)
+    .execute(c)
+    .await
+    .db()?;
+    Ok(())
 }
 
 // ---- retention policies ----

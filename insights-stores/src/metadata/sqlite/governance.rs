@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use insights_core::domain::{
     AccountId, HoldScope, LegalHold, LegalHoldId, LocalAccount, Realm, Recording, RecordingId,
-    RetentionPolicy, RetentionPolicyId, Role, SecurityProfile, TenantId, now,
+    RecordingPolicy, RetentionPolicy, RetentionPolicyId, Role, SecurityProfile, TenantId, now,
 };
 use insights_core::store::{
     AccountChange, GovernanceQuery, GovernanceStore, StoreError, StoreResult,
@@ -71,6 +71,54 @@ impl GovernanceStore for SqliteStore {
 
     async fn apply_legal_holds(&self, tenant: TenantId, id: RecordingId) -> StoreResult<bool> {
         apply_legal_holds(&self.pool, tenant, id).await
+    }
+
+    async fn recording_policy(&self, tenant: TenantId) -> StoreResult<Option<RecordingPolicy>> {
+        let row = sqlx::query(
+            "SELECT tenant_id, mode, failure_mode, rules, updated_at, updated_by \
+             FROM recording_policies WHERE tenant_id = ?",
+        )
+        .bind(tenant.0)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        row.map(|row| {
+            Ok(RecordingPolicy {
+                tenant_id: id(&row, "tenant_id")?,
+                mode: enum_col(&row, "mode")?,
+                failure_mode: enum_col(&row, "failure_mode")?,
+                rules: json_col(&row, "rules")?,
+                updated_at: ts(&row, "updated_at")?,
+                updated_by: col(&row, "updated_by")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn put_recording_policy(
+        &self,
+        tenant: TenantId,
+        policy: &RecordingPolicy,
+    ) -> StoreResult<()> {
+        check_tenant(tenant, policy.tenant_id, "the recording policy")?;
+        policy.validate().map_err(StoreError::Invalid)?;
+        sqlx::query(
+            "INSERT INTO recording_policies (tenant_id, mode, failure_mode, rules, updated_at, \
+             updated_by) VALUES (?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (tenant_id) DO UPDATE SET mode = excluded.mode, \
+             failure_mode = excluded.failure_mode, rules = excluded.rules, \
+             updated_at = excluded.updated_at, updated_by = excluded.updated_by",
+        )
+        .bind(tenant.0)
+        .bind(policy.mode.as_str())
+        .bind(policy.failure_mode.as_str())
+        .bind(to_json(&policy.rules)?)
+        .bind(micros(policy.updated_at))
+        .bind(&policy.updated_by)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(())
     }
 }
 

@@ -144,3 +144,53 @@ pub async fn legal_holds_create_list_lift(s: &Store) {
         vec![h1]
     );
 }
+
+pub async fn recording_policy_round_trips_per_tenant(s: &Store) {
+    let t = tenant(s, "contoso").await;
+    let other = tenant(s, "fabrikam").await;
+    assert_eq!(must(s.recording_policy(t).await, "none yet"), None);
+    let rule = |list, kind, value: &str| {
+        must(
+            PolicyRule::new(list, kind, value, Some("works council".into())),
+            "rule",
+        )
+    };
+    let mut p = RecordingPolicy {
+        mode: PolicyMode::IncludeOnly,
+        failure_mode: FailureMode::BestEffort,
+        rules: vec![
+            rule(PolicyList::Include, RuleKind::Group, "Trading"),
+            rule(PolicyList::NeverRecord, RuleKind::NumberPrefix, "+4930"),
+            rule(PolicyList::NeverRecord, RuleKind::Domain, "doctor.example"),
+        ],
+        updated_at: now(),
+        updated_by: "cli".into(),
+        ..RecordingPolicy::default_for(t)
+    };
+    must(s.put_recording_policy(t, &p).await, "put");
+    assert_eq!(must(s.recording_policy(t).await, "get"), Some(p.clone()));
+    assert_eq!(
+        must(s.recording_policy(other).await, "other tenant"),
+        None,
+        "another tenant sees nothing"
+    );
+    // Replaced as a whole.
+    p.rules.remove(0);
+    p.mode = PolicyMode::RecordAll;
+    p.failure_mode = FailureMode::Required;
+    p.updated_at = now();
+    must(s.put_recording_policy(t, &p).await, "replace");
+    assert_eq!(must(s.recording_policy(t).await, "get"), Some(p.clone()));
+    // Another tenant's policy, or one that does not validate, is refused.
+    assert!(matches!(
+        s.put_recording_policy(other, &p).await,
+        Err(StoreError::Invalid(_))
+    ));
+    let mut bad = p.clone();
+    bad.rules[0].value = "+49 30".into();
+    assert!(matches!(
+        s.put_recording_policy(t, &bad).await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert_eq!(must(s.recording_policy(t).await, "unchanged"), Some(p));
+}
