@@ -484,7 +484,9 @@ fn bulk_recordings(pg: &str, tenant: TenantId, n: i64) {
 /// mid-job: another node takes the job over once its lease ran out, runs
 /// it again from the request stored with it, and the export downloads
 /// from that node complete; the `export` audit event is not repeated. An
-/// OIDC sign-in started on the killed node completes on the other.
+/// OIDC sign-in started on the killed node completes on the other. An
+/// access bundle lost with its node is run again by the other, without
+/// repeating the audit events the lost run appended.
 pub fn an_export_on_a_killed_node_finishes_through_the_other(pg: &str, azurite: &str) {
     const RECORDINGS: i64 = 60_000;
     let dir = tempfile::tempdir().unwrap();
@@ -533,6 +535,17 @@ pub fn an_export_on_a_killed_node_finishes_through_the_other(pg: &str, azurite: 
         Some("contoso"),
         "admin@contoso.com",
         "tenant-admin",
+        &[],
+    )
+    .token;
+    let dpo = crate::accounts::sign_in_new_user_with(
+        cwd,
+        &a.data,
+        &env_refs,
+        &b.server.base,
+        Some("contoso"),
+        "dpo@contoso.com",
+        "dpo",
         &[],
     )
     .token;
@@ -680,6 +693,130 @@ pub fn an_export_on_a_killed_node_finishes_through_the_other(pg: &str, azurite: 
     println!(
         "export of {RECORDINGS} recordings finished by the other node {:.1} s after the kill",
         took.as_secs_f64()
+    );
+
+    // ---- an access bundle whose node died after it audited the build:
+    // run again by B, its audit events not repeated ----
+    let phone = "+14255550199";
+    let mut subject = Recording::new(tenant, RecordingKind::Call, Direction::Inbound, now());
+    subject.status = RecordingStatus::Stored;
+    subject.participants.push(Participant {
+        id: ParticipantId::new(),
+        role: ParticipantRole::Caller,
+        display_name: None,
+        phone_number: Some(phone.into()),
+        uri: None,
+        email: None,
+        directory_user_id: None,
+        recorded_user: false,
+        joined_ms: Some(0),
+        left_ms: None,
+    });
+    rt.block_on(store.insert_recording(tenant, &subject))
+        .unwrap();
+    // The DPO's own bundle, built on B: its row is what a lost one looks
+    // like once its node stopped renewing it.
+    let res = http
+        .post(format!("{}/api/gdpr/access", b.server.base))
+        .bearer_auth(&dpo)
+        .json(&json!({"identifiers": {"phone": phone}, "reason": "Art. 15 request 16"}))
+        .send()
+        .unwrap();
+    assert_eq!(res.status(), 202, "{}", res.text().unwrap_or_default());
+    let first: FileJobId = res.json::<Value>().unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let done = wait_done(
+        &http,
+        &format!("{}/api/gdpr/access/{first}", b.server.base),
+        &dpo,
+        "status",
+    );
+    assert_eq!(done["status"], "done", "{done}");
+    let mut lost = rt.block_on(store.get_file_job(tenant, first)).unwrap();
+    let at = now();
+    lost.id = FileJobId::new();
+    lost.state = FileJobState::Running;
+    lost.output = None;
+    lost.recordings = Vec::new();
+    lost.created_at = at - chrono::Duration::minutes(2);
+    lost.lease_until = at - chrono::Duration::seconds(1);
+    lost.attempt = 1;
+    lost.request = Some(json!({
+        "identifiers": {"phone": phone},
+        "include_media": false,
+        "columns": null,
+        "mask_others": true,
+        "actor": lost.owner,
+        "reason": "Art. 15 request 17",
+        "source": null,
+    }));
+    rt.block_on(store.create_file_job(tenant, &lost)).unwrap();
+    // The lost run had audited the build (not yet what it included).
+    rt.block_on(store.append_audit(
+        tenant,
+        NewAuditEvent {
+            actor: lost.owner.clone(),
+            action: AuditAction::GdprAccess,
+            recording_id: None,
+            target: Some(lost.id.to_string()),
+            reason: Some("Art. 15 request 17".into()),
+            source: None,
+            details: json!({"step": "build", "bundle_id": lost.id}),
+        },
+    ))
+    .unwrap();
+    let done = wait_done(
+        &http,
+        &format!("{}/api/gdpr/access/{}", b.server.base, lost.id),
+        &dpo,
+        "status",
+    );
+    assert_eq!(done["status"], "done", "taken over and run again: {done}");
+    let job = rt.block_on(store.get_file_job(tenant, lost.id)).unwrap();
+    assert_eq!(job.attempt, 2);
+    assert_eq!(job.request, None);
+    assert_eq!(job.recordings, vec![subject.id]);
+    let res = http
+        .get(format!(
+            "{}/api/gdpr/access/{}/file",
+            b.server.base, lost.id
+        ))
+        .bearer_auth(&dpo)
+        .send()
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let mut archive =
+        zip::ZipArchive::new(std::io::Cursor::new(res.bytes().unwrap().to_vec())).unwrap();
+    let mut listing = String::new();
+    std::io::Read::read_to_string(
+        &mut archive.by_name("recordings.json").unwrap(),
+        &mut listing,
+    )
+    .unwrap();
+    assert!(listing.contains(&subject.id.to_string()), "{listing}");
+    let steps: Vec<(String, Option<RecordingId>)> = rt
+        .block_on(store.list_audit(tenant, &AuditQuery::default()))
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.target.as_deref() == Some(lost.id.to_string().as_str()))
+        .map(|e| {
+            (
+                e.details["step"].as_str().unwrap_or("").to_owned(),
+                e.recording_id,
+            )
+        })
+        .collect();
+    assert_eq!(
+        steps,
+        vec![
+            ("build".to_owned(), None),
+            ("included".to_owned(), Some(subject.id)),
+            ("download".to_owned(), None),
+        ],
+        "the build audited once (by the lost run), the inclusion by the re-run, then the download"
     );
     drop(b);
 }
