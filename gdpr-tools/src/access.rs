@@ -35,7 +35,9 @@ use std::io::Write;
 
 use insights_core::blob::{BlobError, BlobStore};
 use insights_core::crypto::{CryptoError, KeyProvider};
-use insights_core::domain::{AuditAction, NewAuditEvent, Participant, TenantId};
+use insights_core::domain::{
+    AuditAction, AuditQuery, NewAuditEvent, Participant, RecordingId, TenantId,
+};
 use insights_core::store::{MetadataStore, StoreError};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -129,6 +131,10 @@ pub struct Requester {
     pub source: Option<String>,
     /// The bundle's id when it is kept for download.
     pub bundle_id: Option<uuid::Uuid>,
+    /// A re-run of a kept bundle whose node died mid-build
+    /// ([`crate::bundles::Takeovers`]): the audit events the lost run
+    /// appended already (same bundle id) are not appended again.
+    pub rerun: bool,
 }
 
 /// One file of the bundle, as the manifest lists it.
@@ -289,6 +295,40 @@ fn xlsx(headers: &[&str], rows: &[Vec<serde_json::Value>]) -> Result<Vec<u8>, Ac
     wb.save_to_buffer().map_err(werr)
 }
 
+/// What the lost runs of the kept bundle `bundle` audited already: its
+/// `build` event, and the recordings of its `included` events.
+async fn audited_before(
+    store: &dyn MetadataStore,
+    tenant: TenantId,
+    actor: &str,
+    bundle: uuid::Uuid,
+) -> Result<(bool, Vec<RecordingId>), AccessError> {
+    let events = store
+        .list_audit(
+            tenant,
+            &AuditQuery {
+                actor: Some(actor.to_owned()),
+                action: Some(AuditAction::GdprAccess),
+                ..AuditQuery::default()
+            },
+        )
+        .await?;
+    let target = bundle.to_string();
+    let mine = events
+        .iter()
+        .filter(|e| e.target.as_deref() == Some(target.as_str()));
+    let mut built = false;
+    let mut included = Vec::new();
+    for e in mine {
+        match e.details.get("step").and_then(|s| s.as_str()) {
+            Some("build") => built = true,
+            Some("included") => included.extend(e.recording_id),
+            _ => {}
+        }
+    }
+    Ok((built, included))
+}
+
 /// Builds the subject's bundle into `out` (a stream: nothing is sought
 /// back) and audits it before reading any content; returns what was
 /// written and `out`.
@@ -318,32 +358,38 @@ pub async fn build_bundle<W: Write>(
     let found = subject::find(env.store, tenant, ids, &env.find).await?;
     let (salt, hashed) = crate::erasure::hash_identifiers(&found.normalized.given);
     let recording_ids: Vec<_> = found.recordings.iter().map(|r| r.recording.id).collect();
-    env.store
-        .append_audit(
-            tenant,
-            NewAuditEvent {
-                actor: actor.to_owned(),
-                action: AuditAction::GdprAccess,
-                recording_id: None,
-                target: who.bundle_id.map(|b| b.to_string()),
-                reason: who.reason.clone(),
-                source: who.source.clone(),
-                details: json!({
-                    "step": "build",
-                    "bundle_id": who.bundle_id,
-                    "recordings": found.recordings.len(),
-                    "recording_ids": recording_ids,
-                    "directory_users": found.directory_users.len(),
-                    "include_media": opts.include_media,
-                    "mask_others": opts.mask_others,
-                    "columns": columns,
-                    "identifiers_salt": salt,
-                    "identifiers": hashed,
-                }),
-            },
-        )
-        .await?;
-    for id in &recording_ids {
+    let (built, included) = match (who.rerun, who.bundle_id) {
+        (true, Some(bundle)) => audited_before(env.store, tenant, actor, bundle).await?,
+        _ => (false, Vec::new()),
+    };
+    if !built {
+        env.store
+            .append_audit(
+                tenant,
+                NewAuditEvent {
+                    actor: actor.to_owned(),
+                    action: AuditAction::GdprAccess,
+                    recording_id: None,
+                    target: who.bundle_id.map(|b| b.to_string()),
+                    reason: who.reason.clone(),
+                    source: who.source.clone(),
+                    details: json!({
+                        "step": "build",
+                        "bundle_id": who.bundle_id,
+                        "recordings": found.recordings.len(),
+                        "recording_ids": recording_ids,
+                        "directory_users": found.directory_users.len(),
+                        "include_media": opts.include_media,
+                        "mask_others": opts.mask_others,
+                        "columns": columns,
+                        "identifiers_salt": salt,
+                        "identifiers": hashed,
+                    }),
+                },
+            )
+            .await?;
+    }
+    for id in recording_ids.iter().filter(|id| !included.contains(id)) {
         env.store
             .append_audit(
                 tenant,

@@ -13,9 +13,17 @@
 //!   dropped without [`SealedWriter::finish`] fails the upload: no partial
 //!   object is ever stored.
 //! * A running job holds a lease ([`LEASE`]) that [`JobRun`] renews with
-//!   its progress every [`RENEW_EVERY`]; readers see a job past its lease
-//!   as failed (`node-lost`, [`current`]): a node that died mid-job never
-//!   leaves it running forever, and its file is never half stored.
+//!   its progress every [`RENEW_EVERY`]. A job past its lease (its node
+//!   died) is taken over by another API node ([`Takeovers`], every
+//!   [`RENEW_EVERY`] on each): the job's attempt goes up by one in the
+//!   store (atomic: one node wins), and that node runs it again from the
+//!   request stored with it ([`Rerun`]), writing a new file under the
+//!   attempt's own blob key with a new data key. Renewals and the end
+//!   carry the attempt: the old run, should its node still be alive, is
+//!   fenced out and deletes only its own file. A job without a stored
+//!   request, or lost [`MAX_ATTEMPTS`] times, is failed (`node-lost`,
+//!   [`current`]): a job never stays running forever, and its file is
+//!   never half stored.
 //! * Downloads decrypt chunk by chunk as the client reads ([`download`]).
 //! * A file is deleted when it expires ([`sweep_expired`], run by
 //!   [`Sweeper`] and on reads), when an erasure erases one of its
@@ -31,6 +39,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use futures::{SinkExt, StreamExt};
 use insights_core::blob::{BlobError, BlobStore, PutOutcome, layout};
@@ -38,18 +47,23 @@ use insights_core::crypto::{
     CryptoError, DataKey, EnvelopeReader, EnvelopeWriter, ExpectedIds, Header, KeyProvider,
 };
 use insights_core::domain::{
-    FileJob, FileJobEnd, FileJobOutput, FileJobState, KeyId, RecordingId, Tenant, TenantId, now,
+    FileJob, FileJobEnd, FileJobKind, FileJobOutput, FileJobState, KeyId, RecordingId, Tenant,
+    TenantId, now,
 };
 use insights_core::store::{MetadataStore, StoreError};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 /// How long a running job stays alive without its node renewing it.
-pub const LEASE: chrono::Duration = chrono::Duration::seconds(60);
+pub const LEASE: chrono::Duration = chrono::Duration::seconds(30);
 /// How often a running job's node renews its lease (and saves progress).
 pub const RENEW_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
-/// The error code of a job whose node stopped renewing its lease.
+/// The error code of a job whose node stopped renewing its lease and
+/// that cannot be run again (no stored request, or [`MAX_ATTEMPTS`] runs
+/// lost).
 pub const LOST: &str = "node-lost";
+/// How many runs of a job may be lost with their node before it fails.
+pub const MAX_ATTEMPTS: u32 = 3;
 /// Sealed chunks in flight between the writer and the upload.
 const CHANNEL_CHUNKS: usize = 8;
 /// Bytes per chunk of a download.
@@ -166,21 +180,43 @@ pub struct JobRun {
 }
 
 impl JobRun {
-    /// Stores `job` (state running, leased from now) and starts its sealed
-    /// upload: a fresh data key wrapped by the tenant's KEK, the envelope
-    /// streaming into `exports/…` or `bundles/…` of the tenant's
-    /// container. If the key or upload cannot start, the job is stored
-    /// failed and the error returned.
+    /// Stores `job` (state running, leased from now, first attempt) and
+    /// starts its sealed upload: a fresh data key wrapped by the tenant's
+    /// KEK, the envelope streaming into `exports/…` or `bundles/…` of the
+    /// tenant's container. If the key or upload cannot start, the job is
+    /// stored failed and the error returned.
     pub async fn start(
         store: Arc<dyn MetadataStore>,
         blobs: Arc<dyn BlobStore>,
         keys: &dyn KeyProvider,
         mut job: FileJob,
     ) -> Result<(JobRun, SealedWriter), FileError> {
-        let tenant = job.tenant_id;
         job.state = FileJobState::Running;
         job.lease_until = now() + LEASE;
-        store.create_file_job(tenant, &job).await?;
+        job.attempt = 1;
+        store.create_file_job(job.tenant_id, &job).await?;
+        Self::open(store, blobs, keys, job).await
+    }
+
+    /// A job this node took over ([`take_over_lost`]: leased by it at its
+    /// new attempt): its upload starts afresh under the attempt's blob key
+    /// and a new data key. If it cannot start, the job is stored failed.
+    pub async fn resume(
+        store: Arc<dyn MetadataStore>,
+        blobs: Arc<dyn BlobStore>,
+        keys: &dyn KeyProvider,
+        job: FileJob,
+    ) -> Result<(JobRun, SealedWriter), FileError> {
+        Self::open(store, blobs, keys, job).await
+    }
+
+    async fn open(
+        store: Arc<dyn MetadataStore>,
+        blobs: Arc<dyn BlobStore>,
+        keys: &dyn KeyProvider,
+        job: FileJob,
+    ) -> Result<(JobRun, SealedWriter), FileError> {
+        let tenant = job.tenant_id;
         let key = DataKey::generate(KeyId::new());
         let data_key = match keys.wrap(tenant, &key).await {
             Ok(k) => k,
@@ -188,7 +224,9 @@ impl JobRun {
                 let end = FileJobEnd::Failed {
                     error: "file-key-unavailable".into(),
                 };
-                let _ = store.finish_file_job(tenant, job.id, &end).await;
+                let _ = store
+                    .finish_file_job(tenant, job.id, job.attempt, &end)
+                    .await;
                 return Err(e.into());
             }
         };
@@ -196,7 +234,7 @@ impl JobRun {
         let (tx, rx) = futures::channel::mpsc::channel::<Piece>(CHANNEL_CHUNKS);
         let writer = SealedWriter(EnvelopeWriter::new(ChunkSink { tx }, &key, &header)?);
         drop(key);
-        let blob_key = layout::file_job_key(job.kind, job.id);
+        let blob_key = layout::file_job_attempt_key(job.kind, job.id, job.attempt);
         let upload = {
             let blobs = blobs.clone();
             let container = Tenant::container_name(tenant);
@@ -226,7 +264,7 @@ impl JobRun {
         let renewer = tokio::spawn(renew(
             store.clone(),
             tenant,
-            job.id,
+            (job.id, job.attempt),
             progress.clone(),
             stop.clone(),
         ));
@@ -316,12 +354,14 @@ impl JobRun {
             },
         };
         let done = matches!(end, FileJobEnd::Done { .. });
-        let recorded = store.finish_file_job(tenant, job.id, &end).await;
+        let recorded = store
+            .finish_file_job(tenant, job.id, job.attempt, &end)
+            .await;
         match recorded {
             Ok(true) if done => return FileJobState::Done,
             Ok(true) => {}
             Ok(false) => {
-                tracing::warn!(job = %job.id, "a file job ended after it was declared lost")
+                tracing::warn!(job = %job.id, attempt = job.attempt, "a file job ended after it was declared lost or taken over: its file is dropped")
             }
             Err(e) => tracing::warn!(job = %job.id, error = %e, "cannot record a file job's end"),
         }
@@ -336,7 +376,7 @@ impl JobRun {
 async fn renew(
     store: Arc<dyn MetadataStore>,
     tenant: TenantId,
-    id: insights_core::domain::FileJobId,
+    (id, attempt): (insights_core::domain::FileJobId, u32),
     progress: Arc<Progress>,
     stop: CancellationToken,
 ) {
@@ -347,7 +387,7 @@ async fn renew(
         }
         let (done, total) = progress.get();
         match store
-            .renew_file_job(tenant, id, done, total, now() + LEASE)
+            .renew_file_job(tenant, id, attempt, done, total, now() + LEASE)
             .await
         {
             Ok(true) => {}
@@ -357,9 +397,17 @@ async fn renew(
     }
 }
 
+/// Whether a job lost with its node is run again ([`Takeovers`]) rather
+/// than failed: it has a stored request and fewer than [`MAX_ATTEMPTS`]
+/// runs.
+pub fn may_rerun(job: &FileJob) -> bool {
+    job.request.is_some() && job.attempt < MAX_ATTEMPTS
+}
+
 /// The caller-visible state of a job: `None` when there is none or it
-/// has expired (then it is deleted); a running job past its lease is
-/// recorded failed ([`LOST`]) first.
+/// has expired (then it is deleted); a running job past its lease that
+/// cannot be run again ([`may_rerun`]) is recorded failed ([`LOST`])
+/// first. One that can stays `running` until a node takes it over.
 pub async fn current(
     store: &dyn MetadataStore,
     blobs: &dyn BlobStore,
@@ -376,9 +424,9 @@ pub async fn current(
         delete_job(store, blobs, &job).await?;
         return Ok(None);
     }
-    if job.lost(at) {
+    if job.lost(at) && !may_rerun(&job) {
         let end = FileJobEnd::Failed { error: LOST.into() };
-        if store.finish_file_job(tenant, id, &end).await? {
+        if store.finish_file_job(tenant, id, job.attempt, &end).await? {
             tracing::warn!(job = %id, "a file job's node stopped renewing it: failed");
         }
         job = store.get_file_job(tenant, id).await?;
@@ -456,12 +504,15 @@ pub async fn delete_job(
     let container = Tenant::container_name(job.tenant_id);
     // The key is fixed by kind and id: a lost job's partial upload (if the
     // backend kept any) goes too.
-    let key = job
-        .output
-        .as_ref()
-        .map(|o| o.blob_key.clone())
-        .unwrap_or_else(|| layout::file_job_key(job.kind, job.id));
-    blobs.delete(&container, &key).await?;
+    match &job.output {
+        Some(o) => blobs.delete(&container, &o.blob_key).await?,
+        None => {
+            for attempt in 1..=job.attempt.max(1) {
+                let key = layout::file_job_attempt_key(job.kind, job.id, attempt);
+                blobs.delete(&container, &key).await?;
+            }
+        }
+    }
     store.delete_file_job(job.tenant_id, job.id).await?;
     Ok(())
 }
@@ -540,6 +591,121 @@ impl Sweeper {
     }
 
     /// Stops sweeping.
+    pub async fn stop(self) {
+        self.stop.cancel();
+        let _ = self.task.await;
+    }
+}
+
+/// Runs one kind of job again from the request stored with it, on the
+/// node that took it over: given the run (leased by this node at the new
+/// attempt, its upload started), the writer of its file and the stored
+/// request; ends the run with [`JobRun::finish`].
+pub type Rerun =
+    Arc<dyn Fn(JobRun, SealedWriter, serde_json::Value) -> BoxFuture<'static, ()> + Send + Sync>;
+
+/// What a node needs to take jobs over: the stores, the key provider and
+/// a [`Rerun`] per kind it can run.
+#[derive(Clone)]
+pub struct TakeoverEnv {
+    pub store: Arc<dyn MetadataStore>,
+    pub blobs: Arc<dyn BlobStore>,
+    pub keys: Arc<dyn KeyProvider>,
+    pub runners: Vec<(FileJobKind, Rerun)>,
+}
+
+/// Takes over every job of every tenant whose lease ran out before `at`
+/// and that may run again ([`may_rerun`]) and this node can run, and
+/// starts it here; fails the lost ones that may not. Returns how many
+/// this node took over. Any node may run it at any time: the store lets
+/// one node take each lost run.
+pub async fn take_over_lost(env: &TakeoverEnv, at: DateTime<Utc>) -> Result<usize, FileError> {
+    let mut n = 0;
+    for tenant in env.store.list_tenants().await? {
+        for job in env.store.list_file_jobs(tenant.id).await? {
+            if !job.lost(at) {
+                continue;
+            }
+            let runner = env
+                .runners
+                .iter()
+                .find(|(k, _)| *k == job.kind)
+                .map(|(_, r)| r.clone());
+            let (Some(runner), Some(request), true) =
+                (runner, job.request.clone(), may_rerun(&job))
+            else {
+                if !may_rerun(&job) {
+                    // Read once more through `current`: failed, `node-lost`.
+                    current(
+                        env.store.as_ref(),
+                        env.blobs.as_ref(),
+                        tenant.id,
+                        job.id,
+                        at,
+                    )
+                    .await?;
+                }
+                continue;
+            };
+            let Some(taken) = env
+                .store
+                .take_over_file_job(tenant.id, job.id, job.attempt, at, now() + LEASE)
+                .await?
+            else {
+                continue; // another node was faster
+            };
+            metrics::counter!("insights_file_job_takeovers_total", "kind" => taken.kind.as_str())
+                .increment(1);
+            tracing::warn!(job = %taken.id, kind = taken.kind.as_str(), attempt = taken.attempt,
+                "a file job's node stopped renewing it: taken over and run again here");
+            match JobRun::resume(
+                env.store.clone(),
+                env.blobs.clone(),
+                env.keys.as_ref(),
+                taken,
+            )
+            .await
+            {
+                Ok((run, writer)) => {
+                    tokio::spawn(runner(run, writer, request));
+                    n += 1;
+                }
+                Err(e) => {
+                    tracing::warn!(job = %job.id, error = %e, "cannot run a taken-over file job")
+                }
+            }
+        }
+    }
+    Ok(n)
+}
+
+/// Runs [`take_over_lost`] every [`RENEW_EVERY`] (started with the API of
+/// `insights serve`); [`Takeovers::stop`] ends it.
+pub struct Takeovers {
+    stop: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+impl Takeovers {
+    /// Starts looking for lost jobs on the current Tokio runtime.
+    pub fn start(env: TakeoverEnv) -> Takeovers {
+        let stop = CancellationToken::new();
+        let token = stop.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = token.cancelled() => return,
+                    _ = tokio::time::sleep(RENEW_EVERY) => {}
+                }
+                if let Err(e) = take_over_lost(&env, now()).await {
+                    tracing::warn!(error = %e, "cannot look for lost exports and access bundles");
+                }
+            }
+        });
+        Takeovers { stop, task }
+    }
+
+    /// Stops looking (runs started here go on).
     pub async fn stop(self) {
         self.stop.cancel();
         let _ = self.task.await;

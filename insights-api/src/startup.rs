@@ -57,6 +57,9 @@ pub struct Application {
     server: Server,
     /// The `[metrics] listen` server, when configured.
     metrics: Option<(SocketAddr, Server)>,
+    /// Takes over the export jobs of API nodes that died (none without
+    /// the API).
+    takeovers: Option<gdpr_tools::bundles::Takeovers>,
 }
 
 impl Application {
@@ -128,6 +131,23 @@ impl Application {
             routes::exports::ExportJobs::new()
                 .map_err(|e| anyhow::anyhow!("export jobs need a Tokio runtime: {e}"))?,
         );
+        // Exports and access bundles whose node died are run again here
+        // (any API node may: the store lets one take each).
+        let takeovers = gdpr_tools::bundles::Takeovers::start(gdpr_tools::bundles::TakeoverEnv {
+            store: data.store.clone(),
+            blobs: data.blobs.clone(),
+            keys: data.keys.clone(),
+            runners: vec![
+                (
+                    insights_core::domain::FileJobKind::Export,
+                    routes::exports::rerun(data.store.clone()),
+                ),
+                (
+                    insights_core::domain::FileJobKind::AccessBundle,
+                    routes::gdpr::rerun(data.clone().into_inner(), gdpr.clone().into_inner()),
+                ),
+            ],
+        });
         let server = HttpServer::new(move || {
             let extra = extra.clone();
             App::new()
@@ -156,6 +176,7 @@ impl Application {
             addr,
             server,
             metrics,
+            takeovers: Some(takeovers),
         })
     }
 
@@ -205,6 +226,7 @@ impl Application {
             addr,
             server,
             metrics,
+            takeovers: None,
         })
     }
 
@@ -231,6 +253,9 @@ impl Application {
             (handle, tokio::spawn(server))
         });
         let served = self.server.await;
+        if let Some(t) = self.takeovers {
+            t.stop().await;
+        }
         if let Some((handle, task)) = metrics {
             handle.stop(true).await;
             if let Ok(Err(e)) = task.await {

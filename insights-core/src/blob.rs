@@ -216,4 +216,18 @@ pub mod layout {
             FileJobKind::AccessBundle => format!("bundles/{id}.zip.env"),
         }
     }
+
+    /// The blob key of one attempt of a file job (see
+    /// [`FileJob::attempt`](crate::domain::FileJob::attempt)): the first
+    /// is [`file_job_key`]; a re-run after a takeover writes
+    /// `exports/<id>.<attempt>.xlsx.env` (`bundles/…`), so the run it
+    /// replaced, should it still be alive, can never overwrite or delete
+    /// its file.
+    pub fn file_job_attempt_key(kind: FileJobKind, id: FileJobId, attempt: u32) -> String {
+        match (kind, attempt) {
+            (_, 0 | 1) => file_job_key(kind, id),
+            (FileJobKind::Export, n) => format!("exports/{id}.{n}.xlsx.env"),
+            (FileJobKind::AccessBundle, n) => format!("bundles/{id}.{n}.zip.env"),
+        }
+    }
 }

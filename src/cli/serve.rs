@@ -105,11 +105,18 @@ pub struct WorkerOptions {
     pub test_engine_delay_ms: Option<u64>,
 }
 
+/// How long shutdown waits for a segment staging under way to finish.
+const SEGMENTS_STOP_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// The gateway role's running parts.
 struct GatewayParts {
     spool: Spool,
     stop_uploader: CancellationToken,
     uploader: JoinHandle<()>,
+    /// Segmented upload: awaited on shutdown (at most
+    /// [`SEGMENTS_STOP_WAIT`]) so that a staging under way is finished,
+    /// not cut in half.
+    segments: JoinHandle<()>,
     /// `[siprec]`: the SIPREC recording server, when configured.
     siprec: Option<bot_gateway::siprec::SiprecServer>,
 }
@@ -173,7 +180,7 @@ pub async fn serve(settings: Settings, roles: Roles, opts: WorkerOptions) -> any
             .with_segments(segments.clone());
             let stop_uploader = CancellationToken::new();
             let uploader = tokio::spawn(uploader.run(stop_uploader.clone()));
-            tokio::spawn(segments.run(stop_uploader.clone()));
+            let segments = tokio::spawn(segments.run(stop_uploader.clone()));
             // A listener that cannot be opened stops start-up here.
             let siprec = bot_gateway::siprec::SiprecServer::start(
                 &settings.siprec,
@@ -191,6 +198,7 @@ pub async fn serve(settings: Settings, roles: Roles, opts: WorkerOptions) -> any
                 spool,
                 stop_uploader,
                 uploader,
+                segments,
                 siprec,
             })
         }
@@ -349,6 +357,12 @@ pub async fn serve(settings: Settings, roles: Roles, opts: WorkerOptions) -> any
         }
         g.stop_uploader.cancel();
         g.uploader.await.context("uploader task")?;
+        match tokio::time::timeout(SEGMENTS_STOP_WAIT, g.segments).await {
+            Ok(done) => done.context("segmented upload task")?,
+            Err(_) => tracing::warn!(
+                "segmented upload still staging at shutdown: left to the node that recovers its calls"
+            ),
+        }
         g.spool.shutdown();
     }
     server.await.context("server task")?.context("server")?;

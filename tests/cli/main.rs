@@ -227,6 +227,18 @@ fn two_api_nodes_share_sign_ins_jobs_files_and_throttles() {
     );
 }
 
+/// Issue 15 §Proof: an export on an API node killed mid-job finishes
+/// through the other node; a sign-in started on it completes there too.
+#[test]
+fn an_export_on_a_killed_api_node_finishes_through_the_other() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let url = rt.block_on(insights_tests::fresh_pg_database());
+    stateless_api::an_export_on_a_killed_node_finishes_through_the_other(
+        &url,
+        &insights_tests::azurite_endpoint(),
+    );
+}
+
 /// Issue 14: `insights keys rotate` killed mid-run resumes when run again.
 #[test]
 fn a_killed_key_rotation_resumes_through_the_binary() {

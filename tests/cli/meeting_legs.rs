@@ -68,6 +68,12 @@ fn root_key(dir: &Path) -> PathBuf {
 
 impl Cluster {
     async fn start(pg: &str, azurite: &str) -> Cluster {
+        Cluster::start_with(pg, azurite, true).await
+    }
+
+    /// The cluster; its two recorded users are synchronised into the
+    /// directory (and have accounts) only if `in_directory`.
+    async fn start_with(pg: &str, azurite: &str, in_directory: bool) -> Cluster {
         let cwd = tempfile::tempdir().unwrap();
         let ms = Microsoft::start().await;
         let key = TestKey::generate("meeting-legs-kid");
@@ -131,6 +137,10 @@ impl Cluster {
             ("Bob Example", "bob@fabrikam.com"),
         ] {
             let oid = uuid::Uuid::new_v4().to_string();
+            if !in_directory {
+                users.push((name.to_owned(), email.to_owned(), oid, UserId::new()));
+                continue;
+            }
             let user = DirectoryUser {
                 id: UserId::new(),
                 tenant_id: tenant,
@@ -480,6 +490,73 @@ async fn meeting_legs_on_two_nodes_make_one_recording_for_both_users() {
     // Each recorded user finds and plays it, through either node.
     c.user_finds_and_plays(0, &a, &[rec.id], &[]).await;
     c.user_finds_and_plays(1, &b, &[rec.id], &[]).await;
+    drop((a, b));
+}
+
+/// Recorded users whose Entra users are not (yet) in the tenant's
+/// directory: the primary leg's roster and the standby's entitlement know
+/// them only by object id, and each is still stored once, as a recorded
+/// user, on the one recording. Repeated: the two legs store Bob at about
+/// the same time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn meeting_legs_of_users_outside_the_directory_store_each_user_once() {
+    let pg = insights_tests::fresh_pg_database().await;
+    let azurite = insights_tests::azurite_endpoint();
+    let c = Cluster::start_with(&pg, &azurite, false).await;
+    let a = c.node("a");
+    let b = c.node("b");
+    let people = c.people(4);
+    for round in 0..2 {
+        let chain = uuid::Uuid::new_v4().to_string();
+        let leg_a = c.leg(&a, &chain, &people, 0);
+        let leg_b = c.leg(&b, &chain, &people, 1);
+        let id_a = leg_a.call_id.clone();
+        let run_a = tokio::spawn(async move { leg_a.run().await });
+        assert!(
+            c.graph_saw(&id_a, "answer", None).await,
+            "leg a not answered"
+        );
+        let run_b = tokio::spawn(async move { leg_b.run().await });
+        run_a
+            .await
+            .unwrap()
+            .unwrap_or_else(|e| panic!("leg a: {e}"));
+        run_b
+            .await
+            .unwrap()
+            .unwrap_or_else(|e| panic!("leg b: {e}"));
+        let recs = c
+            .recordings(round + 1, |r| {
+                r.status == RecordingStatus::Stored && r.ended_at.is_some()
+            })
+            .await;
+        let rec = recs
+            .iter()
+            .find(|r| r.external_call_id.as_deref() == Some(id_a.as_str()))
+            .unwrap_or_else(|| panic!("round {round}: no recording of leg a"));
+        for (name, _, _, _) in &c.users {
+            let rows: Vec<&Participant> = rec
+                .participants
+                .iter()
+                .filter(|p| p.display_name.as_deref() == Some(name.as_str()))
+                .collect();
+            assert_eq!(
+                rows.len(),
+                1,
+                "round {round}: {name} stored once: {:?}",
+                rec.participants
+            );
+            assert!(rows[0].recorded_user, "{name} entitled as a recorded user");
+            assert_eq!(rows[0].directory_user_id, None, "not in the directory");
+        }
+        assert_eq!(
+            rec.participants.len(),
+            4,
+            "round {round}: everyone once: {:?}",
+            rec.participants
+        );
+    }
+    c.ms.assert_no_problems();
     drop((a, b));
 }
 

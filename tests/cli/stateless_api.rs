@@ -458,3 +458,365 @@ pub fn two_api_nodes_share_sign_ins_jobs_and_throttles(pg: &str, azurite: &str) 
         assert!(res.headers().get("retry-after").is_some());
     }
 }
+
+/// Recordings inserted straight into the database (as a bulk import
+/// would): enough that an export of them runs for several seconds.
+fn bulk_recordings(pg: &str, tenant: TenantId, n: i64) {
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let mut c = sqlx::PgConnection::connect(pg).await.unwrap();
+        sqlx::query(
+            "INSERT INTO recordings (tenant_id, id, kind, direction, started_at, ended_at, \
+             duration_ms, status, retention_class, legal_hold, has_transcript, created_at) \
+             SELECT $1, gen_random_uuid(), 'call', 'inbound', \
+             now() - make_interval(secs => i), now() - make_interval(secs => i) + interval '1 minute', \
+             60000, 'stored', 'default', false, false, now() \
+             FROM generate_series(1, $2) AS i",
+        )
+        .bind(tenant.0)
+        .bind(n)
+        .execute(&mut c)
+        .await
+        .unwrap();
+    });
+}
+
+/// Issue 15 §Proof: the API node running an export is killed (`kill -9`)
+/// mid-job: another node takes the job over once its lease ran out, runs
+/// it again from the request stored with it, and the export downloads
+/// from that node complete; the `export` audit event is not repeated. An
+/// OIDC sign-in started on the killed node completes on the other. An
+/// access bundle lost with its node is run again by the other, without
+/// repeating the audit events the lost run appended.
+pub fn an_export_on_a_killed_node_finishes_through_the_other(pg: &str, azurite: &str) {
+    const RECORDINGS: i64 = 60_000;
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    let idp = StandIn::start(vec![]);
+    let env = cluster_env(cwd, pg, azurite, &idp);
+    let out = insights(
+        cwd,
+        &[
+            "admin",
+            "tenant",
+            "add",
+            "contoso",
+            "--directory-tenant-id",
+            TID,
+            "--data-dir",
+            cwd.join("a").to_str().unwrap(),
+        ],
+    )
+    .envs(env.iter().cloned())
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let a = start_node(cwd, "a", &env);
+    let b = start_node(cwd, "b", &env);
+    let http = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(120))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let store = rt.block_on(PgStore::connect(pg, 2)).unwrap();
+    let tenant = rt.block_on(store.tenant_by_name("contoso")).unwrap().id;
+    bulk_recordings(pg, tenant, RECORDINGS);
+
+    let env_refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let admin = crate::accounts::sign_in_new_user_with(
+        cwd,
+        &a.data,
+        &env_refs,
+        &a.server.base,
+        Some("contoso"),
+        "admin@contoso.com",
+        "tenant-admin",
+        &[],
+    )
+    .token;
+    let dpo = crate::accounts::sign_in_new_user_with(
+        cwd,
+        &a.data,
+        &env_refs,
+        &b.server.base,
+        Some("contoso"),
+        "dpo@contoso.com",
+        "dpo",
+        &[],
+    )
+    .token;
+
+    // An OIDC sign-in started on A, before A dies.
+    let res = http
+        .get(format!(
+            "{}/api/auth/oidc/login?return_to=/recordings",
+            a.server.base
+        ))
+        .send()
+        .unwrap();
+    assert_eq!(res.status(), 302, "{}", res.text().unwrap_or_default());
+    let state_cookie = cookie(&res, "insights_oidc_state");
+    let location = url::Url::parse(res.headers()["location"].to_str().unwrap()).unwrap();
+    let q: BTreeMap<String, String> = location.query_pairs().into_owned().collect();
+    let (state, nonce) = (q["state"].clone(), q["nonce"].clone());
+
+    // The export starts on A; A is killed while it runs.
+    let res = http
+        .post(format!("{}/api/exports", a.server.base))
+        .bearer_auth(&admin)
+        .json(&json!({"columns": ["recording-id", "direction"], "reason": "takeover check"}))
+        .send()
+        .unwrap();
+    assert_eq!(res.status(), 202, "{}", res.text().unwrap_or_default());
+    let export_id: String = res.json::<Value>().unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let status_on_b = format!("{}/api/exports/{export_id}", b.server.base);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let v: Value = http
+            .get(&status_on_b)
+            .bearer_auth(&admin)
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        assert_eq!(
+            v["state"], "running",
+            "the export ended before the kill: {v}"
+        );
+        if v["rows_written"].as_u64().unwrap_or(0) > 0 {
+            break; // A renewed the lease with its progress: mid-job
+        }
+        assert!(Instant::now() < deadline, "no progress on A: {v}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let killed_at = Instant::now();
+    drop(a); // SIGKILL
+
+    // The sign-in completes on B.
+    let oid = "0a6f3b2c-4444-4e8d-9c7b-5d4e3f2a1b04";
+    idp.world.lock().unwrap().id_token =
+        Some(idp.id_token(oid, &nonce, &["Insights.ComplianceOfficer"], &[]));
+    let res = http
+        .get(format!(
+            "{}/api/auth/oidc/callback?code=c0de&state={state}",
+            b.server.base
+        ))
+        .header("cookie", format!("insights_oidc_state={state_cookie}"))
+        .send()
+        .unwrap();
+    assert_eq!(res.status(), 302, "{}", res.text().unwrap_or_default());
+    assert_eq!(res.headers()["location"], "/recordings");
+
+    // The export: running (never failed) until B takes it over and
+    // finishes it.
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let done = loop {
+        let v: Value = http
+            .get(&status_on_b)
+            .bearer_auth(&admin)
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        if v["state"] != "running" {
+            break v;
+        }
+        assert!(Instant::now() < deadline, "still running: {v}");
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    assert_eq!(done["state"], "done", "{done}");
+    assert_eq!(done["rows_written"], RECORDINGS, "{done}");
+    let took = killed_at.elapsed();
+    let id: FileJobId = export_id.parse().unwrap();
+    let job = rt.block_on(store.get_file_job(tenant, id)).unwrap();
+    assert_eq!(job.attempt, 2, "run once more, by B");
+    assert_eq!(job.request, None, "the stored request went with the end");
+    assert_eq!(
+        job.output.as_ref().map(|o| o.blob_key.clone()),
+        Some(format!("exports/{export_id}.2.xlsx.env")),
+        "the re-run's own file"
+    );
+
+    let res = http
+        .get(format!("{}/api/exports/{export_id}/file", b.server.base))
+        .bearer_auth(&admin)
+        .send()
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let xlsx = res.bytes().unwrap().to_vec();
+    let ids: std::collections::BTreeSet<String> = {
+        use calamine::{Reader, Xlsx};
+        let mut wb = Xlsx::new(std::io::Cursor::new(xlsx)).unwrap();
+        let mut ids = std::collections::BTreeSet::new();
+        for name in wb.sheet_names() {
+            let range = wb.worksheet_range(&name).unwrap();
+            for row in range.rows().skip(1) {
+                assert!(ids.insert(row[0].to_string()), "a row twice");
+            }
+        }
+        ids
+    };
+    assert_eq!(ids.len() as i64, RECORDINGS, "every recording exported");
+    let stored: std::collections::BTreeSet<String> = rt.block_on(async {
+        let mut c = sqlx::PgConnection::connect(pg).await.unwrap();
+        sqlx::query_scalar::<_, uuid::Uuid>("SELECT id FROM recordings WHERE tenant_id = $1")
+            .bind(tenant.0)
+            .fetch_all(&mut c)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|u| u.to_string())
+            .collect()
+    });
+    assert_eq!(ids, stored, "exactly the tenant's recordings");
+
+    // One `export` audit event (the request's), the chain intact.
+    let audit = rt
+        .block_on(store.list_audit(tenant, &AuditQuery::default()))
+        .unwrap();
+    let exports = audit
+        .iter()
+        .filter(|e| e.action == AuditAction::Export)
+        .count();
+    assert_eq!(exports, 1, "the re-run appended no audit event");
+    let chain = rt
+        .block_on(insights_core::store::check_audit_chain(&store, tenant))
+        .unwrap();
+    assert!(chain.is_intact(), "{chain:?}");
+    println!(
+        "export of {RECORDINGS} recordings finished by the other node {:.1} s after the kill",
+        took.as_secs_f64()
+    );
+
+    // ---- an access bundle whose node died after it audited the build:
+    // run again by B, its audit events not repeated ----
+    let phone = "+14255550199";
+    let mut subject = Recording::new(tenant, RecordingKind::Call, Direction::Inbound, now());
+    subject.status = RecordingStatus::Stored;
+    subject.participants.push(Participant {
+        id: ParticipantId::new(),
+        role: ParticipantRole::Caller,
+        display_name: None,
+        phone_number: Some(phone.into()),
+        uri: None,
+        email: None,
+        directory_user_id: None,
+        recorded_user: false,
+        joined_ms: Some(0),
+        left_ms: None,
+    });
+    rt.block_on(store.insert_recording(tenant, &subject))
+        .unwrap();
+    // The DPO's own bundle, built on B: its row is what a lost one looks
+    // like once its node stopped renewing it.
+    let res = http
+        .post(format!("{}/api/gdpr/access", b.server.base))
+        .bearer_auth(&dpo)
+        .json(&json!({"identifiers": {"phone": phone}, "reason": "Art. 15 request 16"}))
+        .send()
+        .unwrap();
+    assert_eq!(res.status(), 202, "{}", res.text().unwrap_or_default());
+    let first: FileJobId = res.json::<Value>().unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let done = wait_done(
+        &http,
+        &format!("{}/api/gdpr/access/{first}", b.server.base),
+        &dpo,
+        "status",
+    );
+    assert_eq!(done["status"], "done", "{done}");
+    let mut lost = rt.block_on(store.get_file_job(tenant, first)).unwrap();
+    let at = now();
+    lost.id = FileJobId::new();
+    lost.state = FileJobState::Running;
+    lost.output = None;
+    lost.recordings = Vec::new();
+    lost.created_at = at - chrono::Duration::minutes(2);
+    lost.lease_until = at - chrono::Duration::seconds(1);
+    lost.attempt = 1;
+    lost.request = Some(json!({
+        "identifiers": {"phone": phone},
+        "include_media": false,
+        "columns": null,
+        "mask_others": true,
+        "actor": lost.owner,
+        "reason": "Art. 15 request 17",
+        "source": null,
+    }));
+    rt.block_on(store.create_file_job(tenant, &lost)).unwrap();
+    // The lost run had audited the build (not yet what it included).
+    rt.block_on(store.append_audit(
+        tenant,
+        NewAuditEvent {
+            actor: lost.owner.clone(),
+            action: AuditAction::GdprAccess,
+            recording_id: None,
+            target: Some(lost.id.to_string()),
+            reason: Some("Art. 15 request 17".into()),
+            source: None,
+            details: json!({"step": "build", "bundle_id": lost.id}),
+        },
+    ))
+    .unwrap();
+    let done = wait_done(
+        &http,
+        &format!("{}/api/gdpr/access/{}", b.server.base, lost.id),
+        &dpo,
+        "status",
+    );
+    assert_eq!(done["status"], "done", "taken over and run again: {done}");
+    let job = rt.block_on(store.get_file_job(tenant, lost.id)).unwrap();
+    assert_eq!(job.attempt, 2);
+    assert_eq!(job.request, None);
+    assert_eq!(job.recordings, vec![subject.id]);
+    let res = http
+        .get(format!(
+            "{}/api/gdpr/access/{}/file",
+            b.server.base, lost.id
+        ))
+        .bearer_auth(&dpo)
+        .send()
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let mut archive =
+        zip::ZipArchive::new(std::io::Cursor::new(res.bytes().unwrap().to_vec())).unwrap();
+    let mut listing = String::new();
+    std::io::Read::read_to_string(
+        &mut archive.by_name("recordings.json").unwrap(),
+        &mut listing,
+    )
+    .unwrap();
+    assert!(listing.contains(&subject.id.to_string()), "{listing}");
+    let steps: Vec<(String, Option<RecordingId>)> = rt
+        .block_on(store.list_audit(tenant, &AuditQuery::default()))
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.target.as_deref() == Some(lost.id.to_string().as_str()))
+        .map(|e| {
+            (
+                e.details["step"].as_str().unwrap_or("").to_owned(),
+                e.recording_id,
+            )
+        })
+        .collect();
+    assert_eq!(
+        steps,
+        vec![
+            ("build".to_owned(), None),
+            ("included".to_owned(), Some(subject.id)),
+            ("download".to_owned(), None),
+        ],
+        "the build audited once (by the lost run), the inclusion by the re-run, then the download"
+    );
+    drop(b);
+}

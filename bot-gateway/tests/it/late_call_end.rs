@@ -94,6 +94,25 @@ impl RecordingStore for UploadBeforeCallEnd {
     ) -> StoreResult<()> {
         self.inner.add_participant(tenant, recording, p).await
     }
+    async fn add_participant_once(
+        &self,
+        tenant: TenantId,
+        recording: RecordingId,
+        p: &Participant,
+        object_id: Option<&str>,
+    ) -> StoreResult<Participant> {
+        self.inner
+            .add_participant_once(tenant, recording, p, object_id)
+            .await
+    }
+    async fn copy_recorded_users(
+        &self,
+        tenant: TenantId,
+        from: RecordingId,
+        to: RecordingId,
+    ) -> StoreResult<u32> {
+        self.inner.copy_recorded_users(tenant, from, to).await
+    }
     async fn add_stream(
         &self,
         tenant: TenantId,

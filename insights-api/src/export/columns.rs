@@ -201,6 +201,11 @@ impl FieldAccess {
         }
     }
 
+    /// The permissions this access was made from.
+    pub fn permissions(&self) -> &[Permission] {
+        &self.permissions
+    }
+
     /// Access granted by a security profile.
     pub fn from_profile(profile: &SecurityProfile) -> Self {
         Self::from_permissions(profile.permissions.iter().copied())

@@ -197,16 +197,14 @@ pub struct ExportSummary {
 
 /// Exports every recording matching `req.query` as an .xlsx to `out`.
 ///
-/// Appends one `export` audit event first (details: columns written,
-/// columns omitted, the names of the search's filters), then pages through the search. Rows are
-/// written on the calling task (a page of 500 takes about a millisecond);
-/// the final compression of the file runs on a blocking thread.
+/// Appends one `export` audit event first ([`append_export_audit`]), then
+/// runs [`export_audited`].
 pub async fn export_search<W>(
     store: &dyn MetadataStore,
     req: &ExportRequest,
     options: WriterOptions,
     out: W,
-    mut progress: impl FnMut(ExportProgress) + Send,
+    progress: impl FnMut(ExportProgress) + Send,
 ) -> Result<ExportSummary, ExportError>
 where
     W: Write + Send + 'static,
@@ -215,7 +213,18 @@ where
     if req.query.transcript_text.is_some() && !req.access.allows(FieldClass::Transcript) {
         return Err(ExportError::TranscriptSearchNotPermitted);
     }
-    let mut writer = XlsxWriter::new(&plan.columns, options)?;
+    let audit_seq = append_export_audit(store, req, &plan).await?;
+    export_audited(store, req, audit_seq, options, out, progress).await
+}
+
+/// Appends the `export` audit event of `req` (details: columns written,
+/// columns omitted, the names of the search's filters); returns its
+/// sequence number.
+pub async fn append_export_audit(
+    store: &dyn MetadataStore,
+    req: &ExportRequest,
+    plan: &ExportPlan,
+) -> Result<i64, ExportError> {
     let audit = store
         .append_audit(
             req.tenant,
@@ -238,7 +247,31 @@ where
             },
         )
         .await?;
-    tracing::info!(tenant = %req.tenant, audit_seq = audit.seq, columns = plan.columns.len(),
+    Ok(audit.seq)
+}
+
+/// Exports like [`export_search`] under the `export` audit event
+/// `audit_seq` appended already (an export job appends it once when it is
+/// requested; a run taken over by another node appends none). Rows are
+/// written on the calling task (a page of 500 takes about a millisecond);
+/// the final compression of the file runs on a blocking thread.
+pub async fn export_audited<W>(
+    store: &dyn MetadataStore,
+    req: &ExportRequest,
+    audit_seq: i64,
+    options: WriterOptions,
+    out: W,
+    mut progress: impl FnMut(ExportProgress) + Send,
+) -> Result<ExportSummary, ExportError>
+where
+    W: Write + Send + 'static,
+{
+    let plan = ExportPlan::new(&req.columns, &req.access)?;
+    if req.query.transcript_text.is_some() && !req.access.allows(FieldClass::Transcript) {
+        return Err(ExportError::TranscriptSearchNotPermitted);
+    }
+    let mut writer = XlsxWriter::new(&plan.columns, options)?;
+    tracing::info!(tenant = %req.tenant, audit_seq, columns = plan.columns.len(),
         omitted = plan.omitted.len(), "export started");
 
     let mut query = req.query.clone();
@@ -266,12 +299,12 @@ where
     let rows = tokio::task::spawn_blocking(move || writer.finish(out))
         .await
         .map_err(ExportError::Task)??;
-    tracing::info!(tenant = %req.tenant, audit_seq = audit.seq, rows, "export finished");
+    tracing::info!(tenant = %req.tenant, audit_seq, rows, "export finished");
     Ok(ExportSummary {
         rows,
         columns: plan.columns,
         omitted: plan.omitted,
         sheets,
-        audit_seq: audit.seq,
+        audit_seq,
     })
 }

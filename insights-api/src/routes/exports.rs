@@ -4,16 +4,20 @@
 //! the metadata store and the file in the tenant's blob container
 //! ([`gdpr_tools::bundles`]).
 //!
-//! The job runs [`crate::export::export_search`] (which appends the
-//! `export` audit event before it reads anything, and leaves out the
-//! columns the caller may not see) on the caller's search with the
+//! The request appends the `export` audit event, then the job runs
+//! [`crate::export::export_audited`] (which leaves out the columns the
+//! caller may not see) on the caller's search with the
 //! caller's visibility scope forced onto it. The finished workbook is
 //! sealed as it is written (envelope, under a data key of its own wrapped
 //! by the tenant's KEK) and streamed into `exports/<id>.xlsx.env` of the
 //! tenant's container: no local file holds it. The rows' temp files of
 //! `rust_xlsxwriter` are in clear while the job runs (a limit of the
 //! library, documented in `export/writer.rs`). A running job's node renews
-//! its lease; a job whose node died is reported `failed` (`node-lost`). A
+//! its lease; a job whose node died is taken over by another API node and
+//! run again from the request stored with it ([`rerun`]; the `export`
+//! audit event is appended once, when the export is requested, never by a
+//! re-run), and reported `failed` (`node-lost`) only after
+//! [`bundles::MAX_ATTEMPTS`] lost runs. A
 //! job is visible only to the account that started it, in its tenant;
 //! anyone else gets `404`. Files are kept for [`KEEP_FOR`], then deleted
 //! (on read and by the sweeper of `insights serve`).
@@ -26,9 +30,10 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use gdpr_tools::bundles::{self, Completed, JobRun, SealedWriter};
 use insights_core::domain::{
-    FileJob, FileJobId, FileJobKind, FileJobState, Permission, RecordingQuery,
+    FileJob, FileJobId, FileJobKind, FileJobState, Permission, RecordingQuery, TenantId,
 };
-use serde::Deserialize;
+use insights_core::store::MetadataStore;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::gdpr::{file_error, own_file_job};
@@ -37,7 +42,7 @@ use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::export::{
     ColumnId, ExportError, ExportPlan, ExportRequest, FieldAccess, FieldClass, WriterOptions,
-    export_search,
+    append_export_audit, export_audited,
 };
 
 /// How long a finished export stays downloadable.
@@ -111,7 +116,7 @@ fn export_error(e: ExportError) -> ApiError {
 }
 
 /// Forwards writes to the sealed writer it shares with the job, so the
-/// job can seal the final chunk after `export_search` has let go.
+/// job can seal the final chunk after `export_audited` has let go.
 struct Shared(Arc<Mutex<Option<SealedWriter>>>);
 
 impl Write for Shared {
@@ -192,8 +197,13 @@ async fn start(
         reason,
     };
 
+    // Audited once, now: a run taken over by another node appends none.
+    let audit_seq = append_export_audit(state.store.as_ref(), &request, &plan)
+        .await
+        .map_err(export_error)?;
     let created_at = insights_core::domain::now();
     let details = json!({ "columns": plan.columns, "omitted": plan.omitted });
+    let stored = StoredExport::of(&request, audit_seq);
     let job = FileJob {
         id: FileJobId::new(),
         tenant_id: tenant,
@@ -210,6 +220,8 @@ async fn start(
         created_at,
         expires_at: created_at
             + chrono::Duration::from_std(KEEP_FOR).unwrap_or(chrono::Duration::days(1)),
+        attempt: 1,
+        request: Some(serde_json::to_value(&stored).map_err(ApiError::internal)?),
     };
     let (run, writer) = JobRun::start(
         state.store.clone(),
@@ -220,46 +232,13 @@ async fn start(
     .await
     .map_err(file_error)?;
     let id = run.job().id;
-    let store = state.store.clone();
-    jobs.runtime.spawn(async move {
-        let shared = Arc::new(Mutex::new(Some(writer)));
-        let progress = run.progress();
-        let result = export_search(
-            store.as_ref(),
-            &request,
-            WriterOptions::default(),
-            Shared(shared.clone()),
-            move |pr| progress.set(pr.rows_written, pr.total),
-        )
-        .await;
-        // The last chunk is sealed (and the upload's stream ended) on a
-        // blocking thread: it waits for the upload to take it.
-        let writer = shared.lock().unwrap_or_else(|e| e.into_inner()).take();
-        let sealed = match writer {
-            Some(w) => tokio::task::spawn_blocking(move || w.finish())
-                .await
-                .map_err(io::Error::other)
-                .and_then(|r| r),
-            None => Err(io::Error::other("export file lost")),
-        };
-        let outcome = match (result, sealed) {
-            (Ok(summary), Ok(())) => Ok(Completed {
-                recordings: Vec::new(),
-                details,
-                done: summary.rows,
-                total: summary.rows,
-            }),
-            (Err(e), _) => {
-                tracing::error!(export_id = %id, error = %e, "export failed");
-                Err("export-failed")
-            }
-            (_, Err(e)) => {
-                tracing::error!(export_id = %id, error = %e, "export failed");
-                Err("export-failed")
-            }
-        };
-        run.finish(outcome).await;
-    });
+    jobs.runtime.spawn(run_export(
+        state.store.clone(),
+        run,
+        writer,
+        request,
+        audit_seq,
+    ));
     Ok(HttpResponse::Accepted()
         .insert_header((header::LOCATION, format!("/api/exports/{id}")))
         .json(json!({
@@ -268,6 +247,128 @@ async fn start(
             "columns": plan.columns,
             "omitted": plan.omitted,
         })))
+}
+
+/// What a re-run of an export needs, stored with its job while it runs
+/// (cleared when it ends): the search with the caller's visibility scope
+/// applied, the columns, the caller's permissions and the audit event the
+/// request appended.
+#[derive(Serialize, Deserialize)]
+struct StoredExport {
+    query: RecordingQuery,
+    columns: Vec<ColumnId>,
+    permissions: Vec<Permission>,
+    actor: String,
+    source: Option<String>,
+    reason: Option<String>,
+    audit_seq: i64,
+}
+
+impl StoredExport {
+    fn of(r: &ExportRequest, audit_seq: i64) -> Self {
+        Self {
+            query: r.query.clone(),
+            columns: r.columns.clone(),
+            permissions: r.access.permissions().to_vec(),
+            actor: r.actor.clone(),
+            source: r.source.clone(),
+            reason: r.reason.clone(),
+            audit_seq,
+        }
+    }
+
+    fn request(self, tenant: TenantId) -> (ExportRequest, i64) {
+        (
+            ExportRequest {
+                tenant,
+                query: self.query,
+                columns: self.columns,
+                access: FieldAccess::from_permissions(self.permissions),
+                actor: self.actor,
+                source: self.source,
+                reason: self.reason,
+            },
+            self.audit_seq,
+        )
+    }
+}
+
+/// Runs an export job to its end: the workbook sealed into its file.
+async fn run_export(
+    store: Arc<dyn MetadataStore>,
+    run: JobRun,
+    writer: SealedWriter,
+    request: ExportRequest,
+    audit_seq: i64,
+) {
+    let id = run.job().id;
+    let details = run.job().details.clone();
+    let shared = Arc::new(Mutex::new(Some(writer)));
+    let progress = run.progress();
+    let result = export_audited(
+        store.as_ref(),
+        &request,
+        audit_seq,
+        WriterOptions::default(),
+        Shared(shared.clone()),
+        move |pr| progress.set(pr.rows_written, pr.total),
+    )
+    .await;
+    // The last chunk is sealed (and the upload's stream ended) on a
+    // blocking thread: it waits for the upload to take it.
+    let writer = shared.lock().unwrap_or_else(|e| e.into_inner()).take();
+    let sealed = match writer {
+        Some(w) => tokio::task::spawn_blocking(move || w.finish())
+            .await
+            .map_err(io::Error::other)
+            .and_then(|r| r),
+        None => Err(io::Error::other("export file lost")),
+    };
+    let outcome = match (result, sealed) {
+        (Ok(summary), Ok(())) => Ok(Completed {
+            recordings: Vec::new(),
+            details,
+            done: summary.rows,
+            total: summary.rows,
+        }),
+        (Err(e), _) => {
+            tracing::error!(export_id = %id, error = %e, "export failed");
+            Err("export-failed")
+        }
+        (_, Err(e)) => {
+            tracing::error!(export_id = %id, error = %e, "export failed");
+            Err("export-failed")
+        }
+    };
+    run.finish(outcome).await;
+}
+
+/// How this node runs an export job taken over from a node that died
+/// ([`bundles::Takeovers`]): from the request stored with it, under the
+/// audit event its request appended.
+pub fn rerun(store: Arc<dyn MetadataStore>) -> bundles::Rerun {
+    Arc::new(
+        move |run: JobRun,
+              writer: SealedWriter,
+              stored: serde_json::Value|
+              -> futures::future::BoxFuture<'static, ()> {
+            let store = store.clone();
+            Box::pin(async move {
+                let tenant = run.job().tenant_id;
+                match serde_json::from_value::<StoredExport>(stored) {
+                    Ok(s) => {
+                        let (request, audit_seq) = s.request(tenant);
+                        run_export(store, run, writer, request, audit_seq).await;
+                    }
+                    Err(e) => {
+                        tracing::error!(export_id = %run.job().id, error = %e, "an export job's stored request is unreadable");
+                        drop(writer);
+                        run.finish(Err("export-failed")).await;
+                    }
+                }
+            })
+        },
+    )
 }
 
 #[utoipa::path(get, path = "/api/exports/{id}", tag = "exports",

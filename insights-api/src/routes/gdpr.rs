@@ -29,7 +29,7 @@ use std::sync::Arc;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use gdpr_tools::access::{AccessEnv, AccessError, AccessOptions, Requester, build_bundle};
-use gdpr_tools::bundles::{self, Completed, FileError, JobRun};
+use gdpr_tools::bundles::{self, Completed, FileError, JobRun, SealedWriter};
 use gdpr_tools::certificate::CertificateSigner;
 use gdpr_tools::erasure::{self, ErasureEnv, ErasureError};
 use gdpr_tools::subject::{FindOptions, SubjectError, SubjectIdentifiers};
@@ -40,7 +40,7 @@ use insights_core::domain::{
 };
 use insights_core::spool::{SpoolCopies, SpoolCopiesError};
 use insights_core::store::StoreError;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::AppState;
@@ -268,6 +268,15 @@ async fn access_start(
     }
     let created_at = insights_core::domain::now();
     let expires_at = created_at + ctx.bundle_expiry;
+    let stored = StoredBundle {
+        identifiers: body.identifiers,
+        include_media: body.include_media,
+        columns: body.columns,
+        mask_others: body.mask_others,
+        actor: p.actor(),
+        reason: Some(reason),
+        source: super::recordings::client(&state, &req),
+    };
     let job = FileJob {
         id: FileJobId::new(),
         tenant_id: tenant,
@@ -277,12 +286,14 @@ async fn access_start(
         error: None,
         done: 0,
         total: 0,
-        details: json!({ "include_media": body.include_media }),
+        details: json!({ "include_media": stored.include_media }),
         recordings: Vec::new(),
         output: None,
         lease_until: created_at,
         created_at,
         expires_at,
+        attempt: 1,
+        request: Some(serde_json::to_value(&stored).map_err(ApiError::internal)?),
     };
     let (run, sealed) = JobRun::start(
         state.store.clone(),
@@ -293,75 +304,135 @@ async fn access_start(
     .await
     .map_err(file_error)?;
     let id = run.job().id;
-    let who = Requester {
-        actor: p.actor(),
-        reason: Some(reason),
-        source: super::recordings::client(&state, &req),
-        bundle_id: Some(id.as_uuid()),
-    };
-    let state = state.into_inner();
-    let ctx2 = ctx.clone().into_inner();
-    let opts = AccessOptions {
-        include_media: body.include_media,
-        columns: body.columns,
-        mask_others: body.mask_others,
-        media_max_secs: ctx2.media_max_secs,
-    };
-    let identifiers = body.identifiers;
-    // The zip is written synchronously as the bundle is built, and each
-    // sealed chunk waits for the blob upload: the build runs on a
-    // blocking thread of the context's runtime, the upload on its tasks.
-    let runtime = ctx2.runtime.clone();
-    let on = runtime.clone();
-    on.spawn(async move {
-        let include_media = opts.include_media;
-        let build = tokio::task::spawn_blocking(move || {
-            runtime.block_on(async {
-                let env = AccessEnv {
-                    store: state.store.as_ref(),
-                    blobs: state.blobs.as_ref(),
-                    keys: state.keys.as_ref(),
-                    find: ctx2.find.clone(),
-                };
-                let (summary, writer) =
-                    build_bundle(&env, tenant, &identifiers, &opts, &who, sealed).await?;
-                writer
-                    .finish()
-                    .map_err(|e| AccessError::Write(e.to_string()))?;
-                Ok::<_, AccessError>(summary)
-            })
-        })
-        .await;
-        let outcome = match build {
-            Ok(Ok(summary)) => Ok(Completed {
-                recordings: summary
-                    .recordings
-                    .iter()
-                    .filter_map(|r| r.parse().ok())
-                    .collect(),
-                details: json!({ "include_media": include_media }),
-                done: 1,
-                total: 1,
-            }),
-            Ok(Err(e)) => {
-                tracing::warn!(job = %id, error = %e, "access bundle failed");
-                Err(match e {
-                    // Says which limit to raise (`[gdpr]
-                    // bundle_media_max_secs`), or to leave media out.
-                    AccessError::TooLong => "media-too-long",
-                    _ => "bundle-failed",
-                })
-            }
-            Err(e) => {
-                tracing::warn!(job = %id, error = %e, "access bundle task failed");
-                Err("bundle-failed")
-            }
-        };
-        run.finish(outcome).await;
-    });
+    let runtime = ctx.runtime.clone();
+    runtime.spawn(run_bundle(
+        state.into_inner(),
+        ctx.into_inner(),
+        run,
+        sealed,
+        stored,
+        false,
+    ));
     Ok(HttpResponse::Accepted().json(json!({
         "id": id, "status": "running", "expires_at": expires_at,
     })))
+}
+
+/// What a re-run of an access bundle needs, stored with its job while it
+/// runs (cleared when it ends, like a running erasure's identifiers).
+#[derive(Serialize, Deserialize)]
+struct StoredBundle {
+    identifiers: SubjectIdentifiers,
+    include_media: bool,
+    columns: Option<Vec<String>>,
+    mask_others: bool,
+    actor: String,
+    reason: Option<String>,
+    source: Option<String>,
+}
+
+/// Builds an access bundle job's zip into its sealed file and ends the
+/// job. `rerun`: taken over from a node that died (the audit events its
+/// lost run appended are not appended again).
+async fn run_bundle(
+    state: Arc<AppState>,
+    ctx: Arc<GdprContext>,
+    run: JobRun,
+    sealed: SealedWriter,
+    stored: StoredBundle,
+    rerun: bool,
+) {
+    let id = run.job().id;
+    let tenant = run.job().tenant_id;
+    let who = Requester {
+        actor: stored.actor,
+        reason: stored.reason,
+        source: stored.source,
+        bundle_id: Some(id.as_uuid()),
+        rerun,
+    };
+    let opts = AccessOptions {
+        include_media: stored.include_media,
+        columns: stored.columns,
+        mask_others: stored.mask_others,
+        media_max_secs: ctx.media_max_secs,
+    };
+    let identifiers = stored.identifiers;
+    // The zip is written synchronously as the bundle is built, and each
+    // sealed chunk waits for the blob upload: the build runs on a
+    // blocking thread of the context's runtime, the upload on its tasks.
+    let runtime = ctx.runtime.clone();
+    let include_media = opts.include_media;
+    let build = tokio::task::spawn_blocking(move || {
+        runtime.block_on(async {
+            let env = AccessEnv {
+                store: state.store.as_ref(),
+                blobs: state.blobs.as_ref(),
+                keys: state.keys.as_ref(),
+                find: ctx.find.clone(),
+            };
+            let (summary, writer) =
+                build_bundle(&env, tenant, &identifiers, &opts, &who, sealed).await?;
+            writer
+                .finish()
+                .map_err(|e| AccessError::Write(e.to_string()))?;
+            Ok::<_, AccessError>(summary)
+        })
+    })
+    .await;
+    let outcome = match build {
+        Ok(Ok(summary)) => Ok(Completed {
+            recordings: summary
+                .recordings
+                .iter()
+                .filter_map(|r| r.parse().ok())
+                .collect(),
+            details: json!({ "include_media": include_media }),
+            done: 1,
+            total: 1,
+        }),
+        Ok(Err(e)) => {
+            tracing::warn!(job = %id, error = %e, "access bundle failed");
+            Err(match e {
+                // Says which limit to raise (`[gdpr]
+                // bundle_media_max_secs`), or to leave media out.
+                AccessError::TooLong => "media-too-long",
+                _ => "bundle-failed",
+            })
+        }
+        Err(e) => {
+            tracing::warn!(job = %id, error = %e, "access bundle task failed");
+            Err("bundle-failed")
+        }
+    };
+    run.finish(outcome).await;
+}
+
+/// How this node runs an access bundle job taken over from a node that
+/// died ([`bundles::Takeovers`]): from the request stored with it.
+pub fn rerun(state: Arc<AppState>, ctx: Arc<GdprContext>) -> bundles::Rerun {
+    Arc::new(
+        move |run: JobRun,
+              sealed: SealedWriter,
+              stored: serde_json::Value|
+              -> futures::future::BoxFuture<'static, ()> {
+            let (state, ctx) = (state.clone(), ctx.clone());
+            Box::pin(async move {
+                match serde_json::from_value::<StoredBundle>(stored) {
+                    Ok(s) => {
+                        // On the context's runtime, like a first run.
+                        let on = ctx.runtime.clone();
+                        let _ = on.spawn(run_bundle(state, ctx, run, sealed, s, true)).await;
+                    }
+                    Err(e) => {
+                        tracing::error!(job = %run.job().id, error = %e, "an access bundle's stored request is unreadable");
+                        drop(sealed);
+                        run.finish(Err("bundle-failed")).await;
+                    }
+                }
+            })
+        },
+    )
 }
 
 /// Maps a stored-file error: the blob store or key service unreachable is

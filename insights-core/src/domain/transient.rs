@@ -14,8 +14,10 @@
 //! * [`FileJob`]: an export or access bundle being built by one node and
 //!   polled and downloaded through any. A running job holds a lease that
 //!   its node renews; a job whose lease ran out is reported `failed`
-//!   ([`FileJob::lost`]): a node that died mid-job never leaves it
-//!   `running` forever. The finished file is sealed in the tenant's blob
+//!   ([`FileJob::lost`]): another node takes it over and runs it again
+//!   from its stored request (a new [`FileJob::attempt`], which fences the
+//!   old run out), and after a few attempts it is `failed`: a node that
+//!   died mid-job never leaves it `running` forever. The finished file is sealed in the tenant's blob
 //!   container under a data key of its own, wrapped by the tenant's KEK
 //!   and kept only here: deleting the row shreds the file.
 
@@ -100,6 +102,16 @@ pub struct FileJob {
     pub output: Option<FileJobOutput>,
     /// A running job's lease: its node renews it; past it, the job is lost.
     pub lease_until: DateTime<Utc>,
+    /// Which run of the job this is: 1 for the first; each takeover by
+    /// another node (after the running node stopped renewing the lease)
+    /// adds one. The fencing token: a renewal or an end carrying another
+    /// attempt changes nothing, so a node that lost its lease cannot
+    /// overwrite the run that replaced it.
+    pub attempt: u32,
+    /// What a re-run needs (the kind's own request, e.g. an export's
+    /// search and columns), kept while the job runs and cleared when it
+    /// ends. `None`: the job cannot be run again.
+    pub request: Option<serde_json::Value>,
     pub created_at: DateTime<Utc>,
     /// The file (and the job) is deleted at this time.
     pub expires_at: DateTime<Utc>,

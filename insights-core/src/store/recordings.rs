@@ -35,6 +35,34 @@ pub trait RecordingStore: Send + Sync + 'static {
         recording: RecordingId,
         p: &Participant,
     ) -> StoreResult<()>;
+    /// Adds a participant to an existing recording unless the same person
+    /// is stored on it already, decided atomically in the store (the legs
+    /// of one meeting, on any nodes, each store who they see: each person
+    /// is stored once). The same person: the same Entra object id
+    /// (`object_id`, compared and stored lower-case), directory user or
+    /// phone number. Such a participant is kept and returned, marked a
+    /// recorded user if `p` is one (never unmarked) and given `p`'s
+    /// directory user and `object_id` where it had none; otherwise `p` is
+    /// stored with `object_id` and returned. A party without any of the
+    /// three is always stored.
+    async fn add_participant_once(
+        &self,
+        tenant: TenantId,
+        recording: RecordingId,
+        p: &Participant,
+        object_id: Option<&str>,
+    ) -> StoreResult<Participant>;
+    /// Entitles the recorded users of `from` to `to` (a meeting's
+    /// continuation): each is stored on `to` like
+    /// [`add_participant_once`](Self::add_participant_once) (joined at 0,
+    /// with their object id), in one transaction. Returns how many were
+    /// added (not found on `to`). `NotFound` when `to` does not exist.
+    async fn copy_recorded_users(
+        &self,
+        tenant: TenantId,
+        from: RecordingId,
+        to: RecordingId,
+    ) -> StoreResult<u32>;
     /// Adds a media stream to an existing recording.
     async fn add_stream(
         &self,
@@ -124,6 +152,8 @@ macro_rules! __delegate_recording_store {
             fn get_recordings(&self, tenant: TenantId, ids: &[RecordingId]) -> StoreResult<Vec<Recording>>;
             fn recording_by_external_call_id(&self, tenant: TenantId, call_id: &str) -> StoreResult<Recording>;
             fn add_participant(&self, tenant: TenantId, recording: RecordingId, p: &Participant) -> StoreResult<()>;
+            fn add_participant_once(&self, tenant: TenantId, recording: RecordingId, p: &Participant, object_id: Option<&str>) -> StoreResult<Participant>;
+            fn copy_recorded_users(&self, tenant: TenantId, from: RecordingId, to: RecordingId) -> StoreResult<u32>;
             fn add_stream(&self, tenant: TenantId, recording: RecordingId, s: &MediaStream) -> StoreResult<()>;
             fn update_recording_status(&self, tenant: TenantId, id: RecordingId, status: RecordingStatus, ended_at: Option<chrono::DateTime<chrono::Utc>>, result_code: Option<&str>) -> StoreResult<()>;
             fn set_recording_media(&self, tenant: TenantId, id: RecordingId, media: Option<&MediaObject>) -> StoreResult<()>;

@@ -61,23 +61,40 @@ pub trait TransientStore: Send + Sync + 'static {
     /// Every job of the tenant, oldest first.
     async fn list_file_jobs(&self, tenant: TenantId) -> StoreResult<Vec<FileJob>>;
     /// Renews a running job's lease and records its progress; `false`
-    /// (nothing changed) once the job is not running any more.
+    /// (nothing changed) once the job is not running any more or runs as
+    /// another `attempt` (taken over).
     async fn renew_file_job(
         &self,
         tenant: TenantId,
         id: FileJobId,
+        attempt: u32,
         done: u64,
         total: u64,
         lease_until: DateTime<Utc>,
     ) -> StoreResult<bool>;
-    /// Ends a running job; `false` (nothing changed) when it is not
-    /// running any more (it was declared lost, or deleted).
+    /// Ends a running job (its stored request is cleared); `false`
+    /// (nothing changed) when it is not running any more (it was declared
+    /// lost, or deleted) or runs as another `attempt` (taken over).
     async fn finish_file_job(
         &self,
         tenant: TenantId,
         id: FileJobId,
+        attempt: u32,
         end: &FileJobEnd,
     ) -> StoreResult<bool>;
+    /// Takes over a running job whose lease ran out before `at`, if it is
+    /// still at `attempt`: its attempt goes up by one, its lease runs to
+    /// `lease_until`, its progress restarts. Atomic: of concurrent callers
+    /// (on any nodes) at most one gets the job (as it is now); the others
+    /// get `None`, as does anyone when the lease has not run out.
+    async fn take_over_file_job(
+        &self,
+        tenant: TenantId,
+        id: FileJobId,
+        attempt: u32,
+        at: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> StoreResult<Option<FileJob>>;
     /// Deletes a job and with it the only copy of its file's wrapped data
     /// key; returns whether it existed.
     async fn delete_file_job(&self, tenant: TenantId, id: FileJobId) -> StoreResult<bool>;
@@ -109,8 +126,9 @@ macro_rules! __delegate_transient_store {
             fn create_file_job(&self, tenant: TenantId, job: &FileJob) -> StoreResult<()>;
             fn get_file_job(&self, tenant: TenantId, id: FileJobId) -> StoreResult<FileJob>;
             fn list_file_jobs(&self, tenant: TenantId) -> StoreResult<Vec<FileJob>>;
-            fn renew_file_job(&self, tenant: TenantId, id: FileJobId, done: u64, total: u64, lease_until: chrono::DateTime<chrono::Utc>) -> StoreResult<bool>;
-            fn finish_file_job(&self, tenant: TenantId, id: FileJobId, end: &FileJobEnd) -> StoreResult<bool>;
+            fn renew_file_job(&self, tenant: TenantId, id: FileJobId, attempt: u32, done: u64, total: u64, lease_until: chrono::DateTime<chrono::Utc>) -> StoreResult<bool>;
+            fn finish_file_job(&self, tenant: TenantId, id: FileJobId, attempt: u32, end: &FileJobEnd) -> StoreResult<bool>;
+            fn take_over_file_job(&self, tenant: TenantId, id: FileJobId, attempt: u32, at: chrono::DateTime<chrono::Utc>, lease_until: chrono::DateTime<chrono::Utc>) -> StoreResult<Option<FileJob>>;
             fn delete_file_job(&self, tenant: TenantId, id: FileJobId) -> StoreResult<bool>;
             fn rewrap_file_job_key(&self, tenant: TenantId, id: FileJobId, old_kek_id: &str, new: &WrappedDataKey) -> StoreResult<bool>;
         }

@@ -531,6 +531,7 @@ async fn find_access_erase_end_to_end(pg: bool) {
         reason: Some("Art. 15 request 4710".into()),
         source: Some("192.0.2.7".into()),
         bundle_id: None,
+        rerun: false,
     };
     let (summary, _) = build_bundle(&env, tenant, &ids, &opts, &who, &mut buf)
         .await
@@ -625,6 +626,8 @@ async fn find_access_erase_end_to_end(pg: bool) {
             lease_until: at,
             created_at: at,
             expires_at: at + Duration::days(7),
+            attempt: 1,
+            request: None,
         },
     )
     .await

@@ -321,6 +321,8 @@ async fn seed(s: &PgStore, name: &str) -> TenantId {
         lease_until: at,
         created_at: at,
         expires_at: at + chrono::Duration::days(1),
+        attempt: 1,
+        request: None,
     };
     ok(s.create_file_job(t, &file_job).await, "file job");
     let change = GovernanceChange::new(

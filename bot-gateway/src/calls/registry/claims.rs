@@ -42,7 +42,8 @@ use insights_core::domain::{
 };
 use insights_core::store::{StoreError, StoreResult};
 
-use super::{CallRegistry, Inner, LiveRecording, Presence};
+use super::roster::repoint;
+use super::{CallRegistry, Inner, LiveRecording};
 use crate::calls::parties::Party;
 
 /// How long a claim holds without renewal.
@@ -386,55 +387,49 @@ impl CallRegistry {
         recording.id = rec.id;
         recording.external_call_id = rec.legs.first().cloned();
         recording.call_chain_id = call_chain_id;
-        for (p, _) in &sb.shadow {
+        // The recording first, then who this leg knows, each with its
+        // object id in one step (other standbys may store their recorded
+        // users on it meanwhile: each person is stored once), then the
+        // lost recording's recorded users, who are entitled to its
+        // continuation too.
+        match self.store.insert_recording(tenant, &recording).await {
+            Ok(()) | Err(StoreError::Conflict(_)) => {}
+            Err(e) => return Err(e),
+        }
+        for (p, party) in &sb.shadow {
             let mut p = p.clone();
             if let Some(e) = rec.roster.iter().find(|e| e.participant_id == p.id) {
                 p.recorded_user = e.recorded;
                 p.joined_ms = Some(e.joined_ms);
                 p.left_ms = e.left_ms;
             }
-            recording.participants.push(p);
+            let oid = party.directory_object_id(&rec.directory_tenant);
+            let kept = self
+                .store
+                .add_participant_once(tenant, rec.id, &p, oid)
+                .await?;
+            if kept.id != p.id {
+                repoint(rec, p.id, &kept);
+            }
         }
-        // The lost recording's recorded users are entitled to its
-        // continuation too.
         let lost_rec = match self.store.get_recording(tenant, lost).await {
             Ok(r) => Some(r),
             Err(StoreError::NotFound) => None,
             Err(e) => return Err(e),
         };
-        for lp in lost_rec
-            .iter()
-            .flat_map(|r| r.participants.iter())
-            .filter(|p| p.recorded_user)
-        {
-            let keys = Party::keys_of_stored(lp);
-            let known = recording.participants.iter_mut().find(|p| {
-                !keys.is_empty() && Party::keys_of_stored(p).iter().any(|k| keys.contains(k))
-            });
-            match known {
-                Some(p) => p.recorded_user = true,
-                None => recording.participants.push(Participant {
-                    id: ParticipantId::new(),
-                    joined_ms: Some(0),
-                    left_ms: None,
-                    ..lp.clone()
-                }),
+        if lost_rec.is_some() {
+            self.store.copy_recorded_users(tenant, lost, rec.id).await?;
+            // Marked recorded in the store when the lost recording says so.
+            let mine = self.store.get_recording(tenant, rec.id).await?;
+            for e in &mut rec.roster {
+                if mine
+                    .participants
+                    .iter()
+                    .any(|p| p.id == e.participant_id && p.recorded_user)
+                {
+                    e.recorded = true;
+                }
             }
-        }
-        match self.store.insert_recording(tenant, &recording).await {
-            Ok(()) | Err(StoreError::Conflict(_)) => {}
-            Err(e) => return Err(e),
-        }
-        for (p, party) in &sb.shadow {
-            party
-                .store_object_id(
-                    self.store.as_ref(),
-                    tenant,
-                    &rec.directory_tenant,
-                    rec.id,
-                    p.id,
-                )
-                .await?;
         }
         self.store
             .record_meeting_failover(
@@ -491,22 +486,10 @@ impl CallRegistry {
             return Ok(());
         }
         let (gap_from, gap_to) = lost_interval(previous, now());
-        let mine = self.store.get_recording(tenant, rec.id).await?;
-        for lp in lost.participants.iter().filter(|p| p.recorded_user) {
-            let keys = Party::keys_of_stored(lp);
-            let known = mine.participants.iter().any(|p| {
-                !keys.is_empty() && Party::keys_of_stored(p).iter().any(|k| keys.contains(k))
-            });
-            if !known {
-                let row = Participant {
-                    id: ParticipantId::new(),
-                    joined_ms: Some(0),
-                    left_ms: None,
-                    ..lp.clone()
-                };
-                self.store.add_participant(tenant, rec.id, &row).await?;
-            }
-        }
+        // The lost recording's recorded users are entitled to this one.
+        self.store
+            .copy_recorded_users(tenant, lost.id, rec.id)
+            .await?;
         self.store
             .record_meeting_failover(
                 tenant,
@@ -536,8 +519,9 @@ impl CallRegistry {
 
     /// Stores a standby's recorded users (those not stored yet) on the
     /// meeting's recording, so each of them is entitled to it: a stored
-    /// participant recognised by directory user or phone number is marked
-    /// recorded, anyone else added.
+    /// participant recognised by Entra object id, directory user or phone
+    /// number is marked recorded, anyone else added (decided atomically in
+    /// the store: `add_participant_once`).
     pub(super) async fn entitle_standby(&self, rec: &mut LiveRecording) -> StoreResult<()> {
         let tenant = rec.tenant;
         let directory_tenant = rec.directory_tenant.clone();
@@ -562,44 +546,25 @@ impl CallRegistry {
         }
         let stored = self.joined_recording(tenant, target).await?;
         for (p, party) in todo {
-            match stored
-                .participants
-                .iter()
-                .find(|s| party.same_as(&Party::keys_of_stored(s)))
-            {
-                Some(s) if s.recorded_user => {}
-                Some(s) => {
-                    self.persist_presence(Presence {
-                        tenant,
-                        recording: target,
-                        participant: s.id,
-                        recorded: true,
-                        left_ms: s.left_ms,
-                        unstored: false,
-                    })
-                    .await;
-                }
-                None => {
-                    let joined = (now() - stored.started_at).num_milliseconds().max(0);
-                    let row = Participant {
-                        id: ParticipantId::new(),
-                        recorded_user: true,
-                        joined_ms: Some(joined),
-                        left_ms: None,
-                        ..p.clone()
-                    };
-                    self.store.add_participant(tenant, target, &row).await?;
-                    party
-                        .store_object_id(
-                            self.store.as_ref(),
-                            tenant,
-                            &directory_tenant,
-                            target,
-                            row.id,
-                        )
-                        .await?;
-                }
-            }
+            // Atomic in the store: the primary's roster may be storing
+            // the same person on it right now; a participant stored
+            // already is marked recorded instead.
+            let joined = (now() - stored.started_at).num_milliseconds().max(0);
+            let row = Participant {
+                id: ParticipantId::new(),
+                recorded_user: true,
+                joined_ms: Some(joined),
+                left_ms: None,
+                ..p.clone()
+            };
+            self.store
+                .add_participant_once(
+                    tenant,
+                    target,
+                    &row,
+                    party.directory_object_id(&directory_tenant),
+                )
+                .await?;
             tracing::info!(recording_id = %target, standby = %rec.id, "a standby leg's recorded user is entitled to the meeting's recording");
             if let Some(sb) = rec.standby_mut() {
                 sb.entitled.push((p.id, target));

@@ -11,7 +11,7 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::claims::{Joined, LegRole, MeetingLink, Standby};
-use super::roster::entry;
+use super::roster::{entry, repoint};
 use super::{
     ANSWERS_METRIC, AfterAnswer, AnswerJob, AnswerState, CallRegistry, FailureReason, Inner,
     InviteParty, Leg, LiveRecording, PendingParty, Presence, Unrecorded, gauge_active, push_unique,
@@ -391,17 +391,21 @@ impl CallRegistry {
             standby.shadow = stored;
             return Ok(rec);
         }
+        // The recording first, then its recorded users, each with its
+        // object id in one step: a standby leg on another node may store
+        // the same user on it meanwhile (each person is stored once:
+        // `add_participant_once`).
+        recording.participants.clear();
         self.store.insert_recording(tenant, &recording).await?;
         for (p, party) in stored {
-            party
-                .store_object_id(
-                    self.store.as_ref(),
-                    tenant,
-                    directory_tenant,
-                    recording.id,
-                    p.id,
-                )
+            let oid = party.directory_object_id(directory_tenant);
+            let kept = self
+                .store
+                .add_participant_once(tenant, recording.id, &p, oid)
                 .await?;
+            if kept.id != p.id {
+                repoint(&mut rec, p.id, &kept);
+            }
         }
         Ok(rec)
     }

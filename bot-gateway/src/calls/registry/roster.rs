@@ -2,7 +2,7 @@
 //! Graph participant id or identity keys; leaves, rejoins and audio
 //! source ids for the media side.
 
-use insights_core::domain::{ParticipantRole, RecordingKind, now};
+use insights_core::domain::{Participant, ParticipantId, ParticipantRole, RecordingKind, now};
 use insights_core::store::StoreResult;
 
 use super::{CallRegistry, Inner, InviteParty, LiveRecording, Presence, RosterEntry, push_unique};
@@ -71,67 +71,39 @@ impl CallRegistry {
             }
             return Ok(rec.roster.len() - 1);
         }
-        if rec.meeting.is_some()
-            && let Some(i) = self.adopt_stored(rec, &party, recorded).await?
-        {
-            if let Some(g) = graph_id {
-                push_unique(&mut rec.roster[i].graph_ids, g);
+        let p = party.participant(role, recorded, joined);
+        let oid = party.directory_object_id(&rec.directory_tenant);
+        // Atomic in the store: another leg of a meeting (on this node or
+        // another) may be storing the same person right now.
+        let kept = self
+            .store
+            .add_participant_once(rec.tenant, rec.id, &p, oid)
+            .await?;
+        if kept.id != p.id {
+            // Stored already (by another leg, or before a restart under
+            // keys we no longer recognise): that row is theirs.
+            let i = match rec.roster.iter().position(|e| e.participant_id == kept.id) {
+                Some(i) => i,
+                None => {
+                    rec.roster
+                        .push(entry(&kept, Vec::new(), None, kept.joined_ms.unwrap_or(0)));
+                    rec.roster.len() - 1
+                }
+            };
+            let e = &mut rec.roster[i];
+            e.recorded |= kept.recorded_user;
+            for k in party.keys {
+                push_unique(&mut e.keys, k);
             }
+            if let Some(g) = graph_id {
+                push_unique(&mut e.graph_ids, g);
+            }
+            tracing::debug!(recording_id = %rec.id, participant_id = %kept.id, "participant stored already: adopted");
             return Ok(i);
         }
-        let p = party.participant(role, recorded, joined);
-        self.store.add_participant(rec.tenant, rec.id, &p).await?;
-        party
-            .store_object_id(
-                self.store.as_ref(),
-                rec.tenant,
-                &rec.directory_tenant,
-                rec.id,
-                p.id,
-            )
-            .await?;
         tracing::debug!(recording_id = %rec.id, participant_id = %p.id, role = role.as_str(), recorded, "participant stored");
         rec.roster.push(entry(&p, party.keys, graph_id, joined));
         Ok(rec.roster.len() - 1)
-    }
-
-    /// A meeting recording's legs may be on several nodes, each storing
-    /// who it sees: a party another leg stored already (recognised by
-    /// directory user or phone number) is taken over from the store
-    /// rather than stored twice, and marked recorded if it is.
-    async fn adopt_stored(
-        &self,
-        rec: &mut LiveRecording,
-        party: &Party,
-        recorded: bool,
-    ) -> StoreResult<Option<usize>> {
-        let stored = self.store.get_recording(rec.tenant, rec.id).await?;
-        let Some(p) = stored
-            .participants
-            .iter()
-            .find(|p| party.same_as(&Party::keys_of_stored(p)))
-        else {
-            return Ok(None);
-        };
-        if rec.roster.iter().any(|e| e.participant_id == p.id) {
-            return Ok(None);
-        }
-        if recorded && !p.recorded_user {
-            self.persist_presence(Presence {
-                tenant: rec.tenant,
-                recording: rec.id,
-                participant: p.id,
-                recorded: true,
-                left_ms: p.left_ms,
-                unstored: false,
-            })
-            .await;
-        }
-        let mut e = entry(p, party.keys.clone(), None, p.joined_ms.unwrap_or(0));
-        e.recorded = recorded || p.recorded_user;
-        rec.roster.push(e);
-        tracing::debug!(recording_id = %rec.id, participant_id = %p.id, "participant stored by another leg: adopted");
-        Ok(Some(rec.roster.len() - 1))
     }
 
     /// Stores waiting parties: all of them, or only those we can identify.
@@ -300,6 +272,16 @@ pub(super) fn entry(
         present: true,
         joined_ms,
         left_ms: None,
+    }
+}
+
+/// Points the roster entry stored as `old` at the row the store kept for
+/// that person instead (see `add_participant_once`).
+pub(super) fn repoint(rec: &mut LiveRecording, old: ParticipantId, kept: &Participant) {
+    for e in rec.roster.iter_mut().filter(|e| e.participant_id == old) {
+        e.participant_id = kept.id;
+        e.role = kept.role;
+        e.recorded |= kept.recorded_user;
     }
 }
 

@@ -60,6 +60,27 @@ impl RecordingStore for PgStore {
         in_tenant!(self, tenant, |c| add_participant(c, tenant, recording, p))
     }
 
+    async fn add_participant_once(
+        &self,
+        tenant: TenantId,
+        recording: RecordingId,
+        p: &Participant,
+        object_id: Option<&str>,
+    ) -> StoreResult<Participant> {
+        in_tenant!(self, tenant, |c| add_participant_once(
+            c, tenant, recording, p, object_id
+        ))
+    }
+
+    async fn copy_recorded_users(
+        &self,
+        tenant: TenantId,
+        from: RecordingId,
+        to: RecordingId,
+    ) -> StoreResult<u32> {
+        in_tenant!(self, tenant, |c| copy_recorded_users(c, tenant, from, to))
+    }
+
     async fn add_stream(
         &self,
         tenant: TenantId,
@@ -490,6 +511,91 @@ pub(super) async fn add_participant(
     lock(c, tenant, recording).await?;
     insert_participants(c, tenant, recording, std::slice::from_ref(p)).await?;
     super::governance::raise_if_held(c, tenant, recording).await
+}
+
+/// [`RecordingStore::add_participant_once`]: under the recording's row
+/// lock (held to the end of the transaction), so of concurrent callers on
+/// any nodes the first stores the person and the others find them.
+pub(super) async fn add_participant_once(
+    c: &mut PgConnection,
+    tenant: TenantId,
+    recording: RecordingId,
+    p: &Participant,
+    object_id: Option<&str>,
+) -> StoreResult<Participant> {
+    lock(c, tenant, recording).await?;
+    let object_id = object_id.map(str::to_ascii_lowercase);
+    let existing = sqlx::query(
+        "UPDATE participants SET recorded_user = (recorded_user OR $6), \
+         directory_user_id = COALESCE(directory_user_id, $4), \
+         directory_object_id = COALESCE(directory_object_id, $3) \
+         WHERE tenant_id = $1 AND id = (SELECT id FROM participants \
+           WHERE tenant_id = $1 AND recording_id = $2 \
+           AND (($3::text IS NOT NULL AND directory_object_id = $3) \
+             OR ($4::uuid IS NOT NULL AND directory_user_id = $4) \
+             OR ($5::text IS NOT NULL AND phone_number = $5)) \
+           ORDER BY position LIMIT 1) \
+         RETURNING id, role, display_name, phone_number, uri, email, directory_user_id, \
+         recorded_user, joined_ms, left_ms",
+    )
+    .bind(tenant.0)
+    .bind(recording.0)
+    .bind(object_id.as_deref())
+    .bind(p.directory_user_id.map(|u| u.0))
+    .bind(p.phone_number.as_deref())
+    .bind(p.recorded_user)
+    .fetch_optional(&mut *c)
+    .await
+    .db()?;
+    if let Some(row) = existing {
+        return participant_from_row(&row);
+    }
+    insert_participants(c, tenant, recording, std::slice::from_ref(p)).await?;
+    if let Some(oid) = &object_id {
+        set_participant_object_id(c, tenant, recording, p.id, oid).await?;
+    }
+    super::governance::raise_if_held(c, tenant, recording).await?;
+    Ok(p.clone())
+}
+
+/// [`RecordingStore::copy_recorded_users`], in one transaction under the
+/// target recording's row lock.
+pub(super) async fn copy_recorded_users(
+    c: &mut PgConnection,
+    tenant: TenantId,
+    from: RecordingId,
+    to: RecordingId,
+) -> StoreResult<u32> {
+    lock(c, tenant, to).await?;
+    let rows = sqlx::query(
+        "SELECT id, role, display_name, phone_number, uri, email, directory_user_id, \
+         recorded_user, joined_ms, left_ms, directory_object_id \
+         FROM participants WHERE tenant_id = $1 AND recording_id = $2 AND recorded_user \
+         ORDER BY position",
+    )
+    .bind(tenant.0)
+    .bind(from.0)
+    .fetch_all(&mut *c)
+    .await
+    .db()?;
+    let mut added = 0;
+    for row in &rows {
+        let oid: Option<String> = col(row, "directory_object_id")?;
+        let p = Participant {
+            id: ParticipantId::new(),
+            joined_ms: Some(0),
+            left_ms: None,
+            ..participant_from_row(row)?
+        };
+        if add_participant_once(c, tenant, to, &p, oid.as_deref())
+            .await?
+            .id
+            == p.id
+        {
+            added += 1;
+        }
+    }
+    Ok(added)
 }
 
 pub(super) async fn add_stream(

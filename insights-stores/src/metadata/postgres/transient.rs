@@ -18,7 +18,7 @@ use super::error::{DbResultExt, col, enum_col};
 
 const SIGN_IN_COLUMNS: &str = "state_hash, sealed, client_key, created_at, expires_at";
 const JOB_COLUMNS: &str = "tenant_id, id, kind, owner, state, error, done, total, details, \
-     recordings, output, lease_until, created_at, expires_at";
+     recordings, output, lease_until, created_at, expires_at, attempt, request";
 
 fn sign_in(row: &PgRow) -> StoreResult<PendingSignIn> {
     let sealed: String = col(row, "sealed")?;
@@ -67,6 +67,8 @@ fn job(row: &PgRow) -> StoreResult<FileJob> {
         lease_until: col(row, "lease_until")?,
         created_at: col(row, "created_at")?,
         expires_at: col(row, "expires_at")?,
+        attempt: u32::try_from(col::<i32>(row, "attempt")?).unwrap_or(1),
+        request: col::<Option<Json<serde_json::Value>>>(row, "request")?.map(|Json(r)| r),
     })
 }
 
@@ -202,8 +204,9 @@ impl TransientStore for PgStore {
         in_tenant!(self, tenant, |conn| async {
             sqlx::query(
                 "INSERT INTO file_jobs (tenant_id, id, kind, owner, state, error, done, total, \
-                   details, recordings, output, lease_until, created_at, expires_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+                   details, recordings, output, lease_until, created_at, expires_at, attempt, \
+                   request) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
             )
             .bind(tenant.0)
             .bind(j.id.0)
@@ -219,6 +222,8 @@ impl TransientStore for PgStore {
             .bind(j.lease_until)
             .bind(j.created_at)
             .bind(j.expires_at)
+            .bind(i32::try_from(j.attempt).unwrap_or(i32::MAX))
+            .bind(j.request.as_ref().map(Json))
             .execute(&mut *conn)
             .await
             .db()
@@ -259,6 +264,7 @@ impl TransientStore for PgStore {
         &self,
         tenant: TenantId,
         id: FileJobId,
+        attempt: u32,
         done: u64,
         total: u64,
         lease_until: DateTime<Utc>,
@@ -266,13 +272,14 @@ impl TransientStore for PgStore {
         in_tenant!(self, tenant, |conn| async {
             sqlx::query(
                 "UPDATE file_jobs SET done = $3, total = $4, lease_until = $5 \
-                 WHERE tenant_id = $1 AND id = $2 AND state = 'running'",
+                 WHERE tenant_id = $1 AND id = $2 AND state = 'running' AND attempt = $6",
             )
             .bind(tenant.0)
             .bind(id.0)
             .bind(big(done))
             .bind(big(total))
             .bind(lease_until)
+            .bind(i32::try_from(attempt).unwrap_or(i32::MAX))
             .execute(&mut *conn)
             .await
             .db()
@@ -284,8 +291,10 @@ impl TransientStore for PgStore {
         &self,
         tenant: TenantId,
         id: FileJobId,
+        attempt: u32,
         end: &FileJobEnd,
     ) -> StoreResult<bool> {
+        let attempt = i32::try_from(attempt).unwrap_or(i32::MAX);
         in_tenant!(self, tenant, |conn| async {
             let q = match end {
                 FileJobEnd::Done {
@@ -296,8 +305,8 @@ impl TransientStore for PgStore {
                     total,
                 } => sqlx::query(
                     "UPDATE file_jobs SET state = $3, output = $4, recordings = $5, \
-                       details = $6, done = $7, total = $8 \
-                     WHERE tenant_id = $1 AND id = $2 AND state = 'running'",
+                       details = $6, done = $7, total = $8, request = NULL \
+                     WHERE tenant_id = $1 AND id = $2 AND state = 'running' AND attempt = $9",
                 )
                 .bind(tenant.0)
                 .bind(id.0)
@@ -306,20 +315,49 @@ impl TransientStore for PgStore {
                 .bind(Json(recordings))
                 .bind(Json(details))
                 .bind(big(*done))
-                .bind(big(*total)),
+                .bind(big(*total))
+                .bind(attempt),
                 FileJobEnd::Failed { error } => sqlx::query(
-                    "UPDATE file_jobs SET state = $3, error = $4 \
-                     WHERE tenant_id = $1 AND id = $2 AND state = 'running'",
+                    "UPDATE file_jobs SET state = $3, error = $4, request = NULL \
+                     WHERE tenant_id = $1 AND id = $2 AND state = 'running' AND attempt = $5",
                 )
                 .bind(tenant.0)
                 .bind(id.0)
                 .bind(FileJobState::Failed.as_str())
-                .bind(error),
+                .bind(error)
+                .bind(attempt),
             };
             q.execute(&mut *conn)
                 .await
                 .db()
                 .map(|r| r.rows_affected() == 1)
+        })
+    }
+
+    async fn take_over_file_job(
+        &self,
+        tenant: TenantId,
+        id: FileJobId,
+        attempt: u32,
+        at: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> StoreResult<Option<FileJob>> {
+        in_tenant!(self, tenant, |conn| async {
+            let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "UPDATE file_jobs SET attempt = attempt + 1, lease_until = $5, done = 0 \
+                 WHERE tenant_id = $1 AND id = $2 AND state = 'running' AND attempt = $3 \
+                   AND lease_until < $4 \
+                 RETURNING {JOB_COLUMNS}"
+            )))
+            .bind(tenant.0)
+            .bind(id.0)
+            .bind(i32::try_from(attempt).unwrap_or(i32::MAX))
+            .bind(at)
+            .bind(lease_until)
+            .fetch_optional(&mut *conn)
+            .await
+            .db()?;
+            row.as_ref().map(job).transpose()
         })
     }
 

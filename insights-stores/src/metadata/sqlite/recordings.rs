@@ -65,6 +65,61 @@ impl RecordingStore for SqliteStore {
         add_participant(&self.pool, tenant, recording, p).await
     }
 
+    async fn add_participant_once(
+        &self,
+        tenant: TenantId,
+        recording: RecordingId,
+        p: &Participant,
+        object_id: Option<&str>,
+    ) -> StoreResult<Participant> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
+        let stored = add_participant_once(&mut tx, tenant, recording, p, object_id).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(stored)
+    }
+
+    async fn copy_recorded_users(
+        &self,
+        tenant: TenantId,
+        from: RecordingId,
+        to: RecordingId,
+    ) -> StoreResult<u32> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
+        if !exists(&mut tx, tenant, to).await? {
+            return Err(StoreError::NotFound);
+        }
+        let rows = sqlx::query(
+            "SELECT id, role, display_name, phone_number, uri, email, directory_user_id, \
+             recorded_user, joined_ms, left_ms, directory_object_id \
+             FROM participants WHERE tenant_id = ? AND recording_id = ? AND recorded_user \
+             ORDER BY ord",
+        )
+        .bind(tenant.0)
+        .bind(from.0)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db)?;
+        let mut added = 0;
+        for row in &rows {
+            let oid: Option<String> = col(row, "directory_object_id")?;
+            let p = Participant {
+                id: ParticipantId::new(),
+                joined_ms: Some(0),
+                left_ms: None,
+                ..participant_from_row(row)?
+            };
+            if add_participant_once(&mut tx, tenant, to, &p, oid.as_deref())
+                .await?
+                .id
+                == p.id
+            {
+                added += 1;
+            }
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(added)
+    }
+
     async fn add_stream(
         &self,
         tenant: TenantId,
@@ -523,6 +578,68 @@ pub(super) async fn add_participant(
     insert_participant(&mut tx, tenant, rec, ord, p).await?;
     super::governance::raise_if_held(&mut tx, tenant, rec).await?;
     tx.commit().await.map_err(db)
+}
+
+/// [`RecordingStore::add_participant_once`] inside a write (`IMMEDIATE`)
+/// transaction: the lookup and the insert see the same state.
+async fn add_participant_once(
+    conn: &mut SqliteConnection,
+    tenant: TenantId,
+    rec: RecordingId,
+    p: &Participant,
+    object_id: Option<&str>,
+) -> StoreResult<Participant> {
+    if !exists(conn, tenant, rec).await? {
+        return Err(StoreError::NotFound);
+    }
+    let object_id = object_id.map(str::to_ascii_lowercase);
+    let found: Option<i64> = sqlx::query_scalar(
+        "SELECT pk FROM participants WHERE tenant_id = ?1 AND recording_id = ?2 \
+         AND ((?3 IS NOT NULL AND directory_object_id = ?3) \
+           OR (?4 IS NOT NULL AND directory_user_id = ?4) \
+           OR (?5 IS NOT NULL AND phone_number = ?5)) \
+         ORDER BY ord LIMIT 1",
+    )
+    .bind(tenant.0)
+    .bind(rec.0)
+    .bind(object_id.as_deref())
+    .bind(p.directory_user_id.map(|u| u.0))
+    .bind(p.phone_number.as_deref())
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(db)?;
+    if let Some(pk) = found {
+        let row = sqlx::query(
+            "UPDATE participants SET recorded_user = (recorded_user OR ?2), \
+             directory_user_id = COALESCE(directory_user_id, ?3), \
+             directory_object_id = COALESCE(directory_object_id, ?4) WHERE pk = ?1 \
+             RETURNING id, role, display_name, phone_number, uri, email, directory_user_id, \
+             recorded_user, joined_ms, left_ms",
+        )
+        .bind(pk)
+        .bind(p.recorded_user)
+        .bind(p.directory_user_id.map(|u| u.0))
+        .bind(object_id.as_deref())
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(db)?;
+        return participant_from_row(&row);
+    }
+    let ord = next_ord(conn, Child::Participant, tenant, rec).await?;
+    insert_participant(conn, tenant, rec, ord, p).await?;
+    if let Some(oid) = &object_id {
+        sqlx::query(
+            "UPDATE participants SET directory_object_id = ? WHERE tenant_id = ? AND id = ?",
+        )
+        .bind(oid)
+        .bind(tenant.0)
+        .bind(p.id.0)
+        .execute(&mut *conn)
+        .await
+        .map_err(db)?;
+    }
+    super::governance::raise_if_held(conn, tenant, rec).await?;
+    Ok(p.clone())
 }
 
 pub(super) async fn add_stream(

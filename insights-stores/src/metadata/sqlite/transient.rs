@@ -15,7 +15,7 @@ use super::util::{check_tenant, col, db, enum_col, id, json_col, micros, to_json
 
 const SIGN_IN_COLUMNS: &str = "state_hash, sealed, client_key, created_at, expires_at";
 const JOB_COLUMNS: &str = "tenant_id, id, kind, owner, state, error, done, total, details, \
-     recordings, output, lease_until, created_at, expires_at";
+     recordings, output, lease_until, created_at, expires_at, attempt, request";
 
 fn sign_in(row: &SqliteRow) -> StoreResult<PendingSignIn> {
     Ok(PendingSignIn {
@@ -63,6 +63,11 @@ fn job(row: &SqliteRow) -> StoreResult<FileJob> {
         lease_until: ts(row, "lease_until")?,
         created_at: ts(row, "created_at")?,
         expires_at: ts(row, "expires_at")?,
+        attempt: u32::try_from(col::<i64>(row, "attempt")?).unwrap_or(1),
+        request: col::<Option<String>>(row, "request")?
+            .map(|r| serde_json::from_str(&r))
+            .transpose()
+            .map_err(|_| StoreError::Corrupt("column `request`: invalid JSON".into()))?,
     })
 }
 
@@ -188,8 +193,9 @@ impl TransientStore for SqliteStore {
         check_tenant(tenant, j.tenant_id, "the job")?;
         sqlx::query(
             "INSERT INTO file_jobs (tenant_id, id, kind, owner, state, error, done, total, \
-               details, recordings, output, lease_until, created_at, expires_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+               details, recordings, output, lease_until, created_at, expires_at, attempt, \
+               request) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(tenant.0)
         .bind(j.id.0)
@@ -205,6 +211,8 @@ impl TransientStore for SqliteStore {
         .bind(micros(j.lease_until))
         .bind(micros(j.created_at))
         .bind(micros(j.expires_at))
+        .bind(i64::from(j.attempt))
+        .bind(j.request.as_ref().map(to_json).transpose()?)
         .execute(&self.pool)
         .await
         .map_err(db)?;
@@ -240,19 +248,21 @@ impl TransientStore for SqliteStore {
         &self,
         tenant: TenantId,
         id: FileJobId,
+        attempt: u32,
         done: u64,
         total: u64,
         lease_until: DateTime<Utc>,
     ) -> StoreResult<bool> {
         let r = sqlx::query(
             "UPDATE file_jobs SET done = ?, total = ?, lease_until = ? \
-             WHERE tenant_id = ? AND id = ? AND state = 'running'",
+             WHERE tenant_id = ? AND id = ? AND state = 'running' AND attempt = ?",
         )
         .bind(big(done))
         .bind(big(total))
         .bind(micros(lease_until))
         .bind(tenant.0)
         .bind(id.0)
+        .bind(i64::from(attempt))
         .execute(&self.pool)
         .await
         .map_err(db)?;
@@ -263,6 +273,7 @@ impl TransientStore for SqliteStore {
         &self,
         tenant: TenantId,
         id: FileJobId,
+        attempt: u32,
         end: &FileJobEnd,
     ) -> StoreResult<bool> {
         let r = match end {
@@ -275,8 +286,8 @@ impl TransientStore for SqliteStore {
             } => {
                 sqlx::query(
                     "UPDATE file_jobs SET state = ?, output = ?, recordings = ?, details = ?, \
-                       done = ?, total = ? \
-                     WHERE tenant_id = ? AND id = ? AND state = 'running'",
+                       done = ?, total = ?, request = NULL \
+                     WHERE tenant_id = ? AND id = ? AND state = 'running' AND attempt = ?",
                 )
                 .bind(FileJobState::Done.as_str())
                 .bind(to_json(output)?)
@@ -286,24 +297,51 @@ impl TransientStore for SqliteStore {
                 .bind(big(*total))
                 .bind(tenant.0)
                 .bind(id.0)
+                .bind(i64::from(attempt))
                 .execute(&self.pool)
                 .await
             }
             FileJobEnd::Failed { error } => {
                 sqlx::query(
-                    "UPDATE file_jobs SET state = ?, error = ? \
-                     WHERE tenant_id = ? AND id = ? AND state = 'running'",
+                    "UPDATE file_jobs SET state = ?, error = ?, request = NULL \
+                     WHERE tenant_id = ? AND id = ? AND state = 'running' AND attempt = ?",
                 )
                 .bind(FileJobState::Failed.as_str())
                 .bind(error.clone())
                 .bind(tenant.0)
                 .bind(id.0)
+                .bind(i64::from(attempt))
                 .execute(&self.pool)
                 .await
             }
         }
         .map_err(db)?;
         Ok(r.rows_affected() == 1)
+    }
+
+    async fn take_over_file_job(
+        &self,
+        tenant: TenantId,
+        id: FileJobId,
+        attempt: u32,
+        at: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> StoreResult<Option<FileJob>> {
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "UPDATE file_jobs SET attempt = attempt + 1, lease_until = ?, done = 0 \
+             WHERE tenant_id = ? AND id = ? AND state = 'running' AND attempt = ? \
+               AND lease_until < ? \
+             RETURNING {JOB_COLUMNS}"
+        )))
+        .bind(micros(lease_until))
+        .bind(tenant.0)
+        .bind(id.0)
+        .bind(i64::from(attempt))
+        .bind(micros(at))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        row.as_ref().map(job).transpose()
     }
 
     async fn delete_file_job(&self, tenant: TenantId, id: FileJobId) -> StoreResult<bool> {

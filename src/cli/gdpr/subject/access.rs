@@ -66,6 +66,7 @@ pub async fn access(settings: &Settings, args: AccessArgs) -> anyhow::Result<()>
         reason: args.reason.clone(),
         source: None,
         bundle_id: None,
+        rerun: false,
     };
     let (summary, _) = build_bundle(
         &env,

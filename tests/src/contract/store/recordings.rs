@@ -328,6 +328,166 @@ pub async fn add_participant_and_stream(s: &Store) {
     );
 }
 
+/// Legs of one meeting on several nodes each store who they see: the
+/// same person (object id, directory user or phone number) is stored once
+/// however many store them at the same time, and the recorded-user flag of
+/// any of them sticks.
+pub async fn participants_are_stored_once_per_identity(s: &Store) {
+    let t = tenant(s, "contoso").await;
+    let other = tenant(s, "fabrikam").await;
+    let r = Recording::new(t, RecordingKind::Meeting, Direction::Internal, now());
+    must(s.insert_recording(t, &r).await, "insert");
+    let user = UserId::new();
+    let bob = || Participant {
+        display_name: Some("Bob".into()),
+        ..party(ParticipantRole::Attendee)
+    };
+    // (who, object id): by object id (in any case), by directory user, by
+    // phone number.
+    let people: Vec<Vec<(Participant, Option<&'static str>)>> = vec![
+        (0..8)
+            .map(|i| {
+                let oid = if i % 2 == 0 { "OID-BOB" } else { "oid-bob" };
+                (
+                    Participant {
+                        recorded_user: i == 5,
+                        ..bob()
+                    },
+                    Some(oid),
+                )
+            })
+            .collect(),
+        (0..8)
+            .map(|i| {
+                (
+                    Participant {
+                        directory_user_id: Some(user),
+                        recorded_user: i == 2,
+                        ..party(ParticipantRole::Attendee)
+                    },
+                    None,
+                )
+            })
+            .collect(),
+        (0..8)
+            .map(|i| {
+                (
+                    Participant {
+                        recorded_user: i == 7,
+                        ..external(ParticipantRole::Attendee, "Dave", "+442079460958")
+                    },
+                    None,
+                )
+            })
+            .collect(),
+    ];
+    for (n, same) in people.into_iter().enumerate() {
+        let mut tasks = tokio::task::JoinSet::new();
+        for (p, oid) in same {
+            let s = s.clone();
+            let rec = r.id;
+            tasks.spawn(async move { s.add_participant_once(t, rec, &p, oid).await });
+        }
+        let mut kept = BTreeSet::new();
+        while let Some(done) = tasks.join_next().await {
+            let p = must(must(done, "task"), "add once");
+            kept.insert(p.id);
+        }
+        assert_eq!(kept.len(), 1, "person {n}: every caller got the same row");
+        let stored = must(s.get_recording(t, r.id).await, "get").participants;
+        assert_eq!(stored.len(), n + 1, "person {n} stored once");
+        let row = stored.iter().find(|p| kept.contains(&p.id));
+        assert!(
+            row.is_some_and(|p| p.recorded_user),
+            "person {n}: recorded by one of the callers, so recorded"
+        );
+    }
+
+    // A known person seen with more identity: the stored row is completed
+    // (directory user), not duplicated; a party without any identity is
+    // stored every time.
+    let linked = Participant {
+        directory_user_id: Some(UserId::new()),
+        ..bob()
+    };
+    let got = must(
+        s.add_participant_once(t, r.id, &linked, Some("oid-bob"))
+            .await,
+        "bob linked",
+    );
+    assert_ne!(got.id, linked.id);
+    assert_eq!(got.directory_user_id, linked.directory_user_id);
+    assert!(got.recorded_user, "never unmarked");
+    let again = Participant {
+        directory_user_id: linked.directory_user_id,
+        ..bob()
+    };
+    let by_user = must(
+        s.add_participant_once(t, r.id, &again, None).await,
+        "bob by user",
+    );
+    assert_eq!(
+        by_user.id, got.id,
+        "found by the directory user it was given"
+    );
+    for _ in 0..2 {
+        let nobody = party(ParticipantRole::Attendee);
+        let got = must(
+            s.add_participant_once(t, r.id, &nobody, None).await,
+            "nobody",
+        );
+        assert_eq!(got, nobody);
+    }
+    let stored = must(s.get_recording(t, r.id).await, "get").participants;
+    assert_eq!(stored.len(), 5);
+
+    // A continuation: the recorded users of `r` are entitled to it, each
+    // once (the one it knows already is marked recorded).
+    let mut next = Recording::new(t, RecordingKind::Meeting, Direction::Internal, now());
+    let known = Participant {
+        recorded_user: false,
+        ..external(ParticipantRole::Attendee, "Dave", "+442079460958")
+    };
+    next.participants.push(known.clone());
+    must(s.insert_recording(t, &next).await, "insert next");
+    assert_eq!(
+        must(s.copy_recorded_users(t, r.id, next.id).await, "copy"),
+        2,
+        "Bob and the directory user added, Dave known"
+    );
+    assert_eq!(
+        must(s.copy_recorded_users(t, r.id, next.id).await, "copy again"),
+        0,
+        "idempotent"
+    );
+    let copied = must(s.get_recording(t, next.id).await, "get next").participants;
+    assert_eq!(copied.len(), 3, "{copied:?}");
+    assert!(copied.iter().all(|p| p.recorded_user), "{copied:?}");
+    assert_eq!(copied[0].id, known.id);
+    // Bob was copied with his object id: found by it on the continuation.
+    let bob_again = must(
+        s.add_participant_once(t, next.id, &bob(), Some("OID-bob"))
+            .await,
+        "bob on next",
+    );
+    assert!(copied.iter().any(|p| p.id == bob_again.id));
+
+    assert_not_found(
+        s.add_participant_once(t, RecordingId::new(), &bob(), Some("oid-bob"))
+            .await,
+        "missing recording",
+    );
+    assert_not_found(
+        s.add_participant_once(other, r.id, &bob(), Some("oid-bob"))
+            .await,
+        "other tenant",
+    );
+    assert_not_found(
+        s.copy_recorded_users(t, r.id, RecordingId::new()).await,
+        "copy to a missing recording",
+    );
+}
+
 pub async fn participant_presence_updates(s: &Store) {
     let t = tenant(s, "contoso").await;
     let other = tenant(s, "fabrikam").await;

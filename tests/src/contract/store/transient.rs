@@ -137,6 +137,8 @@ fn job(t: TenantId, kind: FileJobKind, at: DateTime<Utc>) -> FileJob {
         lease_until: at + Duration::seconds(60),
         created_at: at,
         expires_at: at + Duration::days(7),
+        attempt: 1,
+        request: None,
     }
 }
 
@@ -163,14 +165,17 @@ pub async fn file_jobs_run_end_and_stay_in_their_tenant(s: &Store) {
     assert_not_found(s.get_file_job(other, a.id).await, "other tenant");
     assert!(must(s.list_file_jobs(other).await, "other list").is_empty());
     assert!(!must(
-        s.renew_file_job(other, a.id, 1, 2, at).await,
+        s.renew_file_job(other, a.id, 1, 1, 2, at).await,
         "other renew"
     ));
     assert!(!must(s.delete_file_job(other, a.id).await, "other delete"));
 
     // Renewed while running: progress and lease move.
     let lease = at + Duration::seconds(120);
-    assert!(must(s.renew_file_job(t, a.id, 3, 7, lease).await, "renew"));
+    assert!(must(
+        s.renew_file_job(t, a.id, 1, 3, 7, lease).await,
+        "renew"
+    ));
     let got = must(s.get_file_job(t, a.id).await, "renewed");
     assert_eq!((got.done, got.total, got.lease_until), (3, 7, lease));
     assert!(!got.lost(at + Duration::seconds(119)));
@@ -196,7 +201,7 @@ pub async fn file_jobs_run_end_and_stay_in_their_tenant(s: &Store) {
         done: 7,
         total: 7,
     };
-    assert!(must(s.finish_file_job(t, a.id, &done).await, "finish"));
+    assert!(must(s.finish_file_job(t, a.id, 1, &done).await, "finish"));
     let got = must(s.get_file_job(t, a.id).await, "done");
     assert_eq!(got.state, FileJobState::Done);
     assert_eq!(got.output, Some(output));
@@ -209,26 +214,32 @@ pub async fn file_jobs_run_end_and_stay_in_their_tenant(s: &Store) {
     );
     // Ended once: neither renewed nor ended again.
     assert!(!must(
-        s.renew_file_job(t, a.id, 1, 1, lease).await,
+        s.renew_file_job(t, a.id, 1, 1, 1, lease).await,
         "renew done"
     ));
     let fail = FileJobEnd::Failed {
         error: "node-lost".into(),
     };
-    assert!(!must(s.finish_file_job(t, a.id, &fail).await, "fail done"));
+    assert!(!must(
+        s.finish_file_job(t, a.id, 1, &fail).await,
+        "fail done"
+    ));
     assert_eq!(
         must(s.get_file_job(t, a.id).await, "still done").state,
         FileJobState::Done
     );
 
     // Failed: with its code; a late success changes nothing.
-    assert!(must(s.finish_file_job(t, b.id, &fail).await, "fail b"));
+    assert!(must(s.finish_file_job(t, b.id, 1, &fail).await, "fail b"));
     let got = must(s.get_file_job(t, b.id).await, "failed");
     assert_eq!(
         (got.state, got.error.as_deref(), got.output),
         (FileJobState::Failed, Some("node-lost"), None)
     );
-    assert!(!must(s.finish_file_job(t, b.id, &done).await, "late done"));
+    assert!(!must(
+        s.finish_file_job(t, b.id, 1, &done).await,
+        "late done"
+    ));
 
     // Deleted (expiry, erasure): gone with the wrapped key.
     assert!(must(s.delete_file_job(t, a.id).await, "delete"));
@@ -272,7 +283,7 @@ pub async fn file_job_keys_are_rewrapped_once_and_only_when_done(s: &Store) {
         total: 1,
     };
     assert!(must(
-        s.finish_file_job(t, running.id, &done).await,
+        s.finish_file_job(t, running.id, 1, &done).await,
         "finish"
     ));
     assert!(!must(
@@ -305,4 +316,112 @@ pub async fn file_job_keys_are_rewrapped_once_and_only_when_done(s: &Store) {
     };
     assert_eq!(got.output, Some(want), "only the key changed");
     assert_eq!(got.state, FileJobState::Done);
+}
+
+/// A job whose node died is taken over by exactly one node, at the next
+/// attempt, which fences the old run out; its stored request is kept
+/// while it runs and cleared when it ends.
+pub async fn lost_file_jobs_are_taken_over_once(s: &Store) {
+    let t = tenant(s, "contoso").await;
+    let other = tenant(s, "fabrikam").await;
+    let at = now();
+    let mut j = job(t, FileJobKind::Export, at - Duration::minutes(2));
+    j.lease_until = at - Duration::seconds(1);
+    j.request = Some(serde_json::json!({"columns": ["started_at"]}));
+    must(s.create_file_job(t, &j).await, "create");
+    assert_eq!(must(s.get_file_job(t, j.id).await, "get"), j);
+
+    // Not before its lease ran out, not in another tenant, not from
+    // another attempt.
+    let lease = at + Duration::seconds(60);
+    let early = at - Duration::seconds(2);
+    assert_eq!(
+        must(
+            s.take_over_file_job(t, j.id, 1, early, lease).await,
+            "early"
+        ),
+        None
+    );
+    assert_eq!(
+        must(
+            s.take_over_file_job(other, j.id, 1, at, lease).await,
+            "other"
+        ),
+        None
+    );
+    assert_eq!(
+        must(s.take_over_file_job(t, j.id, 2, at, lease).await, "attempt"),
+        None
+    );
+
+    // Concurrent takers: one wins.
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..6 {
+        let s = s.clone();
+        let id = j.id;
+        tasks.spawn(async move { s.take_over_file_job(t, id, 1, at, lease).await });
+    }
+    let mut won = Vec::new();
+    while let Some(r) = tasks.join_next().await {
+        if let Some(got) = must(must(r, "task"), "take over") {
+            won.push(got);
+        }
+    }
+    assert_eq!(won.len(), 1, "exactly one taker");
+    let taken = &won[0];
+    assert_eq!((taken.attempt, taken.lease_until), (2, lease));
+    assert_eq!(taken.state, FileJobState::Running);
+    assert_eq!(taken.request, j.request, "the request goes with it");
+    assert!(!taken.lost(at));
+
+    // The old run is fenced out: its renewal and its end change nothing.
+    assert!(!must(
+        s.renew_file_job(t, j.id, 1, 5, 9, lease).await,
+        "old renew"
+    ));
+    let fail = FileJobEnd::Failed {
+        error: "export-failed".into(),
+    };
+    assert!(!must(s.finish_file_job(t, j.id, 1, &fail).await, "old end"));
+    assert_eq!(
+        must(s.get_file_job(t, j.id).await, "still").state,
+        FileJobState::Running
+    );
+    // The new one runs and ends; the request goes with the end.
+    assert!(must(
+        s.renew_file_job(t, j.id, 2, 5, 9, lease).await,
+        "renew"
+    ));
+    let output = FileJobOutput {
+        blob_key: format!("exports/{}.2.xlsx.env", j.id),
+        data_key: WrappedDataKey {
+            id: KeyId::new(),
+            tenant_id: t,
+            kek_id: "local:kek".into(),
+            wrapped: vec![5; 60],
+            created_at: at,
+        },
+        byte_size: 10,
+    };
+    let done = FileJobEnd::Done {
+        output: output.clone(),
+        recordings: vec![],
+        details: serde_json::json!({}),
+        done: 9,
+        total: 9,
+    };
+    assert!(must(s.finish_file_job(t, j.id, 2, &done).await, "end"));
+    let got = must(s.get_file_job(t, j.id).await, "done");
+    assert_eq!((got.state, got.attempt), (FileJobState::Done, 2));
+    assert_eq!(got.output, Some(output));
+    assert_eq!(got.request, None, "cleared when it ended");
+    assert_eq!(
+        must(
+            s.take_over_file_job(t, j.id, 2, at + Duration::days(1), lease)
+                .await,
+            "done"
+        ),
+        None,
+        "a finished job is never taken over"
+    );
 }
