@@ -45,6 +45,7 @@ fn the_web_ui_searches_plays_exports_and_administers_in_chromium() {
     add_tenant(cwd.path(), &d, &env, "contoso");
     for (tenant, email, role) in [
         (Some("contoso"), "admin@contoso.com", "tenant-admin"),
+        (Some("contoso"), "admin2@contoso.com", "tenant-admin"),
         (Some("contoso"), "officer@contoso.com", "compliance-officer"),
         (Some("contoso"), "sup@contoso.com", "supervisor"),
         (Some("contoso"), "dpo@contoso.com", "dpo"),
@@ -88,6 +89,7 @@ fn the_web_ui_searches_plays_exports_and_administers_in_chromium() {
         crate::accounts::first_sign_in(&server.base, tenant, email)
     };
     let admin = first(Some("contoso"), "admin@contoso.com");
+    let admin2 = first(Some("contoso"), "admin2@contoso.com");
     let officer = first(Some("contoso"), "officer@contoso.com");
     let sup = first(Some("contoso"), "sup@contoso.com");
     let dpo = first(Some("contoso"), "dpo@contoso.com");
@@ -173,6 +175,7 @@ fn the_web_ui_searches_plays_exports_and_administers_in_chromium() {
         "tenant": "contoso",
         "password": crate::accounts::PASSWORD,
         "admin": { "email": "admin@contoso.com", "seed": admin.totp_seed },
+        "admin2": { "email": "admin2@contoso.com", "seed": admin2.totp_seed },
         "officer": { "email": "officer@contoso.com", "seed": officer.totp_seed },
         "supervisor": { "email": "sup@contoso.com", "seed": sup.totp_seed },
         "operator": { "email": "ops@vendor.example", "seed": ops.totp_seed },
@@ -293,6 +296,9 @@ fn the_web_ui_searches_plays_exports_and_administers_in_chromium() {
         "invoice",
         "Carol",
         "carol@contoso.com",
+        "zoë.dpo@contoso.com",
+        "initial password typed in the UI",
+        "the new DPO chose this passphrase",
         crate::accounts::PASSWORD,
         crate::accounts::INITIAL_PASSWORD,
     ] {
