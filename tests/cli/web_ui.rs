@@ -10,7 +10,14 @@
 //! sideways scrolling, a DPO finding a data subject by number and planning an
 //! erasure, a compliance officer refused the admin pages, a platform
 //! operator seeing no recordings, CSP violations none, and axe-core on
-//! every main page with no serious or critical violation. Screenshots go
+//! every main page with no serious or critical violation. Issue 19: an
+//! administrator adds a DPO (a second administrator approves), whose
+//! first sign-in enrols TOTP from the key shown and reaches their pages;
+//! a reused code named as such; confirmations; resets; overlapping
+//! retention policies; the audit log newest first by person with an
+//! actor filter; time zones; From after To refused; Back keeps the
+//! search; deep links; officers not shown where media is stored; erasure
+//! references and a fully held erasure reported as such. Screenshots go
 //! to a temporary folder, or to `docs/screenshots/` with
 //! `INSIGHTS_UPDATE_SCREENSHOTS=1`.
 
@@ -278,6 +285,10 @@ fn the_web_ui_searches_plays_exports_and_administers_in_chromium() {
         "officer-forbidden",
         "operator",
         "gdpr",
+        "users-added",
+        "first-sign-in",
+        "audit-people",
+        "retention-overlap",
     ] {
         let f = shots.join(format!("{page}.png"));
         assert!(

@@ -128,8 +128,8 @@
       el('td', {}, fmtDate(u.last_login_at) || 'Never'),
       el('td', {}, el('input', { type: 'checkbox', class: 'active-box', checked: u.active, 'aria-label': `${u.email} active`, onchange: changeActive(u) })),
       el('td', {},
-        el('button', { type: 'button', class: 'secondary reset-password', onclick: openReset(u), 'aria-label': `Reset the password of ${u.email}` }, 'Reset password'), ' ',
-        el('button', { type: 'button', class: 'secondary reset-factor', onclick: resetFactor(u), 'aria-label': `Reset the second factor of ${u.email}` }, 'Reset second factor'))));
+        el('button', { type: 'button', class: 'secondary reset-password', onclick: openReset(u), 'aria-label': `Reset password of ${u.email}` }, 'Reset password'), ' ',
+        el('button', { type: 'button', class: 'secondary reset-factor', onclick: resetFactor(u), 'aria-label': `Reset second factor of ${u.email}` }, 'Reset second factor'))));
     if (!rows.length) rows.push(el('tr', {}, el('td', { colspan: 7, class: 'muted' }, 'No users.')));
     body.replaceChildren(...rows);
   }
