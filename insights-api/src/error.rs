@@ -91,6 +91,10 @@ impl ApiError {
                 "token-expired" => "the token has expired; sign in again".into(),
                 "session-expired" => "the session has ended; sign in again".into(),
                 "unknown-tenant" => "the token's directory tenant is not a tenant here".into(),
+                "totp-code-reused" => {
+                    "this authentication code was used already; wait for the next code of your app"
+                        .into()
+                }
                 _ => "the presented credentials were refused".into(),
             },
             ApiError::Forbidden { code } => match *code {
@@ -193,18 +197,39 @@ impl ResponseError for ApiError {
 }
 
 /// JSON bodies that do not parse become `400 invalid-body` problems (the
-/// parser's message may quote the input, so it is not passed on).
+/// parser's message may quote the input, so it is not passed on). A
+/// missing field is named: the name is the API's own, never input.
 pub fn json_config() -> web::JsonConfig {
     web::JsonConfig::default()
         .limit(64 * 1024)
         .error_handler(|err, _req| {
             tracing::debug!(kind = ?std::mem::discriminant(&err), "rejected a JSON body");
+            let detail = match &err {
+                actix_web::error::JsonPayloadError::Deserialize(e) => missing_field(e),
+                _ => None,
+            }
+            .map(|f| format!("the field `{f}` is missing: send every field"))
+            .unwrap_or_else(|| "the body is not JSON of the expected shape".into());
             ApiError::BadRequest {
                 code: "invalid-body",
-                detail: "the body is not JSON of the expected shape".into(),
+                detail,
             }
             .into()
         })
+}
+
+/// The field a body lacks, when that is why it was refused (a name of
+/// the API's own types, checked to look like one).
+fn missing_field(e: &serde_json::Error) -> Option<String> {
+    let msg = e.to_string();
+    let rest = msg.strip_prefix("missing field `")?;
+    let name = &rest[..rest.find('`')?];
+    (!name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'))
+    .then(|| name.to_owned())
 }
 
 /// Unmatched routes: `404 not-found` as a problem.
@@ -264,6 +289,23 @@ mod tests {
                 .and_then(|v| v.to_str().ok()),
             Some("application/problem+json")
         );
+    }
+
+    #[test]
+    fn a_missing_field_is_named_and_nothing_else_is_echoed() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Two {
+            first: bool,
+            second_one: bool,
+        }
+        let named = serde_json::from_str::<Two>(r#"{"first": true}"#)
+            .err()
+            .and_then(|e| missing_field(&e));
+        assert_eq!(named.as_deref(), Some("second_one"));
+        let other = serde_json::from_str::<Two>(r#"{"first": "secret"}"#).err();
+        assert!(other.is_some());
+        assert_eq!(other.and_then(|e| missing_field(&e)), None);
     }
 
     /// The exact bytes the API sent before the body moved to

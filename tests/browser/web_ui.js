@@ -9,7 +9,7 @@
 //   node tests/browser/web_ui.js SPEC.json
 //
 // SPEC.json (written by the Rust test): base, tenant, password,
-// admin {email, seed}, officer {email, seed}, supervisor {email, seed},
+// admin {email, seed}, admin2 {email, seed}, officer {email, seed}, supervisor {email, seed},
 // operator {email, seed}, dpo {email, seed},
 // recording, other_recording, number, word, export_columns, screenshots,
 // downloads.
@@ -121,6 +121,349 @@ async function search(page, fill) {
   await page.evaluate(() => { document.querySelector('#status').textContent = ''; });
   await page.click('#search-button');
   await page.waitForFunction(() => document.querySelector('#status').textContent.includes('found'));
+}
+
+// Issue 19 §4: an administrator adds a DPO in the users page (the
+// least privileged role preselected; an internationalised e-mail); the
+// DPO's first sign-in enrols TOTP from the key shown to them (typed with
+// a space, the organisation in capitals), sets a password and reaches
+// their pages; a reused code gets its own message; role and active
+// changes ask first and Cancel puts them back; resetting the DPO's
+// second factor signs them out and makes them enrol again; resetting an
+// administrator's password waits for a second administrator.
+async function usersAndFirstSignIn(browser, page) {
+  const NEW_DPO = 'zoë.dpo@contoso.com';
+  const INITIAL = 'initial password typed in the UI';
+  const OWN = 'the new DPO chose this passphrase';
+  await page.goto(`${spec.base}/admin/users`);
+  await page.waitForSelector('#users tbody tr[data-id]');
+  const preselected = await page.$eval('#u-role', (s) => s.value);
+  assert(preselected === 'user', `the add-user role defaults to ${preselected}`);
+  await page.fill('#u-email', NEW_DPO);
+  await page.fill('#u-password', INITIAL);
+  await page.selectOption('#u-role', 'dpo');
+  await page.click('#add-user');
+  await page.waitForSelector('#enrolment:not([hidden])');
+  const next = await page.textContent('#enrolment');
+  assert(next.includes(NEW_DPO) && /authenticator/.test(next), `enrolment step: ${next}`);
+  // A DPO has permissions an administrator does not hold (gdpr-actions):
+  // a second administrator approves the new account.
+  assert(await page.isVisible('#enrolment-pending'), 'the account waits for a second administrator');
+  await page.waitForFunction((e) => document.querySelector('#changes tbody').textContent.includes(e), NEW_DPO);
+  await axe(page, 'users-added');
+  await shot(page, 'users-added');
+  const ctx2 = await browser.newContext({ viewport: { width: 1280, height: 1000 } });
+  ctx2.setDefaultTimeout(STEP_TIMEOUT_MS);
+  const second = await ctx2.newPage();
+  watch(second, 'admin2');
+  await login(second, 'admin2', { tenant: spec.tenant, email: spec.admin2.email, seed: spec.admin2.seed });
+  await second.goto(`${spec.base}/admin/users`);
+  await second.waitForFunction((e) => document.querySelector('#changes tbody').textContent.includes(e), NEW_DPO);
+  await second.click('#changes tbody tr button:has-text("Approve")');
+  await second.waitForSelector(`#users tbody tr[data-email="${NEW_DPO}"]`);
+  await page.reload();
+  const row = `#users tbody tr[data-email="${NEW_DPO}"]`;
+  await page.waitForSelector(row);
+
+  // Role change (of the supervisor): Cancel reverts the select, OK saves
+  // it (and back again).
+  const supRow = `#users tbody tr[data-email="${spec.supervisor.email}"]`;
+  let asked = '';
+  page.once('dialog', (d) => { asked = d.message(); d.dismiss(); });
+  await page.selectOption(`${supRow} select.role-select`, 'user');
+  await page.waitForFunction((r) => document.querySelector(`${r} select.role-select`).value === 'supervisor', supRow);
+  assert(/supervisor to user/.test(asked), `confirmation: ${asked}`);
+  for (const to of ['user', 'supervisor']) {
+    await page.evaluate(() => { document.querySelector('#status').textContent = ''; });
+    page.once('dialog', (d) => d.accept());
+    await page.selectOption(`${supRow} select.role-select`, to);
+    await page.waitForFunction(() => document.querySelector('#status').textContent.includes('saved'));
+    await page.waitForFunction(([r, t]) => { const x = document.querySelector(`${r} select.role-select`); return x && x.value === t; }, [supRow, to]);
+  }
+
+  // Switching off: Cancel leaves it on.
+  page.once('dialog', (d) => d.dismiss());
+  await page.click(`${row} input.active-box`);
+  await page.waitForFunction((r) => document.querySelector(`${r} input.active-box`).checked === true, row);
+
+  // The DPO's first sign-in, in a browser of their own.
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 1000 } });
+  ctx.setDefaultTimeout(STEP_TIMEOUT_MS);
+  const d = await ctx.newPage();
+  watch(d, 'new-dpo');
+  const signIn = async (code) => {
+    await d.goto(`${spec.base}/login`);
+    await d.fill('#tenant', spec.tenant.toUpperCase());
+    await d.fill('#email', NEW_DPO);
+    await d.fill('#password', OWN);
+    if (code) await d.fill('#totp', code);
+    await d.click('#sign-in');
+  };
+  await d.goto(`${spec.base}/login`);
+  await d.fill('#tenant', spec.tenant.toUpperCase());
+  await d.fill('#email', NEW_DPO);
+  await d.fill('#password', INITIAL);
+  await d.click('#sign-in');
+  await d.waitForSelector('#first-card:not([hidden])');
+  await d.waitForSelector('#enrol:not([hidden])');
+  const seed = (await d.textContent('#totp-secret')).trim();
+  const href = await d.getAttribute('#totp-uri', 'href');
+  assert(/^[A-Z2-7]{16,}=*$/.test(seed), `the key shown: ${seed}`);
+  assert(href.startsWith('otpauth://totp/') && href.includes(`secret=${seed}`), `the link: ${href}`);
+  await axe(d, 'first-sign-in');
+  await shot(d, 'first-sign-in');
+  const code = totp(seed);
+  lastStep.set(seed, Math.floor(Date.now() / 30000));
+  await d.fill('#first-totp', `${code.slice(0, 3)} ${code.slice(3)}`);
+  await d.fill('#new-password', OWN);
+  await d.fill('#new-password-again', OWN);
+  await d.click('#finish');
+  await d.waitForSelector('#codes-card:not([hidden])');
+  const codes = await d.$$eval('#recovery-codes li', (l) => l.length);
+  assert(codes === 10, `recovery codes: ${codes}`);
+  await Promise.all([d.waitForURL((u) => !u.pathname.startsWith('/login')), d.click('#codes-done')]);
+  await d.goto(`${spec.base}/gdpr`);
+  await d.waitForSelector('#g-phone');
+  assert(new URL(d.url()).pathname === '/gdpr', `the DPO reached ${d.url()}`);
+
+  // The same code again: its own message.
+  await d.click('#logout');
+  await d.waitForURL('**/login');
+  await signIn(code);
+  await d.waitForSelector('#error:not([hidden])');
+  const reused = await d.textContent('#error');
+  assert(/already used/i.test(reused) && /next code/i.test(reused), `reused code: ${reused}`);
+
+  // A fresh code (with a space, as apps show it) signs them in.
+  while (lastStep.get(seed) === Math.floor(Date.now() / 30000)) await new Promise((r) => setTimeout(r, 1000));
+  lastStep.set(seed, Math.floor(Date.now() / 30000));
+  const fresh = totp(seed);
+  await signIn(`${fresh.slice(0, 3)} ${fresh.slice(3)}`);
+  await d.waitForURL((u) => !u.pathname.startsWith('/login'));
+
+  // The admin resets the DPO's second factor (the DPO has permissions
+  // administrators lack, so a second administrator approves): the DPO is
+  // signed out and enrols a new authenticator at the next sign-in (no
+  // new password).
+  await page.reload();
+  await page.waitForSelector(row);
+  await page.evaluate(() => { document.querySelector('#status').textContent = ''; });
+  page.once('dialog', (x) => x.accept());
+  await page.click(`${row} button.reset-factor`);
+  await page.waitForFunction(() => document.querySelector('#status').textContent.includes('second administrator'));
+  const still = await d.goto(`${spec.base}/gdpr`);
+  assert(new URL(d.url()).pathname === '/gdpr', `not yet reset: ${d.url()} (${still.status()})`);
+  await second.reload();
+  await second.waitForFunction(() => document.querySelector('#changes tbody').textContent.includes('Reset the second factor of'));
+  await second.click('#changes tbody tr:has-text("Reset the second factor of") button:has-text("Approve")');
+  await second.waitForFunction(() => !document.querySelector('#changes tbody').textContent.includes('Reset the second factor of'));
+  await ctx2.close();
+  const res = await d.goto(`${spec.base}/gdpr`);
+  assert(new URL(d.url()).pathname === '/login', `after the reset the DPO is at ${d.url()} (${res.status()})`);
+  await signIn('');
+  await d.waitForSelector('#enrol:not([hidden])');
+  assert(await d.isHidden('#new-password-fields'), 'no new password after a second-factor reset');
+  const seed2 = (await d.textContent('#totp-secret')).trim();
+  assert(seed2 !== seed, 'a new key');
+  await ctx.close();
+
+  // An administrator's password: a second administrator must approve.
+  const adminRow = `#users tbody tr[data-email="${spec.admin.email}"]`;
+  const others = await page.$$eval('#users tbody tr[data-email]', (r) => r.map((x) => x.dataset.email));
+  assert(others.includes(spec.admin.email), `users: ${others}`);
+  await page.evaluate(() => { document.querySelector('#status').textContent = ''; });
+  await page.click(`${adminRow} button.reset-password`);
+  await page.waitForSelector('#reset-dialog[open]');
+  await axe(page, 'users-reset');
+  await page.click('#reset-cancel');
+  assert(!(await page.$('#reset-dialog[open]')), 'cancel closes the dialog');
+}
+
+// Issue 19 §3: people by name and role (audit log, recording trail),
+// the audit log newest first with details and an actor filter by e-mail;
+// times with their zone and a display time zone that matches UTC; "From"
+// later than "To" refused; Back and "Back to search" keep the search; a
+// deep link opened while signed out returns there after sign-in (and
+// only to this site).
+async function namesTimesNavigation(browser, page) {
+  await page.goto(`${spec.base}/audit`);
+  await page.waitForSelector('#events tbody tr td.actor');
+  const heads = await page.$$eval('#events thead th', (t) => t.map((x) => x.textContent));
+  assert(heads.includes('Details'), `columns: ${heads}`);
+  const seqs = await page.$$eval('#events tbody tr td:first-child', (t) => t.map((x) => Number(x.textContent)));
+  assert(seqs.length > 2 && seqs.every((v, i) => i === 0 || v < seqs[i - 1]), `newest first: ${seqs.slice(0, 5)}`);
+  const actors = await page.$$eval('#events tbody td.actor span.person', (t) => t.map((x) => [x.textContent, x.title]));
+  assert(actors.some(([t, title]) => t.includes(spec.admin.email) && t.includes('tenant-admin') && /Account id [0-9a-f-]{36}/.test(title)), `actors: ${JSON.stringify(actors.slice(0, 3))}`);
+  // The actor filter by e-mail.
+  await page.fill('#a-actor', spec.officer.email);
+  await page.click('#audit-form button[type=submit]');
+  await page.waitForFunction((e) => { const c = [...document.querySelectorAll('#events tbody td.actor')]; return c.length > 0 && c.every((x) => x.textContent.includes(e)); }, spec.officer.email);
+  assert(!page.url().includes('@'), `no e-mail in the URL: ${page.url()}`);
+  // From later than To: refused with a message.
+  await page.fill('#a-actor', '');
+  await page.fill('#a-from', '2026-12-07T10:00');
+  await page.fill('#a-to', '2026-12-06T10:00');
+  await page.click('#audit-form button[type=submit]');
+  await page.waitForSelector('#error:not([hidden])');
+  assert(/later than/.test(await page.textContent('#error')), 'audit: from after to');
+  const api = await page.evaluate(async () => (await fetch('/api/audit?from=2026-12-07T10:00:00Z&to=2026-12-06T10:00:00Z')).status);
+  assert(api === 400, `API audit with from after to: ${api}`);
+  // Times carry their zone; UTC shows what the API (and the export) says.
+  await page.fill('#a-from', '');
+  await page.fill('#a-to', '');
+  const zone = async (z) => {
+    await Promise.all([page.waitForNavigation(), page.selectOption('#time-zone', z)]);
+  };
+  await zone('UTC');
+  await page.waitForSelector('#events tbody tr td.actor');
+  const first = await page.$eval('#events tbody tr td:nth-child(2)', (t) => t.textContent);
+  const at = await page.evaluate(async () => (await (await fetch('/api/audit?newest_first=true&limit=1')).json()).events[0].at);
+  assert(first === `${at.slice(0, 19).replace('T', ' ')} UTC`, `UTC shown ${first}, API ${at}`);
+  await zone('Asia/Tokyo');
+  await page.waitForSelector('#events tbody tr td.actor');
+  const tokyo = await page.$eval('#events tbody tr td:nth-child(2)', (t) => t.textContent);
+  const shift = (Date.parse(`${tokyo.slice(0, 19).replace(' ', 'T')}Z`) - Date.parse(at.slice(0, 19) + 'Z')) / 3600000;
+  assert(/GMT\+9$/.test(tokyo) && shift === 9, `Tokyo shown ${tokyo} (shift ${shift} h)`);
+  await axe(page, 'audit-newest');
+  await shot(page, 'audit-people');
+  await zone('UTC');
+
+  // The recording trail names people.
+  await page.goto(`${spec.base}/recordings/${spec.recording}`);
+  await page.waitForSelector('#trail tbody tr');
+  assert((await page.textContent('#trail tbody')).includes(spec.admin.email), 'trail by e-mail');
+  // One clock: the custom clock shows whole seconds rounded down, as the
+  // native controls do (1.7 s is 0:01, not 0:02).
+  await page.waitForFunction(() => { const a = document.querySelector('#player'); return a.readyState >= 1 && a.duration > 2; });
+  await page.evaluate(() => { const a = document.querySelector('#player'); a.pause(); a.currentTime = 1.7; });
+  await page.waitForFunction(() => document.querySelector('#clock').textContent.startsWith('0:01 / '));
+  const clock = await page.evaluate(() => { const a = document.querySelector('#player'); return [document.querySelector('#clock').textContent, Math.floor(a.duration)]; });
+  const [m, ss] = [Math.floor(clock[1] / 60), String(clock[1] % 60).padStart(2, '0')];
+  assert(clock[0] === `0:01 / ${m}:${ss}`, `clock ${clock[0]}, duration ${clock[1]} s`);
+
+  // Search: From after To refused; Back and "Back to search" keep it.
+  await page.goto(`${spec.base}/search`);
+  await page.waitForFunction(() => document.querySelector('#status').textContent.includes('found'));
+  await page.fill('#f-from', '2026-12-07T10:00');
+  await page.fill('#f-to', '2026-12-06T10:00');
+  await page.click('#search-button');
+  await page.waitForSelector('#error:not([hidden])');
+  assert(/later than/.test(await page.textContent('#error')), 'search: from after to');
+  const apiSearch = await page.evaluate(async () => {
+    const csrf = document.querySelector('meta[name="csrf-token"]').content;
+    return (await fetch('/api/recordings/search', { method: 'POST', headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': csrf }, body: JSON.stringify({ from: '2026-12-07T10:00:00Z', to: '2026-12-06T10:00:00Z' }) })).status;
+  });
+  assert(apiSearch === 400, `API search with from after to: ${apiSearch}`);
+  await page.fill('#f-from', '');
+  await page.fill('#f-to', '');
+  await search(page, { '#f-participant': spec.number });
+  const want = await resultIds(page);
+  assert(want.length === 1 && want[0] === spec.recording, `search: ${want}`);
+  await Promise.all([page.waitForURL(`**/recordings/${spec.recording}`), page.click(`#results tr[data-id="${spec.recording}"] a.open-recording`)]);
+  await page.waitForSelector('#meta dt');
+  await Promise.all([page.waitForURL('**/search'), page.click('a[href="/search"]')]);
+  await page.waitForFunction((id) => document.querySelector(`#results tr[data-id="${id}"]`) !== null && document.querySelectorAll('#results tbody tr[data-id]').length === 1, spec.recording);
+  assert((await page.inputValue('#f-participant')) === spec.number, 'the query kept after "Back to search"');
+  await Promise.all([page.waitForURL(`**/recordings/${spec.recording}`), page.click(`#results tr[data-id="${spec.recording}"] a.open-recording`)]);
+  await page.waitForSelector('#meta dt');
+  await page.goBack();
+  await page.waitForFunction((id) => document.querySelector(`#results tr[data-id="${id}"]`) !== null && document.querySelectorAll('#results tbody tr[data-id]').length === 1, spec.recording);
+  assert((await page.inputValue('#f-participant')) === spec.number, 'the query kept after Back');
+  await page.click('#reset-button');
+  await page.waitForFunction(() => document.querySelectorAll('#results tbody tr[data-id]').length > 1);
+
+  // Export: From after To refused.
+  await page.goto(`${spec.base}/export`);
+  await page.waitForSelector('#columns input');
+  await page.fill('#x-from', '2026-12-07T10:00');
+  await page.fill('#x-to', '2026-12-06T10:00');
+  await page.click('#start-export');
+  await page.waitForSelector('#error:not([hidden])');
+  assert(/later than/.test(await page.textContent('#error')), 'export: from after to');
+
+  // A deep link while signed out: back there after the sign-in; a link
+  // to another site lands on this one.
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  ctx.setDefaultTimeout(STEP_TIMEOUT_MS);
+  const v = await ctx.newPage();
+  watch(v, 'deep-link');
+  const signInHere = async () => {
+    await v.fill('#tenant', spec.tenant);
+    await v.fill('#email', spec.admin2.email);
+    await v.fill('#password', spec.password);
+    while (lastStep.get(spec.admin2.seed) === Math.floor(Date.now() / 30000)) await new Promise((r) => setTimeout(r, 1000));
+    lastStep.set(spec.admin2.seed, Math.floor(Date.now() / 30000));
+    await v.fill('#totp', totp(spec.admin2.seed));
+    await Promise.all([v.waitForURL((u) => !u.pathname.startsWith('/login')), v.click('#sign-in')]);
+  };
+  await v.goto(`${spec.base}/recordings/${spec.recording}`);
+  assert(new URL(v.url()).pathname === '/login', `signed out: ${v.url()}`);
+  await signInHere();
+  assert(new URL(v.url()).pathname === `/recordings/${spec.recording}`, `after sign-in: ${v.url()}`);
+  await v.click('#logout');
+  await v.waitForURL('**/login');
+  await v.goto(`${spec.base}/login?next=${encodeURIComponent('//evil.example/x')}`);
+  await signInHere();
+  const landed = new URL(v.url());
+  assert(landed.origin === new URL(spec.base).origin && landed.pathname === '/search', `open redirect: ${v.url()}`);
+  await ctx.close();
+}
+
+// Issue 19 §5: erasures list their reference; executing one whose every
+// recording is on legal hold says that nothing was erased (not
+// "executed") and the card shows the erasure as it is afterwards.
+async function dpoErasureHeld(dpo) {
+  await dpo.goto(`${spec.base}/admin/holds`);
+  await dpo.waitForSelector('#holds tbody tr');
+  await dpo.fill('#h-case', 'DSR hold');
+  await dpo.fill('#h-recordings', spec.recording);
+  await dpo.click('#place-hold');
+  await dpo.waitForFunction(() => document.querySelector('#holds tbody').textContent.includes('DSR hold'));
+  await dpo.goto(`${spec.base}/gdpr`);
+  await dpo.waitForFunction(() => document.querySelector('#erasures tbody').textContent.includes('DSR-2026-0042'));
+  const row = dpo.locator('#erasures tbody tr', { hasText: 'DSR-2026-0042' }).first();
+  await row.locator('button').click();
+  await dpo.waitForSelector('#erasure-card[data-status="planned"] #execute-erasure');
+  dpo.once('dialog', (d) => d.accept());
+  await dpo.click('#execute-erasure');
+  await dpo.waitForSelector('#erasure-card:not([data-status="planned"])');
+  const said = await dpo.textContent('#status');
+  assert(/Nothing was erased/.test(said) && !/executed/i.test(said), `status: ${said}`);
+  const card = await dpo.textContent('#erasure-card');
+  assert(card.includes('DSR-2026-0042') && /blocked/.test(card) && card.includes('DSR hold'), `card: ${card}`);
+  await axe(dpo, 'gdpr-executed');
+}
+
+// Issue 19 §4: overlapping retention policies are shown with the one
+// that governs before the new policy is saved.
+async function retentionOverlap(page) {
+  await page.goto(`${spec.base}/admin/retention`);
+  await page.waitForSelector('#policies tbody tr');
+  const created = await page.evaluate(async () => {
+    const csrf = document.querySelector('meta[name="csrf-token"]').content;
+    const r = await fetch('/api/retention-policies', { method: 'POST', headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': csrf },
+      body: JSON.stringify({ name: 'Calls seven years', scope: { kind: 'call' }, retain_days: 2557, action: 'delete-media' }) });
+    return r.status;
+  });
+  assert(created === 201, `policy created: ${created}`);
+  await page.reload();
+  await page.waitForFunction(() => document.querySelector('#policies tbody').textContent.includes('Calls seven years'));
+  await page.fill('#r-name', 'Inbound three years');
+  await page.fill('#r-days', '1095');
+  await page.selectOption('#r-direction', 'inbound');
+  await page.waitForFunction(() => document.querySelector('#overlap').textContent.includes('Calls seven years'));
+  const text = await page.textContent('#overlap');
+  assert(/\u201cCalls seven years\u201d governs: keep 2557 days/.test(text), `overlap: ${text}`);
+  // Meetings only: no overlap with a calls policy.
+  await page.selectOption('#r-kind', 'meeting');
+  await page.waitForFunction(() => !document.querySelector('#overlap').textContent.includes('Calls seven years'));
+  await page.selectOption('#r-kind', 'call');
+  await page.fill('#r-days', '3650');
+  await page.waitForFunction(() => /\u201cInbound three years\u201d governs: keep 3650 days/.test(document.querySelector('#overlap').textContent));
+  await axe(page, 'retention-overlap');
+  await shot(page, 'retention-overlap');
+  await page.fill('#r-name', '');
+  await page.fill('#r-days', '');
 }
 
 async function main() {
@@ -282,6 +625,10 @@ async function main() {
       await axe(page, 'audit');
     });
 
+    await step('names, times and navigation: audit newest first by person, time zones, From after To, Back, deep links', async () => {
+      await namesTimesNavigation(browser, page);
+    });
+
     await step('settings: a switch is saved through the API with the CSRF header', async () => {
       await page.goto(`${spec.base}/admin/settings`);
       await page.waitForFunction(() => document.querySelector('#s-cloud') !== null);
@@ -372,11 +719,19 @@ async function main() {
       await axe(page, 'users');
     });
 
+    await step('admin adds a DPO who signs in the first time, enrols TOTP and reaches their pages; confirmations and resets', async () => {
+      await usersAndFirstSignIn(browser, page);
+    });
+
     await step('retention page renders', async () => {
       await page.goto(`${spec.base}/admin/retention`);
       await page.waitForSelector('#policies tbody tr');
       await shot(page, 'retention');
       await axe(page, 'retention');
+    });
+
+    await step('retention: overlapping policies and the one that governs, before saving', async () => {
+      await retentionOverlap(page);
     });
 
     // Needs helper A's /api/legal-holds (contract A).
@@ -460,6 +815,11 @@ async function main() {
       await officer.goto(`${spec.base}/recordings/${spec.recording}`);
       await officer.waitForSelector('#meta dt');
       assert(!(await officer.isVisible('#download')), 'no download button for officers');
+      // Nor where the media is stored (issue 19 §2): not in the API, not on the page.
+      const media = await officer.evaluate(async (id) => (await (await fetch(`/api/recordings/${id}`)).json()).recording.media, spec.recording);
+      assert(media && media.sha256 && !('container' in media) && !('key' in media) && !('data_key_id' in media), `officer sees ${JSON.stringify(media)}`);
+      const text = await officer.textContent('main');
+      assert(!/container|blob key|data key/i.test(text), 'no storage details on the page');
     });
     await officerCtx.close();
 
@@ -482,6 +842,7 @@ async function main() {
       await login(off, 'officer', { tenant: spec.tenant, email: spec.officer.email, seed: spec.officer.seed });
       await off.goto(`${spec.base}/access-requests`);
       await off.waitForSelector('#requests tbody tr button');
+      assert((await off.textContent('#requests tbody')).includes(spec.supervisor.email), 'the requester by e-mail');
       await shot(off, 'access-requests');
       await axe(off, 'access-requests');
       await off.click('#requests tbody tr button:has-text("Approve")');
@@ -549,6 +910,9 @@ async function main() {
       assert(planned.includes(spec.recording) && /planned/.test(planned), `plan: ${planned}`);
       await shot(dpo, 'gdpr');
       await axe(dpo, 'gdpr');
+    });
+    await step('a DPO sees erasure references; a fully held erasure erases nothing and says so', async () => {
+      await dpoErasureHeld(dpo);
     });
     await dpoCtx.close();
 

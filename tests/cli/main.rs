@@ -7,6 +7,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod account_resets;
 mod accounts;
 mod audit_verify;
 mod bundle_media;

@@ -10,7 +10,14 @@
 //! sideways scrolling, a DPO finding a data subject by number and planning an
 //! erasure, a compliance officer refused the admin pages, a platform
 //! operator seeing no recordings, CSP violations none, and axe-core on
-//! every main page with no serious or critical violation. Screenshots go
+//! every main page with no serious or critical violation. Issue 19: an
+//! administrator adds a DPO (a second administrator approves), whose
+//! first sign-in enrols TOTP from the key shown and reaches their pages;
+//! a reused code named as such; confirmations; resets; overlapping
+//! retention policies; the audit log newest first by person with an
+//! actor filter; time zones; From after To refused; Back keeps the
+//! search; deep links; officers not shown where media is stored; erasure
+//! references and a fully held erasure reported as such. Screenshots go
 //! to a temporary folder, or to `docs/screenshots/` with
 //! `INSIGHTS_UPDATE_SCREENSHOTS=1`.
 
@@ -45,6 +52,7 @@ fn the_web_ui_searches_plays_exports_and_administers_in_chromium() {
     add_tenant(cwd.path(), &d, &env, "contoso");
     for (tenant, email, role) in [
         (Some("contoso"), "admin@contoso.com", "tenant-admin"),
+        (Some("contoso"), "admin2@contoso.com", "tenant-admin"),
         (Some("contoso"), "officer@contoso.com", "compliance-officer"),
         (Some("contoso"), "sup@contoso.com", "supervisor"),
         (Some("contoso"), "dpo@contoso.com", "dpo"),
@@ -88,6 +96,7 @@ fn the_web_ui_searches_plays_exports_and_administers_in_chromium() {
         crate::accounts::first_sign_in(&server.base, tenant, email)
     };
     let admin = first(Some("contoso"), "admin@contoso.com");
+    let admin2 = first(Some("contoso"), "admin2@contoso.com");
     let officer = first(Some("contoso"), "officer@contoso.com");
     let sup = first(Some("contoso"), "sup@contoso.com");
     let dpo = first(Some("contoso"), "dpo@contoso.com");
@@ -173,6 +182,7 @@ fn the_web_ui_searches_plays_exports_and_administers_in_chromium() {
         "tenant": "contoso",
         "password": crate::accounts::PASSWORD,
         "admin": { "email": "admin@contoso.com", "seed": admin.totp_seed },
+        "admin2": { "email": "admin2@contoso.com", "seed": admin2.totp_seed },
         "officer": { "email": "officer@contoso.com", "seed": officer.totp_seed },
         "supervisor": { "email": "sup@contoso.com", "seed": sup.totp_seed },
         "operator": { "email": "ops@vendor.example", "seed": ops.totp_seed },
@@ -275,6 +285,10 @@ fn the_web_ui_searches_plays_exports_and_administers_in_chromium() {
         "officer-forbidden",
         "operator",
         "gdpr",
+        "users-added",
+        "first-sign-in",
+        "audit-people",
+        "retention-overlap",
     ] {
         let f = shots.join(format!("{page}.png"));
         assert!(
@@ -293,6 +307,9 @@ fn the_web_ui_searches_plays_exports_and_administers_in_chromium() {
         "invoice",
         "Carol",
         "carol@contoso.com",
+        "zoë.dpo@contoso.com",
+        "initial password typed in the UI",
+        "the new DPO chose this passphrase",
         crate::accounts::PASSWORD,
         crate::accounts::INITIAL_PASSWORD,
     ] {

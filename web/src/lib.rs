@@ -20,7 +20,7 @@
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
-use actix_web::{HttpResponse, ResponseError, web};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use insights_api::{ApiError, Principal};
 use insights_core::domain::Permission;
 
@@ -42,7 +42,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/static/{file}", web::get().to(assets::serve))
         .route("/ui/export-columns.json", web::get().to(assets::columns));
     for page in pages::PAGES {
-        cfg.route(page.path, web::get().to(move |p| show(p, page)));
+        cfg.route(
+            page.path,
+            web::get().to(move |p, req: HttpRequest| show(p, req, page)),
+        );
     }
 }
 
@@ -71,12 +74,31 @@ async fn root(p: Result<Principal, ApiError>) -> HttpResponse {
     redirect(to)
 }
 
-fn redirect(to: &'static str) -> HttpResponse {
+fn redirect(to: &str) -> HttpResponse {
     with_ui_headers(
         HttpResponse::SeeOther()
             .insert_header((header::LOCATION, to))
             .finish(),
     )
+}
+
+/// `/login?next=PATH` for a page opened while signed out, so the sign-in
+/// returns there: only this server's own path (percent-encoded, never a
+/// scheme, host or query), which `login.js` checks again.
+fn login_returning_to(req: &HttpRequest, fragment: &str) -> String {
+    let path = req.path();
+    if !path.starts_with('/') || path.starts_with("//") {
+        return format!("/login{fragment}");
+    }
+    let mut next = String::with_capacity(path.len());
+    for b in path.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            next.push(char::from(b));
+        } else {
+            next.push_str(&format!("%{b:02X}"));
+        }
+    }
+    format!("/login?next={next}{fragment}")
 }
 
 async fn login() -> HttpResponse {
@@ -89,14 +111,19 @@ async fn setup() -> HttpResponse {
     html(StatusCode::OK, pages::setup())
 }
 
-async fn show(p: Result<Principal, ApiError>, page: &'static pages::Page) -> HttpResponse {
+async fn show(
+    p: Result<Principal, ApiError>,
+    req: HttpRequest,
+    page: &'static pages::Page,
+) -> HttpResponse {
     match p {
         // A session that ended (idle, absolute limit, signed out
-        // elsewhere) says so on the sign-in page.
+        // elsewhere) says so on the sign-in page; either way the sign-in
+        // returns to this page.
         Err(ApiError::Unauthorized {
             code: "session-expired",
-        }) => redirect("/login#expired"),
-        Err(ApiError::Unauthorized { .. }) => redirect("/login"),
+        }) => redirect(&login_returning_to(&req, "#expired")),
+        Err(ApiError::Unauthorized { .. }) => redirect(&login_returning_to(&req, "")),
         Err(e) => html(
             ResponseError::status_code(&e),
             pages::error_page(

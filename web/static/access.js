@@ -1,7 +1,7 @@
 // Four-eyes access requests: list; approve or deny (approvers).
 'use strict';
 (() => {
-  const { $, api, el, guard, perms, fmtDate, status } = Insights;
+  const { $, api, el, guard, perms, fmtDate, status, people, personEl } = Insights;
   const approver = perms().has('approve-access');
 
   async function decide(id, verb) {
@@ -11,11 +11,11 @@
   }
 
   async function load() {
-    const res = await api('GET', '/api/access-requests');
+    const [res, names] = await Promise.all([api('GET', '/api/access-requests'), people()]);
     const rows = res.items.map((r) => el('tr', {},
       el('td', {}, fmtDate(r.requested_at)),
-      el('td', {}, el('a', { href: `/recordings/${encodeURIComponent(r.recording_id)}` }, 'Open')),
-      el('td', {}, el('code', {}, r.requested_by)),
+      el('td', {}, el('a', { href: `/recordings/${encodeURIComponent(r.recording_id)}`, title: r.recording_id }, 'Open')),
+      el('td', {}, personEl(names, r.requested_by)),
       el('td', {}, r.reason),
       el('td', {}, el('span', { class: `badge ${r.status === 'approved' ? 'ok' : r.status === 'denied' ? 'bad' : ''}` }, r.status)),
       el('td', {}, approver && r.status === 'pending'

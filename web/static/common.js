@@ -71,7 +71,7 @@ const Insights = (() => {
       throw new Problem(0, 'Network error', 'The server could not be reached. Check the connection and try again.');
     }
     if (res.status === 401 && !opts.noRedirect) {
-      location.assign('/login#expired');
+      location.assign(`/login?next=${encodeURIComponent(location.pathname)}#expired`);
       throw new Problem(401, 'Signed out', 'Your session has ended. Please sign in again.');
     }
     if (!res.ok) throw await toProblem(res);
@@ -135,12 +135,62 @@ const Insights = (() => {
 
   const perms = () => new Set((document.body.dataset.permissions || '').split(' ').filter(Boolean));
 
+  // The display time zone: the user's choice on this browser (the
+  // selector in the header), else the browser's own. Every time shown
+  // names its zone; exports are in UTC (choose UTC to compare).
+  const TZ_KEY = 'insights-time-zone';
+  function browserZone() {
+    try { return Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC'; } catch (_) { return 'UTC'; }
+  }
+  function timeZone() {
+    let z = null;
+    try { z = localStorage.getItem(TZ_KEY); } catch (_) { /* storage off */ }
+    if (z) {
+      try { new Intl.DateTimeFormat('en', { timeZone: z }); return z; } catch (_) { /* unknown zone */ }
+    }
+    return browserZone();
+  }
+
   function fmtDate(iso) {
     if (!iso) return '';
     const d = new Date(iso);
     if (isNaN(d)) return iso;
-    const p = (n) => String(n).padStart(2, '0');
-    return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+    const zone = timeZone();
+    const parts = {};
+    for (const x of new Intl.DateTimeFormat('en-GB', {
+      timeZone: zone, year: 'numeric', month: '2-digit', day: '2-digit',
+      hour: '2-digit', minute: '2-digit', second: '2-digit', hourCycle: 'h23', timeZoneName: 'short',
+    }).formatToParts(d)) parts[x.type] = x.value;
+    return `${parts.year}-${parts.month}-${parts.day} ${parts.hour}:${parts.minute}:${parts.second} ${zone === 'UTC' ? 'UTC' : parts.timeZoneName}`;
+  }
+
+  // A "From" later than "To" (datetime-local inputs) is refused here, as
+  // the API refuses it.
+  function checkWindow(fromSel, toSel) {
+    const f = $(fromSel) && $(fromSel).value;
+    const t = $(toSel) && $(toSel).value;
+    if (f && t && new Date(f) > new Date(t)) {
+      throw new Problem(400, 'Check the dates', '\u201cFrom\u201d is later than \u201cTo\u201d: nothing can match. Swap them or change one.', 'bad-window');
+    }
+  }
+
+  // People by name (GET /api/people): actor ids shown as "name <email>
+  // (role)", the id on hover; an unknown id stays as it is.
+  let peopleCache = null;
+  function people() {
+    if (!peopleCache) {
+      peopleCache = api('GET', '/api/people').then((r) => new Map(r.items.map((x) => [x.id, x]))).catch(() => new Map());
+    }
+    return peopleCache;
+  }
+  function personText(map, id) {
+    const x = map && map.get(id);
+    if (!x) return null;
+    return `${x.name ? `${x.name} <${x.email}>` : x.email} (${x.role})`;
+  }
+  function personEl(map, id) {
+    const t = personText(map, id);
+    return t ? el('span', { class: 'person', title: `Account id ${id}` }, t) : el('code', {}, id);
   }
 
   function fmtDuration(ms) {
@@ -152,8 +202,11 @@ const Insights = (() => {
     return h ? `${h}:${String(m).padStart(2, '0')}:${ss}` : `${m}:${ss}`;
   }
 
+  // A player position as the browser's own player shows it: whole
+  // seconds, rounded down (so the custom clock and the native controls
+  // agree at every moment).
   function fmtClock(sec) {
-    return fmtDuration(Math.max(0, sec) * 1000);
+    return fmtDuration(Math.floor(Math.max(0, sec || 0)) * 1000);
   }
 
   // A participant's label: name, else number, email or URI.
@@ -182,32 +235,61 @@ const Insights = (() => {
     'retention-policy-shorten': 'Shorten retention policy',
     'legal-hold-lift': 'Lift legal hold',
     'media-deletion-waiver-on': 'Turn on the media-deletion waiver',
+    'account-password-reset': 'Reset the password of',
+    'account-second-factor-reset': 'Reset the second factor of',
+    'account-create': 'Add the account',
   };
-  async function pendingChanges(kinds, after) {
+  // `name(id)`, when given, names an account id (target or requester).
+  async function pendingChanges(kinds, after, name) {
     const body = $('#changes tbody');
     if (!body) return;
     const res = await api('GET', '/api/governance-changes?status=pending');
+    if (!name) {
+      const map = await people();
+      name = (id) => personText(map, id);
+    }
     const decide = (c, verb) => guard(async () => {
       await api('POST', `/api/governance-changes/${encodeURIComponent(c.id)}/${verb}`, {});
       status(verb === 'approve' ? 'Change approved and applied.' : 'Change rejected.');
-      await pendingChanges(kinds, after);
+      await pendingChanges(kinds, after, name);
       if (after) await after();
     });
     const rows = res.items.filter((c) => kinds.includes(c.kind)).map((c) => el('tr', {},
       el('td', {}, fmtDate(c.requested_at)),
-      el('td', {}, CHANGE_LABELS[c.kind] || c.kind, ' ', el('code', {}, c.target)),
-      el('td', {}, el('code', {}, c.requested_by)),
+      el('td', {}, CHANGE_LABELS[c.kind] || c.kind, ' ',
+        c.payload && c.payload.email ? el('span', {}, c.payload.email)
+          : (name && name(c.target)) ? el('span', { title: c.target }, name(c.target)) : el('code', {}, c.target),
+        c.payload && c.payload.role ? ` as ${c.payload.role}` : ''),
+      el('td', {}, (name && name(c.requested_by)) ? el('span', { title: c.requested_by }, name(c.requested_by)) : el('code', {}, c.requested_by)),
       el('td', {}, el('button', { type: 'button', onclick: decide(c, 'approve') }, 'Approve'), ' ',
         el('button', { type: 'button', class: 'secondary', onclick: decide(c, 'reject') }, 'Reject'))));
     if (!rows.length) rows.push(el('tr', {}, el('td', { colspan: 4, class: 'muted' }, 'Nothing is waiting.')));
     body.replaceChildren(...rows);
   }
 
+  function zonePicker() {
+    const who = $('.top .who');
+    if (!who) return;
+    let zones = [];
+    try { zones = Intl.supportedValuesOf('timeZone'); } catch (_) { zones = []; }
+    const current = timeZone();
+    const all = ['UTC', browserZone(), ...zones].filter((z, i, a) => a.indexOf(z) === i);
+    const sel = el('select', { id: 'time-zone', class: 'tz' },
+      all.map((z) => el('option', { value: z, selected: z === current }, z === browserZone() ? `${z} (this computer)` : z)));
+    sel.addEventListener('change', () => {
+      try { localStorage.setItem(TZ_KEY, sel.value); } catch (_) { /* storage off */ }
+      location.reload();
+    });
+    who.prepend(el('label', { for: 'time-zone', class: 'tz-label' }, 'Times in'), sel);
+  }
+
   function init() {
+    zonePicker();
     const logout = $('#logout');
     if (logout) {
       logout.addEventListener('click', guard(async () => {
         await api('POST', '/api/auth/logout', undefined, { noRedirect: true }).catch(() => null);
+        try { sessionStorage.clear(); } catch (_) { /* storage off */ }
         location.assign('/login');
       }));
     }
@@ -216,5 +298,5 @@ const Insights = (() => {
   window.addEventListener('error', () => showError({ title: 'The page failed', detail: 'Reload the page; if it persists, tell your administrator.' }));
   document.addEventListener('DOMContentLoaded', init);
 
-  return { $, api, el, highlighted, showError, clearError, status, perms, fmtDate, fmtDuration, fmtClock, who, guard, Problem, csrfToken, pendingChanges };
+  return { $, api, el, highlighted, showError, clearError, status, perms, fmtDate, fmtDuration, fmtClock, who, guard, Problem, csrfToken, pendingChanges, checkWindow, people, personEl, personText, timeZone };
 })();

@@ -1,7 +1,7 @@
 // Excel export: filters, columns from the catalogue, progress, download.
 'use strict';
 (() => {
-  const { $, api, el, guard, status, perms } = Insights;
+  const { $, api, el, guard, status, perms, checkWindow } = Insights;
   const can = perms();
 
   async function columns() {
@@ -21,6 +21,7 @@
 
   async function start(ev) {
     ev.preventDefault();
+    checkWindow('#x-from', '#x-to');
     const chosen = [...document.querySelectorAll('#columns input:checked')].map((c) => c.value);
     if (!chosen.length) {
       throw { title: 'No columns', detail: 'Choose at least one column.' };

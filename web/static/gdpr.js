@@ -49,16 +49,37 @@
     const list = el('ul', {}, recs.map((r) => el('li', {}, el('a', { href: `/recordings/${encodeURIComponent(r.id)}` }, r.id), ` \u2014 ${r.action}`,
       r.holds && r.holds.length ? ` (held by ${r.holds.map((h) => h.case_name).join(', ')})` : '')));
     const actions = [];
-    if (e.status === 'planned') actions.push(el('button', { type: 'button', class: 'danger', onclick: guard(async () => {
+    if (e.status === 'planned') actions.push(el('button', { type: 'button', class: 'danger', id: 'execute-erasure', onclick: guard(async () => {
       if (!window.confirm('Erase now? This cannot be undone.')) return;
-      await api('POST', `/api/gdpr/erasures/${encodeURIComponent(e.id)}/execute`, {});
-      status('Erasure executed.');
+      const done = await api('POST', `/api/gdpr/erasures/${encodeURIComponent(e.id)}/execute`, {});
+      status(outcomeText(done));
       await load();
+      // The card shows the erasure as it is now, not as planned.
+      detail(await api('GET', `/api/gdpr/erasures/${encodeURIComponent(e.id)}`));
     }) }, 'Execute the erasure'));
     if (e.certificate_id || e.status === 'completed' || e.status === 'partially-deferred') {
       actions.push(el('a', { class: 'button secondary', href: `/api/gdpr/erasures/${encodeURIComponent(e.id)}/certificate`, download: `erasure-${e.id}.json` }, 'Download the certificate'));
     }
-    $('#erasure-detail').replaceChildren(el('div', { class: 'card' }, el('h3', {}, `Erasure of ${fmtDate(e.created_at)}: ${e.status}`), list, el('div', { class: 'actions' }, actions)));
+    const outcomes = Object.entries(e.outcomes || {});
+    const results = outcomes.length ? el('ul', { class: 'outcomes' }, outcomes.map(([id, o]) => el('li', {}, el('a', { href: `/recordings/${encodeURIComponent(id)}` }, id), ` \u2014 ${o.result}`,
+      o.holds && o.holds.length ? ` (legal hold: ${o.holds.map((h) => h.case_name).join(', ')})` : ''))) : null;
+    $('#erasure-detail').replaceChildren(el('div', { class: 'card', id: 'erasure-card', dataset: { status: e.status } },
+      el('h3', {}, `Erasure ${e.reason ? `\u201c${e.reason}\u201d ` : ''}of ${fmtDate(e.created_at)}: ${e.status}`),
+      e.status === 'planned' ? list : el('div', {}, el('p', {}, outcomeText(e)), results), el('div', { class: 'actions' }, actions)));
+  }
+
+  // What an executed erasure did, in words: a request every recording of
+  // which was held erased nothing, and says so.
+  function outcomeText(e) {
+    if (!e || e.status === 'planned') return 'Erasure planned: check the list, then execute it.';
+    const all = [...Object.values(e.outcomes || {}), ...Object.values(e.directory_outcomes || {})];
+    const blocked = all.filter((o) => o.result === 'blocked').length;
+    const deferred = all.filter((o) => o.result === 'pseudonymized-media-deferred').length;
+    if (all.length && blocked === all.length) return `Nothing was erased: all ${blocked} item(s) are on legal hold. Once the hold is lifted the erasure can be run again.`;
+    const parts = [`Erasure done: ${all.length - blocked} of ${all.length} item(s) erased`];
+    if (blocked) parts.push(`${blocked} kept by a legal hold`);
+    if (deferred) parts.push(`the media of ${deferred} recording(s) is deleted later (deferred)`);
+    return `${parts.join('; ')}.`;
   }
 
   async function plan() {
@@ -72,10 +93,10 @@
 
   async function load() {
     const res = await api('GET', '/api/gdpr/erasures');
-    const rows = res.items.map((e) => el('tr', {}, el('td', {}, fmtDate(e.created_at)), el('td', {}, e.status),
+    const rows = res.items.map((e) => el('tr', {}, el('td', {}, e.reason || ''), el('td', {}, fmtDate(e.created_at)), el('td', {}, e.status),
       el('td', {}, ((e.report && e.report.recordings) || []).length),
       el('td', {}, el('button', { type: 'button', class: 'secondary', onclick: () => detail(e) }, 'Open'))));
-    if (!rows.length) rows.push(el('tr', {}, el('td', { colspan: 4, class: 'muted' }, 'No erasures yet.')));
+    if (!rows.length) rows.push(el('tr', {}, el('td', { colspan: 5, class: 'muted' }, 'No erasures yet.')));
     $('#erasures tbody').replaceChildren(...rows);
   }
 

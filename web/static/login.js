@@ -8,6 +8,20 @@
   let challenge = null;
   let needsPassword = false;
 
+  // Where to go after signing in: the page opened while signed out
+  // (`/login?next=/recordings/...`), only a path of this site, never
+  // another origin (`//host`, `/\\host`, a scheme); else the start page.
+  function next() {
+    const n = new URLSearchParams(location.search).get('next');
+    if (!n || !/^\/[A-Za-z0-9\-._~%/]*$/.test(n) || n.startsWith('//') || n.startsWith('/login')) return '/';
+    try {
+      const u = new URL(n, location.origin);
+      return u.origin === location.origin ? u.pathname : '/';
+    } catch (_) {
+      return '/';
+    }
+  }
+
   async function providers() {
     try {
       const p = await api('GET', '/api/auth/providers', undefined, { noRedirect: true });
@@ -56,11 +70,14 @@
         firstSignIn(r);
         return;
       }
-      location.assign('/');
+      location.assign(next());
     } catch (e) {
       $('#password').value = '';
       $('#totp').value = '';
-      if (e.status === 401) {
+      if (e.status === 401 && e.code === 'totp-code-reused') {
+        e.title = 'Code already used';
+        e.detail = 'This authentication code was used already. Wait until your app shows the next code, then sign in with that one.';
+      } else if (e.status === 401) {
         e.title = 'Sign-in failed';
         e.detail = 'The organisation, email, password or authentication code is not right.';
       }
@@ -112,7 +129,7 @@
   document.addEventListener('DOMContentLoaded', () => {
     $('#login-form').addEventListener('submit', guard(submit));
     $('#first-form').addEventListener('submit', guard(finish));
-    $('#codes-done').addEventListener('click', () => location.assign('/'));
+    $('#codes-done').addEventListener('click', () => location.assign(next()));
     providers();
     // Coming from the first-run setup page: continue its first sign-in.
     const pending = sessionStorage.getItem('insights-first-sign-in');

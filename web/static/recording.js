@@ -3,7 +3,7 @@
 // details, legal-hold badge, its audit trail, download.
 'use strict';
 (() => {
-  const { $, api, el, guard, showError, clearError, status, perms, fmtDate, fmtDuration, fmtClock, who } = Insights;
+  const { $, api, el, guard, showError, clearError, status, perms, fmtDate, fmtDuration, fmtClock, who, people, personEl } = Insights;
   const id = decodeURIComponent(location.pathname.split('/').pop());
   const base = `/api/recordings/${encodeURIComponent(id)}`;
   const can = perms();
@@ -192,9 +192,10 @@
 
   async function trail() {
     if (!can.has('view-audit')) return;
-    const res = await api('GET', `/api/audit?recording_id=${encodeURIComponent(id)}&limit=1000`);
-    const rows = res.events.slice().reverse().map((e) => el('tr', {},
-      el('td', {}, fmtDate(e.at)), el('td', {}, e.action), el('td', {}, el('code', {}, e.actor)), el('td', {}, e.reason || '')));
+    const [res, names] = await Promise.all([
+      api('GET', `/api/audit?recording_id=${encodeURIComponent(id)}&limit=1000&newest_first=true`), people()]);
+    const rows = res.events.map((e) => el('tr', {},
+      el('td', {}, fmtDate(e.at)), el('td', {}, e.action), el('td', {}, personEl(names, e.actor)), el('td', {}, e.reason || '')));
     if (!rows.length) rows.push(el('tr', {}, el('td', { colspan: 4, class: 'muted' }, 'No events yet.')));
     $('#trail tbody').replaceChildren(...rows);
     $('#audit-box').hidden = false;
@@ -255,9 +256,12 @@
 
   document.addEventListener('DOMContentLoaded', () => {
     const a = $('#player');
+    const clock = () => { $('#clock').textContent = `${fmtClock(a.currentTime)} / ${isFinite(a.duration) ? fmtClock(a.duration) : '\u2013'}`; };
+    a.addEventListener('seeked', clock);
+    a.addEventListener('loadedmetadata', clock);
     a.addEventListener('timeupdate', () => {
       highlight(a.currentTime);
-      $('#clock').textContent = `${fmtClock(a.currentTime)} / ${isFinite(a.duration) ? fmtClock(a.duration) : '\u2013'}`;
+      clock();
     });
     a.addEventListener('seeked', () => highlight(a.currentTime));
     a.addEventListener('error', guard(onMediaError));

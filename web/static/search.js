@@ -2,7 +2,7 @@
 // typed here is put in a URL, the history or a log.
 'use strict';
 (() => {
-  const { $, api, el, highlighted, guard, status, perms, fmtDate, fmtDuration, who } = Insights;
+  const { $, api, el, highlighted, guard, status, perms, fmtDate, fmtDuration, who, checkWindow } = Insights;
   let sort = 'started-desc';
   let cursors = [null]; // cursor of each page seen; index = page - 1
   let page = 0;
@@ -84,6 +84,7 @@
       cursors[page + 1] = res.next_cursor || null;
       $('#next').disabled = !res.next_cursor;
       $('#prev').disabled = page === 0;
+      remember();
       status(`${shown} recording${n === 1 && !more ? '' : 's'} found.`);
     } finally {
       $('#search-button').disabled = false;
@@ -112,7 +113,34 @@
     }
   }
 
+  // The search as it stands (filters, sort, page), kept for this tab only
+  // (sessionStorage: never a URL, the history or the server), so Back and
+  // "Back to search" show the same query and results. Cleared at sign-out.
+  const KEY = 'insights-search';
+  const FIELDS = ['#f-participant', '#f-words', '#f-from', '#f-to', '#f-direction', '#f-kind', '#f-min', '#f-max', '#f-transcript', '#f-hold', '#f-limit'];
+  function remember() {
+    const fields = {};
+    for (const f of FIELDS) if ($(f)) fields[f] = $(f).value;
+    try { sessionStorage.setItem(KEY, JSON.stringify({ fields, sort, cursors, page })); } catch (_) { /* storage off */ }
+  }
+  function restore() {
+    let saved = null;
+    try { saved = JSON.parse(sessionStorage.getItem(KEY) || 'null'); } catch (_) { saved = null; }
+    if (!saved) return false;
+    for (const [f, v] of Object.entries(saved.fields || {})) if ($(f)) $(f).value = v;
+    sort = saved.sort || sort;
+    cursors = Array.isArray(saved.cursors) && saved.cursors.length ? saved.cursors : [null];
+    page = Math.min(Number(saved.page) || 0, cursors.length - 1);
+    const [key, dir] = sort.split('-');
+    for (const h of document.querySelectorAll('th[data-sort]')) {
+      if (h.dataset.sort === key) h.setAttribute('aria-sort', dir === 'asc' ? 'ascending' : 'descending');
+      else h.removeAttribute('aria-sort');
+    }
+    return true;
+  }
+
   function fresh() {
+    checkWindow('#f-from', '#f-to');
     cursors = [null];
     page = 0;
     return run();
@@ -140,13 +168,16 @@
       reason = why;
       return run();
     }));
-    $('#search-form').addEventListener('reset', () => setTimeout(guard(fresh), 0));
+    $('#search-form').addEventListener('reset', () => setTimeout(guard(() => { try { sessionStorage.removeItem(KEY); } catch (_) { /* storage off */ } return fresh(); }), 0));
     for (const th of document.querySelectorAll('th[data-sort]')) {
       th.querySelector('button').addEventListener('click', guard(() => setSort(th)));
     }
     $('#count-all').addEventListener('click', guard(countAll));
     $('#next').addEventListener('click', guard(() => { page += 1; return run(); }));
     $('#prev').addEventListener('click', guard(() => { page = Math.max(0, page - 1); return run(); }));
-    guard(fresh)();
+    // Back (or "Back to search") from a recording: the same search again.
+    if (restore()) guard(run)(); else guard(fresh)();
   });
+  // Coming back through the browser's cache (Back): show it fresh.
+  window.addEventListener('pageshow', (ev) => { if (ev.persisted && restore()) guard(run)(); });
 })();

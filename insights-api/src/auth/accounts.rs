@@ -72,6 +72,34 @@ pub async fn add_first_admin(
     create(store, new, password, "setup", false).await
 }
 
+/// Creates an account whose initial password was checked and hashed
+/// earlier (an account a second administrator approved; see
+/// `POST /api/users`): the same checks and audit as [`add_user`].
+pub async fn add_user_with_hash(
+    store: &Arc<dyn MetadataStore>,
+    new: NewUser,
+    password_hash: String,
+    actor: &str,
+) -> Result<CreatedUser, AddUserError> {
+    if !password_hash.starts_with("$argon2id$") {
+        return Err(AddUserError::Password(PasswordError::Hash));
+    }
+    create_checked(store, new, Some(password_hash), None, actor, true).await
+}
+
+/// Checks what [`add_user`] checks, without creating anything: the
+/// email, the password policy, the realm, the profile, the directory user
+/// and that no account has the email.
+pub async fn check_new_user(
+    store: &Arc<dyn MetadataStore>,
+    new: &NewUser,
+    password: &Zeroizing<String>,
+) -> Result<(), AddUserError> {
+    validate_email(&new.email).map_err(|_| AddUserError::Email)?;
+    password::check_policy(password)?;
+    check_target(store, new).await
+}
+
 async fn create(
     store: &Arc<dyn MetadataStore>,
     new: NewUser,
@@ -79,8 +107,18 @@ async fn create(
     actor: &str,
     must_change_password: bool,
 ) -> Result<CreatedUser, AddUserError> {
-    validate_email(&new.email).map_err(|_| AddUserError::Email)?;
-    password::check_policy(password)?;
+    create_checked(
+        store,
+        new,
+        None,
+        Some(password),
+        actor,
+        must_change_password,
+    )
+    .await
+}
+
+async fn check_target(store: &Arc<dyn MetadataStore>, new: &NewUser) -> Result<(), AddUserError> {
     if (new.role == Role::PlatformOperator) != new.tenant.is_none() {
         return Err(AddUserError::Realm);
     }
@@ -105,15 +143,38 @@ async fn create(
     let realm = Realm::of(new.tenant);
     let email = normalize_email(&new.email);
     match store.account_by_email(realm, &email).await {
-        Ok(_) => return Err(AddUserError::Exists),
-        Err(StoreError::NotFound) => {}
-        Err(e) => return Err(e.into()),
+        Ok(_) => Err(AddUserError::Exists),
+        Err(StoreError::NotFound) => Ok(()),
+        Err(e) => Err(e.into()),
     }
+}
+
+async fn create_checked(
+    store: &Arc<dyn MetadataStore>,
+    new: NewUser,
+    hash: Option<String>,
+    password: Option<&Zeroizing<String>>,
+    actor: &str,
+    must_change_password: bool,
+) -> Result<CreatedUser, AddUserError> {
+    validate_email(&new.email).map_err(|_| AddUserError::Email)?;
+    if let Some(pw) = password {
+        password::check_policy(pw)?;
+    }
+    check_target(store, &new).await?;
+    let realm = Realm::of(new.tenant);
+    let email = normalize_email(&new.email);
     let id = AccountId::new();
-    let pw = password.clone();
-    let hash = tokio::task::spawn_blocking(move || password::hash_password(&pw))
-        .await
-        .map_err(|_| AddUserError::Password(PasswordError::Hash))??;
+    let hash = match (hash, password) {
+        (Some(h), _) => h,
+        (None, Some(pw)) => {
+            let pw = pw.clone();
+            tokio::task::spawn_blocking(move || password::hash_password(&pw))
+                .await
+                .map_err(|_| AddUserError::Password(PasswordError::Hash))??
+        }
+        (None, None) => return Err(AddUserError::Password(PasswordError::Hash)),
+    };
     let account = LocalAccount {
         id,
         tenant_id: new.tenant,

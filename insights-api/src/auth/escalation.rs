@@ -10,6 +10,15 @@
 //!
 //! Refusals: `403 permission-not-held`, `409 own-account`,
 //! `409 own-profile`.
+//!
+//! Resetting a password or a second factor (`POST /api/users/{id}/
+//! reset-password|reset-second-factor`) is a grant too (whoever resets
+//! can sign in as the account until its owner does): a caller lacking a
+//! permission of the account is refused, unless a tenant administrator
+//! (then, like an account that administers users,
+//! [`Authenticator::administers_users`], it is only reset when a second
+//! administrator approves: two-person governance). So is a tenant
+//! administrator's new account with permissions they lack (a DPO).
 
 use std::collections::BTreeSet;
 
@@ -91,6 +100,18 @@ impl Authenticator {
         let role = role.unwrap_or(before.role);
         let profile = profile.unwrap_or(before.security_profile_id);
         self.check_grant(p, role, profile).await
+    }
+
+    /// Whether `a` administers users (the tenant-admin role, or a profile
+    /// with `manage-users`): resetting its credentials needs two people.
+    pub async fn administers_users(&self, a: &LocalAccount) -> Result<bool, ApiError> {
+        if a.role == Role::TenantAdmin {
+            return Ok(true);
+        }
+        let p = self
+            .account_principal(a, super::AuthMethod::SessionCookie)
+            .await?;
+        Ok(p.has(Permission::ManageUsers))
     }
 
     /// Checks that the caller may store a profile (`id` of an existing

@@ -205,7 +205,7 @@ struct Checked {
 fn too_long(r: &LoginRequest) -> bool {
     r.email.len() > 254
         || r.password.len() > 4 * MAX_PASSWORD_LEN
-        || r.totp.as_ref().is_some_and(|c| c.len() > 16)
+        || r.totp.as_ref().is_some_and(|c| c.len() > 24)
         || r.recovery_code.as_ref().is_some_and(|c| c.len() > 32)
         || r.tenant.as_ref().is_some_and(|t| t.len() > 63)
 }
@@ -253,7 +253,9 @@ impl Authenticator {
         let email = normalize_email(&req.email);
         let realm = match &req.tenant {
             None => Some(Realm::Platform),
-            Some(name) => match self.store.tenant_by_name(name).await {
+            // Tenant names are lower-case (`validate_tenant_name`): typed
+            // in any case, like e-mail addresses.
+            Some(name) => match self.store.tenant_by_name(&name.trim().to_lowercase()).await {
                 Ok(t) => Some(Realm::Tenant(t.id)),
                 Err(StoreError::NotFound) => None,
                 Err(e) => return Err(e.into()),
@@ -312,8 +314,10 @@ impl Authenticator {
                 .record_login_success(realm, account.id, at, checked.step)
                 .await?
             {
+                // Password and code were right, the code was used before:
+                // only its owner can have it, so say so (wait for the next).
                 self.fail(&account, Failure::ReplayedCode, client, at).await;
-                return Err(unauthorized("invalid-credentials"));
+                return Err(unauthorized("totp-code-reused"));
             }
         }
         self.store.clear_login_attempts(&key).await?;
@@ -485,7 +489,7 @@ impl Authenticator {
             self.throttle.check_address(ip, at).await?;
         }
         if req.challenge.len() > 4096
-            || req.totp.as_ref().is_some_and(|c| c.len() > 16)
+            || req.totp.as_ref().is_some_and(|c| c.len() > 24)
             || req
                 .new_password
                 .as_ref()

@@ -77,11 +77,19 @@ pub async fn check(
 ) -> Result<Option<i64>, TotpFailure> {
     let seed = open_secret(keys, owner, &context(account), sealed).await?;
     let t = totp(&seed, "")?;
-    let code = code.trim();
+    let code = digits_of(code);
     if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
         return Ok(None);
     }
-    Ok(t.check(code, now).and_then(|s| i64::try_from(s).ok()))
+    Ok(t.check(&code, now).and_then(|s| i64::try_from(s).ok()))
+}
+
+/// A code as typed, without the spaces (or dashes) apps show in it:
+/// `123 456` is `123456`.
+pub fn digits_of(code: &str) -> String {
+    code.chars()
+        .filter(|c| !c.is_whitespace() && *c != '-')
+        .collect()
 }
 
 /// The code of `seed` at unix time `at` (for tests and the CLI tests).
@@ -159,6 +167,15 @@ mod tests {
                 .ok()
                 .flatten()
                 .is_none()
+        );
+        // As apps show it: with a space in the middle.
+        let spaced = format!("{} {}", &code[..3], &code[3..]);
+        assert!(
+            check(&keys, t, a, &e.sealed, &spaced, now)
+                .await
+                .ok()
+                .flatten()
+                .is_some()
         );
         assert!(
             check(&keys, t, a, &e.sealed, "12345", now)

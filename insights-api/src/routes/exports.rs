@@ -162,6 +162,7 @@ async fn start(
     // Refuse a bad choice now, not in the background.
     let plan = ExportPlan::new(&columns, &access).map_err(export_error)?;
     let mut query = body.query;
+    super::recordings::check_window(&query)?;
     // Words spoken are transcript content, as in search.
     if query.transcript_text.is_some() && !access.allows(FieldClass::Transcript) {
         return Err(export_error(ExportError::TranscriptSearchNotPermitted));

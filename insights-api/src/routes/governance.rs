@@ -20,8 +20,20 @@
 //!   can never decide their own change; every step is audited.
 //! * `manage-users`: `GET|POST /api/users`, `PUT /api/users/{id}`: local
 //!   accounts of the caller's tenant (audited as user changes). Responses
-//!   never carry a password hash or a TOTP secret, except the one-time
-//!   enrolment URI of a newly created account whose role requires TOTP.
+//!   never carry a password hash or a TOTP secret: a new account's owner
+//!   enrols TOTP at their first sign-in.
+//!   `POST /api/users/{id}/reset-password {password}` gives an account a
+//!   new initial password (replaced by its owner at the next sign-in),
+//!   `POST /api/users/{id}/reset-second-factor` forgets its TOTP seed and
+//!   recovery codes (enrolled again at the next sign-in); both sign the
+//!   account out everywhere and are audited. An account that administers
+//!   users, or has a permission the caller lacks (only a tenant
+//!   administrator may ask then), is only reset when a second
+//!   administrator approves (`202`, two-person governance as above; the
+//!   pending change never shows the password).
+//!   A tenant administrator adding an account with permissions they do
+//!   not hold (a DPO) gets `202` too: a second tenant administrator
+//!   approves the `account-create` change, and the account is created.
 //!
 //! Everything is scoped to the caller's tenant: an id of another tenant
 //! is a 404, like a missing one. Platform operators have no tenant and
@@ -32,10 +44,10 @@ use chrono::{DateTime, Utc};
 use gdpr_tools::holds::{self, Actor, HoldError, NewHold};
 use gdpr_tools::retention::{self, RetentionError, RunOptions};
 use insights_core::domain::{
-    AccountId, AuditAction, ChangeKind, ChangeStatus, GovernanceChange, GovernanceChangeId,
-    HoldScope, LegalHoldId, LocalAccount, NewAuditEvent, Permission, Realm, RetentionAction,
-    RetentionPolicy, RetentionPolicyId, RetentionScope, Role, SecurityProfileId, TenantId, UserId,
-    now,
+    AccountId, AuditAction, ChangeKind, ChangeStatus, CredentialReset, GovernanceChange,
+    GovernanceChangeId, HoldScope, LegalHoldId, LocalAccount, NewAuditEvent, Permission, Realm,
+    RetentionAction, RetentionPolicy, RetentionPolicyId, RetentionScope, Role, SecurityProfileId,
+    TenantId, UserId, normalize_email, now,
 };
 use insights_core::store::{AccountChange, StoreError};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -46,7 +58,7 @@ use zeroize::Zeroizing;
 use super::recordings::{Audited, audit, client};
 use crate::AppState;
 use crate::auth::Principal;
-use crate::auth::accounts::{AddUserError, NewUser, add_user};
+use crate::auth::accounts::{AddUserError, NewUser, add_user, add_user_with_hash, check_new_user};
 use crate::error::ApiError;
 
 /// Registers the governance routes.
@@ -74,7 +86,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .route("/api/users", web::get().to(list_users))
         .route("/api/users", web::post().to(create_user))
-        .route("/api/users/{id}", web::put().to(update_user));
+        .route("/api/users/{id}", web::put().to(update_user))
+        .route(
+            "/api/users/{id}/reset-password",
+            web::post().to(reset_password),
+        )
+        .route(
+            "/api/users/{id}/reset-second-factor",
+            web::post().to(reset_second_factor),
+        );
 }
 
 fn hold_error(e: HoldError) -> ApiError {
@@ -294,6 +314,14 @@ pub(super) async fn request_change(
     Ok(change)
 }
 
+/// A change as the API shows it: a password's hash stays inside.
+fn redacted(mut c: GovernanceChange) -> GovernanceChange {
+    if let Some(o) = c.payload.as_object_mut() {
+        o.remove("password_hash");
+    }
+    c
+}
+
 /// The permissions that let `p` see or decide changes of each kind.
 fn may_decide(p: &Principal, kind: ChangeKind) -> bool {
     p.has(kind.permission())
@@ -343,6 +371,7 @@ async fn list_changes(
         .await?
         .into_iter()
         .filter(|c| may_decide(&p, c.kind))
+        .map(redacted)
         .collect();
     Ok(HttpResponse::Ok().json(json!({ "items": items })))
 }
@@ -402,6 +431,28 @@ async fn decide_change(
     if current.requested_by == p.actor() {
         return Err(ApiError::Forbidden { code: "own-change" });
     }
+    if approve && current.kind == ChangeKind::AccountCreate && p.role != Role::TenantAdmin {
+        // Only what a tenant administrator may ask for, another approves.
+        return Err(ApiError::Forbidden {
+            code: "permission-denied",
+        });
+    }
+    if approve
+        && matches!(
+            current.kind,
+            ChangeKind::AccountPasswordReset | ChangeKind::AccountSecondFactorReset
+        )
+    {
+        let id: AccountId = parse_id(&current.target)?;
+        let target = state.store.get_account(Realm::Tenant(tenant), id).await?;
+        if target.id.to_string() == p.actor() {
+            return Err(ApiError::Conflict {
+                code: "own-account",
+                detail: "you cannot approve a reset of your own account".into(),
+            });
+        }
+        holds_all_of(&state, &p, &target).await?;
+    }
     let decided = match state
         .store
         .decide_governance_change(tenant, id, approve, &p.actor(), now())
@@ -439,7 +490,7 @@ async fn decide_change(
     if approve {
         apply_change(&state, &p, &req, tenant, &decided).await?;
     }
-    Ok(HttpResponse::Ok().json(decided))
+    Ok(HttpResponse::Ok().json(redacted(decided)))
 }
 
 /// Applies an approved change, audited like the direct action.
@@ -487,6 +538,38 @@ async fn apply_change(
             .await
             .map(|_| ())
             .map_err(hold_error)
+        }
+        ChangeKind::AccountPasswordReset | ChangeKind::AccountSecondFactorReset => {
+            let id: AccountId = parse_id(&c.target).map_err(|_| stale())?;
+            let password_hash = match c.kind {
+                ChangeKind::AccountPasswordReset => Some(
+                    c.payload["password_hash"]
+                        .as_str()
+                        .ok_or_else(stale)?
+                        .to_owned(),
+                ),
+                _ => None,
+            };
+            apply_reset(state, p, req, id, password_hash, Some(c.id)).await
+        }
+        ChangeKind::AccountCreate => {
+            let body: PendingAccount =
+                serde_json::from_value(c.payload.clone()).map_err(|_| stale())?;
+            add_user_with_hash(
+                &state.store,
+                NewUser {
+                    tenant: Some(tenant),
+                    email: body.email,
+                    role: body.role,
+                    security_profile_id: body.security_profile_id,
+                    directory_user_id: body.directory_user_id,
+                },
+                body.password_hash,
+                &p.actor(),
+            )
+            .await
+            .map(|_| ())
+            .map_err(add_user_error)
         }
         ChangeKind::MediaDeletionWaiverOn => {
             let mut settings = state.store.get_tenant(tenant).await?.settings;
@@ -920,11 +1003,15 @@ async fn list_users(p: Principal, state: web::Data<AppState>) -> Result<HttpResp
 
 /// `POST /api/users`: creates a local account of the caller's tenant,
 /// with no more permissions than the caller holds; the user replaces the
-/// password and enrols TOTP at the first sign-in.
+/// password and enrols TOTP at the first sign-in. A tenant administrator
+/// asking for an account with permissions they lack (a DPO has
+/// `gdpr-actions`) gets a pending `account-create` change that a second
+/// tenant administrator approves; anyone else gets `403`.
 #[utoipa::path(post, path = "/api/users", tag = "governance",
     request_body = NewUserBody,
     responses(
         (status = 201, description = "The created account", body = Object),
+        (status = 202, description = "A tenant administrator asked for an account with permissions they do not hold: a pending change a second tenant administrator must approve", body = Object),
         (status = 400, description = "Bad email, password, role, profile or directory user", body = super::openapi::Problem),
         (status = 401, description = "Not signed in", body = super::openapi::Problem),
         (status = 403, description = "Not permitted", body = super::openapi::Problem),
@@ -932,31 +1019,82 @@ async fn list_users(p: Principal, state: web::Data<AppState>) -> Result<HttpResp
 async fn create_user(
     p: Principal,
     state: web::Data<AppState>,
+    req: HttpRequest,
     body: web::Json<NewUserBody>,
 ) -> Result<HttpResponse, ApiError> {
     p.require(Permission::ManageUsers)?;
     let tenant = p.tenant()?;
     let b = body.into_inner();
     let password = Zeroizing::new(b.password);
-    let bad = |code: &'static str, detail: String| ApiError::BadRequest { code, detail };
-    state
+    let new = NewUser {
+        tenant: Some(tenant),
+        email: b.email,
+        role: b.role,
+        security_profile_id: b.security_profile_id,
+        directory_user_id: b.directory_user_id,
+    };
+    match state
         .auth
         .check_grant(&p, b.role, b.security_profile_id)
-        .await?;
-    let created = add_user(
-        &state.store,
-        NewUser {
-            tenant: Some(tenant),
-            email: b.email,
-            role: b.role,
-            security_profile_id: b.security_profile_id,
-            directory_user_id: b.directory_user_id,
-        },
-        &password,
-        &p.actor(),
-    )
-    .await
-    .map_err(|e| match e {
+        .await
+    {
+        Ok(()) => {}
+        // A tenant administrator may ask for an account with permissions
+        // they lack (a DPO): a second tenant administrator approves.
+        Err(ApiError::Forbidden {
+            code: "permission-not-held",
+        }) if p.role == Role::TenantAdmin && b.role != Role::PlatformOperator => {
+            check_new_user(&state.store, &new, &password)
+                .await
+                .map_err(add_user_error)?;
+            let hash = tokio::task::spawn_blocking(move || {
+                crate::auth::password::hash_password(&password)
+            })
+            .await
+            .map_err(ApiError::internal)?
+            .map_err(ApiError::internal)?;
+            let pending = PendingAccount {
+                email: normalize_email(&new.email),
+                role: new.role,
+                security_profile_id: new.security_profile_id,
+                directory_user_id: new.directory_user_id,
+                password_hash: hash,
+            };
+            let payload = serde_json::to_value(&pending).map_err(ApiError::internal)?;
+            let change = request_change(
+                &state,
+                &p,
+                &req,
+                ChangeKind::AccountCreate,
+                // Not the e-mail: the request is audited with its target.
+                "new-account".into(),
+                payload,
+            )
+            .await?;
+            return Ok(HttpResponse::Accepted().json(redacted(change)));
+        }
+        Err(e) => return Err(e),
+    }
+    let created = add_user(&state.store, new, &password, &p.actor())
+        .await
+        .map_err(add_user_error)?;
+    Ok(HttpResponse::Created().json(User::from(&created.account)))
+}
+
+/// An account waiting for a second administrator (`account-create`).
+#[derive(Deserialize, Serialize)]
+struct PendingAccount {
+    email: String,
+    role: Role,
+    security_profile_id: Option<SecurityProfileId>,
+    directory_user_id: Option<UserId>,
+    /// argon2id of the initial password; never shown by the API.
+    password_hash: String,
+}
+
+fn add_user_error(e: AddUserError) -> ApiError {
+    let bad = |code: &'static str, detail: String| ApiError::BadRequest { code, detail };
+    match e {
         AddUserError::Email => bad("bad-email", e.to_string()),
         AddUserError::Password(_) => bad("bad-password", e.to_string()),
         AddUserError::Realm => bad(
@@ -976,8 +1114,7 @@ async fn create_user(
             detail: "an account with this email exists already".into(),
         },
         AddUserError::Store(e) => e.into(),
-    })?;
-    Ok(HttpResponse::Created().json(User::from(&created.account)))
+    }
 }
 
 /// `PUT /api/users/{id}`: changes role, security profile or active flag.
@@ -1051,4 +1188,180 @@ async fn update_user(
     )
     .await?;
     Ok(HttpResponse::Ok().json(User::from(&after)))
+}
+
+/// `POST /api/users/{id}/reset-password` body.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResetPasswordBody {
+    /// The new initial password, 12–128 characters (never stored in
+    /// clear, never logged); the owner replaces it at the next sign-in.
+    pub password: String,
+}
+
+impl std::fmt::Debug for ResetPasswordBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResetPasswordBody").finish_non_exhaustive()
+    }
+}
+
+/// Resets an account's credentials (a new initial password, or no second
+/// factor) and audits it; `change` is the approved governance change.
+async fn apply_reset(
+    state: &AppState,
+    p: &Principal,
+    req: &HttpRequest,
+    id: AccountId,
+    password_hash: Option<String>,
+    change: Option<GovernanceChangeId>,
+) -> Result<(), ApiError> {
+    let tenant = p.tenant()?;
+    let what = if password_hash.is_some() {
+        "password-reset"
+    } else {
+        "second-factor-reset"
+    };
+    let reset = CredentialReset {
+        clear_totp: password_hash.is_none(),
+        password_hash,
+        at: now(),
+    };
+    state
+        .store
+        .reset_credentials(Realm::Tenant(tenant), id, &reset)
+        .await?;
+    user_audit(
+        state,
+        p,
+        req,
+        id,
+        json!({ "change": what, "sessions_revoked": true, "governance_change": change }),
+    )
+    .await
+}
+
+/// Whether `p` may grant everything `target` has: `Ok(false)` when a
+/// tenant administrator lacks some of it (a second administrator must
+/// then agree), `403 permission-not-held` for anyone else who does.
+async fn holds_all_of(
+    state: &AppState,
+    p: &Principal,
+    target: &LocalAccount,
+) -> Result<bool, ApiError> {
+    match state
+        .auth
+        .check_grant(p, target.role, target.security_profile_id)
+        .await
+    {
+        Ok(()) => Ok(true),
+        Err(ApiError::Forbidden {
+            code: "permission-not-held",
+        }) if p.role == Role::TenantAdmin => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// The account a reset is about, after the checks every reset needs.
+async fn reset_target(
+    state: &AppState,
+    p: &Principal,
+    path: &str,
+) -> Result<LocalAccount, ApiError> {
+    p.require(Permission::ManageUsers)?;
+    let tenant = p.tenant()?;
+    let id: AccountId = parse_id(path)?;
+    let target = state.store.get_account(Realm::Tenant(tenant), id).await?;
+    if p.actor() == id.to_string() {
+        return Err(ApiError::Conflict {
+            code: "own-account",
+            detail: "you cannot reset your own account here; sign in and use your recovery codes, or ask another administrator".into(),
+        });
+    }
+    Ok(target)
+}
+
+/// Applies a reset at once, or asks a second administrator when the
+/// account administers users or has permissions the caller lacks.
+async fn reset(
+    state: &AppState,
+    p: &Principal,
+    req: &HttpRequest,
+    target: &LocalAccount,
+    password_hash: Option<String>,
+) -> Result<HttpResponse, ApiError> {
+    let holds_all = holds_all_of(state, p, target).await?;
+    if !holds_all || state.auth.administers_users(target).await? {
+        let (kind, payload) = match password_hash {
+            Some(h) => (
+                ChangeKind::AccountPasswordReset,
+                json!({ "password_hash": h }),
+            ),
+            None => (ChangeKind::AccountSecondFactorReset, json!({})),
+        };
+        let change = request_change(state, p, req, kind, target.id.to_string(), payload).await?;
+        return Ok(HttpResponse::Accepted().json(redacted(change)));
+    }
+    apply_reset(state, p, req, target.id, password_hash, None).await?;
+    let after = state.store.get_account(target.realm(), target.id).await?;
+    Ok(HttpResponse::Ok().json(User::from(&after)))
+}
+
+/// `POST /api/users/{id}/reset-password`: a new initial password, which
+/// the owner replaces at the next sign-in; every session of the account
+/// ends. For an account that administers users, or one with permissions
+/// the (tenant administrator) caller lacks, a pending change a second
+/// administrator must approve.
+#[utoipa::path(post, path = "/api/users/{id}/reset-password", tag = "governance",
+    params(("id" = String, Path, description = "Account id")),
+    request_body = ResetPasswordBody,
+    responses(
+        (status = 200, description = "The account, reset", body = Object),
+        (status = 202, description = "An administrator's account, or one with permissions the caller lacks: a pending change a second administrator must approve", body = Object),
+        (status = 400, description = "Password too short or too long, or bad body", body = super::openapi::Problem),
+        (status = 401, description = "Not signed in", body = super::openapi::Problem),
+        (status = 403, description = "Not permitted, or the account has permissions the caller lacks", body = super::openapi::Problem),
+        (status = 404, description = "No such account in this tenant", body = super::openapi::Problem),
+        (status = 409, description = "The caller's own account", body = super::openapi::Problem)))]
+async fn reset_password(
+    p: Principal,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Json<ResetPasswordBody>,
+) -> Result<HttpResponse, ApiError> {
+    let target = reset_target(&state, &p, &path).await?;
+    let password = Zeroizing::new(body.into_inner().password);
+    crate::auth::password::check_policy(&password).map_err(|e| ApiError::BadRequest {
+        code: "bad-password",
+        detail: e.to_string(),
+    })?;
+    let hash = tokio::task::spawn_blocking(move || crate::auth::password::hash_password(&password))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+    reset(&state, &p, &req, &target, Some(hash)).await
+}
+
+/// `POST /api/users/{id}/reset-second-factor`: forgets the account's
+/// TOTP seed and recovery codes (the owner enrols again at the next
+/// sign-in); every session of the account ends. For an account that
+/// administers users, a pending change a second administrator must
+/// approve.
+#[utoipa::path(post, path = "/api/users/{id}/reset-second-factor", tag = "governance",
+    params(("id" = String, Path, description = "Account id")),
+    responses(
+        (status = 200, description = "The account, reset", body = Object),
+        (status = 202, description = "An administrator's account, or one with permissions the caller lacks: a pending change a second administrator must approve", body = Object),
+        (status = 401, description = "Not signed in", body = super::openapi::Problem),
+        (status = 403, description = "Not permitted, or the account has permissions the caller lacks", body = super::openapi::Problem),
+        (status = 404, description = "No such account in this tenant", body = super::openapi::Problem),
+        (status = 409, description = "The caller's own account", body = super::openapi::Problem)))]
+async fn reset_second_factor(
+    p: Principal,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let target = reset_target(&state, &p, &path).await?;
+    reset(&state, &p, &req, &target, None).await
 }

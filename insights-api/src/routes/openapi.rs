@@ -105,6 +105,7 @@ impl Modify for Security {
         super::jobs::list,
         super::audit::list,
         super::audit::verify,
+        super::audit::people,
         super::exports::start,
         super::exports::status,
         super::exports::file,
@@ -134,6 +135,8 @@ impl Modify for Security {
         super::governance::list_users,
         super::governance::create_user,
         super::governance::update_user,
+        super::governance::reset_password,
+        super::governance::reset_second_factor,
         super::directory::list_users,
         super::directory::sync,
         super::directory::delete_user,
@@ -148,7 +151,7 @@ impl Modify for Security {
         super::gdpr::erasure_execute,
         super::gdpr::erasure_certificate,
     ),
-    components(schemas(Problem, SearchRequest, super::access::NewAccessRequest, super::access::Decision, super::admin::Settings, super::admin::ProfileBody, super::recording_policy::RecordingPolicyBody, super::recording_policy::RecordingPolicyView, super::recording_policy::PolicyRuleBody, super::governance::NewHoldBody, super::governance::HoldScopeBody, super::governance::LiftBody, super::governance::PolicyBody, super::governance::RunBody, super::governance::NewUserBody, super::governance::UserChangeBody, super::gdpr::FindBody, super::gdpr::AccessBody, super::gdpr::ErasureBody)),
+    components(schemas(Problem, SearchRequest, super::access::NewAccessRequest, super::access::Decision, super::admin::Settings, super::admin::ProfileBody, super::recording_policy::RecordingPolicyBody, super::recording_policy::RecordingPolicyView, super::recording_policy::PolicyRuleBody, super::governance::NewHoldBody, super::governance::HoldScopeBody, super::governance::LiftBody, super::governance::PolicyBody, super::governance::RunBody, super::governance::NewUserBody, super::governance::UserChangeBody, super::governance::ResetPasswordBody, super::gdpr::FindBody, super::gdpr::AccessBody, super::gdpr::ErasureBody)),
     security(("bearer" = []), ("session" = [])),
     modifiers(&Security)
 )]

@@ -163,6 +163,17 @@ pub(super) struct Audited {
     pub(super) details: serde_json::Value,
 }
 
+/// Refuses a time window that ends before it starts (`400 bad-window`).
+pub(super) fn check_window(q: &RecordingQuery) -> Result<(), ApiError> {
+    match (q.from, q.to) {
+        (Some(from), Some(to)) if from > to => Err(ApiError::BadRequest {
+            code: "bad-window",
+            detail: "\"from\" is later than \"to\"".into(),
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// `POST /api/recordings/search`: the body is a `RecordingQuery`.
 #[utoipa::path(post, path = "/api/recordings/search", tag = "recordings",
     request_body = super::openapi::SearchRequest,
@@ -188,6 +199,7 @@ async fn search(
             detail: "limit must be 1..=500".into(),
         });
     }
+    check_window(&query)?;
     if query.transcript_text.is_some() && !p.has(Permission::ViewTranscript) {
         return Err(ApiError::Forbidden {
             code: "permission-denied",
@@ -265,6 +277,15 @@ async fn search(
     )
     .await?;
     let mut body = serde_json::to_value(&page).map_err(ApiError::internal)?;
+    if !p.has(Permission::ManageSettings)
+        && let Some(items) = body.get_mut("items").and_then(|i| i.as_array_mut())
+    {
+        for item in items {
+            if let Some(r) = item.get_mut("recording") {
+                strip_storage(r);
+            }
+        }
+    }
     body["snippets_withheld"] = json!(withheld);
     Ok(HttpResponse::Ok().json(body))
 }
@@ -289,6 +310,7 @@ async fn count(
     let tenant = p.tenant()?;
     let mut query = body.into_inner();
     query.visible_to_users = visible_users(&state, tenant, &p).await?;
+    check_window(&query)?;
     if query.transcript_text.is_some() && !p.has(Permission::ViewTranscript) {
         return Err(ApiError::Forbidden {
             code: "permission-denied",
@@ -316,6 +338,26 @@ async fn count(
     )
     .await?;
     Ok(HttpResponse::Ok().json(json!({ "total": total })))
+}
+
+/// A recording as `p` may see it: where its media is stored (container,
+/// blob key, data key) only for those who administer the tenant
+/// (`manage-settings`); everyone else sees that media exists, its type,
+/// size and digest.
+pub(super) fn shown(p: &Principal, rec: &Recording) -> Result<serde_json::Value, ApiError> {
+    let mut v = serde_json::to_value(rec).map_err(ApiError::internal)?;
+    if !p.has(Permission::ManageSettings) {
+        strip_storage(&mut v);
+    }
+    Ok(v)
+}
+
+fn strip_storage(v: &mut serde_json::Value) {
+    if let Some(media) = v.get_mut("media").and_then(|m| m.as_object_mut()) {
+        for k in ["container", "key", "data_key_id"] {
+            media.remove(k);
+        }
+    }
 }
 
 /// Why transcript-derived content was left out of an answer.
@@ -368,9 +410,10 @@ async fn detail(
     let tenant = p.tenant()?;
     let rec = visible(&state, &p, tenant, &path).await?;
     let failovers = failovers(&state, tenant, rec.id).await?;
+    let shown_rec = shown(&p, &rec)?;
     if !p.has(Permission::ViewTranscript) {
         return Ok(HttpResponse::Ok().json(json!({
-            "recording": rec, "failovers": failovers,
+            "recording": shown_rec, "failovers": failovers,
             "insights": null, "insights_withheld": WITHHELD_PERMISSION,
         })));
     }
@@ -378,7 +421,7 @@ async fn detail(
         Ok(gate) => gate,
         Err(ApiError::BadRequest { code, .. } | ApiError::Forbidden { code }) => {
             return Ok(HttpResponse::Ok().json(json!({
-                "recording": rec, "failovers": failovers,
+                "recording": shown_rec, "failovers": failovers,
                 "insights": null, "insights_withheld": code,
             })));
         }
@@ -403,7 +446,7 @@ async fn detail(
     )
     .await?;
     Ok(HttpResponse::Ok().json(json!({
-        "recording": rec, "failovers": failovers,
+        "recording": shown_rec, "failovers": failovers,
         "insights": insights, "insights_withheld": null,
     })))
 }

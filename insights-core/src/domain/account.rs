@@ -192,6 +192,19 @@ pub struct FirstSignIn {
     pub at: DateTime<Utc>,
 }
 
+/// An administrator's reset of an account's credentials
+/// ([`crate::store::AccountStore::reset_credentials`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct CredentialReset {
+    /// A new initial password (argon2id PHC string), to be replaced by
+    /// the user at their next sign-in.
+    pub password_hash: Option<String>,
+    /// Forget the TOTP seed (confirmed and pending), its last step and
+    /// the recovery codes: the user enrols again at their next sign-in.
+    pub clear_totp: bool,
+    pub at: DateTime<Utc>,
+}
+
 /// A browser session. Only the SHA-256 of the opaque session token is
 /// stored, so a copy of the database lets nobody sign in.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,6 +1,7 @@
 //! Two-person governance (issue 13 §6): a destructive governance change
 //! — deleting or shortening a retention policy, lifting a legal hold,
-//! turning on the media-deletion waiver — is stored as pending and takes
+//! turning on the media-deletion waiver, resetting an administrator's
+//! password or second factor — is stored as pending and takes
 //! effect only when a second user holding the same permission approves.
 
 use chrono::{DateTime, Utc};
@@ -20,6 +21,19 @@ string_enum!(
         LegalHoldLift => "legal-hold-lift",
         /// Turn on the tenant's media-deletion waiver (target: `tenant`).
         MediaDeletionWaiverOn => "media-deletion-waiver-on",
+        /// Reset the password of an account that administers users
+        /// (target: the account id; payload: the argon2id hash of the new
+        /// initial password, never shown by the API).
+        AccountPasswordReset => "account-password-reset",
+        /// Reset the second factor (TOTP seed and recovery codes) of an
+        /// account that administers users (target: the account id).
+        AccountSecondFactorReset => "account-second-factor-reset",
+        /// Create an account with permissions its requesting tenant
+        /// administrator does not hold (a DPO, say): a second tenant
+        /// administrator approves (target: `new-account`; payload: the
+        /// account's e-mail, role, profile and the hash of its initial
+        /// password, never shown).
+        AccountCreate => "account-create",
     }
 );
 
@@ -32,6 +46,9 @@ impl ChangeKind {
             }
             ChangeKind::LegalHoldLift => Permission::ManageLegalHolds,
             ChangeKind::MediaDeletionWaiverOn => Permission::ManageSettings,
+            ChangeKind::AccountPasswordReset
+            | ChangeKind::AccountSecondFactorReset
+            | ChangeKind::AccountCreate => Permission::ManageUsers,
         }
     }
 }

@@ -25,8 +25,8 @@ mod transient;
 
 pub use access::{Permission, Role, SecurityProfile, VisibilityScope};
 pub use account::{
-    FirstSignIn, LocalAccount, LoginAttempt, LoginFailure, LoginSession, OidcSession,
-    OidcSessionClaims, Realm, normalize_email, validate_email,
+    CredentialReset, FirstSignIn, LocalAccount, LoginAttempt, LoginFailure, LoginSession,
+    OidcSession, OidcSessionClaims, Realm, normalize_email, validate_email,
 };
 pub use approval::{AccessDecision, AccessRequest, AccessRequestStatus};
 pub use audit::{

@@ -103,6 +103,19 @@ pub trait AccountStore: Send + Sync + 'static {
         old_password_hash: &str,
         done: &FirstSignIn,
     ) -> StoreResult<bool>;
+    /// Resets an account's credentials (an administrator's action):
+    /// with `password_hash`, the password, which the user must replace at
+    /// the next sign-in; with `clear_totp`, the TOTP seed (confirmed and
+    /// pending), its last step and the recovery codes. Failures and any
+    /// lockout are reset and every live session of the account is revoked
+    /// at `reset.at`, atomically. `NotFound` without such an account;
+    /// `Invalid` for a password that is not an argon2id hash.
+    async fn reset_credentials(
+        &self,
+        realm: Realm,
+        id: AccountId,
+        reset: &CredentialReset,
+    ) -> StoreResult<()>;
     /// Uses up one recovery code (by its SHA-256 hex), atomically: `true`
     /// if it was unused (it never works again), `false` otherwise.
     async fn use_recovery_code(
@@ -164,6 +177,7 @@ macro_rules! __delegate_account_store {
             fn set_pending_totp(&self, realm: Realm, id: AccountId, sealed: &$crate::crypto::SealedSecret) -> StoreResult<()>;
             fn rewrap_totp(&self, realm: Realm, id: AccountId, old: &$crate::crypto::SealedSecret, new: &$crate::crypto::SealedSecret) -> StoreResult<bool>;
             fn complete_first_sign_in(&self, realm: Realm, id: AccountId, old_password_hash: &str, done: &FirstSignIn) -> StoreResult<bool>;
+            fn reset_credentials(&self, realm: Realm, id: AccountId, reset: &CredentialReset) -> StoreResult<()>;
             fn use_recovery_code(&self, realm: Realm, id: AccountId, code_hash: &str) -> StoreResult<bool>;
             fn create_session(&self, realm: Realm, session: &LoginSession) -> StoreResult<()>;
             fn get_session(&self, realm: Realm, token_hash: &str) -> StoreResult<LoginSession>;

@@ -21,6 +21,33 @@ pub trait AuditStore: Send + Sync + 'static {
     ) -> StoreResult<Vec<AuditEvent>>;
     /// The recorded head of the chain: last `seq` and hash.
     async fn audit_head(&self, tenant: TenantId) -> StoreResult<Option<(i64, String)>>;
+    /// Events matching the filters, newest first (descending `seq`): only
+    /// those with `seq < before_seq` when given (the previous page's
+    /// last), at most `query.limit` (0 = all); `query.after_seq` bounds
+    /// from below as in [`Self::list_audit`]. The default reads the
+    /// matching events in order; the stores answer it with one query.
+    async fn list_audit_newest_first(
+        &self,
+        tenant: TenantId,
+        query: &AuditQuery,
+        before_seq: Option<i64>,
+    ) -> StoreResult<Vec<AuditEvent>> {
+        let all = AuditQuery {
+            limit: 0,
+            ..query.clone()
+        };
+        let mut events: Vec<AuditEvent> = self
+            .list_audit(tenant, &all)
+            .await?
+            .into_iter()
+            .filter(|e| before_seq.is_none_or(|b| e.seq < b))
+            .collect();
+        events.reverse();
+        if query.limit > 0 {
+            events.truncate(query.limit as usize);
+        }
+        Ok(events)
+    }
 }
 
 /// Implementation detail of [`delegate_store_areas!`](crate::delegate_store_areas):
@@ -37,6 +64,7 @@ macro_rules! __delegate_audit_store {
             fn append_audit(&self, tenant: TenantId, event: NewAuditEvent) -> StoreResult<AuditEvent>;
             fn list_audit(&self, tenant: TenantId, query: &AuditQuery) -> StoreResult<Vec<AuditEvent>>;
             fn audit_head(&self, tenant: TenantId) -> StoreResult<Option<(i64, String)>>;
+            fn list_audit_newest_first(&self, tenant: TenantId, query: &AuditQuery, before_seq: Option<i64>) -> StoreResult<Vec<AuditEvent>>;
         }
     };
 }

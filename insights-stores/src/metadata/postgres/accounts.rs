@@ -14,8 +14,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use insights_core::crypto::SealedSecret;
 use insights_core::domain::{
-    AccountId, FirstSignIn, LocalAccount, LoginAttempt, LoginFailure, LoginSession, Realm,
-    SecurityProfile, SecurityProfileId, TenantId, UserId, normalize_email,
+    AccountId, CredentialReset, FirstSignIn, LocalAccount, LoginAttempt, LoginFailure,
+    LoginSession, Realm, SecurityProfile, SecurityProfileId, TenantId, UserId, normalize_email,
 };
 use insights_core::store::{AccountChange, AccountStore, StoreError, StoreResult};
 use sqlx::postgres::{PgArguments, PgRow};
@@ -135,6 +135,15 @@ impl AccountStore for PgStore {
             old_password_hash,
             done
         ))
+    }
+
+    async fn reset_credentials(
+        &self,
+        realm: Realm,
+        id: AccountId,
+        reset: &CredentialReset,
+    ) -> StoreResult<()> {
+        in_realm!(self, realm, |c| reset_credentials(c, realm, id, reset))
     }
 
     async fn use_recovery_code(
@@ -659,6 +668,58 @@ async fn complete_first_sign_in(
         return Ok(true);
     }
     get_account(c, realm, id).await.map(|_| false)
+}
+
+async fn reset_credentials(
+    c: &mut PgConnection,
+    realm: Realm,
+    id: AccountId,
+    reset: &CredentialReset,
+) -> StoreResult<()> {
+    if reset
+        .password_hash
+        .as_ref()
+        .is_some_and(|h| !h.starts_with("$argon2id$"))
+    {
+        return Err(StoreError::Invalid(
+            "the password must be an argon2id hash".into(),
+        ));
+    }
+    let s = sql(realm);
+    // One statement: the account row and its sessions change together.
+    let q = sqlx::query(AssertSqlSafe(numbered(&format!(
+        "WITH a AS (UPDATE {acc} SET password_hash = coalesce(?::text, password_hash), \
+         must_change_password = must_change_password OR ?::text IS NOT NULL, \
+         totp_sealed = CASE WHEN ? THEN NULL ELSE totp_sealed END, \
+         totp_pending = CASE WHEN ? THEN NULL ELSE totp_pending END, \
+         totp_last_step = CASE WHEN ? THEN NULL ELSE totp_last_step END, \
+         recovery_codes = CASE WHEN ? THEN '[]' ELSE recovery_codes END, \
+         failed_logins = 0, locked_until = NULL \
+         WHERE {f}id = ? RETURNING id), \
+         r AS (UPDATE {ses} SET revoked_at = ? WHERE {f}account_id IN (SELECT id FROM a) \
+         AND revoked_at IS NULL RETURNING 1) \
+         SELECT count(*) AS n FROM a",
+        acc = s.accounts,
+        ses = s.sessions,
+        f = s.tenant_filter
+    ))))
+    .bind(reset.password_hash.clone())
+    .bind(reset.password_hash.clone())
+    .bind(reset.clear_totp)
+    .bind(reset.clear_totp)
+    .bind(reset.clear_totp)
+    .bind(reset.clear_totp);
+    let q = bind_tenant(realm, q).bind(id.0).bind(reset.at);
+    let q = bind_tenant(realm, q);
+    let n: i64 = q
+        .fetch_one(&mut *c)
+        .await
+        .db()
+        .and_then(|r| col::<i64>(&r, "n"))?;
+    if n == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
 }
 
 async fn use_recovery_code(

@@ -33,7 +33,16 @@ impl AuditStore for PgStore {
         tenant: TenantId,
         query: &AuditQuery,
     ) -> StoreResult<Vec<AuditEvent>> {
-        in_tenant!(self, tenant, |c| list(c, tenant, query))
+        in_tenant!(self, tenant, |c| list(c, tenant, query, None, false))
+    }
+
+    async fn list_audit_newest_first(
+        &self,
+        tenant: TenantId,
+        query: &AuditQuery,
+        before_seq: Option<i64>,
+    ) -> StoreResult<Vec<AuditEvent>> {
+        in_tenant!(self, tenant, |c| list(c, tenant, query, before_seq, true))
     }
 
     async fn audit_head(&self, tenant: TenantId) -> StoreResult<Option<(i64, String)>> {
@@ -126,6 +135,8 @@ pub(super) async fn list(
     c: &mut PgConnection,
     tenant: TenantId,
     q: &AuditQuery,
+    before: Option<i64>,
+    newest_first: bool,
 ) -> StoreResult<Vec<AuditEvent>> {
     let mut b: QueryBuilder<Postgres> = QueryBuilder::new(
         "SELECT tenant_id, seq, id, at, actor, action, recording_id, target, reason, source, \
@@ -150,7 +161,14 @@ pub(super) async fn list(
     if let Some(after) = q.after_seq {
         b.push(" AND seq > ").push_bind(after);
     }
-    b.push(" ORDER BY seq");
+    if let Some(before) = before {
+        b.push(" AND seq < ").push_bind(before);
+    }
+    b.push(if newest_first {
+        " ORDER BY seq DESC"
+    } else {
+        " ORDER BY seq"
+    });
     if q.limit > 0 {
         b.push(" LIMIT ").push_bind(i64::from(q.limit));
     }

@@ -9,8 +9,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use insights_core::crypto::SealedSecret;
 use insights_core::domain::{
-    AccountId, FirstSignIn, LocalAccount, LoginAttempt, LoginFailure, LoginSession, Realm,
-    SecurityProfile, TenantId, normalize_email,
+    AccountId, CredentialReset, FirstSignIn, LocalAccount, LoginAttempt, LoginFailure,
+    LoginSession, Realm, SecurityProfile, TenantId, normalize_email,
 };
 use insights_core::store::{AccountChange, AccountStore, StoreError, StoreResult};
 use sqlx::sqlite::{SqliteArguments, SqliteRow};
@@ -176,6 +176,61 @@ impl AccountStore for SqliteStore {
             return Ok(true);
         }
         get_account(&self.pool, realm, id).await.map(|_| false)
+    }
+
+    async fn reset_credentials(
+        &self,
+        realm: Realm,
+        id: AccountId,
+        reset: &CredentialReset,
+    ) -> StoreResult<()> {
+        if reset
+            .password_hash
+            .as_ref()
+            .is_some_and(|h| !h.starts_with("$argon2id$"))
+        {
+            return Err(StoreError::Invalid(
+                "the password must be an argon2id hash".into(),
+            ));
+        }
+        let s = sql(realm);
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let q = sqlx::query(AssertSqlSafe(format!(
+            "UPDATE {} SET password_hash = coalesce(?, password_hash), \
+             must_change_password = (must_change_password OR ? IS NOT NULL), \
+             totp_sealed = CASE WHEN ? THEN NULL ELSE totp_sealed END, \
+             totp_pending = CASE WHEN ? THEN NULL ELSE totp_pending END, \
+             totp_last_step = CASE WHEN ? THEN NULL ELSE totp_last_step END, \
+             recovery_codes = CASE WHEN ? THEN '[]' ELSE recovery_codes END, \
+             failed_logins = 0, locked_until = NULL \
+             WHERE {}id = ?",
+            s.accounts, s.tenant_filter
+        )))
+        .bind(reset.password_hash.clone())
+        .bind(reset.password_hash.clone())
+        .bind(reset.clear_totp)
+        .bind(reset.clear_totp)
+        .bind(reset.clear_totp)
+        .bind(reset.clear_totp);
+        let r = bind_tenant(realm, q)
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        if r.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        let q = sqlx::query(AssertSqlSafe(format!(
+            "UPDATE {} SET revoked_at = ? WHERE {}account_id = ? AND revoked_at IS NULL",
+            s.sessions, s.tenant_filter
+        )))
+        .bind(micros(reset.at));
+        bind_tenant(realm, q)
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)
     }
 
     async fn use_recovery_code(

@@ -24,7 +24,16 @@ impl AuditStore for SqliteStore {
         tenant: TenantId,
         query: &AuditQuery,
     ) -> StoreResult<Vec<AuditEvent>> {
-        list(&self.pool, tenant, query).await
+        list(&self.pool, tenant, query, None, false).await
+    }
+
+    async fn list_audit_newest_first(
+        &self,
+        tenant: TenantId,
+        query: &AuditQuery,
+        before_seq: Option<i64>,
+    ) -> StoreResult<Vec<AuditEvent>> {
+        list(&self.pool, tenant, query, before_seq, true).await
     }
 
     async fn audit_head(&self, tenant: TenantId) -> StoreResult<Option<(i64, String)>> {
@@ -122,6 +131,8 @@ pub(super) async fn list(
     pool: &SqlitePool,
     tenant: TenantId,
     q: &AuditQuery,
+    before: Option<i64>,
+    newest_first: bool,
 ) -> StoreResult<Vec<AuditEvent>> {
     let mut qb = QueryBuilder::<Sqlite>::new(
         "SELECT tenant_id, seq, id, at, actor, action, recording_id, target, reason, source, \
@@ -146,7 +157,14 @@ pub(super) async fn list(
     if let Some(after) = q.after_seq {
         qb.push(" AND seq > ").push_bind(after);
     }
-    qb.push(" ORDER BY seq");
+    if let Some(before) = before {
+        qb.push(" AND seq < ").push_bind(before);
+    }
+    qb.push(if newest_first {
+        " ORDER BY seq DESC"
+    } else {
+        " ORDER BY seq"
+    });
     if q.limit > 0 {
         qb.push(" LIMIT ").push_bind(i64::from(q.limit));
     }

@@ -659,5 +659,60 @@ pub async fn first_sign_in_completes_once_and_recovery_codes_are_single_use(s: &
                 .recovery_codes
                 .is_empty()
         );
+
+        // An administrator's reset: the second factor only, then the
+        // password; each signs the account out everywhere.
+        must(
+            s.record_login_failure(realm, a.id, now(), 99, Duration::seconds(60))
+                .await,
+            "a failure",
+        );
+        let live = session(realm, a.id, 7);
+        must(s.create_session(realm, &live).await, "session");
+        let reset = CredentialReset {
+            password_hash: None,
+            clear_totp: true,
+            at: now(),
+        };
+        must(s.reset_credentials(realm, a.id, &reset).await, "reset totp");
+        let after = must(s.get_account(realm, a.id).await, "after reset");
+        assert_eq!(after.totp, None);
+        assert_eq!(after.totp_pending, None);
+        assert_eq!(after.totp_last_step, None);
+        assert!(after.recovery_codes.is_empty());
+        assert_eq!(after.password_hash, new_hash);
+        assert!(!after.must_change_password);
+        assert_eq!(after.failed_logins, 0);
+        assert!(
+            must(s.get_session(realm, &live.token_hash).await, "revoked")
+                .revoked_at
+                .is_some()
+        );
+        let reset_hash = "$argon2id$v=19$m=19456,t=2,p=1$cmVzZXQ$cmVzZXRoYXNo";
+        let reset = CredentialReset {
+            password_hash: Some(reset_hash.into()),
+            clear_totp: false,
+            at: now(),
+        };
+        must(
+            s.reset_credentials(realm, a.id, &reset).await,
+            "reset password",
+        );
+        let after = must(s.get_account(realm, a.id).await, "after password reset");
+        assert_eq!(after.password_hash, reset_hash);
+        assert!(after.must_change_password);
+        let bad = CredentialReset {
+            password_hash: Some("plain".into()),
+            clear_totp: false,
+            at: now(),
+        };
+        assert!(matches!(
+            s.reset_credentials(realm, a.id, &bad).await,
+            Err(StoreError::Invalid(_))
+        ));
+        assert_not_found(
+            s.reset_credentials(realm, AccountId::new(), &reset).await,
+            "reset of a missing account",
+        );
     }
 }

@@ -199,6 +199,29 @@ pub async fn audit_filters(s: &Store) {
     }
     assert_eq!(walked, (1..=7).collect::<Vec<i64>>());
 
+    // Newest first: filtered, paged backwards with before_seq.
+    let newest = |q: AuditQuery, before: Option<i64>| {
+        let s = Arc::clone(s);
+        async move {
+            seqs(must(
+                s.list_audit_newest_first(t, &q, before).await,
+                "newest first",
+            ))
+        }
+    };
+    assert_eq!(
+        newest(AuditQuery::default(), None).await,
+        [7, 6, 5, 4, 3, 2, 1]
+    );
+    let acc1 = AuditQuery {
+        actor: Some("acc-1".into()),
+        limit: 2,
+        ..Default::default()
+    };
+    assert_eq!(newest(acc1.clone(), None).await, [7, 5]);
+    assert_eq!(newest(acc1.clone(), Some(5)).await, [2, 1]);
+    assert_eq!(newest(acc1, Some(1)).await, Vec::<i64>::new());
+
     // Time window: from inclusive, to exclusive.
     let from = all[2].at;
     let to = all[5].at;
