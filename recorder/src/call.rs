@@ -48,10 +48,17 @@ pub struct CallSummary {
 /// [`crate::Layout::DualMono`] by default (two independent mono Opus streams,
 /// mapping family 1), so not even the codec can carry one side's voice
 /// into the other's channel.
+///
+/// More sources than the two sides (a participant added to a SIPREC
+/// call) get lanes of their own ([`CallRecorder::add_lane`]) that are
+/// mixed into their side's channel: the layout stays two channels.
 pub struct CallRecorder<W: Write> {
     timeline: Timeline<Frame>,
     out: OpusOggEncoder<W>,
     stereo: Vec<i16>,
+    /// The side (channel) of every lane; lanes 0 and 1 are the caller's
+    /// and the callee's.
+    sides: Vec<Side>,
 }
 
 impl<W: Write> CallRecorder<W> {
@@ -72,24 +79,35 @@ impl<W: Write> CallRecorder<W> {
             timeline,
             out,
             stereo: vec![0; 2 * FRAME_SAMPLES],
+            sides: vec![Side::Caller, Side::Callee],
         })
     }
 
     /// Pushes one 20 ms frame of one side.
     pub fn push(&mut self, side: Side, frame: PcmFrame<'_>) -> Result<PushOutcome> {
+        self.push_lane(side.channel(), frame)
+    }
+
+    /// Adds a source mixed into `side`'s channel from the current
+    /// release point on; returns its lane for [`Self::push_lane`].
+    pub fn add_lane(&mut self, side: Side) -> usize {
+        self.sides.push(side);
+        self.timeline.add_lane(LaneStart::Now)
+    }
+
+    /// Pushes one 20 ms frame of a lane (0: caller, 1: callee, then the
+    /// lanes of [`Self::add_lane`]).
+    pub fn push_lane(&mut self, lane: usize, frame: PcmFrame<'_>) -> Result<PushOutcome> {
         let payload = frame.payload()?;
         let Self {
             timeline,
             out,
             stereo,
+            sides,
         } = self;
-        timeline.push(
-            side.channel(),
-            frame.seq,
-            frame.ticks,
-            payload,
-            &mut |_, lanes| emit(out, stereo, lanes),
-        )
+        timeline.push(lane, frame.seq, frame.ticks, payload, &mut |_, lanes| {
+            emit(out, stereo, sides, lanes)
+        })
     }
 
     /// Moves the clock without a frame; see [`Timeline::advance_to`].
@@ -98,8 +116,9 @@ impl<W: Write> CallRecorder<W> {
             timeline,
             out,
             stereo,
+            sides,
         } = self;
-        timeline.advance_to(ticks, &mut |_, lanes| emit(out, stereo, lanes))
+        timeline.advance_to(ticks, &mut |_, lanes| emit(out, stereo, sides, lanes))
     }
 
     /// Completes the current Ogg page and flushes the output: call about
@@ -130,8 +149,9 @@ impl<W: Write> CallRecorder<W> {
             timeline,
             out,
             stereo,
+            sides,
         } = &mut self;
-        timeline.flush(&mut |_, lanes| emit(out, stereo, lanes))?;
+        timeline.flush(&mut |_, lanes| emit(out, stereo, sides, lanes))?;
         let summary = self.summary();
         Ok((self.out.finish()?, summary))
     }
@@ -140,25 +160,23 @@ impl<W: Write> CallRecorder<W> {
 fn emit<W: Write>(
     out: &mut OpusOggEncoder<W>,
     stereo: &mut [i16],
+    sides: &[Side],
     lanes: &mut [LaneSlot<Frame>],
 ) -> Result<()> {
-    let [left, right] = lanes else {
-        return Err(RecorderError::InvalidFrame("a call has two lanes".into()));
-    };
-    if !left.is_audio() && !right.is_audio() {
+    if lanes.len() < 2 || lanes.len() != sides.len() {
+        return Err(RecorderError::InvalidFrame(
+            "a call has a side per lane".into(),
+        ));
+    }
+    if !lanes.iter().any(LaneSlot::is_audio) {
         return out.write_silence();
     }
-    for (ch, lane) in [(0, &*left), (1, &*right)] {
-        match lane {
-            LaneSlot::Audio(frame) => {
-                for (i, &s) in frame.iter().enumerate() {
-                    stereo[2 * i + ch] = s;
-                }
-            }
-            _ => {
-                for i in 0..FRAME_SAMPLES {
-                    stereo[2 * i + ch] = 0;
-                }
+    stereo.fill(0);
+    for (lane, side) in lanes.iter().zip(sides) {
+        if let LaneSlot::Audio(frame) = lane {
+            let ch = side.channel();
+            for (i, &s) in frame.iter().enumerate() {
+                stereo[2 * i + ch] = stereo[2 * i + ch].saturating_add(s);
             }
         }
     }

@@ -648,6 +648,20 @@ fn siprec_sbc_calls_recorded_through_the_real_binary() {
     siprec::siprec_end_to_end();
 }
 
+/// SIPREC mid-call changes (issue 16): hold/resume, a codec change, a
+/// third stream, participants joining and a transfer, session timers.
+#[test]
+fn siprec_mid_call_changes_applied() {
+    siprec::siprec_mid_call_changes();
+}
+
+/// SIPREC over TLS (issue 16): trunks chosen by the client
+/// certificate's fingerprint; other certificates refused.
+#[test]
+fn siprec_tls_trunks_by_client_certificate() {
+    siprec::siprec_tls_trunks();
+}
+
 /// A `[siprec]` listener that cannot be opened, or a trunk naming no
 /// tenant, stops `insights serve` at start-up with the reason.
 #[test]

@@ -370,63 +370,17 @@ fn check_channels(ogg: &[u8], caller: &[i16], callee: &[i16]) {
 /// partial with a BYE from the server.
 pub fn siprec_end_to_end() {
     let cwd = tempfile::tempdir().unwrap();
-    let data = cwd.path().join("data");
-    let d = data.to_str().unwrap().to_owned();
-    add_tenant(cwd.path(), &d, &[], "contoso");
-    let sip_port = free_port();
-    let rtp_lo = 20_000 + 2 * (u16::from(rand_byte()) * 40);
-    let config = cwd.path().join("insights.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"[siprec]
-listen = ["udp:127.0.0.1:{sip_port}", "tcp:127.0.0.1:{sip_port}"]
-rtp_timeout = 3
-rtp_ports = "{rtp_lo}-{}"
-
-[[siprec.trunks]]
-tenant = "contoso"
-sources = ["127.0.0.1/32"]
-request_user = "rec-contoso"
-"#,
-            rtp_lo + 200
-        ),
-    )
-    .unwrap();
-    let logs = cwd.path().join("serve.log");
-    let server = start_serve(
-        insights(
-            cwd.path(),
-            &[
-                "serve",
-                "--config",
-                config.to_str().unwrap(),
-                "--data-dir",
-                &d,
-                "--listen",
-                "127.0.0.1:0",
-            ],
-        )
-        .env(TRUST_SIMULATOR.0, TRUST_SIMULATOR.1)
-        .stderr(std::fs::File::create(&logs).unwrap()),
-    );
-    let sip: SocketAddr = format!("127.0.0.1:{sip_port}").parse().unwrap();
-    let settings = Settings::load(
-        None,
-        &Overrides {
-            data_dir: Some(data.clone()),
-            listen: None,
-        },
-    )
-    .unwrap();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let platform = rt
-        .block_on(insights::platform::Platform::open(&settings))
-        .unwrap();
-    let tenant = rt
-        .block_on(platform.store.tenant_by_name("contoso"))
-        .unwrap()
-        .id;
+    let Srs {
+        data,
+        data_str: d,
+        server,
+        logs,
+        sip,
+        tls: _,
+        rt,
+        platform,
+        tenant,
+    } = Srs::start(cwd.path(), "rtp_timeout = 3\n");
     let count = || rt.block_on(recordings(&platform, tenant)).len();
 
     // Plain SIP: OPTIONS keep-alive, BYE of an unknown dialog, a request
@@ -549,6 +503,29 @@ CSeq: 1 {method}\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
     assert_eq!(callee.uri.as_deref(), Some("tel:+44-20-7946-0958"));
     let ogg = rt.block_on(decrypt_primary(&platform, tenant, &rec));
     check_channels(&ogg, &reference(&alice_a, false), &reference(&bob_a, false));
+    // The metadata's extension data and the DTMF event (packet 100 of
+    // the callee's stream, label 2: `5`, 20 ms) are recording attributes.
+    let want_ext = json!({
+        "http://avaya.com/siprec/ucid": { "ucid": "00001038481765432101" },
+        "http://genesys.com/siprec": { "interactionId": "0A1B2C3D4E5F" },
+    });
+    assert_eq!(rec.attributes.get("siprec.extensions"), Some(&want_ext));
+    let dtmf = rec
+        .attributes
+        .get("dtmf")
+        .and_then(|d| d.as_array())
+        .expect("dtmf events");
+    assert_eq!(dtmf.len(), 1, "{dtmf:?}");
+    assert_eq!(
+        (
+            &dtmf[0]["digit"],
+            &dtmf[0]["duration_ms"],
+            &dtmf[0]["stream"]
+        ),
+        (&json!("5"), &json!(20), &json!("2"))
+    );
+    let at = dtmf[0]["at_ms"].as_i64().unwrap();
+    assert!((1_900..2_600).contains(&at), "DTMF at {at} ms");
     let out = insights(
         cwd.path(),
         &["verify-recording", &rec.id.to_string(), "--data-dir", &d],
@@ -571,6 +548,14 @@ CSeq: 1 {method}\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
         "compliance-officer",
         &[],
     );
+    // ... and shown with the recording.
+    let (st, body) = officer.get(&format!("/api/recordings/{}", rec.id), None);
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(
+        body["recording"]["attributes"]["siprec.extensions"],
+        want_ext
+    );
+    assert_eq!(body["recording"]["attributes"]["dtmf"][0]["digit"], "5");
     for q in ["4155550123", "2079460958", "Alice"] {
         let (st, body) = officer.post(
             "/api/recordings/search",
@@ -721,9 +706,714 @@ CSeq: 1 {method}\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
         "4155550123",
         "2079460958",
         "sbc.example.com",
+        "00001038481765432101",
+        "0A1B2C3D4E5F",
     ] {
         assert!(!log.contains(secret), "serve log contains `{secret}`");
     }
+}
+
+/// `insights serve` with `[siprec]` on free UDP/TCP ports for the
+/// tenant `contoso` (trunk: 127.0.0.1, Request-URI user `rec-contoso`),
+/// `extra` added to `[siprec]`; and the platform to inspect the store.
+struct Srs {
+    data: PathBuf,
+    data_str: String,
+    server: crate::Server,
+    logs: PathBuf,
+    sip: SocketAddr,
+    /// The `tls:` listener, when asked for.
+    tls: Option<SocketAddr>,
+    rt: tokio::runtime::Runtime,
+    platform: insights::platform::Platform,
+    tenant: TenantId,
+}
+
+impl Srs {
+    fn start(cwd: &Path, extra: &str) -> Srs {
+        Self::start_with(cwd, extra, false, "")
+    }
+
+    /// `tls`: also a `tls:` listener (`extra` names its files);
+    /// `trunks`: more `[[siprec.trunks]]` after the default one.
+    fn start_with(cwd: &Path, extra: &str, tls: bool, trunks: &str) -> Srs {
+        let data = cwd.join("data");
+        let d = data.to_str().unwrap().to_owned();
+        add_tenant(cwd, &d, &[], "contoso");
+        let sip_port = free_port();
+        let tls_port = free_port();
+        let tls_listen = if tls {
+            format!(", \"tls:127.0.0.1:{tls_port}\"")
+        } else {
+            String::new()
+        };
+        let rtp_lo = 20_000 + 2 * (u16::from(rand_byte()) * 40);
+        let config = cwd.join("insights.toml");
+        std::fs::write(
+            &config,
+            format!(
+                r#"[siprec]
+listen = ["udp:127.0.0.1:{sip_port}", "tcp:127.0.0.1:{sip_port}"{tls_listen}]
+rtp_ports = "{rtp_lo}-{}"
+{extra}
+[[siprec.trunks]]
+tenant = "contoso"
+sources = ["127.0.0.1/32"]
+request_user = "rec-contoso"
+{trunks}"#,
+                rtp_lo + 200
+            ),
+        )
+        .unwrap();
+        let logs = cwd.join("serve.log");
+        let server = start_serve(
+            insights(
+                cwd,
+                &[
+                    "serve",
+                    "--config",
+                    config.to_str().unwrap(),
+                    "--data-dir",
+                    &d,
+                    "--listen",
+                    "127.0.0.1:0",
+                ],
+            )
+            .env(TRUST_SIMULATOR.0, TRUST_SIMULATOR.1)
+            .stderr(std::fs::File::create(&logs).unwrap()),
+        );
+        let sip: SocketAddr = format!("127.0.0.1:{sip_port}").parse().unwrap();
+        let settings = Settings::load(
+            None,
+            &Overrides {
+                data_dir: Some(data.clone()),
+                listen: None,
+            },
+        )
+        .unwrap();
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let platform = rt
+            .block_on(insights::platform::Platform::open(&settings))
+            .unwrap();
+        let tenant = rt
+            .block_on(platform.store.tenant_by_name("contoso"))
+            .unwrap()
+            .id;
+        Srs {
+            data,
+            data_str: d,
+            server,
+            logs,
+            sip,
+            tls: tls.then(|| SocketAddr::from(([127, 0, 0, 1], tls_port))),
+            rt,
+            platform,
+            tenant,
+        }
+    }
+}
+
+/// RTP of the mid-call scenario (tests/siprec/reinvite.xml), 20 ms
+/// packets: 0-2 s the callee's (PCMA, port 10000) and the caller's
+/// (PCMA, 10002) streams; 2-4.5 s nothing (hold); 4.5-7.5 s the callee's
+/// stream in PCMU (same SSRC, its timestamps continuing as if there had
+/// been no hold), the caller's, and Carol's (PCMA, 10004, new SSRC).
+fn mid_call_pcap(path: &Path, before: (&[u8], &[u8]), after: (&[u8], &[u8], &[u8])) {
+    let mut packets = Vec::new();
+    let chunk = |s: &[u8], k: usize, silence: u8| -> Vec<u8> {
+        let mut c: Vec<u8> = s.iter().skip(k * 160).take(160).copied().collect();
+        c.resize(160, silence);
+        c
+    };
+    for k in 0..100usize {
+        let us = k as u64 * 20_000;
+        let ts = (k * 160) as u32;
+        packets.push((
+            us,
+            10000,
+            rtp::build(8, k as u16, ts, 0xb0b, &chunk(before.0, k, 0xd5)),
+        ));
+        packets.push((
+            us,
+            10002,
+            rtp::build(8, 5000 + k as u16, ts, 0xa11ce, &chunk(before.1, k, 0xd5)),
+        ));
+    }
+    for k in 0..150usize {
+        let us = 4_500_000 + k as u64 * 20_000;
+        let ts = ((100 + k) * 160) as u32;
+        packets.push((
+            us,
+            10000,
+            rtp::build(0, (100 + k) as u16, ts, 0xb0b, &chunk(after.0, k, 0xff)),
+        ));
+        packets.push((
+            us,
+            10002,
+            rtp::build(8, (5100 + k) as u16, ts, 0xa11ce, &chunk(after.1, k, 0xd5)),
+        ));
+        packets.push((
+            us,
+            10004,
+            rtp::build(
+                8,
+                (900 + k) as u16,
+                777_000 + (k * 160) as u32,
+                0xca201,
+                &chunk(after.2, k, 0xd5),
+            ),
+        ));
+    }
+    write_pcap(path, &packets);
+}
+
+/// Mid-call changes through the real binary (SIPp, tests/siprec/
+/// reinvite.xml and session_timer.xml): a hold and resume (the hold is
+/// silence on the recording's timeline, the resumed audio in its place),
+/// a codec change, a third participant's stream added by re-INVITE
+/// (mixed into the callee's side), participants joining and a transfer
+/// by metadata updates (parties with E.164 numbers, searchable); 481 for
+/// in-dialog requests of unknown dialogs; session timers: 422 below
+/// `min_se`, a refresh accepted, the session closed as partial
+/// (`session-expired`) with a BYE when not refreshed.
+pub fn siprec_mid_call_changes() {
+    let cwd = tempfile::tempdir().unwrap();
+    let srs = Srs::start(cwd.path(), "rtp_timeout = 10\nmin_se = 2\n");
+    let (rt, platform, tenant, sip) = (&srs.rt, &srs.platform, srs.tenant, srs.sip);
+
+    // In-dialog requests naming no dialog: 481.
+    for (method, to_tag) in [
+        ("UPDATE", ";tag=nope"),
+        ("INVITE", ";tag=nope"),
+        ("INFO", ";tag=x"),
+    ] {
+        let r = udp_request(
+            sip,
+            &format!(
+                "{method} sip:rec-contoso@{sip} SIP/2.0\r\nVia: SIP/2.0/UDP LOCAL;branch=z9hG4bK-{method}-481\r\n\
+From: <sip:probe@127.0.0.1>;tag=p\r\nTo: <sip:rec-contoso@{sip}>{to_tag}\r\nCall-ID: {method}-481\r\n\
+CSeq: 7 {method}\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+            ),
+        );
+        assert!(r.starts_with("SIP/2.0 481 "), "{method}: {r}");
+    }
+
+    let sbc = Sbc {
+        dir: cwd.path(),
+        sip,
+    };
+    let say = |name: &str, text: &str, voice: &str| {
+        recorder::decode_file(speak(cwd.path(), name, text, voice))
+            .unwrap()
+            .samples
+    };
+    let alice = say(
+        "alice",
+        "Good morning, this is Alice. Please hold on while I find the contract for you, one moment please.",
+        "en-us",
+    );
+    let bob = say(
+        "bob",
+        "Hello Alice, Bob here. I will wait, and afterwards I will pass you over to my colleague Dora.",
+        "en-gb",
+    );
+    let carol = say(
+        "carol",
+        "Carol speaking, I am joining this call to take the notes for the settlement.",
+        "en-us+f3",
+    );
+    let cut = |s: &[i16], from_s: f64, len_s: f64| -> Vec<i16> {
+        let a = ((from_s * 16_000.0) as usize).min(s.len());
+        let b = (((from_s + len_s) * 16_000.0) as usize).min(s.len());
+        s[a..b].to_vec()
+    };
+    // Before the hold: 2 s each; after: 3 s each.
+    let (alice1, bob1) = (
+        g711(&cut(&alice, 0.0, 2.0), false),
+        g711(&cut(&bob, 0.0, 2.0), false),
+    );
+    let (alice2, bob2, carol2) = (
+        g711(&cut(&alice, 2.0, 3.0), false),
+        g711(&cut(&bob, 2.0, 3.0), true),
+        g711(&cut(&carol, 0.0, 3.0), false),
+    );
+    mid_call_pcap(
+        &cwd.path().join("media.pcap"),
+        (&bob1, &alice1),
+        (&bob2, &alice2, &carol2),
+    );
+    let (ok, out) = sbc.call("reinvite.xml", "127.0.0.1", &["-s", "rec-contoso"]);
+    assert!(ok, "{out}");
+    let all = rt.block_on(wait_for(
+        platform,
+        tenant,
+        "the mid-call changes stored",
+        |r| r.iter().any(|x| x.status == RecordingStatus::Stored),
+    ));
+    let rec = all
+        .iter()
+        .find(|x| x.status == RecordingStatus::Stored)
+        .unwrap()
+        .clone();
+    assert!(rec.result_code.is_none(), "{:?}", rec.result_code);
+
+    // The recording: 2 s, 2.5 s of silence (the hold), 3 s; left the
+    // caller, right the callee's stream (PCMA, then PCMU) mixed with
+    // Carol's.
+    let hold = vec![0i16; 40_000];
+    let pad = |v: Vec<i16>, n: usize| {
+        let mut v = v;
+        v.resize(n, 0);
+        v
+    };
+    let frames = |b: &[u8]| b.len().div_ceil(160) * 320;
+    let mut left = pad(reference(&alice1, false), 32_000);
+    left.extend_from_slice(&hold);
+    left.extend(pad(reference(&alice2, false), 48_000));
+    let mut right = pad(reference(&bob1, false), 32_000);
+    right.extend_from_slice(&hold);
+    let (b2, c2) = (
+        pad(reference(&bob2, true), 48_000),
+        pad(reference(&carol2, false), 48_000),
+    );
+    right.extend(b2.iter().zip(&c2).map(|(a, b)| a.saturating_add(*b)));
+    assert!(frames(&alice1) <= 32_000 && frames(&carol2) <= 48_000);
+    let ogg = rt.block_on(decrypt_primary(platform, tenant, &rec));
+    let decoded = recorder::decode_ogg_opus(std::io::Cursor::new(&ogg), 16_000).unwrap();
+    assert_eq!(decoded.channels.len(), 2);
+    let got_ms = decoded.channels[0].len() as i64 / 16;
+    assert!(
+        (got_ms - 7_500).abs() <= 60,
+        "duration {got_ms} ms, expected 7500 ms"
+    );
+    // Per phase, the Teams end-to-end test's waveform threshold. The
+    // audio after the hold is placed at its arrival, so it may sit one
+    // 20 ms frame off the sender's clock: its best lag within ±20 ms.
+    let (l, r) = (&decoded.channels[0], &decoded.channels[1]);
+    let lagged = |got: &[i16], want: &[i16], a: usize, b: usize, lag: i64| {
+        let g: Vec<f64> = (a..b)
+            .map(|i| f64::from(*got.get((i as i64 + lag * 160) as usize).unwrap_or(&0)))
+            .collect();
+        pearson(&g, &samples(&want[a..b]))
+    };
+    for (name, got, want) in [("left", l, &left), ("right", r, &right)] {
+        let before = lagged(got, want, 0, 32_000, 0);
+        let (lag, after) = (-2i64..=2)
+            .map(|lag| (lag, lagged(got, want, 72_000, 118_000, lag)))
+            .max_by(|x, y| x.1.total_cmp(&y.1))
+            .unwrap();
+        eprintln!(
+            "{name}: before the hold {before:.3}, after {after:.3} at {} ms",
+            lag * 10
+        );
+        assert!(
+            before > 0.8 && after > 0.8,
+            "{name}: {before:.3} / {after:.3}"
+        );
+    }
+    // The sides are not mixed up.
+    let crossed = [
+        pearson(&samples(l), &samples(&right)),
+        pearson(&samples(r), &samples(&left)),
+    ];
+    assert!(
+        crossed.iter().all(|c| c.abs() < 0.2),
+        "channels mixed up: {crossed:.3?}"
+    );
+    let rms = |s: &[i16]| {
+        (s.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>() / s.len().max(1) as f64).sqrt()
+    };
+    for (ch, samples) in decoded.channels.iter().enumerate() {
+        // The hold (2.1-3.9 s, away from the edges) is silence.
+        let held = rms(&samples[33_600..62_400]);
+        let talk = rms(&samples[72_000..samples.len().min(118_000)]);
+        eprintln!("channel {ch}: hold rms {held:.1}, after the hold {talk:.1}");
+        assert!(
+            held < 30.0 && talk > 300.0,
+            "channel {ch}: {held:.1} / {talk:.1}"
+        );
+    }
+    let out = insights(
+        cwd.path(),
+        &[
+            "verify-recording",
+            &rec.id.to_string(),
+            "--data-dir",
+            &srs.data_str,
+        ],
+    )
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // The parties: Alice (caller), Bob (callee, left at the transfer),
+    // Carol (joined at the resume), Dora (redirected-to: the transfer).
+    let party = |name: &str| {
+        rec.participants
+            .iter()
+            .find(|p| p.display_name.as_deref() == Some(name))
+            .unwrap_or_else(|| panic!("no party {name}: {:?}", rec.participants))
+    };
+    assert_eq!(rec.participants.len(), 4, "{:?}", rec.participants);
+    assert_eq!(party("Alice Example").role, ParticipantRole::Caller);
+    let bob_p = party("Bob Example");
+    assert_eq!(bob_p.role, ParticipantRole::Callee);
+    let bob_left = bob_p.left_ms.expect("Bob left at the transfer");
+    let carol_p = party("Carol Example");
+    assert_eq!(carol_p.role, ParticipantRole::Attendee);
+    assert_eq!(carol_p.uri.as_deref(), Some("sip:carol@sbc.example.com"));
+    let carol_joined = carol_p.joined_ms.unwrap();
+    let dora = party("Dora Example");
+    assert_eq!(dora.role, ParticipantRole::RedirectedTo);
+    assert_eq!(dora.phone_number.as_deref(), Some("+4930123456"));
+    assert_eq!(
+        dora.uri.as_deref(),
+        Some("sip:+4930123456@sbc.example.com;user=phone")
+    );
+    let dora_joined = dora.joined_ms.unwrap();
+    eprintln!(
+        "Carol joined at {carol_joined} ms; Bob left at {bob_left} ms, Dora joined at {dora_joined} ms"
+    );
+    assert!((3_500..5_500).contains(&carol_joined), "{carol_joined}");
+    assert!((5_000..7_500).contains(&bob_left) && dora_joined == bob_left);
+    // The transferred-to party is found like any other.
+    let officer = crate::content_access::user_session(
+        &srs.data,
+        &srs.server,
+        "contoso",
+        "officer@contoso.example",
+        "compliance-officer",
+        &[],
+    );
+    for q in ["4930123456", "Dora", "Carol"] {
+        let (st, body) = officer.post(
+            "/api/recordings/search",
+            &json!({ "participant": q, "limit": 50 }),
+            None,
+        );
+        assert_eq!(st, 200, "{body}");
+        let ids: Vec<&str> = body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|i| i["recording"]["id"].as_str())
+            .collect();
+        assert_eq!(ids, vec![rec.id.to_string().as_str()], "search {q}: {body}");
+    }
+
+    // Session timers: 422 below min_se, a refresh, then the expiry.
+    let short = (
+        g711(&cut(&alice, 0.0, 6.0), false),
+        g711(&cut(&bob, 0.0, 6.0), false),
+    );
+    call_pcap(&cwd.path().join("media.pcap"), &short.1, &short.0, 8);
+    let started = Instant::now();
+    let (ok, out) = sbc.call("session_timer.xml", "127.0.0.1", &["-s", "rec-contoso"]);
+    assert!(ok, "{out}");
+    let took = started.elapsed();
+    // Refreshed at 2 s for 4 s: the BYE comes 4 - 4/3 s later.
+    assert!(
+        took > Duration::from_millis(4_300) && took < Duration::from_secs(8),
+        "the session ended after {took:?}"
+    );
+    let all = rt.block_on(wait_for(
+        platform,
+        tenant,
+        "the expired session stored",
+        |r| {
+            r.iter().any(|x| {
+                x.result_code.as_deref() == Some("session-expired")
+                    && x.status == RecordingStatus::Stored
+            })
+        },
+    ));
+    let expired = all
+        .iter()
+        .find(|x| x.result_code.as_deref() == Some("session-expired"))
+        .unwrap();
+    let ogg = rt.block_on(decrypt_primary(platform, tenant, expired));
+    let decoded = recorder::decode_ogg_opus(std::io::Cursor::new(&ogg), 16_000).unwrap();
+    let secs = decoded.channels[0].len() as f64 / 16_000.0;
+    eprintln!("expired session: {secs:.2} s recorded");
+    assert!((4.0..5.5).contains(&secs), "{secs:.2} s recorded");
+    // One recording per call: the 422 left nothing behind.
+    assert_eq!(all.len(), 2);
+    let logs = srs.logs.clone();
+    drop(srs);
+    let log = std::fs::read_to_string(&logs).unwrap();
+    assert!(log.contains("SIPREC session updated") && log.contains("SIPREC participants changed"));
+    for secret in ["Carol", "Dora", "4930123456", "sbc.example.com"] {
+        assert!(!log.contains(secret), "serve log contains `{secret}`");
+    }
+}
+
+/// A SIP-over-TLS client (rustls, blocking) with an optional client
+/// certificate.
+struct TlsSip {
+    s: rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream>,
+    buf: Vec<u8>,
+}
+
+impl TlsSip {
+    fn connect(to: SocketAddr, ca_pem: &str, client: Option<(&str, &str)>) -> TlsSip {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(CertificateDer::from_pem_slice(ca_pem.as_bytes()).unwrap())
+            .unwrap();
+        let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let builder = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots);
+        let config = match client {
+            Some((cert, key)) => builder
+                .with_client_auth_cert(
+                    vec![CertificateDer::from_pem_slice(cert.as_bytes()).unwrap()],
+                    PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap(),
+                )
+                .unwrap(),
+            None => builder.with_no_client_auth(),
+        };
+        let name = ServerName::try_from("127.0.0.1").unwrap();
+        let conn = rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap();
+        let tcp = std::net::TcpStream::connect(to).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        TlsSip {
+            s: rustls::StreamOwned::new(conn, tcp),
+            buf: Vec::new(),
+        }
+    }
+
+    fn local(&self) -> SocketAddr {
+        self.s.sock.local_addr().unwrap()
+    }
+
+    fn send(&mut self, msg: &str) -> std::io::Result<()> {
+        use std::io::Write;
+        self.s.write_all(msg.as_bytes())?;
+        self.s.flush()
+    }
+
+    /// The next message (framed by Content-Length).
+    fn recv(&mut self) -> std::io::Result<String> {
+        use std::io::Read;
+        loop {
+            if let Some(end) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&self.buf[..end]).into_owned();
+                let len = head
+                    .lines()
+                    .find_map(|l| {
+                        let (n, v) = l.split_once(':')?;
+                        n.eq_ignore_ascii_case("content-length")
+                            .then(|| v.trim().parse::<usize>().ok())?
+                    })
+                    .unwrap_or(0);
+                if self.buf.len() >= end + 4 + len {
+                    let msg: Vec<u8> = self.buf.drain(..end + 4 + len).collect();
+                    return Ok(String::from_utf8_lossy(&msg).into_owned());
+                }
+            }
+            let mut chunk = [0u8; 8192];
+            let n = self.s.read(&mut chunk)?;
+            if n == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    /// The final response to the request just sent.
+    fn final_response(&mut self) -> std::io::Result<String> {
+        loop {
+            let r = self.recv()?;
+            if !r.starts_with("SIP/2.0 1") {
+                return Ok(r);
+            }
+        }
+    }
+}
+
+/// A SIPREC INVITE over TLS (PCMA, label 2 the callee's stream, label 1
+/// the caller's) to Request-URI user `user`.
+fn tls_invite(user: &str, to: SocketAddr, local: SocketAddr, call_id: &str) -> String {
+    let body = "--b1\r\nContent-Type: application/sdp\r\n\r\n\
+v=0\r\no=SBC 1 1 IN IP4 127.0.0.1\r\ns=SIPREC\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+m=audio 6000 RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\na=label:2\r\na=sendonly\r\n\
+m=audio 6002 RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\na=label:1\r\na=sendonly\r\n\
+\r\n--b1\r\nContent-Type: application/rs-metadata+xml\r\nContent-Disposition: recording-session\r\n\r\n\
+<recording xmlns=\"urn:ietf:params:xml:ns:recording:1\"><datamode>complete</datamode>\
+<participant participant_id=\"a\"><nameID aor=\"sip:+14155550123@sbc.example.com;user=phone\"><name>Alice Example</name></nameID></participant>\
+<participant participant_id=\"b\"><nameID aor=\"tel:+44-20-7946-0958\"><name>Bob Example</name></nameID></participant>\
+<stream stream_id=\"s1\"><label>1</label></stream><stream stream_id=\"s2\"><label>2</label></stream>\
+<participantstreamassoc participant_id=\"a\"><send>s1</send></participantstreamassoc>\
+<participantstreamassoc participant_id=\"b\"><send>s2</send></participantstreamassoc></recording>\r\n--b1--\r\n";
+    format!(
+        "INVITE sip:{user}@{to};transport=tls SIP/2.0\r\nVia: SIP/2.0/TLS {local};branch=z9hG4bK-{call_id}\r\n\
+From: <sip:src@{local}>;tag=src-{call_id}\r\nTo: <sip:{user}@{to}>\r\nCall-ID: {call_id}\r\nCSeq: 1 INVITE\r\n\
+Contact: <sip:src@{local};transport=tls>;+sip.src\r\nMax-Forwards: 70\r\nRequire: siprec\r\n\
+Content-Type: multipart/mixed;boundary=b1\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// SIP over TLS with client certificates (tests/cli/siprec.rs; SIPp of
+/// Debian is built without TLS, so the test is the recording client):
+/// a trunk chosen by the client certificate's SHA-256 fingerprint records
+/// a call (its channels matching the speech); a certificate of the same
+/// CA with another fingerprint, and no certificate, get 403; a
+/// certificate of another CA does not get through the handshake; nothing
+/// of those is stored.
+pub fn siprec_tls_trunks() {
+    let cwd = tempfile::tempdir().unwrap();
+    let ca = crate::tls::TestCa::new("SBC CA");
+    let (srv_cert, srv_key, _) = ca.leaf(&["127.0.0.1"]);
+    let (a_cert, a_key, a_der) = ca.leaf(&["sbc-a.example"]);
+    let (b_cert, b_key, _) = ca.leaf(&["sbc-b.example"]);
+    let other = crate::tls::TestCa::new("someone else");
+    let (x_cert, x_key, _) = other.leaf(&["sbc-a.example"]);
+    for (name, body) in [
+        ("srs.pem", &srv_cert),
+        ("srs.key", &srv_key),
+        ("ca.pem", &ca.pem),
+    ] {
+        std::fs::write(cwd.path().join(name), body).unwrap();
+    }
+    // The trunk names A's fingerprint as an operator copies it: upper
+    // case with colons.
+    let fp: String = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &a_der)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":");
+    let p = |n: &str| cwd.path().join(n).to_str().unwrap().to_owned();
+    let srs = Srs::start_with(
+        cwd.path(),
+        &format!(
+            "rtp_timeout = 10\ntls_cert_file = \"{}\"\ntls_key_file = \"{}\"\ntls_client_ca_file = \"{}\"\n",
+            p("srs.pem"),
+            p("srs.key"),
+            p("ca.pem")
+        ),
+        true,
+        &format!(
+            "\n[[siprec.trunks]]\ntenant = \"contoso\"\nrequest_user = \"rec-tls\"\ncert_fingerprints = [\"{fp}\"]\n"
+        ),
+    );
+    let tls_addr = srs.tls.unwrap();
+    let (rt, platform, tenant) = (&srs.rt, &srs.platform, srs.tenant);
+    let count = || rt.block_on(recordings(platform, tenant)).len();
+
+    // Refused: another fingerprint of the same CA, no certificate.
+    for (who, client) in [
+        ("sbc-b", Some((b_cert.as_str(), b_key.as_str()))),
+        ("no certificate", None),
+    ] {
+        let mut c = TlsSip::connect(tls_addr, &ca.pem, client);
+        let local = c.local();
+        c.send(&tls_invite(
+            "rec-tls",
+            tls_addr,
+            local,
+            &format!("tls-{}", who.len()),
+        ))
+        .unwrap();
+        let r = c.final_response().unwrap();
+        assert!(r.starts_with("SIP/2.0 403 "), "{who}: {r}");
+    }
+    // A certificate of another CA: the handshake fails.
+    let mut c = TlsSip::connect(tls_addr, &ca.pem, Some((&x_cert, &x_key)));
+    let local = c.local();
+    let refused = c
+        .send(&tls_invite("rec-tls", tls_addr, local, "tls-x"))
+        .and_then(|_| c.final_response());
+    assert!(refused.is_err(), "{refused:?}");
+    assert_eq!(count(), 0, "a refused TLS INVITE stored something");
+
+    // The trunk's certificate: recorded.
+    let alice = recorder::decode_file(speak(
+        cwd.path(),
+        "alice",
+        "Good morning, this is Alice on a secure trunk.",
+        "en-us",
+    ))
+    .unwrap()
+    .samples;
+    let bob = recorder::decode_file(speak(
+        cwd.path(),
+        "bob",
+        "Hello Alice, Bob here, the line is encrypted.",
+        "en-gb",
+    ))
+    .unwrap()
+    .samples;
+    let n = 16_000 * 2;
+    let (alice_a, bob_a) = (
+        g711(&alice[..n.min(alice.len())], false),
+        g711(&bob[..n.min(bob.len())], false),
+    );
+    let mut c = TlsSip::connect(tls_addr, &ca.pem, Some((&a_cert, &a_key)));
+    let local = c.local();
+    c.send(&tls_invite("rec-tls", tls_addr, local, "tls-call"))
+        .unwrap();
+    let ok = c.final_response().unwrap();
+    assert!(ok.starts_with("SIP/2.0 200 "), "{ok}");
+    assert!(ok.contains("transport=tls"), "{ok}");
+    let ports: Vec<u16> = ok
+        .lines()
+        .filter_map(|l| l.strip_prefix("m=audio "))
+        .filter_map(|l| l.split(' ').next()?.parse().ok())
+        .collect();
+    assert_eq!(ports.len(), 2, "{ok}");
+    let to = ok
+        .lines()
+        .find(|l| l.starts_with("To:"))
+        .unwrap()
+        .to_owned();
+    let in_dialog = |method: &str, cseq: u32| {
+        format!(
+            "{method} sip:rec-tls@{tls_addr};transport=tls SIP/2.0\r\nVia: SIP/2.0/TLS {local};branch=z9hG4bK-{method}-tls\r\n\
+From: <sip:src@{local}>;tag=src-tls-call\r\n{to}\r\nCall-ID: tls-call\r\nCSeq: {cseq} {method}\r\n\
+Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+        )
+    };
+    c.send(&in_dialog("ACK", 1)).unwrap();
+    // RTP: the callee's stream to the first m-line, the caller's to the
+    // second, 20 ms apart.
+    let rtp_sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let started = Instant::now();
+    for k in 0..alice_a.len().max(bob_a.len()).div_ceil(160) {
+        for (stream, port, ssrc) in [(&bob_a, ports[0], 0xb0bu32), (&alice_a, ports[1], 0xa11ce)] {
+            let mut chunk: Vec<u8> = stream.iter().skip(k * 160).take(160).copied().collect();
+            chunk.resize(160, 0xd5);
+            let pkt = rtp::build(8, k as u16, (k * 160) as u32, ssrc, &chunk);
+            rtp_sock.send_to(&pkt, ("127.0.0.1", port)).unwrap();
+        }
+        let next = Duration::from_millis(20 * (k as u64 + 1));
+        std::thread::sleep(next.saturating_sub(started.elapsed()));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    c.send(&in_dialog("BYE", 2)).unwrap();
+    let bye = c.final_response().unwrap();
+    assert!(bye.starts_with("SIP/2.0 200 "), "{bye}");
+    let all = rt.block_on(wait_for(platform, tenant, "the TLS call stored", |r| {
+        r.iter().any(|x| x.status == RecordingStatus::Stored)
+    }));
+    assert_eq!(all.len(), 1);
+    let ogg = rt.block_on(decrypt_primary(platform, tenant, &all[0]));
+    check_channels(&ogg, &reference(&alice_a, false), &reference(&bob_a, false));
+    let caller = all[0]
+        .participants
+        .iter()
+        .find(|p| p.role == ParticipantRole::Caller)
+        .unwrap();
+    assert_eq!(caller.phone_number.as_deref(), Some("+14155550123"));
 }
 
 fn rand_byte() -> u8 {

@@ -404,6 +404,7 @@ impl Generator {
             media: None,
             participants: Vec::new(),
             streams: Vec::new(),
+            attributes: Default::default(),
             created_at: ended_at,
         };
         let internal = |rng: &mut StdRng, role: ParticipantRole, recorded: bool| {

@@ -11,14 +11,17 @@
 //! elements of other namespaces are skipped. Input is bounded (64 KiB,
 //! depth 32, 64 participants and streams).
 
-use quick_xml::Reader;
+use quick_xml::NsReader;
 use quick_xml::escape::resolve_predefined_entity;
 use quick_xml::events::{BytesStart, Event};
+use quick_xml::name::ResolveResult;
 
 const MAX_XML: usize = 64 * 1024;
 const MAX_DEPTH: usize = 32;
 const MAX_ITEMS: usize = 64;
 const MAX_TEXT: usize = 1024;
+/// Extension data values kept per metadata document.
+const MAX_EXTENSIONS: usize = 32;
 
 /// One participant. Holds personal data: no `Debug`.
 #[derive(Clone, Default, PartialEq, Eq)]
@@ -48,6 +51,14 @@ pub struct Metadata {
     pub session_ids: Vec<String>,
     pub participants: Vec<Participant>,
     pub streams: Vec<Stream>,
+    /// Extension data (RFC 7865 §6.11): the text of every element in a
+    /// namespace other than the recording one (e.g. an SBC's UCID or a
+    /// contact-centre id), as (namespace, element name, text); at most 32.
+    pub extensions: Vec<(String, String, String)>,
+    /// Participants that left: a `<participantsessionassoc>` with a
+    /// `<disassociate-time>` (RFC 7865 §6.9), by participant id (which
+    /// a partial update need not describe again).
+    pub disassociated: Vec<String>,
 }
 
 fn attr(e: &BytesStart<'_>, names: &[&str]) -> Result<Option<String>, String> {
@@ -86,7 +97,9 @@ pub fn parse(body: &[u8]) -> Result<Metadata, String> {
         return Err("metadata larger than 64 KiB".into());
     }
     let text = std::str::from_utf8(body).map_err(|_| "metadata is not UTF-8".to_owned())?;
-    let mut reader = Reader::from_str(text);
+    let mut reader = NsReader::from_str(text);
+    // A foreign-namespace element whose text is extension data.
+    let mut ext: Option<(String, String)> = None;
     let mut md = Metadata::default();
     let mut stack: Vec<String> = Vec::new();
     let mut root_seen = false;
@@ -95,12 +108,18 @@ pub fn parse(body: &[u8]) -> Result<Metadata, String> {
     let mut stream: Option<usize> = None;
     // A <participantstreamassoc>: the participant it names.
     let mut assoc: Option<String> = None;
+    // A <participantsessionassoc>: the participant it names.
+    let mut session_assoc: Option<String> = None;
     let mut sink = Sink::None;
     let mut buf = String::new();
     loop {
-        let ev = reader
-            .read_event()
+        let (ns, ev) = reader
+            .read_resolved_event()
             .map_err(|e| format!("metadata is not well-formed XML: {e}"))?;
+        let ns = match ns {
+            ResolveResult::Bound(n) => Some(n.as_ref().to_owned()),
+            _ => None,
+        };
         let (start, empty) = match &ev {
             Event::Start(e) => (Some(e.clone()), false),
             Event::Empty(e) => (Some(e.clone()), true),
@@ -121,6 +140,15 @@ pub fn parse(body: &[u8]) -> Result<Metadata, String> {
             }
             let parent = stack.last().map(String::as_str).unwrap_or_default();
             let in_root = stack.len() == 1;
+            ext = None;
+            if let Some(ns) = ns.filter(|n| !n.starts_with("urn:ietf:params:xml:ns:recording"))
+                && !stack.is_empty()
+            {
+                if ns.len() + name.len() > MAX_TEXT {
+                    return Err("metadata extension name too long".into());
+                }
+                ext = Some((ns, name.clone()));
+            }
             match name.as_str() {
                 "participant" if in_root => {
                     if md.participants.len() == MAX_ITEMS {
@@ -159,6 +187,19 @@ pub fn parse(body: &[u8]) -> Result<Metadata, String> {
                         .ok_or("a <participantstreamassoc> without participant_id")?;
                     assoc = Some(id);
                 }
+                "participantsessionassoc" if in_root => {
+                    session_assoc = attr(&e, &["participant_id", "id"])?;
+                }
+                "disassociate-time" if parent == "participantsessionassoc" => {
+                    if let Some(id) = session_assoc.clone()
+                        && !md.disassociated.contains(&id)
+                    {
+                        if md.disassociated.len() == MAX_ITEMS {
+                            return Err("metadata names more than 64 participants".into());
+                        }
+                        md.disassociated.push(id);
+                    }
+                }
                 "nameID" | "nameid" if participant.is_some() => {
                     if let (Some(aor), Some(i)) = (attr(&e, &["aor"])?, participant) {
                         md.participants[i].aor = Some(aor);
@@ -178,18 +219,19 @@ pub fn parse(body: &[u8]) -> Result<Metadata, String> {
             if !empty {
                 stack.push(name);
             } else {
+                ext = None;
                 close(&name, &mut participant, &mut stream, &mut assoc, &mut md)?;
             }
             continue;
         }
         match ev {
-            Event::Text(t) if sink != Sink::None => {
+            Event::Text(t) if sink != Sink::None || ext.is_some() => {
                 push_text(&mut buf, &t.xml10_content())?;
             }
-            Event::CData(t) if sink != Sink::None => {
+            Event::CData(t) if sink != Sink::None || ext.is_some() => {
                 push_text(&mut buf, &t.xml10_content())?;
             }
-            Event::GeneralRef(r) if sink != Sink::None => {
+            Event::GeneralRef(r) if sink != Sink::None || ext.is_some() => {
                 let c = if r.is_char_ref() {
                     r.resolve_char_ref()
                         .ok()
@@ -208,6 +250,15 @@ pub fn parse(body: &[u8]) -> Result<Metadata, String> {
                 if stack.pop().as_deref() != Some(name.as_str()) {
                     return Err("metadata has mismatched tags".into());
                 }
+                if let Some((ns, local)) = ext.take()
+                    && local == name
+                {
+                    let v = buf.trim().to_owned();
+                    buf.clear();
+                    if !v.is_empty() && md.extensions.len() < MAX_EXTENSIONS {
+                        md.extensions.push((ns, local, v));
+                    }
+                }
                 if sink != Sink::None {
                     let v = buf.trim().to_owned();
                     buf.clear();
@@ -215,6 +266,9 @@ pub fn parse(body: &[u8]) -> Result<Metadata, String> {
                     if !v.is_empty() {
                         apply(s, v, participant, stream, &assoc, &mut md)?;
                     }
+                }
+                if name == "participantsessionassoc" {
+                    session_assoc = None;
                 }
                 close(&name, &mut participant, &mut stream, &mut assoc, &mut md)?;
             }
@@ -315,6 +369,80 @@ fn close(
 }
 
 impl Metadata {
+    /// Folds an update (a re-INVITE's or UPDATE's metadata) into the
+    /// session's picture: participants and streams matched by id (new
+    /// ones appended, known ones refreshed). Returns the indexes of the
+    /// participants that joined and of those that left: named in a
+    /// `<disassociate-time>`, or, when the update is `complete`, no
+    /// longer listed.
+    pub fn merge(&mut self, update: Metadata) -> (Vec<usize>, Vec<usize>) {
+        let mut joined = Vec::new();
+        let listed: Vec<String> = update.participants.iter().map(|p| p.id.clone()).collect();
+        for p in update.participants {
+            match self.participants.iter().position(|q| q.id == p.id) {
+                Some(i) => {
+                    let q = &mut self.participants[i];
+                    if p.aor.is_some() {
+                        q.aor = p.aor;
+                    }
+                    if p.name.is_some() {
+                        q.name = p.name;
+                    }
+                    for s in p.send {
+                        if q.send.len() < MAX_ITEMS && !q.send.contains(&s) {
+                            q.send.push(s);
+                        }
+                    }
+                    for s in p.recv {
+                        if q.recv.len() < MAX_ITEMS && !q.recv.contains(&s) {
+                            q.recv.push(s);
+                        }
+                    }
+                }
+                None if self.participants.len() < 4 * MAX_ITEMS => {
+                    self.participants.push(p);
+                    joined.push(self.participants.len() - 1);
+                }
+                None => {}
+            }
+        }
+        for s in update.streams {
+            match self.streams.iter().position(|t| t.id == s.id) {
+                Some(i) if s.label.is_some() => self.streams[i].label = s.label,
+                Some(_) => {}
+                None if self.streams.len() < 4 * MAX_ITEMS => self.streams.push(s),
+                None => {}
+            }
+        }
+        for (ns, local, v) in update.extensions {
+            match self
+                .extensions
+                .iter()
+                .position(|(n, l, _)| *n == ns && *l == local)
+            {
+                Some(i) => self.extensions[i].2 = v,
+                None if self.extensions.len() < MAX_EXTENSIONS => {
+                    self.extensions.push((ns, local, v))
+                }
+                None => {}
+            }
+        }
+        let complete = update.data_mode.eq_ignore_ascii_case("complete") && !listed.is_empty();
+        let mut left = Vec::new();
+        for (i, p) in self.participants.iter().enumerate() {
+            let gone =
+                update.disassociated.contains(&p.id) || (complete && !listed.contains(&p.id));
+            if gone && !self.disassociated.contains(&p.id) {
+                left.push(i);
+            }
+        }
+        for &i in &left {
+            self.disassociated.push(self.participants[i].id.clone());
+        }
+        joined.retain(|i| !left.contains(i));
+        (joined, left)
+    }
+
     /// The participant who sends the stream labelled `label` in the SDP.
     pub fn sender_of_label(&self, label: &str) -> Option<usize> {
         let stream = self
@@ -377,6 +505,45 @@ pub(crate) mod tests {
         assert_eq!(md.sender_of_label("1"), Some(0));
         assert_eq!(md.sender_of_label("2"), Some(1));
         assert_eq!(md.sender_of_label("3"), None);
+        assert_eq!(
+            md.extensions,
+            vec![(
+                "urn:acme".to_owned(),
+                "ucid".to_owned(),
+                "00001234".to_owned()
+            )]
+        );
+    }
+
+    #[test]
+    fn updates_name_who_joined_and_who_left() {
+        let mut md = parse(RFC.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+        // A transfer, as a partial update: the callee leaves, a third
+        // party takes over the callee's stream.
+        let update = parse(
+            br#"<recording xmlns="urn:ietf:params:xml:ns:recording:1"><datamode>partial</datamode>
+  <participant participant_id="bmV3"><nameID aor="sip:+4930123456@sbc"><name>Carol</name></nameID></participant>
+  <participantsessionassoc participant_id="zSfPoSvdSDCmU3A3TRDxAw==" session_id="hVpd7YQgRW2nD22h7q60JQ==">
+    <associate-time>2010-12-16T23:41:07Z</associate-time><disassociate-time>2010-12-16T23:45:00Z</disassociate-time>
+  </participantsessionassoc>
+  <participantstreamassoc participant_id="bmV3"><send>i1Pz3to5hGk8fuXl+PbwCw==</send></participantstreamassoc>
+</recording>"#,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            update.disassociated,
+            vec!["zSfPoSvdSDCmU3A3TRDxAw==".to_owned()]
+        );
+        let (joined, left) = md.merge(update);
+        assert_eq!((joined, left), (vec![2], vec![1]));
+        assert_eq!(md.participants[2].name.as_deref(), Some("Carol"));
+        assert_eq!(md.sender_of_label("2"), Some(1));
+        // A complete snapshot without the caller: the caller left.
+        let snapshot = parse(
+            br#"<recording><datamode>complete</datamode><participant participant_id="bmV3"/></recording>"#,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(md.merge(snapshot), (vec![], vec![0]));
     }
 
     #[test]

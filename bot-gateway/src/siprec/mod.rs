@@ -6,8 +6,12 @@
 //! # Configuration (`[siprec]`, see `insights_core::config::SiprecSettings`)
 //!
 //! Off unless `listen` names addresses (`udp:ADDR:PORT`, `tcp:ADDR:PORT`,
-//! or `ADDR:PORT` for both). A gateway node ([`SiprecServer::start`] from
-//! `insights serve`/`insights gateway`) opens them at start-up and stops
+//! `tls:ADDR:PORT`, or `ADDR:PORT` for UDP and TCP). TLS listeners use
+//! `tls_cert_file`/`tls_key_file` and ask for a client certificate
+//! (`tls.rs`: checked against `tls_client_ca_file` when set); its SHA-256
+//! fingerprint can choose the trunk (`cert_fingerprints`). A gateway
+//! node ([`SiprecServer::start`] from `insights serve`/`insights
+//! gateway`) opens them at start-up and stops
 //! with an error if one cannot be opened or a trunk names an unknown
 //! tenant.
 //!
@@ -19,8 +23,9 @@
 //! layer are here:
 //!
 //! * **INVITE** (no To tag): `100 Trying` at once, then
-//!   * a trunk must match (source address/CIDR and, when configured, the
-//!     Request-URI user), else **403** and nothing is stored;
+//!   * a trunk must match (source address/CIDR, TLS client-certificate
+//!     fingerprint and Request-URI user, as far as it names them), else
+//!     **403** and nothing is stored;
 //!   * `Require: siprec` must be present, else **421** naming it;
 //!   * the body must be `multipart/mixed` with one `application/sdp` part
 //!     and the metadata (`application/rs-metadata+xml`, or the older
@@ -39,24 +44,39 @@
 //! * **CANCEL** before the answer: 200 to the CANCEL, **487** to the
 //!   INVITE; a recording already stored ends `failed` (`cancelled`).
 //! * **BYE**: 200, the recording is finished and spooled.
-//! * **re-INVITE** / **UPDATE** / **INFO** in a dialog: 200 (a re-INVITE
-//!   gets the current answer again); **OPTIONS** (keep-alive): 200;
-//!   anything naming an unknown dialog: **481**; other methods: 405.
+//! * **re-INVITE** / **UPDATE** in a dialog (`session::in_dialog`): the
+//!   body (multipart, or SDP or metadata alone) goes to the session,
+//!   which applies it — holds (`inactive`/`recvonly`: answered
+//!   `inactive`, silence on the timeline, the stream re-anchored when it
+//!   resumes), codec changes, new m-lines (a port each, a recorder lane
+//!   mixed into the sender's side), metadata updates (parties joining,
+//!   leaving, `redirected-to` for a transfer) — and a **200** carries the
+//!   new answer; every one refreshes the session timer. **INFO**: 200;
+//!   **OPTIONS** (keep-alive): 200; anything naming an unknown dialog:
+//!   **481**; other methods: 405.
+//! * **Session timers** (RFC 4028): `Session-Expires` from a client with
+//!   `Supported: timer` is granted with `refresher=uac` (below
+//!   `min_se`: **422** with `Min-SE`; a retry in the same call starts a
+//!   new session); without a refresh the session is closed as partial
+//!   (`session-expired`) with a BYE shortly before it expires.
 //! * A retransmitted request gets the response it got before.
 //!
 //! # Media
 //!
 //! One UDP socket per accepted m-line; RTP per stream ([`rtp`]): PCMU,
 //! PCMA and G.722 decoded (G.722 with `audio-codec`), `telephone-event`
-//! counted and never stored as audio,
+//! kept as DTMF events (the recording's `dtmf` attribute, written at the
+//! end; digits never logged) and never stored as audio; the metadata's
+//! extension data becomes the `siprec.extensions` attribute;
 //! reordering and duplicates handled by the recorder's timeline (the
 //! jitter buffer), gaps silent. A two-party call's two streams become the
 //! Teams recorder's two-channel Ogg Opus layout (`recorder::CallRecorder`):
 //! the caller's stream left, the other right. A stream goes to the side of
 //! the participant who sends it (metadata `send`); the caller is the first
 //! participant the metadata lists (SBCs list the calling party first);
-//! without associations the first m-line is the caller's. Only the first
-//! two accepted streams are recorded.
+//! without associations the first m-line is the caller's. Further
+//! streams get recorder lanes of their own, mixed into their sender's
+//! side (`recorder::CallRecorder::add_lane`).
 //!
 //! No RTP on any stream for `rtp_timeout` (default 30 s) after the first
 //! packet (or after the answer): the recording is closed as partial with
@@ -72,7 +92,7 @@
 //! `insights_siprec_requests_total{method}`,
 //! `insights_siprec_responses_total{code}` (final responses to INVITEs),
 //! `insights_siprec_sessions_total{outcome}` (`completed`, `rtp-timeout`,
-//! `failed`), gauge `insights_siprec_sessions_active`,
+//! `session-expired`, `failed`), gauge `insights_siprec_sessions_active`,
 //! `insights_siprec_rtp_packets_total`, `insights_siprec_rtp_lost_total`,
 //! `insights_siprec_rtp_ignored_total{reason}` (`dtmf`, `duplicate`,
 //! `other`).
@@ -82,6 +102,7 @@ pub mod rtp;
 pub mod sdp;
 mod session;
 pub mod sip;
+mod tls;
 
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
@@ -127,6 +148,9 @@ pub(crate) struct Trunk {
     pub tenant: TenantId,
     pub sources: Vec<Cidr>,
     pub request_user: Option<String>,
+    /// SHA-256 client-certificate fingerprints (lower-case hex); empty:
+    /// any (or no) certificate.
+    pub fingerprints: Vec<String>,
 }
 
 /// The resolved configuration.
@@ -135,15 +159,24 @@ pub(crate) struct Config {
     pub rtp_timeout: Duration,
     pub media_address: Option<IpAddr>,
     pub max_sessions: usize,
+    /// Smallest Session-Expires accepted (RFC 4028), seconds.
+    pub min_se: u64,
     pub trunks: Vec<Trunk>,
     pub recorder: RecorderConfig,
 }
 
-/// Where a response goes: the datagram's source, or the TCP connection.
+/// What a TLS connection proved about its client.
+pub(crate) struct TlsPeer {
+    /// SHA-256 of the client certificate (hex), if one was presented.
+    pub fingerprint: Option<String>,
+}
+
+/// Where a response goes: the datagram's source, or the TCP/TLS
+/// connection (with what its handshake proved, over TLS).
 #[derive(Clone)]
 pub(crate) enum Reply {
     Udp(Arc<UdpSocket>, SocketAddr),
-    Tcp(mpsc::Sender<Vec<u8>>),
+    Tcp(mpsc::Sender<Vec<u8>>, Option<Arc<TlsPeer>>),
 }
 
 impl Reply {
@@ -154,14 +187,31 @@ impl Reply {
                     tracing::debug!(error = %e, "cannot send a SIP datagram");
                 }
             }
-            Reply::Tcp(tx) => {
+            Reply::Tcp(tx, _) => {
                 let _ = tx.send(bytes).await;
             }
         }
     }
 
     pub fn reliable(&self) -> bool {
-        matches!(self, Reply::Tcp(_))
+        matches!(self, Reply::Tcp(..))
+    }
+
+    /// The TLS connection's client, when the request came over TLS.
+    pub fn tls(&self) -> Option<&TlsPeer> {
+        match self {
+            Reply::Tcp(_, t) => t.as_deref(),
+            Reply::Udp(..) => None,
+        }
+    }
+
+    /// The transport's name in Via/Contact (`udp`, `tcp`, `tls`).
+    pub fn transport(&self) -> &'static str {
+        match self {
+            Reply::Udp(..) => "udp",
+            Reply::Tcp(_, None) => "tcp",
+            Reply::Tcp(_, Some(_)) => "tls",
+        }
     }
 }
 
@@ -179,6 +229,12 @@ pub(crate) struct Dialog {
     /// BYE (or shutdown) ends the session.
     pub bye: CancellationToken,
     pub answer_sdp: Option<Vec<u8>>,
+    /// The session's inbox for in-dialog offers and metadata (re-INVITE,
+    /// UPDATE), from the answer on.
+    pub updates: Option<mpsc::Sender<session::Update>>,
+    /// The last re-INVITE's CSeq and response (empty while it is being
+    /// applied), for its retransmissions.
+    pub reinvite: Option<(u32, Vec<u8>)>,
 }
 
 /// Ports handed out by [`PortPool`]; returned when dropped.
@@ -204,6 +260,31 @@ pub(crate) struct PortPool {
 }
 
 impl PortPool {
+    /// The even port `port` of the range, when free (a stream added by a
+    /// re-INVITE continues its session's run of ports).
+    pub fn allocate_at(
+        pool: &Arc<Mutex<PortPool>>,
+        ip: IpAddr,
+        port: u16,
+    ) -> Option<(PortLease, Vec<UdpSocket>)> {
+        let mut p = lock(pool);
+        if !port.is_multiple_of(2) || port < p.lo || port > p.hi || p.in_use.contains(&port) {
+            return None;
+        }
+        let sock = std::net::UdpSocket::bind(SocketAddr::new(ip, port))
+            .and_then(|s| s.set_nonblocking(true).map(|_| s))
+            .and_then(UdpSocket::from_std)
+            .ok()?;
+        p.in_use.insert(port);
+        Some((
+            PortLease {
+                ports: vec![port],
+                pool: pool.clone(),
+            },
+            vec![sock],
+        ))
+    }
+
     /// `n` sockets on consecutive even ports `p, p+2, …` of the range.
     pub fn allocate(
         pool: &Arc<Mutex<PortPool>>,
@@ -326,6 +407,7 @@ impl SiprecServer {
                 tenant,
                 sources: t.source_ranges(),
                 request_user: t.request_user.clone(),
+                fingerprints: t.fingerprints(),
             });
         }
         let mut recorder = RecorderConfig::default();
@@ -337,6 +419,7 @@ impl SiprecServer {
                 rtp_timeout: settings.rtp_timeout(),
                 media_address: settings.media_address,
                 max_sessions: settings.max_sessions,
+                min_se: settings.min_se,
                 trunks,
                 recorder,
             },
@@ -354,9 +437,40 @@ impl SiprecServer {
             stop: CancellationToken::new(),
             tasks: Mutex::new(Vec::new()),
         });
+        let tls = match (&settings.tls_cert_file, &settings.tls_key_file) {
+            (Some(cert), Some(key)) if listeners.iter().any(|l| l.tls) => {
+                Some(tokio_rustls::TlsAcceptor::from(
+                    tls::server_config(cert, key, settings.tls_client_ca_file.as_deref())
+                        .map_err(SiprecError::Config)?,
+                ))
+            }
+            _ => None,
+        };
         let mut addrs = Vec::new();
         for l in listeners {
-            if l.tcp {
+            if l.tls {
+                let sock =
+                    TcpListener::bind(l.addr)
+                        .await
+                        .map_err(|source| SiprecError::Listen {
+                            transport: "tls",
+                            addr: l.addr,
+                            source,
+                        })?;
+                let Some(acceptor) = tls.clone() else {
+                    return Err(SiprecError::Config(
+                        "a tls: listener needs tls_cert_file and tls_key_file".into(),
+                    ));
+                };
+                let local = sock.local_addr().unwrap_or(l.addr);
+                addrs.push(("tls", local));
+                lock(&inner.tasks).push(tokio::spawn(serve_tcp(
+                    inner.clone(),
+                    sock,
+                    local,
+                    Some(acceptor),
+                )));
+            } else if l.tcp {
                 let sock =
                     TcpListener::bind(l.addr)
                         .await
@@ -367,7 +481,7 @@ impl SiprecServer {
                         })?;
                 let local = sock.local_addr().unwrap_or(l.addr);
                 addrs.push(("tcp", local));
-                lock(&inner.tasks).push(tokio::spawn(serve_tcp(inner.clone(), sock, local)));
+                lock(&inner.tasks).push(tokio::spawn(serve_tcp(inner.clone(), sock, local, None)));
             } else {
                 let sock = UdpSocket::bind(l.addr)
                     .await
@@ -456,7 +570,12 @@ async fn serve_udp(inner: Arc<Inner>, sock: Arc<UdpSocket>, local: SocketAddr) {
     }
 }
 
-async fn serve_tcp(inner: Arc<Inner>, sock: TcpListener, local: SocketAddr) {
+async fn serve_tcp(
+    inner: Arc<Inner>,
+    sock: TcpListener,
+    local: SocketAddr,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) {
     loop {
         let (conn, from) = tokio::select! {
             _ = inner.stop.cancelled() => return,
@@ -469,59 +588,112 @@ async fn serve_tcp(inner: Arc<Inner>, sock: TcpListener, local: SocketAddr) {
             },
         };
         let inner = inner.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            let (mut rd, mut wr) = conn.into_split();
-            let (tx, mut rx) = mpsc::channel::<Vec<u8>>(64);
-            let writer = tokio::spawn(async move {
-                while let Some(b) = rx.recv().await {
-                    if wr.write_all(&b).await.is_err() {
-                        break;
-                    }
+            let Some(acceptor) = tls else {
+                serve_stream(inner, conn, from, local, None).await;
+                return;
+            };
+            let handshake =
+                tokio::time::timeout(Duration::from_secs(10), acceptor.accept(conn)).await;
+            let stream = match handshake {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    tracing::info!(error = %e, src = %from, "SIP TLS handshake failed");
+                    return;
                 }
-            });
-            let mut buf: Vec<u8> = Vec::new();
-            let mut chunk = vec![0u8; 16 * 1024];
-            'conn: loop {
-                let n = tokio::select! {
-                    _ = inner.stop.cancelled() => break,
-                    r = rd.read(&mut chunk) => match r {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => n,
-                    },
-                };
-                buf.extend_from_slice(&chunk[..n]);
-                loop {
-                    // CRLF keep-alives between messages (RFC 5626).
-                    let skip = buf
-                        .iter()
-                        .take_while(|b| **b == b'\r' || **b == b'\n')
-                        .count();
-                    buf.drain(..skip);
-                    match sip::frame(&buf) {
-                        None => break,
-                        Some(Err(why)) => {
-                            tracing::debug!(%why, "SIP TCP stream is not SIP: closing");
-                            break 'conn;
-                        }
-                        Some(Ok(len)) => {
-                            let msg: Vec<u8> = buf.drain(..len).collect();
-                            handle(&inner, &msg, from, local, Reply::Tcp(tx.clone())).await;
-                        }
-                    }
+                Err(_) => {
+                    tracing::info!(src = %from, "SIP TLS handshake timed out");
+                    return;
                 }
-            }
-            drop(tx);
-            let _ = writer.await;
+            };
+            let fingerprint = stream
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .map(|c| tls::fingerprint(c.as_ref()));
+            let peer = Arc::new(TlsPeer { fingerprint });
+            serve_stream(inner, stream, from, local, Some(peer)).await;
         });
     }
 }
 
+/// One TCP or TLS connection: messages framed by Content-Length.
+async fn serve_stream<S>(
+    inner: Arc<Inner>,
+    conn: S,
+    from: SocketAddr,
+    local: SocketAddr,
+    tls: Option<Arc<TlsPeer>>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
+{
+    let (mut rd, mut wr) = tokio::io::split(conn);
+    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(64);
+    let writer = tokio::spawn(async move {
+        while let Some(b) = rx.recv().await {
+            if wr.write_all(&b).await.is_err() {
+                break;
+            }
+            if wr.flush().await.is_err() {
+                break;
+            }
+        }
+    });
+    let mut buf: Vec<u8> = Vec::new();
+    let mut chunk = vec![0u8; 16 * 1024];
+    'conn: loop {
+        let n = tokio::select! {
+            _ = inner.stop.cancelled() => break,
+            r = rd.read(&mut chunk) => match r {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            },
+        };
+        buf.extend_from_slice(&chunk[..n]);
+        loop {
+            // CRLF keep-alives between messages (RFC 5626).
+            let skip = buf
+                .iter()
+                .take_while(|b| **b == b'\r' || **b == b'\n')
+                .count();
+            buf.drain(..skip);
+            match sip::frame(&buf) {
+                None => break,
+                Some(Err(why)) => {
+                    tracing::debug!(%why, "SIP TCP stream is not SIP: closing");
+                    break 'conn;
+                }
+                Some(Ok(len)) => {
+                    let msg: Vec<u8> = buf.drain(..len).collect();
+                    handle(
+                        &inner,
+                        &msg,
+                        from,
+                        local,
+                        Reply::Tcp(tx.clone(), tls.clone()),
+                    )
+                    .await;
+                }
+            }
+        }
+    }
+    drop(tx);
+    let _ = writer.await;
+}
+
 /// Transaction key of a non-INVITE request.
-fn tx_key(r: &sip::Request) -> String {
+pub(crate) fn tx_key(r: &sip::Request) -> String {
     format!("{}|{}|{}|{}", r.call_id, r.cseq, r.cseq_method, r.branch)
 }
 
-async fn respond_and_remember(inner: &Inner, r: &sip::Request, reply: &Reply, bytes: Vec<u8>) {
+pub(crate) async fn respond_and_remember(
+    inner: &Inner,
+    r: &sip::Request,
+    reply: &Reply,
+    bytes: Vec<u8>,
+) {
     lock(&inner.completed).insert(tx_key(r), (Instant::now(), bytes.clone()));
     reply.send(bytes).await;
 }
@@ -577,7 +749,9 @@ async fn handle(
             .get(&tx_key(&req))
             .map(|(_, b)| b.clone());
         if let Some(b) = cached {
-            reply.send(b).await;
+            if !b.is_empty() {
+                reply.send(b).await;
+            }
             return;
         }
     }
@@ -588,37 +762,55 @@ async fn handle(
     match req.method.clone() {
         m if m == Method::INVITE => {
             if let Some(d) = dialog {
-                let (retransmission, in_dialog, answer, last, tag) = {
-                    let d = lock(&d);
-                    (
-                        d.invite_cseq == req.cseq && d.invite_branch == req.branch,
-                        req.to_tag.as_deref() == Some(d.to_tag.as_str()) && d.answered,
-                        d.answer_sdp.clone(),
-                        d.last_invite_response.clone(),
-                        d.to_tag.clone(),
-                    )
+                enum Next {
+                    Resend(Vec<u8>),
+                    Ignore,
+                    Apply,
+                    Unknown,
+                    Fresh,
+                }
+                let next = {
+                    let mut d = lock(&d);
+                    if d.invite_cseq == req.cseq && d.invite_branch == req.branch {
+                        Next::Resend(d.last_invite_response.clone())
+                    } else if let Some((cseq, last)) = &d.reinvite
+                        && *cseq == req.cseq
+                    {
+                        if last.is_empty() {
+                            Next::Ignore
+                        } else {
+                            Next::Resend(last.clone())
+                        }
+                    } else if req.to_tag.as_deref() == Some(d.to_tag.as_str())
+                        && d.answered
+                        && d.updates.is_some()
+                    {
+                        d.reinvite = Some((req.cseq, Vec::new()));
+                        Next::Apply
+                    } else if req.to_tag.is_none()
+                        && req.cseq > d.invite_cseq
+                        && !d.answered
+                        && !d.last_invite_response.starts_with(b"SIP/2.0 1")
+                    {
+                        // A new attempt in the same call after a final
+                        // refusal (e.g. 422 Session Interval Too Small).
+                        Next::Fresh
+                    } else {
+                        Next::Unknown
+                    }
                 };
-                if retransmission {
-                    reply.send(last).await;
-                } else if in_dialog {
-                    // re-INVITE: same streams, same answer (hold, codec
-                    // and metadata changes are not applied yet).
-                    let body = answer.unwrap_or_default();
-                    reply
-                        .send(sip::response(
-                            &req.headers,
-                            200,
-                            None,
-                            Some(&tag),
-                            &[
-                                ("Contact", contact(local, &reply)),
-                                ("Allow", sip::ALLOW.to_owned()),
-                            ],
-                            Some(("application/sdp", &body)),
-                        ))
-                        .await;
-                } else {
-                    reply.send(plain(481, &[])).await;
+                match next {
+                    Next::Resend(b) => reply.send(b).await,
+                    Next::Ignore => {}
+                    Next::Apply => {
+                        // re-INVITE: applied by the session (hold, new
+                        // streams, codec, metadata, session refresh).
+                        tokio::spawn(session::in_dialog(inner.clone(), *req, reply, local, d));
+                    }
+                    Next::Unknown => reply.send(plain(481, &[])).await,
+                    Next::Fresh => {
+                        session::invite(inner.clone(), *req, reply, from, local).await;
+                    }
                 }
                 return;
             }
@@ -677,7 +869,22 @@ async fn handle(
             ];
             respond_and_remember(inner, &req, &reply, plain(200, &extra)).await;
         }
-        m if m == Method::UPDATE || m == Method::INFO => {
+        m if m == Method::UPDATE => {
+            let known = dialog.filter(|d| {
+                let d = lock(d);
+                req.to_tag.as_deref() == Some(d.to_tag.as_str()) && d.updates.is_some()
+            });
+            match known {
+                Some(d) => {
+                    // Retransmissions meanwhile are ignored (an empty
+                    // cached response), then get the response.
+                    lock(&inner.completed).insert(tx_key(&req), (Instant::now(), Vec::new()));
+                    tokio::spawn(session::in_dialog(inner.clone(), *req, reply, local, d));
+                }
+                None => respond_and_remember(inner, &req, &reply, plain(481, &[])).await,
+            }
+        }
+        m if m == Method::INFO => {
             let known = dialog.is_some_and(|d| {
                 let d = lock(&d);
                 req.to_tag.as_deref() == Some(d.to_tag.as_str())
@@ -694,7 +901,7 @@ async fn handle(
 
 /// Our Contact for a listener.
 pub(crate) fn contact(local: SocketAddr, reply: &Reply) -> String {
-    let t = if reply.reliable() { "tcp" } else { "udp" };
+    let t = reply.transport();
     format!("<sip:srs@{local};transport={t}>;+sip.srs")
 }
 

@@ -200,6 +200,23 @@ pub struct StreamStats {
     pub ssrc_changes: u64,
 }
 
+/// Events kept per stream (a DTMF flood is not stored without bound).
+const MAX_EVENTS: usize = 1000;
+
+/// A DTMF event of a stream (RFC 4733 `telephone-event`): stored as an
+/// event, never as audio.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DtmfEvent {
+    /// Its start on the session clock (100 ns ticks since the answer).
+    pub ticks: i64,
+    /// `0`-`9`, `*`, `#`, `A`-`D` or `flash`.
+    pub digit: &'static str,
+    /// As the last packet of the event says.
+    pub duration_ms: u32,
+    /// Its end packet (E bit) arrived.
+    pub ended: bool,
+}
+
 /// One 20 ms frame ready for the recorder.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Frame {
@@ -243,6 +260,11 @@ pub struct Stream {
     prev: i16,
     /// G.722 decoder state (kept across packets, in arrival order).
     g722: Option<audio_codec::g722::G722Decoder>,
+    /// DTMF events not yet taken, and the RTP timestamp of the newest
+    /// (all packets of one event share it).
+    events: Vec<DtmfEvent>,
+    events_seen: usize,
+    event_ts: Option<u32>,
     pub stats: StreamStats,
 }
 
@@ -265,8 +287,81 @@ impl Stream {
             newest: i64::MIN,
             prev: 0,
             g722: (codec == Codec::G722).then(audio_codec::g722::G722Decoder::new),
+            events: Vec::new(),
+            events_seen: 0,
+            event_ts: None,
             stats: StreamStats::default(),
         }
+    }
+
+    /// The DTMF events since the last call.
+    pub fn take_events(&mut self) -> Vec<DtmfEvent> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// A `telephone-event` packet: event, E bit, volume, duration.
+    fn dtmf(&mut self, p: &Packet<'_>) {
+        let [event, flags, d1, d2, ..] = *p.payload else {
+            return;
+        };
+        const DIGITS: [&str; 17] = [
+            "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "*", "#", "A", "B", "C", "D", "flash",
+        ];
+        let Some(digit) = DIGITS.get(usize::from(event)).copied() else {
+            return;
+        };
+        let duration_ms = u32::from(u16::from_be_bytes([d1, d2])) / 8;
+        let ended = flags & 0x80 != 0;
+        if self.event_ts == Some(p.timestamp) {
+            if let Some(e) = self.events.last_mut().filter(|e| e.digit == digit) {
+                e.duration_ms = e.duration_ms.max(duration_ms);
+                e.ended |= ended;
+            }
+            return;
+        }
+        self.event_ts = Some(p.timestamp);
+        if self.events_seen >= MAX_EVENTS {
+            return;
+        }
+        self.events_seen += 1;
+        let ts = Self::extend(self.last_ts, p.timestamp, 1 << 32);
+        let ticks = self.anchor.1 + (ts - self.anchor.0) * TICKS_PER_SAMPLE;
+        self.events.push(DtmfEvent {
+            ticks,
+            digit,
+            duration_ms,
+            ended,
+        });
+    }
+
+    /// A re-INVITE changed the stream's codec or payload types: later
+    /// packets decode with the new one (the timing continues).
+    pub fn renegotiate(&mut self, codec: Codec, payload_type: u8, dtmf_payload_type: Option<u8>) {
+        if codec != self.codec {
+            self.g722 = (codec == Codec::G722).then(audio_codec::g722::G722Decoder::new);
+            self.prev = 0;
+        }
+        self.codec = codec;
+        self.payload_type = payload_type;
+        self.dtmf_payload_type = dtmf_payload_type;
+    }
+
+    /// The stream resumes after a hold: its next packet is anchored at
+    /// its arrival (as after an SSRC change, without counting one), so
+    /// the hold stays silence on the timeline whatever the recording
+    /// client did to its RTP timestamps meanwhile.
+    pub fn resume(&mut self) {
+        if self.ssrc.is_some() {
+            self.count_lost();
+            self.seq_lo = None;
+            self.seq_hi = None;
+            self.ssrc = None;
+        }
+    }
+
+    /// The codec the stream decodes.
+    pub fn codec(&self) -> (Codec, u8, Option<u8>) {
+        (self.codec, self.payload_type, self.dtmf_payload_type)
     }
 
     /// One datagram, arrived `now_ticks` after the answer; returns the
@@ -288,8 +383,14 @@ impl Stream {
             }
             let mut out = self.release_all();
             // Re-anchor: the new source starts where it arrives, on a
-            // frame number after everything so far.
-            self.epoch_frames = self.newest.saturating_add(1).max(0);
+            // frame number after everything so far; its frame indexes
+            // start again at 0.
+            if self.newest != i64::MIN {
+                self.epoch_frames = self
+                    .epoch_frames
+                    .saturating_add(self.newest.saturating_add(1).max(0));
+            }
+            self.newest = i64::MIN;
             self.ssrc = Some(p.ssrc);
             self.anchor = (i64::from(p.timestamp), now_ticks);
             self.last_ts = None;
@@ -335,6 +436,7 @@ impl Stream {
         // clock), never its audio.
         if Some(p.payload_type) == self.dtmf_payload_type {
             self.stats.dtmf += 1;
+            self.dtmf(p);
             return Vec::new();
         }
         self.stats.packets += 1;
@@ -517,6 +619,51 @@ mod tests {
         assert!(s.push(&build(18, 201, 0, 7, &[1; 20]), 0).is_empty());
         assert!(s.push(&[0x80, 0xc8, 0, 0], 0).is_empty());
         assert_eq!((s.stats.dtmf, s.stats.ignored, s.stats.packets), (1, 2, 5));
+        assert_eq!(
+            s.take_events().iter().map(|e| e.digit).collect::<Vec<_>>(),
+            vec!["1"]
+        );
+    }
+
+    #[test]
+    fn telephone_events_become_dtmf_events_never_audio() {
+        let mut s = Stream::new(Codec::Pcmu, 0, Some(101));
+        s.push(&build(0, 1, 8000, 9, &[0xff; 160]), 0);
+        // '#' at timestamp 8160: three packets of one event (the last
+        // with the E bit, sent twice), then '7'.
+        for (seq, flags, dur) in [
+            (2u16, 0x0a, 160u16),
+            (3, 0x0a, 320),
+            (4, 0x8a, 800),
+            (5, 0x8a, 800),
+        ] {
+            let [d1, d2] = dur.to_be_bytes();
+            assert!(
+                s.push(&build(101, seq, 8160, 9, &[11, flags, d1, d2]), 0)
+                    .is_empty()
+            );
+        }
+        s.push(&build(101, 6, 16_000, 9, &[7, 0x80, 0, 160]), 0);
+        let ev = s.take_events();
+        assert_eq!(
+            ev,
+            vec![
+                DtmfEvent {
+                    ticks: 200_000,
+                    digit: "#",
+                    duration_ms: 100,
+                    ended: true
+                },
+                DtmfEvent {
+                    ticks: 10_000_000,
+                    digit: "7",
+                    duration_ms: 20,
+                    ended: true
+                },
+            ]
+        );
+        assert!(s.take_events().is_empty());
+        assert_eq!((s.stats.dtmf, s.stats.packets), (5, 1));
     }
 
     #[test]
@@ -581,5 +728,65 @@ mod tests {
         assert_eq!(c.last().map(|f| f.ticks), Some(5_000_000));
         assert!(c.last().map(|f| f.seq) > b.last().map(|f| f.seq));
         assert_eq!(s.stats.lost, 0);
+    }
+
+    #[test]
+    fn a_new_source_after_a_long_one_is_recorded_from_its_first_packet() {
+        let mut s = Stream::new(Codec::Pcmu, 0, None);
+        let mut n = 0;
+        for k in 0..50u16 {
+            n += s
+                .push(
+                    &build(0, k, u32::from(k) * 160, 5, &[0xff; 160]),
+                    i64::from(k) * 200_000,
+                )
+                .len();
+        }
+        // Another SSRC, its timestamps from 0 again: every packet counts.
+        let mut seqs = Vec::new();
+        for k in 0..20u16 {
+            for f in s.push(
+                &build(0, 900 + k, u32::from(k) * 160, 6, &[0xff; 160]),
+                20_000_000 + i64::from(k) * 200_000,
+            ) {
+                seqs.push(f.seq);
+            }
+        }
+        seqs.extend(s.finish().iter().map(|f| f.seq));
+        assert_eq!(n, 50);
+        assert_eq!(seqs, (50..70).collect::<Vec<u64>>());
+        s.resume();
+        let f = s.push(&build(0, 920, 20 * 160, 6, &[0xff; 160]), 40_000_000);
+        assert_eq!(
+            f.iter().map(|f| (f.seq, f.ticks)).collect::<Vec<_>>(),
+            vec![(70, 40_000_000)]
+        );
+    }
+
+    #[test]
+    fn resume_reanchors_and_renegotiate_switches_the_codec() {
+        let mut s = Stream::new(Codec::Pcmu, 0, None);
+        let a = s.push(&build(0, 10, 1600, 5, &[0xff; 160]), 0);
+        assert_eq!(a.len(), 1);
+        // Hold for 3 s; the client continues its timestamps as if no
+        // time had passed: the resumed packet still lands at its arrival.
+        s.resume();
+        s.renegotiate(Codec::Pcma, 8, Some(101));
+        let b = s.push(&build(8, 11, 1760, 5, &[0xd5; 160]), 30_000_000);
+        assert_eq!(b.last().map(|f| f.ticks), Some(30_000_000));
+        assert!(b.last().map(|f| f.seq) > a.last().map(|f| f.seq));
+        assert!(
+            b.last()
+                .is_some_and(|f| f.pcm.iter().all(|&x| x == 8 || x == 4))
+        );
+        // PCMU packets are no longer this stream's audio.
+        assert!(
+            s.push(&build(0, 12, 1920, 5, &[0xff; 160]), 30_200_000)
+                .is_empty()
+        );
+        assert_eq!(
+            (s.stats.ssrc_changes, s.stats.lost, s.stats.ignored),
+            (0, 0, 1)
+        );
     }
 }

@@ -45,6 +45,9 @@ pub struct Accepted {
     /// Payload type of `telephone-event`, if offered: such packets are
     /// DTMF, never audio.
     pub dtmf_payload_type: Option<u8>,
+    /// The recording client sends nothing on it for now (`inactive` or
+    /// `recvonly`: a hold): answered `inactive`, its port kept.
+    pub held: bool,
 }
 
 /// Parses an offer; the error names the problem.
@@ -197,9 +200,6 @@ impl Offered {
         if self.media != "audio" || self.port == 0 || self.proto != "RTP/AVP" {
             return None;
         }
-        if self.direction == "recvonly" || self.direction == "inactive" {
-            return None;
-        }
         let pts = self.formats.iter().filter_map(|f| f.parse::<u8>().ok());
         let mut audio = None;
         let mut dtmf = None;
@@ -223,6 +223,7 @@ impl Offered {
             payload_type,
             codec,
             dtmf_payload_type: dtmf,
+            held: self.direction == "recvonly" || self.direction == "inactive",
         })
     }
 }
@@ -250,23 +251,29 @@ impl Offer {
         }
     }
 
-    /// The answer: every offered m-line in order; an accepted one with
-    /// its port from `ports` (same order as [`Self::accepted`]), the
-    /// chosen codec (and telephone-event), its label and `recvonly`;
-    /// any other with port 0.
-    pub fn answer(&self, addr: IpAddr, ports: &[u16], session_id: u64) -> String {
+    /// The answer (`version` of the `o=` line, raised by every new
+    /// answer in the session): every offered m-line in order; an accepted
+    /// one with its port from `ports` (m-line index, port), the chosen
+    /// codec (and telephone-event), its label and `recvonly` (`inactive`
+    /// while held); any other with port 0.
+    pub fn answer(
+        &self,
+        addr: IpAddr,
+        ports: &[(usize, u16)],
+        session_id: u64,
+        version: u64,
+    ) -> String {
         let ip = if addr.is_ipv4() { "IP4" } else { "IP6" };
         let mut s = String::new();
         let _ = write!(
             s,
-            "v=0\r\no=InsightsSRS {session_id} 1 IN {ip} {addr}\r\ns=SIPREC\r\nc=IN {ip} {addr}\r\nt=0 0\r\n"
+            "v=0\r\no=InsightsSRS {session_id} {version} IN {ip} {addr}\r\ns=SIPREC\r\nc=IN {ip} {addr}\r\nt=0 0\r\n"
         );
         let accepted = self.accepted();
         for (i, m) in self.media.iter().enumerate() {
-            match accepted.iter().position(|a| a.index == i) {
-                Some(k) => {
-                    let a = &accepted[k];
-                    let port = ports.get(k).copied().unwrap_or(0);
+            let port = ports.iter().find(|(m, _)| *m == i).map(|(_, p)| *p);
+            match (accepted.iter().find(|a| a.index == i), port) {
+                (Some(a), Some(port)) => {
                     let _ = write!(s, "m=audio {port} RTP/AVP {}", a.payload_type);
                     if let Some(d) = a.dtmf_payload_type {
                         let _ = write!(s, " {d}");
@@ -283,9 +290,13 @@ impl Offer {
                     if let Some(l) = &a.label {
                         let _ = write!(s, "a=label:{l}\r\n");
                     }
-                    s.push_str("a=recvonly\r\n");
+                    s.push_str(if a.held {
+                        "a=inactive\r\n"
+                    } else {
+                        "a=recvonly\r\n"
+                    });
                 }
-                None => {
+                _ => {
                     let _ = write!(s, "m={} 0 {} {}\r\n", m.media, m.proto, m.formats.join(" "));
                     if let Some(l) = &m.label {
                         let _ = write!(s, "a=label:{l}\r\n");
@@ -332,8 +343,9 @@ a=label:3\r\n";
         assert_eq!(acc[1].label.as_deref(), Some("2"));
         let ans = offer.answer(
             "198.51.100.9".parse().unwrap_or(IpAddr::from([0; 4])),
-            &[30000, 30002],
+            &[(0, 30000), (1, 30002)],
             42,
+            1,
         );
         assert!(ans.contains("c=IN IP4 198.51.100.9\r\n"));
         assert!(ans.contains(
@@ -343,6 +355,24 @@ a=label:3\r\n";
             "m=audio 30002 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=label:2\r\na=recvonly\r\n"
         ));
         assert!(ans.contains("m=video 0 RTP/AVP 96\r\na=label:3\r\na=inactive\r\n"));
+        // A hold (re-INVITE): the stream keeps its port, answered
+        // inactive; the version goes up.
+        let hold = parse(
+            OFFER
+                .replace("a=sendonly\r\nm=audio 6002", "a=inactive\r\nm=audio 6002")
+                .as_bytes(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let acc = hold.accepted();
+        assert_eq!((acc.len(), acc[0].held, acc[1].held), (2, true, false));
+        let ans = hold.answer(
+            IpAddr::from([192, 0, 2, 9]),
+            &[(0, 30000), (1, 30002)],
+            42,
+            2,
+        );
+        assert!(ans.contains("o=InsightsSRS 42 2 IN IP4 192.0.2.9\r\n"));
+        assert!(ans.contains("a=label:1\r\na=inactive\r\nm=audio 30002"));
     }
 
     #[test]

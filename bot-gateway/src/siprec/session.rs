@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ezk_sip_types::Name;
+use ezk_sip_types::{Method, Name};
 use insights_core::domain::{
     Direction, MediaStream, Participant, ParticipantId, ParticipantRole, Recording, RecordingId,
     RecordingKind, RecordingStatus, StreamId, TenantId, normalize_phone,
@@ -14,7 +14,7 @@ use insights_core::domain::{
 use rand::Rng;
 use recorder::{CallRecorder, PcmFrame, PushOutcome, Side};
 use tokio::net::UdpSocket;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::metadata::{self, Metadata};
@@ -51,6 +51,18 @@ struct Checked {
     offer: Offer,
     accepted: Vec<Accepted>,
     metadata: Metadata,
+    /// The negotiated session interval (RFC 4028), if any.
+    timer: Option<Duration>,
+}
+
+/// An in-dialog offer and/or metadata (re-INVITE, UPDATE) for the
+/// session to apply; `done` gets the SDP answer (the current one when
+/// there was no offer).
+pub(crate) struct Update {
+    offer: Option<Offer>,
+    metadata: Option<Metadata>,
+    timer: Option<Duration>,
+    done: oneshot::Sender<Result<String, Refusal>>,
 }
 
 /// Entry point from the SIP side: a new INVITE (no To tag, no dialog).
@@ -74,6 +86,8 @@ pub(super) async fn invite(
         cancel: CancellationToken::new(),
         bye: CancellationToken::new(),
         answer_sdp: None,
+        updates: None,
+        reinvite: None,
     }));
     lock(&inner.dialogs).insert(req.call_id.clone(), dialog.clone());
     reply.send(trying).await;
@@ -135,7 +149,7 @@ async fn run(
     dialog: &Arc<Mutex<Dialog>>,
     to_tag: &str,
 ) -> &'static str {
-    let checked = match check(inner, &req, from) {
+    let checked = match check(inner, &req, from, reply.tls()) {
         Ok(c) => c,
         Err(r) => {
             tracing::warn!(
@@ -172,6 +186,9 @@ async fn run(
     );
     recording.external_call_id = Some(format!("siprec:{}", req.call_id));
     recording.participants = parties(&checked.metadata);
+    if let Some(ext) = extension_attribute(&checked.metadata) {
+        recording.attributes.insert(EXTENSIONS.to_owned(), ext);
+    }
     let (tenant, recording_id) = (checked.tenant, recording.id);
     if let Err(e) = inner.store.insert_recording(tenant, &recording).await {
         tracing::error!(error = %e, "cannot store the SIPREC recording");
@@ -260,26 +277,35 @@ async fn run(
         return "cancelled";
     }
     // 200 OK with the answer.
-    let answer = checked
-        .offer
-        .answer(media_ip, &lease.ports, rand::rng().random::<u32>().into());
+    let sdp_session: u64 = rand::rng().random::<u32>().into();
+    let ports: Vec<(usize, u16)> = checked
+        .accepted
+        .iter()
+        .zip(&lease.ports)
+        .map(|(a, p)| (a.index, *p))
+        .collect();
+    let answer = checked.offer.answer(media_ip, &ports, sdp_session, 1);
+    let mut extra = vec![
+        ("Contact", super::contact(local, reply)),
+        ("Allow", sip::ALLOW.to_owned()),
+        ("Supported", "siprec, timer".to_owned()),
+    ];
+    extra.extend(timer_headers(checked.timer));
     let ok = sip::response(
         &req.headers,
         200,
         None,
         Some(to_tag),
-        &[
-            ("Contact", super::contact(local, reply)),
-            ("Allow", sip::ALLOW.to_owned()),
-            ("Supported", "siprec".to_owned()),
-        ],
+        &extra,
         Some(("application/sdp", answer.as_bytes())),
     );
+    let (updates_tx, updates) = mpsc::channel::<Update>(8);
     {
         let mut d = lock(dialog);
         d.last_invite_response = ok.clone();
         d.answered = true;
-        d.answer_sdp = Some(answer.into_bytes());
+        d.answer_sdp = Some(answer.clone().into_bytes());
+        d.updates = Some(updates_tx);
     }
     metrics::counter!("insights_siprec_responses_total", "code" => "200").increment(1);
     reply.send(ok.clone()).await;
@@ -287,8 +313,35 @@ async fn run(
         tokio::spawn(retransmit(reply.clone(), ok, dialog.clone()));
     }
     tracing::info!(%recording_id, tenant = %tenant, streams = checked.accepted.len(), "SIPREC session answered");
-    // Sides: the stream the caller sends goes left.
+    // Sides: the stream the caller sends goes left; streams beyond the
+    // first two get lanes of their own, mixed into their sender's side.
     let sides = sides(&checked.accepted, &checked.metadata);
+    let mut rec = rec;
+    let slots: Vec<Slot> = checked
+        .accepted
+        .iter()
+        .zip(sides)
+        .zip(&lease.ports)
+        .enumerate()
+        .map(|(i, ((a, side), port))| Slot {
+            mline: a.index,
+            port: *port,
+            rtp: rtp::Stream::new(a.codec, a.payload_type, a.dtmf_payload_type),
+            lane: if i < 2 {
+                side.channel()
+            } else {
+                rec.add_lane(side)
+            },
+            held: a.held,
+            label: a.label.clone(),
+        })
+        .collect();
+    let party_ids = recording
+        .participants
+        .iter()
+        .zip(&checked.metadata.participants)
+        .map(|(p, m)| (m.id.clone(), p.id))
+        .collect();
     let mut live = Live {
         inner: inner.clone(),
         tenant,
@@ -300,21 +353,29 @@ async fn run(
         first_audio_ms: None,
         rec: Some(rec),
         spooled: Some(spooled),
-        streams: checked
-            .accepted
-            .iter()
-            .zip(sides)
-            .map(|(a, side)| {
-                (
-                    rtp::Stream::new(a.codec, a.payload_type, a.dtmf_payload_type),
-                    side,
-                )
-            })
-            .collect(),
+        slots,
+        offer: checked.offer,
+        metadata: checked.metadata,
+        party_ids,
+        leases: vec![lease],
+        media_ip,
+        bind_ip: local.ip(),
+        sdp_session,
+        sdp_version: 1,
+        answer,
+        timer: checked.timer,
+        refreshed: Instant::now(),
+        dialog: dialog.clone(),
+        media: None,
+        answer_ms: (insights_core::domain::now() - started_at)
+            .num_milliseconds()
+            .max(0),
+        dtmf: Vec::new(),
     };
     let bye = lock(dialog).bye.clone();
-    let ended = live.pump(sockets, &lease, &bye).await;
-    drop(lease);
+    let ended = live.pump(sockets, &bye, updates).await;
+    lock(dialog).updates = None;
+    live.leases.clear();
     match ended {
         Ended::Bye => match live.finish().await {
             Ok(()) => "completed",
@@ -323,34 +384,45 @@ async fn run(
                 "failed"
             }
         },
-        Ended::RtpTimeout | Ended::Broken(_) => {
-            let code = match &ended {
+        Ended::RtpTimeout | Ended::SessionExpired | Ended::Broken(_) => {
+            let (code, reason) = match &ended {
                 Ended::Broken(why) => {
                     tracing::error!(%recording_id, %why, "SIPREC media failed: closing as partial");
-                    "partial:recorder-failed"
+                    ("partial:recorder-failed", "Recorder failed")
+                }
+                Ended::SessionExpired => {
+                    tracing::warn!(%recording_id, "SIPREC session not refreshed (RFC 4028): closing as partial");
+                    ("session-expired", "Session expired")
                 }
                 _ => {
                     tracing::warn!(%recording_id, "no RTP for siprec.rtp_timeout: closing as partial");
-                    "rtp-timeout"
+                    ("rtp-timeout", "RTP timeout")
                 }
             };
             live.abandon(code).await;
-            send_bye(&req, reply, local, to_tag).await;
+            send_bye(&req, reply, local, to_tag, reason).await;
             lock(dialog).bye.cancel();
-            if code == "rtp-timeout" {
-                "rtp-timeout"
-            } else {
-                "failed"
+            match code {
+                "rtp-timeout" | "session-expired" => code,
+                _ => "failed",
             }
         }
     }
 }
 
 /// Trunk, extension, body, SDP and metadata, and capacity.
-fn check(inner: &Inner, req: &sip::Request, from: SocketAddr) -> Result<Checked, Refusal> {
+fn check(
+    inner: &Inner,
+    req: &sip::Request,
+    from: SocketAddr,
+    tls: Option<&super::TlsPeer>,
+) -> Result<Checked, Refusal> {
     let user = req.uri_user.as_deref();
+    let fingerprint = tls.and_then(|t| t.fingerprint.as_deref());
     let trunk = inner.cfg.trunks.iter().find(|t| {
-        t.sources.iter().any(|c| c.contains(from.ip()))
+        (t.sources.is_empty() || t.sources.iter().any(|c| c.contains(from.ip())))
+            && (t.fingerprints.is_empty()
+                || fingerprint.is_some_and(|f| t.fingerprints.iter().any(|x| x == f)))
             && t.request_user.as_deref().is_none_or(|u| Some(u) == user)
     });
     let Some(trunk) = trunk else {
@@ -364,35 +436,13 @@ fn check(inner: &Inner, req: &sip::Request, from: SocketAddr) -> Result<Checked,
     let ctype = req
         .header(&Name::CONTENT_TYPE)
         .ok_or_else(|| refuse(400, "INVITE without a body"))?;
-    let (mt, boundary) = sip::media_type(ctype);
-    if mt != "multipart/mixed" {
+    if sip::media_type(ctype).0 != "multipart/mixed" {
         return Err(refuse(
             400,
             "a SIPREC INVITE body must be multipart/mixed (SDP and metadata)",
         ));
     }
-    let boundary = boundary.ok_or_else(|| refuse(400, "malformed multipart body: no boundary"))?;
-    let parts = sip::multipart(&req.body, &boundary)
-        .map_err(|e| refuse(400, format!("malformed multipart body: {e}")))?;
-    let mut sdp_part = None;
-    let mut md_part = None;
-    for p in &parts {
-        let is_md = matches!(
-            p.content_type.as_str(),
-            "application/rs-metadata+xml" | "application/rs-metadata"
-        ) || p.disposition.as_deref() == Some("recording-session");
-        if p.content_type == "application/sdp" {
-            if sdp_part.is_some() {
-                return Err(refuse(400, "more than one SDP body part"));
-            }
-            sdp_part = Some(p);
-        } else if is_md {
-            if md_part.is_some() {
-                return Err(refuse(400, "more than one metadata body part"));
-            }
-            md_part = Some(p);
-        }
-    }
+    let (sdp_part, md_part) = body_parts(req)?;
     let sdp_part = sdp_part.ok_or_else(|| refuse(400, "no application/sdp body part"))?;
     let md_part = md_part.ok_or_else(|| {
         refuse(
@@ -400,10 +450,10 @@ fn check(inner: &Inner, req: &sip::Request, from: SocketAddr) -> Result<Checked,
             "no recording metadata body part (application/rs-metadata+xml)",
         )
     })?;
-    let offer =
-        sdp::parse(&sdp_part.body).map_err(|e| refuse(400, format!("malformed SDP: {e}")))?;
-    let metadata = metadata::parse(&md_part.body)
-        .map_err(|e| refuse(400, format!("malformed metadata: {e}")))?;
+    let offer = sdp::parse(&sdp_part).map_err(|e| refuse(400, format!("malformed SDP: {e}")))?;
+    let metadata =
+        metadata::parse(&md_part).map_err(|e| refuse(400, format!("malformed metadata: {e}")))?;
+    let timer = session_timer(inner, req)?;
     let accepted = offer.accepted();
     if accepted.is_empty() {
         return Err(refuse(488, offer.refusal()));
@@ -423,7 +473,212 @@ fn check(inner: &Inner, req: &sip::Request, from: SocketAddr) -> Result<Checked,
         offer,
         accepted,
         metadata,
+        timer,
     })
+}
+
+/// An SDP body and a metadata body, either possibly absent.
+type BodyParts = (Option<Vec<u8>>, Option<Vec<u8>>);
+
+/// The SDP and the metadata of a request's body: a `multipart/mixed`
+/// with either or both, or one of them alone (in-dialog requests).
+fn body_parts(req: &sip::Request) -> Result<BodyParts, Refusal> {
+    let Some(ctype) = req.header(&Name::CONTENT_TYPE) else {
+        return Ok((None, None));
+    };
+    if req.body.is_empty() {
+        return Ok((None, None));
+    }
+    let is_md = |ct: &str, disposition: Option<&str>| {
+        matches!(
+            ct,
+            "application/rs-metadata+xml" | "application/rs-metadata"
+        ) || disposition == Some("recording-session")
+    };
+    let (mt, boundary) = sip::media_type(ctype);
+    if mt == "application/sdp" {
+        return Ok((Some(req.body.to_vec()), None));
+    }
+    let disposition = req.header(&Name::CONTENT_DISPOSITION).map(|d| {
+        d.split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase()
+    });
+    if is_md(&mt, disposition.as_deref()) {
+        return Ok((None, Some(req.body.to_vec())));
+    }
+    if mt != "multipart/mixed" {
+        let mut r = refuse(
+            415,
+            "the body must be SDP, recording metadata or multipart/mixed",
+        );
+        r.extra.push((
+            "Accept",
+            "application/sdp, application/rs-metadata+xml, multipart/mixed".into(),
+        ));
+        return Err(r);
+    }
+    let boundary = boundary.ok_or_else(|| refuse(400, "malformed multipart body: no boundary"))?;
+    let parts = sip::multipart(&req.body, &boundary)
+        .map_err(|e| refuse(400, format!("malformed multipart body: {e}")))?;
+    let mut sdp_part = None;
+    let mut md_part = None;
+    for p in parts {
+        if p.content_type == "application/sdp" {
+            if sdp_part.is_some() {
+                return Err(refuse(400, "more than one SDP body part"));
+            }
+            sdp_part = Some(p.body);
+        } else if is_md(&p.content_type, p.disposition.as_deref()) {
+            if md_part.is_some() {
+                return Err(refuse(400, "more than one metadata body part"));
+            }
+            md_part = Some(p.body);
+        }
+    }
+    Ok((sdp_part, md_part))
+}
+
+/// Session timers (RFC 4028): the interval a request asks for, when the
+/// recording client can refresh (`Supported`/`Require: timer`); shorter
+/// than `min_se` gets 422 with our `Min-SE`. `None`: no session timer.
+fn session_timer(inner: &Inner, req: &sip::Request) -> Result<Option<Duration>, Refusal> {
+    let Some(v) = req.header(&Name::SESSION_EXPIRES) else {
+        return Ok(None);
+    };
+    let secs = sip::session_expires(v).map_err(|e| refuse(400, e))?;
+    if !(req.lists(&Name::SUPPORTED, "timer") || req.lists(&Name::REQUIRE, "timer")) {
+        return Ok(None);
+    }
+    if secs < inner.cfg.min_se {
+        let mut r = refuse(422, "Session-Expires below our Min-SE");
+        r.extra.push(("Min-SE", inner.cfg.min_se.to_string()));
+        return Err(r);
+    }
+    Ok(Some(Duration::from_secs(secs)))
+}
+
+/// The headers of a 2xx that runs a session timer: the client refreshes.
+fn timer_headers(timer: Option<Duration>) -> Vec<(&'static str, String)> {
+    match timer {
+        Some(t) => vec![
+            ("Session-Expires", format!("{};refresher=uac", t.as_secs())),
+            ("Require", "timer".into()),
+        ],
+        None => Vec::new(),
+    }
+}
+
+/// A re-INVITE or UPDATE in an answered dialog: the body parsed, handed
+/// to the session, and answered with what it made of it.
+pub(super) async fn in_dialog(
+    inner: Arc<Inner>,
+    req: sip::Request,
+    reply: Reply,
+    local: SocketAddr,
+    dialog: Arc<Mutex<Dialog>>,
+) {
+    let is_invite = req.method == Method::INVITE;
+    let (tag, tx) = {
+        let d = lock(&dialog);
+        (d.to_tag.clone(), d.updates.clone())
+    };
+    let result = async {
+        let (sdp_part, md_part) = body_parts(&req)?;
+        let offered = sdp_part.is_some();
+        let offer = sdp_part
+            .map(|b| sdp::parse(&b))
+            .transpose()
+            .map_err(|e| refuse(400, format!("malformed SDP: {e}")))?;
+        let metadata = md_part
+            .map(|b| metadata::parse(&b))
+            .transpose()
+            .map_err(|e| refuse(400, format!("malformed metadata: {e}")))?;
+        let timer = session_timer(&inner, &req)?;
+        let tx = tx.ok_or_else(|| refuse(481, "no such session"))?;
+        let (done, answer) = oneshot::channel();
+        tx.send(Update {
+            offer,
+            metadata,
+            timer,
+            done,
+        })
+        .await
+        .map_err(|_| refuse(481, "the session has ended"))?;
+        let answer = tokio::time::timeout(Duration::from_secs(10), answer)
+            .await
+            .map_err(|_| refuse(500, "the session did not answer"))?
+            .map_err(|_| refuse(481, "the session has ended"))??;
+        Ok::<_, Refusal>((answer, offered, timer))
+    }
+    .await;
+    let bytes = match result {
+        Ok((answer, offered, timer)) => {
+            let mut extra = vec![
+                ("Contact", super::contact(local, &reply)),
+                ("Allow", sip::ALLOW.to_owned()),
+                ("Supported", "siprec, timer".to_owned()),
+            ];
+            extra.extend(timer_headers(timer));
+            let body = (is_invite || offered).then_some(("application/sdp", answer.as_bytes()));
+            sip::response(&req.headers, 200, None, Some(&tag), &extra, body)
+        }
+        Err(r) => {
+            tracing::warn!(
+                code = r.code,
+                why = r.why.as_deref().unwrap_or(""),
+                "SIPREC in-dialog request refused"
+            );
+            let mut extra = r.extra;
+            let phrase = r.why.as_ref().map(|w| {
+                extra.push((
+                    "Warning",
+                    format!("399 insights \"{}\"", w.replace('"', "'")),
+                ));
+                format!("{} ({w})", sip::reason(r.code))
+            });
+            sip::response(
+                &req.headers,
+                r.code,
+                phrase.as_deref(),
+                Some(&tag),
+                &extra,
+                None,
+            )
+        }
+    };
+    if is_invite {
+        lock(&dialog).reinvite = Some((req.cseq, bytes.clone()));
+        reply.send(bytes).await;
+    } else {
+        super::respond_and_remember(&inner, &req, &reply, bytes).await;
+    }
+}
+
+/// The recording attribute holding the metadata's extension data.
+const EXTENSIONS: &str = "siprec.extensions";
+/// The recording attribute holding the DTMF events.
+const DTMF: &str = "dtmf";
+/// DTMF events stored per recording.
+const MAX_DTMF: usize = 1000;
+
+/// The metadata's extension data as `{namespace: {element: text}}`.
+fn extension_attribute(md: &Metadata) -> Option<serde_json::Value> {
+    if md.extensions.is_empty() {
+        return None;
+    }
+    let mut by_ns = serde_json::Map::new();
+    for (ns, local, v) in &md.extensions {
+        if let serde_json::Value::Object(m) = by_ns
+            .entry(ns.clone())
+            .or_insert_with(|| serde_json::Value::Object(serde_json::Map::new()))
+        {
+            m.insert(local.clone(), serde_json::Value::String(v.clone()));
+        }
+    }
+    Some(serde_json::Value::Object(by_ns))
 }
 
 /// The phone number in an AoR: `tel:` URIs, and `sip:` users that are
@@ -474,9 +729,19 @@ fn parties(md: &Metadata) -> Vec<Participant> {
         .collect()
 }
 
+/// The side of a stream's sender: the caller (first participant) left,
+/// anyone else right; the right side when the metadata does not say.
+fn side_of(label: Option<&str>, md: &Metadata) -> Side {
+    match label.and_then(|l| md.sender_of_label(l)) {
+        Some(0) => Side::Caller,
+        _ => Side::Callee,
+    }
+}
+
 /// Which side each accepted stream records: the side of its sender
-/// (metadata), else by m-line order. Streams beyond two are not recorded.
-fn sides(accepted: &[Accepted], md: &Metadata) -> Vec<Option<Side>> {
+/// (metadata), else by m-line order for the first two; streams beyond
+/// two are mixed into their sender's side ([`side_of`]).
+fn sides(accepted: &[Accepted], md: &Metadata) -> Vec<Side> {
     let by_sender: Vec<Option<Side>> = accepted
         .iter()
         .map(|a| {
@@ -489,11 +754,11 @@ fn sides(accepted: &[Accepted], md: &Metadata) -> Vec<Option<Side>> {
     accepted
         .iter()
         .enumerate()
-        .map(|(i, _)| match i {
-            0 | 1 if distinct => by_sender[i],
-            0 => Some(Side::Caller),
-            1 => Some(Side::Callee),
-            _ => None,
+        .map(|(i, a)| match (i, distinct) {
+            (0 | 1, true) => by_sender[i].unwrap_or(Side::Callee),
+            (0, false) => Side::Caller,
+            (1, false) => Side::Callee,
+            _ => side_of(a.label.as_deref(), md),
         })
         .collect()
 }
@@ -519,8 +784,15 @@ async fn retransmit(reply: Reply, ok: Vec<u8>, dialog: Arc<Mutex<Dialog>>) {
     tracing::warn!("no ACK for the SIPREC 200 OK");
 }
 
-/// A BYE to the recording client (after an RTP timeout); not retried.
-async fn send_bye(req: &sip::Request, reply: &Reply, local: SocketAddr, to_tag: &str) {
+/// A BYE to the recording client (after an RTP timeout or an expired
+/// session); not retried.
+async fn send_bye(
+    req: &sip::Request,
+    reply: &Reply,
+    local: SocketAddr,
+    to_tag: &str,
+    reason: &str,
+) {
     let target = req
         .header(&Name::CONTACT)
         .and_then(|c| {
@@ -536,12 +808,12 @@ async fn send_bye(req: &sip::Request, reply: &Reply, local: SocketAddr, to_tag: 
     else {
         return;
     };
-    let transport = if reply.reliable() { "TCP" } else { "UDP" };
+    let transport = reply.transport().to_ascii_uppercase();
     let branch = format!("z9hG4bK{:016x}", rand::rng().random::<u64>());
     let bye = format!(
         "BYE {target} SIP/2.0\r\nVia: SIP/2.0/{transport} {local};branch={branch};rport\r\n\
 Max-Forwards: 70\r\nFrom: {their_to};tag={to_tag}\r\nTo: {their_from}\r\nCall-ID: {}\r\n\
-CSeq: 1 BYE\r\nReason: SIP;cause=408;text=\"RTP timeout\"\r\nContent-Length: 0\r\n\r\n",
+CSeq: 1 BYE\r\nReason: SIP;cause=408;text=\"{reason}\"\r\nContent-Length: 0\r\n\r\n",
         req.call_id
     );
     reply.send(bye.into_bytes()).await;
@@ -550,7 +822,56 @@ CSeq: 1 BYE\r\nReason: SIP;cause=408;text=\"RTP timeout\"\r\nContent-Length: 0\r
 enum Ended {
     Bye,
     RtpTimeout,
+    /// RFC 4028: no refresh within the session interval.
+    SessionExpired,
     Broken(String),
+}
+
+/// One accepted m-line of the session.
+struct Slot {
+    /// Its index in the offers.
+    mline: usize,
+    port: u16,
+    rtp: rtp::Stream,
+    /// The recorder lane: 0 caller, 1 callee, more mixed into a side.
+    lane: usize,
+    /// The client sends nothing on it for now (hold).
+    held: bool,
+    /// Its SDP label (the DTMF events name it).
+    label: Option<String>,
+}
+
+/// The session's media readers: datagrams of slot `i` arrive as `i`.
+struct Media {
+    tx: mpsc::Sender<(usize, Vec<u8>, Instant)>,
+    stop: CancellationToken,
+    readers: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Media {
+    fn spawn_reader(&mut self, i: usize, s: UdpSocket) {
+        let tx = self.tx.clone();
+        let stop = self.stop.clone();
+        self.readers.push(tokio::spawn(async move {
+            let mut buf = vec![0u8; 2048];
+            loop {
+                let n = tokio::select! {
+                    _ = stop.cancelled() => return,
+                    r = s.recv_from(&mut buf) => match r {
+                        Ok((n, _)) => n,
+                        Err(_) => continue,
+                    },
+                };
+                if tx
+                    .send((i, buf[..n].to_vec(), Instant::now()))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        }));
+    }
 }
 
 struct Live {
@@ -564,45 +885,52 @@ struct Live {
     first_audio_ms: Option<i64>,
     rec: Option<CallRecorder<SpoolStream>>,
     spooled: Option<SpoolRecording>,
-    /// Per accepted m-line: its RTP state and the side it records (None:
-    /// received and counted, not recorded).
-    streams: Vec<(rtp::Stream, Option<Side>)>,
+    slots: Vec<Slot>,
+    /// The last offer applied, and the session's metadata so far.
+    offer: Offer,
+    metadata: Metadata,
+    /// Metadata participant id → the recording's party.
+    party_ids: Vec<(String, ParticipantId)>,
+    leases: Vec<PortLease>,
+    media_ip: std::net::IpAddr,
+    bind_ip: std::net::IpAddr,
+    sdp_session: u64,
+    sdp_version: u64,
+    /// The current SDP answer.
+    answer: String,
+    /// Session interval (RFC 4028) and the last refresh.
+    timer: Option<Duration>,
+    refreshed: Instant,
+    dialog: Arc<Mutex<Dialog>>,
+    media: Option<Media>,
+    /// Milliseconds from the recording's start to the answer (the
+    /// session clock's zero).
+    answer_ms: i64,
+    /// DTMF events, stored as the `dtmf` attribute at the end.
+    dtmf: Vec<serde_json::Value>,
 }
 
 impl Live {
+    fn ticks_now(&self) -> i64 {
+        self.answered.elapsed().as_nanos() as i64 / 100
+    }
+
     async fn pump(
         &mut self,
         sockets: Vec<UdpSocket>,
-        _lease: &PortLease,
         bye: &CancellationToken,
+        mut updates: mpsc::Receiver<Update>,
     ) -> Ended {
         let (tx, mut rx) = mpsc::channel::<(usize, Vec<u8>, Instant)>(1024);
-        let stop = CancellationToken::new();
-        let mut readers = Vec::new();
+        let mut media = Media {
+            tx,
+            stop: CancellationToken::new(),
+            readers: Vec::new(),
+        };
         for (i, s) in sockets.into_iter().enumerate() {
-            let tx = tx.clone();
-            let stop = stop.clone();
-            readers.push(tokio::spawn(async move {
-                let mut buf = vec![0u8; 2048];
-                loop {
-                    let n = tokio::select! {
-                        _ = stop.cancelled() => return,
-                        r = s.recv_from(&mut buf) => match r {
-                            Ok((n, _)) => n,
-                            Err(_) => continue,
-                        },
-                    };
-                    if tx
-                        .send((i, buf[..n].to_vec(), Instant::now()))
-                        .await
-                        .is_err()
-                    {
-                        return;
-                    }
-                }
-            }));
+            media.spawn_reader(i, s);
         }
-        drop(tx);
+        self.media = Some(media);
         let mut flush = tokio::time::interval(FLUSH_EVERY);
         flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_rtp = Instant::now();
@@ -617,7 +945,26 @@ impl Live {
                         break Ended::Broken(e);
                     }
                 }
+                Some(u) = updates.recv() => {
+                    let result = self.apply(u.offer, u.metadata, u.timer).await;
+                    if result.is_ok() {
+                        // A refresh also restarts the wait for RTP.
+                        last_rtp = Instant::now();
+                    }
+                    let _ = u.done.send(result);
+                }
                 _ = flush.tick() => {
+                    // All streams on hold: nothing is expected, and the
+                    // recording's clock runs on in silence.
+                    if self.slots.iter().all(|s| s.held) {
+                        last_rtp = Instant::now();
+                        let now = self.ticks_now();
+                        if let Some(r) = &mut self.rec
+                            && let Err(e) = r.advance_to(now)
+                        {
+                            break Ended::Broken(e.to_string());
+                        }
+                    }
                     if let Some(r) = &mut self.rec
                         && let Err(e) = r.flush_page()
                     {
@@ -626,12 +973,22 @@ impl Live {
                     if last_rtp.elapsed() > timeout {
                         break Ended::RtpTimeout;
                     }
+                    if let Some(t) = self.timer {
+                        // RFC 4028 §10: the side that does not refresh
+                        // ends the session shortly before it expires.
+                        let grace = (t / 3).min(Duration::from_secs(32));
+                        if self.refreshed.elapsed() > t - grace {
+                            break Ended::SessionExpired;
+                        }
+                    }
                 }
             }
         };
-        stop.cancel();
-        for r in readers {
-            let _ = r.await;
+        if let Some(mut m) = self.media.take() {
+            m.stop.cancel();
+            for r in m.readers.drain(..) {
+                let _ = r.await;
+            }
         }
         // Packets already read are recorded too.
         while let Ok((i, data, at)) = rx.try_recv() {
@@ -642,14 +999,216 @@ impl Live {
         ended
     }
 
+    /// An in-dialog offer and/or metadata: new streams get ports and
+    /// lanes, held streams are silent until they resume (re-anchored),
+    /// codec changes apply to the next packets; joined and departed
+    /// participants update the recording's parties. Returns the answer.
+    async fn apply(
+        &mut self,
+        offer: Option<Offer>,
+        metadata: Option<Metadata>,
+        timer: Option<Duration>,
+    ) -> Result<String, Refusal> {
+        // Check the offer before anything changes.
+        let mut new_ports: Vec<(usize, PortLease, UdpSocket)> = Vec::new();
+        let accepted = match &offer {
+            Some(o) => {
+                if o.media.len() < self.offer.media.len() {
+                    return Err(refuse(
+                        488,
+                        "an m-line was removed (RFC 3264: set its port to 0)",
+                    ));
+                }
+                let accepted = o.accepted();
+                if accepted.is_empty() {
+                    return Err(refuse(488, o.refusal()));
+                }
+                let mut prefer = self.slots.iter().map(|s| s.port).max();
+                for a in &accepted {
+                    if self.slots.iter().any(|s| s.mline == a.index) {
+                        continue;
+                    }
+                    let got = prefer
+                        .and_then(|p| p.checked_add(2))
+                        .and_then(|p| PortPool::allocate_at(&self.inner.ports, self.bind_ip, p))
+                        .or_else(|| PortPool::allocate(&self.inner.ports, self.bind_ip, 1));
+                    let Some((lease, mut sockets)) = got else {
+                        tracing::error!("no free RTP ports in siprec.rtp_ports");
+                        let mut r = refuse(503, "no free RTP ports");
+                        r.extra.push(("Retry-After", "30".into()));
+                        return Err(r);
+                    };
+                    prefer = lease.ports.first().copied();
+                    let Some(sock) = sockets.pop() else {
+                        return Err(refuse(500, "no RTP socket"));
+                    };
+                    new_ports.push((a.index, lease, sock));
+                }
+                Some(accepted)
+            }
+            None => None,
+        };
+        if let Some(md) = metadata {
+            self.update_parties(md).await;
+        }
+        if let (Some(o), Some(accepted)) = (offer, accepted) {
+            for slot in &mut self.slots {
+                match accepted.iter().find(|a| a.index == slot.mline) {
+                    Some(a) => {
+                        if slot.rtp.codec() != (a.codec, a.payload_type, a.dtmf_payload_type) {
+                            slot.rtp
+                                .renegotiate(a.codec, a.payload_type, a.dtmf_payload_type);
+                        }
+                        if slot.held && !a.held {
+                            slot.rtp.resume();
+                        }
+                        slot.held = a.held;
+                    }
+                    // No longer offered (port 0, or nothing we record).
+                    None => slot.held = true,
+                }
+            }
+            for (mline, lease, sock) in new_ports {
+                let Some(a) = accepted.iter().find(|a| a.index == mline) else {
+                    continue;
+                };
+                let side = side_of(a.label.as_deref(), &self.metadata);
+                let Some(rec) = &mut self.rec else {
+                    return Err(refuse(500, "recorder gone"));
+                };
+                let lane = if self.slots.iter().any(|s| s.lane == side.channel()) {
+                    rec.add_lane(side)
+                } else {
+                    side.channel()
+                };
+                let i = self.slots.len();
+                self.slots.push(Slot {
+                    mline,
+                    port: lease.ports[0],
+                    rtp: rtp::Stream::new(a.codec, a.payload_type, a.dtmf_payload_type),
+                    lane,
+                    held: a.held,
+                    label: a.label.clone(),
+                });
+                if let Some(m) = &mut self.media {
+                    m.spawn_reader(i, sock);
+                }
+                self.leases.push(lease);
+            }
+            self.offer = o;
+            self.sdp_version += 1;
+            let ports: Vec<(usize, u16)> = self.slots.iter().map(|s| (s.mline, s.port)).collect();
+            self.answer =
+                self.offer
+                    .answer(self.media_ip, &ports, self.sdp_session, self.sdp_version);
+            lock(&self.dialog).answer_sdp = Some(self.answer.clone().into_bytes());
+            tracing::info!(
+                recording_id = %self.recording_id,
+                streams = self.slots.len(),
+                held = self.slots.iter().filter(|s| s.held).count(),
+                "SIPREC session updated"
+            );
+        }
+        // RFC 4028: every re-INVITE/UPDATE refreshes; without
+        // Session-Expires it turns the timer off.
+        self.timer = timer;
+        self.refreshed = Instant::now();
+        Ok(self.answer.clone())
+    }
+
+    /// Metadata of a re-INVITE or UPDATE: who joined (an attendee, or
+    /// `redirected-to` when someone left in the same update: a transfer)
+    /// and who left.
+    async fn update_parties(&mut self, md: Metadata) {
+        let had = extension_attribute(&self.metadata);
+        let (joined, left) = self.metadata.merge(md);
+        let now = extension_attribute(&self.metadata);
+        if let Some(ext) = now.filter(|n| Some(n) != had.as_ref()) {
+            self.store_attribute(EXTENSIONS, ext).await;
+        }
+        let now_ms = (insights_core::domain::now() - self.started_at)
+            .num_milliseconds()
+            .max(0);
+        for &i in &left {
+            let id = &self.metadata.participants[i].id;
+            let Some((_, pid)) = self.party_ids.iter().find(|(m, _)| m == id) else {
+                continue;
+            };
+            if let Err(e) = self
+                .inner
+                .store
+                .update_participant_presence(
+                    self.tenant,
+                    self.recording_id,
+                    *pid,
+                    false,
+                    Some(now_ms),
+                )
+                .await
+            {
+                tracing::error!(recording_id = %self.recording_id, error = %e, "cannot store a party's leaving");
+            }
+        }
+        for &i in &joined {
+            let p = &self.metadata.participants[i];
+            let party = Participant {
+                id: ParticipantId::new(),
+                role: if left.is_empty() {
+                    ParticipantRole::Attendee
+                } else {
+                    ParticipantRole::RedirectedTo
+                },
+                display_name: p.name.clone(),
+                phone_number: p.aor.as_deref().and_then(phone_of),
+                uri: p.aor.clone(),
+                email: None,
+                directory_user_id: None,
+                recorded_user: false,
+                joined_ms: Some(now_ms),
+                left_ms: None,
+            };
+            match self
+                .inner
+                .store
+                .add_participant(self.tenant, self.recording_id, &party)
+                .await
+            {
+                Ok(()) => self.party_ids.push((p.id.clone(), party.id)),
+                Err(e) => {
+                    tracing::error!(recording_id = %self.recording_id, error = %e, "cannot store a joining party");
+                }
+            }
+        }
+        if !joined.is_empty() || !left.is_empty() {
+            tracing::info!(
+                recording_id = %self.recording_id,
+                joined = joined.len(),
+                left = left.len(),
+                "SIPREC participants changed"
+            );
+        }
+    }
+
     async fn packet(&mut self, i: usize, data: &[u8], at: Instant) -> Result<(), String> {
         let ticks = at.saturating_duration_since(self.answered).as_nanos() as i64 / 100;
-        let Some((stream, side)) = self.streams.get_mut(i) else {
+        let Some(slot) = self.slots.get_mut(i) else {
             return Ok(());
         };
+        let stream = &mut slot.rtp;
         let before = stream.stats;
         let frames = stream.push(data, ticks);
         let after = stream.stats;
+        let lane = slot.lane;
+        for e in stream.take_events() {
+            if self.dtmf.len() < MAX_DTMF {
+                self.dtmf.push(serde_json::json!({
+                    "at_ms": self.answer_ms + e.ticks.max(0) / 10_000,
+                    "digit": e.digit,
+                    "duration_ms": e.duration_ms,
+                    "stream": slot.label,
+                }));
+            }
+        }
         metrics::counter!("insights_siprec_rtp_packets_total")
             .increment(after.packets - before.packets);
         if after.dtmf > before.dtmf {
@@ -663,17 +1222,14 @@ impl Live {
             metrics::counter!("insights_siprec_rtp_ignored_total", "reason" => "other")
                 .increment(1);
         }
-        let Some(side) = *side else {
-            return Ok(());
-        };
-        self.push(side, frames)?;
+        self.push(lane, frames)?;
         if !self.row_stored && self.first_audio_ms.is_some() {
             self.store_row().await;
         }
         Ok(())
     }
 
-    fn push(&mut self, side: Side, frames: Vec<rtp::Frame>) -> Result<(), String> {
+    fn push(&mut self, lane: usize, frames: Vec<rtp::Frame>) -> Result<(), String> {
         let Some(rec) = &mut self.rec else {
             return Err("recorder gone".into());
         };
@@ -686,8 +1242,8 @@ impl Live {
                 );
             }
             let outcome = rec
-                .push(
-                    side,
+                .push_lane(
+                    lane,
                     PcmFrame {
                         seq: f.seq,
                         ticks: f.ticks,
@@ -726,12 +1282,24 @@ impl Live {
         }
     }
 
+    async fn store_attribute(&mut self, name: &str, value: serde_json::Value) {
+        let attrs = std::collections::BTreeMap::from([(name.to_owned(), value)]);
+        if let Err(e) = self
+            .inner
+            .store
+            .merge_recording_attributes(self.tenant, self.recording_id, &attrs)
+            .await
+        {
+            tracing::error!(recording_id = %self.recording_id, error = %e, attribute = name, "cannot store a recording attribute");
+        }
+    }
+
     /// Releases what the streams hold and finishes the recorder.
     async fn finish_recorder(&mut self) -> Result<(), String> {
         let mut held = Vec::new();
-        for (s, side) in &mut self.streams {
-            let frames = s.finish();
-            let st = s.stats;
+        for slot in &mut self.slots {
+            let frames = slot.rtp.finish();
+            let st = slot.rtp.stats;
             metrics::counter!("insights_siprec_rtp_lost_total").increment(st.lost);
             tracing::info!(
                 recording_id = %self.recording_id,
@@ -743,12 +1311,10 @@ impl Live {
                 ssrc_changes = st.ssrc_changes,
                 "SIPREC stream ended"
             );
-            if let Some(side) = side {
-                held.push((*side, frames));
-            }
+            held.push((slot.lane, frames));
         }
-        for (side, frames) in held {
-            self.push(side, frames)?;
+        for (lane, frames) in held {
+            self.push(lane, frames)?;
         }
         if let Some(rec) = self.rec.take() {
             let (_, summary) = rec.finish().map_err(|e| e.to_string())?;
@@ -762,6 +1328,10 @@ impl Live {
         }
         if !self.row_stored {
             self.store_row().await;
+        }
+        if !self.dtmf.is_empty() {
+            let events = serde_json::Value::Array(std::mem::take(&mut self.dtmf));
+            self.store_attribute(DTMF, events).await;
         }
         Ok(())
     }
@@ -850,17 +1420,23 @@ mod tests {
                     payload_type: 0,
                     codec: rtp::Codec::Pcmu,
                     dtmf_payload_type: None,
+                    held: false,
                 })
                 .collect()
         };
         // Label 2 is sent by the second participant (callee).
         assert_eq!(
             sides(&acc(&["2", "1"]), &md),
-            vec![Some(Side::Callee), Some(Side::Caller)]
+            vec![Side::Callee, Side::Caller]
         );
         assert_eq!(
             sides(&acc(&["x", "y", "z"]), &md),
-            vec![Some(Side::Caller), Some(Side::Callee), None]
+            vec![Side::Caller, Side::Callee, Side::Callee]
+        );
+        // A third stream sent by the caller is mixed into the left.
+        assert_eq!(
+            sides(&acc(&["2", "x", "1"]), &md),
+            vec![Side::Caller, Side::Callee, Side::Caller]
         );
         let parties = parties(&md);
         assert_eq!(parties[0].role, ParticipantRole::Caller);

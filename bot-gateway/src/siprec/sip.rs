@@ -239,6 +239,17 @@ impl Request {
     }
 }
 
+/// A `Session-Expires` value (RFC 4028 §4): the interval in seconds;
+/// the error names the problem.
+pub fn session_expires(value: &str) -> Result<u64, String> {
+    let delta = value.split(';').next().unwrap_or_default().trim();
+    delta
+        .parse::<u64>()
+        .ok()
+        .filter(|s| *s > 0 && *s < 1 << 32)
+        .ok_or_else(|| "malformed Session-Expires header".to_owned())
+}
+
 /// Reason phrases of the responses we send.
 pub fn reason(code: u16) -> &'static str {
     match code {
@@ -250,6 +261,7 @@ pub fn reason(code: u16) -> &'static str {
         415 => "Unsupported Media Type",
         420 => "Bad Extension",
         421 => "Extension Required",
+        422 => "Session Interval Too Small",
         481 => "Call/Transaction Does Not Exist",
         486 => "Busy Here",
         487 => "Request Terminated",
@@ -476,6 +488,14 @@ Content-Length: 4\r\n\r\nbodyEXTRA";
             parse(b"SIP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n"),
             Parsed::Response
         ));
+    }
+
+    #[test]
+    fn session_expires_values() {
+        assert_eq!(session_expires("1800;refresher=uac"), Ok(1800));
+        assert_eq!(session_expires(" 90 "), Ok(90));
+        assert!(session_expires("soon").is_err());
+        assert!(session_expires("0").is_err());
     }
 
     #[test]

@@ -70,6 +70,16 @@ impl RecordingStore for UploadBeforeCallEnd {
     async fn get_recording(&self, tenant: TenantId, id: RecordingId) -> StoreResult<Recording> {
         self.inner.get_recording(tenant, id).await
     }
+    async fn merge_recording_attributes(
+        &self,
+        tenant: TenantId,
+        id: RecordingId,
+        attributes: &std::collections::BTreeMap<String, serde_json::Value>,
+    ) -> StoreResult<()> {
+        self.inner
+            .merge_recording_attributes(tenant, id, attributes)
+            .await
+    }
     async fn get_recordings(
         &self,
         tenant: TenantId,

@@ -56,6 +56,10 @@ const TOKENS: &[&str] = &[
     "<participant>",
     "<participant participant_id=\"x\">",
     "<participantstreamassoc participant_id=\"zz\">",
+    "<participantsessionassoc participant_id=\"p1\"><disassociate-time>x</disassociate-time></participantsessionassoc>",
+    "<x:ucid xmlns:x=\"urn:x\">1</x:ucid>",
+    "xmlns:y=\"urn:y\"",
+    "<y:id>",
     "<send>",
     "</send>",
     "m=audio 0 RTP/AVP 0\r\n",
@@ -145,13 +149,18 @@ fn sdp_parser_survives_any_input() {
             assert!(offer.media.len() <= 32);
             let acc = offer.accepted();
             assert!(acc.len() <= offer.media.len());
-            let ports: Vec<u16> = (0..acc.len() as u16).map(|k| 30000 + 2 * k).collect();
+            let ports: Vec<(usize, u16)> = acc
+                .iter()
+                .enumerate()
+                .map(|(k, a)| (a.index, 30000 + 2 * k as u16))
+                .collect();
             let answer = offer.answer(
                 "127.0.0.1"
                     .parse()
                     .unwrap_or(std::net::IpAddr::from([0; 4])),
                 &ports,
                 1,
+                2,
             );
             // Our answer is itself a valid offer-shaped SDP with as many m-lines.
             let back = sdp::parse(answer.as_bytes()).unwrap_or_else(|e| panic!("{e}: {answer}"));
@@ -187,6 +196,18 @@ fn metadata_parser_survives_any_input() {
                     let _ = md.sender_of_label(l);
                 }
             }
+            assert!(md.extensions.len() <= 32 && md.disassociated.len() <= 64);
+            // Folded into a session's metadata as an update: bounded, and
+            // the indexes it returns are valid.
+            let mut session = metadata::parse(METADATA.as_bytes()).unwrap_or_default();
+            let (joined, left) = session.merge(md);
+            assert!(session.participants.len() <= 2 + 64 && session.streams.len() <= 2 + 64);
+            assert!(
+                joined
+                    .iter()
+                    .chain(&left)
+                    .all(|i| *i < session.participants.len())
+            );
         }
     }
     assert!(

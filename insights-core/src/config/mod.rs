@@ -37,7 +37,7 @@ pub use key_vault::{AzureKeyVaultSettings, IMDS_TOKEN_ENDPOINT};
 pub use metrics::MetricsSettings;
 pub use retention::RetentionSettings;
 pub use scheduler::SchedulerSettings;
-pub use siprec::{SipListen, SiprecSettings, SiprecTrunk};
+pub use siprec::{SipListen, SiprecSettings, SiprecTrunk, normalize_fingerprint};
 pub use spool::SpoolSettings;
 pub use stt::{SttBatching, SttSettings};
 pub use uploader::UploaderSettings;

@@ -1,6 +1,7 @@
 //! Settings of the SIPREC Session Recording Server (`[siprec]`).
 
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -28,6 +29,18 @@ pub struct SiprecSettings {
     pub media_address: Option<IpAddr>,
     /// Sessions this node records at once; more get 503. Default 500.
     pub max_sessions: usize,
+    /// Session timers (RFC 4028): the smallest `Session-Expires` accepted
+    /// (seconds); a shorter one gets `422` with `Min-SE`. Default 90 (the
+    /// RFC's floor); lower values only for labs and tests.
+    pub min_se: u64,
+    /// SIP over TLS (`tls:` listeners): the server certificate chain
+    /// (PEM, leaf first) and its private key.
+    pub tls_cert_file: Option<PathBuf>,
+    pub tls_key_file: Option<PathBuf>,
+    /// Mutual TLS: client certificates must chain to these CA
+    /// certificates (PEM). Without it any client certificate is accepted
+    /// for the handshake and only trunks' `cert_fingerprints` decide.
+    pub tls_client_ca_file: Option<PathBuf>,
     /// `[[siprec.trunks]]`: which SBC may record for which tenant.
     pub trunks: Vec<SiprecTrunk>,
 }
@@ -39,17 +52,25 @@ pub struct SiprecSettings {
 pub struct SiprecTrunk {
     /// The tenant's name (`insights admin tenant add NAME`).
     pub tenant: String,
-    /// Source addresses or CIDR ranges of the SBC's signalling.
+    /// Source addresses or CIDR ranges of the SBC's signalling (may be
+    /// empty when `cert_fingerprints` identify the SBC).
+    #[serde(default)]
     pub sources: Vec<String>,
     /// Only INVITEs whose Request-URI has this user part.
     #[serde(default)]
     pub request_user: Option<String>,
+    /// Only INVITEs over TLS whose client certificate has one of these
+    /// SHA-256 fingerprints (hex, colons allowed, any case).
+    #[serde(default)]
+    pub cert_fingerprints: Vec<String>,
 }
 
 /// A listener of `[siprec] listen`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SipListen {
+    /// A stream transport (TCP, or TLS over TCP).
     pub tcp: bool,
+    pub tls: bool,
     pub addr: SocketAddr,
 }
 
@@ -61,6 +82,10 @@ impl Default for SiprecSettings {
             rtp_ports: "20000-39999".to_owned(),
             media_address: None,
             max_sessions: 500,
+            min_se: 90,
+            tls_cert_file: None,
+            tls_key_file: None,
+            tls_client_ca_file: None,
             trunks: Vec::new(),
         }
     }
@@ -84,26 +109,26 @@ impl SiprecSettings {
         let mut out = Vec::new();
         for l in &self.listen {
             let l = l.trim();
-            let (kinds, addr): (&[bool], &str) = if let Some(a) = l.strip_prefix("udp:") {
-                (&[false], a)
+            // (stream, tls) per transport.
+            let (kinds, addr): (&[(bool, bool)], &str) = if let Some(a) = l.strip_prefix("udp:") {
+                (&[(false, false)], a)
             } else if let Some(a) = l.strip_prefix("tcp:") {
-                (&[true], a)
-            } else if l.starts_with("tls:") {
-                return Err(invalid(
-                    "siprec.listen",
-                    format!("`{l}`: TLS is not supported yet (use udp: or tcp:)"),
-                ));
+                (&[(true, false)], a)
+            } else if let Some(a) = l.strip_prefix("tls:") {
+                (&[(true, true)], a)
             } else {
-                (&[false, true], l)
+                (&[(false, false), (true, false)], l)
             };
             let addr: SocketAddr = addr.parse().map_err(|_| {
                 invalid(
                     "siprec.listen",
-                    format!("`{l}` is not `udp:ADDR:PORT`, `tcp:ADDR:PORT` or `ADDR:PORT`"),
+                    format!(
+                        "`{l}` is not `udp:ADDR:PORT`, `tcp:ADDR:PORT`, `tls:ADDR:PORT` or `ADDR:PORT`"
+                    ),
                 )
             })?;
-            for &tcp in kinds {
-                out.push(SipListen { tcp, addr });
+            for &(tcp, tls) in kinds {
+                out.push(SipListen { tcp, tls, addr });
             }
         }
         Ok(out)
@@ -133,17 +158,41 @@ impl SiprecSettings {
         if !(1..=3600).contains(&self.rtp_timeout) {
             return Err(invalid("siprec.rtp_timeout", "must be 1-3600 seconds"));
         }
+        if !(1..=86_400).contains(&self.min_se) {
+            return Err(invalid("siprec.min_se", "must be 1-86400 seconds"));
+        }
         if self.max_sessions == 0 {
             return Err(invalid("siprec.max_sessions", "must be at least 1"));
+        }
+        let tls = self.listeners()?.iter().any(|l| l.tls);
+        if tls && (self.tls_cert_file.is_none() || self.tls_key_file.is_none()) {
+            return Err(invalid(
+                "siprec.tls_cert_file",
+                "a tls: listener needs siprec.tls_cert_file and siprec.tls_key_file",
+            ));
         }
         for t in &self.trunks {
             if t.tenant.trim().is_empty() {
                 return Err(invalid("siprec.trunks.tenant", "must not be empty"));
             }
-            if t.sources.is_empty() {
+            if t.sources.is_empty() && t.cert_fingerprints.is_empty() {
                 return Err(invalid(
                     "siprec.trunks.sources",
-                    "each trunk needs at least one source address or range",
+                    "each trunk needs at least one source address or range (or cert_fingerprints)",
+                ));
+            }
+            for f in &t.cert_fingerprints {
+                if normalize_fingerprint(f).is_none() {
+                    return Err(invalid(
+                        "siprec.trunks.cert_fingerprints",
+                        format!("`{f}` is not a SHA-256 fingerprint (64 hex digits)"),
+                    ));
+                }
+            }
+            if !t.cert_fingerprints.is_empty() && !tls {
+                return Err(invalid(
+                    "siprec.trunks.cert_fingerprints",
+                    "certificate fingerprints need a tls: listener",
                 ));
             }
             for s in &t.sources {
@@ -160,7 +209,27 @@ impl SiprecSettings {
     }
 }
 
+/// A SHA-256 fingerprint as 64 lower-case hex digits (colons and spaces
+/// dropped), or `None` if it is not one.
+pub fn normalize_fingerprint(f: &str) -> Option<String> {
+    let hex: String = f
+        .chars()
+        .filter(|c| *c != ':' && !c.is_whitespace())
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    (hex.len() == 64 && hex.chars().all(|c| c.is_ascii_hexdigit())).then_some(hex)
+}
+
 impl SiprecTrunk {
+    /// The certificate fingerprints, normalised (validated by
+    /// [`SiprecSettings::validate`]).
+    pub fn fingerprints(&self) -> Vec<String> {
+        self.cert_fingerprints
+            .iter()
+            .filter_map(|f| normalize_fingerprint(f))
+            .collect()
+    }
+
     /// The source ranges (validated by [`SiprecSettings::validate`]).
     pub fn source_ranges(&self) -> Vec<Cidr> {
         self.sources
@@ -190,6 +259,7 @@ mod tests {
                 tenant: "contoso".into(),
                 sources: vec!["10.0.0.0/8".into()],
                 request_user: None,
+                cert_fingerprints: Vec::new(),
             }],
             ..SiprecSettings::default()
         };
@@ -209,13 +279,14 @@ mod tests {
             tenant: "t".into(),
             sources: vec!["10.0.0.1".into()],
             request_user: None,
+            cert_fingerprints: Vec::new(),
         };
         let on = SiprecSettings {
             listen: vec!["udp:127.0.0.1:5060".into()],
             trunks: vec![trunk.clone()],
             ..SiprecSettings::default()
         };
-        for bad in ["udp:nowhere:5060", "tls:127.0.0.1:5061", "127.0.0.1"] {
+        for bad in ["udp:nowhere:5060", "tls:nowhere:5061", "127.0.0.1"] {
             let s = SiprecSettings {
                 listen: vec![bad.into()],
                 ..on.clone()
@@ -242,10 +313,42 @@ mod tests {
         let s = SiprecSettings {
             trunks: vec![SiprecTrunk {
                 sources: vec!["sbc.example".into()],
-                ..trunk
+                ..trunk.clone()
             }],
-            ..on
+            ..on.clone()
         };
         assert_eq!(key(s), "siprec.trunks.sources");
+        // TLS: a listener without a certificate; fingerprints that are
+        // not SHA-256 or without a TLS listener.
+        let s = SiprecSettings {
+            listen: vec!["tls:127.0.0.1:5061".into()],
+            ..on.clone()
+        };
+        assert_eq!(key(s), "siprec.tls_cert_file");
+        let fp = "AB:".repeat(31) + "AB";
+        let with_fp = |f: &str| SiprecTrunk {
+            cert_fingerprints: vec![f.into()],
+            sources: Vec::new(),
+            ..trunk.clone()
+        };
+        let tls_on = SiprecSettings {
+            listen: vec!["tls:127.0.0.1:5061".into()],
+            tls_cert_file: Some("c.pem".into()),
+            tls_key_file: Some("k.pem".into()),
+            trunks: vec![with_fp(&fp)],
+            ..on.clone()
+        };
+        assert!(tls_on.validate().is_ok());
+        assert_eq!(tls_on.trunks[0].fingerprints(), vec!["ab".repeat(32)]);
+        let s = SiprecSettings {
+            trunks: vec![with_fp("abcd")],
+            ..tls_on.clone()
+        };
+        assert_eq!(key(s), "siprec.trunks.cert_fingerprints");
+        let s = SiprecSettings {
+            listen: vec!["tcp:127.0.0.1:5061".into()],
+            ..tls_on
+        };
+        assert_eq!(key(s), "siprec.trunks.cert_fingerprints");
     }
 }

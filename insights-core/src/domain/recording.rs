@@ -1,3 +1,5 @@
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -156,6 +158,12 @@ pub struct Recording {
     pub media: Option<MediaObject>,
     pub participants: Vec<Participant>,
     pub streams: Vec<MediaStream>,
+    /// What the capturing source reported beyond the common fields, by
+    /// name: for SIPREC calls the metadata's extension data
+    /// (`siprec.ext.<namespace> <element>`) and the DTMF events
+    /// (`dtmf`). Empty for most recordings.
+    #[serde(default)]
+    pub attributes: BTreeMap<String, serde_json::Value>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -185,6 +193,7 @@ impl Recording {
             media: None,
             participants: Vec::new(),
             streams: Vec::new(),
+            attributes: BTreeMap::new(),
             created_at: super::now(),
         }
     }

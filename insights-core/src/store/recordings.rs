@@ -63,6 +63,14 @@ pub trait RecordingStore: Send + Sync + 'static {
         from: RecordingId,
         to: RecordingId,
     ) -> StoreResult<u32>;
+    /// Merges `attributes` into the recording's attributes: each named one
+    /// is set (replacing a former value), the others are kept.
+    async fn merge_recording_attributes(
+        &self,
+        tenant: TenantId,
+        id: RecordingId,
+        attributes: &std::collections::BTreeMap<String, serde_json::Value>,
+    ) -> StoreResult<()>;
     /// Adds a media stream to an existing recording.
     async fn add_stream(
         &self,
@@ -155,6 +163,7 @@ macro_rules! __delegate_recording_store {
             fn add_participant_once(&self, tenant: TenantId, recording: RecordingId, p: &Participant, object_id: Option<&str>) -> StoreResult<Participant>;
             fn copy_recorded_users(&self, tenant: TenantId, from: RecordingId, to: RecordingId) -> StoreResult<u32>;
             fn add_stream(&self, tenant: TenantId, recording: RecordingId, s: &MediaStream) -> StoreResult<()>;
+            fn merge_recording_attributes(&self, tenant: TenantId, id: RecordingId, attributes: &std::collections::BTreeMap<String, serde_json::Value>) -> StoreResult<()>;
             fn update_recording_status(&self, tenant: TenantId, id: RecordingId, status: RecordingStatus, ended_at: Option<chrono::DateTime<chrono::Utc>>, result_code: Option<&str>) -> StoreResult<()>;
             fn set_recording_media(&self, tenant: TenantId, id: RecordingId, media: Option<&MediaObject>) -> StoreResult<()>;
             fn set_legal_hold_flag(&self, tenant: TenantId, id: RecordingId, held: bool) -> StoreResult<()>;

@@ -1,6 +1,6 @@
 //! Recordings with their participants and media streams.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -126,6 +126,17 @@ impl RecordingStore for PgStore {
         in_tenant!(self, tenant, |c| set_legal_hold(c, tenant, id, held))
     }
 
+    async fn merge_recording_attributes(
+        &self,
+        tenant: TenantId,
+        id: RecordingId,
+        attributes: &BTreeMap<String, serde_json::Value>,
+    ) -> StoreResult<()> {
+        in_tenant!(self, tenant, |c| merge_attributes(
+            c, tenant, id, attributes
+        ))
+    }
+
     async fn update_participant_presence(
         &self,
         tenant: TenantId,
@@ -175,7 +186,7 @@ macro_rules! recording_cols {
          r.external_call_id, r.call_chain_id, r.status, r.result_code, r.retention_class, \
          r.legal_hold, r.has_transcript, r.media_container, r.media_key, r.media_byte_size, \
          r.media_sha256, r.media_data_key_id, r.media_content_type, r.media_plaintext_size, \
-         r.created_at"
+         r.attributes, r.created_at"
     };
 }
 pub(super) const RECORDING_COLS: &str = recording_cols!();
@@ -220,6 +231,11 @@ pub(super) fn from_row(row: &PgRow) -> StoreResult<Recording> {
         media,
         participants: Vec::new(),
         streams: Vec::new(),
+        attributes: col::<sqlx::types::Json<BTreeMap<String, serde_json::Value>>>(
+            row,
+            "attributes",
+        )?
+        .0,
         created_at: col(row, "created_at")?,
     })
 }
@@ -313,9 +329,9 @@ pub(super) async fn insert(
         "INSERT INTO recordings (tenant_id, id, kind, direction, started_at, ended_at, \
          duration_ms, external_call_id, call_chain_id, status, result_code, retention_class, \
          legal_hold, has_transcript, media_container, media_key, media_byte_size, media_sha256, \
-         media_data_key_id, media_content_type, media_plaintext_size, created_at) \
+         media_data_key_id, media_content_type, media_plaintext_size, created_at, attributes) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
-         $18, $19, $20, $21, $22)",
+         $18, $19, $20, $21, $22, $23)",
     )
     .bind(tenant.0)
     .bind(r.id.0)
@@ -339,6 +355,7 @@ pub(super) async fn insert(
     .bind(m.map(|m| &m.content_type))
     .bind(m.map(|m| m.plaintext_size))
     .bind(r.created_at)
+    .bind(sqlx::types::Json(&r.attributes))
     .execute(&mut *c)
     .await
     .db()?;
@@ -682,6 +699,24 @@ pub(super) async fn set_legal_hold(
             .execute(c)
             .await
             .db()?;
+    found(done)
+}
+
+pub(super) async fn merge_attributes(
+    c: &mut PgConnection,
+    tenant: TenantId,
+    id: RecordingId,
+    attributes: &BTreeMap<String, serde_json::Value>,
+) -> StoreResult<()> {
+    let done = sqlx::query(
+        "UPDATE recordings SET attributes = attributes || $3 WHERE tenant_id = $1 AND id = $2",
+    )
+    .bind(tenant.0)
+    .bind(id.0)
+    .bind(sqlx::types::Json(attributes))
+    .execute(c)
+    .await
+    .db()?;
     found(done)
 }
 

@@ -1,6 +1,6 @@
 //! Recordings with their participants and media streams.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -158,6 +158,15 @@ impl RecordingStore for SqliteStore {
         set_legal_hold(&self.pool, tenant, id, held).await
     }
 
+    async fn merge_recording_attributes(
+        &self,
+        tenant: TenantId,
+        id: RecordingId,
+        attributes: &BTreeMap<String, serde_json::Value>,
+    ) -> StoreResult<()> {
+        merge_attributes(&self.pool, tenant, id, attributes).await
+    }
+
     async fn update_participant_presence(
         &self,
         tenant: TenantId,
@@ -211,7 +220,7 @@ macro_rules! recording_columns {
          r.external_call_id, r.call_chain_id, r.status, r.result_code, r.retention_class, \
          r.legal_hold, r.has_transcript, r.media_container, r.media_key, r.media_byte_size, \
          r.media_sha256, r.media_data_key_id, r.media_content_type, r.media_plaintext_size, \
-         r.created_at"
+         r.attributes, r.created_at"
     };
 }
 pub(super) use recording_columns;
@@ -248,6 +257,11 @@ pub(super) fn from_row(row: &SqliteRow) -> StoreResult<Recording> {
         media,
         participants: Vec::new(),
         streams: Vec::new(),
+        attributes: col::<sqlx::types::Json<BTreeMap<String, serde_json::Value>>>(
+            row,
+            "attributes",
+        )?
+        .0,
         created_at: ts(row, "created_at")?,
     })
 }
@@ -436,8 +450,8 @@ pub(super) async fn insert(pool: &SqlitePool, tenant: TenantId, r: &Recording) -
         "INSERT INTO recordings (tenant_id, id, kind, direction, started_at, ended_at, \
          duration_ms, external_call_id, call_chain_id, status, result_code, retention_class, \
          legal_hold, has_transcript, media_container, media_key, media_byte_size, media_sha256, \
-         media_data_key_id, media_content_type, media_plaintext_size, created_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         media_data_key_id, media_content_type, media_plaintext_size, created_at, attributes) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(tenant.0)
     .bind(r.id.0)
@@ -461,6 +475,7 @@ pub(super) async fn insert(pool: &SqlitePool, tenant: TenantId, r: &Recording) -
     .bind(media.map(|m| m.content_type.as_str()))
     .bind(media.map(|m| m.plaintext_size))
     .bind(micros(r.created_at))
+    .bind(sqlx::types::Json(&r.attributes))
     .execute(&mut *tx)
     .await
     .map_err(conflict_as("a recording with this id exists"))?;
@@ -745,6 +760,26 @@ pub(super) async fn set_legal_hold(
         .execute(pool)
         .await
         .map_err(db)?;
+    affected_one(done)
+}
+
+pub(super) async fn merge_attributes(
+    pool: &SqlitePool,
+    tenant: TenantId,
+    id: RecordingId,
+    attributes: &BTreeMap<String, serde_json::Value>,
+) -> StoreResult<()> {
+    // json_patch (RFC 7386) replaces the named top-level members.
+    let done = sqlx::query(
+        "UPDATE recordings SET attributes = json_patch(attributes, ?) \
+         WHERE tenant_id = ? AND id = ?",
+    )
+    .bind(sqlx::types::Json(attributes))
+    .bind(tenant.0)
+    .bind(id.0)
+    .execute(pool)
+    .await
+    .map_err(db)?;
     affected_one(done)
 }
 

@@ -488,6 +488,58 @@ pub async fn participants_are_stored_once_per_identity(s: &Store) {
     );
 }
 
+pub async fn recording_attributes_merge(s: &Store) {
+    let t = tenant(s, "contoso").await;
+    let other = tenant(s, "fabrikam").await;
+    let mut r = Recording::new(t, RecordingKind::Call, Direction::Unknown, now());
+    r.attributes.insert(
+        "siprec.ext.urn:acme ucid".into(),
+        serde_json::json!("00001234"),
+    );
+    must(s.insert_recording(t, &r).await, "insert");
+    assert_eq!(must(s.get_recording(t, r.id).await, "get"), r);
+
+    // Merging sets the named ones and keeps the others.
+    let mut more = std::collections::BTreeMap::new();
+    more.insert(
+        "dtmf".to_owned(),
+        serde_json::json!([{ "at_ms": 1200, "digit": "5", "duration_ms": 160 }]),
+    );
+    more.insert(
+        "siprec.ext.urn:acme ucid".to_owned(),
+        serde_json::json!("00005678"),
+    );
+    must(s.merge_recording_attributes(t, r.id, &more).await, "merge");
+    let got = must(s.get_recording(t, r.id).await, "get merged").attributes;
+    assert_eq!(got, more);
+    let mut third = std::collections::BTreeMap::new();
+    third.insert("x".to_owned(), serde_json::json!({ "n": 1 }));
+    must(
+        s.merge_recording_attributes(t, r.id, &third).await,
+        "merge again",
+    );
+    let got = must(s.get_recording(t, r.id).await, "get again").attributes;
+    assert_eq!(got.len(), 3);
+    assert_eq!(got["x"], serde_json::json!({ "n": 1 }));
+    assert_eq!(got["dtmf"], more["dtmf"]);
+
+    // Search results carry them too; another tenant cannot write them.
+    let page = must(
+        s.search_recordings(t, &RecordingQuery::default()).await,
+        "search",
+    );
+    assert_eq!(page.items[0].recording.attributes, got);
+    assert_not_found(
+        s.merge_recording_attributes(other, r.id, &third).await,
+        "another tenant",
+    );
+    assert_not_found(
+        s.merge_recording_attributes(t, RecordingId::new(), &third)
+            .await,
+        "missing",
+    );
+}
+
 pub async fn participant_presence_updates(s: &Store) {
     let t = tenant(s, "contoso").await;
     let other = tenant(s, "fabrikam").await;
