@@ -796,7 +796,6 @@ async fn the_search_lookups_answer_only_for_the_sessions_tenant() {
     let lookups = [
         "SELECT r FROM search_participant_words(to_tsquery('simple', 'carol:*')) r",
         "SELECT r FROM search_participant_digits('%4255550100%') r",
-        "SELECT r FROM search_transcript_words(to_tsquery('insights_english', 'merger:*')) r",
     ];
     // What each tenant owns, read by the owner.
     let mut admin = ok(s.pool().acquire().await, "acquire");
@@ -857,7 +856,6 @@ async fn the_search_lookups_answer_only_for_the_sessions_tenant() {
     for f in [
         "search_participant_words(tsquery)",
         "search_participant_digits(text)",
-        "search_transcript_words(tsquery)",
     ] {
         let (app, public): (bool, bool) = ok(
             sqlx::query_as(
