@@ -7,28 +7,10 @@
 
 use serde_json::{Value, json};
 
-use super::accounts::{self, PASSWORD, Session};
+use super::accounts::{self, Api, PASSWORD};
 use super::serve;
 
-struct Api {
-    base: String,
-    http: reqwest::blocking::Client,
-}
-
 impl Api {
-    fn call(&self, s: &Session, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut r = self
-            .http
-            .request(method.parse().unwrap(), format!("{}{path}", self.base))
-            .bearer_auth(&s.token);
-        if let Some(b) = body {
-            r = r.json(&b);
-        }
-        let res = r.send().unwrap();
-        let status = res.status().as_u16();
-        (status, res.json().unwrap_or(Value::Null))
-    }
-
     fn login(&self, body: Value) -> (u16, Value) {
         let res = self
             .http

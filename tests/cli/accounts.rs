@@ -277,3 +277,33 @@ pub fn sign_in(base_url: &str, s: &mut Session, recovery: bool) -> Session {
     }
     panic!("sign-in refused twice")
 }
+
+/// Bearer-authenticated JSON calls to one `insights serve` (tests add
+/// their own helpers in `impl Api` blocks of their modules).
+pub struct Api {
+    pub base: String,
+    pub http: reqwest::blocking::Client,
+}
+
+impl Api {
+    /// `method path` with `s`'s token and an optional JSON body: the
+    /// status and the JSON answer (`Null` when there is none).
+    pub fn call(
+        &self,
+        s: &Session,
+        method: &str,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let mut r = self
+            .http
+            .request(method.parse().unwrap(), format!("{}{path}", self.base))
+            .bearer_auth(&s.token);
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let res = r.send().unwrap();
+        let status = res.status().as_u16();
+        (status, res.json().unwrap_or(serde_json::Value::Null))
+    }
+}
