@@ -224,11 +224,8 @@ fn sign_in_across_nodes(a: &Node, b: &Node, idp: &StandIn, pg: &str) {
     assert_eq!(res.status(), 400, "nor on B");
 }
 
-pub fn two_api_nodes_share_sign_ins_jobs_and_throttles(pg: &str, azurite: &str) {
-    let dir = tempfile::tempdir().unwrap();
-    let cwd = dir.path();
-    let idp = StandIn::start(vec![]);
-    let env = cluster_env(cwd, pg, azurite, &idp);
+/// `insights admin tenant add contoso` against the cluster's store.
+fn add_contoso(cwd: &Path, env: &[(String, String)]) {
     let out = insights(
         cwd,
         &[
@@ -250,6 +247,14 @@ pub fn two_api_nodes_share_sign_ins_jobs_and_throttles(pg: &str, azurite: &str) 
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+pub fn two_api_nodes_share_sign_ins_jobs_and_throttles(pg: &str, azurite: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    let idp = StandIn::start(vec![]);
+    let env = cluster_env(cwd, pg, azurite, &idp);
+    add_contoso(cwd, &env);
     let a = start_node(cwd, "a", &env);
     let b = start_node(cwd, "b", &env);
     let http = reqwest::blocking::Client::builder()
@@ -493,27 +498,7 @@ pub fn an_export_on_a_killed_node_finishes_through_the_other(pg: &str, azurite: 
     let cwd = dir.path();
     let idp = StandIn::start(vec![]);
     let env = cluster_env(cwd, pg, azurite, &idp);
-    let out = insights(
-        cwd,
-        &[
-            "admin",
-            "tenant",
-            "add",
-            "contoso",
-            "--directory-tenant-id",
-            TID,
-            "--data-dir",
-            cwd.join("a").to_str().unwrap(),
-        ],
-    )
-    .envs(env.iter().cloned())
-    .output()
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    add_contoso(cwd, &env);
     let a = start_node(cwd, "a", &env);
     let b = start_node(cwd, "b", &env);
     let http = reqwest::blocking::Client::builder()
