@@ -48,6 +48,20 @@ pub trait MeetingClaimStore: Send + Sync + 'static {
         lease_until: DateTime<Utc>,
     ) -> StoreResult<bool>;
 
+    /// [`renew_meeting_claim`](Self::renew_meeting_claim) for several
+    /// claims of one tenant in one transaction (one commit, one fsync on
+    /// SQLite): a gateway node renews all of its primaries at each
+    /// heartbeat this way. `claims` are (chain key, epoch) pairs; the
+    /// answer says, claim by claim in the same order, whether `node`
+    /// still holds it.
+    async fn renew_meeting_claims(
+        &self,
+        tenant: TenantId,
+        node: &str,
+        claims: &[(String, i64)],
+        lease_until: DateTime<Utc>,
+    ) -> StoreResult<Vec<bool>>;
+
     /// Deletes `node`'s claim (its recording ended); `false` when `node`
     /// does not hold it.
     async fn release_meeting_claim(
@@ -93,6 +107,7 @@ macro_rules! __delegate_meeting_claim_store {
             MeetingClaimStore for $ty => $inner, $hook;
             fn claim_meeting(&self, tenant: TenantId, chain_key: &str, recording_id: RecordingId, node: &str, at: chrono::DateTime<chrono::Utc>, lease_until: chrono::DateTime<chrono::Utc>) -> StoreResult<MeetingClaim>;
             fn renew_meeting_claim(&self, tenant: TenantId, chain_key: &str, node: &str, epoch: i64, lease_until: chrono::DateTime<chrono::Utc>) -> StoreResult<bool>;
+            fn renew_meeting_claims(&self, tenant: TenantId, node: &str, claims: &[(String, i64)], lease_until: chrono::DateTime<chrono::Utc>) -> StoreResult<Vec<bool>>;
             fn release_meeting_claim(&self, tenant: TenantId, chain_key: &str, node: &str) -> StoreResult<bool>;
             fn meeting_claim(&self, tenant: TenantId, chain_key: &str) -> StoreResult<Option<MeetingClaim>>;
             fn record_meeting_failover(&self, tenant: TenantId, failover: &MeetingFailover) -> StoreResult<()>;

@@ -65,6 +65,10 @@ pub const REPLAY_LEAD: Duration = Duration::from_secs(1);
 pub const STANDBY_BUFFER: Duration = Duration::from_secs(
     LEASE.as_secs() + HEARTBEAT.as_secs() + RELEASE_GRACE.as_secs() + REPLAY_LEAD.as_secs() + 2,
 );
+/// A primary leg's claim as a heartbeat renews it: its recording, chain
+/// key and epoch.
+type PrimaryClaim = (RecordingId, String, i64);
+
 /// Why a continuation follows a primary leg that ended normally.
 pub const PRIMARY_LEG_ENDED: &str = "primary-leg-ended";
 
@@ -240,16 +244,55 @@ impl CallRegistry {
         });
     }
 
-    /// One heartbeat: primaries renew, standbys look at the claim.
+    /// One heartbeat: primaries renew (all of a tenant's in one
+    /// transaction: one commit per tenant and heartbeat, not one per
+    /// call), standbys look at the claim.
     async fn beat(&self) {
         let mut inner = self.inner.lock().await;
-        let ids: Vec<RecordingId> = inner
-            .recordings
-            .iter()
-            .filter(|(_, r)| r.meeting.is_some())
-            .map(|(id, _)| *id)
-            .collect();
-        for id in ids {
+        let mut primaries: std::collections::BTreeMap<(TenantId, String), Vec<PrimaryClaim>> =
+            std::collections::BTreeMap::new();
+        let mut standbys = Vec::new();
+        for (id, r) in &inner.recordings {
+            let Some(link) = r.meeting.as_ref() else {
+                continue;
+            };
+            match &link.role {
+                LegRole::Primary { epoch } => primaries
+                    .entry((r.tenant, link.holder.clone()))
+                    .or_default()
+                    .push((*id, link.chain_key.clone(), *epoch)),
+                LegRole::Standby(_) => standbys.push(*id),
+            }
+        }
+        let lease_until = now() + chrono_of(LEASE);
+        for ((tenant, holder), claims) in primaries {
+            let keys: Vec<(String, i64)> = claims
+                .iter()
+                .map(|(_, chain_key, epoch)| (chain_key.clone(), *epoch))
+                .collect();
+            let held = match self
+                .store
+                .renew_meeting_claims(tenant, &holder, &keys, lease_until)
+                .await
+            {
+                Ok(held) => held,
+                Err(e) => {
+                    tracing::warn!(tenant_id = %tenant, claims = keys.len(), error = %e, "meeting claim heartbeat failed; retried at the next");
+                    continue;
+                }
+            };
+            for ((id, _, _), held) in claims.iter().zip(held) {
+                if held {
+                    continue;
+                }
+                metrics::counter!(CLAIMS_LOST_METRIC).increment(1);
+                tracing::error!(recording_id = %id, "this leg lost its meeting claim (its lease ran out and another leg took over): its recording goes on, and the other's continues it");
+                if let Some(rec) = inner.recordings.get_mut(id) {
+                    rec.meeting = None;
+                }
+            }
+        }
+        for id in standbys {
             if let Err(e) = self.beat_one(&mut inner, id).await {
                 tracing::warn!(recording_id = %id, error = %e, "meeting claim heartbeat failed; retried at the next");
             }
@@ -278,18 +321,8 @@ impl CallRegistry {
         let at = now();
         let lease_until = at + chrono_of(LEASE);
         match &mut link.role {
-            LegRole::Primary { epoch } => {
-                let held = self
-                    .store
-                    .renew_meeting_claim(tenant, &link.chain_key, &link.holder, *epoch, lease_until)
-                    .await?;
-                if !held {
-                    metrics::counter!(CLAIMS_LOST_METRIC).increment(1);
-                    tracing::error!(recording_id = %id, "this leg lost its meeting claim (its lease ran out and another leg took over): its recording goes on, and the other's continues it");
-                    rec.meeting = None;
-                }
-                Ok(())
-            }
+            // Renewed by `beat`, with the node's other primaries.
+            LegRole::Primary { .. } => Ok(()),
             LegRole::Standby(sb) => {
                 let claim = self.store.meeting_claim(tenant, &link.chain_key).await?;
                 match standby_next(claim.as_ref(), sb.free_since, at) {

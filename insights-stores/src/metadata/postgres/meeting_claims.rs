@@ -90,6 +90,22 @@ impl MeetingClaimStore for PgStore {
         ))
     }
 
+    async fn renew_meeting_claims(
+        &self,
+        tenant: TenantId,
+        node: &str,
+        claims: &[(String, i64)],
+        lease_until: DateTime<Utc>,
+    ) -> StoreResult<Vec<bool>> {
+        in_tenant!(self, tenant, |c| renew_all(
+            c,
+            tenant,
+            node,
+            claims,
+            lease_until
+        ))
+    }
+
     async fn release_meeting_claim(
         &self,
         tenant: TenantId,
@@ -230,6 +246,20 @@ async fn renew(
     .await
     .db()?;
     Ok(done.rows_affected() == 1)
+}
+
+async fn renew_all(
+    c: &mut PgConnection,
+    tenant: TenantId,
+    node: &str,
+    claims: &[(String, i64)],
+    lease_until: DateTime<Utc>,
+) -> StoreResult<Vec<bool>> {
+    let mut held = Vec::with_capacity(claims.len());
+    for (chain_key, epoch) in claims {
+        held.push(renew(&mut *c, tenant, chain_key, node, *epoch, lease_until).await?);
+    }
+    Ok(held)
 }
 
 async fn release(

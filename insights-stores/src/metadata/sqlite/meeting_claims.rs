@@ -112,6 +112,35 @@ impl MeetingClaimStore for SqliteStore {
         Ok(done.rows_affected() == 1)
     }
 
+    async fn renew_meeting_claims(
+        &self,
+        tenant: TenantId,
+        node: &str,
+        claims: &[(String, i64)],
+        lease_until: DateTime<Utc>,
+    ) -> StoreResult<Vec<bool>> {
+        // One write transaction (one WAL fsync) for the whole heartbeat.
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
+        let mut held = Vec::with_capacity(claims.len());
+        for (chain_key, epoch) in claims {
+            let done = sqlx::query(
+                "UPDATE meeting_claims SET lease_until = ? \
+                 WHERE tenant_id = ? AND chain_key = ? AND holder = ? AND epoch = ?",
+            )
+            .bind(micros(lease_until))
+            .bind(tenant.0)
+            .bind(chain_key)
+            .bind(node)
+            .bind(epoch)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+            held.push(done.rows_affected() == 1);
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(held)
+    }
+
     async fn release_meeting_claim(
         &self,
         tenant: TenantId,

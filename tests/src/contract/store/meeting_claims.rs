@@ -73,6 +73,63 @@ pub async fn meeting_claim_is_won_once_per_tenant_and_chain(s: &Store) {
         renewed.lease_until.timestamp_millis(),
         later.timestamp_millis()
     );
+    // A heartbeat renews all of a node's claims of a tenant at once:
+    // each answer says whether that claim is still held.
+    let (r3, r4) = (RecordingId::new(), RecordingId::new());
+    must(
+        s.claim_meeting(t, "chain-2", r3, "node-a", at, lease).await,
+        "second chain",
+    );
+    must(
+        s.claim_meeting(t, "chain-3", r4, "node-b", at, lease).await,
+        "third chain, another node",
+    );
+    let batch = [
+        ("chain-1".to_owned(), 1),
+        ("chain-2".to_owned(), 1),
+        ("chain-3".to_owned(), 1),
+        ("chain-2".to_owned(), 2),
+    ];
+    let latest = later + Duration::seconds(3);
+    assert_eq!(
+        must(
+            s.renew_meeting_claims(t, "node-a", &batch, latest).await,
+            "batch renew"
+        ),
+        vec![true, true, false, false],
+        "held, held, another node's, another epoch"
+    );
+    assert_eq!(
+        must(
+            s.renew_meeting_claims(other, "node-a", &batch, latest)
+                .await,
+            "batch renew in another tenant"
+        ),
+        vec![false; 4],
+        "the same chain keys in another tenant are not this node's"
+    );
+    for (chain, until) in [("chain-1", latest), ("chain-2", latest), ("chain-3", lease)] {
+        let claim =
+            must(s.meeting_claim(t, chain).await, "get").unwrap_or_else(|| panic!("{chain} gone"));
+        assert_eq!(
+            claim.lease_until.timestamp_millis(),
+            until.timestamp_millis(),
+            "{chain}"
+        );
+    }
+    assert!(
+        must(
+            s.renew_meeting_claims(t, "node-a", &[], latest).await,
+            "empty batch"
+        )
+        .is_empty()
+    );
+    for (chain, node) in [("chain-2", "node-a"), ("chain-3", "node-b")] {
+        assert!(must(
+            s.release_meeting_claim(t, chain, node).await,
+            "release"
+        ));
+    }
 
     // Only the holder releases; then the chain is free again.
     assert!(!must(
