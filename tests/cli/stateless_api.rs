@@ -485,6 +485,41 @@ fn bulk_recordings(pg: &str, tenant: TenantId, n: i64) {
     });
 }
 
+/// `n` recordings of one caller's number, inserted straight into the
+/// database: an access bundle of that number audits each inclusion
+/// before it reads anything, long enough to be killed part-way. Their
+/// ids, sorted.
+fn bulk_subject_recordings(pg: &str, tenant: TenantId, n: i64, phone: &str) -> Vec<RecordingId> {
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let mut c = sqlx::PgConnection::connect(pg).await.unwrap();
+        let mut ids: Vec<RecordingId> = sqlx::query_scalar::<_, uuid::Uuid>(
+            "WITH r AS ( \
+               INSERT INTO recordings (tenant_id, id, kind, direction, started_at, ended_at, \
+               duration_ms, status, retention_class, legal_hold, has_transcript, created_at) \
+               SELECT $1, gen_random_uuid(), 'call', 'inbound', \
+               now() - make_interval(days => 1, secs => i), \
+               now() - make_interval(days => 1, secs => i) + interval '1 minute', \
+               60000, 'stored', 'default', false, false, now() \
+               FROM generate_series(1, $2) AS i RETURNING id) \
+             INSERT INTO participants (tenant_id, recording_id, id, position, role, \
+               phone_number, recorded_user, joined_ms) \
+             SELECT $1, r.id, gen_random_uuid(), 0, 'caller', $3, false, 0 FROM r \
+             RETURNING recording_id",
+        )
+        .bind(tenant.0)
+        .bind(n)
+        .bind(phone)
+        .fetch_all(&mut c)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(RecordingId)
+        .collect();
+        ids.sort();
+        ids
+    })
+}
+
 /// Issue 15 §Proof: the API node running an export is killed (`kill -9`)
 /// mid-job: another node takes the job over once its lease ran out, runs
 /// it again from the request stored with it, and the export downloads
@@ -680,95 +715,85 @@ pub fn an_export_on_a_killed_node_finishes_through_the_other(pg: &str, azurite: 
         took.as_secs_f64()
     );
 
-    // ---- an access bundle whose node died after it audited the build:
-    // run again by B, its audit events not repeated ----
+    // ---- an access bundle whose node is killed mid-build: run again by
+    // B, the audit events of the lost run not repeated ----
+    const SUBJECT_RECORDINGS: i64 = 5_000;
     let phone = "+14255550199";
-    let mut subject = Recording::new(tenant, RecordingKind::Call, Direction::Inbound, now());
-    subject.status = RecordingStatus::Stored;
-    subject.participants.push(Participant {
-        id: ParticipantId::new(),
-        role: ParticipantRole::Caller,
-        display_name: None,
-        phone_number: Some(phone.into()),
-        uri: None,
-        email: None,
-        directory_user_id: None,
-        recorded_user: false,
-        joined_ms: Some(0),
-        left_ms: None,
-    });
-    rt.block_on(store.insert_recording(tenant, &subject))
-        .unwrap();
-    // The DPO's own bundle, built on B: its row is what a lost one looks
-    // like once its node stopped renewing it.
+    let subject_ids = bulk_subject_recordings(pg, tenant, SUBJECT_RECORDINGS, phone);
+    let c = start_node(cwd, "c", &env);
     let res = http
-        .post(format!("{}/api/gdpr/access", b.server.base))
+        .post(format!("{}/api/gdpr/access", c.server.base))
         .bearer_auth(&dpo)
-        .json(&json!({"identifiers": {"phone": phone}, "reason": "Art. 15 request 16"}))
+        .json(&json!({"identifiers": {"phone": phone}, "reason": "Art. 15 request 17"}))
         .send()
         .unwrap();
     assert_eq!(res.status(), 202, "{}", res.text().unwrap_or_default());
-    let first: FileJobId = res.json::<Value>().unwrap()["id"]
+    let bundle: FileJobId = res.json::<Value>().unwrap()["id"]
         .as_str()
         .unwrap()
         .parse()
         .unwrap();
-    let done = wait_done(
-        &http,
-        &format!("{}/api/gdpr/access/{first}", b.server.base),
-        &dpo,
-        "status",
+    // C audits the build, then one `included` event per recording before
+    // it reads anything: it is killed part-way through those.
+    let included_so_far = |conn: &mut sqlx::PgConnection| -> i64 {
+        rt.block_on(
+            sqlx::query_scalar::<_, i64>(
+                "SELECT count(*) FROM audit_events WHERE tenant_id = $1 AND target = $2 \
+                 AND details->>'step' = 'included'",
+            )
+            .bind(tenant.0)
+            .bind(bundle.to_string())
+            .fetch_one(conn),
+        )
+        .unwrap()
+    };
+    let mut conn = rt.block_on(sqlx::PgConnection::connect(pg)).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let n = included_so_far(&mut conn);
+        assert!(
+            n < SUBJECT_RECORDINGS,
+            "C audited every inclusion before the kill: the build was too quick to interrupt"
+        );
+        if n > 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "C never started the build");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(c); // SIGKILL, mid-build
+    let before_takeover = included_so_far(&mut conn);
+    assert!(
+        (1..SUBJECT_RECORDINGS).contains(&before_takeover),
+        "killed mid-build: {before_takeover} of {SUBJECT_RECORDINGS} inclusions audited"
     );
-    assert_eq!(done["status"], "done", "{done}");
-    let mut lost = rt.block_on(store.get_file_job(tenant, first)).unwrap();
-    let at = now();
-    lost.id = FileJobId::new();
-    lost.state = FileJobState::Running;
-    lost.output = None;
-    lost.recordings = Vec::new();
-    lost.created_at = at - chrono::Duration::minutes(2);
-    lost.lease_until = at - chrono::Duration::seconds(1);
-    lost.attempt = 1;
-    lost.request = Some(json!({
-        "identifiers": {"phone": phone},
-        "include_media": false,
-        "columns": null,
-        "mask_others": true,
-        "actor": lost.owner,
-        "reason": "Art. 15 request 17",
-        "source": null,
-    }));
-    rt.block_on(store.create_file_job(tenant, &lost)).unwrap();
-    // The lost run had audited the build (not yet what it included).
-    rt.block_on(store.append_audit(
-        tenant,
-        NewAuditEvent {
-            actor: lost.owner.clone(),
-            action: AuditAction::GdprAccess,
-            recording_id: None,
-            target: Some(lost.id.to_string()),
-            reason: Some("Art. 15 request 17".into()),
-            source: None,
-            details: json!({"step": "build", "bundle_id": lost.id}),
-        },
-    ))
-    .unwrap();
-    let done = wait_done(
-        &http,
-        &format!("{}/api/gdpr/access/{}", b.server.base, lost.id),
-        &dpo,
-        "status",
-    );
+    let job = rt.block_on(store.get_file_job(tenant, bundle)).unwrap();
+    assert_eq!(job.state, FileJobState::Running, "lost, not failed");
+    assert_eq!(job.attempt, 1);
+    let deadline = Instant::now() + Duration::from_secs(240);
+    let done = loop {
+        let v: Value = http
+            .get(format!("{}/api/gdpr/access/{bundle}", b.server.base))
+            .bearer_auth(&dpo)
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        if v["status"] != "running" {
+            break v;
+        }
+        assert!(Instant::now() < deadline, "still running: {v}");
+        std::thread::sleep(Duration::from_millis(250));
+    };
     assert_eq!(done["status"], "done", "taken over and run again: {done}");
-    let job = rt.block_on(store.get_file_job(tenant, lost.id)).unwrap();
-    assert_eq!(job.attempt, 2);
+    let job = rt.block_on(store.get_file_job(tenant, bundle)).unwrap();
+    assert_eq!(job.attempt, 2, "run once more, by B");
     assert_eq!(job.request, None);
-    assert_eq!(job.recordings, vec![subject.id]);
+    let mut kept = job.recordings.clone();
+    kept.sort();
+    assert_eq!(kept, subject_ids, "every recording of the subject");
     let res = http
-        .get(format!(
-            "{}/api/gdpr/access/{}/file",
-            b.server.base, lost.id
-        ))
+        .get(format!("{}/api/gdpr/access/{bundle}/file", b.server.base))
         .bearer_auth(&dpo)
         .send()
         .unwrap();
@@ -781,27 +806,45 @@ pub fn an_export_on_a_killed_node_finishes_through_the_other(pg: &str, azurite: 
         &mut listing,
     )
     .unwrap();
-    assert!(listing.contains(&subject.id.to_string()), "{listing}");
-    let steps: Vec<(String, Option<RecordingId>)> = rt
+    for id in &subject_ids {
+        assert!(
+            listing.contains(&id.to_string()),
+            "{id} missing from the bundle"
+        );
+    }
+    let events: Vec<AuditEvent> = rt
         .block_on(store.list_audit(tenant, &AuditQuery::default()))
         .unwrap()
         .into_iter()
-        .filter(|e| e.target.as_deref() == Some(lost.id.to_string().as_str()))
-        .map(|e| {
-            (
-                e.details["step"].as_str().unwrap_or("").to_owned(),
-                e.recording_id,
-            )
-        })
+        .filter(|e| e.target.as_deref() == Some(bundle.to_string().as_str()))
         .collect();
+    let step = |name: &str| {
+        events
+            .iter()
+            .filter(|e| e.details["step"] == name)
+            .collect::<Vec<_>>()
+    };
     assert_eq!(
-        steps,
-        vec![
-            ("build".to_owned(), None),
-            ("included".to_owned(), Some(subject.id)),
-            ("download".to_owned(), None),
-        ],
-        "the build audited once (by the lost run), the inclusion by the re-run, then the download"
+        step("build").len(),
+        1,
+        "the build audited once (by the lost run)"
+    );
+    let mut included: Vec<RecordingId> = step("included")
+        .iter()
+        .filter_map(|e| e.recording_id)
+        .collect();
+    included.sort();
+    assert_eq!(
+        included, subject_ids,
+        "each recording's inclusion audited exactly once across both runs"
+    );
+    assert_eq!(step("download").len(), 1);
+    let chain = rt
+        .block_on(insights_core::store::check_audit_chain(&store, tenant))
+        .unwrap();
+    assert!(chain.is_intact(), "{chain:?}");
+    println!(
+        "access bundle: killed after {before_takeover} of {SUBJECT_RECORDINGS} inclusions, finished by the other node"
     );
     drop(b);
 }
