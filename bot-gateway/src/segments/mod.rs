@@ -75,8 +75,12 @@
 //! # What is lost, at most
 //!
 //! The audio of the last `segment_seconds` (plus one upload) before the
-//! node was lost. A call shorter than one segment whose node is lost
-//! before its first round has no row and is lost whole. A restarted node
+//! node was lost. Every live call gets its row at the first heartbeat
+//! after it began (before anything is staged): a call whose node is lost
+//! before its first round has no audio to recover, and is marked failed
+//! (`gateway-node-lost`) by the node that takes its row over, never left
+//! `recording`. Only a call lost within its first heartbeat leaves no
+//! row; its metadata stays `recording`. A restarted node
 //! (disk intact) finds its rows by its `node_name` and carries on; if it
 //! stayed away longer than the lease, another node has recovered its
 //! calls from the staged segments and the restarted node drops its own
@@ -92,7 +96,8 @@ use futures::StreamExt;
 use insights_core::blob::{BlobError, BlobStore, layout};
 use insights_core::config::UploaderSettings;
 use insights_core::domain::{
-    AuditAction, AuditQuery, ErasureOutcome, RecordingId, SegmentUpload, Tenant, TenantId,
+    AuditAction, AuditQuery, ErasureOutcome, RecordingId, RecordingStatus, SegmentUpload, Tenant,
+    TenantId,
 };
 use insights_core::store::{MetadataStore, StoreError};
 use tokio::io::AsyncWriteExt;
@@ -300,12 +305,44 @@ impl Segments {
             tracing::warn!(error = %e, "cannot renew this node's segment leases");
             return;
         }
+        self.track_new_calls().await;
         let pending = std::mem::take(&mut *self.inner.pending.lock().await);
         for row in pending {
             self.recover_or_retry(row).await;
         }
         if let Err(e) = self.recover_lapsed().await {
             tracing::warn!(error = %e, "cannot look for recordings of lost gateway nodes");
+        }
+    }
+
+    /// Gives every live recording of the spool that has none yet its row
+    /// (no block staged): from then on, if this node is lost, another
+    /// node knows of the call even when nothing of it was staged, and
+    /// marks it failed instead of leaving it `recording` for ever. Runs
+    /// every heartbeat, so the window in which a lost call leaves no
+    /// trace is one heartbeat, not one segment.
+    pub async fn track_new_calls(&self) {
+        for e in self.inner.spool.entries() {
+            if e.unrecoverable.is_some() || e.journal.state != EntryState::Live {
+                continue;
+            }
+            let id = e.journal.recording_id;
+            let mut held = self.inner.held.lock().await;
+            if held.contains_key(&id) {
+                continue;
+            }
+            match self.begin(&e.journal).await {
+                Ok(row)
+                    if row.node == self.inner.cfg.node && !row.is_retired() && row.epoch == 1 =>
+                {
+                    held.insert(id, held_row(&row));
+                }
+                Ok(_) => {} // taken over while this node was away (see `stage`)
+                Err(err) => {
+                    metrics::counter!("insights_segment_failures_total").increment(1);
+                    tracing::warn!(recording = %id, error = %err, "cannot record a new call's segment row; retried next heartbeat");
+                }
+            }
         }
     }
 
@@ -412,10 +449,11 @@ impl Segments {
             Ok(s) => s,
             Err(BlobError::NotFound) => {
                 // Nothing was ever staged (the node was lost before its
-                // first round finished): nothing to store.
-                tracing::error!(recording = %id, "recording of a lost node has no staged segments; nothing to recover");
+                // first round finished): no audio to store, but the call
+                // is not left `recording`: it ends failed, with the
+                // reason, where search and reconciliation show it.
                 drop(adoption);
-                return self.discard(&row).await;
+                return self.lost_unstaged(&row).await;
             }
             Err(e) => return Err(e.into()),
         };
@@ -457,6 +495,40 @@ impl Segments {
             "recording of a lost gateway node recovered from its segments; stored as partial"
         );
         Ok(())
+    }
+
+    /// A lost node's recording of which nothing was staged: marked
+    /// failed (`gateway-node-lost`, ended at the row's last renewal) unless
+    /// it got further already, then its row and blocks are removed.
+    async fn lost_unstaged(&self, row: &SegmentUpload) -> Result<(), SegmentError> {
+        let (tenant, id) = (row.tenant_id, row.recording_id);
+        match self.inner.store.get_recording(tenant, id).await {
+            Ok(rec)
+                if matches!(
+                    rec.status,
+                    RecordingStatus::Recording | RecordingStatus::Spooled
+                ) =>
+            {
+                let last_renewal = row.lease_until - chrono_duration(self.inner.cfg.lease);
+                self.inner
+                    .store
+                    .update_recording_status(
+                        tenant,
+                        id,
+                        RecordingStatus::Failed,
+                        Some(last_renewal.max(rec.started_at)),
+                        Some(PartialReason::GatewayNodeLost.as_str()),
+                    )
+                    .await?;
+                metrics::counter!("insights_segment_lost_unstaged_total").increment(1);
+                tracing::error!(recording = %id, "recording of a lost gateway node had no staged segments: marked failed (gateway-node-lost)");
+            }
+            Ok(_) | Err(StoreError::NotFound) => {
+                tracing::error!(recording = %id, "recording of a lost gateway node had no staged segments; nothing to recover");
+            }
+            Err(e) => return Err(e.into()),
+        }
+        self.discard(row).await
     }
 
     async fn erased(&self, tenant: TenantId, id: RecordingId) -> Result<bool, SegmentError> {

@@ -400,3 +400,52 @@ async fn heartbeat_keeps_a_live_nodes_calls() {
     assert_eq!((row.node.as_str(), row.epoch), ("node-a", 1));
     drop(live);
 }
+
+/// A call whose node is lost before anything of it was staged: the
+/// heartbeat gave it its row at once, so the node that takes the row
+/// over knows of the call and marks it failed (`gateway-node-lost`)
+/// instead of leaving it `recording` for ever; no audio is invented.
+#[tokio::test]
+async fn a_lost_call_with_nothing_staged_ends_failed_not_recording() {
+    let w = World::local().await;
+    let a = Segments::new(
+        w.spool.clone(),
+        w.store.clone(),
+        w.blobs.clone(),
+        seg_config("node-a"),
+    );
+    let b = node_b(&w).await;
+    let (id, live) = begin_live(&w, 1).await;
+    write_part(&live, 1, 10_000, 1); // on A's disk only: never staged
+    assert_eq!(
+        w.store.get_recording(w.tenant, id).await.unwrap().status,
+        RecordingStatus::Recording
+    );
+    a.heartbeat().await;
+    let row = w.store.segment_upload(w.tenant, id).await.unwrap().unwrap();
+    assert_eq!(
+        (row.node.as_str(), row.epoch, row.blocks, row.staged_len),
+        ("node-a", 1, 0, 0),
+        "the row exists before the first segment"
+    );
+    assert!(staged(&w, id).await.is_empty());
+
+    // Node A and its disk are gone before its first staging round.
+    std::mem::forget(live);
+    w.spool.shutdown();
+    std::fs::remove_dir_all(w.spool.config().dir.clone()).unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(b.segments.recover_lapsed().await.unwrap(), 1);
+
+    let rec = w.store.get_recording(w.tenant, id).await.unwrap();
+    assert_eq!(rec.status, RecordingStatus::Failed);
+    assert_eq!(rec.result_code.as_deref(), Some("gateway-node-lost"));
+    let ended = rec.ended_at.expect("ended at the lost node's last renewal");
+    assert!(ended >= rec.started_at && ended <= now(), "{ended}");
+    assert!(rec.media.is_none(), "no audio invented");
+    assert!(b.spool.entry(id).is_none(), "nothing adopted");
+    assert!(blob_keys(&w, id).await.is_empty());
+    // Handled once: nothing more to take over.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(b.segments.recover_lapsed().await.unwrap(), 0);
+}
