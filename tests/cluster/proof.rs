@@ -37,11 +37,13 @@
 //! intact (`insights audit verify` on both application nodes); a search
 //! through either API node, bypassing HAProxy, returns the same results.
 //!
-//! TODO(node-lost-calls): calls in flight on a gateway node that is killed
-//! (issue 15 §4, segmented upload): they should end `partial` with at most
-//! the last segment missing, recovered by another node. That part is
-//! built separately; here the gateway node is killed only after the 40
-//! calls are stored, so only the meeting is in flight on it.
+//! Calls in flight on a gateway node lost with its disk (issue 15 §4,
+//! segmented upload) are proven by `segments.rs` in this binary: a long
+//! call's node is killed mid-call and its data directory deleted; the
+//! other node stores it as partial (`gateway-node-lost`) with at most one
+//! segment missing. Here the gateway node is killed only after the 40
+//! calls are stored, so only the meeting is in flight on it (and its disk
+//! is kept: restarted, it stores what its spool kept).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Read;
