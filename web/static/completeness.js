@@ -119,7 +119,7 @@
     $('#totals').replaceChildren(...items.flatMap(([k, v]) => [el('dt', {}, k), el('dd', { dataset: { total: k.toLowerCase().replace(/ /g, '-') } }, v)]));
     const last = report.runs && report.runs[0];
     $('#threshold').textContent = `Alert threshold ${pct(report.threshold_permille)}.` +
-      (last ? ` Last run ${fmtDate(last.to)} (${last.trigger}).` : ' No run yet.') +
+      (last ? ` Last run ${fmtDate(last.finished_at)} (${last.trigger}), up to ${fmtDate(last.to)}.` : ' No run yet.') +
       (report.configured ? '' : ' Reconciliation is not configured on this server (Microsoft Graph).');
     $('#chart').replaceChildren(chart(report.days, report.threshold_permille));
     $('#download').href = `/api/completeness/export.xlsx?${q}`;

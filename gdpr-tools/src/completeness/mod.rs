@@ -353,6 +353,8 @@ pub struct RunSummary {
     pub from: DateTime<Utc>,
     pub to: DateTime<Utc>,
     pub trigger: CompletenessTrigger,
+    /// When the run finished.
+    pub finished_at: DateTime<Utc>,
     pub totals: CompletenessTotals,
     pub call_records: u32,
     pub pstn_rows: u32,
@@ -368,6 +370,7 @@ impl RunSummary {
             from: run.from,
             to: run.to,
             trigger: run.trigger,
+            finished_at: run.finished_at,
             totals: run.totals.clone(),
             call_records: run.call_records,
             pstn_rows: run.pstn_rows,
