@@ -368,7 +368,91 @@ pub fn parse_pstn(row: &Value, source: &'static str) -> Option<PstnRow> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use insights_tests::standins::http::{Recorded, Reply, StandIn};
     use serde_json::json;
+
+    fn client(base: &str, max_retries: u32) -> GraphClient {
+        GraphClient::new(crate::directory::GraphConfig {
+            graph_base_url: format!("{base}/v1.0"),
+            token_url: format!("{base}/{{tenant}}/token"),
+            scope: "https://graph.microsoft.com/.default".into(),
+            client_id: "app".into(),
+            client_secret: zeroize::Zeroizing::new("s".into()),
+            max_retries,
+            max_retry_after: std::time::Duration::from_secs(1),
+            request_timeout: std::time::Duration::from_secs(5),
+        })
+        .unwrap()
+    }
+
+    fn token(r: &Recorded) -> Option<Reply> {
+        r.path.ends_with("/token").then(|| {
+            Reply::json(
+                200,
+                json!({"token_type": "Bearer", "expires_in": 3599, "access_token": "t"}),
+            )
+        })
+    }
+
+    /// Graph's failure answers become errors naming status codes only; a
+    /// next link to another origin is refused before any request.
+    #[tokio::test]
+    async fn refusals_exhausted_throttling_and_foreign_links_are_errors() {
+        let tid = uuid::Uuid::new_v4();
+        let forbidden = StandIn::start(|r: &Recorded, _: &str| {
+            token(r).unwrap_or_else(|| Reply::json(403, json!({"error": {"code": "Forbidden"}})))
+        })
+        .await;
+        let g = client(&forbidden.base, 2);
+        let mut c = CallRecords::open(&g, tid).await.unwrap();
+        let (from, to) = (Utc::now() - chrono::Duration::days(1), Utc::now());
+        assert!(matches!(
+            c.list(from, to).await,
+            Err(CompletenessError::Refused(403))
+        ));
+
+        let throttling = StandIn::start(|r: &Recorded, _: &str| {
+            token(r).unwrap_or_else(|| {
+                Reply::json(429, json!({"error": {"code": "TooManyRequests"}}))
+                    .header("Retry-After", "0")
+            })
+        })
+        .await;
+        let g = client(&throttling.base, 2);
+        let mut c = CallRecords::open(&g, tid).await.unwrap();
+        assert!(matches!(
+            c.get("x").await,
+            Err(CompletenessError::Throttled {
+                retries: 2,
+                status: 429
+            })
+        ));
+        assert_eq!(c.throttled, 2);
+        assert_eq!(
+            throttling
+                .requests()
+                .iter()
+                .filter(|r| r.path == "/v1.0/communications/callRecords/x")
+                .count(),
+            3
+        );
+
+        let elsewhere = StandIn::start(|r: &Recorded, _: &str| {
+            token(r).unwrap_or_else(|| {
+                Reply::json(
+                    200,
+                    json!({"value": [{"id": "a"}], "@odata.nextLink": "http://127.0.0.1:9/v1.0/steal"}),
+                )
+            })
+        })
+        .await;
+        let g = client(&elsewhere.base, 2);
+        let mut c = CallRecords::open(&g, tid).await.unwrap();
+        match c.list(from, to).await {
+            Err(CompletenessError::Protocol(m)) => assert!(m.contains("outside"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+    }
 
     #[test]
     fn a_call_record_names_every_party_once_from_the_published_shape() {
