@@ -667,6 +667,16 @@ fn reconcile(db: Option<&str>) {
     assert_eq!(run["call_records"], CALLS as u64);
     assert_eq!(run["pstn_rows"], 11);
     assert_eq!(run["throttled_retries"], 1, "{run}");
+    let took = |r: &Value| {
+        let t = |k: &str| DateTime::parse_from_rfc3339(r[k].as_str().unwrap()).unwrap();
+        (t("finished_at") - t("started_at")).num_milliseconds()
+    };
+    // Includes the one throttled page's Retry-After of 1 s.
+    eprintln!(
+        "completeness: the scheduled run reconciled {} call records in {} ms",
+        CALLS,
+        took(run)
+    );
     let days = report["days"].as_array().unwrap();
     assert!(days.len() >= 2, "{days:?}");
     assert_eq!(

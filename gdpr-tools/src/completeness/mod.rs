@@ -353,7 +353,8 @@ pub struct RunSummary {
     pub from: DateTime<Utc>,
     pub to: DateTime<Utc>,
     pub trigger: CompletenessTrigger,
-    /// When the run finished.
+    /// When the run started and finished.
+    pub started_at: DateTime<Utc>,
     pub finished_at: DateTime<Utc>,
     pub totals: CompletenessTotals,
     pub call_records: u32,
@@ -370,6 +371,7 @@ impl RunSummary {
             from: run.from,
             to: run.to,
             trigger: run.trigger,
+            started_at: run.started_at,
             finished_at: run.finished_at,
             totals: run.totals.clone(),
             call_records: run.call_records,
