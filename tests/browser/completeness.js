@@ -3,7 +3,9 @@
 // shows the totals, draws the coverage per day as an SVG bar chart (one
 // bar per day, heights from the API's figures, bars under the threshold
 // marked), lists the gaps and drills down to a call (its gaps and
-// recordings). Prints one JSON report {steps: [{name, ok, error?}], csp}.
+// recordings), with no serious accessibility violation (axe-core, evaluated
+// through the DevTools protocol so the CSP stays on). Prints one JSON
+// report {steps: [{name, ok, error?}], csp, axe}.
 //
 //   node tests/browser/completeness.js SPEC.json
 //
@@ -19,7 +21,8 @@ const path = require('path');
 
 const STEP_TIMEOUT_MS = Number(process.env.INSIGHTS_WEB_UI_STEP_MS || 60_000);
 const spec = JSON.parse(fs.readFileSync(process.argv[2], 'utf8'));
-const report = { steps: [], csp: [] };
+const report = { steps: [], csp: [], axe: [] };
+const AXE_SOURCE = fs.readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
 
 // RFC 6238 TOTP (SHA-1, 6 digits, 30 s).
 function totp(seedBase32, at = Date.now()) {
@@ -124,6 +127,16 @@ async function login(page, { email, seed }) {
       assert(/Recording node lost/.test(text), text);
       const link = await page.getAttribute('#detail a[href^="/recordings/"]', 'href');
       assert(link && link.length > 12, 'links the recording');
+    });
+    await step('no serious or critical accessibility violation (axe-core)', async () => {
+      await page.evaluate(AXE_SOURCE);
+      const res = await page.evaluate(async () => {
+        // eslint-disable-next-line no-undef
+        const r = await axe.run(document, { resultTypes: ['violations'] });
+        return r.violations.map((v) => ({ id: v.id, impact: v.impact, nodes: v.nodes.map((n) => n.target.join(' ')).slice(0, 5) }));
+      });
+      report.axe = res.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+      assert(!report.axe.length, JSON.stringify(report.axe));
     });
     await step('the .xlsx link carries the period', async () => {
       const href = await page.getAttribute('#download', 'href');
