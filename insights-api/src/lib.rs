@@ -21,6 +21,7 @@ mod metrics_setup;
 pub use metrics_setup::configure as configure_metrics;
 pub mod playback;
 mod routes;
+pub use routes::completeness::{CompletenessHandle, parse_time as completeness_time};
 pub use routes::directory::DirectorySyncHandle;
 mod startup;
 pub mod tls;

@@ -11,7 +11,8 @@
 //!   listeners open before the node reports it is listening, or start-up
 //!   fails);
 //! * `worker`: the AI pipeline's job workers;
-//! * `scheduler`: the periodic jobs (retention, directory sync), each run
+//! * `scheduler`: the periodic jobs (retention, directory sync, the
+//!   completeness reconciliation), each run
 //!   only by the node holding its lease (`gdpr_tools::leader`).
 //!
 //! Every node serves `/livez`, `/readyz`, `/healthz` and `/metrics` on
@@ -227,6 +228,18 @@ pub async fn serve(settings: Settings, roles: Roles, opts: WorkerOptions) -> any
         .context("starting directory sync")?,
         false => None,
     };
+    // Completeness reconciliation: Graph through `[directory]`; the daily
+    // run on the scheduler role, on-demand runs through the API.
+    let completeness = match roles.api || roles.scheduler {
+        true => gdpr_tools::completeness::Scheduler::start(
+            &settings.directory,
+            &settings.completeness,
+            platform.store.clone(),
+            leadership.as_ref(),
+        )
+        .context("starting the completeness reconciliation")?,
+        false => None,
+    };
     // HTTPS when a certificate is configured (re-read on SIGHUP), plain
     // HTTP only when none is.
     let tls = match (&settings.http.tls_cert_file, &settings.http.tls_key_file) {
@@ -273,12 +286,18 @@ pub async fn serve(settings: Settings, roles: Roles, opts: WorkerOptions) -> any
         let directory_handle = directory
             .as_ref()
             .map(|d| web::Data::new(insights_api::DirectorySyncHandle(d.sync().clone())));
+        let completeness_handle = completeness
+            .as_ref()
+            .map(|c| web::Data::new(insights_api::CompletenessHandle(c.runner().clone())));
         let gateway_routes = gateway_routes.clone();
         let routes = move |cfg: &mut web::ServiceConfig| {
             if let Some(g) = &gateway_routes {
                 g(cfg);
             }
             if let Some(h) = &directory_handle {
+                cfg.app_data(h.clone());
+            }
+            if let Some(h) = &completeness_handle {
                 cfg.app_data(h.clone());
             }
             // The web UI, same origin as the API.
@@ -347,6 +366,9 @@ pub async fn serve(settings: Settings, roles: Roles, opts: WorkerOptions) -> any
     }
     if let Some(d) = directory {
         d.stop().await;
+    }
+    if let Some(c) = completeness {
+        c.stop().await;
     }
     if let Some(w) = worker {
         w.stop().await;

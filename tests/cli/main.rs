@@ -11,6 +11,7 @@ mod account_resets;
 mod accounts;
 mod audit_verify;
 mod bundle_media;
+mod completeness;
 mod content_access;
 mod directory;
 mod directory_identity;

@@ -31,6 +31,11 @@ static ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../static/recording-policy.js"),
     ),
     ("gdpr.js", JS, include_str!("../static/gdpr.js")),
+    (
+        "completeness.js",
+        JS,
+        include_str!("../static/completeness.js"),
+    ),
 ];
 
 const JS: &str = "text/javascript; charset=utf-8";

@@ -123,6 +123,15 @@ pub static PAGES: &[Page] = &[
         admin: true,
         main: include_str!("../pages/recording-policy.html"),
     },
+    Page {
+        path: "/completeness",
+        title: "Completeness",
+        id: "completeness",
+        needs: &[P::ViewCompleteness],
+        nav: Some("Completeness"),
+        admin: false,
+        main: include_str!("../pages/completeness.html"),
+    },
 ];
 
 #[cfg(test)]

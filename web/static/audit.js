@@ -2,7 +2,7 @@
 'use strict';
 (() => {
   const { $, api, el, guard, fmtDate, status, checkWindow, people, personEl, Problem } = Insights;
-  const ACTIONS = ['login', 'login-failed', 'logout', 'search', 'play', 'download', 'transcript-view', 'export', 'policy-change', 'legal-hold-place', 'legal-hold-lift', 'retention-delete', 'gdpr-access', 'gdpr-erasure', 'settings-change', 'user-change', 'tenant-create', 'key-shred', 'access-request', 'access-decision'];
+  const ACTIONS = ['login', 'login-failed', 'logout', 'search', 'play', 'download', 'transcript-view', 'export', 'policy-change', 'legal-hold-place', 'legal-hold-lift', 'retention-delete', 'gdpr-access', 'gdpr-erasure', 'settings-change', 'user-change', 'tenant-create', 'key-shred', 'access-request', 'access-decision', 'completeness-run', 'completeness-view', 'completeness-alert'];
   let before = null;
   let who = new Map();
 

@@ -142,6 +142,18 @@ impl GraphClient {
         &self.cfg
     }
 
+    /// The HTTP client (timeouts, no redirects), for other Graph readers
+    /// of the same app (the completeness reconciliation's call records).
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// Whether `url` keeps the configured service root's origin, so the
+    /// bearer token goes nowhere else.
+    pub fn same_origin(&self, url: &url::Url) -> bool {
+        url.origin() == self.origin
+    }
+
     /// An app-only access token for the directory tenant `tid`.
     pub async fn token(&self, tid: uuid::Uuid) -> Result<Zeroizing<String>, DirectoryError> {
         self.tokens

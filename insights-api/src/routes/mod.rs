@@ -2,6 +2,7 @@ mod access;
 mod admin;
 mod audit;
 mod auth;
+pub mod completeness;
 pub mod directory;
 pub mod exports;
 pub mod gdpr;
@@ -32,6 +33,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(access::configure)
         .configure(admin::configure)
         .configure(recording_policy::configure)
+        .configure(completeness::configure)
         .configure(audit::configure)
         .configure(directory::configure)
         .configure(exports::configure)

@@ -120,6 +120,10 @@ impl Modify for Security {
         super::admin::replace_profile,
         super::recording_policy::get_policy,
         super::recording_policy::put_policy,
+        super::completeness::report,
+        super::completeness::export,
+        super::completeness::run,
+        super::completeness::threshold,
         super::governance::list_holds,
         super::governance::place_hold,
         super::governance::lift_hold,
@@ -151,7 +155,7 @@ impl Modify for Security {
         super::gdpr::erasure_execute,
         super::gdpr::erasure_certificate,
     ),
-    components(schemas(Problem, SearchRequest, super::access::NewAccessRequest, super::access::Decision, super::admin::Settings, super::admin::ProfileBody, super::recording_policy::RecordingPolicyBody, super::recording_policy::RecordingPolicyView, super::recording_policy::PolicyRuleBody, super::governance::NewHoldBody, super::governance::HoldScopeBody, super::governance::LiftBody, super::governance::PolicyBody, super::governance::RunBody, super::governance::NewUserBody, super::governance::UserChangeBody, super::governance::ResetPasswordBody, super::gdpr::FindBody, super::gdpr::AccessBody, super::gdpr::ErasureBody)),
+    components(schemas(Problem, SearchRequest, super::access::NewAccessRequest, super::access::Decision, super::admin::Settings, super::admin::ProfileBody, super::recording_policy::RecordingPolicyBody, super::recording_policy::RecordingPolicyView, super::recording_policy::PolicyRuleBody, super::completeness::PeriodQuery, super::completeness::RunBody, super::completeness::ThresholdBody, super::governance::NewHoldBody, super::governance::HoldScopeBody, super::governance::LiftBody, super::governance::PolicyBody, super::governance::RunBody, super::governance::NewUserBody, super::governance::UserChangeBody, super::governance::ResetPasswordBody, super::gdpr::FindBody, super::gdpr::AccessBody, super::gdpr::ErasureBody)),
     security(("bearer" = []), ("session" = [])),
     modifiers(&Security)
 )]

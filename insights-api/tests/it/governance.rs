@@ -1015,3 +1015,150 @@ async fn admins_manage_local_accounts_of_their_tenant() {
         .unwrap();
     assert!(!account.active);
 }
+
+/// `/api/completeness`: admins and compliance officers read and export a
+/// tenant's reconciliation (and only their tenant's), runs need Graph
+/// (`409` without it), the threshold is the admin's; every other role is
+/// refused; reads are audited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn completeness_is_for_admins_and_officers_of_the_tenant_only() {
+    let w = world().await;
+    let at = now() - Duration::hours(2);
+    for (t, id) in [
+        (w.app.tenant.id, "contoso-call"),
+        (w.other.id, "fabrikam-call"),
+    ] {
+        let call = CallCompleteness {
+            call_id: id.into(),
+            call_type: "peerToPeer".into(),
+            started_at: at,
+            ended_at: at + Duration::minutes(5),
+            status: CompletenessStatus::NotRecorded,
+            coverage_permille: 0,
+            reason: Some(GapReason::NotInvited),
+            result_code: None,
+            rule: None,
+            rule_id: None,
+            gaps: vec![],
+            recording_ids: vec![],
+            user_ids: vec![],
+            participants: 2,
+        };
+        let run = CompletenessRun {
+            id: uuid::Uuid::new_v4(),
+            tenant_id: t,
+            from: at - Duration::hours(1),
+            to: at + Duration::hours(1),
+            trigger: CompletenessTrigger::Scheduled,
+            actor: "system:completeness".into(),
+            started_at: now(),
+            finished_at: now(),
+            totals: CompletenessTotals::of([&call]),
+            call_records: 1,
+            pstn_rows: 0,
+            throttled_retries: 0,
+            threshold_permille: 990,
+            below_threshold: true,
+        };
+        w.app
+            .store
+            .put_completeness(t, &run, &[call])
+            .await
+            .unwrap();
+    }
+    let q = format!(
+        "from={}&to={}",
+        (at - Duration::days(1)).date_naive(),
+        (at + Duration::days(1)).date_naive()
+    );
+    let report = format!("/api/completeness?{q}");
+    let export = format!("/api/completeness/export.xlsx?{q}");
+    let run = json!({"from": (at - Duration::days(1)).date_naive().to_string(), "to": (at + Duration::days(1)).date_naive().to_string()});
+    let mut failures = Vec::new();
+    for (role, want_read, want_run, want_threshold) in [
+        ("tenant-admin", 200, 409, 200),
+        ("compliance-officer", 200, 409, 403),
+        ("supervisor", 403, 403, 403),
+        ("user", 403, 403, 403),
+        ("dpo", 403, 403, 403),
+        ("platform-operator", 403, 403, 403),
+        ("fabrikam-admin", 200, 409, 200),
+    ] {
+        for (method, path, body, want) in [
+            ("GET", report.as_str(), None, want_read),
+            ("GET", export.as_str(), None, want_read),
+            (
+                "POST",
+                "/api/completeness/runs",
+                Some(run.clone()),
+                want_run,
+            ),
+            (
+                "PUT",
+                "/api/completeness/threshold",
+                Some(json!({"threshold_percent": 97.5})),
+                want_threshold,
+            ),
+        ] {
+            let res = w
+                .app
+                .http
+                .request(method.parse().unwrap(), format!("{}{path}", w.app.base))
+                .bearer_auth(w.token(role));
+            let res = match body {
+                Some(b) => res.json(&b),
+                None => res,
+            }
+            .send()
+            .await
+            .unwrap();
+            let got = res.status().as_u16();
+            if got != want {
+                failures.push(format!("{role} {method} {path}: got {got}, want {want}"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    let (_, v) = w.call("compliance-officer", "GET", &report, None).await;
+    let ids: Vec<&str> = v["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["call_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["contoso-call"], "{v}");
+    assert_eq!(v["configured"], false);
+    assert_eq!(v["threshold_permille"], 975, "the admin's threshold");
+    let (_, v) = w.call("fabrikam-admin", "GET", &report, None).await;
+    assert_eq!(v["calls"][0]["call_id"], "fabrikam-call", "{v}");
+    assert_eq!(v["calls"].as_array().unwrap().len(), 1);
+    let (s, v) = w
+        .call("tenant-admin", "POST", "/api/completeness/runs", Some(run))
+        .await;
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (409, Some("completeness-not-configured"))
+    );
+    let (s, v) = w
+        .call(
+            "tenant-admin",
+            "GET",
+            "/api/completeness?from=2026-01-01&to=2026-03-01",
+            None,
+        )
+        .await;
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (400, Some("invalid-period")),
+        "over 31 days"
+    );
+    let (_, audit) = w
+        .call(
+            "tenant-admin",
+            "GET",
+            "/api/audit?action=completeness-view&limit=50",
+            None,
+        )
+        .await;
+    assert!(audit["events"].as_array().unwrap().len() >= 4, "{audit}");
+}

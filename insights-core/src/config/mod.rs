@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 mod ai;
 mod auth;
+mod completeness;
 mod directory;
 mod endpoints;
 mod gateway;
@@ -29,6 +30,7 @@ pub use ai::{
     OpenAiSettings,
 };
 pub use auth::{AuthSettings, Cidr, DEFAULT_ROLE_MAP, OidcProfileMapping, OidcSettings};
+pub use completeness::CompletenessConfig;
 pub use directory::DirectorySettings;
 pub use gateway::GatewaySettings;
 pub use gdpr::GdprSettings;
@@ -71,6 +73,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "metrics",
     "gdpr",
     "siprec",
+    "completeness",
 ];
 
 /// Every setting of the platform.
@@ -121,6 +124,11 @@ pub struct Settings {
     /// unless `listen` is set).
     #[serde(default)]
     pub siprec: SiprecSettings,
+    /// `[completeness]`: the reconciliation of Microsoft's call records
+    /// against the recordings (scheduler role; Graph through
+    /// `[directory]`).
+    #[serde(default)]
+    pub completeness: CompletenessConfig,
 }
 
 /// Metadata store settings.
@@ -282,6 +290,7 @@ impl Default for Settings {
             metrics: MetricsSettings::default(),
             gdpr: GdprSettings::default(),
             siprec: SiprecSettings::default(),
+            completeness: CompletenessConfig::default(),
         }
     }
 }
@@ -476,6 +485,7 @@ impl Settings {
         self.retention.validate()?;
         self.scheduler.validate()?;
         self.directory.validate()?;
+        self.completeness.validate()?;
         self.metrics.validate(self.listen)?;
         endpoints::validate(self)?;
         self.gdpr.validate()?;

@@ -38,6 +38,10 @@ string_enum!(
         /// (four-eyes playback).
         ApproveAccess => "approve-access",
         OperatePlatform => "operate-platform",
+        /// Read the completeness reconciliation (which calls Microsoft's
+        /// call records say were made, and which were recorded) and run
+        /// it for a period.
+        ViewCompleteness => "view-completeness",
     }
 );
 
@@ -53,6 +57,7 @@ impl Permission {
                 | Permission::Export
                 | Permission::ExportPersonalData
                 | Permission::GdprActions
+                | Permission::ViewCompleteness
         )
     }
 }
@@ -75,8 +80,16 @@ impl Role {
                 ViewAudit,
                 ManageSettings,
                 ApproveAccess,
+                ViewCompleteness,
             ],
-            Role::ComplianceOfficer => vec![Search, Play, ViewTranscript, ViewAudit, ApproveAccess],
+            Role::ComplianceOfficer => vec![
+                Search,
+                Play,
+                ViewTranscript,
+                ViewAudit,
+                ApproveAccess,
+                ViewCompleteness,
+            ],
             Role::Supervisor => vec![Search, Play, ViewTranscript],
             Role::User => vec![Search, Play, ViewTranscript],
             Role::Dpo => vec![

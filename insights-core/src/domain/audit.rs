@@ -49,6 +49,15 @@ string_enum!(
         /// failure mode, the reason and what Teams was told. The hook for
         /// alerts.
         RecordingFailure => "recording-failure",
+        /// A completeness reconciliation ran (details: the period and the
+        /// totals, ids only).
+        CompletenessRun => "completeness-run",
+        /// Someone read or exported the completeness report of a period.
+        CompletenessView => "completeness-view",
+        /// Coverage of in-scope calls fell below the tenant's threshold
+        /// (details: coverage, threshold, the run's id). The hook for
+        /// alerts.
+        CompletenessAlert => "completeness-alert",
     }
 );
 

@@ -7,6 +7,7 @@ mod approval;
 mod audit;
 mod chain_check;
 mod change;
+mod completeness;
 mod directory;
 mod gdpr;
 mod ids;
@@ -34,6 +35,10 @@ pub use audit::{
 };
 pub use chain_check::{ChainChecker, ChainProblem, ChainReport, diagnose_chain};
 pub use change::{ChangeKind, ChangeStatus, GovernanceChange};
+pub use completeness::{
+    CallCompleteness, CompletenessRun, CompletenessStatus, CompletenessThreshold,
+    CompletenessTotals, CompletenessTrigger, CoverageGap, GapReason,
+};
 pub use directory::{DirectorySyncState, DirectoryUser};
 pub use gdpr::{ErasureOutcome, ErasureRecord, ParticipantHit, SubjectKeys};
 pub use ids::*;

@@ -1,5 +1,5 @@
-//! Retention policies, legal holds, governance sweeps and the tenant's
-//! recording policy.
+//! Retention policies, legal holds, governance sweeps, the tenant's
+//! recording policy and its completeness reconciliation.
 
 use async_trait::async_trait;
 
@@ -60,6 +60,43 @@ pub trait GovernanceStore: Send + Sync + 'static {
         tenant: TenantId,
         policy: &RecordingPolicy,
     ) -> StoreResult<()>;
+    /// Stores a completeness reconciliation run and its calls: each call
+    /// replaces the one stored under its `call_id` (a later run of the
+    /// same period corrects an earlier one), in one transaction.
+    /// `Invalid` when the run belongs to another tenant.
+    async fn put_completeness(
+        &self,
+        tenant: TenantId,
+        run: &CompletenessRun,
+        calls: &[CallCompleteness],
+    ) -> StoreResult<()>;
+    /// The reconciled calls that started in `[from, to)`, oldest first
+    /// (at most 100 000).
+    async fn list_completeness_calls(
+        &self,
+        tenant: TenantId,
+        from: chrono::DateTime<chrono::Utc>,
+        to: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<Vec<CallCompleteness>>;
+    /// The tenant's latest reconciliation runs, newest first.
+    async fn list_completeness_runs(
+        &self,
+        tenant: TenantId,
+        limit: u32,
+    ) -> StoreResult<Vec<CompletenessRun>>;
+    /// The tenant's completeness settings; `None` when never stored (the
+    /// installation default threshold applies).
+    async fn completeness_threshold(
+        &self,
+        tenant: TenantId,
+    ) -> StoreResult<Option<CompletenessThreshold>>;
+    /// Stores the tenant's completeness settings. `Invalid` when they
+    /// belong to another tenant or the threshold is above 1000.
+    async fn put_completeness_threshold(
+        &self,
+        tenant: TenantId,
+        settings: &CompletenessThreshold,
+    ) -> StoreResult<()>;
 }
 
 /// Implementation detail of [`delegate_store_areas!`](crate::delegate_store_areas):
@@ -83,6 +120,11 @@ macro_rules! __delegate_governance_store {
             fn apply_legal_holds(&self, tenant: TenantId, id: RecordingId) -> StoreResult<bool>;
             fn recording_policy(&self, tenant: TenantId) -> StoreResult<Option<RecordingPolicy>>;
             fn put_recording_policy(&self, tenant: TenantId, policy: &RecordingPolicy) -> StoreResult<()>;
+            fn put_completeness(&self, tenant: TenantId, run: &CompletenessRun, calls: &[CallCompleteness]) -> StoreResult<()>;
+            fn list_completeness_calls(&self, tenant: TenantId, from: chrono::DateTime<chrono::Utc>, to: chrono::DateTime<chrono::Utc>) -> StoreResult<Vec<CallCompleteness>>;
+            fn list_completeness_runs(&self, tenant: TenantId, limit: u32) -> StoreResult<Vec<CompletenessRun>>;
+            fn completeness_threshold(&self, tenant: TenantId) -> StoreResult<Option<CompletenessThreshold>>;
+            fn put_completeness_threshold(&self, tenant: TenantId, settings: &CompletenessThreshold) -> StoreResult<()>;
         }
     };
 }

@@ -56,6 +56,7 @@ mod accounts;
 mod approvals;
 mod audit;
 mod changes;
+mod completeness;
 mod directory;
 mod entra;
 mod error;

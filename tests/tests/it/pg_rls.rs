@@ -265,6 +265,50 @@ async fn seed(s: &PgStore, name: &str) -> TenantId {
         ..RecordingPolicy::default_for(t)
     };
     ok(s.put_recording_policy(t, &policy).await, "recording policy");
+    let at = insights_core::domain::now();
+    let call = CallCompleteness {
+        call_id: format!("call-{name}"),
+        call_type: "peerToPeer".into(),
+        started_at: at,
+        ended_at: at,
+        status: CompletenessStatus::Recorded,
+        coverage_permille: 1000,
+        reason: None,
+        result_code: None,
+        rule: None,
+        rule_id: None,
+        gaps: vec![],
+        recording_ids: vec![r.id],
+        user_ids: vec![],
+        participants: 2,
+    };
+    let run = CompletenessRun {
+        id: uuid::Uuid::new_v4(),
+        tenant_id: t,
+        from: at,
+        to: at,
+        trigger: CompletenessTrigger::OnDemand,
+        actor: "cli".into(),
+        started_at: at,
+        finished_at: at,
+        totals: CompletenessTotals::of([&call]),
+        call_records: 1,
+        pstn_rows: 0,
+        throttled_retries: 0,
+        threshold_permille: 990,
+        below_threshold: false,
+    };
+    ok(s.put_completeness(t, &run, &[call]).await, "completeness");
+    let threshold = CompletenessThreshold {
+        tenant_id: t,
+        threshold_permille: 990,
+        updated_at: at,
+        updated_by: "cli".into(),
+    };
+    ok(
+        s.put_completeness_threshold(t, &threshold).await,
+        "completeness threshold",
+    );
     for action in [AuditAction::Search, AuditAction::Play] {
         let ev = NewAuditEvent {
             actor: "acc-1".into(),

@@ -100,6 +100,63 @@ impl GovernanceStore for PgStore {
         policy.validate().map_err(StoreError::Invalid)?;
         in_tenant!(self, tenant, |c| put_recording_policy(c, tenant, policy))
     }
+
+    async fn put_completeness(
+        &self,
+        tenant: TenantId,
+        run: &insights_core::domain::CompletenessRun,
+        calls: &[insights_core::domain::CallCompleteness],
+    ) -> StoreResult<()> {
+        super::completeness::check(tenant, run.tenant_id, None)?;
+        in_tenant!(self, tenant, |c| super::completeness::put_completeness(
+            c, tenant, run, calls
+        ))
+    }
+
+    async fn list_completeness_calls(
+        &self,
+        tenant: TenantId,
+        from: chrono::DateTime<chrono::Utc>,
+        to: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<Vec<insights_core::domain::CallCompleteness>> {
+        in_tenant!(self, tenant, |c| {
+            super::completeness::list_completeness_calls(c, tenant, from, to)
+        })
+    }
+
+    async fn list_completeness_runs(
+        &self,
+        tenant: TenantId,
+        limit: u32,
+    ) -> StoreResult<Vec<insights_core::domain::CompletenessRun>> {
+        in_tenant!(self, tenant, |c| {
+            super::completeness::list_completeness_runs(c, tenant, limit)
+        })
+    }
+
+    async fn completeness_threshold(
+        &self,
+        tenant: TenantId,
+    ) -> StoreResult<Option<insights_core::domain::CompletenessThreshold>> {
+        in_tenant!(self, tenant, |c| {
+            super::completeness::completeness_threshold(c, tenant)
+        })
+    }
+
+    async fn put_completeness_threshold(
+        &self,
+        tenant: TenantId,
+        settings: &insights_core::domain::CompletenessThreshold,
+    ) -> StoreResult<()> {
+        super::completeness::check(
+            tenant,
+            settings.tenant_id,
+            Some(settings.threshold_permille),
+        )?;
+        in_tenant!(self, tenant, |c| {
+            super::completeness::put_completeness_threshold(c, tenant, settings)
+        })
+    }
 }
 
 // ---- recording policy ----

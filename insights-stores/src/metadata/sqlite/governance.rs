@@ -120,6 +120,47 @@ impl GovernanceStore for SqliteStore {
         .map_err(db)?;
         Ok(())
     }
+
+    async fn put_completeness(
+        &self,
+        tenant: TenantId,
+        run: &insights_core::domain::CompletenessRun,
+        calls: &[insights_core::domain::CallCompleteness],
+    ) -> StoreResult<()> {
+        super::completeness::put_completeness(&self.pool, tenant, run, calls).await
+    }
+
+    async fn list_completeness_calls(
+        &self,
+        tenant: TenantId,
+        from: chrono::DateTime<chrono::Utc>,
+        to: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<Vec<insights_core::domain::CallCompleteness>> {
+        super::completeness::list_completeness_calls(&self.pool, tenant, from, to).await
+    }
+
+    async fn list_completeness_runs(
+        &self,
+        tenant: TenantId,
+        limit: u32,
+    ) -> StoreResult<Vec<insights_core::domain::CompletenessRun>> {
+        super::completeness::list_completeness_runs(&self.pool, tenant, limit).await
+    }
+
+    async fn completeness_threshold(
+        &self,
+        tenant: TenantId,
+    ) -> StoreResult<Option<insights_core::domain::CompletenessThreshold>> {
+        super::completeness::completeness_threshold(&self.pool, tenant).await
+    }
+
+    async fn put_completeness_threshold(
+        &self,
+        tenant: TenantId,
+        settings: &insights_core::domain::CompletenessThreshold,
+    ) -> StoreResult<()> {
+        super::completeness::put_completeness_threshold(&self.pool, tenant, settings).await
+    }
 }
 
 // ---- retention policies ----

@@ -15,6 +15,7 @@ mod accounts;
 mod approvals;
 mod audit;
 mod changes;
+mod completeness;
 mod directory;
 mod entra;
 mod governance;

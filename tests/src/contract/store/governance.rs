@@ -194,3 +194,152 @@ pub async fn recording_policy_round_trips_per_tenant(s: &Store) {
     ));
     assert_eq!(must(s.recording_policy(t).await, "unchanged"), Some(p));
 }
+
+fn completeness_call(
+    id: &str,
+    at: chrono::DateTime<chrono::Utc>,
+    status: CompletenessStatus,
+) -> CallCompleteness {
+    CallCompleteness {
+        call_id: id.to_owned(),
+        call_type: "peerToPeer".into(),
+        started_at: at,
+        ended_at: at + chrono::Duration::minutes(8),
+        status,
+        coverage_permille: if status == CompletenessStatus::Recorded {
+            1000
+        } else {
+            0
+        },
+        reason: (status == CompletenessStatus::NotRecorded).then_some(GapReason::NotInvited),
+        result_code: None,
+        rule: None,
+        rule_id: None,
+        gaps: vec![],
+        recording_ids: vec![RecordingId::new()],
+        user_ids: vec![],
+        participants: 2,
+    }
+}
+
+fn completeness_run(
+    t: TenantId,
+    at: chrono::DateTime<chrono::Utc>,
+    calls: &[CallCompleteness],
+) -> CompletenessRun {
+    CompletenessRun {
+        id: uuid::Uuid::new_v4(),
+        tenant_id: t,
+        from: at - chrono::Duration::days(1),
+        to: at,
+        trigger: CompletenessTrigger::OnDemand,
+        actor: "cli".into(),
+        started_at: at,
+        finished_at: at,
+        totals: CompletenessTotals::of(calls),
+        call_records: u32::try_from(calls.len()).unwrap_or(0),
+        pstn_rows: 0,
+        throttled_retries: 0,
+        threshold_permille: 990,
+        below_threshold: false,
+    }
+}
+
+pub async fn completeness_runs_calls_and_threshold_per_tenant(s: &Store) {
+    let t = tenant(s, "contoso").await;
+    let other = tenant(s, "fabrikam").await;
+    let at = now();
+    let early = at - chrono::Duration::hours(3);
+    let calls = vec![
+        completeness_call("b", early, CompletenessStatus::NotRecorded),
+        completeness_call(
+            "a",
+            at - chrono::Duration::hours(1),
+            CompletenessStatus::Recorded,
+        ),
+    ];
+    let run = completeness_run(t, at, &calls);
+    must(s.put_completeness(t, &run, &calls).await, "put");
+    let got = must(
+        s.list_completeness_calls(t, at - chrono::Duration::days(1), at)
+            .await,
+        "list",
+    );
+    assert_eq!(
+        got.iter().map(|c| c.call_id.as_str()).collect::<Vec<_>>(),
+        ["b", "a"],
+        "oldest first"
+    );
+    assert_eq!(got[0], calls[0]);
+    // A later run replaces a call's outcome, keeps the others.
+    let mut again = calls[0].clone();
+    again.status = CompletenessStatus::Recorded;
+    again.coverage_permille = 1000;
+    again.reason = None;
+    let run2 = completeness_run(
+        t,
+        at + chrono::Duration::seconds(1),
+        std::slice::from_ref(&again),
+    );
+    must(
+        s.put_completeness(t, &run2, std::slice::from_ref(&again))
+            .await,
+        "again",
+    );
+    let got = must(s.list_completeness_calls(t, early, at).await, "list");
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[0], again);
+    // The window is [from, to).
+    assert!(
+        must(
+            s.list_completeness_calls(t, early + chrono::Duration::seconds(1), at)
+                .await,
+            "list"
+        )
+        .len()
+            == 1
+    );
+    let runs = must(s.list_completeness_runs(t, 10).await, "runs");
+    assert_eq!(
+        runs.iter().map(|r| r.id).collect::<Vec<_>>(),
+        [run2.id, run.id],
+        "newest first"
+    );
+    assert_eq!(runs[1], run);
+    // Another tenant sees nothing and cannot write this tenant's run.
+    assert!(must(s.list_completeness_calls(other, early, at).await, "other").is_empty());
+    assert!(must(s.list_completeness_runs(other, 10).await, "other").is_empty());
+    assert!(matches!(
+        s.put_completeness(other, &run, &calls).await,
+        Err(StoreError::Invalid(_))
+    ));
+    // The threshold.
+    assert_eq!(must(s.completeness_threshold(t).await, "none yet"), None);
+    let th = CompletenessThreshold {
+        tenant_id: t,
+        threshold_permille: 975,
+        updated_at: at,
+        updated_by: "cli".into(),
+    };
+    must(s.put_completeness_threshold(t, &th).await, "put");
+    assert_eq!(
+        must(s.completeness_threshold(t).await, "get"),
+        Some(th.clone())
+    );
+    assert_eq!(must(s.completeness_threshold(other).await, "other"), None);
+    assert!(matches!(
+        s.put_completeness_threshold(
+            t,
+            &CompletenessThreshold {
+                threshold_permille: 1001,
+                ..th.clone()
+            }
+        )
+        .await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert!(matches!(
+        s.put_completeness_threshold(other, &th).await,
+        Err(StoreError::Invalid(_))
+    ));
+}
