@@ -322,28 +322,52 @@ async fn role_endpoint_tenant_matrix() {
         ),
         // The exact count of a search: the search's own rights.
         ("count".into(), "POST", "/api/recordings/count".into()),
+        // Pause and resume (`pause-recording`): permission first (403
+        // whatever the id), then scope (404), then state (these live
+        // recordings are not paused: 409). Pausing itself is proven
+        // through `insights serve` (tests/cli/pause.rs).
+        (
+            "resume".into(),
+            "POST",
+            format!("/api/recordings/{own}/resume"),
+        ),
+        (
+            "resume-foreign".into(),
+            "POST",
+            format!("/api/recordings/{foreign}/resume"),
+        ),
+        (
+            "resume-other-tenant".into(),
+            "POST",
+            format!("/api/recordings/{theirs}/resume"),
+        ),
+        (
+            "pause-missing".into(),
+            "POST",
+            format!("/api/recordings/{}/pause", RecordingId::new()),
+        ),
     ];
     // Expected status per role, in the order of `endpoints`.
-    let expect: Vec<(Option<&str>, [u16; 18])> = vec![
+    let expect: Vec<(Option<&str>, [u16; 22])> = vec![
         (
             Some("tenant-admin"),
             [
                 200, 200, 200, 200, 200, 200, 200, 404, 404, 404, 404, 404, 200, 200, 404, 403,
-                403, 200,
+                403, 200, 409, 409, 404, 404,
             ],
         ),
         (
             Some("compliance-officer"),
             [
                 200, 200, 200, 200, 403, 200, 200, 404, 404, 404, 404, 404, 200, 200, 404, 403,
-                403, 200,
+                403, 200, 403, 403, 403, 403,
             ],
         ),
         (
             Some("supervisor"),
             [
                 200, 200, 200, 200, 403, 200, 200, 404, 404, 404, 404, 404, 200, 200, 404, 403,
-                403, 200,
+                403, 200, 409, 409, 404, 404,
             ],
         ),
         // A user sees only recordings they took part in: the rest is 404.
@@ -351,7 +375,7 @@ async fn role_endpoint_tenant_matrix() {
             Some("user"),
             [
                 200, 200, 200, 200, 403, 404, 404, 404, 404, 404, 404, 404, 200, 200, 404, 403,
-                403, 200,
+                403, 200, 409, 404, 404, 404,
             ],
         ),
         // A DPO searches and reads transcripts but does not play (a
@@ -360,20 +384,20 @@ async fn role_endpoint_tenant_matrix() {
             Some("dpo"),
             [
                 200, 200, 200, 403, 403, 200, 403, 404, 403, 404, 404, 404, 403, 200, 404, 200,
-                200, 200,
+                200, 200, 403, 403, 403, 403,
             ],
         ),
         // The platform operator is refused every content endpoint.
-        (Some("platform-operator"), [403; 18]),
+        (Some("platform-operator"), [403; 22]),
         // Another tenant's admin: contoso's recordings do not exist for them.
         (
             Some("fabrikam-admin"),
             [
                 200, 404, 404, 404, 404, 404, 404, 200, 200, 200, 404, 404, 200, 404, 200, 403,
-                403, 200,
+                403, 200, 404, 404, 409, 404,
             ],
         ),
-        (None, [401; 18]),
+        (None, [401; 22]),
     ];
     let mut failures = Vec::new();
     for (role, statuses) in &expect {
@@ -986,6 +1010,8 @@ async fn the_openapi_document_lists_every_route_and_the_real_search_fields() {
         ("get", "/api/recordings/{id}/media"),
         ("get", "/api/recordings/{id}/download"),
         ("get", "/api/recordings/{id}/streams/{track}/media"),
+        ("post", "/api/recordings/{id}/pause"),
+        ("post", "/api/recordings/{id}/resume"),
         ("get", "/api/recordings/{id}/jobs"),
         ("get", "/api/audit"),
         ("get", "/api/audit/verify"),

@@ -37,6 +37,9 @@ string_enum!(
         /// Approve or deny other people's requests to play a recording
         /// (four-eyes playback).
         ApproveAccess => "approve-access",
+        /// Pause and resume a live recording in the caller's scope (a
+        /// `user`: only calls they are recorded in).
+        PauseRecording => "pause-recording",
         OperatePlatform => "operate-platform",
     }
 );
@@ -75,10 +78,11 @@ impl Role {
                 ViewAudit,
                 ManageSettings,
                 ApproveAccess,
+                PauseRecording,
             ],
             Role::ComplianceOfficer => vec![Search, Play, ViewTranscript, ViewAudit, ApproveAccess],
-            Role::Supervisor => vec![Search, Play, ViewTranscript],
-            Role::User => vec![Search, Play, ViewTranscript],
+            Role::Supervisor => vec![Search, Play, ViewTranscript, PauseRecording],
+            Role::User => vec![Search, Play, ViewTranscript, PauseRecording],
             Role::Dpo => vec![
                 Search,
                 ViewTranscript,

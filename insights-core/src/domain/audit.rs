@@ -49,6 +49,10 @@ string_enum!(
         /// failure mode, the reason and what Teams was told. The hook for
         /// alerts.
         RecordingFailure => "recording-failure",
+        /// Someone paused a live recording (details: the gap's id).
+        RecordingPause => "recording-pause",
+        /// Someone resumed a paused recording (details: the gap's id).
+        RecordingResume => "recording-resume",
     }
 );
 

@@ -16,6 +16,7 @@ mod meeting_claim;
 mod policy;
 mod processing;
 mod recording;
+mod recording_gap;
 mod recording_policy;
 mod segment_upload;
 mod signing_key;
@@ -50,6 +51,7 @@ pub use recording::{
     RecordingQuery, RecordingStatus, RecordingSummary, SEARCH_TOTAL_CAP, SearchPage, SortKey,
     normalize_phone,
 };
+pub use recording_gap::{GapReason, RecordingGap};
 pub use recording_policy::{
     DecidedBy, FailureMode, PolicyDecision, PolicyList, PolicyMode, PolicyParty, PolicyRule,
     RecordingPolicy, RuleKind, decide_recording,
