@@ -360,7 +360,6 @@ async fn the_recording_page_pauses_and_resumes_a_live_call_in_chromium() {
     let shots = std::env::var_os("INSIGHTS_UPDATE_SCREENSHOTS")
         .map(|_| {
             std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("..")
                 .join("docs")
                 .join("screenshots")
         })

@@ -53,6 +53,13 @@
     $('#meta').append(...rows);
   }
 
+  // The signed-in account's id (to say "you" in the timeline).
+  let meCache = null;
+  function whoAmI() {
+    if (!meCache) meCache = api('GET', '/api/auth/me').then((m) => m.subject && m.subject.id).catch(() => null);
+    return meCache;
+  }
+
   // The recording's span with its paused intervals (gaps): where each
   // sits in wall-clock time, who paused and resumed it. Nothing of a gap
   // is in the audio.
@@ -63,7 +70,8 @@
     const end = r.ended_at ? Date.parse(r.ended_at) : Date.now();
     const span = Math.max(1, end - start);
     const pct = (t) => `${Math.min(100, Math.max(0, ((t - start) / span) * 100)).toFixed(2)}%`;
-    const names = await people();
+    const [names, me] = await Promise.all([people(), whoAmI()]);
+    const actor = (id) => (id === me ? el('span', { class: 'person', title: `Account id ${id}` }, 'you') : personEl(names, id));
     const bars = [];
     const items = gaps.map((g) => {
       const from = g.started_at || g.requested_at;
@@ -79,8 +87,9 @@
       const state = !g.started_at ? 'asked for, not applied yet'
         : g.ended_at ? `${fmtDate(g.started_at)} \u2013 ${fmtDate(g.ended_at)} (${fmtDuration(Date.parse(g.ended_at) - Date.parse(g.started_at))})`
           : `since ${fmtDate(g.started_at)}`;
-      return el('li', { class: 'gap-item', dataset: { gapId: g.id } }, `Paused (${g.reason}) ${state}, by `, personEl(names, g.requested_by),
-        g.resumed_by ? [', resumed by ', personEl(names, g.resumed_by)] : null);
+      const why = g.reason === 'paused' ? '' : ` (${g.reason})`;
+      return el('li', { class: 'gap-item', dataset: { gapId: g.id } }, `Paused${why} ${state}, by `, actor(g.requested_by),
+        g.resumed_by ? [', resumed by ', actor(g.resumed_by)] : null);
     });
     $('#timeline').replaceChildren(...bars);
     $('#timeline').setAttribute('aria-label', `${gaps.length} paused interval(s) between ${fmtDate(r.started_at)} and ${r.ended_at ? fmtDate(r.ended_at) : 'now'}`);
