@@ -219,3 +219,39 @@ impl Pause {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const F: i64 = recorder::TICKS_PER_FRAME;
+
+    #[test]
+    fn after_a_resume_the_frames_continue_right_after_the_last_one_written() {
+        let mut p = Pause::new();
+        let t0 = 7_000_000_000;
+        // Written before the pause: unshifted.
+        for k in 0..50 {
+            assert_eq!(p.ticks(t0 + k * F), t0 + k * F);
+        }
+        // 400 frames (8 s) paused (dropped by the session), then resumed:
+        // the next frame takes the slot after frame 49.
+        p.realign = true;
+        assert_eq!(p.ticks(t0 + 450 * F), t0 + 50 * F);
+        // A second party's frame with the same timestamp: the same slot.
+        assert_eq!(p.ticks(t0 + 450 * F), t0 + 50 * F);
+        assert_eq!(p.ticks(t0 + 451 * F), t0 + 51 * F);
+        // A second pause adds to the shift.
+        p.realign = true;
+        assert_eq!(p.ticks(t0 + 600 * F), t0 + 52 * F);
+        assert_eq!(p.ticks(t0 + 601 * F), t0 + 53 * F);
+    }
+
+    #[test]
+    fn a_pause_before_any_audio_shifts_nothing() {
+        let mut p = Pause::new();
+        p.realign = true;
+        assert_eq!(p.ticks(123 * F), 123 * F);
+        assert_eq!(p.ticks(124 * F), 124 * F);
+    }
+}

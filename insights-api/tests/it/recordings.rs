@@ -426,6 +426,113 @@ async fn role_endpoint_tenant_matrix() {
     );
 }
 
+/// Pause and resume without a gateway to apply them: a `user` pauses
+/// only calls they are a recorded user of, only live Teams recordings
+/// are paused, one pause at a time; unapplied requests answer `202`,
+/// are stored as a gap and audited with ids only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_and_resume_rules_without_a_gateway() {
+    let w = world().await;
+    let contoso = w.app.tenant.id;
+    let alice = w.own.participants[0].directory_user_id.unwrap();
+    // Alice took part in this call, but the recorded user was Carol.
+    let mut shared = Recording::new(contoso, RecordingKind::Call, Direction::Inbound, now());
+    let mut listener = party(ParticipantRole::Caller, Some(alice), "Alice Example");
+    listener.recorded_user = false;
+    shared.participants.push(listener);
+    shared.participants.push(party(
+        ParticipantRole::Callee,
+        Some(UserId::new()),
+        "Carol Example",
+    ));
+    w.app
+        .store
+        .insert_recording(contoso, &shared)
+        .await
+        .unwrap();
+    let mut over = Recording::new(contoso, RecordingKind::Call, Direction::Inbound, now());
+    over.ended_at = Some(now());
+    w.app.store.insert_recording(contoso, &over).await.unwrap();
+    let mut sbc = Recording::new(contoso, RecordingKind::Call, Direction::Inbound, now());
+    sbc.external_call_id = Some("siprec:abc@sbc.example".into());
+    w.app.store.insert_recording(contoso, &sbc).await.unwrap();
+
+    let wr = &w;
+    let post = |role: &'static str, id: RecordingId, verb: &'static str| {
+        let path = format!("/api/recordings/{id}/{verb}");
+        async move {
+            let res = wr.call(Some(role), "POST", &path, None).await;
+            let status = res.status().as_u16();
+            (status, res.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let code = |v: &Value| v["code"].as_str().unwrap_or_default().to_owned();
+    let (st, body) = post("user", shared.id, "pause").await;
+    assert_eq!((st, code(&body)), (403, "not-recorded-user".into()));
+    let (st, body) = post("supervisor", over.id, "pause").await;
+    assert_eq!((st, code(&body)), (409, "not-live".into()));
+    let (st, body) = post("supervisor", sbc.id, "pause").await;
+    assert_eq!((st, code(&body)), (409, "not-pausable".into()));
+
+    // No gateway applies it: 202, stored as asked for.
+    let (st, paused) = post("supervisor", shared.id, "pause").await;
+    assert_eq!(st, 202, "{paused}");
+    assert_eq!(paused["applied"], false);
+    assert!(paused["gap"]["started_at"].is_null());
+    let (st, body) = post("tenant-admin", shared.id, "pause").await;
+    assert_eq!((st, code(&body)), (409, "already-paused".into()));
+    let (st, resumed) = post("tenant-admin", shared.id, "resume").await;
+    assert_eq!(st, 202, "{resumed}");
+    assert!(resumed["gap"]["resume_requested_at"].is_string());
+    let (st, body) = post("tenant-admin", shared.id, "resume").await;
+    assert_eq!((st, code(&body)), (409, "not-paused".into()));
+    let detail: Value = w
+        .call(
+            Some("supervisor"),
+            "GET",
+            &format!("/api/recordings/{}", shared.id),
+            None,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let gaps = detail["gaps"].as_array().unwrap();
+    assert_eq!(gaps.len(), 1, "{detail}");
+    assert_eq!(gaps[0]["id"], paused["gap"]["id"]);
+    let account = |role: &str| {
+        w.accounts
+            .iter()
+            .find(|(n, _)| *n == role)
+            .unwrap()
+            .1
+            .to_string()
+    };
+    assert_eq!(gaps[0]["requested_by"], account("supervisor").as_str());
+    assert_eq!(gaps[0]["resumed_by"], account("tenant-admin").as_str());
+    for (action, who) in [
+        (AuditAction::RecordingPause, "supervisor"),
+        (AuditAction::RecordingResume, "tenant-admin"),
+    ] {
+        let events = w
+            .app
+            .store
+            .list_audit(
+                contoso,
+                &AuditQuery {
+                    action: Some(action),
+                    ..AuditQuery::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(events.len(), 1, "{action}");
+        assert_eq!(events[0].actor, account(who));
+        assert_eq!(events[0].recording_id, Some(shared.id));
+        assert_eq!(events[0].details, json!({ "gap_id": paused["gap"]["id"] }));
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn search_is_scoped_and_audited_without_personal_data() {
     let w = world().await;
