@@ -33,6 +33,7 @@ mod keys_local;
 mod legal_hold;
 mod login_attack;
 mod meeting_legs;
+mod pause;
 mod recording_policy;
 mod residue;
 mod roles;

@@ -31,24 +31,25 @@ use serde_json::{Value, json};
 
 use crate::{Server, insights, serve_with_env};
 
-const MEDIA_TOKEN: &str = "recording-policy-media-adapter-token-0123";
+pub(crate) const MEDIA_TOKEN: &str = "recording-policy-media-adapter-token-0123";
 
-/// A gateway on SQLite and local files in front of the Graph stand-in.
-struct Teams {
-    cwd: tempfile::TempDir,
-    data: PathBuf,
-    log: PathBuf,
-    ms: Microsoft,
+/// A gateway on SQLite and local files in front of the Graph stand-in
+/// (also used by `pause.rs`).
+pub(crate) struct Teams {
+    pub(crate) cwd: tempfile::TempDir,
+    pub(crate) data: PathBuf,
+    pub(crate) log: PathBuf,
+    pub(crate) ms: Microsoft,
     key: TestKey,
-    env: Vec<(String, String)>,
+    pub(crate) env: Vec<(String, String)>,
     server: Option<Server>,
-    store: SqliteStore,
+    pub(crate) store: SqliteStore,
 }
 
 impl Teams {
     /// Adds `tenants` (name, directory tenant), then starts the server
     /// with `extra` environment.
-    async fn start(tenants: &[(&str, uuid::Uuid)], extra: &[(&str, &str)]) -> Teams {
+    pub(crate) async fn start(tenants: &[(&str, uuid::Uuid)], extra: &[(&str, &str)]) -> Teams {
         let cwd = tempfile::tempdir().unwrap();
         let data = cwd.path().join("d");
         let ms = Microsoft::start().await;
@@ -116,12 +117,12 @@ impl Teams {
         }
     }
 
-    fn base(&self) -> String {
+    pub(crate) fn base(&self) -> String {
         self.server.as_ref().unwrap().base.clone()
     }
 
     /// `insights ARGS --data-dir <data>`: stdout, or a panic with stderr.
-    fn cli(&self, args: &[&str]) -> String {
+    pub(crate) fn cli(&self, args: &[&str]) -> String {
         let mut all: Vec<&str> = args.to_vec();
         let d = self.data.to_str().unwrap();
         all.extend(["--data-dir", d]);
@@ -139,7 +140,7 @@ impl Teams {
 
     /// A directory user of `tenant` (as the directory sync stores them);
     /// returns the Entra object id.
-    async fn user(&self, tenant: TenantId, email: &str, groups: &[&str]) -> String {
+    pub(crate) async fn user(&self, tenant: TenantId, email: &str, groups: &[&str]) -> String {
         let oid = uuid::Uuid::new_v4().to_string();
         let user = DirectoryUser {
             id: UserId::new(),
@@ -166,7 +167,7 @@ impl Teams {
     }
 
     /// A callback token as Graph Communications signs it, for `tid`.
-    fn graph_token(&self, tid: uuid::Uuid) -> String {
+    pub(crate) fn graph_token(&self, tid: uuid::Uuid) -> String {
         let at = chrono::Utc::now().timestamp();
         self.key.sign(
             &json!({"alg": "RS256", "typ": "JWT", "kid": self.key.kid, "x5t": self.key.kid}),
@@ -226,7 +227,7 @@ impl Teams {
 
     /// The statuses Graph was told for `call_id`, once `n` were (or 20 s
     /// passed).
-    async fn statuses(&self, call_id: &str, n: usize) -> Vec<String> {
+    pub(crate) async fn statuses(&self, call_id: &str, n: usize) -> Vec<String> {
         self.ms
             .wait_graph(
                 n,
@@ -239,7 +240,7 @@ impl Teams {
             .collect()
     }
 
-    async fn answered(&self, call_id: &str) -> bool {
+    pub(crate) async fn answered(&self, call_id: &str) -> bool {
         !self
             .ms
             .wait_graph(
@@ -251,7 +252,7 @@ impl Teams {
             .is_empty()
     }
 
-    async fn audit(&self, tenant: TenantId, action: AuditAction) -> Vec<AuditEvent> {
+    pub(crate) async fn audit(&self, tenant: TenantId, action: AuditAction) -> Vec<AuditEvent> {
         self.store
             .list_audit(
                 tenant,
@@ -264,7 +265,7 @@ impl Teams {
             .unwrap()
     }
 
-    async fn metrics(&self) -> String {
+    pub(crate) async fn metrics(&self) -> String {
         reqwest::get(format!("{}/metrics", self.base()))
             .await
             .unwrap()
@@ -311,7 +312,7 @@ fn files(dir: &Path) -> Vec<String> {
 }
 
 /// Waits until `call_id`'s recording satisfies `done`.
-async fn recording(
+pub(crate) async fn recording(
     store: &SqliteStore,
     tenant: TenantId,
     call_id: &str,

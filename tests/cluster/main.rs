@@ -7,6 +7,7 @@
 mod api;
 mod deployment;
 mod failover;
+mod pause;
 mod proof;
 mod segments;
 
@@ -60,4 +61,13 @@ fn cluster_proof_nodes_die_and_nothing_is_lost() {
 #[test]
 fn lost_gateway_node_call_is_recovered_from_segments() {
     segments::lost_gateway_node_call_is_recovered_from_segments();
+}
+
+/// Pause and resume (issue 17 §1) with the API and the gateway in two
+/// processes: the request reaches the gateway node through PostgreSQL,
+/// which applies it (200 once applied), and the stored call is shorter
+/// by the pause.
+#[test]
+fn pause_reaches_the_gateway_node_through_the_database() {
+    pause::pause_reaches_the_gateway_node_through_the_database();
 }

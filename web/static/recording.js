@@ -1,6 +1,7 @@
 // One recording: player (seek, speed 0.75–2×), per-speaker transcript
 // following playback (click a line to seek), recap, participants,
-// details, legal-hold badge, its audit trail, download.
+// details, legal-hold badge, its audit trail, download; a live
+// recording's pause/resume buttons and the timeline of paused intervals.
 'use strict';
 (() => {
   const { $, api, el, guard, showError, clearError, status, perms, fmtDate, fmtDuration, fmtClock, who, people, personEl } = Insights;
@@ -50,6 +51,92 @@
         el('dd', {}, what, link, ` (no node held the meeting from ${fmtDate(m.gap_from)} to ${fmtDate(m.gap_to)}; reason: ${m.reason})`)];
     });
     $('#meta').append(...rows);
+  }
+
+  // The signed-in account's id (to say "you" in the timeline).
+  let meCache = null;
+  function whoAmI() {
+    if (!meCache) meCache = api('GET', '/api/auth/me').then((m) => m.subject && m.subject.id).catch(() => null);
+    return meCache;
+  }
+
+  // The recording's span with its paused intervals (gaps): where each
+  // sits in wall-clock time, who paused and resumed it. Nothing of a gap
+  // is in the audio.
+  async function timeline(r, gaps) {
+    $('#timeline-box').hidden = !gaps.length;
+    if (!gaps.length) return;
+    const start = Date.parse(r.started_at);
+    const end = r.ended_at ? Date.parse(r.ended_at) : Date.now();
+    const span = Math.max(1, end - start);
+    const pct = (t) => `${Math.min(100, Math.max(0, ((t - start) / span) * 100)).toFixed(2)}%`;
+    const [names, me] = await Promise.all([people(), whoAmI()]);
+    const actor = (id) => (id === me ? el('span', { class: 'person', title: `Account id ${id}` }, 'you') : personEl(names, id));
+    const bars = [];
+    const items = gaps.map((g) => {
+      const from = g.started_at || g.requested_at;
+      const to = g.ended_at || (r.ended_at || new Date().toISOString());
+      if (g.started_at) {
+        const left = Date.parse(from);
+        const bar = el('span', { class: 'gap', title: `Paused ${fmtDate(from)} \u2013 ${g.ended_at ? fmtDate(to) : 'now'}` });
+        // CSSOM, not a style attribute: the CSP allows no inline styles.
+        bar.style.left = pct(left);
+        bar.style.width = `calc(${pct(Date.parse(to))} - ${pct(left)})`;
+        bars.push(bar);
+      }
+      const state = !g.started_at ? 'asked for, not applied yet'
+        : g.ended_at ? `${fmtDate(g.started_at)} \u2013 ${fmtDate(g.ended_at)} (${fmtDuration(Date.parse(g.ended_at) - Date.parse(g.started_at))})`
+          : `since ${fmtDate(g.started_at)}`;
+      const why = g.reason === 'paused' ? '' : ` (${g.reason})`;
+      return el('li', { class: 'gap-item', dataset: { gapId: g.id } }, `Paused${why} ${state}, by `, actor(g.requested_by),
+        g.resumed_by ? [', resumed by ', actor(g.resumed_by)] : null);
+    });
+    $('#timeline').replaceChildren(...bars);
+    $('#timeline').setAttribute('aria-label', `${gaps.length} paused interval(s) between ${fmtDate(r.started_at)} and ${r.ended_at ? fmtDate(r.ended_at) : 'now'}`);
+    $('#gaps').replaceChildren(...items);
+  }
+
+  // Pause and resume of a live recording (the recorded user, or a
+  // supervisor in scope): the API answers once the gateway applied it
+  // (200), or 202 while it has not yet.
+  function live(r, gaps) {
+    const on = r.status === 'recording' && !r.ended_at && can.has('pause-recording');
+    $('#live-box').hidden = !on;
+    if (!on) return;
+    const open = gaps.find((g) => !g.ended_at);
+    const paused = !!open && !open.resume_requested_at;
+    $('#pause-recording').hidden = paused;
+    $('#resume-recording').hidden = !paused;
+    $('#live-state').textContent = !open ? 'Recording.'
+      : paused ? (open.started_at ? 'Paused: nothing is being recorded.' : 'Pausing\u2026')
+        : 'Resuming\u2026';
+  }
+
+  async function pauseOrResume(what) {
+    clearError($('#live-error'));
+    const btn = $(what === 'pause' ? '#pause-recording' : '#resume-recording');
+    btn.disabled = true;
+    try {
+      await api('POST', `${base}/${what}`);
+    } catch (e) {
+      showError(e, $('#live-error'));
+    } finally {
+      btn.disabled = false;
+    }
+    await refreshLive();
+  }
+
+  // Looks again while the gateway has not applied a request yet.
+  let settling = null;
+  async function refreshLive() {
+    const d = await api('GET', base);
+    const gaps = d.gaps || [];
+    live(d.recording, gaps);
+    await timeline(d.recording, gaps);
+    const open = gaps.find((g) => !g.ended_at);
+    const pending = open && (open.resume_requested_at || !open.started_at);
+    clearTimeout(settling);
+    settling = pending && !d.recording.ended_at ? setTimeout(guard(refreshLive), 1000) : null;
   }
 
   function participants(r) {
@@ -235,6 +322,8 @@
     details(r);
     failovers(d.failovers);
     participants(r);
+    live(r, d.gaps || []);
+    await timeline(r, d.gaps || []);
     hasMedia = !!r.media;
     if (can.has('download-media') && r.media) $('#download').hidden = false;
     if (d.insights_withheld && d.insights_withheld !== 'permission-denied') {
@@ -270,6 +359,8 @@
     $('#back10').addEventListener('click', () => seek(Math.max(0, a.currentTime - 10)));
     $('#fwd10').addEventListener('click', () => seek(Math.min(a.duration || 0, a.currentTime + 10)));
     $('#download').addEventListener('click', guard(download));
+    $('#pause-recording').addEventListener('click', guard(() => pauseOrResume('pause')));
+    $('#resume-recording').addEventListener('click', guard(() => pauseOrResume('resume')));
     $('#reason-form').addEventListener('submit', guard(async (ev) => {
       ev.preventDefault();
       reason = $('#reason').value.trim();

@@ -4,7 +4,7 @@
   const { $, api, el, guard, status, fmtDate, pendingChanges } = Insights;
   // Least privileged first: a new account starts with the smallest role.
   const ROLES = ['user', 'supervisor', 'compliance-officer', 'dpo', 'tenant-admin'];
-  const PERMS = ['search', 'play', 'download-media', 'view-transcript', 'export', 'export-personal-data', 'manage-retention', 'manage-legal-holds', 'gdpr-actions', 'manage-users', 'view-audit', 'manage-settings', 'approve-access', 'view-completeness'];
+  const PERMS = ['search', 'play', 'download-media', 'view-transcript', 'export', 'export-personal-data', 'manage-retention', 'manage-legal-holds', 'gdpr-actions', 'manage-users', 'view-audit', 'manage-settings', 'approve-access', 'view-completeness', 'pause-recording'];
   const USER_KINDS = ['account-create', 'account-password-reset', 'account-second-factor-reset'];
   let profiles = [];
   let users = [];

@@ -36,7 +36,10 @@
 //!   *participant-joining* notification on the existing call; they are
 //!   added the same way and accepted (`acceptJoinResponse` in the response
 //!   body) until the capacity is reached (`rejectJoinResponse`, reason
-//!   `busy`: Graph then invites a bot anew, which joins by chain id).
+//!   `busy`: Graph then invites a bot anew, which joins by chain id). The
+//!   recording policy in force decides for them as at an invite: one it
+//!   excludes is refused `busy` too, and the new bot's invite is then
+//!   answered `notRecording`.
 //! * **state updates** (`updated` on the call): see [`state`]; never
 //!   regress, ignore replays.
 //! * **roster** (`…/participants`, `…/participants/{id}`): new people are

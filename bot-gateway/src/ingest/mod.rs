@@ -53,7 +53,10 @@
 //!    WebSocket frame is read only after the previous one went through
 //!    the recorder into the spool's buffers: backpressure, no queue).
 //!    Every second the recorder completes its Ogg pages, so the spool's
-//!    durability tick (≤ 1 s) sees the audio.
+//!    durability tick (≤ 1 s) sees the audio. Meanwhile the session
+//!    polls the recording's pause state in the metadata store (`pause`
+//!    module): while paused nothing is written, Teams is told
+//!    `notRecording`, and `recording` again before media resumes.
 //! 7. `end`: the recorder finishes, the `MediaStream` rows are stored,
 //!    the status becomes `spooled`, the spool entry is finished (the
 //!    uploader takes it from there), `notRecording` is reported and the
@@ -110,6 +113,7 @@
 //! Logs carry call, recording and participant ids only: no names,
 //! numbers or UPNs; audio is only ever written through the spool.
 
+mod pause;
 pub mod protocol;
 mod session;
 mod standby;

@@ -432,6 +432,8 @@ struct Live {
     /// `insights_ingest_frames_received_total`, looked up once per
     /// session rather than once per frame.
     frames_received: metrics::Counter,
+    /// Pause and resume (see [`super::pause`]).
+    pause: super::pause::Pause,
 }
 
 impl Live {
@@ -507,6 +509,7 @@ impl Live {
             primary_row_stored: false,
             started_at: recording.started_at,
             frames_received: metrics::counter!("insights_ingest_frames_received_total"),
+            pause: super::pause::Pause::new(),
         };
         live.apply_roster(info.participants);
         Ok(live)
@@ -593,6 +596,7 @@ impl Live {
             let msg = tokio::select! {
                 m = stream.next() => m,
                 () = &mut fallback => {
+                    self.pause.poll(state, &self.handle).await;
                     self.flush_pages()?;
                     let now = Instant::now();
                     next_flush = now + FLUSH_EVERY;
@@ -604,6 +608,7 @@ impl Live {
                 }
             };
             last_message = Instant::now();
+            self.pause.poll(state, &self.handle).await;
             if last_message >= next_flush {
                 self.flush_pages()?;
                 next_flush = last_message + FLUSH_EVERY;
@@ -657,6 +662,13 @@ impl Live {
         if m.encoding != self.encoding {
             return Err("audio encoding differs from the hello".into());
         }
+        if self.pause.paused() {
+            // Nothing of a paused interval is written, not even silence.
+            metrics::counter!("insights_ingest_frames_dropped_total", "reason" => "paused")
+                .increment(m.buffers.len() as u64);
+            return Ok(());
+        }
+        let ticks = self.pause.ticks(m.timestamp);
         if self.origin_ms.is_none() {
             self.origin_ms = Some(
                 (insights_core::domain::now() - self.started_at)
@@ -693,7 +705,7 @@ impl Live {
                     };
                     let pcm = PcmFrame {
                         seq: m.sequence,
-                        ticks: m.timestamp,
+                        ticks,
                         pcm: frame,
                     };
                     r.push(side(p, &self.roster), pcm)
@@ -704,7 +716,7 @@ impl Live {
                         unbound();
                         continue;
                     };
-                    r.push(side(p, &self.roster), m.sequence, m.timestamp, &buf.payload)
+                    r.push(side(p, &self.roster), m.sequence, ticks, &buf.payload)
                         .map_err(|e| e.to_string())?
                 }
                 Some(Rec::Meeting(ms)) => {
@@ -729,7 +741,7 @@ impl Live {
                     };
                     let pcm = PcmFrame {
                         seq: m.sequence,
-                        ticks: m.timestamp,
+                        ticks,
                         pcm: frame,
                     };
                     ms.rec.push(key, pcm).map_err(|e| e.to_string())?
@@ -782,6 +794,7 @@ impl Live {
 
     /// Step 7.
     async fn finish(&mut self, state: &IngestState) -> Result<(), String> {
+        self.pause.end(state, &self.handle).await;
         let rows = self.finish_recorder()?;
         self.store_rows(state, &rows, true).await;
         let Some(spooled) = self.spooled.take() else {
@@ -798,6 +811,7 @@ impl Live {
     /// Step 8: finish what the recorder holds, make it durable, close the
     /// entry as partial, report `failed` if the call goes on.
     async fn abandon(&mut self, state: &IngestState) {
+        self.pause.end(state, &self.handle).await;
         let rows = match self.finish_recorder() {
             Ok(r) => r,
             Err(e) => {

@@ -8,7 +8,10 @@ use std::time::{Duration, Instant};
 
 use bot_gateway::calls::CallState;
 use bot_gateway::graph::RecordingStatusReport;
-use insights_core::domain::{Direction, ParticipantRole, RecordingKind, RecordingStatus};
+use insights_core::domain::{
+    AuditAction, AuditQuery, Direction, ParticipantRole, PolicyList, PolicyRule, RecordingKind,
+    RecordingPolicy, RecordingStatus, RuleKind,
+};
 use serde_json::json;
 use support::notify::{self, Invite, Person};
 use support::standin::Scripted;
@@ -400,6 +403,104 @@ async fn roster_joins_leaves_and_redirects_are_tracked_without_duplicates() {
     names.sort();
     names.dedup();
     assert_eq!(names.len(), 4, "every named party once: {names:?}");
+    h.ms.assert_no_problems();
+}
+
+/// The recording policy applies to a recorded user who joins a meeting
+/// later (participant-joining) as it does at an invite, with the policy
+/// as it is then: one on the never-record list is refused (busy), and
+/// the bot Graph invites for them instead is answered `notRecording`,
+/// audited, and stores nothing of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::unwrap_used)] // a failed step is the test failing
+async fn a_user_joining_later_is_decided_by_the_policy_in_force() {
+    let h = Harness::start_with(|g| g.participant_capacity = 3).await;
+    let u1 = Person::new("Una One", "una@contoso.example");
+    let u2 = Person::new("Udo Two", "udo@contoso.example");
+    let org = Person::new("Otto Organizer", "otto@contoso.example");
+    for p in [&u1, &u2, &org] {
+        h.add_directory_user(p).await;
+    }
+    let mk = |call: &str, who: &Person| {
+        let mut i = Invite::new(call, &h.tid, who, "attendee");
+        i.chain_id = "7a1d8f0e-7b0e-4d0a-9d55-0c5b8f6f2a11".into();
+        i.meeting_organizer = Some(org.identity(&h.tid));
+        i
+    };
+    assert_eq!(
+        h.notify(vec![mk("j-call-1", &u1).notification()]).await.0,
+        202
+    );
+    h.wait_answered("j-call-1").await;
+    // The policy changes mid-meeting: Udo is never recorded.
+    let mut policy = RecordingPolicy::default_for(h.tenant.id);
+    policy.rules.push(
+        PolicyRule::new(
+            PolicyList::NeverRecord,
+            RuleKind::User,
+            "udo@contoso.example",
+            None,
+        )
+        .unwrap(),
+    );
+    h.store
+        .put_recording_policy(h.tenant.id, &policy)
+        .await
+        .unwrap();
+    let (s, body) = h
+        .notify(vec![notify::joining("j-call-1", &mk("j-call-1", &u2))])
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        body,
+        json!({"@odata.type": "#microsoft.graph.rejectJoinResponse", "reason": "busy"})
+    );
+    // Graph invites a bot for Udo instead: answered, not recorded.
+    assert_eq!(
+        h.notify(vec![mk("j-call-2", &u2).notification()]).await.0,
+        202
+    );
+    let answers =
+        h.ms.wait_graph(
+            1,
+            |c| c.call_id == "j-call-2" && c.action == "answer",
+            Duration::from_secs(5),
+        )
+        .await;
+    assert_eq!(answers.len(), 1, "Udo's bot leg is answered");
+    let statuses =
+        h.ms.wait_graph(
+            1,
+            |c| c.call_id == "j-call-2" && c.action == "updateRecordingStatus",
+            Duration::from_secs(5),
+        )
+        .await;
+    assert_eq!(statuses[0].body["status"], "notRecording");
+    let decisions = h
+        .store
+        .list_audit(
+            h.tenant.id,
+            &AuditQuery {
+                action: Some(AuditAction::RecordingNotRecorded),
+                ..AuditQuery::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(decisions.len(), 1, "{decisions:?}");
+    assert_eq!(
+        decisions[0].details["rule_id"],
+        policy.rules[0].id.to_string()
+    );
+    // Una's recording holds no recorded Udo.
+    let rec = h.recording("j-call-1").await;
+    assert!(
+        !rec.participants
+            .iter()
+            .any(|p| p.recorded_user && p.email.as_deref() == Some("udo@contoso.example")),
+        "{:?}",
+        rec.participants
+    );
     h.ms.assert_no_problems();
 }
 

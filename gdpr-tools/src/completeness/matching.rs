@@ -38,8 +38,8 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, Duration, Utc};
 use insights_core::domain::{
     CallCompleteness, CompletenessStatus, CoverageGap, DirectoryUser, GapReason, MeetingFailover,
-    PolicyParty, Recording, RecordingPolicy, RecordingStatus, UserId, decide_recording,
-    normalize_phone,
+    PolicyParty, Recording, RecordingGap, RecordingPolicy, RecordingStatus, UserId,
+    decide_recording, normalize_phone,
 };
 
 use super::graph::RecordParty;
@@ -129,22 +129,20 @@ impl Directory {
     }
 }
 
-/// Pauses of a recording: `attributes.pauses`, a list of `{from, to}`
-/// RFC 3339 times (written by pause/resume). The one place that reads
-/// them.
-pub fn pause_intervals(r: &Recording) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
-    let Some(list) = r.attributes.get("pauses").and_then(|v| v.as_array()) else {
-        return Vec::new();
-    };
-    list.iter()
-        .filter_map(|p| {
-            let t = |k: &str| {
-                p.get(k)
-                    .and_then(|v| v.as_str())
-                    .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-                    .map(|t| t.with_timezone(&Utc))
-            };
-            Some((t("from")?, t("to").or(r.ended_at)?))
+/// Paused intervals of a recording: its gaps (`recording_gaps`, written
+/// by pause/resume) from when the gateway stopped writing media (or the
+/// pause was asked for, if the gateway had not applied it yet) to when
+/// it wrote again (or the recording's end, for a gap still open). The
+/// one place that reads them.
+pub fn pause_intervals(
+    r: &Recording,
+    gaps: &[RecordingGap],
+) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
+    gaps.iter()
+        .filter(|g| g.recording_id == r.id)
+        .filter_map(|g| {
+            let from = g.started_at.unwrap_or(g.requested_at);
+            Some((from, g.ended_at.or(r.ended_at)?))
         })
         .filter(|(a, b)| a < b)
         .collect()
@@ -262,6 +260,7 @@ pub fn reconcile_call(
     directory: &Directory,
     recordings: &[Recording],
     failovers: &[MeetingFailover],
+    gaps: &[RecordingGap],
     tolerance: Duration,
 ) -> CallCompleteness {
     let user_ids: Vec<UserId> = {
@@ -335,7 +334,7 @@ pub fn reconcile_call(
     let pauses: Vec<(DateTime<Utc>, DateTime<Utc>)> = merge(
         matched
             .iter()
-            .flat_map(|r| pause_intervals(r))
+            .flat_map(|r| pause_intervals(r, gaps))
             .map(clip)
             .collect(),
     );
@@ -594,6 +593,7 @@ mod tests {
                 &dir,
                 &recs,
                 &[],
+                &[],
                 tol,
             )
         };
@@ -632,6 +632,7 @@ mod tests {
             &dir,
             &recs,
             &[],
+            &[],
             tol,
         );
         assert_eq!(outsiders.rule.as_deref(), Some("no-recorded-user"));
@@ -658,16 +659,26 @@ mod tests {
             joined_ms: None,
             left_ms: None,
         });
-        r.attributes.insert(
-            "pauses".into(),
-            serde_json::json!([{"from": t(100).to_rfc3339(), "to": t(160).to_rfc3339()}]),
+        // Asked for at 95 s, applied by the gateway at 100 s, resumed
+        // at 160 s.
+        let mut paused = RecordingGap::pause(tenant, r.id, "acct-1", t(95));
+        paused.started_at = Some(t(100));
+        paused.ended_at = Some(t(160));
+        // Another recording's gap does not count.
+        let mut elsewhere = RecordingGap::pause(
+            tenant,
+            insights_core::domain::RecordingId::new(),
+            "acct-1",
+            t(300),
         );
+        elsewhere.ended_at = Some(t(400));
         let c = reconcile_call(
             &call("no-id", "oid-alice", "+15550100"),
             &policy,
             &dir,
             &[r],
             &[],
+            &[paused, elsewhere],
             Duration::seconds(5),
         );
         assert_eq!(c.status, CompletenessStatus::Partial);

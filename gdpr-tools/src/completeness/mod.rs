@@ -247,11 +247,25 @@ impl Reconciler {
         {
             failovers.extend(self.store.meeting_failovers(tenant.id, r.id).await?);
         }
+        // Paused intervals (pause/resume): one read per recording, like
+        // the failover marks above.
+        let mut gaps = Vec::new();
+        for r in &recordings {
+            gaps.extend(self.store.recording_gaps(tenant.id, r.id).await?);
+        }
         let tolerance = Duration::seconds(i64::from(self.cfg.tolerance_secs));
         let outcomes: Vec<CallCompleteness> = calls
             .iter()
             .map(|c| {
-                matching::reconcile_call(c, &policy, &directory, &recordings, &failovers, tolerance)
+                matching::reconcile_call(
+                    c,
+                    &policy,
+                    &directory,
+                    &recordings,
+                    &failovers,
+                    &gaps,
+                    tolerance,
+                )
             })
             .collect();
 

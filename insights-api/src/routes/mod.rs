@@ -11,6 +11,7 @@ pub mod health;
 mod jobs;
 pub(crate) mod metrics;
 pub(crate) mod openapi;
+mod pause;
 pub mod recording_policy;
 pub mod recordings;
 
@@ -30,6 +31,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(crate::auth::oidc_login::configure)
         .route("/api/openapi.json", web::get().to(openapi::document))
         .configure(recordings::configure)
+        .configure(pause::configure)
         .configure(access::configure)
         .configure(admin::configure)
         .configure(recording_policy::configure)

@@ -102,6 +102,8 @@ impl Modify for Security {
         super::recordings::media,
         super::recordings::download,
         super::recordings::stream_media,
+        super::pause::pause,
+        super::pause::resume,
         super::jobs::list,
         super::audit::list,
         super::audit::verify,

@@ -396,7 +396,7 @@ async fn content_gate(
     params(("id" = String, Path, description = "Recording id"),
         ("x-access-reason" = Option<String>, Header, description = "Reason for access, when the tenant requires one (for the insights)")),
     responses(
-        (status = 200, description = "The recording with participants, streams, failover marks (a meeting continued on another gateway node: `failovers`, each with `side` `continues` or `continued_by`, the other `recording_id`, the gap and the `reason`) and (when permitted) insights"),
+        (status = 200, description = "The recording with participants, streams, failover marks (a meeting continued on another gateway node: `failovers`, each with `side` `continues` or `continued_by`, the other `recording_id`, the gap and the `reason`), its gaps (`gaps`: paused intervals, each with `reason` `paused`, `requested_at`/`requested_by`, the effective `started_at`, `resume_requested_at`/`resumed_by` and the effective `ended_at`; no media was written in between) and (when permitted) insights"),
         (status = 401, description = "Not signed in", body = super::openapi::Problem),
         (status = 403, description = "Not permitted", body = super::openapi::Problem),
         (status = 404, description = "No such recording in the caller's tenant and scope", body = super::openapi::Problem)))]
@@ -410,10 +410,11 @@ async fn detail(
     let tenant = p.tenant()?;
     let rec = visible(&state, &p, tenant, &path).await?;
     let failovers = failovers(&state, tenant, rec.id).await?;
+    let gaps = state.store.recording_gaps(tenant, rec.id).await?;
     let shown_rec = shown(&p, &rec)?;
     if !p.has(Permission::ViewTranscript) {
         return Ok(HttpResponse::Ok().json(json!({
-            "recording": shown_rec, "failovers": failovers,
+            "recording": shown_rec, "failovers": failovers, "gaps": gaps,
             "insights": null, "insights_withheld": WITHHELD_PERMISSION,
         })));
     }
@@ -421,7 +422,7 @@ async fn detail(
         Ok(gate) => gate,
         Err(ApiError::BadRequest { code, .. } | ApiError::Forbidden { code }) => {
             return Ok(HttpResponse::Ok().json(json!({
-                "recording": shown_rec, "failovers": failovers,
+                "recording": shown_rec, "failovers": failovers, "gaps": gaps,
                 "insights": null, "insights_withheld": code,
             })));
         }
@@ -446,7 +447,7 @@ async fn detail(
     )
     .await?;
     Ok(HttpResponse::Ok().json(json!({
-        "recording": shown_rec, "failovers": failovers,
+        "recording": shown_rec, "failovers": failovers, "gaps": gaps,
         "insights": insights, "insights_withheld": null,
     })))
 }

@@ -322,28 +322,52 @@ async fn role_endpoint_tenant_matrix() {
         ),
         // The exact count of a search: the search's own rights.
         ("count".into(), "POST", "/api/recordings/count".into()),
+        // Pause and resume (`pause-recording`): permission first (403
+        // whatever the id), then scope (404), then state (these live
+        // recordings are not paused: 409). Pausing itself is proven
+        // through `insights serve` (tests/cli/pause.rs).
+        (
+            "resume".into(),
+            "POST",
+            format!("/api/recordings/{own}/resume"),
+        ),
+        (
+            "resume-foreign".into(),
+            "POST",
+            format!("/api/recordings/{foreign}/resume"),
+        ),
+        (
+            "resume-other-tenant".into(),
+            "POST",
+            format!("/api/recordings/{theirs}/resume"),
+        ),
+        (
+            "pause-missing".into(),
+            "POST",
+            format!("/api/recordings/{}/pause", RecordingId::new()),
+        ),
     ];
     // Expected status per role, in the order of `endpoints`.
-    let expect: Vec<(Option<&str>, [u16; 18])> = vec![
+    let expect: Vec<(Option<&str>, [u16; 22])> = vec![
         (
             Some("tenant-admin"),
             [
                 200, 200, 200, 200, 200, 200, 200, 404, 404, 404, 404, 404, 200, 200, 404, 403,
-                403, 200,
+                403, 200, 409, 409, 404, 404,
             ],
         ),
         (
             Some("compliance-officer"),
             [
                 200, 200, 200, 200, 403, 200, 200, 404, 404, 404, 404, 404, 200, 200, 404, 403,
-                403, 200,
+                403, 200, 403, 403, 403, 403,
             ],
         ),
         (
             Some("supervisor"),
             [
                 200, 200, 200, 200, 403, 200, 200, 404, 404, 404, 404, 404, 200, 200, 404, 403,
-                403, 200,
+                403, 200, 409, 409, 404, 404,
             ],
         ),
         // A user sees only recordings they took part in: the rest is 404.
@@ -351,7 +375,7 @@ async fn role_endpoint_tenant_matrix() {
             Some("user"),
             [
                 200, 200, 200, 200, 403, 404, 404, 404, 404, 404, 404, 404, 200, 200, 404, 403,
-                403, 200,
+                403, 200, 409, 404, 404, 404,
             ],
         ),
         // A DPO searches and reads transcripts but does not play (a
@@ -360,20 +384,20 @@ async fn role_endpoint_tenant_matrix() {
             Some("dpo"),
             [
                 200, 200, 200, 403, 403, 200, 403, 404, 403, 404, 404, 404, 403, 200, 404, 200,
-                200, 200,
+                200, 200, 403, 403, 403, 403,
             ],
         ),
         // The platform operator is refused every content endpoint.
-        (Some("platform-operator"), [403; 18]),
+        (Some("platform-operator"), [403; 22]),
         // Another tenant's admin: contoso's recordings do not exist for them.
         (
             Some("fabrikam-admin"),
             [
                 200, 404, 404, 404, 404, 404, 404, 200, 200, 200, 404, 404, 200, 404, 200, 403,
-                403, 200,
+                403, 200, 404, 404, 409, 404,
             ],
         ),
-        (None, [401; 18]),
+        (None, [401; 22]),
     ];
     let mut failures = Vec::new();
     for (role, statuses) in &expect {
@@ -400,6 +424,113 @@ async fn role_endpoint_tenant_matrix() {
         "matrix mismatches:\n{}",
         failures.join("\n")
     );
+}
+
+/// Pause and resume without a gateway to apply them: a `user` pauses
+/// only calls they are a recorded user of, only live Teams recordings
+/// are paused, one pause at a time; unapplied requests answer `202`,
+/// are stored as a gap and audited with ids only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_and_resume_rules_without_a_gateway() {
+    let w = world().await;
+    let contoso = w.app.tenant.id;
+    let alice = w.own.participants[0].directory_user_id.unwrap();
+    // Alice took part in this call, but the recorded user was Carol.
+    let mut shared = Recording::new(contoso, RecordingKind::Call, Direction::Inbound, now());
+    let mut listener = party(ParticipantRole::Caller, Some(alice), "Alice Example");
+    listener.recorded_user = false;
+    shared.participants.push(listener);
+    shared.participants.push(party(
+        ParticipantRole::Callee,
+        Some(UserId::new()),
+        "Carol Example",
+    ));
+    w.app
+        .store
+        .insert_recording(contoso, &shared)
+        .await
+        .unwrap();
+    let mut over = Recording::new(contoso, RecordingKind::Call, Direction::Inbound, now());
+    over.ended_at = Some(now());
+    w.app.store.insert_recording(contoso, &over).await.unwrap();
+    let mut sbc = Recording::new(contoso, RecordingKind::Call, Direction::Inbound, now());
+    sbc.external_call_id = Some("siprec:abc@sbc.example".into());
+    w.app.store.insert_recording(contoso, &sbc).await.unwrap();
+
+    let wr = &w;
+    let post = |role: &'static str, id: RecordingId, verb: &'static str| {
+        let path = format!("/api/recordings/{id}/{verb}");
+        async move {
+            let res = wr.call(Some(role), "POST", &path, None).await;
+            let status = res.status().as_u16();
+            (status, res.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let code = |v: &Value| v["code"].as_str().unwrap_or_default().to_owned();
+    let (st, body) = post("user", shared.id, "pause").await;
+    assert_eq!((st, code(&body)), (403, "not-recorded-user".into()));
+    let (st, body) = post("supervisor", over.id, "pause").await;
+    assert_eq!((st, code(&body)), (409, "not-live".into()));
+    let (st, body) = post("supervisor", sbc.id, "pause").await;
+    assert_eq!((st, code(&body)), (409, "not-pausable".into()));
+
+    // No gateway applies it: 202, stored as asked for.
+    let (st, paused) = post("supervisor", shared.id, "pause").await;
+    assert_eq!(st, 202, "{paused}");
+    assert_eq!(paused["applied"], false);
+    assert!(paused["gap"]["started_at"].is_null());
+    let (st, body) = post("tenant-admin", shared.id, "pause").await;
+    assert_eq!((st, code(&body)), (409, "already-paused".into()));
+    let (st, resumed) = post("tenant-admin", shared.id, "resume").await;
+    assert_eq!(st, 202, "{resumed}");
+    assert!(resumed["gap"]["resume_requested_at"].is_string());
+    let (st, body) = post("tenant-admin", shared.id, "resume").await;
+    assert_eq!((st, code(&body)), (409, "not-paused".into()));
+    let detail: Value = w
+        .call(
+            Some("supervisor"),
+            "GET",
+            &format!("/api/recordings/{}", shared.id),
+            None,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let gaps = detail["gaps"].as_array().unwrap();
+    assert_eq!(gaps.len(), 1, "{detail}");
+    assert_eq!(gaps[0]["id"], paused["gap"]["id"]);
+    let account = |role: &str| {
+        w.accounts
+            .iter()
+            .find(|(n, _)| *n == role)
+            .unwrap()
+            .1
+            .to_string()
+    };
+    assert_eq!(gaps[0]["requested_by"], account("supervisor").as_str());
+    assert_eq!(gaps[0]["resumed_by"], account("tenant-admin").as_str());
+    for (action, who) in [
+        (AuditAction::RecordingPause, "supervisor"),
+        (AuditAction::RecordingResume, "tenant-admin"),
+    ] {
+        let events = w
+            .app
+            .store
+            .list_audit(
+                contoso,
+                &AuditQuery {
+                    action: Some(action),
+                    ..AuditQuery::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(events.len(), 1, "{action}");
+        assert_eq!(events[0].actor, account(who));
+        assert_eq!(events[0].recording_id, Some(shared.id));
+        assert_eq!(events[0].details, json!({ "gap_id": paused["gap"]["id"] }));
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -986,6 +1117,8 @@ async fn the_openapi_document_lists_every_route_and_the_real_search_fields() {
         ("get", "/api/recordings/{id}/media"),
         ("get", "/api/recordings/{id}/download"),
         ("get", "/api/recordings/{id}/streams/{track}/media"),
+        ("post", "/api/recordings/{id}/pause"),
+        ("post", "/api/recordings/{id}/resume"),
         ("get", "/api/recordings/{id}/jobs"),
         ("get", "/api/audit"),
         ("get", "/api/audit/verify"),

@@ -37,6 +37,9 @@ string_enum!(
         /// Approve or deny other people's requests to play a recording
         /// (four-eyes playback).
         ApproveAccess => "approve-access",
+        /// Pause and resume a live recording in the caller's scope (a
+        /// `user`: only calls they are recorded in).
+        PauseRecording => "pause-recording",
         OperatePlatform => "operate-platform",
         /// Read the completeness reconciliation (which calls Microsoft's
         /// call records say were made, and which were recorded) and run
@@ -81,6 +84,7 @@ impl Role {
                 ManageSettings,
                 ApproveAccess,
                 ViewCompleteness,
+                PauseRecording,
             ],
             Role::ComplianceOfficer => vec![
                 Search,
@@ -90,8 +94,8 @@ impl Role {
                 ApproveAccess,
                 ViewCompleteness,
             ],
-            Role::Supervisor => vec![Search, Play, ViewTranscript],
-            Role::User => vec![Search, Play, ViewTranscript],
+            Role::Supervisor => vec![Search, Play, ViewTranscript, PauseRecording],
+            Role::User => vec![Search, Play, ViewTranscript, PauseRecording],
             Role::Dpo => vec![
                 Search,
                 ViewTranscript,

@@ -58,6 +58,10 @@ string_enum!(
         /// (details: coverage, threshold, the run's id). The hook for
         /// alerts.
         CompletenessAlert => "completeness-alert",
+        /// Someone paused a live recording (details: the gap's id).
+        RecordingPause => "recording-pause",
+        /// Someone resumed a paused recording (details: the gap's id).
+        RecordingResume => "recording-resume",
     }
 );
 

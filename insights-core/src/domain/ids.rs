@@ -124,3 +124,7 @@ id_type!(
     /// the envelope object id of its sealed file.
     FileJobId, now_v7
 );
+id_type!(
+    /// One gap of a recording (e.g. a pause).
+    GapId, now_v7
+);

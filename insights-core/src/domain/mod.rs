@@ -17,6 +17,7 @@ mod meeting_claim;
 mod policy;
 mod processing;
 mod recording;
+mod recording_gap;
 mod recording_policy;
 mod segment_upload;
 mod signing_key;
@@ -55,6 +56,7 @@ pub use recording::{
     RecordingQuery, RecordingStatus, RecordingSummary, SEARCH_TOTAL_CAP, SearchPage, SortKey,
     normalize_phone,
 };
+pub use recording_gap::{RecordingGap, RecordingGapReason};
 pub use recording_policy::{
     DecidedBy, FailureMode, PolicyDecision, PolicyList, PolicyMode, PolicyParty, PolicyRule,
     RecordingPolicy, RuleKind, decide_recording,

@@ -49,6 +49,7 @@ macro_rules! delegate_store_areas {
         __delegate_store_area_unless_excepted!(LeaseStore);
         __delegate_store_area_unless_excepted!(MeetingClaimStore);
         __delegate_store_area_unless_excepted!(SegmentUploadStore);
+        __delegate_store_area_unless_excepted!(RecordingGapStore);
         __delegate_store_area_unless_excepted!(TransientStore);
     };
     ($ty:ty => $inner:ident $(, before $hook:ident)? $(; except $($area:ident),+ $(,)?)?) => {
@@ -79,6 +80,7 @@ macro_rules! __delegate_store_area {
     (LeaseStore, $($rest:tt)*) => { $crate::__delegate_lease_store!($($rest)*); };
     (MeetingClaimStore, $($rest:tt)*) => { $crate::__delegate_meeting_claim_store!($($rest)*); };
     (SegmentUploadStore, $($rest:tt)*) => { $crate::__delegate_segment_upload_store!($($rest)*); };
+    (RecordingGapStore, $($rest:tt)*) => { $crate::__delegate_recording_gap_store!($($rest)*); };
     (TransientStore, $($rest:tt)*) => { $crate::__delegate_transient_store!($($rest)*); };
 }
 

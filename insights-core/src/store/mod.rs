@@ -22,6 +22,7 @@
 //! | periodic jobs' leases and runs (platform scope) | [`LeaseStore`] |
 //! | meeting claims of gateway nodes | [`MeetingClaimStore`] |
 //! | segment uploads of live calls | [`SegmentUploadStore`] |
+//! | recording gaps (pauses) | [`RecordingGapStore`] |
 //! | pending sign-ins, address throttles, export and bundle jobs | [`TransientStore`] |
 //!
 //! Every type that implements all the area traits is a [`MetadataStore`]
@@ -48,6 +49,7 @@ mod keys;
 mod leases;
 mod meeting_claims;
 mod processing;
+mod recording_gaps;
 mod recordings;
 mod search;
 mod segment_uploads;
@@ -67,6 +69,7 @@ pub use keys::DataKeyStore;
 pub use leases::LeaseStore;
 pub use meeting_claims::MeetingClaimStore;
 pub use processing::ProcessingStore;
+pub use recording_gaps::RecordingGapStore;
 pub use recordings::RecordingStore;
 pub use search::SearchStore;
 pub use segment_uploads::SegmentUploadStore;
@@ -83,9 +86,9 @@ pub use transient::TransientStore;
 pub mod prelude {
     pub use super::{
         AccountStore, ApprovalStore, AuditStore, DataKeyStore, DirectoryStore, GovernanceStore,
-        JobStore, LeaseStore, MeetingClaimStore, MetadataStore, ProcessingStore, RecordingStore,
-        SearchStore, SegmentUploadStore, SigningKeyStore, SubjectStore, TenantStore,
-        TranscriptStore, TransientStore,
+        JobStore, LeaseStore, MeetingClaimStore, MetadataStore, ProcessingStore, RecordingGapStore,
+        RecordingStore, SearchStore, SegmentUploadStore, SigningKeyStore, SubjectStore,
+        TenantStore, TranscriptStore, TransientStore,
     };
 }
 
@@ -144,6 +147,7 @@ pub trait MetadataStore:
     + LeaseStore
     + MeetingClaimStore
     + SegmentUploadStore
+    + RecordingGapStore
     + TransientStore
 {
 }
@@ -166,6 +170,7 @@ impl<T> MetadataStore for T where
         + LeaseStore
         + MeetingClaimStore
         + SegmentUploadStore
+        + RecordingGapStore
         + TransientStore
         + ?Sized
 {

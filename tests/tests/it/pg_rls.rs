@@ -206,6 +206,11 @@ async fn seed(s: &PgStore, name: &str) -> TenantId {
         "meeting failover",
     );
     ok(
+        s.open_recording_gap(t, &RecordingGap::pause(t, r.id, "account", now()))
+            .await,
+        "recording gap",
+    );
+    ok(
         s.enqueue_job(t, &NewJob::now(r.id, JobKind::Transcribe))
             .await,
         "job",

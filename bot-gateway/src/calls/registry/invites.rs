@@ -558,12 +558,30 @@ impl CallRegistry {
         };
         let bot = call.bot_data().unwrap_or_default();
         let (parties, _) = plan_invite(&call, &bot, rec.kind, &rec.directory_tenant);
+        // A replayed joining notification is accepted again, and not
+        // counted twice against the capacity.
+        let replay = parties
+            .iter()
+            .filter(|p| p.recorded)
+            .all(|ip| rec.knows_recorded(ip));
+        // The tenant's policy decides for a user who joins later as it
+        // does at an invite (the policy as it is now): one it excludes is
+        // refused, so Graph invites a bot anew for them, whose invite is
+        // answered, reported `notRecording` and audited like any call
+        // the policy excludes.
+        if !replay {
+            let (tenant, directory_tenant) = (rec.tenant, rec.directory_tenant.clone());
+            let decision = self
+                .decide_invite(tenant, &directory_tenant, &parties)
+                .await?;
+            if !decision.record {
+                tracing::info!(%call_id, %recording_id, rule_id = ?decision.by.rule_id(), "participant joining refused: the recording policy excludes them");
+                return Ok(ParticipantJoiningResponse::reject_busy());
+            }
+        }
         // Only the joining recorded user: the rest of the meeting comes
         // with the roster.
         let parties: Vec<InviteParty> = parties.into_iter().filter(|p| p.recorded).collect();
-        // A replayed joining notification is accepted again, and not
-        // counted twice against the capacity.
-        let replay = parties.iter().all(|ip| rec.knows_recorded(ip));
         if !joining_allowed(over, replay, taken, self.cfg.participant_capacity) {
             tracing::info!(%call_id, "participant joining refused: call over or at capacity");
             return Ok(ParticipantJoiningResponse::reject_busy());

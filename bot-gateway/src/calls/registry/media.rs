@@ -195,6 +195,25 @@ impl RecordingHandle {
             .report(&self.call_id, RecordingStatusReport::NotRecording)
             .await
     }
+
+    /// A pause or resume of the live recording: reports `notRecording`
+    /// (`recording: false`, after the media side stopped writing) or
+    /// `recording` (media may be written again once this returns `Ok`)
+    /// from a task of its own, so the media connection keeps being read
+    /// while Graph answers.
+    pub fn report_pause(
+        &self,
+        recording: bool,
+    ) -> tokio::task::JoinHandle<Result<(), RecordingError>> {
+        let registry = Arc::clone(&self.registry);
+        let call_id = self.call_id.clone();
+        let status = if recording {
+            RecordingStatusReport::Recording
+        } else {
+            RecordingStatusReport::NotRecording
+        };
+        tokio::spawn(async move { registry.report(&call_id, status).await })
+    }
 }
 
 /// What the media side needs of a leg to report a recording status.

@@ -24,6 +24,7 @@ mod keys;
 mod leases;
 mod meeting_claims;
 mod processing;
+mod recording_gaps;
 mod recordings;
 mod search;
 mod segment_uploads;

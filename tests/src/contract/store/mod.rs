@@ -82,6 +82,7 @@ pub mod governance;
 pub mod keys;
 pub mod leases;
 pub mod meeting_claims;
+pub mod recording_gaps;
 pub mod recordings;
 pub mod search;
 pub mod segment_uploads;
