@@ -4,6 +4,7 @@
 //! enforcement, legal holds, and directory sync.
 
 pub mod access;
+pub mod alerts;
 pub mod bundles;
 pub mod certificate;
 pub mod directory;

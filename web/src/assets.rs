@@ -31,6 +31,7 @@ static ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../static/recording-policy.js"),
     ),
     ("gdpr.js", JS, include_str!("../static/gdpr.js")),
+    ("alerts.js", JS, include_str!("../static/alerts.js")),
 ];
 
 const JS: &str = "text/javascript; charset=utf-8";

@@ -123,6 +123,15 @@ pub static PAGES: &[Page] = &[
         admin: true,
         main: include_str!("../pages/recording-policy.html"),
     },
+    Page {
+        path: "/admin/alerts",
+        title: "Alerts",
+        id: "alerts",
+        needs: &[P::ManageSettings],
+        nav: Some("Alerts"),
+        admin: true,
+        main: include_str!("../pages/alerts.html"),
+    },
 ];
 
 #[cfg(test)]

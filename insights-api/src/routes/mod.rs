@@ -1,5 +1,6 @@
 mod access;
 mod admin;
+mod alerts;
 mod audit;
 mod auth;
 pub mod directory;
@@ -32,6 +33,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(access::configure)
         .configure(admin::configure)
         .configure(recording_policy::configure)
+        .configure(alerts::configure)
         .configure(audit::configure)
         .configure(directory::configure)
         .configure(exports::configure)

@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 mod ai;
+mod alerts;
 mod auth;
 mod directory;
 mod endpoints;
@@ -28,6 +29,7 @@ pub use ai::{
     AiSettings, AnthropicSettings, AzureOpenAiSettings, AzureSpeechSettings, CloudRecap, CloudStt,
     OpenAiSettings,
 };
+pub use alerts::{AlertSettings, BusinessHours, SmtpSettings};
 pub use auth::{AuthSettings, Cidr, DEFAULT_ROLE_MAP, OidcProfileMapping, OidcSettings};
 pub use directory::DirectorySettings;
 pub use gateway::GatewaySettings;
@@ -71,6 +73,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "metrics",
     "gdpr",
     "siprec",
+    "alerts",
 ];
 
 /// Every setting of the platform.
@@ -121,6 +124,9 @@ pub struct Settings {
     /// unless `listen` is set).
     #[serde(default)]
     pub siprec: SiprecSettings,
+    /// `[alerts]`: alert rules, deduplication, rate limit and SMTP.
+    #[serde(default)]
+    pub alerts: AlertSettings,
 }
 
 /// Metadata store settings.
@@ -282,6 +288,7 @@ impl Default for Settings {
             metrics: MetricsSettings::default(),
             gdpr: GdprSettings::default(),
             siprec: SiprecSettings::default(),
+            alerts: AlertSettings::default(),
         }
     }
 }
@@ -402,6 +409,7 @@ impl Settings {
         }
         self.http.validate()?;
         self.siprec.validate()?;
+        self.alerts.validate()?;
         if self.database.max_connections == 0 {
             return Err(ConfigError::Invalid {
                 key: "database.max_connections",

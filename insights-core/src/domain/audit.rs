@@ -49,6 +49,12 @@ string_enum!(
         /// failure mode, the reason and what Teams was told. The hook for
         /// alerts.
         RecordingFailure => "recording-failure",
+        /// An alert was raised (details: its kind, key and ids/counts).
+        AlertRaised => "alert-raised",
+        /// Someone acknowledged an alert.
+        AlertAcknowledged => "alert-acknowledged",
+        /// An alert channel was added or removed (never its secret).
+        AlertChannelChange => "alert-channel-change",
     }
 );
 

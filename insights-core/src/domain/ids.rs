@@ -124,3 +124,11 @@ id_type!(
     /// the envelope object id of its sealed file.
     FileJobId, now_v7
 );
+id_type!(
+    /// A raised alert ([`Alert`](super::Alert)); sorts by time.
+    AlertId, now_v7
+);
+id_type!(
+    /// An alert channel ([`AlertChannel`](super::AlertChannel)).
+    AlertChannelId, new_v4
+);

@@ -50,6 +50,7 @@ macro_rules! delegate_store_areas {
         __delegate_store_area_unless_excepted!(MeetingClaimStore);
         __delegate_store_area_unless_excepted!(SegmentUploadStore);
         __delegate_store_area_unless_excepted!(TransientStore);
+        __delegate_store_area_unless_excepted!(AlertStore);
     };
     ($ty:ty => $inner:ident $(, before $hook:ident)? $(; except $($area:ident),+ $(,)?)?) => {
         $crate::delegate_store_areas!(
@@ -80,6 +81,7 @@ macro_rules! __delegate_store_area {
     (MeetingClaimStore, $($rest:tt)*) => { $crate::__delegate_meeting_claim_store!($($rest)*); };
     (SegmentUploadStore, $($rest:tt)*) => { $crate::__delegate_segment_upload_store!($($rest)*); };
     (TransientStore, $($rest:tt)*) => { $crate::__delegate_transient_store!($($rest)*); };
+    (AlertStore, $($rest:tt)*) => { $crate::__delegate_alert_store!($($rest)*); };
 }
 
 /// Implementation detail of [`delegate_store_areas!`]: the forwarding impl

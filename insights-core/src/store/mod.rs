@@ -23,6 +23,7 @@
 //! | meeting claims of gateway nodes | [`MeetingClaimStore`] |
 //! | segment uploads of live calls | [`SegmentUploadStore`] |
 //! | pending sign-ins, address throttles, export and bundle jobs | [`TransientStore`] |
+//! | alerts, alert channels, node heartbeats | [`AlertStore`] |
 //!
 //! Every type that implements all the area traits is a [`MetadataStore`]
 //! (blanket impl), and the area methods can be called on a
@@ -38,6 +39,7 @@
 //! [`TenantId`]: crate::domain::TenantId
 
 mod accounts;
+mod alerts;
 mod approvals;
 mod audit;
 mod delegate;
@@ -58,6 +60,7 @@ mod transcripts;
 mod transient;
 
 pub use accounts::{AccountChange, AccountStore};
+pub use alerts::AlertStore;
 pub use approvals::ApprovalStore;
 pub use audit::{AuditStore, check_audit_chain};
 pub use directory::DirectoryStore;
@@ -82,10 +85,10 @@ pub use transient::TransientStore;
 /// generic `S: MetadataStore` the methods resolve without it.
 pub mod prelude {
     pub use super::{
-        AccountStore, ApprovalStore, AuditStore, DataKeyStore, DirectoryStore, GovernanceStore,
-        JobStore, LeaseStore, MeetingClaimStore, MetadataStore, ProcessingStore, RecordingStore,
-        SearchStore, SegmentUploadStore, SigningKeyStore, SubjectStore, TenantStore,
-        TranscriptStore, TransientStore,
+        AccountStore, AlertStore, ApprovalStore, AuditStore, DataKeyStore, DirectoryStore,
+        GovernanceStore, JobStore, LeaseStore, MeetingClaimStore, MetadataStore, ProcessingStore,
+        RecordingStore, SearchStore, SegmentUploadStore, SigningKeyStore, SubjectStore,
+        TenantStore, TranscriptStore, TransientStore,
     };
 }
 
@@ -145,6 +148,7 @@ pub trait MetadataStore:
     + MeetingClaimStore
     + SegmentUploadStore
     + TransientStore
+    + AlertStore
 {
 }
 
@@ -167,6 +171,7 @@ impl<T> MetadataStore for T where
         + MeetingClaimStore
         + SegmentUploadStore
         + TransientStore
+        + AlertStore
         + ?Sized
 {
 }
