@@ -325,6 +325,38 @@ async fn alerts_reach_a_signed_webhook_starttls_mail_and_teams_once_without_pers
     let (_, v) = call(&api, &admin, "GET", path, None);
     assert_eq!(v.as_array().unwrap().len(), 1, "{v}");
 
+    // Two gateway nodes as their heartbeats tell: one silent for ten
+    // minutes, one whose spool is full with a recording waiting two
+    // hours for upload (this node's own heartbeat is there too).
+    let gone = now() - chrono::Duration::minutes(10);
+    for hb in [
+        NodeHeartbeat {
+            node: "gw-lost".into(),
+            roles: "gateway".into(),
+            at: gone,
+            spool_used: Some(0),
+            spool_quota: Some(100),
+            oldest_pending_at: None,
+        },
+        NodeHeartbeat {
+            node: "gw-full".into(),
+            roles: "gateway".into(),
+            at: now() + chrono::Duration::minutes(5),
+            spool_used: Some(100),
+            spool_quota: Some(100),
+            oldest_pending_at: Some(now() - chrono::Duration::hours(2)),
+        },
+    ] {
+        store.put_node_heartbeat(&hb).await.unwrap();
+    }
+    let own = store.node_heartbeats().await.unwrap();
+    assert!(
+        own.iter().any(|h| h.roles.contains("gateway")
+            && h.roles.contains("scheduler")
+            && h.spool_quota.is_some()),
+        "this node's heartbeat: {own:?}"
+    );
+
     // A tenant whose key-encryption key is lost (as when the key service
     // lost it): its calls cannot be recorded.
     add_tenant(cwd.path(), &d, &env, "fabrikam");
@@ -415,8 +447,11 @@ async fn alerts_reach_a_signed_webhook_starttls_mail_and_teams_once_without_pers
         "unusual-access",
         "no-recordings",
         "key-service",
+        "node-down",
+        "spool-full",
+        "upload-backlog",
     ];
-    eventually(90, "the alerts on the webhook", || {
+    eventually(180, "the alerts on the webhook", || {
         let k = kinds(&hook.requests());
         wanted.iter().all(|w| count(&k, w) >= 1)
     })
@@ -426,7 +461,7 @@ async fn alerts_reach_a_signed_webhook_starttls_mail_and_teams_once_without_pers
         verify_signature(&r, HOOK_SECRET);
     }
     // Teams got the cards, in the published shape.
-    eventually(30, "the Teams cards", || {
+    eventually(60, "the Teams cards", || {
         let texts: Vec<String> = teams.cards().iter().map(|c| c.to_string()).collect();
         wanted.iter().all(|w| {
             texts
@@ -437,7 +472,7 @@ async fn alerts_reach_a_signed_webhook_starttls_mail_and_teams_once_without_pers
     .await;
     assert_eq!(teams.problems(), Vec::<String>::new());
     // The mail arrived over STARTTLS.
-    eventually(30, "the e-mails", || {
+    eventually(60, "the e-mails", || {
         let m = smtp.messages();
         wanted.iter().all(|w| {
             m.iter()
@@ -453,7 +488,7 @@ async fn alerts_reach_a_signed_webhook_starttls_mail_and_teams_once_without_pers
     }
     // The tenant's channel got the tenant's alerts raised after it was
     // added, never another tenant's.
-    eventually(30, "the tenant's webhook", || {
+    eventually(60, "the tenant's webhook", || {
         let k = kinds(&tenant_hook.requests());
         count(&k, "unusual-access") == 1
     })
@@ -558,16 +593,29 @@ async fn alerts_reach_a_signed_webhook_starttls_mail_and_teams_once_without_pers
     // Another tenant's alert is not there for this admin.
     let other = format!("/api/admin/alerts/{}/ack", rf[0].id);
     assert_eq!(call(&api, &admin, "POST", &other, None).0, 404);
-    // The operator sees the installation's alerts (none here), never a
-    // tenant's.
+    // The operator sees the installation's alerts, never a tenant's, and
+    // acknowledges one.
     let (st, v) = call(&api, &operator, "GET", "/api/admin/alerts", None);
     assert_eq!(st, 200);
-    assert!(
-        v.as_array()
-            .unwrap()
-            .iter()
-            .all(|a| a["tenant_id"].is_null()),
-        "{v}"
+    let installation = v.as_array().unwrap();
+    assert!(installation.iter().all(|a| a["tenant_id"].is_null()), "{v}");
+    let down = installation
+        .iter()
+        .find(|a| a["kind"] == "node-down")
+        .unwrap_or_else(|| panic!("{v}"));
+    assert_eq!(down["details"]["node"], "gw-lost");
+    let full = installation
+        .iter()
+        .find(|a| a["kind"] == "spool-full")
+        .unwrap_or_else(|| panic!("{v}"));
+    assert_eq!(full["details"]["node"], "gw-full");
+    assert_eq!(full["details"]["percent"], 100);
+    let ack_down = format!("/api/admin/alerts/{}/ack", down["id"].as_str().unwrap());
+    assert_eq!(call(&api, &operator, "POST", &ack_down, None).0, 200);
+    assert_eq!(
+        call(&api, &admin, "POST", &ack_down, None).0,
+        404,
+        "not the tenant's"
     );
 
     // Audited: raised (once per alert) and acknowledged.
