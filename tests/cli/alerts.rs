@@ -229,6 +229,8 @@ async fn alerts_reach_a_signed_webhook_starttls_mail_and_teams_once_without_pers
         (s("INSIGHTS_ALERTS__BUSINESS_DAYS"), s("daily")),
         (s("INSIGHTS_ALERTS__BUSINESS_HOURS"), s("00:00-24:00")),
         (s("INSIGHTS_ALERTS__UNUSUAL_ACCESS_PER_HOUR"), s("2")),
+        (s("INSIGHTS_ALERTS__KEY_CHECK_SECS"), s("1")),
+        (s("INSIGHTS_ALERTS__AUDIT_CHECK_SECS"), s("1")),
         (s("INSIGHTS_ALERTS__SMTP__HOST"), s("127.0.0.1")),
         (s("INSIGHTS_ALERTS__SMTP__PORT"), smtp.port.to_string()),
         (s("INSIGHTS_ALERTS__SMTP__FROM"), s("alerts@insights.test")),

@@ -10,9 +10,9 @@
 //! | `upload-backlog` | installation | node | the oldest finished recording in a live gateway's spool older than `upload_backlog_secs` |
 //! | `no-recordings` | tenant | — | no recording started in the last `no_recordings_minutes`, all of them within business hours |
 //! | `transcription-dead` | tenant | — | jobs dead-lettered in the last hour |
-//! | `audit-chain` | tenant | — | `check_audit_chain` finds problems |
+//! | `audit-chain` | tenant | — | `check_audit_chain` finds problems (every `audit_check_secs`) |
 //! | `unusual-access` | tenant | actor | one actor's `play`, `download` and `export` events in the last hour name more than `unusual_access_per_hour` recordings |
-//! | `key-service` | tenant | — | wrapping and unwrapping a fresh data key under the tenant's KEK fails |
+//! | `key-service` | tenant | — | wrapping and unwrapping a fresh data key under the tenant's KEK fails (every `key_check_secs`) |
 //!
 //! `recording-failure` is raised by the gateway, `reconciliation-gap`
 //! by completeness reconciliation, both through [`super::raise`].
@@ -225,6 +225,15 @@ pub async fn transcription_dead(
     }))
 }
 
+/// Which of the costly checks are due in this run.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Due {
+    /// Wrap and unwrap a data key per tenant.
+    pub keys: bool,
+    /// Verify each tenant's whole audit chain.
+    pub audit: bool,
+}
+
 /// Every rule for one tenant.
 pub async fn tenant_rules(
     store: &dyn MetadataStore,
@@ -233,6 +242,7 @@ pub async fn tenant_rules(
     hours: &BusinessHours,
     tenant: TenantId,
     now: DateTime<Utc>,
+    due: Due,
 ) -> Vec<(Realm, NewAlert)> {
     let mut out = Vec::new();
     let realm = Realm::Tenant(tenant);
@@ -248,7 +258,7 @@ pub async fn tenant_rules(
         Ok(a) => out.extend(a.map(|a| (realm, a))),
         Err(e) => tracing::warn!(tenant_id = %tenant, error = %e, "alerts: transcription rule"),
     }
-    if settings.audit_check {
+    if due.audit {
         match audit_chain(store, tenant).await {
             Ok(a) => out.extend(a.map(|a| (realm, a))),
             Err(e) => tracing::warn!(tenant_id = %tenant, error = %e, "alerts: audit-chain rule"),
@@ -258,7 +268,7 @@ pub async fn tenant_rules(
         Ok(v) => out.extend(v.into_iter().map(|a| (realm, a))),
         Err(e) => tracing::warn!(tenant_id = %tenant, error = %e, "alerts: unusual-access rule"),
     }
-    if settings.key_check {
+    if due.keys {
         out.extend(key_service(keys, tenant).await.map(|a| (realm, a)));
     }
     out

@@ -2,7 +2,7 @@
 //! every node's heartbeat.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use insights_core::alerts::raise;
@@ -34,6 +34,31 @@ struct Context {
     hours: BusinessHours,
     keys: Arc<dyn KeyProvider>,
     deliverer: Deliverer,
+    /// When this leader last ran the key and audit checks (they read a
+    /// whole chain or call the key service: not every interval).
+    last_checks: std::sync::Mutex<(Option<Instant>, Option<Instant>)>,
+}
+
+impl Context {
+    /// Which costly checks are due now (and marks them run).
+    fn due(&self) -> rules::Due {
+        let now = Instant::now();
+        let mut last = self
+            .last_checks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let take = |slot: &mut Option<Instant>, every: u64| {
+            let due = every > 0
+                && slot.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(every));
+            if due {
+                *slot = Some(now);
+            }
+            due
+        };
+        let keys = take(&mut last.0, self.settings.key_check_secs);
+        let audit = take(&mut last.1, self.settings.audit_check_secs);
+        rules::Due { keys, audit }
+    }
 }
 
 impl Scheduler {
@@ -58,6 +83,7 @@ impl Scheduler {
             hours,
             keys,
             deliverer,
+            last_checks: std::sync::Mutex::new((None, None)),
         });
         let schedule = Schedule {
             every: settings.interval(),
@@ -93,6 +119,7 @@ async fn run(ctx: &Context, store: &dyn MetadataStore, fence: &Fence) -> Result<
         ),
         Err(e) => tracing::warn!(error = %e, "alerts: cannot read the nodes' heartbeats"),
     }
+    let due = ctx.due();
     for t in &tenants {
         if !fence.valid() {
             return Err(insights_core::domain::LEASE_LOST.into());
@@ -105,6 +132,7 @@ async fn run(ctx: &Context, store: &dyn MetadataStore, fence: &Fence) -> Result<
                 &ctx.hours,
                 t.id,
                 at,
+                due,
             )
             .await,
         );

@@ -62,10 +62,12 @@ pub struct AlertSettings {
     /// recordings in an hour raises `unusual-access` (0: off). Default 50.
     pub unusual_access_per_hour: u32,
     /// Check the key service (wrap and unwrap a fresh data key per
-    /// tenant) at every evaluation. Default true.
-    pub key_check: bool,
-    /// Verify every tenant's audit chain at every evaluation. Default true.
-    pub audit_check: bool,
+    /// tenant) at most this often, s (0: off; else 1-86400, under 60 only
+    /// for tests). Default 300.
+    pub key_check_secs: u64,
+    /// Verify every tenant's whole audit chain at most this often, s (0:
+    /// off; else 1-604800, under 60 only for tests). Default 3600.
+    pub audit_check_secs: u64,
     /// `[alerts.smtp]`: the mail server e-mail channels use.
     pub smtp: SmtpSettings,
 }
@@ -88,8 +90,8 @@ impl Default for AlertSettings {
             business_hours: "08:00-18:00".into(),
             utc_offset_minutes: 0,
             unusual_access_per_hour: 50,
-            key_check: true,
-            audit_check: true,
+            key_check_secs: 300,
+            audit_check_secs: 3600,
             smtp: SmtpSettings::default(),
         }
     }
@@ -316,6 +318,12 @@ impl AlertSettings {
                 key: "alerts.node_down_secs",
                 problem: "must exceed alerts.heartbeat_secs".into(),
             });
+        }
+        if self.key_check_secs != 0 {
+            range("alerts.key_check_secs", self.key_check_secs, 1, 86_400)?;
+        }
+        if self.audit_check_secs != 0 {
+            range("alerts.audit_check_secs", self.audit_check_secs, 1, 604_800)?;
         }
         range("alerts.smtp.timeout_secs", self.smtp.timeout_secs, 1, 300)?;
         if !self.smtp.host.is_empty() && !self.smtp.from.contains('@') {
