@@ -119,6 +119,19 @@ if [ ! -x "$FUZZ_VENV/bin/st" ] || [ tests/fuzz/requirements.txt -nt "$FUZZ_VENV
 fi
 export INSIGHTS_TEST_SCHEMATHESIS="$ROOT/$FUZZ_VENV/bin/st"
 
+# ---- local SMTP server (PyPI) ----------------------------------------------------
+# aiosmtpd, pinned in tests/smtp/requirements.txt, in a venv of its own: the
+# STARTTLS server the alert e-mail test (tests/cli/alerts.rs) delivers to.
+SMTP_VENV=tests/smtp/.venv
+if [ ! -f "$SMTP_VENV/.installed" ] || [ tests/smtp/requirements.txt -nt "$SMTP_VENV/.installed" ]; then
+    log "installing the test SMTP server: pip install -r tests/smtp/requirements.txt"
+    python3 -m venv "$SMTP_VENV" || die "cannot create $SMTP_VENV"
+    "$SMTP_VENV/bin/pip" install -q --disable-pip-version-check -r tests/smtp/requirements.txt >&2 ||
+        die "pip install of the test SMTP server failed"
+    touch "$SMTP_VENV/.installed"
+fi
+export INSIGHTS_TEST_SMTP_PYTHON="$ROOT/$SMTP_VENV/bin/python"
+
 # ---- browser drivers (npm) -----------------------------------------------------
 # playwright-core, puppeteer-core and axe-core (the web UI test), pinned in
 # tests/browser/package-lock.json;

@@ -5,6 +5,7 @@
 //! reconciliation against Microsoft's call records.
 
 pub mod access;
+pub mod alerts;
 pub mod bundles;
 pub mod certificate;
 pub mod completeness;

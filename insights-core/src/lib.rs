@@ -5,6 +5,7 @@
 //! cloud SDK. Dependencies point inward, to here.
 #![forbid(unsafe_code)]
 
+pub mod alerts;
 pub mod backoff;
 pub mod blob;
 pub mod config;

@@ -12,7 +12,7 @@
 //!   fails);
 //! * `worker`: the AI pipeline's job workers;
 //! * `scheduler`: the periodic jobs (retention, directory sync, the
-//!   completeness reconciliation), each run
+//!   completeness reconciliation, alerts), each run
 //!   only by the node holding its lease (`gdpr_tools::leader`).
 //!
 //! Every node serves `/livez`, `/readyz`, `/healthz` and `/metrics` on
@@ -347,6 +347,26 @@ pub async fn serve(settings: Settings, roles: Roles, opts: WorkerOptions) -> any
         ),
         None => None,
     };
+    // Alerting: every node's heartbeat (with its spool's state on a
+    // gateway), the rules and delivery on the `alerts` lease's leader.
+    let heartbeat = gdpr_tools::alerts::Heartbeat::start(
+        platform.store.clone(),
+        super::signing::node_name(&settings)?,
+        roles.names().join(","),
+        settings.alerts.heartbeat(),
+        gateway.as_ref().map(|g| spool_probe(&g.spool)),
+    );
+    let alerts = match &leadership {
+        Some(l) => gdpr_tools::alerts::Scheduler::start(
+            &settings.alerts,
+            settings.allow_insecure_http,
+            l,
+            platform.store.clone(),
+            platform.keys.clone(),
+        )
+        .context("starting alerts ([alerts], [alerts.smtp])")?,
+        None => None,
+    };
     super::signal::shutdown_signal().await;
     tracing::info!("shutting down");
     if let Some(r) = &call_registry {
@@ -360,6 +380,10 @@ pub async fn serve(settings: Settings, roles: Roles, opts: WorkerOptions) -> any
     if let Some(r) = retention {
         r.stop().await;
     }
+    if let Some(a) = alerts {
+        a.stop().await;
+    }
+    heartbeat.stop().await;
     handle.stop(true).await;
     if let Some(s) = bundle_sweeper {
         s.stop().await;
@@ -410,6 +434,17 @@ fn spool_check(spool: &Spool) -> insights_api::ReadyCheck {
             }
             Ok(())
         })
+    })
+}
+
+/// What a gateway's heartbeat says about its spool (the spool and
+/// upload-backlog alert rules).
+fn spool_probe(spool: &Spool) -> gdpr_tools::alerts::SpoolProbe {
+    let spool = spool.clone();
+    Arc::new(move || gdpr_tools::alerts::SpoolStatus {
+        used_bytes: spool.used_bytes(),
+        quota_bytes: spool.config().quota_bytes,
+        oldest_pending_at: spool.finished().first().and_then(|j| j.finished_at),
     })
 }
 

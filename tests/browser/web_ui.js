@@ -681,6 +681,33 @@ async function main() {
       assert(after.failure_mode === 'required' && after.rules.length === 0, JSON.stringify(after));
     });
 
+    await step('alerts: the tenant admin adds a signed webhook channel and acknowledges an alert', async () => {
+      await page.goto(`${spec.base}/admin/alerts`);
+      // No recording yet when the server started: the rule raised one.
+      await page.waitForSelector('#alerts tbody tr[data-kind="no-recordings"] button.acknowledge');
+      await page.selectOption('#c-kind', 'webhook');
+      await page.fill('#c-name', 'SOC hook');
+      await page.fill('#c-url', 'https://soc.example.com/insights');
+      await page.fill('#c-secret', 'secret-of-the-soc-0123456');
+      await page.click('#add-channel');
+      await page.waitForFunction(() => [...document.querySelectorAll('#channels td')].some((t) => t.textContent === 'SOC hook'));
+      const listed = await page.textContent('#channels');
+      assert(!listed.includes('secret-of-the-soc'), 'the secret is not shown');
+      await shot(page, 'alerts');
+      await axe(page, 'alerts');
+      const row = '#alerts tbody tr[data-kind="no-recordings"]';
+      const id = await page.getAttribute(row, 'data-id');
+      const details = await page.textContent(`${row} td.details`);
+      assert(/minutes: 1/.test(details), `details: ${details}`);
+      await page.click(`${row} button.acknowledge`);
+      await page.waitForFunction(() => document.querySelector('#status').textContent.includes('acknowledged'));
+      const alerts = await page.evaluate(async () => (await fetch('/api/admin/alerts')).json());
+      const acked = alerts.find((a) => a.id === id);
+      assert(acked && acked.acknowledged_at, JSON.stringify(acked));
+      const channels = await page.evaluate(async () => (await fetch('/api/admin/alert-channels')).json());
+      assert(channels.length === 1 && channels[0].has_secret && !('secret' in channels[0]), JSON.stringify(channels));
+    });
+
     async function setSetting(id, on) {
       await page.goto(`${spec.base}/admin/settings`);
       await page.waitForFunction(() => document.querySelector('#status').textContent === '' && document.querySelector('#s-cloud') !== null);

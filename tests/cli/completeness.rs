@@ -709,6 +709,20 @@ fn reconcile(db: Option<&str>) {
     let events = audit["events"].as_array().unwrap();
     assert_eq!(events.len(), 1, "{audit}");
     assert_eq!(events[0]["details"]["coverage_permille"], 672);
+    // ... and raised through the alert channels' entry point: one open
+    // `reconciliation-gap` alert, ids and counts only.
+    let alerts: Value = get(&admin.token, "/api/admin/alerts?open=true")
+        .json()
+        .unwrap();
+    let gaps: Vec<&Value> = alerts
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["kind"] == "reconciliation-gap")
+        .collect();
+    assert_eq!(gaps.len(), 1, "{alerts}");
+    assert_eq!(gaps[0]["details"]["coverage_permille"], 672, "{alerts}");
+    assert_eq!(gaps[0]["details"]["not_recorded"], totals["not_recorded"], "{alerts}");
     let audit: Value = get(&admin.token, "/api/audit?action=completeness-run&limit=10")
         .json()
         .unwrap();

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 mod account_resets;
 mod accounts;
+mod alerts;
 mod audit_verify;
 mod bundle_media;
 mod completeness;

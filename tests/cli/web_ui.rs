@@ -47,8 +47,17 @@ fn the_web_ui_searches_plays_exports_and_administers_in_chromium() {
     let cwd = tempfile::tempdir().unwrap();
     let data = cwd.path().join("data");
     let d = data.to_str().unwrap().to_owned();
-    let env: Vec<(String, String)> =
-        vec![("INSIGHTS_WORKER__POLL_INTERVAL_MS".into(), "200".into())];
+    let s = |v: &str| v.to_owned();
+    let env: Vec<(String, String)> = vec![
+        (s("INSIGHTS_WORKER__POLL_INTERVAL_MS"), s("200")),
+        // Alerts evaluated every 2 s; nothing recorded yet at start, so
+        // the no-recordings rule raises one for the Alerts page step.
+        (s("INSIGHTS_ALERTS__INTERVAL_SECS"), s("2")),
+        (s("INSIGHTS_ALERTS__INITIAL_DELAY_SECS"), s("0")),
+        (s("INSIGHTS_ALERTS__NO_RECORDINGS_MINUTES"), s("1")),
+        (s("INSIGHTS_ALERTS__BUSINESS_DAYS"), s("daily")),
+        (s("INSIGHTS_ALERTS__BUSINESS_HOURS"), s("00:00-24:00")),
+    ];
     add_tenant(cwd.path(), &d, &env, "contoso");
     for (tenant, email, role) in [
         (Some("contoso"), "admin@contoso.com", "tenant-admin"),
@@ -246,6 +255,7 @@ fn the_web_ui_searches_plays_exports_and_administers_in_chromium() {
         "users",
         "retention",
         "gdpr",
+        "alerts",
     ] {
         assert!(axe.contains_key(page), "axe did not run on {page}");
     }
@@ -285,6 +295,7 @@ fn the_web_ui_searches_plays_exports_and_administers_in_chromium() {
         "officer-forbidden",
         "operator",
         "gdpr",
+        "alerts",
         "users-added",
         "first-sign-in",
         "audit-people",

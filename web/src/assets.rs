@@ -36,6 +36,7 @@ static ASSETS: &[(&str, &str, &str)] = &[
         JS,
         include_str!("../static/completeness.js"),
     ),
+    ("alerts.js", JS, include_str!("../static/alerts.js")),
 ];
 
 const JS: &str = "text/javascript; charset=utf-8";

@@ -132,6 +132,15 @@ pub static PAGES: &[Page] = &[
         admin: false,
         main: include_str!("../pages/completeness.html"),
     },
+    Page {
+        path: "/admin/alerts",
+        title: "Alerts",
+        id: "alerts",
+        needs: &[P::ManageSettings],
+        nav: Some("Alerts"),
+        admin: true,
+        main: include_str!("../pages/alerts.html"),
+    },
 ];
 
 #[cfg(test)]

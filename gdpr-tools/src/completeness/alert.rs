@@ -1,9 +1,12 @@
 //! The completeness alert: coverage of a tenant's in-scope call time fell
-//! below its threshold. For now a metric, an audit event and an ERROR log
-//! line with ids and figures only (like `insights_recording_failures_total`);
-//! [`raise`] is the one function to wire to alert channels.
+//! below its threshold. A metric, an audit event and an ERROR log line
+//! with ids and figures only (like `insights_recording_failures_total`),
+//! and an alert of kind `reconciliation-gap` raised through
+//! [`insights_core::alerts::raise`], which the alert channels deliver.
 
-use insights_core::domain::{AuditAction, CompletenessRun, NewAuditEvent};
+use insights_core::domain::{
+    AlertKind, AuditAction, CompletenessRun, NewAlert, NewAuditEvent, Realm,
+};
 use insights_core::store::MetadataStore;
 
 /// Metric: completeness alerts raised, per tenant.
@@ -47,5 +50,25 @@ pub async fn raise(store: &dyn MetadataStore, run: &CompletenessRun) {
     };
     if let Err(e) = store.append_audit(run.tenant_id, event).await {
         tracing::error!(tenant_id = %run.tenant_id, run_id = %run.id, error = %e, "cannot audit the completeness alert");
+    }
+    // To the channels: one open alert per tenant while coverage stays
+    // low (later runs within the window count occurrences).
+    let alert = NewAlert::new(AlertKind::ReconciliationGap)
+        .keyed_by_code("condition", "coverage-below-threshold")
+        .id("run_id", run.id)
+        .count("coverage_permille", i64::from(run.totals.coverage_permille))
+        .count("threshold_permille", i64::from(run.threshold_permille))
+        .count("in_scope", i64::from(run.totals.in_scope))
+        .count("partial", i64::from(run.totals.partial))
+        .count("not_recorded", i64::from(run.totals.not_recorded));
+    if let Err(e) = insights_core::alerts::raise(
+        store,
+        Realm::Tenant(run.tenant_id),
+        alert,
+        insights_core::alerts::DEFAULT_WINDOW,
+    )
+    .await
+    {
+        tracing::error!(tenant_id = %run.tenant_id, run_id = %run.id, error = %e, "cannot raise the completeness alert");
     }
 }

@@ -1,5 +1,6 @@
 mod access;
 mod admin;
+mod alerts;
 mod audit;
 mod auth;
 pub mod completeness;
@@ -36,6 +37,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(admin::configure)
         .configure(recording_policy::configure)
         .configure(completeness::configure)
+        .configure(alerts::configure)
         .configure(audit::configure)
         .configure(directory::configure)
         .configure(exports::configure)

@@ -126,6 +126,11 @@ impl Modify for Security {
         super::completeness::export,
         super::completeness::run,
         super::completeness::threshold,
+        super::alerts::list_alerts,
+        super::alerts::ack_alert,
+        super::alerts::list_channels,
+        super::alerts::create_channel,
+        super::alerts::delete_channel,
         super::governance::list_holds,
         super::governance::place_hold,
         super::governance::lift_hold,
@@ -157,7 +162,7 @@ impl Modify for Security {
         super::gdpr::erasure_execute,
         super::gdpr::erasure_certificate,
     ),
-    components(schemas(Problem, SearchRequest, super::access::NewAccessRequest, super::access::Decision, super::admin::Settings, super::admin::ProfileBody, super::recording_policy::RecordingPolicyBody, super::recording_policy::RecordingPolicyView, super::recording_policy::PolicyRuleBody, super::completeness::PeriodQuery, super::completeness::RunBody, super::completeness::ThresholdBody, super::governance::NewHoldBody, super::governance::HoldScopeBody, super::governance::LiftBody, super::governance::PolicyBody, super::governance::RunBody, super::governance::NewUserBody, super::governance::UserChangeBody, super::governance::ResetPasswordBody, super::gdpr::FindBody, super::gdpr::AccessBody, super::gdpr::ErasureBody)),
+    components(schemas(Problem, SearchRequest, super::access::NewAccessRequest, super::access::Decision, super::admin::Settings, super::admin::ProfileBody, super::recording_policy::RecordingPolicyBody, super::recording_policy::RecordingPolicyView, super::recording_policy::PolicyRuleBody, super::completeness::PeriodQuery, super::completeness::RunBody, super::completeness::ThresholdBody, super::alerts::AlertView, super::alerts::ChannelView, super::alerts::NewChannelBody, super::governance::NewHoldBody, super::governance::HoldScopeBody, super::governance::LiftBody, super::governance::PolicyBody, super::governance::RunBody, super::governance::NewUserBody, super::governance::UserChangeBody, super::governance::ResetPasswordBody, super::gdpr::FindBody, super::gdpr::AccessBody, super::gdpr::ErasureBody)),
     security(("bearer" = []), ("session" = [])),
     modifiers(&Security)
 )]

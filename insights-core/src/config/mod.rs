@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 mod ai;
+mod alerts;
 mod auth;
 mod completeness;
 mod directory;
@@ -29,6 +30,7 @@ pub use ai::{
     AiSettings, AnthropicSettings, AzureOpenAiSettings, AzureSpeechSettings, CloudRecap, CloudStt,
     OpenAiSettings,
 };
+pub use alerts::{AlertSettings, BusinessHours, SmtpSettings};
 pub use auth::{AuthSettings, Cidr, DEFAULT_ROLE_MAP, OidcProfileMapping, OidcSettings};
 pub use completeness::CompletenessConfig;
 pub use directory::DirectorySettings;
@@ -74,6 +76,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "gdpr",
     "siprec",
     "completeness",
+    "alerts",
 ];
 
 /// Every setting of the platform.
@@ -129,6 +132,9 @@ pub struct Settings {
     /// `[directory]`).
     #[serde(default)]
     pub completeness: CompletenessConfig,
+    /// `[alerts]`: alert rules, deduplication, rate limit and SMTP.
+    #[serde(default)]
+    pub alerts: AlertSettings,
 }
 
 /// Metadata store settings.
@@ -291,6 +297,7 @@ impl Default for Settings {
             gdpr: GdprSettings::default(),
             siprec: SiprecSettings::default(),
             completeness: CompletenessConfig::default(),
+            alerts: AlertSettings::default(),
         }
     }
 }
@@ -411,6 +418,7 @@ impl Settings {
         }
         self.http.validate()?;
         self.siprec.validate()?;
+        self.alerts.validate()?;
         if self.database.max_connections == 0 {
             return Err(ConfigError::Invalid {
                 key: "database.max_connections",

@@ -62,6 +62,12 @@ string_enum!(
         RecordingPause => "recording-pause",
         /// Someone resumed a paused recording (details: the gap's id).
         RecordingResume => "recording-resume",
+        /// An alert was raised (details: its kind, key and ids/counts).
+        AlertRaised => "alert-raised",
+        /// Someone acknowledged an alert.
+        AlertAcknowledged => "alert-acknowledged",
+        /// An alert channel was added or removed (never its secret).
+        AlertChannelChange => "alert-channel-change",
     }
 );
 

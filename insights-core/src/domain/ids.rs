@@ -128,3 +128,11 @@ id_type!(
     /// One gap of a recording (e.g. a pause).
     GapId, now_v7
 );
+id_type!(
+    /// A raised alert ([`Alert`](super::Alert)); sorts by time.
+    AlertId, now_v7
+);
+id_type!(
+    /// An alert channel ([`AlertChannel`](super::AlertChannel)).
+    AlertChannelId, new_v4
+);

@@ -3,6 +3,7 @@
 
 mod access;
 mod account;
+mod alert;
 mod approval;
 mod audit;
 mod chain_check;
@@ -29,6 +30,9 @@ pub use access::{Permission, Role, SecurityProfile, VisibilityScope};
 pub use account::{
     CredentialReset, FirstSignIn, LocalAccount, LoginAttempt, LoginFailure, LoginSession,
     OidcSession, OidcSessionClaims, Realm, normalize_email, validate_email,
+};
+pub use alert::{
+    Alert, AlertChannel, AlertKind, ChannelKind, NewAlert, NodeHeartbeat, Raised, delivery,
 };
 pub use approval::{AccessDecision, AccessRequest, AccessRequestStatus};
 pub use audit::{

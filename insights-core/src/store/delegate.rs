@@ -51,6 +51,7 @@ macro_rules! delegate_store_areas {
         __delegate_store_area_unless_excepted!(SegmentUploadStore);
         __delegate_store_area_unless_excepted!(RecordingGapStore);
         __delegate_store_area_unless_excepted!(TransientStore);
+        __delegate_store_area_unless_excepted!(AlertStore);
     };
     ($ty:ty => $inner:ident $(, before $hook:ident)? $(; except $($area:ident),+ $(,)?)?) => {
         $crate::delegate_store_areas!(
@@ -82,6 +83,7 @@ macro_rules! __delegate_store_area {
     (SegmentUploadStore, $($rest:tt)*) => { $crate::__delegate_segment_upload_store!($($rest)*); };
     (RecordingGapStore, $($rest:tt)*) => { $crate::__delegate_recording_gap_store!($($rest)*); };
     (TransientStore, $($rest:tt)*) => { $crate::__delegate_transient_store!($($rest)*); };
+    (AlertStore, $($rest:tt)*) => { $crate::__delegate_alert_store!($($rest)*); };
 }
 
 /// Implementation detail of [`delegate_store_areas!`]: the forwarding impl

@@ -24,6 +24,7 @@
 //! | segment uploads of live calls | [`SegmentUploadStore`] |
 //! | recording gaps (pauses) | [`RecordingGapStore`] |
 //! | pending sign-ins, address throttles, export and bundle jobs | [`TransientStore`] |
+//! | alerts, alert channels, node heartbeats | [`AlertStore`] |
 //!
 //! Every type that implements all the area traits is a [`MetadataStore`]
 //! (blanket impl), and the area methods can be called on a
@@ -39,6 +40,7 @@
 //! [`TenantId`]: crate::domain::TenantId
 
 mod accounts;
+mod alerts;
 mod approvals;
 mod audit;
 mod delegate;
@@ -60,6 +62,7 @@ mod transcripts;
 mod transient;
 
 pub use accounts::{AccountChange, AccountStore};
+pub use alerts::AlertStore;
 pub use approvals::ApprovalStore;
 pub use audit::{AuditStore, check_audit_chain};
 pub use directory::DirectoryStore;
@@ -85,8 +88,9 @@ pub use transient::TransientStore;
 /// generic `S: MetadataStore` the methods resolve without it.
 pub mod prelude {
     pub use super::{
-        AccountStore, ApprovalStore, AuditStore, DataKeyStore, DirectoryStore, GovernanceStore,
-        JobStore, LeaseStore, MeetingClaimStore, MetadataStore, ProcessingStore, RecordingGapStore,
+        AccountStore, AlertStore, ApprovalStore, AuditStore, DataKeyStore, DirectoryStore,
+        GovernanceStore, JobStore, LeaseStore, MeetingClaimStore, MetadataStore, ProcessingStore,
+        RecordingGapStore,
         RecordingStore, SearchStore, SegmentUploadStore, SigningKeyStore, SubjectStore,
         TenantStore, TranscriptStore, TransientStore,
     };
@@ -149,6 +153,7 @@ pub trait MetadataStore:
     + SegmentUploadStore
     + RecordingGapStore
     + TransientStore
+    + AlertStore
 {
 }
 
@@ -172,6 +177,7 @@ impl<T> MetadataStore for T where
         + SegmentUploadStore
         + RecordingGapStore
         + TransientStore
+        + AlertStore
         + ?Sized
 {
 }

@@ -53,6 +53,7 @@ macro_rules! in_realm {
 }
 
 mod accounts;
+mod alerts;
 mod approvals;
 mod audit;
 mod changes;

@@ -20,7 +20,8 @@ use uuid::Uuid;
 /// `pending_sign_ins` and `address_throttles`: OIDC sign-ins in progress
 /// and failed logins per client address, before a tenant is known;
 /// `scheduler_leases` and `scheduler_runs`: the periodic jobs' leases and
-/// interval runs, one per job for the whole installation.
+/// interval runs, one per job for the whole installation;
+/// `node_heartbeats`: every node's heartbeat (alerting).
 const PLATFORM_TABLES: &[&str] = &[
     "tenants",
     "_sqlx_migrations",
@@ -32,6 +33,7 @@ const PLATFORM_TABLES: &[&str] = &[
     "address_throttles",
     "scheduler_leases",
     "scheduler_runs",
+    "node_heartbeats",
 ];
 
 async fn store(max_connections: u32) -> PgStore {
@@ -461,6 +463,35 @@ async fn seed(s: &PgStore, name: &str) -> TenantId {
         state: serde_json::json!({}),
     };
     ok(s.put_erasure_request(t, &erasure).await, "erasure request");
+    // An alert and an alert channel.
+    ok(
+        s.raise_alert(
+            Realm::Tenant(t),
+            &NewAlert::new(AlertKind::NoRecordings).count("minutes", 60),
+            now(),
+            std::time::Duration::from_secs(3600),
+        )
+        .await,
+        "alert",
+    );
+    ok(
+        s.put_alert_channel(
+            Realm::Tenant(t),
+            &AlertChannel {
+                id: AlertChannelId::new(),
+                tenant_id: Some(t),
+                kind: ChannelKind::Email,
+                name: "soc".into(),
+                target: "soc@example.com".into(),
+                secret: None,
+                enabled: true,
+                created_at: now(),
+                created_by: "seed".into(),
+            },
+        )
+        .await,
+        "alert channel",
+    );
     t
 }
 
@@ -671,6 +702,7 @@ async fn a_tenant_session_sees_only_its_tenant() {
         "address_throttles",
         "scheduler_leases",
         "scheduler_runs",
+        "node_heartbeats",
     ] {
         let mut tx = ok(s.tenant_session(a).await, "session");
         let err =

@@ -21,12 +21,15 @@
 //! `insights_recording_failures_total{mode,reason}`, the audit event
 //! `recording-failure` (details: mode, reason, the status reported, what
 //! it means for the call) and an ERROR log line with
-//! `alert = "recording-failure"` (ids, mode and reason only). Alert
-//! channels (issue 17 §4) hook onto these.
+//! `alert = "recording-failure"` (ids, mode and reason only), and the
+//! alert `recording-failure` raised through `insights_core::alerts::raise`
+//! (keyed by reason and mode; delivered to the alert channels by the
+//! scheduler, issue 17 §4).
 
+use insights_core::alerts;
 use insights_core::domain::{
-    AuditAction, FailureMode, NewAuditEvent, PolicyDecision, PolicyParty, RecordingId,
-    RecordingPolicy, TenantId, decide_recording,
+    AlertKind, AuditAction, FailureMode, NewAlert, NewAuditEvent, PolicyDecision, PolicyParty,
+    Realm, RecordingId, RecordingPolicy, TenantId, decide_recording,
 };
 use insights_core::store::{StoreError, StoreResult};
 use serde_json::json;
@@ -348,6 +351,24 @@ impl CallRegistry {
         };
         if let Err(e) = self.store.append_audit(tenant, event).await {
             tracing::error!(%call_id, tenant_id = %tenant, error = %e, "cannot audit the recording failure");
+        }
+        // Through the alert channels: one alert per tenant, reason and
+        // mode while it is open (more failures count occurrences).
+        let alert = NewAlert::new(AlertKind::RecordingFailure)
+            .keyed_by_code("reason", reason.as_str())
+            .keyed_by_code("mode", mode.as_str())
+            .id("recording_id", recording_id.as_uuid())
+            .code("reported", status.as_str())
+            .code("outcome", outcome);
+        if let Err(e) = alerts::raise(
+            self.store.as_ref(),
+            Realm::Tenant(tenant),
+            alert,
+            alerts::DEFAULT_WINDOW,
+        )
+        .await
+        {
+            tracing::error!(%call_id, tenant_id = %tenant, error = %e, "cannot raise the recording-failure alert");
         }
     }
 

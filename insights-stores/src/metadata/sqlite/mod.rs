@@ -12,6 +12,7 @@
 //! is only ever bound, never interpolated into SQL.
 
 mod accounts;
+mod alerts;
 mod approvals;
 mod audit;
 mod changes;

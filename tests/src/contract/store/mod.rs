@@ -75,6 +75,7 @@ use insights_core::store::MetadataStore;
 mod fixtures;
 
 pub mod accounts;
+pub mod alerts;
 pub mod approvals;
 pub mod audit;
 pub mod directory;
