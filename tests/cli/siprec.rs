@@ -1880,7 +1880,9 @@ pub fn siprec_hundred_concurrent_sessions() {
         160,
         &mut |_, p| p,
     );
-    let pause = (length + Duration::from_millis(600))
+    // BYE 2 s after the media: under load SIPp's players run late, and
+    // packets after the BYE are not recorded.
+    let pause = (length + Duration::from_millis(2000))
         .as_millis()
         .to_string();
     let pid = srs.server.child.id();
@@ -1932,39 +1934,41 @@ pub fn siprec_hundred_concurrent_sessions() {
     }));
     let cpu = cpu_of(pid).saturating_sub(cpu_before);
     assert!(all.iter().all(|r| r.result_code.is_none()));
+    let log = std::fs::read_to_string(&srs.logs).unwrap();
+    let counts = stream_counts(&log);
+    let packets: u64 = counts.iter().map(|c| c.0).sum();
+    let lost: u64 = counts.iter().map(|c| c.1).sum();
+    let gappy = counts.iter().filter(|c| c.1 > 0).count();
+    let dropping: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("SIPREC recorder finished"))
+        .filter(|l| !(l.contains("caller_dropped=0") && l.contains("callee_dropped=0")))
+        .collect();
+    eprintln!(
+        "{CALLS} sessions at {RATE} calls/s ({} s of media each), SIPp run {:.1} s: \
+         {} streams, {packets} RTP packets, {lost} lost (sequence gaps), {gappy} streams with gaps; \
+         {} recordings with frames dropped by the recorder; \
+         server CPU {:.2} s in all, {:.1} ms per session (dev profile)",
+        frames / 50,
+        took.as_secs_f64(),
+        counts.len(),
+        dropping.len(),
+        cpu.as_secs_f64(),
+        cpu.as_secs_f64() * 1000.0 / CALLS as f64,
+    );
+    for l in dropping.iter().take(5) {
+        eprintln!("{l}");
+    }
     // Three recordings decoded and compared with what was sent.
     for r in all.iter().take(3) {
         let ogg = rt.block_on(decrypt_primary(platform, tenant, r));
         check_channels(&ogg, &reference(&a, true), &reference(&b, true));
     }
-    let logs = srs.logs.clone();
     drop(srs);
-    let log = std::fs::read_to_string(&logs).unwrap();
-    let counts = stream_counts(&log);
-    let packets: u64 = counts.iter().map(|c| c.0).sum();
-    let lost: u64 = counts.iter().map(|c| c.1).sum();
-    let gappy = counts.iter().filter(|c| c.1 > 0).count();
-    eprintln!(
-        "{CALLS} sessions at {RATE} calls/s ({} s of media each), SIPp run {:.1} s: \
-         {} streams, {packets} RTP packets, {lost} lost (sequence gaps), {gappy} streams with gaps; \
-         server CPU {:.2} s in all, {:.1} ms per session (dev profile)",
-        frames / 50,
-        took.as_secs_f64(),
-        counts.len(),
-        cpu.as_secs_f64(),
-        cpu.as_secs_f64() * 1000.0 / CALLS as f64,
-    );
     assert_eq!(counts.len(), 2 * CALLS, "two streams per call");
     assert_eq!(lost, 0, "RTP lost: {gappy} streams with sequence gaps");
     assert_eq!(packets, (2 * CALLS * frames) as u64, "packets missing");
     // Everything received made it into the stored audio: the recorder
-    // dropped no frame as late.
-    assert!(
-        !log.contains("reason=late")
-            && log
-                .lines()
-                .filter(|l| l.contains("SIPREC recorder finished"))
-                .all(|l| l.contains("caller_dropped=0") && l.contains("callee_dropped=0")),
-        "frames dropped by the recorder"
-    );
+    // dropped no frame (late, duplicate).
+    assert!(dropping.is_empty(), "frames dropped by the recorder");
 }

@@ -1054,36 +1054,92 @@ struct Slot {
     label: Option<String>,
 }
 
-/// The session's media readers: datagrams of slot `i` arrive as `i`.
+/// The session's media reader: datagrams of slot `i` arrive as `i`.
+///
+/// One task reads all the session's sockets, one datagram from each
+/// ready socket in turn: the streams of a call reach the recorder
+/// interleaved as they arrived, also when the task ran late and every
+/// socket holds a backlog. (A task per socket drains its own socket in
+/// bursts when scheduled; under load one stream then runs ahead of the
+/// other by more than the reorder window, and the recorder drops the
+/// other's frames as late.)
 struct Media {
-    tx: mpsc::Sender<(usize, Vec<u8>, Instant)>,
+    add: mpsc::UnboundedSender<(usize, UdpSocket)>,
     stop: CancellationToken,
     readers: Vec<tokio::task::JoinHandle<()>>,
 }
 
+/// Datagrams read from the session's sockets before the reader yields.
+const READ_BUDGET: usize = 256;
+
 impl Media {
+    fn start(tx: mpsc::Sender<(usize, Vec<u8>, Instant)>) -> Media {
+        let (add, added) = mpsc::unbounded_channel();
+        let stop = CancellationToken::new();
+        let reader = tokio::spawn(read_fair(tx, added, stop.clone()));
+        Media {
+            add,
+            stop,
+            readers: vec![reader],
+        }
+    }
+
     fn spawn_reader(&mut self, i: usize, s: UdpSocket) {
-        let tx = self.tx.clone();
-        let stop = self.stop.clone();
-        self.readers.push(tokio::spawn(async move {
-            let mut buf = vec![0u8; 2048];
-            loop {
-                let n = tokio::select! {
-                    _ = stop.cancelled() => return,
-                    r = s.recv_from(&mut buf) => match r {
-                        Ok((n, _)) => n,
-                        Err(_) => continue,
-                    },
-                };
-                if tx
-                    .send((i, buf[..n].to_vec(), Instant::now()))
-                    .await
-                    .is_err()
-                {
-                    return;
+        let _ = self.add.send((i, s));
+    }
+}
+
+async fn read_fair(
+    tx: mpsc::Sender<(usize, Vec<u8>, Instant)>,
+    mut added: mpsc::UnboundedReceiver<(usize, UdpSocket)>,
+    stop: CancellationToken,
+) {
+    let mut socks: Vec<(usize, UdpSocket)> = Vec::new();
+    let mut buf = vec![0u8; 2048];
+    loop {
+        // Round-robin over the ready sockets until all are drained.
+        let mut budget = READ_BUDGET;
+        loop {
+            let mut got = false;
+            for (i, s) in &socks {
+                // WouldBlock, or an ICMP error of an earlier send: next.
+                if let Ok((n, _)) = s.try_recv_from(&mut buf) {
+                    got = true;
+                    budget = budget.saturating_sub(1);
+                    if tx
+                        .send((*i, buf[..n].to_vec(), Instant::now()))
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
                 }
             }
-        }));
+            if !got || budget == 0 {
+                break;
+            }
+        }
+        if budget == 0 {
+            tokio::task::yield_now().await;
+            continue;
+        }
+        let any_readable = async {
+            if socks.is_empty() {
+                std::future::pending::<()>().await;
+            } else {
+                let _ =
+                    futures::future::select_all(socks.iter().map(|(_, s)| Box::pin(s.readable())))
+                        .await;
+            }
+        };
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            a = added.recv() => match a {
+                Some(x) => socks.push(x),
+                None => return,
+            },
+            _ = any_readable => {}
+        }
     }
 }
 
@@ -1135,11 +1191,7 @@ impl Live {
         mut updates: mpsc::Receiver<Update>,
     ) -> Ended {
         let (tx, mut rx) = mpsc::channel::<(usize, Vec<u8>, Instant)>(1024);
-        let mut media = Media {
-            tx,
-            stop: CancellationToken::new(),
-            readers: Vec::new(),
-        };
+        let mut media = Media::start(tx);
         for (i, s) in sockets.into_iter().enumerate() {
             media.spawn_reader(i, s);
         }
