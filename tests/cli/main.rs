@@ -665,6 +665,20 @@ fn siprec_tls_trunks_by_client_certificate() {
     siprec::siprec_tls_trunks();
 }
 
+/// SIPREC SRTP (SDES) and Opus calls recorded; the recording policy
+/// refusing a call (inactive streams, nothing stored, audited); GDPR
+/// erasure clearing DTMF (issue 16).
+#[test]
+fn siprec_srtp_opus_policy_and_erasure() {
+    siprec::siprec_srtp_opus_and_policy();
+}
+
+/// SIPREC: 100 concurrent SIPp sessions, no RTP lost (issue 16 §3).
+#[test]
+fn siprec_hundred_concurrent_sessions_lose_no_rtp() {
+    siprec::siprec_hundred_concurrent_sessions();
+}
+
 /// A `[siprec]` listener that cannot be opened, or a trunk naming no
 /// tenant, stops `insights serve` at start-up with the reason.
 #[test]

@@ -737,6 +737,11 @@ impl Srs {
     /// `tls`: also a `tls:` listener (`extra` names its files);
     /// `trunks`: more `[[siprec.trunks]]` after the default one.
     fn start_with(cwd: &Path, extra: &str, tls: bool, trunks: &str) -> Srs {
+        Self::start_ports(cwd, extra, tls, trunks, 200)
+    }
+
+    /// As [`Srs::start_with`], with `span` ports for RTP.
+    fn start_ports(cwd: &Path, extra: &str, tls: bool, trunks: &str, span: u16) -> Srs {
         let data = cwd.join("data");
         let d = data.to_str().unwrap().to_owned();
         add_tenant(cwd, &d, &[], "contoso");
@@ -748,20 +753,20 @@ impl Srs {
             String::new()
         };
         let rtp_lo = 20_000 + 2 * (u16::from(rand_byte()) * 40);
+        let rtp_hi = rtp_lo + span;
         let config = cwd.join("insights.toml");
         std::fs::write(
             &config,
             format!(
                 r#"[siprec]
 listen = ["udp:127.0.0.1:{sip_port}", "tcp:127.0.0.1:{sip_port}"{tls_listen}]
-rtp_ports = "{rtp_lo}-{}"
+rtp_ports = "{rtp_lo}-{rtp_hi}"
 {extra}
 [[siprec.trunks]]
 tenant = "contoso"
 sources = ["127.0.0.1/32"]
 request_user = "rec-contoso"
-{trunks}"#,
-                rtp_lo + 200
+{trunks}"#
             ),
         )
         .unwrap();
@@ -1492,4 +1497,492 @@ pub fn siprec_misconfiguration_stops_start_up() {
         assert!(!text.contains("insights: listening on"), "{text}");
     }
     drop(taken);
+}
+
+/// Two streams, one RTP packet per 20 ms of `first` (to port 10000, the
+/// answer's first m-line) and `second` (10002), payloads as given,
+/// timestamps `ts_step` apart; `protect(stream, packet)` is what goes on
+/// the wire (SRTP, or the packet as is). The second stream's sequence
+/// numbers wrap (SRTP's rollover counter must follow).
+fn packets_pcap(
+    path: &Path,
+    first: &[Vec<u8>],
+    second: &[Vec<u8>],
+    pt: u8,
+    ts_step: u32,
+    protect: &mut dyn FnMut(usize, Vec<u8>) -> Vec<u8>,
+) -> Duration {
+    let frames = first.len().max(second.len());
+    let mut packets = Vec::new();
+    for k in 0..frames {
+        let us = k as u64 * 20_000;
+        let streams = [
+            (first, 10000u16, 0x1111u32, 1000u16, 48_000u32),
+            (second, 10002, 0x2222, 65_436, 90_000),
+        ];
+        for (i, (s, port, ssrc, seq0, ts0)) in streams.into_iter().enumerate() {
+            if let Some(payload) = s.get(k) {
+                let p = rtp::build(
+                    pt,
+                    seq0.wrapping_add(k as u16),
+                    ts0.wrapping_add(k as u32 * ts_step),
+                    ssrc,
+                    payload,
+                );
+                packets.push((us, port, protect(i, p)));
+            }
+        }
+    }
+    write_pcap(path, &packets);
+    Duration::from_millis(frames as u64 * 20)
+}
+
+/// A fresh SDES master key and salt, and its base64 (`a=crypto`).
+fn sdes_key() -> ([u8; 30], String) {
+    use base64::Engine as _;
+    let mut k = [0u8; 30];
+    for (i, b) in k.iter_mut().enumerate() {
+        *b = rand_byte().wrapping_mul(31).wrapping_add(i as u8 * 7);
+    }
+    let k: [u8; 30] = std::array::from_fn(|i| k[i] ^ uuid::Uuid::new_v4().as_bytes()[i % 16]);
+    (k, base64::engine::general_purpose::STANDARD.encode(k))
+}
+
+/// Counters of the server's "SIPREC stream ended" lines (per stream:
+/// packets received, sequence gaps).
+fn stream_counts(log: &str) -> Vec<(u64, u64)> {
+    let field = |l: &str, name: &str| -> u64 {
+        l.split_whitespace()
+            .find_map(|w| w.strip_prefix(name))
+            .and_then(|v| v.trim_matches(|c: char| !c.is_ascii_digit()).parse().ok())
+            .unwrap_or(u64::MAX)
+    };
+    log.lines()
+        .filter(|l| l.contains("SIPREC stream ended"))
+        .map(|l| (field(l, "packets="), field(l, "lost=")))
+        .collect()
+}
+
+/// SRTP (SDES, both AES-CM suites, the sequence numbers wrapping) and
+/// Opus calls from SIPp, each stored with its channels matching the
+/// speech and verified; then the tenant's recording policy excludes a
+/// participant's number: the next call is answered with inactive
+/// streams, nothing stored, the decision audited; and the GDPR erasure
+/// of a party clears the DTMF attribute.
+pub fn siprec_srtp_opus_and_policy() {
+    let cwd = tempfile::tempdir().unwrap();
+    let srs = Srs::start(cwd.path(), "");
+    let (rt, platform, tenant, d) = (&srs.rt, &srs.platform, srs.tenant, &srs.data_str);
+    let sbc = Sbc {
+        dir: cwd.path(),
+        sip: srs.sip,
+    };
+    let cut = |x: &[i16]| x[..(3 * 16_000).min(x.len())].to_vec();
+    let alice16 = cut(&recorder::decode_file(speak(
+        cwd.path(),
+        "alice",
+        "Good morning, this is Alice about the settlement of the trade from Monday.",
+        "en-us",
+    ))
+    .unwrap()
+    .samples);
+    let bob16 = cut(&recorder::decode_file(speak(
+        cwd.path(),
+        "bob",
+        "Hello Alice, Bob here. Seven hundred and twenty thousand euros.",
+        "en-gb",
+    ))
+    .unwrap()
+    .samples);
+    let verify = |id: RecordingId| {
+        let out = insights(
+            cwd.path(),
+            &["verify-recording", &id.to_string(), "--data-dir", d],
+        )
+        .output()
+        .unwrap();
+        assert!(
+            out.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let stored = |n: usize, what: &str| -> Vec<Recording> {
+        rt.block_on(wait_for(platform, tenant, what, |r| {
+            r.iter()
+                .filter(|x| x.status == RecordingStatus::Stored)
+                .count()
+                == n
+        }))
+    };
+
+    // 1. SRTP: the callee's stream (label 2) with AES_CM_128_HMAC_SHA1_80,
+    // the caller's (label 1) with _32, PCMA inside; the pcap holds the
+    // protected packets.
+    let (alice_a, bob_a) = (g711(&alice16, false), g711(&bob16, false));
+    let chunks = |b: &[u8]| -> Vec<Vec<u8>> { b.chunks(160).map(<[u8]>::to_vec).collect() };
+    let ((k80, b80), (k32, b32)) = (sdes_key(), sdes_key());
+    let mut senders = [
+        rtp::SrtpSender::new(&k80, true).unwrap(),
+        rtp::SrtpSender::new(&k32, false).unwrap(),
+    ];
+    let length = packets_pcap(
+        &cwd.path().join("media.pcap"),
+        &chunks(&bob_a),
+        &chunks(&alice_a),
+        8,
+        160,
+        &mut |i, p| senders[i].protect(&p),
+    );
+    let pause = (length + Duration::from_millis(600))
+        .as_millis()
+        .to_string();
+    let (ok, out) = sbc.call(
+        "record_srtp.xml",
+        "127.0.0.1",
+        &[
+            "-s",
+            "rec-contoso",
+            "-key",
+            "codec_pt",
+            "8",
+            "-key",
+            "codec_name",
+            "PCMA",
+            "-key",
+            "crypto_80",
+            &b80,
+            "-key",
+            "crypto_32",
+            &b32,
+            "-d",
+            &pause,
+        ],
+    );
+    assert!(ok, "{out}");
+    let srtp_rec = stored(1, "the SRTP call stored")[0].clone();
+    let ogg = rt.block_on(decrypt_primary(platform, tenant, &srtp_rec));
+    check_channels(&ogg, &reference(&alice_a, false), &reference(&bob_a, false));
+    verify(srtp_rec.id);
+
+    // 2. Opus (opus/48000/2, payload type 111, 20 ms packets).
+    let (alice_o, bob_o) = (rtp::opus_encode(&alice16), rtp::opus_encode(&bob16));
+    let length = packets_pcap(
+        &cwd.path().join("media.pcap"),
+        &bob_o,
+        &alice_o,
+        111,
+        960,
+        &mut |_, p| p,
+    );
+    let pause = (length + Duration::from_millis(600))
+        .as_millis()
+        .to_string();
+    let (ok, out) = sbc.call(
+        "record_opus.xml",
+        "127.0.0.1",
+        &["-s", "rec-contoso", "-key", "codec_pt", "111", "-d", &pause],
+    );
+    assert!(ok, "{out}");
+    let all = stored(2, "the Opus call stored");
+    let opus_rec = all.iter().find(|r| r.id != srtp_rec.id).unwrap().clone();
+    let ogg = rt.block_on(decrypt_primary(platform, tenant, &opus_rec));
+    check_channels(&ogg, &rtp::opus_decode(&alice_o), &rtp::opus_decode(&bob_o));
+    verify(opus_rec.id);
+
+    // 3. The policy: never record London numbers (the callee's). The
+    // call is answered with inactive streams; nothing is stored, no
+    // spool entry, the decision is audited.
+    let out = insights(
+        cwd.path(),
+        &[
+            "admin",
+            "policy",
+            "add",
+            "--tenant",
+            "contoso",
+            "--list",
+            "never-record",
+            "--kind",
+            "number-prefix",
+            "+44 20",
+            "--data-dir",
+            d,
+        ],
+    )
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let spool_entries = || {
+        std::fs::read_dir(srs.data.join("spool"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    };
+    let spool_before = spool_entries();
+    let (ok, out) = sbc.call(
+        "not_recorded.xml",
+        "127.0.0.1",
+        &[
+            "-s",
+            "rec-contoso",
+            "-key",
+            "codec_pt",
+            "8",
+            "-key",
+            "codec_name",
+            "PCMA",
+            "-d",
+            "500",
+        ],
+    );
+    assert!(ok, "{out}");
+    std::thread::sleep(Duration::from_millis(500));
+    let all = rt.block_on(recordings(platform, tenant));
+    assert_eq!(all.len(), 2, "the excluded call left a recording");
+    assert_eq!(
+        spool_entries(),
+        spool_before,
+        "the excluded call was spooled"
+    );
+    let decisions = rt
+        .block_on(platform.store.list_audit(
+            tenant,
+            &AuditQuery {
+                action: Some(AuditAction::RecordingNotRecorded),
+                ..AuditQuery::default()
+            },
+        ))
+        .unwrap();
+    assert_eq!(decisions.len(), 1, "{decisions:?}");
+    let e = &decisions[0];
+    assert_eq!(e.actor, "gateway");
+    assert!(e.recording_id.is_none());
+    assert!(
+        e.target
+            .as_deref()
+            .is_some_and(|t| t.starts_with("siprec:"))
+    );
+    assert_eq!(e.details["by"], "never-record:number-prefix", "{e:?}");
+    assert!(e.details["rule_id"].is_string(), "{e:?}");
+
+    // 4. GDPR: a party of a call with DTMF erased: the digits go too.
+    let dtmf = std::collections::BTreeMap::from([(
+        "dtmf".to_owned(),
+        json!([{ "at_ms": 1200, "digit": "4", "duration_ms": 80, "stream": "2" }]),
+    )]);
+    rt.block_on(
+        platform
+            .store
+            .merge_recording_attributes(tenant, srtp_rec.id, &dtmf),
+    )
+    .unwrap();
+    let out = insights(
+        cwd.path(),
+        &[
+            "gdpr",
+            "erase",
+            "--tenant",
+            "contoso",
+            "--phone",
+            "+14155550123",
+            "--reason",
+            "Art. 17 request 16",
+            "--certificate",
+            cwd.path().join("cert.json").to_str().unwrap(),
+            "--data-dir",
+            d,
+        ],
+    )
+    .output()
+    .unwrap();
+    eprintln!("{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let after = rt
+        .block_on(platform.store.get_recording(tenant, srtp_rec.id))
+        .unwrap();
+    assert_eq!(after.attributes.get("dtmf"), None, "{:?}", after.attributes);
+    assert!(after.attributes.contains_key("siprec.extensions"));
+
+    let logs = srs.logs.clone();
+    drop(srs);
+    let log = std::fs::read_to_string(&logs).unwrap();
+    let counts = stream_counts(&log);
+    eprintln!("streams (packets, lost): {counts:?}");
+    assert_eq!(counts.len(), 4, "two streams per recorded call");
+    assert!(
+        counts.iter().all(|(p, l)| *p >= 140 && *l == 0),
+        "{counts:?}"
+    );
+    assert!(log.contains("srtp_failures=0"));
+    // Keys are never logged.
+    for secret in [b80.as_str(), b32.as_str(), "inline:"] {
+        assert!(!log.contains(secret), "serve log contains `{secret}`");
+    }
+}
+
+/// Reads a process's CPU time (user + system) from /proc.
+fn cpu_of(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit_once(')').map(|x| x.1).unwrap_or_default();
+    let f: Vec<u64> = after
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    // Fields 14 and 15 of stat (utime, stime), in clock ticks (100 Hz).
+    let ticks = f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0);
+    Duration::from_millis(ticks * 10)
+}
+
+/// 100 concurrent sessions from SIPp at a steady call rate (25 calls/s,
+/// 6 s of two-stream G.711 each): every call stored, every RTP packet in
+/// the stored audio (sequence gaps counted per stream and reported), the
+/// server's CPU per session printed.
+pub fn siprec_hundred_concurrent_sessions() {
+    // INSIGHTS_TEST_SIPREC_CALLS=200 measures 200 concurrent sessions
+    // (docs/benchmarks.md); the calls start over 4 s.
+    let calls: usize = std::env::var("INSIGHTS_TEST_SIPREC_CALLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100);
+    let rate = calls.div_ceil(4);
+    let cwd = tempfile::tempdir().unwrap();
+    // The spool admits a call while its 64 MiB reserve fits the 10 GiB
+    // quota (160 calls); short calls reserve less here.
+    let spool = "\n[spool]\ncall_reserve_bytes = 16777216\n";
+    let srs = Srs::start_ports(cwd.path(), "", false, spool, 8 * calls as u16 + 40);
+    let (rt, platform, tenant) = (&srs.rt, &srs.platform, srs.tenant);
+    let speech = recorder::decode_file(speak(
+        cwd.path(),
+        "alice",
+        "Good morning, this is Alice about the settlement of the trade from Monday. \
+         Please confirm the amounts.",
+        "en-us",
+    ))
+    .unwrap()
+    .samples;
+    let six = |x: &[i16], from: usize| -> Vec<i16> {
+        let mut v: Vec<i16> = x.iter().skip(from).take(6 * 16_000).copied().collect();
+        v.resize(6 * 16_000, 0);
+        v
+    };
+    let (a, b) = (
+        g711(&six(&speech, 0), true),
+        g711(&six(&speech, 8_000), true),
+    );
+    let frames = a.len() / 160;
+    let chunks = |b: &[u8]| -> Vec<Vec<u8>> { b.chunks(160).map(<[u8]>::to_vec).collect() };
+    let length = packets_pcap(
+        &cwd.path().join("media.pcap"),
+        &chunks(&b),
+        &chunks(&a),
+        0,
+        160,
+        &mut |_, p| p,
+    );
+    // BYE 2 s after the media: under load SIPp's players run late, and
+    // packets after the BYE are not recorded.
+    let pause = (length + Duration::from_millis(2000))
+        .as_millis()
+        .to_string();
+    let pid = srs.server.child.id();
+    let cpu_before = cpu_of(pid);
+    let started = Instant::now();
+    let out = Command::new("sipp")
+        .current_dir(cwd.path())
+        .arg(srs.sip.to_string())
+        .arg("-sf")
+        .arg(scenario("record.xml"))
+        .args([
+            "-s",
+            "rec-contoso",
+            "-key",
+            "codec_pt",
+            "0",
+            "-key",
+            "codec_name",
+            "PCMU",
+        ])
+        .args(["-d", &pause])
+        .args(["-m", &calls.to_string(), "-l", &calls.to_string()])
+        .args(["-r", &rate.to_string(), "-rp", "1000"])
+        .args(["-i", "127.0.0.1", "-mi", "127.0.0.1"])
+        .args(["-p", &free_port().to_string()])
+        .args(["-mp", &free_media_port().to_string()])
+        .args([
+            "-timeout",
+            "120s",
+            "-timeout_error",
+            "-nostdin",
+            "-trace_err",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .expect("sipp is needed (Debian package sip-tester)");
+    let took = started.elapsed();
+    let mut text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for f in std::fs::read_dir(cwd.path()).unwrap().flatten() {
+        if f.file_name().to_string_lossy().ends_with("_errors.log") {
+            let errors = std::fs::read_to_string(f.path()).unwrap_or_default();
+            text.push_str(&errors.chars().take(4000).collect::<String>());
+        }
+    }
+    assert!(out.status.success(), "{text}");
+    let all = rt.block_on(wait_for(platform, tenant, "every call stored", |r| {
+        r.iter()
+            .filter(|x| x.status == RecordingStatus::Stored)
+            .count()
+            == calls
+    }));
+    let cpu = cpu_of(pid).saturating_sub(cpu_before);
+    assert!(all.iter().all(|r| r.result_code.is_none()));
+    let log = std::fs::read_to_string(&srs.logs).unwrap();
+    let counts = stream_counts(&log);
+    let packets: u64 = counts.iter().map(|c| c.0).sum();
+    let lost: u64 = counts.iter().map(|c| c.1).sum();
+    let gappy = counts.iter().filter(|c| c.1 > 0).count();
+    let dropping: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("SIPREC recorder finished"))
+        .filter(|l| !(l.contains("caller_dropped=0") && l.contains("callee_dropped=0")))
+        .collect();
+    eprintln!(
+        "{calls} sessions at {rate} calls/s ({} s of media each), SIPp run {:.1} s: \
+         {} streams, {packets} RTP packets, {lost} lost (sequence gaps), {gappy} streams with gaps; \
+         {} recordings with frames dropped by the recorder; \
+         server CPU {:.2} s in all, {:.1} ms per session (dev profile)",
+        frames / 50,
+        took.as_secs_f64(),
+        counts.len(),
+        dropping.len(),
+        cpu.as_secs_f64(),
+        cpu.as_secs_f64() * 1000.0 / calls as f64,
+    );
+    for l in dropping.iter().take(5) {
+        eprintln!("{l}");
+    }
+    // Three recordings decoded and compared with what was sent.
+    for r in all.iter().take(3) {
+        let ogg = rt.block_on(decrypt_primary(platform, tenant, r));
+        check_channels(&ogg, &reference(&a, true), &reference(&b, true));
+    }
+    drop(srs);
+    assert_eq!(counts.len(), 2 * calls, "two streams per call");
+    assert_eq!(lost, 0, "RTP lost: {gappy} streams with sequence gaps");
+    assert_eq!(packets, (2 * calls * frames) as u64, "packets missing");
+    // Everything received made it into the stored audio: the recorder
+    // dropped no frame (late, duplicate).
+    assert!(dropping.is_empty(), "frames dropped by the recorder");
 }

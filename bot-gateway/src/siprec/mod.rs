@@ -32,9 +32,15 @@
 //!     `application/rs-metadata`, or any part with `Content-Disposition:
 //!     recording-session`): anything malformed gets **400** whose reason
 //!     phrase (and `Warning`) names the problem, and nothing is stored;
-//!   * SDP that offers nothing we can record gets **488** (SRTP: not yet);
+//!   * SDP that offers nothing we can record gets **488** (SRTP needs a
+//!     usable SDES `a=crypto`: AES_CM_128_HMAC_SHA1_80 or _32);
 //!   * the node's session limit (`max_sessions`), a full spool or no free
 //!     RTP ports get **503** with `Retry-After`;
+//!   * the tenant's recording policy
+//!     ([`insights_core::domain::decide_recording`], as for Teams calls)
+//!     on the metadata's numbers and SIP addresses: a session it excludes
+//!     is audited (`recording-not-recorded`) and answered **200** with
+//!     every stream `a=inactive` (port 9): no row, no spool entry, no port;
 //!   * then the recording is stored (status `recording`, parties from the
 //!     metadata), its spool entry created, and **200 OK** carries the SDP
 //!     answer: every offered m-line in order, an accepted one `recvonly`
@@ -63,8 +69,11 @@
 //!
 //! # Media
 //!
-//! One UDP socket per accepted m-line; RTP per stream ([`rtp`]): PCMU,
-//! PCMA and G.722 decoded (G.722 with `audio-codec`), `telephone-event`
+//! One UDP socket per accepted m-line; RTP per stream ([`rtp`]), SRTP
+//! (SDES keys from `a=crypto`, `webrtc-srtp`; keys never logged or
+//! stored) authenticated and decrypted first: PCMU,
+//! PCMA, G.722 and Opus decoded (G.722 with `audio-codec`, Opus with
+//! libopus at 16 kHz on its 48 kHz clock), `telephone-event`
 //! kept as DTMF events (the recording's `dtmf` attribute, written at the
 //! end; digits never logged) and never stored as audio; the metadata's
 //! extension data becomes the `siprec.extensions` attribute;
@@ -95,7 +104,7 @@
 //! `session-expired`, `failed`), gauge `insights_siprec_sessions_active`,
 //! `insights_siprec_rtp_packets_total`, `insights_siprec_rtp_lost_total`,
 //! `insights_siprec_rtp_ignored_total{reason}` (`dtmf`, `duplicate`,
-//! `other`).
+//! `other`), `insights_siprec_policy_decisions_total{decision,by}`.
 
 pub mod metadata;
 pub mod rtp;

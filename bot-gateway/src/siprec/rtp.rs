@@ -1,5 +1,6 @@
-//! RTP (RFC 3550) of one recorded stream: header parsing, G.711 decoding,
-//! 20 ms framing on the media clock and 8 → 16 kHz for the recorder.
+//! RTP (RFC 3550) of one recorded stream: SRTP decryption (SDES keys,
+//! `webrtc-srtp`), header parsing, G.711/G.722/Opus decoding, 20 ms
+//! framing on the media clock and 16 kHz for the recorder.
 //!
 //! Each stream's RTP timestamps are mapped onto the session's clock (100 ns
 //! ticks since the answer) by anchoring its first packet (and the first
@@ -28,6 +29,9 @@ pub enum Codec {
     Pcma,
     /// G.722 (64 kbit/s, 16 kHz audio on the 8 kHz RTP clock).
     G722,
+    /// Opus (RFC 7587: `opus/48000/2`, the 48 kHz RTP clock whatever the
+    /// audio's bandwidth), decoded at 16 kHz mono.
+    Opus,
 }
 
 impl Codec {
@@ -37,6 +41,7 @@ impl Codec {
             "PCMU" => Some(Codec::Pcmu),
             "PCMA" => Some(Codec::Pcma),
             "G722" => Some(Codec::G722),
+            "OPUS" => Some(Codec::Opus),
             _ => None,
         }
     }
@@ -47,7 +52,29 @@ impl Codec {
             Codec::Pcmu => "PCMU",
             Codec::Pcma => "PCMA",
             Codec::G722 => "G722",
+            Codec::Opus => "opus",
         }
+    }
+
+    /// The RTP clock rate (`a=rtpmap`).
+    pub fn clock_rate(self) -> u32 {
+        match self {
+            Codec::Opus => 48_000,
+            _ => 8_000,
+        }
+    }
+
+    /// The encoding of `a=rtpmap` (`PCMA/8000`, `opus/48000/2`).
+    pub fn rtpmap(self) -> String {
+        match self {
+            Codec::Opus => "opus/48000/2".into(),
+            c => format!("{}/{}", c.name(), c.clock_rate()),
+        }
+    }
+
+    /// RTP clock ticks per 8 kHz sample (the streams' common timing).
+    fn clock_div(self) -> i64 {
+        i64::from(self.clock_rate() / 8_000)
     }
 }
 
@@ -134,6 +161,106 @@ pub fn g722_decode(bytes: &[u8]) -> Vec<i16> {
     audio_codec::g722::G722Decoder::new().decode_frame(bytes)
 }
 
+/// 16 kHz PCM → 20 ms Opus packets as an SBC sends them (tests and the
+/// SIPp pcap generator): VoIP, 32 kbit/s.
+pub fn opus_encode(pcm16k: &[i16]) -> Vec<Vec<u8>> {
+    let Ok(mut enc) = opus::Encoder::new(16_000, opus::Channels::Mono, opus::Application::Voip)
+    else {
+        return Vec::new();
+    };
+    let _ = enc.set_bitrate(opus::Bitrate::Bits(32_000));
+    pcm16k
+        .chunks(2 * FRAME_8K)
+        .map(|c| {
+            let mut frame = c.to_vec();
+            frame.resize(2 * FRAME_8K, 0);
+            enc.encode_vec(&frame, 1500).unwrap_or_default()
+        })
+        .collect()
+}
+
+/// Opus packets → 16 kHz PCM, one decoder in order (tests).
+pub fn opus_decode(packets: &[Vec<u8>]) -> Vec<i16> {
+    let Ok(mut dec) = opus::Decoder::new(16_000, opus::Channels::Mono) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let mut buf = vec![0i16; OPUS_MAX_16K];
+    for p in packets {
+        if let Ok(n) = dec.decode(p, &mut buf, false) {
+            out.extend_from_slice(&buf[..n]);
+        }
+    }
+    out
+}
+
+/// The longest Opus packet (120 ms) at 16 kHz.
+const OPUS_MAX_16K: usize = 1920;
+
+/// An SRTP context of one stream: the recording client's SDES key.
+struct Srtp {
+    key: super::sdp::SdesKey,
+    ctx: webrtc_srtp::context::Context,
+    /// SSRCs the context keeps state for (it adds one per SSRC seen,
+    /// before authentication): bounded by starting afresh.
+    ssrcs: std::collections::HashSet<u32>,
+}
+
+/// SSRCs one SRTP context tracks before it is renewed.
+const MAX_SRTP_SSRCS: usize = 64;
+
+impl Srtp {
+    fn new(key: &super::sdp::SdesKey) -> Option<Srtp> {
+        use webrtc_srtp::protection_profile::ProtectionProfile;
+        let profile = match key.suite {
+            super::sdp::SrtpSuite::AesCm128HmacSha1_80 => ProtectionProfile::Aes128CmHmacSha1_80,
+            super::sdp::SrtpSuite::AesCm128HmacSha1_32 => ProtectionProfile::Aes128CmHmacSha1_32,
+        };
+        // No replay window: duplicates are the jitter buffer's business
+        // (and counted there); authentication still applies.
+        let ctx = webrtc_srtp::context::Context::new(
+            key.master_key(),
+            key.master_salt(),
+            profile,
+            None,
+            None,
+        )
+        .ok()?;
+        Some(Srtp {
+            key: key.clone(),
+            ctx,
+            ssrcs: std::collections::HashSet::new(),
+        })
+    }
+}
+
+/// SRTP-protects an RTP packet with an SDES key (tests and the SIPp pcap
+/// generator: what the recording client does). One context per stream:
+/// it tracks the rollover counter.
+pub struct SrtpSender(webrtc_srtp::context::Context);
+
+impl SrtpSender {
+    pub fn new(key: &[u8; super::sdp::SDES_KEY_LEN], suite_80: bool) -> Option<SrtpSender> {
+        use webrtc_srtp::protection_profile::ProtectionProfile;
+        let profile = if suite_80 {
+            ProtectionProfile::Aes128CmHmacSha1_80
+        } else {
+            ProtectionProfile::Aes128CmHmacSha1_32
+        };
+        webrtc_srtp::context::Context::new(&key[..16], &key[16..], profile, None, None)
+            .ok()
+            .map(SrtpSender)
+    }
+
+    /// The protected packet.
+    pub fn protect(&mut self, rtp: &[u8]) -> Vec<u8> {
+        self.0
+            .encrypt_rtp(rtp)
+            .map(|b| b.to_vec())
+            .unwrap_or_default()
+    }
+}
+
 /// An RTP packet's fixed header and payload.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Packet<'a> {
@@ -198,6 +325,8 @@ pub struct StreamStats {
     /// Packets of a payload type not negotiated, or not RTP at all.
     pub ignored: u64,
     pub ssrc_changes: u64,
+    /// SRTP packets that failed authentication (also counted `ignored`).
+    pub srtp_failures: u64,
 }
 
 /// Events kept per stream (a DTMF flood is not stored without bound).
@@ -260,6 +389,13 @@ pub struct Stream {
     prev: i16,
     /// G.722 decoder state (kept across packets, in arrival order).
     g722: Option<audio_codec::g722::G722Decoder>,
+    /// Opus decoder (16 kHz mono; in arrival order).
+    opus: Option<opus::Decoder>,
+    /// SRTP: the stream arrives protected with this key.
+    srtp: Option<Srtp>,
+    /// An SRTP key was negotiated but no context could be made: nothing
+    /// of the stream is recorded.
+    srtp_broken: bool,
     /// DTMF events not yet taken, and the RTP timestamp of the newest
     /// (all packets of one event share it).
     events: Vec<DtmfEvent>,
@@ -287,6 +423,9 @@ impl Stream {
             newest: i64::MIN,
             prev: 0,
             g722: (codec == Codec::G722).then(audio_codec::g722::G722Decoder::new),
+            opus: opus_decoder(codec),
+            srtp: None,
+            srtp_broken: false,
             events: Vec::new(),
             events_seen: 0,
             event_ts: None,
@@ -310,7 +449,7 @@ impl Stream {
         let Some(digit) = DIGITS.get(usize::from(event)).copied() else {
             return;
         };
-        let duration_ms = u32::from(u16::from_be_bytes([d1, d2])) / 8;
+        let duration_ms = u32::from(u16::from_be_bytes([d1, d2])) * 1000 / self.codec.clock_rate();
         let ended = flags & 0x80 != 0;
         if self.event_ts == Some(p.timestamp) {
             if let Some(e) = self.events.last_mut().filter(|e| e.digit == digit) {
@@ -325,7 +464,8 @@ impl Stream {
         }
         self.events_seen += 1;
         let ts = Self::extend(self.last_ts, p.timestamp, 1 << 32);
-        let ticks = self.anchor.1 + (ts - self.anchor.0) * TICKS_PER_SAMPLE;
+        let ticks = self.anchor.1
+            + (ts - self.anchor.0).div_euclid(self.codec.clock_div()) * TICKS_PER_SAMPLE;
         self.events.push(DtmfEvent {
             ticks,
             digit,
@@ -339,7 +479,13 @@ impl Stream {
     pub fn renegotiate(&mut self, codec: Codec, payload_type: u8, dtmf_payload_type: Option<u8>) {
         if codec != self.codec {
             self.g722 = (codec == Codec::G722).then(audio_codec::g722::G722Decoder::new);
+            self.opus = opus_decoder(codec);
             self.prev = 0;
+            if codec.clock_rate() != self.codec.clock_rate() {
+                // Another RTP clock: the next packet anchors anew.
+                self.codec = codec;
+                self.resume();
+            }
         }
         self.codec = codec;
         self.payload_type = payload_type;
@@ -364,9 +510,57 @@ impl Stream {
         (self.codec, self.payload_type, self.dtmf_payload_type)
     }
 
+    /// The stream arrives SRTP-protected with `key` (`None`: plain RTP).
+    /// A changed key (re-INVITE) starts a new context; the same key keeps
+    /// the one there is (its rollover counters).
+    pub fn set_srtp(&mut self, key: Option<&super::sdp::SdesKey>) {
+        match key {
+            None => {
+                self.srtp = None;
+                self.srtp_broken = false;
+            }
+            Some(k) if self.srtp.as_ref().is_some_and(|s| &s.key == k) => {}
+            Some(k) => {
+                self.srtp = Srtp::new(k);
+                self.srtp_broken = self.srtp.is_none();
+            }
+        }
+    }
+
     /// One datagram, arrived `now_ticks` after the answer; returns the
-    /// frames it completes.
+    /// frames it completes. SRTP is authenticated and decrypted first;
+    /// a packet that fails is ignored (and counted), SRTCP too.
     pub fn push(&mut self, datagram: &[u8], now_ticks: i64) -> Vec<Frame> {
+        if self.srtp_broken {
+            self.stats.ignored += 1;
+            return Vec::new();
+        }
+        if let Some(s) = &mut self.srtp {
+            let Some(p) = parse(datagram) else {
+                self.stats.ignored += 1;
+                return Vec::new();
+            };
+            if s.ssrcs.insert(p.ssrc) && s.ssrcs.len() > MAX_SRTP_SSRCS {
+                match Srtp::new(&s.key) {
+                    Some(fresh) => *s = fresh,
+                    None => return Vec::new(),
+                }
+                s.ssrcs.insert(p.ssrc);
+            }
+            let plain = match s.ctx.decrypt_rtp(datagram) {
+                Ok(p) => p,
+                Err(_) => {
+                    self.stats.ignored += 1;
+                    self.stats.srtp_failures += 1;
+                    return Vec::new();
+                }
+            };
+            return self.push_plain(&plain, now_ticks);
+        }
+        self.push_plain(datagram, now_ticks)
+    }
+
+    fn push_plain(&mut self, datagram: &[u8], now_ticks: i64) -> Vec<Frame> {
         let Some(p) = parse(datagram) else {
             self.stats.ignored += 1;
             return Vec::new();
@@ -442,8 +636,9 @@ impl Stream {
         self.stats.packets += 1;
         let ts = Self::extend(self.last_ts, p.timestamp, 1 << 32);
         self.last_ts = Some(self.last_ts.map_or(ts, |l| l.max(ts)));
-        // Sample offset of the packet on this source's clock.
-        let offset = ts - self.anchor.0;
+        // Sample offset of the packet on this source's clock, in 8 kHz
+        // samples.
+        let offset = (ts - self.anchor.0).div_euclid(self.codec.clock_div());
         let pcm = self.decode(p.payload);
         let mut out = Vec::new();
         for (i, pair) in pcm.chunks_exact(2).enumerate() {
@@ -493,11 +688,25 @@ impl Stream {
         out
     }
 
-    /// A payload as 16 kHz samples, two per RTP clock tick: G.711
+    /// A payload as 16 kHz samples, two per 8 kHz sample: G.711
     /// decoded and interpolated (the midpoint to the previous sample),
-    /// G.722 decoded.
+    /// G.722 and Opus decoded.
     fn decode(&mut self, payload: &[u8]) -> Vec<i16> {
         let mut pcm = Vec::with_capacity(2 * payload.len());
+        if self.codec == Codec::Opus {
+            let Some(d) = &mut self.opus else {
+                return pcm;
+            };
+            pcm.resize(OPUS_MAX_16K, 0);
+            match d.decode(payload, &mut pcm, false) {
+                Ok(n) => pcm.truncate(n & !1),
+                Err(_) => {
+                    self.stats.ignored += 1;
+                    pcm.clear();
+                }
+            }
+            return pcm;
+        }
         match (self.codec, &mut self.g722) {
             (Codec::G722, Some(d)) => {
                 pcm = d.decode_frame(payload);
@@ -555,6 +764,13 @@ impl Stream {
         self.seq_hi = None;
         self.release_all()
     }
+}
+
+fn opus_decoder(codec: Codec) -> Option<opus::Decoder> {
+    if codec != Codec::Opus {
+        return None;
+    }
+    opus::Decoder::new(16_000, opus::Channels::Mono).ok()
 }
 
 #[cfg(test)]
@@ -787,6 +1003,79 @@ mod tests {
         assert_eq!(
             (s.stats.ssrc_changes, s.stats.lost, s.stats.ignored),
             (0, 0, 1)
+        );
+    }
+
+    #[test]
+    fn srtp_packets_are_authenticated_and_decrypted() {
+        let raw: [u8; 30] = std::array::from_fn(|i| (i as u8).wrapping_mul(13).wrapping_add(5));
+        let key = crate::siprec::sdp::tests::sdes(&raw, "AES_CM_128_HMAC_SHA1_80");
+        let mut tx = SrtpSender::new(&raw, true).unwrap_or_else(|| panic!("context"));
+        let mut s = Stream::new(Codec::Pcma, 8, None);
+        s.set_srtp(Some(&key));
+        let mut frames = Vec::new();
+        // Sequence numbers wrap: the rollover counter follows.
+        for k in 0..6u16 {
+            let p = build(
+                8,
+                65533u16.wrapping_add(k),
+                u32::from(k) * 160,
+                9,
+                &[0xd5; 160],
+            );
+            let mut wire = tx.protect(&p);
+            assert_eq!(wire.len(), p.len() + 10);
+            if k == 3 {
+                let mut bad = wire.clone();
+                bad[20] ^= 1;
+                assert!(s.push(&bad, 0).is_empty());
+                wire = tx.protect(&build(8, 65533u16.wrapping_add(k), 480, 9, &[0xd5; 160]));
+            }
+            frames.extend(s.push(&wire, i64::from(k) * 200_000));
+        }
+        assert_eq!(frames.len(), 6);
+        assert!(
+            frames
+                .iter()
+                .all(|f| f.pcm.iter().all(|&x| x == 8 || x == 4))
+        );
+        assert_eq!(
+            (s.stats.srtp_failures, s.stats.ignored, s.stats.lost),
+            (1, 1, 0)
+        );
+        // Plain RTP on an SRTP stream is not audio.
+        assert!(s.push(&build(8, 4, 960, 9, &[0xd5; 160]), 0).is_empty());
+        assert_eq!(s.stats.srtp_failures, 2);
+    }
+
+    #[test]
+    fn opus_streams_decode_on_the_48_khz_clock() {
+        let tone: Vec<i16> = (0..16_000)
+            .map(|i| {
+                (8000.0 * (2.0 * std::f64::consts::PI * 440.0 * i as f64 / 16_000.0).sin()) as i16
+            })
+            .collect();
+        let packets = opus_encode(&tone);
+        assert_eq!(packets.len(), 50);
+        let mut s = Stream::new(Codec::Opus, 111, Some(101));
+        let mut out = Vec::new();
+        for (k, p) in packets.iter().enumerate() {
+            for f in s.push(
+                &build(111, k as u16, 7 + (k * 960) as u32, 3, p),
+                k as i64 * 200_000,
+            ) {
+                assert_eq!(f.pcm.len(), 320);
+                assert_eq!(f.ticks, k as i64 * 200_000);
+                out.extend_from_slice(&f.pcm);
+            }
+        }
+        assert_eq!(out, opus_decode(&packets));
+        // DTMF on the 48 kHz clock: 100 ms is 4800 ticks of it.
+        s.push(&build(101, 60, 7 + 10 * 960, 3, &[9, 0x80, 0x12, 0xc0]), 0);
+        let ev = s.take_events();
+        assert_eq!(
+            (ev[0].digit, ev[0].duration_ms, ev[0].ticks),
+            ("9", 100, 2_000_000)
         );
     }
 }

@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 
 use ezk_sip_types::{Method, Name};
 use insights_core::domain::{
-    Direction, MediaStream, Participant, ParticipantId, ParticipantRole, Recording, RecordingId,
-    RecordingKind, RecordingStatus, StreamId, TenantId, normalize_phone,
+    AuditAction, DecidedBy, Direction, MediaStream, NewAuditEvent, Participant, ParticipantId,
+    ParticipantRole, PolicyDecision, PolicyParty, Recording, RecordingId, RecordingKind,
+    RecordingPolicy, RecordingStatus, StreamId, TenantId, decide_recording, normalize_phone,
 };
 use rand::Rng;
 use recorder::{CallRecorder, PcmFrame, PushOutcome, Side};
@@ -162,6 +163,28 @@ async fn run(
         }
     };
     let media_ip = inner.cfg.media_address.unwrap_or(local.ip());
+    // The tenant's recording policy (issue 17 §1), before anything is
+    // stored or a port is opened.
+    let decision = match policy_decision(inner, checked.tenant, &checked.metadata).await {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::error!(tenant = %checked.tenant, error = %e, "cannot read the recording policy");
+            let mut r = refuse(500, "recording policy unavailable");
+            r.extra.push(("Retry-After", "30".into()));
+            send_final(reply, &req, dialog, to_tag, r).await;
+            return "failed";
+        }
+    };
+    if !decision.record {
+        let ctx = Answering {
+            req: &req,
+            reply,
+            local,
+            dialog,
+            to_tag,
+        };
+        return not_recorded(inner, ctx, checked, decision, media_ip).await;
+    }
     let Some((lease, sockets)) =
         PortPool::allocate(&inner.ports, local.ip(), checked.accepted.len())
     else {
@@ -336,6 +359,10 @@ async fn run(
             label: a.label.clone(),
         })
         .collect();
+    let mut slots = slots;
+    for (slot, a) in slots.iter_mut().zip(&checked.accepted) {
+        slot.rtp.set_srtp(a.srtp.as_ref());
+    }
     let party_ids = recording
         .participants
         .iter()
@@ -408,6 +435,192 @@ async fn run(
             }
         }
     }
+}
+
+/// What answering the INVITE needs.
+struct Answering<'a> {
+    req: &'a sip::Request,
+    reply: &'a Reply,
+    local: SocketAddr,
+    dialog: &'a Arc<Mutex<Dialog>>,
+    to_tag: &'a str,
+}
+
+/// The audit actor of the recording server's own decisions (as the
+/// Teams side's).
+const ACTOR: &str = "gateway";
+
+/// The address of an AoR the policy's domain rules compare:
+/// `user@host` without scheme, parameters or port.
+fn address_of(aor: &str) -> Option<String> {
+    let a = aor.trim().trim_start_matches('<').trim_end_matches('>');
+    let lower = a.to_ascii_lowercase();
+    let rest = lower
+        .strip_prefix("sips:")
+        .or_else(|| lower.strip_prefix("sip:"))?;
+    let rest = rest.split([';', '?', '>']).next()?;
+    let (user, host) = rest.rsplit_once('@')?;
+    let host = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next()?,
+        None => host.split(':').next()?,
+    };
+    (!user.is_empty() && !host.is_empty()).then(|| format!("{user}@{host}"))
+}
+
+/// The tenant's recording policy applied to the metadata's parties
+/// ([`decide_recording`], the one function the Teams side calls too):
+/// their numbers (E.164) and SIP addresses.
+async fn policy_decision(
+    inner: &Inner,
+    tenant: TenantId,
+    md: &Metadata,
+) -> insights_core::store::StoreResult<PolicyDecision> {
+    let policy = inner
+        .store
+        .recording_policy(tenant)
+        .await?
+        .unwrap_or_else(|| RecordingPolicy::default_for(tenant));
+    let facts: Vec<PolicyParty> = md
+        .participants
+        .iter()
+        .map(|p| {
+            let mut f = PolicyParty::default();
+            if let Some(aor) = &p.aor {
+                f.numbers.extend(phone_of(aor));
+                f.addresses.extend(address_of(aor));
+            }
+            f
+        })
+        .collect();
+    let decision = decide_recording(&policy, &facts);
+    let by = match decision.by {
+        DecidedBy::Rule { list, .. } => list.as_str(),
+        DecidedBy::NotIncluded => "include-only",
+        DecidedBy::RecordAll => "record-all",
+    };
+    let outcome = if decision.record {
+        "recorded"
+    } else {
+        "not-recorded"
+    };
+    metrics::counter!("insights_siprec_policy_decisions_total", "decision" => outcome, "by" => by)
+        .increment(1);
+    Ok(decision)
+}
+
+/// A session the tenant's policy excludes: audited
+/// (`recording-not-recorded`), then answered `200` with every stream
+/// `a=inactive` so the client sends no media; no recording row, no
+/// spool entry, no port. The dialog lives until BYE (or its session
+/// timer runs out), in-dialog offers answered inactive too.
+async fn not_recorded(
+    inner: &Arc<Inner>,
+    a: Answering<'_>,
+    checked: Checked,
+    decision: PolicyDecision,
+    media_ip: std::net::IpAddr,
+) -> &'static str {
+    let event = NewAuditEvent {
+        actor: ACTOR.into(),
+        action: AuditAction::RecordingNotRecorded,
+        recording_id: None,
+        target: Some(format!("siprec:{}", a.req.call_id)),
+        reason: None,
+        source: None,
+        details: serde_json::json!({
+            "decision": "not-recorded",
+            "by": decision.by.name(),
+            "rule_id": decision.by.rule_id(),
+            "source": "siprec",
+        }),
+    };
+    // Audited before the answer: a failure is a 500 and the client may
+    // try again.
+    if let Err(e) = inner.store.append_audit(checked.tenant, event).await {
+        tracing::error!(tenant = %checked.tenant, error = %e, "cannot audit the policy decision");
+        send_final(
+            a.reply,
+            a.req,
+            a.dialog,
+            a.to_tag,
+            refuse(500, "cannot audit the policy decision"),
+        )
+        .await;
+        return "failed";
+    }
+    tracing::info!(
+        tenant = %checked.tenant,
+        by = %decision.by.name(),
+        rule_id = ?decision.by.rule_id(),
+        "recording policy: SIPREC session not recorded; streams answered inactive"
+    );
+    let sdp_session: u64 = rand::rng().random::<u32>().into();
+    let mut version = 1;
+    let mut answer = checked
+        .offer
+        .answer_inactive(media_ip, sdp_session, version);
+    let mut extra = vec![
+        ("Contact", super::contact(a.local, a.reply)),
+        ("Allow", sip::ALLOW.to_owned()),
+        ("Supported", "siprec, timer".to_owned()),
+    ];
+    extra.extend(timer_headers(checked.timer));
+    let ok = sip::response(
+        &a.req.headers,
+        200,
+        None,
+        Some(a.to_tag),
+        &extra,
+        Some(("application/sdp", answer.as_bytes())),
+    );
+    let (updates_tx, mut updates) = mpsc::channel::<Update>(8);
+    {
+        let mut d = lock(a.dialog);
+        d.last_invite_response = ok.clone();
+        d.answered = true;
+        d.answer_sdp = Some(answer.clone().into_bytes());
+        d.updates = Some(updates_tx);
+    }
+    metrics::counter!("insights_siprec_responses_total", "code" => "200").increment(1);
+    a.reply.send(ok.clone()).await;
+    if !a.reply.reliable() {
+        tokio::spawn(retransmit(a.reply.clone(), ok, a.dialog.clone()));
+    }
+    let bye = lock(a.dialog).bye.clone();
+    let mut timer = checked.timer;
+    let mut refreshed = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let ended = loop {
+        tokio::select! {
+            _ = bye.cancelled() => break "not-recorded",
+            Some(u) = updates.recv() => {
+                if let Some(o) = &u.offer {
+                    if o.accepted().is_empty() {
+                        let _ = u.done.send(Err(refuse(488, o.refusal())));
+                        continue;
+                    }
+                    version += 1;
+                    answer = o.answer_inactive(media_ip, sdp_session, version);
+                    lock(a.dialog).answer_sdp = Some(answer.clone().into_bytes());
+                }
+                timer = u.timer;
+                refreshed = Instant::now();
+                let _ = u.done.send(Ok(answer.clone()));
+            }
+            _ = tick.tick() => {
+                if let Some(t) = timer {
+                    let grace = (t / 3).min(Duration::from_secs(32));
+                    if refreshed.elapsed() > t - grace {
+                        send_bye(a.req, a.reply, a.local, a.to_tag, "Session expired").await;
+                        break "session-expired";
+                    }
+                }
+            }
+        }
+    };
+    lock(a.dialog).updates = None;
+    lock(a.dialog).bye.cancel();
+    ended
 }
 
 /// Trunk, extension, body, SDP and metadata, and capacity.
@@ -841,36 +1054,92 @@ struct Slot {
     label: Option<String>,
 }
 
-/// The session's media readers: datagrams of slot `i` arrive as `i`.
+/// The session's media reader: datagrams of slot `i` arrive as `i`.
+///
+/// One task reads all the session's sockets, one datagram from each
+/// ready socket in turn: the streams of a call reach the recorder
+/// interleaved as they arrived, also when the task ran late and every
+/// socket holds a backlog. (A task per socket drains its own socket in
+/// bursts when scheduled; under load one stream then runs ahead of the
+/// other by more than the reorder window, and the recorder drops the
+/// other's frames as late.)
 struct Media {
-    tx: mpsc::Sender<(usize, Vec<u8>, Instant)>,
+    add: mpsc::UnboundedSender<(usize, UdpSocket)>,
     stop: CancellationToken,
     readers: Vec<tokio::task::JoinHandle<()>>,
 }
 
+/// Datagrams read from the session's sockets before the reader yields.
+const READ_BUDGET: usize = 256;
+
 impl Media {
+    fn start(tx: mpsc::Sender<(usize, Vec<u8>, Instant)>) -> Media {
+        let (add, added) = mpsc::unbounded_channel();
+        let stop = CancellationToken::new();
+        let reader = tokio::spawn(read_fair(tx, added, stop.clone()));
+        Media {
+            add,
+            stop,
+            readers: vec![reader],
+        }
+    }
+
     fn spawn_reader(&mut self, i: usize, s: UdpSocket) {
-        let tx = self.tx.clone();
-        let stop = self.stop.clone();
-        self.readers.push(tokio::spawn(async move {
-            let mut buf = vec![0u8; 2048];
-            loop {
-                let n = tokio::select! {
-                    _ = stop.cancelled() => return,
-                    r = s.recv_from(&mut buf) => match r {
-                        Ok((n, _)) => n,
-                        Err(_) => continue,
-                    },
-                };
-                if tx
-                    .send((i, buf[..n].to_vec(), Instant::now()))
-                    .await
-                    .is_err()
-                {
-                    return;
+        let _ = self.add.send((i, s));
+    }
+}
+
+async fn read_fair(
+    tx: mpsc::Sender<(usize, Vec<u8>, Instant)>,
+    mut added: mpsc::UnboundedReceiver<(usize, UdpSocket)>,
+    stop: CancellationToken,
+) {
+    let mut socks: Vec<(usize, UdpSocket)> = Vec::new();
+    let mut buf = vec![0u8; 2048];
+    loop {
+        // Round-robin over the ready sockets until all are drained.
+        let mut budget = READ_BUDGET;
+        loop {
+            let mut got = false;
+            for (i, s) in &socks {
+                // WouldBlock, or an ICMP error of an earlier send: next.
+                if let Ok((n, _)) = s.try_recv_from(&mut buf) {
+                    got = true;
+                    budget = budget.saturating_sub(1);
+                    if tx
+                        .send((*i, buf[..n].to_vec(), Instant::now()))
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
                 }
             }
-        }));
+            if !got || budget == 0 {
+                break;
+            }
+        }
+        if budget == 0 {
+            tokio::task::yield_now().await;
+            continue;
+        }
+        let any_readable = async {
+            if socks.is_empty() {
+                std::future::pending::<()>().await;
+            } else {
+                let _ =
+                    futures::future::select_all(socks.iter().map(|(_, s)| Box::pin(s.readable())))
+                        .await;
+            }
+        };
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            a = added.recv() => match a {
+                Some(x) => socks.push(x),
+                None => return,
+            },
+            _ = any_readable => {}
+        }
     }
 }
 
@@ -922,11 +1191,7 @@ impl Live {
         mut updates: mpsc::Receiver<Update>,
     ) -> Ended {
         let (tx, mut rx) = mpsc::channel::<(usize, Vec<u8>, Instant)>(1024);
-        let mut media = Media {
-            tx,
-            stop: CancellationToken::new(),
-            readers: Vec::new(),
-        };
+        let mut media = Media::start(tx);
         for (i, s) in sockets.into_iter().enumerate() {
             media.spawn_reader(i, s);
         }
@@ -1059,6 +1324,7 @@ impl Live {
                             slot.rtp
                                 .renegotiate(a.codec, a.payload_type, a.dtmf_payload_type);
                         }
+                        slot.rtp.set_srtp(a.srtp.as_ref());
                         if slot.held && !a.held {
                             slot.rtp.resume();
                         }
@@ -1082,10 +1348,12 @@ impl Live {
                     side.channel()
                 };
                 let i = self.slots.len();
+                let mut stream = rtp::Stream::new(a.codec, a.payload_type, a.dtmf_payload_type);
+                stream.set_srtp(a.srtp.as_ref());
                 self.slots.push(Slot {
                     mline,
                     port: lease.ports[0],
-                    rtp: rtp::Stream::new(a.codec, a.payload_type, a.dtmf_payload_type),
+                    rtp: stream,
                     lane,
                     held: a.held,
                     label: a.label.clone(),
@@ -1309,6 +1577,7 @@ impl Live {
                 dtmf = st.dtmf,
                 ignored = st.ignored,
                 ssrc_changes = st.ssrc_changes,
+                srtp_failures = st.srtp_failures,
                 "SIPREC stream ended"
             );
             held.push((slot.lane, frames));
@@ -1421,6 +1690,7 @@ mod tests {
                     codec: rtp::Codec::Pcmu,
                     dtmf_payload_type: None,
                     held: false,
+                    srtp: None,
                 })
                 .collect()
         };

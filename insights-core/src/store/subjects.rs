@@ -20,7 +20,9 @@ pub trait SubjectStore: Send + Sync + 'static {
     ) -> StoreResult<Vec<ParticipantHit>>;
     /// Pseudonymises a participant for erasure: `display_name` becomes
     /// `label`; phone number, URI, email and directory link are cleared
-    /// (search indexes follow). `NotFound` unless the participant belongs
+    /// (search indexes follow), and so is the recording's `dtmf`
+    /// attribute (SIPREC DTMF digits: PINs, account numbers, not
+    /// attributable to one party). `NotFound` unless the participant belongs
     /// to this recording of this tenant; refused while the recording is on
     /// legal hold.
     async fn erase_participant_identity(

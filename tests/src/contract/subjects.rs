@@ -162,6 +162,18 @@ pub async fn erase_participant_identity_rules(s: &Store) {
     let mut other = participant(ParticipantRole::Callee);
     other.display_name = Some("Other Party".into());
     let r = recording(s, t, 0, vec![p.clone(), other.clone()]).await;
+    // A SIPREC call's DTMF (may be a PIN) and extension data.
+    let ext = serde_json::json!({ "urn:x-vendor": { "ucid": "0001" } });
+    let attrs = std::collections::BTreeMap::from([
+        (
+            "dtmf".to_owned(),
+            serde_json::json!([{ "at_ms": 10, "digit": "4", "duration_ms": 80, "stream": "1" }]),
+        ),
+        ("siprec.extensions".to_owned(), ext.clone()),
+    ]);
+    s.merge_recording_attributes(t, r.id, &attrs)
+        .await
+        .unwrap_or_else(|e| panic!("attributes: {e:?}"));
     s.erase_participant_identity(t, r.id, p.id, "[erased]")
         .await
         .unwrap_or_else(|e| panic!("erase: {e:?}"));
@@ -182,6 +194,9 @@ pub async fn erase_participant_identity_rules(s: &Store) {
     );
     assert_eq!(erased.role, ParticipantRole::Caller);
     assert_eq!(got.participants[1], other, "other parties untouched");
+    // The DTMF digits go with the erasure; the rest of the attributes stay.
+    assert_eq!(got.attributes.get("dtmf"), None, "{:?}", got.attributes);
+    assert_eq!(got.attributes.get("siprec.extensions"), Some(&ext));
     // The search indexes follow.
     for q in ["dana", "2079460958"] {
         let page = s

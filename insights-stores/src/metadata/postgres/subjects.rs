@@ -165,10 +165,23 @@ pub(super) async fn erase_participant(
     .bind(tenant.0)
     .bind(rec.0)
     .bind(participant.0)
+    .execute(&mut *c)
+    .await
+    .db()?;
+    found(done)?;
+    // DTMF the call carried (SIPREC `dtmf` attribute: PINs, account
+    // numbers) cannot be told apart by person: it goes with any party's
+    // erasure.
+    sqlx::query(
+        "UPDATE recordings SET attributes = attributes - 'dtmf' \
+         WHERE tenant_id = $1 AND id = $2 AND attributes ? 'dtmf'",
+    )
+    .bind(tenant.0)
+    .bind(rec.0)
     .execute(c)
     .await
     .db()?;
-    found(done)
+    Ok(())
 }
 
 pub(super) async fn delete_insights(

@@ -218,6 +218,18 @@ pub(super) async fn erase_participant(
     if done.rows_affected() == 0 {
         return Err(StoreError::NotFound);
     }
+    // DTMF the call carried (SIPREC `dtmf` attribute: PINs, account
+    // numbers) cannot be told apart by person: it goes with any party's
+    // erasure.
+    sqlx::query(
+        "UPDATE recordings SET attributes = json_remove(attributes, '$.dtmf') \
+         WHERE tenant_id = ? AND id = ? AND json_type(attributes, '$.dtmf') IS NOT NULL",
+    )
+    .bind(tenant.0)
+    .bind(rec.0)
+    .execute(&mut *tx)
+    .await
+    .map_err(db)?;
     tx.commit().await.map_err(db)
 }
 
