@@ -722,7 +722,10 @@ fn reconcile(db: Option<&str>) {
         .collect();
     assert_eq!(gaps.len(), 1, "{alerts}");
     assert_eq!(gaps[0]["details"]["coverage_permille"], 672, "{alerts}");
-    assert_eq!(gaps[0]["details"]["not_recorded"], totals["not_recorded"], "{alerts}");
+    assert_eq!(
+        gaps[0]["details"]["not_recorded"], totals["not_recorded"],
+        "{alerts}"
+    );
     let audit: Value = get(&admin.token, "/api/audit?action=completeness-run&limit=10")
         .json()
         .unwrap();

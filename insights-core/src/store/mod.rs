@@ -90,9 +90,8 @@ pub mod prelude {
     pub use super::{
         AccountStore, AlertStore, ApprovalStore, AuditStore, DataKeyStore, DirectoryStore,
         GovernanceStore, JobStore, LeaseStore, MeetingClaimStore, MetadataStore, ProcessingStore,
-        RecordingGapStore,
-        RecordingStore, SearchStore, SegmentUploadStore, SigningKeyStore, SubjectStore,
-        TenantStore, TranscriptStore, TransientStore,
+        RecordingGapStore, RecordingStore, SearchStore, SegmentUploadStore, SigningKeyStore,
+        SubjectStore, TenantStore, TranscriptStore, TransientStore,
     };
 }
 
