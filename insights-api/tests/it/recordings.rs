@@ -346,28 +346,38 @@ async fn role_endpoint_tenant_matrix() {
             "POST",
             format!("/api/recordings/{}/pause", RecordingId::new()),
         ),
+        // Alerts and their channels (`manage-settings`, in the caller's
+        // realm: a tenant's admin sees the tenant's, the platform
+        // operator the installation's). Raising and delivery are proven
+        // through `insights serve` (tests/cli/alerts.rs).
+        ("alerts".into(), "GET", "/api/admin/alerts".into()),
+        (
+            "alert-channels".into(),
+            "GET",
+            "/api/admin/alert-channels".into(),
+        ),
     ];
     // Expected status per role, in the order of `endpoints`.
-    let expect: Vec<(Option<&str>, [u16; 22])> = vec![
+    let expect: Vec<(Option<&str>, [u16; 24])> = vec![
         (
             Some("tenant-admin"),
             [
                 200, 200, 200, 200, 200, 200, 200, 404, 404, 404, 404, 404, 200, 200, 404, 403,
-                403, 200, 409, 409, 404, 404,
+                403, 200, 409, 409, 404, 404, 200, 200,
             ],
         ),
         (
             Some("compliance-officer"),
             [
                 200, 200, 200, 200, 403, 200, 200, 404, 404, 404, 404, 404, 200, 200, 404, 403,
-                403, 200, 403, 403, 403, 403,
+                403, 200, 403, 403, 403, 403, 403, 403,
             ],
         ),
         (
             Some("supervisor"),
             [
                 200, 200, 200, 200, 403, 200, 200, 404, 404, 404, 404, 404, 200, 200, 404, 403,
-                403, 200, 409, 409, 404, 404,
+                403, 200, 409, 409, 404, 404, 403, 403,
             ],
         ),
         // A user sees only recordings they took part in: the rest is 404.
@@ -375,7 +385,7 @@ async fn role_endpoint_tenant_matrix() {
             Some("user"),
             [
                 200, 200, 200, 200, 403, 404, 404, 404, 404, 404, 404, 404, 200, 200, 404, 403,
-                403, 200, 409, 404, 404, 404,
+                403, 200, 409, 404, 404, 404, 403, 403,
             ],
         ),
         // A DPO searches and reads transcripts but does not play (a
@@ -384,20 +394,27 @@ async fn role_endpoint_tenant_matrix() {
             Some("dpo"),
             [
                 200, 200, 200, 403, 403, 200, 403, 404, 403, 404, 404, 404, 403, 200, 404, 200,
-                200, 200, 403, 403, 403, 403,
+                200, 200, 403, 403, 403, 403, 403, 403,
             ],
         ),
-        // The platform operator is refused every content endpoint.
-        (Some("platform-operator"), [403; 22]),
+        // The platform operator is refused every content endpoint; the
+        // installation's alerts are theirs.
+        (
+            Some("platform-operator"),
+            [
+                403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403,
+                403, 403, 403, 403, 403, 403, 200, 200,
+            ],
+        ),
         // Another tenant's admin: contoso's recordings do not exist for them.
         (
             Some("fabrikam-admin"),
             [
                 200, 404, 404, 404, 404, 404, 404, 200, 200, 200, 404, 404, 200, 404, 200, 403,
-                403, 200, 404, 404, 409, 404,
+                403, 200, 404, 404, 409, 404, 200, 200,
             ],
         ),
-        (None, [401; 22]),
+        (None, [401; 24]),
     ];
     let mut failures = Vec::new();
     for (role, statuses) in &expect {
