@@ -44,13 +44,12 @@
 mod common;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-
-use cpu_time::{ProcessTime, ThreadTime};
+use std::time::Duration;
 
 use bot_gateway::spool::{Spool, SpoolConfig};
 use common::{
-    FLUSH_MS, FRAME_MS, Res, adapter_messages, adapter_opus_messages, baseline, ours, ours_opus,
+    Cost, FLUSH_MS, FRAME_MS, Res, adapter_messages, adapter_opus_messages, baseline, measure,
+    ours, ours_opus,
 };
 use insights_core::crypto::{KeyProvider, LocalKeyFile};
 use insights_core::domain::TenantId;
@@ -58,31 +57,6 @@ use recorder::{FRAME_SAMPLES, RecorderConfig, SAMPLE_RATE};
 
 const SECONDS: usize = 60;
 const CALLS: usize = 20;
-
-#[derive(Clone, Copy, Default)]
-struct Cost {
-    thread: Duration,
-    process: Duration,
-    wall: Duration,
-}
-
-impl std::ops::AddAssign for Cost {
-    fn add_assign(&mut self, o: Self) {
-        self.thread += o.thread;
-        self.process += o.process;
-        self.wall += o.wall;
-    }
-}
-
-fn measure(f: impl FnOnce() -> Res<()>) -> Res<Cost> {
-    let (t, p, w) = (ThreadTime::now(), ProcessTime::now(), Instant::now());
-    f()?;
-    Ok(Cost {
-        thread: t.elapsed(),
-        process: p.elapsed(),
-        wall: w.elapsed(),
-    })
-}
 
 fn main() -> Res<()> {
     let (speech, source) = recorder::test_signal::speech(SECONDS)?;

@@ -35,8 +35,7 @@ use std::time::{Duration, Instant};
 
 use bot_gateway::siprec::rtp;
 use bot_gateway::spool::{Spool, SpoolConfig};
-use common::{FLUSH_MS, FRAME_MS, Res, new_recording};
-use cpu_time::{ProcessTime, ThreadTime};
+use common::{Cost, FLUSH_MS, FRAME_MS, Res, measure, new_recording};
 use insights_core::crypto::{KeyProvider, LocalKeyFile};
 use insights_core::domain::TenantId;
 use recorder::{CallRecorder, EncoderConfig, PcmFrame, RecorderConfig, SAMPLE_RATE};
@@ -46,31 +45,6 @@ const SESSIONS: usize = 12;
 /// Packets in flight between the sender and the receiver (well inside
 /// the default socket buffers).
 const WINDOW: usize = 32;
-
-#[derive(Clone, Copy, Default)]
-struct Cost {
-    thread: Duration,
-    process: Duration,
-    wall: Duration,
-}
-
-impl std::ops::AddAssign for Cost {
-    fn add_assign(&mut self, o: Self) {
-        self.thread += o.thread;
-        self.process += o.process;
-        self.wall += o.wall;
-    }
-}
-
-fn measure(f: impl FnOnce() -> Res<()>) -> Res<Cost> {
-    let (t, p, w) = (ThreadTime::now(), ProcessTime::now(), Instant::now());
-    f()?;
-    Ok(Cost {
-        thread: t.elapsed(),
-        process: p.elapsed(),
-        wall: w.elapsed(),
-    })
-}
 
 /// 16 kHz speech → 8 kHz µ-law, as an SBC sends it.
 fn pcmu(speech16k: &[i16]) -> Vec<u8> {

@@ -8,6 +8,9 @@
 
 use std::error::Error;
 use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use cpu_time::{ProcessTime, ThreadTime};
 
 use bot_gateway::ingest::protocol::{AudioMessage, Buffer, Encoding};
 use bot_gateway::spool::{NewRecording, NewStream, Spool};
@@ -19,6 +22,34 @@ use recorder::{
 };
 
 pub type Res<T> = Result<T, Box<dyn Error + Send + Sync>>;
+
+/// The CPU of one measured run: the calling thread's, the process's, and
+/// wall time.
+#[derive(Clone, Copy, Default)]
+pub struct Cost {
+    pub thread: Duration,
+    pub process: Duration,
+    pub wall: Duration,
+}
+
+impl std::ops::AddAssign for Cost {
+    fn add_assign(&mut self, o: Self) {
+        self.thread += o.thread;
+        self.process += o.process;
+        self.wall += o.wall;
+    }
+}
+
+/// Runs `f` and returns what it cost.
+pub fn measure(f: impl FnOnce() -> Res<()>) -> Res<Cost> {
+    let (t, p, w) = (ThreadTime::now(), ProcessTime::now(), Instant::now());
+    f()?;
+    Ok(Cost {
+        thread: t.elapsed(),
+        process: p.elapsed(),
+        wall: w.elapsed(),
+    })
+}
 
 pub const FRAME_MS: usize = 20;
 /// The ingest flushes Ogg pages every 250 ms.
